@@ -1,0 +1,483 @@
+// Package dataversetest is a simulator of the Dataverse Web API for tests and for `connector sandbox`. It
+// keeps tables in memory and speaks the subset of OData the connector uses with Dataverse's own semantics
+// and error shapes: tables and columns from a schema (unknown ones are refused), GUID ids, ETags that change
+// on every write, If-Match / If-None-Match, alternate keys, $select, $filter, $orderby, $top, paging with
+// odata.maxpagesize and @odata.nextLink, $batch with atomic change sets and continue-on-error, the
+// metadata calls of the installer, and WhoAmI.
+//
+// It also misbehaves on request: injected faults (429 with Retry-After, 5xx, latency, dropped
+// connections), per-user service protection limits modelled on Dataverse's (requests per window,
+// concurrent requests), and a request log tests assert on.
+//
+// NewServer starts it on a loopback port, like httptest.NewServer; InMemoryClient reaches it without a
+// socket, which lets tests run it inside testing/synctest.
+package dataversetest
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/cspconnector/csp-connector/dataverse"
+)
+
+// Options configures a simulator.
+type Options struct {
+	// Tables are created at start, in addition to the built-in system tables (publisher, solution,
+	// systemuser, team). A table declared here with a built-in name adds its columns to the built-in one.
+	Tables []dataverse.Table
+	// Addr is the loopback address to listen on ("127.0.0.1:0" if empty).
+	Addr string
+	// UserID, BusinessUnitID and OrganizationID are what WhoAmI returns; zero values are generated.
+	UserID, BusinessUnitID, OrganizationID dataverse.GUID
+	// Now is the simulator's clock; nil means time.Now.
+	Now func() time.Time
+	// MaxPageSize caps page sizes (Dataverse: 5000).
+	MaxPageSize int
+	// Limits are the service protection limits; the zero value disables them.
+	Limits Limits
+	// DOPHint, when positive, is sent as x-ms-dop-hint on every response.
+	DOPHint int
+}
+
+// Limits model Dataverse's per-user service protection limits.
+type Limits struct {
+	// Requests is the number of requests a user may make per Window (Dataverse: 6000 per 300 s). Every
+	// operation inside a $batch counts.
+	Requests int
+	Window   time.Duration
+	// Concurrent is the number of requests a user may have in flight (Dataverse: 52).
+	Concurrent int
+}
+
+// DataverseLimits are Dataverse's documented default limits.
+func DataverseLimits() Limits {
+	return Limits{Requests: 6000, Window: 300 * time.Second, Concurrent: 52}
+}
+
+// Fault is a misbehaviour to inject into matching requests.
+type Fault struct {
+	// Method and Path select requests: an empty Method matches every method, Path is a substring of the
+	// path below /api/data/v9.2/ ("" matches all; "$batch" matches batches).
+	Method string
+	Path   string
+	// Status is the HTTP status to answer with instead of serving the request (429, 500, 503, …); zero
+	// serves it normally (for Latency alone).
+	Status int
+	// Code and Message go in the error body; they default to Dataverse's for the status.
+	Code, Message string
+	// RetryAfter is sent as the Retry-After header (whole seconds).
+	RetryAfter time.Duration
+	// Latency delays the answer.
+	Latency time.Duration
+	// Drop closes the connection without answering.
+	Drop bool
+	// Times is how many matching requests the fault applies to; zero means until ClearFaults.
+	Times int
+}
+
+// Request is one entry of the request log.
+type Request struct {
+	Method string
+	// Path is below /api/data/v9.2/, unescaped.
+	Path  string
+	Query string
+	// Status is the answer's HTTP status.
+	Status int
+	// InBatch marks an operation that arrived inside a $batch; the $batch itself is logged too, with
+	// Operations set.
+	InBatch    bool
+	Operations int
+	User       string
+}
+
+// IsWrite reports a request that changes data or metadata. A $batch envelope is not itself a write: its
+// operations are logged one by one.
+func (r Request) IsWrite() bool {
+	return r.Method != http.MethodGet && r.Path != "$batch"
+}
+
+// Server is a running simulator.
+type Server struct {
+	// URL is the organization URL (http://127.0.0.1:port), the value for DATAVERSE_URL.
+	URL string
+
+	httpServer *httptest.Server
+	opts       Options
+	now        func() time.Time
+
+	mu      sync.Mutex // guards the store
+	tables  map[string]*table
+	sets    map[string]*table
+	version int64
+
+	ctl      sync.Mutex // guards everything below
+	faults   []*Fault
+	latency  time.Duration
+	log      []Request
+	usage    map[string]*usage
+	inflight int
+}
+
+// NewServer starts a simulator on a loopback address. Close it when done.
+func NewServer(opts Options) (*Server, error) {
+	s := New(opts)
+	addr := opts.Addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("dataversetest: address %q: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return nil, fmt.Errorf("dataversetest: address %q is not a loopback address", addr)
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("dataversetest: listen on %s: %w", addr, err)
+	}
+	s.httpServer = httptest.NewUnstartedServer(s)
+	s.httpServer.Listener.Close()
+	s.httpServer.Listener = l
+	s.httpServer.Start()
+	s.URL = s.httpServer.URL
+	return s, nil
+}
+
+// New returns a simulator that is not listening: serve it with ServeHTTP or reach it with InMemoryClient.
+func New(opts Options) *Server {
+	s := &Server{opts: opts, now: opts.Now, tables: map[string]*table{}, sets: map[string]*table{}, usage: map[string]*usage{}}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.opts.MaxPageSize <= 0 {
+		s.opts.MaxPageSize = 5000
+	}
+	for _, id := range []*dataverse.GUID{&s.opts.UserID, &s.opts.BusinessUnitID, &s.opts.OrganizationID} {
+		if *id == (dataverse.GUID{}) {
+			*id = uuid.New()
+		}
+	}
+	for _, t := range systemTables() {
+		s.addTable(t)
+	}
+	for _, t := range opts.Tables {
+		s.addTable(t)
+	}
+	s.mustInsert("systemuser", map[string]any{
+		"systemuserid": s.opts.UserID.String(), "fullname": "# CSP Connector (application user)", "isdisabled": false,
+	})
+	return s
+}
+
+// Close stops the listener and waits for requests in flight.
+func (s *Server) Close() {
+	if s.httpServer != nil {
+		s.httpServer.Close()
+	}
+}
+
+// Client returns an HTTP client for the loopback listener.
+func (s *Server) Client() *http.Client {
+	if s.httpServer == nil {
+		return s.InMemoryClient()
+	}
+	return s.httpServer.Client()
+}
+
+// InMemoryClient returns an HTTP client that calls the simulator directly, without a socket. Injected
+// latency then sleeps on the caller's clock, so tests can run inside testing/synctest.
+func (s *Server) InMemoryClient() *http.Client {
+	return &http.Client{Transport: memoryTransport{h: s}}
+}
+
+type memoryTransport struct{ h http.Handler }
+
+// RoundTrip serves the request in the calling goroutine. A handler that aborts (a dropped connection)
+// becomes a transport error, as it would on a socket.
+func (t memoryTransport) RoundTrip(req *http.Request) (resp *http.Response, err error) {
+	rec := httptest.NewRecorder()
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				resp, err = nil, fmt.Errorf("dataversetest: %s %s: connection closed without a response: %w", req.Method, req.URL.Path, io.ErrUnexpectedEOF)
+				return
+			}
+			panic(p)
+		}
+	}()
+	if req.Body == nil {
+		req.Body = http.NoBody
+	}
+	if err := req.Context().Err(); err != nil {
+		return nil, err
+	}
+	t.h.ServeHTTP(rec, req)
+	resp = rec.Result()
+	resp.Request = req
+	return resp, nil
+}
+
+// UserID is the application user's id (what WhoAmI returns).
+func (s *Server) UserID() dataverse.GUID { return s.opts.UserID }
+
+// OrganizationID is the environment's id.
+func (s *Server) OrganizationID() dataverse.GUID { return s.opts.OrganizationID }
+
+// Inject adds a fault.
+func (s *Server) Inject(f Fault) {
+	s.ctl.Lock()
+	defer s.ctl.Unlock()
+	s.faults = append(s.faults, &f)
+}
+
+// ClearFaults removes every injected fault.
+func (s *Server) ClearFaults() {
+	s.ctl.Lock()
+	defer s.ctl.Unlock()
+	s.faults = nil
+}
+
+// SetLatency delays every answer by d (the network and server time of a real environment).
+func (s *Server) SetLatency(d time.Duration) {
+	s.ctl.Lock()
+	defer s.ctl.Unlock()
+	s.latency = d
+}
+
+// SetLimits changes the service protection limits.
+func (s *Server) SetLimits(l Limits) {
+	s.ctl.Lock()
+	defer s.ctl.Unlock()
+	s.opts.Limits = l
+	s.usage = map[string]*usage{}
+}
+
+// Requests returns a copy of the request log.
+func (s *Server) Requests() []Request {
+	s.ctl.Lock()
+	defer s.ctl.Unlock()
+	return append([]Request(nil), s.log...)
+}
+
+// ResetRequests empties the request log.
+func (s *Server) ResetRequests() {
+	s.ctl.Lock()
+	defer s.ctl.Unlock()
+	s.log = nil
+}
+
+func (s *Server) record(r Request) {
+	s.ctl.Lock()
+	defer s.ctl.Unlock()
+	s.log = append(s.log, r)
+}
+
+// usage is one user's recent requests, for the service protection limits.
+type usage struct {
+	times    []time.Time // start times within the window, oldest first
+	inflight int
+}
+
+// admit applies the service protection limits to a request of n operations by user. It returns the
+// refusal, or a release function to call when the request ends.
+func (s *Server) admit(user string, n int) (func(), *apiError) {
+	s.ctl.Lock()
+	defer s.ctl.Unlock()
+	l := s.opts.Limits
+	if l.Requests <= 0 && l.Concurrent <= 0 {
+		return func() {}, nil
+	}
+	u := s.usage[user]
+	if u == nil {
+		u = &usage{}
+		s.usage[user] = u
+	}
+	now := s.now()
+	if l.Concurrent > 0 && u.inflight >= l.Concurrent {
+		return nil, &apiError{status: http.StatusTooManyRequests, code: dataverse.CodeThrottledConcurrency, retryAfter: time.Second,
+			message: fmt.Sprintf("Number of concurrent requests exceeded the limit of %d.", l.Concurrent)}
+	}
+	if l.Requests > 0 && l.Window > 0 {
+		cut := 0
+		for cut < len(u.times) && now.Sub(u.times[cut]) >= l.Window {
+			cut++
+		}
+		u.times = u.times[cut:]
+		if len(u.times)+n > l.Requests {
+			wait := time.Second
+			if len(u.times) > 0 {
+				wait = max(l.Window-now.Sub(u.times[0]), time.Second)
+			}
+			return nil, &apiError{status: http.StatusTooManyRequests, code: dataverse.CodeThrottledRequests, retryAfter: wait,
+				message: fmt.Sprintf("Number of requests exceeded the limit of %d over time window of %d seconds.", l.Requests, int(l.Window.Seconds()))}
+		}
+		for range n {
+			u.times = append(u.times, now)
+		}
+	}
+	u.inflight++
+	return func() {
+		s.ctl.Lock()
+		u.inflight--
+		s.ctl.Unlock()
+	}, nil
+}
+
+// fault returns the first injected fault matching the request, consuming one of its uses.
+func (s *Server) fault(method, path string) (Fault, time.Duration, bool) {
+	s.ctl.Lock()
+	defer s.ctl.Unlock()
+	for i, f := range s.faults {
+		if (f.Method != "" && f.Method != method) || !strings.Contains(path, f.Path) {
+			continue
+		}
+		matched := *f
+		if f.Times > 0 {
+			f.Times--
+			if f.Times == 0 {
+				s.faults = append(s.faults[:i], s.faults[i+1:]...)
+			}
+		}
+		return matched, s.latency, true
+	}
+	return Fault{}, s.latency, false
+}
+
+// apiError is an answer in Dataverse's error shape.
+type apiError struct {
+	status     int
+	code       string
+	message    string
+	retryAfter time.Duration
+}
+
+func (e *apiError) write(w http.ResponseWriter) {
+	if e.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int((e.retryAfter+time.Second-1)/time.Second)))
+	}
+	writeJSON(w, e.status, map[string]any{"error": map[string]any{"code": e.code, "message": e.message}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; odata.metadata=minimal")
+	w.Header().Set("OData-Version", "4.0")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func defaultFaultError(f Fault) *apiError {
+	e := &apiError{status: f.Status, code: f.Code, message: f.Message, retryAfter: f.RetryAfter}
+	if e.message == "" {
+		switch f.Status {
+		case http.StatusTooManyRequests:
+			e.code, e.message = dataverse.CodeThrottledRequests, "Number of requests exceeded the limit of 6000 over time window of 300 seconds."
+		default:
+			e.message = http.StatusText(f.Status)
+		}
+	}
+	return e
+}
+
+// ServeHTTP serves the Web API under /api/data/v9.2/.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	path, ok := strings.CutPrefix(r.URL.Path, dataverse.APIPath)
+	if !ok && r.URL.Path+"/" == dataverse.APIPath {
+		path, ok = "", true
+	}
+	if !ok {
+		(&apiError{status: 404, message: "No HTTP resource was found that matches the request URI '" + r.URL.String() + "'."}).write(w)
+		return
+	}
+	user := userOf(r)
+	entry := Request{Method: r.Method, Path: path, Query: r.URL.RawQuery, User: user}
+	rw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	defer func() {
+		entry.Status = rw.status
+		s.record(entry)
+	}()
+	if s.opts.DOPHint > 0 {
+		w.Header().Set("x-ms-dop-hint", strconv.Itoa(s.opts.DOPHint))
+	}
+	w.Header().Set("x-ms-service-request-id", uuid.NewString())
+
+	f, latency, faulted := s.fault(r.Method, path)
+	if faulted && f.Latency > 0 {
+		latency += f.Latency
+	}
+	if latency > 0 {
+		t := time.NewTimer(latency)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			rw.status = 499
+			return
+		}
+	}
+	if faulted && f.Drop {
+		rw.status = 0
+		panic(http.ErrAbortHandler)
+	}
+	if faulted && f.Status != 0 {
+		defaultFaultError(f).write(rw)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(rw, r.Body, 64<<20))
+	if err != nil {
+		(&apiError{status: http.StatusRequestEntityTooLarge, code: "0x8004418a", message: "Request length exceeds the limit."}).write(rw)
+		return
+	}
+	if path == "$batch" && r.Method == http.MethodPost {
+		s.serveBatch(rw, r, body, user, &entry)
+		return
+	}
+	release, refused := s.admit(user, 1)
+	if refused != nil {
+		refused.write(rw)
+		return
+	}
+	defer release()
+	s.mu.Lock()
+	res := s.dispatch(op{method: r.Method, path: path, query: r.URL.Query(), header: r.Header, body: body, host: r.Host}, nil)
+	s.mu.Unlock()
+	res.write(rw)
+}
+
+// userOf identifies the caller for the service protection limits: one user per bearer token.
+func userOf(r *http.Request) string {
+	auth := r.Header.Get("Authorization")
+	if auth == "" {
+		return "anonymous"
+	}
+	sum := 0
+	for _, c := range auth {
+		sum = sum*31 + int(c)
+	}
+	return "token-" + strconv.Itoa(sum&0xffffff)
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// errNotFound is a missing table segment.
+func segmentNotFound(segment string) *apiError {
+	return &apiError{status: 404, code: dataverse.CodeResourceNotFoundForSegment, message: fmt.Sprintf("Resource not found for the segment '%s'.", segment)}
+}
