@@ -19,13 +19,17 @@ import (
 //
 // Supported field types: string, bool, int kinds (including named choice types), float64, time.Time,
 // GUID, Ref (lookups), ETag, and pointers to the scalar kinds for columns where null differs from zero.
-// "readonly" fields are read but never written; lookups are read from _name_value and written as
-// name@odata.bind with the entity set given by lookup=.
+// "readonly" fields are read but never written; "omitzero" fields are left out of Marshal when zero (for
+// statecode and statuscode, whose zero is not "unset"), though Changes still writes them when they change.
+// Lookups are read from _name_value and written as name@odata.bind with the entity set given by lookup=.
+// A choice (a named int type with an OptionValue method) that is zero is unset and written as null:
+// every real option value carries the publisher's prefix.
 
 type fieldInfo struct {
 	index    int
 	column   string
 	readonly bool
+	omitZero bool   // Marshal leaves the field out when zero, so the server's default applies
 	lookup   string // entity set of a lookup's target
 	etag     bool
 }
@@ -57,6 +61,8 @@ func typeInfoOf(t reflect.Type) (*typeInfo, error) {
 			case opt == "":
 			case opt == "readonly":
 				fi.readonly = true
+			case opt == "omitzero":
+				fi.omitZero = true
 			case strings.HasPrefix(opt, "lookup="):
 				fi.lookup = strings.TrimPrefix(opt, "lookup=")
 			default:
@@ -234,7 +240,7 @@ func Marshal(v any) (Row, error) {
 	}
 	row := Row{}
 	for _, f := range ti.fields {
-		if f.readonly {
+		if f.readonly || (f.omitZero && rv.Field(f.index).IsZero()) {
 			continue
 		}
 		writeField(row, f, rv.Field(f.index))
@@ -318,6 +324,9 @@ func columnValue(fv reflect.Value) any {
 	case reflect.Bool:
 		return fv.Bool()
 	case reflect.Int, reflect.Int32, reflect.Int64:
+		if _, isChoice := fv.Interface().(interface{ OptionValue() int }); isChoice && fv.Int() == 0 {
+			return nil
+		}
 		return json.Number(formatInt(fv.Int()))
 	case reflect.Float64:
 		return fv.Float()

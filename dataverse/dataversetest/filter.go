@@ -461,9 +461,10 @@ func filterCompatible(k Kind, lit filterLiteral) bool {
 	case flitNull:
 		return true
 	case flitString:
-		// Dataverse itself rejects quoted GUIDs; the simulator is deliberately
-		// lenient here and accepts them when they parse as a GUID.
-		return k == KindString || (k == KindGUID && isFilterGUID(lit.s))
+		// Dataverse rejects a quoted GUID compared with a Guid property
+		// ("Found operand types 'Edm.Guid' and 'Edm.String'"), and so does the
+		// simulator, so a client that quotes ids fails here and not in production.
+		return k == KindString
 	case flitInt, flitFloat:
 		return k == KindInt || k == KindFloat
 	case flitBool:
@@ -605,8 +606,9 @@ func filterCoerceInLiteral(k Kind, lit filterLiteral) filterLiteral {
 			return filterLiteral{kind: flitFloat, f: f}
 		}
 	case KindBool:
-		if b, err := strconv.ParseBool(s); err == nil {
-			return filterLiteral{kind: flitBool, b: b}
+		// Only the OData spellings: strconv.ParseBool would also take "1" and "T".
+		if s == "true" || s == "false" {
+			return filterLiteral{kind: flitBool, b: s == "true"}
 		}
 	case KindTime:
 		if t, ok := parseFilterTime(s); ok {
@@ -800,8 +802,10 @@ func (e filterLikeElem) matches(r rune) bool {
 	return false
 }
 
-// filterCompileLike parses a T-SQL LIKE pattern. A '[' without a closing ']' is a
-// literal '[', as in SQL Server, and an empty set "[]" matches no character.
+// filterCompileLike parses a T-SQL LIKE pattern, folded for case-insensitive
+// matching. A '[' without a closing ']' is taken as a literal '[' rather than
+// an error, since contains() arguments are user text; an empty set "[]"
+// matches no character and "[^]" any character.
 func filterCompileLike(pattern string) []filterLikeElem {
 	p := foldFilterString(pattern)
 	var elems []filterLikeElem

@@ -38,8 +38,8 @@ type ProviderAccount struct {
 	MappingStatus  MappingStatus  `dataverse:"csp_mappingstatus"`
 	MappingMessage string         `dataverse:"csp_mappingmessage"`
 	LastSyncedOn   time.Time      `dataverse:"csp_lastsyncedon"`
-	State          int            `dataverse:"statecode"`
-	Status         int            `dataverse:"statuscode"`
+	State          int            `dataverse:"statecode,omitzero"`
+	Status         int            `dataverse:"statuscode,omitzero"`
 }
 
 // AgreementTemplate is a csp_agreementtemplate row.
@@ -51,7 +51,7 @@ type AgreementTemplate struct {
 	AgreementType AgreementType  `dataverse:"csp_agreementtype"`
 	Provider      dataverse.Ref  `dataverse:"csp_provider,lookup=csp_providers"`
 	AgreementLink string         `dataverse:"csp_agreementlink"`
-	State         int            `dataverse:"statecode"`
+	State         int            `dataverse:"statecode,omitzero"`
 }
 
 // Agreement is a csp_agreement row.
@@ -78,8 +78,8 @@ type Agreement struct {
 	VerifiedOn         time.Time         `dataverse:"csp_verifiedon"`
 	AttestationMessage string            `dataverse:"csp_attestationmessage"`
 	SystemMessage      string            `dataverse:"csp_systemmessage"`
-	State              int               `dataverse:"statecode"`
-	Status             int               `dataverse:"statuscode"`
+	State              int               `dataverse:"statecode,omitzero"`
+	Status             int               `dataverse:"statuscode,omitzero"`
 }
 
 // Subscription is a csp_subscription row.
@@ -100,8 +100,8 @@ type Subscription struct {
 	TermDuration        string            `dataverse:"csp_termduration"`
 	BillingCycle        string            `dataverse:"csp_billingcycle"`
 	CommitmentEndDate   time.Time         `dataverse:"csp_commitmentenddate"`
-	State               int               `dataverse:"statecode"`
-	Status              int               `dataverse:"statuscode"`
+	State               int               `dataverse:"statecode,omitzero"`
+	Status              int               `dataverse:"statuscode,omitzero"`
 }
 
 // LicenseChangeLog is a csp_licensechangelog row (an LCL).
@@ -124,8 +124,8 @@ type LicenseChangeLog struct {
 	PCOrderID           string             `dataverse:"csp_pcorderid"`
 	ChangeSource        ChangeSource       `dataverse:"csp_changesource"`
 	CreatedOn           time.Time          `dataverse:"createdon,readonly"`
-	State               int                `dataverse:"statecode"`
-	Status              int                `dataverse:"statuscode"`
+	State               int                `dataverse:"statecode,omitzero"`
+	Status              int                `dataverse:"statuscode,omitzero"`
 }
 
 // Job is a csp_job row.
@@ -170,7 +170,7 @@ type WebhookSubscription struct {
 	CallbackURL         string         `dataverse:"csp_callbackurl"`
 	Owner               string         `dataverse:"csp_owner"`
 	ConsecutiveFailures int            `dataverse:"csp_consecutivefailures"`
-	State               int            `dataverse:"statecode"`
+	State               int            `dataverse:"statecode,omitzero"`
 }
 
 // Account is the part of a standard account row the connector reads.

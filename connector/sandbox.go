@@ -1,0 +1,183 @@
+package connector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/cspconnector/csp-connector/dataverse"
+	"github.com/cspconnector/csp-connector/dataverse/dataversetest"
+	"github.com/cspconnector/csp-connector/dataverse/schema"
+)
+
+// SandboxOptions configures the sandbox.
+type SandboxOptions struct {
+	// DataverseAddr is the loopback address of the Dataverse simulator ("127.0.0.1:0" picks a free port).
+	DataverseAddr string
+	Logger        *slog.Logger
+	// Now is the clock of the simulators and the demo data; nil means time.Now.
+	Now func() time.Time
+}
+
+// Sandbox is the connector running on its built-in simulators: no Azure, no Microsoft account. Each
+// simulator is a real HTTP server on loopback, so the product talks to it exactly as it would talk to the
+// real service.
+type Sandbox struct {
+	Dataverse       *dataversetest.Server
+	DataverseClient *dataverse.Client
+	// Install is the schema installation that ran at start.
+	Install *dataverse.Plan
+	// Seeded counts the demonstration rows per table.
+	Seeded map[string]int
+}
+
+// StartSandbox starts the simulators, installs the schema through the real installer, and seeds
+// demonstration rows. Close it when done.
+func StartSandbox(ctx context.Context, opts SandboxOptions) (*Sandbox, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	dv, err := dataversetest.NewServer(dataversetest.Options{
+		Addr:   opts.DataverseAddr,
+		Tables: schema.StandardTables(),
+		Now:    now,
+		Limits: dataversetest.DataverseLimits(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	sb := &Sandbox{Dataverse: dv, Seeded: map[string]int{}}
+	cfg := Config{DataverseURL: dv.URL, DataverseAuth: AuthNone, DataverseMaxConcurrency: dataverse.DefaultMaxConcurrency, DataverseBatchSize: dataverse.DefaultBatchSize}
+	if sb.DataverseClient, err = NewDataverseClient(cfg, log, dv.Client()); err != nil {
+		sb.Close()
+		return nil, err
+	}
+	if sb.Install, err = sb.DataverseClient.PlanSchema(ctx, schema.Schema()); err != nil {
+		sb.Close()
+		return nil, fmt.Errorf("sandbox: plan schema: %w", err)
+	}
+	if err := sb.DataverseClient.ApplySchema(ctx, sb.Install, nil); err != nil {
+		sb.Close()
+		return nil, fmt.Errorf("sandbox: install schema: %w", err)
+	}
+	if err := sb.seed(ctx, now()); err != nil {
+		sb.Close()
+		return nil, fmt.Errorf("sandbox: seed demonstration data: %w", err)
+	}
+	return sb, nil
+}
+
+// Close stops the simulators.
+func (sb *Sandbox) Close() {
+	if sb.Dataverse != nil {
+		sb.Dataverse.Close()
+	}
+}
+
+// Describe writes what the sandbox is and how to use it.
+func (sb *Sandbox) Describe(w io.Writer) {
+	fmt.Fprintf(w, "CSP Connector sandbox: the connector on its built-in simulators (no Azure account needed).\n\n")
+	fmt.Fprintf(w, "  Dataverse simulator  %s   (Web API under %s)\n", sb.Dataverse.URL, dataverse.APIPath)
+	fmt.Fprintf(w, "  Schema installed     %d change(s) through the real installer\n", len(sb.Install.Changes))
+	fmt.Fprintf(w, "  Demonstration rows  ")
+	for _, t := range []string{schema.TableProvider, schema.TableAccount, schema.TableProviderAccount, schema.TableAgreementTemplate, schema.TableAgreement, schema.TableSubscription, schema.TableLicenseChangeLog, schema.TableJob} {
+		fmt.Fprintf(w, " %s=%d", t, sb.Seeded[t])
+	}
+	fmt.Fprintf(w, "\n\nTry it:\n")
+	fmt.Fprintf(w, "  curl -s '%s%scsp_licensechangelogs?$select=csp_name,csp_provisioningstatus' -H 'Prefer: odata.include-annotations=\"*\"'\n", sb.Dataverse.URL, dataverse.APIPath)
+	fmt.Fprintf(w, "  DATAVERSE_URL=%s DATAVERSE_AUTH=none go run ./cmd/connector dataverse install --dry-run\n", sb.Dataverse.URL)
+	fmt.Fprintf(w, "\nPress Ctrl+C to stop.\n")
+}
+
+// seed writes demonstration rows through the client (typed rows and the codec, over HTTP), so the
+// sandbox exercises the same path the workflows use.
+func (sb *Sandbox) seed(ctx context.Context, now time.Time) error {
+	c := sb.DataverseClient
+	create := func(table, set string, row any) (dataverse.GUID, error) {
+		body, err := dataverse.Marshal(row)
+		if err != nil {
+			return dataverse.GUID{}, err
+		}
+		id, err := c.Create(ctx, set, body)
+		if err == nil {
+			sb.Seeded[table]++
+		}
+		return id, err
+	}
+	var errs []error
+	must := func(id dataverse.GUID, err error) dataverse.GUID {
+		errs = append(errs, err)
+		return id
+	}
+	pc := must(create(schema.TableProvider, schema.SetProviders, schema.Provider{
+		Name: "Microsoft Partner Center", Type: schema.ProviderAutomatic, PartnerModel: schema.PartnerDirectBill,
+		AutoMatch: true, ConnectivityStatus: schema.ConnectivityNotVerified,
+	}))
+	must(create(schema.TableProvider, schema.SetProviders, schema.Provider{
+		Name: "Distributor portal (manual)", Type: schema.ProviderManual, PartnerModel: schema.PartnerIndirectReseller,
+		ConnectivityStatus: schema.ConnectivityNotVerified,
+	}))
+	contoso := must(create(schema.TableAccount, schema.SetAccounts, schema.Account{Name: "Contoso Ltd", Website: "https://www.contoso.com", Email: "billing@contoso.com"}))
+	fabrikam := must(create(schema.TableAccount, schema.SetAccounts, schema.Account{Name: "Fabrikam, Inc.", Website: "https://fabrikam.com"}))
+	must(create(schema.TableAccount, schema.SetAccounts, schema.Account{Name: "Northwind Traders", Email: "accounts@northwindtraders.com"}))
+
+	contosoPA := must(create(schema.TableProviderAccount, schema.SetProviderAccounts, schema.ProviderAccount{
+		Name: "Contoso Ltd", Provider: dataverse.Ref{ID: pc}, TenantID: "4c721420-72ad-4708-a0a7-371a2f7b0969", Domain: "contoso.onmicrosoft.com",
+		CompanyName: "Contoso Ltd", Relationship: "Reseller", Account: dataverse.Ref{ID: contoso}, MappingStatus: schema.MappingMapped,
+		MappingMessage: "Mapped by a person.", LastSyncedOn: now,
+	}))
+	must(create(schema.TableProviderAccount, schema.SetProviderAccounts, schema.ProviderAccount{
+		Name: "Fabrikam", Provider: dataverse.Ref{ID: pc}, TenantID: "a1b2c3d4-0000-4000-8000-000000000002", Domain: "fabrikam.com",
+		CompanyName: "Fabrikam Inc", Relationship: "Reseller", Account: dataverse.Ref{ID: fabrikam}, MappingStatus: schema.MappingAutoMapped,
+		MappingMessage: "Mapped automatically: the customer's domain fabrikam.com is the account's website.", LastSyncedOn: now,
+	}))
+	must(create(schema.TableProviderAccount, schema.SetProviderAccounts, schema.ProviderAccount{
+		Name: "Adventure Works", Provider: dataverse.Ref{ID: pc}, TenantID: "a1b2c3d4-0000-4000-8000-000000000003", Domain: "adventure-works.com",
+		CompanyName: "Adventure Works Cycles", Relationship: "Reseller", MappingStatus: schema.MappingUnmapped,
+		MappingMessage: "No account matches this customer's domain or name. Choose the account on this row.", LastSyncedOn: now,
+	}))
+	mca := must(create(schema.TableAgreementTemplate, schema.SetAgreementTemplates, schema.AgreementTemplate{
+		Name: "Microsoft Customer Agreement", TemplateID: "117a1e9f-3e79-4b1b-9b4e-6f2b1c0b7d1a", AgreementType: schema.AgreementMicrosoftCustomerAgreement,
+		Provider: dataverse.Ref{ID: pc}, AgreementLink: "https://www.microsoft.com/licensing/docs/customeragreement",
+	}))
+	agreement := must(create(schema.TableAgreement, schema.SetAgreements, schema.Agreement{
+		Name: "Contoso Ltd — Microsoft Customer Agreement", ProviderAccount: dataverse.Ref{ID: contosoPA}, Account: dataverse.Ref{ID: contoso},
+		Template: dataverse.Ref{ID: mca}, AttestationStatus: schema.AttestationNotStarted,
+	}))
+	if agreement != (dataverse.GUID{}) {
+		_, err := c.Update(ctx, schema.SetAgreements, agreement, dataverse.Row{"statuscode": schema.AgreementPending}, nil)
+		errs = append(errs, err)
+	}
+	sub := must(create(schema.TableSubscription, schema.SetSubscriptions, schema.Subscription{
+		Name: "Microsoft 365 Business Premium", ProviderAccount: dataverse.Ref{ID: contosoPA}, Account: dataverse.Ref{ID: contoso},
+		Provider: dataverse.Ref{ID: pc}, PCSubscriptionID: "a4c1340d-6911-4758-bba3-0c4c6007d161", OfferID: "CFQ7TTC0LCHC:0002:CFQ7TTC0N8SS",
+		Quantity: 10, ReductionBehavior: schema.ReductionAllowedWithinWindow, ReductionWindowHrs: 168, ActualProvisionedOn: now.AddDate(0, 0, -30),
+		TermDuration: "P1Y", BillingCycle: "monthly", CommitmentEndDate: now.AddDate(0, 11, 0),
+	}))
+	twelve, fifteen := 12, 15
+	ten := 10
+	must(create(schema.TableLicenseChangeLog, schema.SetLicenseChangeLogs, schema.LicenseChangeLog{
+		Name: "Contoso: 10 → 12 seats", Subscription: dataverse.Ref{ID: sub}, ChangeType: schema.ChangeQuantity,
+		Quantity: &twelve, PreviousQuantity: &ten, EffectiveDate: now, ProvisioningStatus: schema.ProvisioningAwaiting, ChangeSource: schema.SourceDynamics,
+	}))
+	must(create(schema.TableLicenseChangeLog, schema.SetLicenseChangeLogs, schema.LicenseChangeLog{
+		Name: "Contoso: 12 → 15 seats next month", Subscription: dataverse.Ref{ID: sub}, ChangeType: schema.ChangeQuantity,
+		Quantity: &fifteen, PreviousQuantity: &twelve, EffectiveDate: now.AddDate(0, 1, 0), ProvisioningStatus: schema.ProvisioningAwaiting, ChangeSource: schema.SourceDynamics,
+	}))
+	for _, j := range []schema.Job{
+		{Name: "provider-account-sync", Schedule: "1h", Enabled: true},
+		{Name: "attestation-check", Schedule: "15m", Enabled: true},
+		{Name: "provisioning-sweep", Schedule: "5m", Enabled: true},
+	} {
+		must(create(schema.TableJob, schema.SetJobs, j))
+	}
+	return errors.Join(errs...)
+}
