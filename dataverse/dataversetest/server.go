@@ -433,6 +433,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defaultFaultError(f).write(rw)
 		return
 	}
+	if r.Body == nil {
+		r.Body = http.NoBody // a handler called directly, not through a server
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(rw, r.Body, 64<<20))
 	if err != nil {
 		(&apiError{status: http.StatusRequestEntityTooLarge, code: "0x8004418a", message: "Request length exceeds the limit."}).write(rw)
