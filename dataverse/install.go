@@ -99,7 +99,9 @@ func (c *Client) PlanSchema(ctx context.Context, s Schema) (*Plan, error) {
 				}
 				for _, o := range missingOptions(col.Options, have.Options) {
 					values = append(values, Change{Summary: fmt.Sprintf("add option %d %q to %s.%s", o.Value, o.Label, t.LogicalName, col.LogicalName),
-						apply: func(ctx context.Context) error { return c.InsertOptionValue(ctx, t.LogicalName, col.LogicalName, o, sol) }})
+						apply: func(ctx context.Context) error {
+							return c.InsertOptionValue(ctx, t.LogicalName, col.LogicalName, o, sol)
+						}})
 					changed = true
 				}
 				continue

@@ -321,11 +321,11 @@ func (c *Client) CreateColumn(ctx context.Context, table string, col Column, sol
 func (c *Client) CreateLookup(ctx context.Context, table string, col Column, target Table, solution string) error {
 	name := relationshipName(target.LogicalName, table, col.LogicalName)
 	body := map[string]any{
-		"@odata.type":                             "Microsoft.Dynamics.CRM.OneToManyRelationshipMetadata",
-		"SchemaName":                              name,
-		"ReferencedEntity":                        target.LogicalName,
-		"ReferencedAttribute":                     target.PrimaryKey(),
-		"ReferencingEntity":                       table,
+		"@odata.type":         "Microsoft.Dynamics.CRM.OneToManyRelationshipMetadata",
+		"SchemaName":          name,
+		"ReferencedEntity":    target.LogicalName,
+		"ReferencedAttribute": target.PrimaryKey(),
+		"ReferencingEntity":   table,
 		"ReferencingEntityNavigationPropertyName": col.LogicalName,
 		"ReferencedEntityNavigationPropertyName":  name,
 		"CascadeConfiguration": map[string]any{

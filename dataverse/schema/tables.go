@@ -58,7 +58,9 @@ const (
 	KeySubscriptionPCID      = "csp_subscription_pcid"
 )
 
-func opt[T ~int](v T, label string) dataverse.Option { return dataverse.Option{Value: int(v), Label: label} }
+func opt[T ~int](v T, label string) dataverse.Option {
+	return dataverse.Option{Value: int(v), Label: label}
+}
 
 func text(name, display string, max int) dataverse.Column {
 	return dataverse.Column{LogicalName: name, DisplayName: display, Type: dataverse.TypeString, MaxLength: max}
