@@ -13,6 +13,7 @@ import (
 	"net/textproto"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -32,7 +33,7 @@ type batchOp struct {
 
 // serveBatch runs a $batch: operations in order, change sets atomically (rolled back on any failure),
 // stopping at the first failure unless the client asked for odata.continue-on-error.
-func (s *Server) serveBatch(w http.ResponseWriter, r *http.Request, body []byte, user string, entry *Request) {
+func (s *Server) serveBatch(w *statusWriter, r *http.Request, body []byte, user string, entry *Request, latency time.Duration) {
 	items, err := parseBatchRequest(r.Header.Get("Content-Type"), body, r.Host)
 	if err != nil {
 		(&apiError{status: 400, message: "The batch request is malformed: " + err.Error()}).write(w)
@@ -53,6 +54,10 @@ func (s *Server) serveBatch(w http.ResponseWriter, r *http.Request, body []byte,
 		return
 	}
 	defer release()
+	if !pause(r, latency) {
+		w.status = 499
+		return
+	}
 	continueOnError := strings.Contains(r.Header.Get("Prefer"), "odata.continue-on-error")
 
 	s.mu.Lock()
@@ -254,19 +259,36 @@ func parseBatchRequest(contentType string, body []byte, host string) ([]batchIte
 	}
 }
 
-// parseEmbeddedRequest reads one application/http part: a request line, headers, a body.
+// parseEmbeddedRequest reads one application/http part: a request line, headers, a body. It does not use
+// http.ReadRequest: parts carry no Content-Length (so ReadRequest would see no body), and a request target
+// may be a Content-ID reference such as "$1", which ReadRequest refuses as a request URI.
 func parseEmbeddedRequest(r io.Reader, host string) (op, error) {
-	req, err := http.ReadRequest(bufio.NewReader(r))
+	br := bufio.NewReader(r)
+	tp := textproto.NewReader(br)
+	line, err := tp.ReadLine()
 	if err != nil {
 		return op{}, fmt.Errorf("part is not an HTTP request: %w", err)
 	}
-	body, err := io.ReadAll(req.Body)
+	method, rest, ok1 := strings.Cut(line, " ")
+	target, proto, ok2 := strings.Cut(rest, " ")
+	if !ok1 || !ok2 || method == "" || !strings.HasPrefix(proto, "HTTP/") {
+		return op{}, fmt.Errorf("part is not an HTTP request: malformed request line %q", line)
+	}
+	u, err := url.Parse(target)
+	if err != nil {
+		return op{}, fmt.Errorf("part is not an HTTP request: %w", err)
+	}
+	header, err := tp.ReadMIMEHeader()
+	if err != nil && !errors.Is(err, io.EOF) { // a part may end right after its headers
+		return op{}, fmt.Errorf("part is not an HTTP request: %w", err)
+	}
+	body, err := io.ReadAll(br) // the body is the rest of the part
 	if err != nil {
 		return op{}, err
 	}
-	path := req.URL.EscapedPath()
+	path := u.EscapedPath()
 	if i := strings.Index(path, dataverse.APIPath); i >= 0 {
 		path = path[i+len(dataverse.APIPath):]
 	}
-	return op{method: req.Method, path: strings.TrimPrefix(path, "/"), query: req.URL.Query(), header: req.Header, body: bytes.TrimRight(body, "\r\n"), host: host}, nil
+	return op{method: method, path: strings.TrimPrefix(path, "/"), query: u.Query(), header: http.Header(header), body: bytes.TrimRight(body, "\r\n"), host: host}, nil
 }

@@ -614,6 +614,11 @@ func filterCoerceInLiteral(k Kind, lit filterLiteral) filterLiteral {
 		if t, ok := parseFilterTime(s); ok {
 			return filterLiteral{kind: flitTime, t: t}
 		}
+	case KindGUID:
+		// PropertyValues are JSON strings, so ids arrive quoted here, unlike in a comparison.
+		if isFilterGUID(s) {
+			return filterLiteral{kind: flitGUID, s: strings.ToLower(s)}
+		}
 	}
 	return lit
 }

@@ -393,7 +393,7 @@ func TestFilterCheck(t *testing.T) {
 		{"qty eq 1.5 and price eq 2", ""},
 		{"synced gt 2026-01-02T03:04:05Z and synced lt 2026-02-01", ""},
 		{"_prov eq 0f8fad5b-d9cb-469f-a165-70867728950e", ""},
-		{"_prov eq '0f8fad5b-d9cb-469f-a165-70867728950e'", ""},
+		{"_prov eq '0f8fad5b-d9cb-469f-a165-70867728950e'", "A binary operator with incompatible types was detected. Found operand types 'Edm.Guid' and 'Edm.String' for operator kind 'Equal'."},
 		{"name eq null and qty ne null and active eq null and synced eq null and _prov eq null and price eq null", ""},
 		{"contains(name,'x') or startswith(name,'y') or endswith(name,'z')", ""},
 		{`Microsoft.Dynamics.CRM.In(PropertyName='qty',PropertyValues=["1",2])`, ""},

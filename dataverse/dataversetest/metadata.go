@@ -202,7 +202,7 @@ func (s *Server) metadata(o op, path string) result {
 	}
 	switch {
 	case path == "EntityDefinitions":
-		return s.createTable(body, solution)
+		return s.createTable(o, body, solution)
 	case path == "RelationshipDefinitions":
 		return s.createLookup(body, solution)
 	case path == "InsertOptionValue" || path == "InsertStatusValue":
@@ -373,7 +373,7 @@ func columnFromMetadata(m map[string]any) (dataverse.Column, error) {
 	return c, nil
 }
 
-func (s *Server) createTable(body map[string]any, solution string) result {
+func (s *Server) createTable(o op, body map[string]any, solution string) result {
 	name, _ := body["SchemaName"].(string)
 	logical := strings.ToLower(name)
 	if logical == "" {
@@ -410,7 +410,8 @@ func (s *Server) createTable(body map[string]any, solution string) result {
 		PrimaryName: primary, OrganizationOwned: body["OwnershipType"] == "OrganizationOwned",
 	}
 	s.addTable(def)
-	return result{status: http.StatusNoContent, header: http.Header{"Odata-Entityid": {"EntityDefinitions(" + logical + ")"}}}
+	id := s.tables[logical].metadataID
+	return result{status: http.StatusNoContent, header: http.Header{"Odata-Entityid": {o.base() + "EntityDefinitions(" + id + ")"}}}
 }
 
 func (s *Server) createLookup(body map[string]any, solution string) result {
@@ -491,7 +492,7 @@ func tableMetadata(t *table) map[string]any {
 		keys = append(keys, map[string]any{"SchemaName": k.name, "KeyAttributes": k.columns, "EntityKeyIndexStatus": k.status})
 	}
 	return map[string]any{
-		"LogicalName": t.def.LogicalName, "EntitySetName": t.def.EntitySetName,
+		"MetadataId": t.metadataID, "LogicalName": t.def.LogicalName, "EntitySetName": t.def.EntitySetName,
 		"PrimaryIdAttribute": t.def.PrimaryKey(), "PrimaryNameAttribute": t.def.PrimaryName.LogicalName,
 		"Attributes": attrs, "Keys": keys,
 	}

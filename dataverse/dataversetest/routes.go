@@ -112,7 +112,9 @@ func (s *Server) serviceDocument(o op) result {
 	for name := range s.sets {
 		sets = append(sets, map[string]any{"name": name, "kind": "EntitySet", "url": name})
 	}
-	sort.Slice(sets, func(i, j int) bool { return sets[i].(map[string]any)["name"].(string) < sets[j].(map[string]any)["name"].(string) })
+	sort.Slice(sets, func(i, j int) bool {
+		return sets[i].(map[string]any)["name"].(string) < sets[j].(map[string]any)["name"].(string)
+	})
 	return result{status: 200, body: map[string]any{"@odata.context": o.base() + "$metadata", "value": sets}}
 }
 
@@ -281,9 +283,20 @@ func (s *Server) rowOp(o op, t *table, inner string, undoLog *[]undo) result {
 				id = uuid.NewString()
 			}
 			for k, v := range keyVals {
-				if _, inBody := values[k]; !inBody {
-					values[k] = v
+				if _, inBody := values[k]; inBody {
+					continue
 				}
+				if c := t.cols[k]; c.Type == dataverse.TypeLookup {
+					// A lookup in the key is a reference like @odata.bind: the target must exist, and the
+					// row remembers which table it points at.
+					target, e := s.keyLookup(c, v)
+					if e != nil {
+						return fail(e)
+					}
+					values[k] = target
+					continue
+				}
+				values[k] = v
 			}
 			if pk, ok := values[t.def.PrimaryKey()]; ok && pk != nil {
 				id = pk.(string)
@@ -303,6 +316,20 @@ func (s *Server) rowOp(o op, t *table, inner string, undoLog *[]undo) result {
 		return s.writeResult(o, t, r, created)
 	}
 	return fail(&apiError{status: 405, message: "The requested resource does not support http method '" + o.method + "'."})
+}
+
+// keyLookup resolves the value of a lookup column given in an alternate key to the row it names.
+func (s *Server) keyLookup(c dataverse.Column, v any) (lookupValue, *apiError) {
+	raw, _ := v.(string)
+	id, err := uuid.Parse(raw)
+	target := s.tables[c.Target]
+	if err != nil || target == nil {
+		return lookupValue{}, &apiError{status: 400, message: fmt.Sprintf("The key value %v is not a valid reference to %s.", v, c.Target)}
+	}
+	if target.rows[id.String()] == nil {
+		return lookupValue{}, &apiError{status: 404, code: dataverse.CodeObjectDoesNotExist, message: fmt.Sprintf("%s With Id = %s Does Not Exist", c.Target, id)}
+	}
+	return lookupValue{id: id.String(), table: c.Target}, nil
 }
 
 func concurrencyMismatch() *apiError {
@@ -489,10 +516,11 @@ func (s *Server) remove(t *table, r *record, undoLog *[]undo) {
 	}
 }
 
+// duplicateKeyError is Dataverse's DuplicateRecordEntityKey (0x80060892): a write that would give two rows
+// the same alternate key values. (DuplicateRecord, 0x80040237, is a duplicate primary key.)
 func duplicateKeyError(t *table, k keyDef) *apiError {
-	return &apiError{status: 412, code: dataverse.CodeDuplicateRecord, message: fmt.Sprintf(
-		"A record that has the attribute values %s already exists. The entity key %s requires that this set of attributes contains unique values. Select unique values and try again.",
-		strings.Join(k.columns, ", "), k.name)}
+	return &apiError{status: 412, code: dataverse.CodeDuplicateRecordEntityKey, message: fmt.Sprintf(
+		"Entity Key %s violated. A record with the same value for %s already exists.", k.name, strings.Join(k.columns, ", "))}
 }
 
 // bump gives the row a new version: its ETag changes on every write.

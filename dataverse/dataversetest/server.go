@@ -415,21 +415,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if faulted && f.Latency > 0 {
 		latency += f.Latency
 	}
-	if latency > 0 {
-		t := time.NewTimer(latency)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
+	if faulted && (f.Drop || f.Status != 0) {
+		if !pause(r, latency) {
 			rw.status = 499
 			return
 		}
-	}
-	if faulted && f.Drop {
-		rw.status = 0
-		panic(http.ErrAbortHandler)
-	}
-	if faulted && f.Status != 0 {
+		if f.Drop {
+			rw.status = 0
+			panic(http.ErrAbortHandler)
+		}
 		defaultFaultError(f).write(rw)
 		return
 	}
@@ -442,19 +436,40 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if path == "$batch" && r.Method == http.MethodPost {
-		s.serveBatch(rw, r, body, user, &entry)
+		s.serveBatch(rw, r, body, user, &entry, latency)
 		return
 	}
+	// Admission comes before the latency: a request is in flight, and counts against the concurrency
+	// limit, for as long as it takes.
 	release, refused := s.admit(user, 1)
 	if refused != nil {
 		refused.write(rw)
 		return
 	}
 	defer release()
+	if !pause(r, latency) {
+		rw.status = 499
+		return
+	}
 	s.mu.Lock()
 	res := s.dispatch(op{method: r.Method, path: path, query: r.URL.Query(), header: r.Header, body: body, host: r.Host}, nil)
 	s.mu.Unlock()
 	res.write(rw)
+}
+
+// pause waits d, the network and server time of a request. It reports false when the client gave up first.
+func pause(r *http.Request, d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-r.Context().Done():
+		return false
+	}
 }
 
 // userOf identifies the caller for the service protection limits: one user per bearer token.

@@ -20,6 +20,8 @@ type table struct {
 	rows  map[string]*record          // by lowercase id
 	order []string                    // ids in creation order, so unordered queries are stable
 	keys  []keyDef
+	// metadataID is the table's MetadataId, the id in its EntityDefinitions URI.
+	metadataID string
 }
 
 type keyDef struct {
@@ -51,7 +53,7 @@ func (r *record) clone() *record {
 }
 
 func newTable(def dataverse.Table) *table {
-	t := &table{def: def, cols: map[string]dataverse.Column{}, rows: map[string]*record{}}
+	t := &table{def: def, cols: map[string]dataverse.Column{}, rows: map[string]*record{}, metadataID: uuid.NewString()}
 	for _, c := range def.SystemColumns() {
 		t.cols[c.LogicalName] = c
 	}

@@ -189,5 +189,5 @@ type Contact struct {
 	FirstName     string         `dataverse:"firstname"`
 	LastName      string         `dataverse:"lastname"`
 	Email         string         `dataverse:"emailaddress1"`
-	ParentAccount dataverse.Ref  `dataverse:"parentcustomerid,lookup=accounts"`
+	ParentAccount dataverse.Ref  `dataverse:"parentcustomerid,readonly"` // a customer lookup: read only
 }
