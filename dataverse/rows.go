@@ -190,7 +190,9 @@ func (k Key) segment() (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("dataverse: key column %s: %w", c, err)
 		}
-		parts[i] = c + "=" + url.PathEscape(lit)
+		// Percent-encode what the path needs, but keep the quotes readable as in Microsoft's examples:
+		// accounts(accountnumber='ABC123').
+		parts[i] = c + "=" + strings.ReplaceAll(url.PathEscape(lit), "%27", "'")
 	}
 	return "(" + strings.Join(parts, ",") + ")", nil
 }

@@ -45,7 +45,7 @@ func (s *Server) addTable(def dataverse.Table) {
 		}
 		t.def.Keys = append(t.def.Keys, def.Keys...)
 		for _, k := range def.Keys {
-			t.keys = append(t.keys, keyDef{name: k.SchemaName, columns: k.Columns, status: "Active"})
+			t.addKey(keyDef{name: k.SchemaName, columns: k.Columns})
 		}
 		t.def.StatusReasons = append(t.def.StatusReasons, def.StatusReasons...)
 		t.refreshStatus()
@@ -247,15 +247,7 @@ func (s *Server) metadata(o op, path string) result {
 		if slices.ContainsFunc(t.keys, func(k keyDef) bool { return strings.EqualFold(k.name, name) }) {
 			return metadataError(400, fmt.Sprintf("A key with the name %s already exists.", name))
 		}
-		k := keyDef{name: strings.ToLower(name), columns: cols, status: "Active"}
-		probe := &table{rows: t.rows, order: t.order, keys: []keyDef{k}}
-		for _, id := range t.order {
-			if _, dup := probe.duplicateKey(t.rows[id]); dup {
-				k.status = "Failed" // Dataverse cannot build the unique index over duplicate data
-				break
-			}
-		}
-		t.keys = append(t.keys, k)
+		k := t.addKey(keyDef{name: strings.ToLower(name), columns: cols})
 		t.def.Keys = append(t.def.Keys, dataverse.AlternateKey{SchemaName: k.name, Columns: cols})
 		return result{status: http.StatusNoContent}
 	}

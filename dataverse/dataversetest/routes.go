@@ -484,6 +484,7 @@ func (s *Server) insert(t *table, id string, values map[string]any, undoLog *[]u
 	s.bump(r, now)
 	t.rows[id] = r
 	t.order = append(t.order, id)
+	t.indexRow(r)
 	if undoLog != nil {
 		*undoLog = append(*undoLog, undo{table: t, id: id})
 	}
@@ -493,14 +494,18 @@ func (s *Server) insert(t *table, id string, values map[string]any, undoLog *[]u
 // update changes a row in place (after copying it for the undo log).
 func (s *Server) update(t *table, r *record, values map[string]any, undoLog *[]undo) *apiError {
 	before := r.clone()
+	t.unindexRow(r)
 	if e := s.apply(t, r, values); e != nil {
 		*r = *before
+		t.indexRow(r)
 		return e
 	}
 	if k, dup := t.duplicateKey(r); dup {
 		*r = *before
+		t.indexRow(r)
 		return duplicateKeyError(t, k)
 	}
+	t.indexRow(r)
 	s.bump(r, s.now().UTC().Truncate(time.Second))
 	if undoLog != nil {
 		*undoLog = append(*undoLog, undo{table: t, id: r.id, prev: before})
@@ -509,6 +514,7 @@ func (s *Server) update(t *table, r *record, values map[string]any, undoLog *[]u
 }
 
 func (s *Server) remove(t *table, r *record, undoLog *[]undo) {
+	t.unindexRow(r)
 	delete(t.rows, r.id)
 	t.order = slices.DeleteFunc(t.order, func(id string) bool { return id == r.id })
 	if undoLog != nil {

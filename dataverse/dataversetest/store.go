@@ -20,6 +20,7 @@ type table struct {
 	rows  map[string]*record          // by lowercase id
 	order []string                    // ids in creation order, so unordered queries are stable
 	keys  []keyDef
+	index map[string]map[string]string // key name → encoded key values → row id
 	// metadataID is the table's MetadataId, the id in its EntityDefinitions URI.
 	metadataID string
 }
@@ -53,7 +54,7 @@ func (r *record) clone() *record {
 }
 
 func newTable(def dataverse.Table) *table {
-	t := &table{def: def, cols: map[string]dataverse.Column{}, rows: map[string]*record{}, metadataID: uuid.NewString()}
+	t := &table{def: def, cols: map[string]dataverse.Column{}, rows: map[string]*record{}, index: map[string]map[string]string{}, metadataID: uuid.NewString()}
 	for _, c := range def.SystemColumns() {
 		t.cols[c.LogicalName] = c
 	}
@@ -61,7 +62,7 @@ func newTable(def dataverse.Table) *table {
 		t.cols[c.LogicalName] = c
 	}
 	for _, k := range def.Keys {
-		t.keys = append(t.keys, keyDef{name: k.SchemaName, columns: k.Columns, status: "Active"})
+		t.addKey(keyDef{name: k.SchemaName, columns: k.Columns})
 	}
 	return t
 }
@@ -216,46 +217,66 @@ func payloadError(t *table, detail string) *apiError {
 		t.def.EntitySetName, detail)}
 }
 
-// keyValues returns the values of a key's columns in a record, and whether all are set.
-func (k keyDef) values(r *record) ([]any, bool) {
-	out := make([]any, len(k.columns))
-	for i, c := range k.columns {
-		v := r.values[c]
-		if v == nil {
-			return nil, false
+// encode renders a key's values (from a row, or from an address) as one index entry; ok is false when a
+// key column is null (such rows are not in the key's index, as in Dataverse).
+func (k keyDef) encode(values map[string]any) (string, bool) {
+	var b strings.Builder
+	for _, c := range k.columns {
+		switch v := values[c].(type) {
+		case nil:
+			return "", false
+		case string:
+			b.WriteString("s:" + strings.ToLower(v)) // key uniqueness follows the collation: case-insensitive
+		default:
+			fmt.Fprintf(&b, "%T:%v", v, v)
 		}
-		if s, ok := v.(string); ok {
-			v = strings.ToLower(s) // key uniqueness follows the collation: case-insensitive
-		}
-		out[i] = v
+		b.WriteByte(0)
 	}
-	return out, true
+	return b.String(), true
+}
+
+// indexRow and unindexRow keep the alternate-key indexes in step with the rows.
+func (t *table) indexRow(r *record) {
+	for _, k := range t.keys {
+		if enc, ok := k.encode(r.values); ok && k.active() {
+			t.index[k.name][enc] = r.id
+		}
+	}
+}
+
+func (t *table) unindexRow(r *record) {
+	for _, k := range t.keys {
+		if enc, ok := k.encode(r.values); ok && t.index[k.name][enc] == r.id {
+			delete(t.index[k.name], enc)
+		}
+	}
+}
+
+// addKey indexes a new alternate key over the existing rows. Duplicates make it Failed, as Dataverse
+// cannot build a unique index over duplicate data.
+func (t *table) addKey(k keyDef) keyDef {
+	idx := map[string]string{}
+	k.status = "Active"
+	for _, id := range t.order {
+		if enc, ok := k.encode(t.rows[id].values); ok {
+			if _, dup := idx[enc]; dup {
+				k.status = "Failed"
+			}
+			idx[enc] = id
+		}
+	}
+	t.index[k.name] = idx
+	t.keys = append(t.keys, k)
+	return k
 }
 
 // findByKey returns the row whose key columns equal vals.
 func (t *table) findByKey(k keyDef, vals map[string]any) *record {
-	for _, id := range t.order {
-		r := t.rows[id]
-		match := true
-		for _, c := range k.columns {
-			a, b := r.values[c], vals[c]
-			if sa, ok := a.(string); ok {
-				if sb, ok := b.(string); !ok || !strings.EqualFold(sa, sb) {
-					match = false
-					break
-				}
-				continue
-			}
-			if a != b {
-				match = false
-				break
-			}
-		}
-		if match {
-			return r
-		}
+	enc, ok := k.encode(vals)
+	if !ok {
+		return nil
 	}
-	return nil
+	return t.rows[t.index[k.name][enc]]
 }
 
 // duplicateKey reports another row with the same values for one of the table's keys.
@@ -264,16 +285,8 @@ func (t *table) duplicateKey(r *record) (keyDef, bool) {
 		if !k.active() {
 			continue
 		}
-		mine, ok := k.values(r)
-		if !ok {
-			continue
-		}
-		for _, id := range t.order {
-			if id == r.id {
-				continue
-			}
-			theirs, ok := k.values(t.rows[id])
-			if ok && slices.Equal(mine, theirs) {
+		if enc, ok := k.encode(r.values); ok {
+			if id, taken := t.index[k.name][enc]; taken && id != r.id {
 				return k, true
 			}
 		}
@@ -289,13 +302,19 @@ type undo struct {
 }
 
 func (u undo) apply() {
+	t := u.table
+	cur, exists := t.rows[u.id]
+	if exists {
+		t.unindexRow(cur)
+	}
 	if u.prev == nil {
-		delete(u.table.rows, u.id)
-		u.table.order = slices.DeleteFunc(u.table.order, func(id string) bool { return id == u.id })
+		delete(t.rows, u.id)
+		t.order = slices.DeleteFunc(t.order, func(id string) bool { return id == u.id })
 		return
 	}
-	if _, exists := u.table.rows[u.id]; !exists {
-		u.table.order = append(u.table.order, u.id)
+	if !exists {
+		t.order = append(t.order, u.id)
 	}
-	u.table.rows[u.id] = u.prev
+	t.rows[u.id] = u.prev
+	t.indexRow(u.prev)
 }
