@@ -26,20 +26,17 @@ type vectorResponse struct {
 
 var statusLine = regexp.MustCompile(`(?m)^HTTP/1\.1 (\d{3})[^\n]*$`)
 
-// readVector returns the last response in a vector file (the samples put the request first). The samples
-// have trailing spaces and "###" commentary; both are dropped the way a reader of the doc would.
+// readVector returns the response in a vector file: the first status line (after the "### --- response"
+// marker when the file has one), its headers and its body. The samples have trailing spaces and "###"
+// commentary; both are dropped the way a reader of the doc would.
 func readVector(t *testing.T, name string) vectorResponse {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join("testdata", "vectors", name))
 	require.NoError(t, err)
-	locs := statusLine.FindAllSubmatchIndex(data, -1)
-	var resp []int
-	for _, l := range locs {
-		// A status line with a status code (not the request line "GET … HTTP/1.1").
-		if l[0] == 0 || data[l[0]-1] == '\n' {
-			resp = l
-		}
+	if i := bytes.Index(data, []byte("### --- response")); i >= 0 {
+		data = data[i:]
 	}
+	resp := statusLine.FindSubmatchIndex(data)
 	require.NotNil(t, resp, "no response in %s", name)
 	status, _ := strconv.Atoi(string(data[resp[2]:resp[3]]))
 	sc := bufio.NewScanner(bytes.NewReader(data[resp[1]:]))
