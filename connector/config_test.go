@@ -1,0 +1,84 @@
+package connector_test
+
+import (
+	"log/slog"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cspconnector/csp-connector/connector"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestLoadConfigDefaults(t *testing.T) {
+	t.Parallel()
+	cfg, err := connector.LoadConfig(env(nil))
+	require.NoError(t, err)
+	assert.Equal(t, connector.AuthDefault, cfg.DataverseAuth)
+	assert.Equal(t, 16, cfg.DataverseMaxConcurrency)
+	assert.Equal(t, 200, cfg.DataverseBatchSize)
+	assert.Equal(t, slog.LevelInfo, cfg.LogLevel)
+}
+
+func TestLoadConfigReportsEveryProblemAtOnce(t *testing.T) {
+	t.Parallel()
+	_, err := connector.LoadConfig(env(map[string]string{
+		"DATAVERSE_URL":             "http://contoso.crm.dynamics.com",
+		"DATAVERSE_AUTH":            "password",
+		"DATAVERSE_MAX_CONCURRENCY": "100",
+		"DATAVERSE_BATCH_SIZE":      "lots",
+		"CONNECTOR_LOG_LEVEL":       "chatty",
+	}), "SERVICEBUS_QUEUE")
+	require.Error(t, err)
+	assert.True(t, connector.IsConfigError(err))
+	var ce *connector.ConfigError
+	require.ErrorAs(t, err, &ce)
+	assert.Equal(t, []string{
+		"SERVICEBUS_QUEUE is required",
+		"DATAVERSE_URL must use https (plain http is accepted only for a loopback simulator)",
+		`DATAVERSE_AUTH "password" is not one of default, managed-identity, none`,
+		`DATAVERSE_MAX_CONCURRENCY "100" must be a whole number from 1 to 52`,
+		`DATAVERSE_BATCH_SIZE "lots" must be a whole number from 1 to 1000`,
+		`CONNECTOR_LOG_LEVEL "chatty" is not one of debug, info, warn, error`,
+	}, ce.Problems)
+}
+
+func TestAuthNoneOnlyForLoopback(t *testing.T) {
+	t.Parallel()
+	for url, ok := range map[string]bool{
+		"http://127.0.0.1:8091":           true,
+		"http://localhost:8091":           true,
+		"http://[::1]:8091":               true,
+		"https://contoso.crm.dynamics.com": false,
+		"http://10.0.0.5:8091":            false,
+	} {
+		_, err := connector.LoadConfig(env(map[string]string{"DATAVERSE_URL": url, "DATAVERSE_AUTH": "none"}))
+		assert.Equal(t, ok, err == nil, "%s: %v", url, err)
+	}
+}
+
+func TestLoadConfigRejectsURLShapes(t *testing.T) {
+	t.Parallel()
+	for _, u := range []string{"contoso.crm.dynamics.com", "https://user:pw@contoso.crm.dynamics.com", "https://contoso.crm.dynamics.com/api/data/v9.2"} {
+		_, err := connector.LoadConfig(env(map[string]string{"DATAVERSE_URL": u}))
+		assert.Error(t, err, u)
+		assert.NotContains(t, err.Error(), "pw@", "credentials never appear in errors")
+	}
+	cfg, err := connector.LoadConfig(env(map[string]string{"DATAVERSE_URL": "https://contoso.crm.dynamics.com/"}))
+	require.NoError(t, err)
+	assert.Equal(t, "https://contoso.crm.dynamics.com", cfg.DataverseURL)
+}
+
+func TestSettingsDocumentEveryVariable(t *testing.T) {
+	t.Parallel()
+	names := map[string]bool{}
+	for _, s := range connector.Settings() {
+		names[s.Name] = true
+		assert.NotEmpty(t, s.Help)
+	}
+	for _, want := range []string{"DATAVERSE_URL", "DATAVERSE_AUTH", "CONNECTOR_LOG_LEVEL", "DATAVERSE_MAX_CONCURRENCY", "DATAVERSE_BATCH_SIZE"} {
+		assert.True(t, names[want], want)
+	}
+}
