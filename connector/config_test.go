@@ -48,11 +48,11 @@ func TestLoadConfigReportsEveryProblemAtOnce(t *testing.T) {
 func TestAuthNoneOnlyForLoopback(t *testing.T) {
 	t.Parallel()
 	for url, ok := range map[string]bool{
-		"http://127.0.0.1:8091":           true,
-		"http://localhost:8091":           true,
-		"http://[::1]:8091":               true,
+		"http://127.0.0.1:8091":            true,
+		"http://localhost:8091":            true,
+		"http://[::1]:8091":                true,
 		"https://contoso.crm.dynamics.com": false,
-		"http://10.0.0.5:8091":            false,
+		"http://10.0.0.5:8091":             false,
 	} {
 		_, err := connector.LoadConfig(env(map[string]string{"DATAVERSE_URL": url, "DATAVERSE_AUTH": "none"}))
 		assert.Equal(t, ok, err == nil, "%s: %v", url, err)
