@@ -9,6 +9,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 
 	"github.com/cspconnector/csp-connector/dataverse"
+	"github.com/cspconnector/csp-connector/partnercenter"
 )
 
 // NewDataverseClient builds the Dataverse client the configuration describes. hc may be nil.
@@ -34,4 +35,37 @@ func NewDataverseClient(cfg Config, log *slog.Logger, hc *http.Client) (*dataver
 		MaxConcurrency: cfg.DataverseMaxConcurrency,
 		BatchSize:      cfg.DataverseBatchSize,
 	})
+}
+
+// NewPartnerCenterClient builds the Partner Center client the configuration describes: app-only tokens
+// from the app's client secret (or azidentity's chain without one), app+user tokens from the refresh token
+// file when one is configured. hc may be nil.
+func NewPartnerCenterClient(cfg Config, log *slog.Logger, hc *http.Client) (*partnercenter.Client, error) {
+	var creds partnercenter.Credentials
+	if cfg.PartnerCenterAuth != AuthNone {
+		tokenURL := cfg.PartnerCenterTokenURL
+		if tokenURL == "" {
+			tokenURL = partnercenter.TokenURL(cfg.PartnerCenterTenantID)
+		}
+		var err error
+		switch {
+		case cfg.PartnerCenterTokenURL != "" && cfg.PartnerCenterClientSecret != "":
+			// A non-Microsoft token endpoint (a simulator): azidentity only speaks to Entra authorities.
+			creds.AppOnly, err = partnercenter.NewClientSecretCredential(tokenURL, cfg.PartnerCenterClientID, cfg.PartnerCenterClientSecret, hc)
+		case cfg.PartnerCenterClientSecret != "":
+			creds.AppOnly, err = azidentity.NewClientSecretCredential(cfg.PartnerCenterTenantID, cfg.PartnerCenterClientID, cfg.PartnerCenterClientSecret, nil)
+		default:
+			creds.AppOnly, err = azidentity.NewDefaultAzureCredential(&azidentity.DefaultAzureCredentialOptions{TenantID: cfg.PartnerCenterTenantID})
+		}
+		if err != nil {
+			return nil, fmt.Errorf("partner center app-only credential: %w", err)
+		}
+		if cfg.PartnerCenterRefreshTokenFile != "" {
+			store := partnercenter.FileTokenStore{Path: cfg.PartnerCenterRefreshTokenFile}
+			if creds.AppUser, err = partnercenter.NewRefreshTokenCredential(tokenURL, cfg.PartnerCenterClientID, cfg.PartnerCenterClientSecret, store, hc); err != nil {
+				return nil, fmt.Errorf("partner center app+user credential: %w", err)
+			}
+		}
+	}
+	return partnercenter.NewClient(cfg.PartnerCenterEndpoint, creds, &partnercenter.ClientOptions{HTTPClient: hc, Logger: log.With("component", "partnercenter")})
 }

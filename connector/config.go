@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/cspconnector/csp-connector/dataverse"
+	"github.com/cspconnector/csp-connector/partnercenter"
 )
 
 // Auth modes for DATAVERSE_AUTH.
@@ -35,9 +36,24 @@ func Settings() []Setting {
 		{"DATAVERSE_AUTH", AuthDefault, "How to get Dataverse tokens: default (azidentity chain: environment, workload identity, managed identity, Azure CLI), managed-identity, or none (loopback simulators only)"},
 		{"DATAVERSE_MAX_CONCURRENCY", strconv.Itoa(dataverse.DefaultMaxConcurrency), "Dataverse requests in flight per replica (service protection allows 52 per user and server); lowered further by the server's x-ms-dop-hint"},
 		{"DATAVERSE_BATCH_SIZE", strconv.Itoa(dataverse.DefaultBatchSize), "Operations per $batch for bulk writes (1–1000)"},
+		{"PARTNERCENTER_ENDPOINT", partnercenter.DefaultEndpoint, "Partner Center API endpoint (paths under /v1)"},
+		{"PARTNERCENTER_AUTH", AuthDefault, "default (the app registration below; app-only tokens from its secret, or azidentity's chain without one), or none (loopback simulators only)"},
+		{"PARTNERCENTER_TENANT_ID", "", "The partner's Microsoft Entra tenant id (required by commands that call Partner Center, unless PARTNERCENTER_AUTH=none)"},
+		{"PARTNERCENTER_CLIENT_ID", "", "Application (client) id of the app registered in Partner Center (required with PARTNERCENTER_TENANT_ID)"},
+		{"PARTNERCENTER_CLIENT_SECRET", "", "The app's client secret (a secret: never logged). Needed for app+user calls; for app-only calls azidentity's chain is used without it"},
+		{"PARTNERCENTER_REFRESH_TOKEN_FILE", "", "File holding the secure application model refresh token of a partner Admin or Sales agent; rewritten on every exchange. Without it, agreement reads, legacy attestation, direct-sign status and the reseller link are unavailable"},
+		{"PARTNERCENTER_TOKEN_URL", "", "Token endpoint override (default https://login.microsoftonline.com/<tenant>/oauth2/v2.0/token); http only on loopback"},
 		{"CONNECTOR_LOG_LEVEL", "info", "Log level: debug, info, warn, error (JSON logs on stderr)"},
 	}
 }
+
+// Requirements a command can pass to LoadConfig besides variable names.
+const (
+	// NeedDataverse: the command talks to Dataverse.
+	NeedDataverse = "need:dataverse"
+	// NeedPartnerCenter: the command talks to Partner Center.
+	NeedPartnerCenter = "need:partnercenter"
+)
 
 // Config is the connector's configuration, read once from the environment.
 type Config struct {
@@ -45,7 +61,16 @@ type Config struct {
 	DataverseAuth           string
 	DataverseMaxConcurrency int
 	DataverseBatchSize      int
-	LogLevel                slog.Level
+
+	PartnerCenterEndpoint         string
+	PartnerCenterAuth             string
+	PartnerCenterTenantID         string
+	PartnerCenterClientID         string
+	PartnerCenterClientSecret     string // a secret: LogValue leaves it out
+	PartnerCenterRefreshTokenFile string
+	PartnerCenterTokenURL         string
+
+	LogLevel slog.Level
 }
 
 // LoadConfig reads the configuration through getenv and validates it, reporting every problem at once.
@@ -59,10 +84,18 @@ func LoadConfig(getenv func(string) string, required ...string) (Config, error) 
 		}
 		return def
 	}
+	needs := map[string]bool{}
 	for _, name := range required {
+		if strings.HasPrefix(name, "need:") {
+			needs[name] = true
+			continue
+		}
 		if get(name, "") == "" {
 			bad("%s is required", name)
 		}
+	}
+	if needs[NeedDataverse] && get("DATAVERSE_URL", "") == "" {
+		bad("DATAVERSE_URL is required")
 	}
 	c := Config{
 		DataverseURL:  strings.TrimRight(get("DATAVERSE_URL", ""), "/"),
@@ -90,6 +123,7 @@ func LoadConfig(getenv func(string) string, required ...string) (Config, error) 
 	default:
 		bad("DATAVERSE_AUTH %q is not one of %s, %s, %s", c.DataverseAuth, AuthDefault, AuthManagedIdentity, AuthNone)
 	}
+	c.loadPartnerCenter(get, needs[NeedPartnerCenter], bad)
 	c.DataverseMaxConcurrency = intSetting(get, "DATAVERSE_MAX_CONCURRENCY", dataverse.DefaultMaxConcurrency, 1, 52, bad)
 	c.DataverseBatchSize = intSetting(get, "DATAVERSE_BATCH_SIZE", dataverse.DefaultBatchSize, 1, dataverse.MaxBatchOperations, bad)
 	if err := c.LogLevel.UnmarshalText([]byte(get("CONNECTOR_LOG_LEVEL", "info"))); err != nil {
@@ -99,6 +133,46 @@ func LoadConfig(getenv func(string) string, required ...string) (Config, error) 
 		return Config{}, &ConfigError{Problems: problems}
 	}
 	return c, nil
+}
+
+func (c *Config) loadPartnerCenter(get func(string, string) string, needed bool, bad func(string, ...any)) {
+	c.PartnerCenterEndpoint = strings.TrimRight(get("PARTNERCENTER_ENDPOINT", partnercenter.DefaultEndpoint), "/")
+	c.PartnerCenterAuth = strings.ToLower(get("PARTNERCENTER_AUTH", AuthDefault))
+	c.PartnerCenterTenantID = get("PARTNERCENTER_TENANT_ID", "")
+	c.PartnerCenterClientID = get("PARTNERCENTER_CLIENT_ID", "")
+	c.PartnerCenterClientSecret = get("PARTNERCENTER_CLIENT_SECRET", "")
+	c.PartnerCenterRefreshTokenFile = get("PARTNERCENTER_REFRESH_TOKEN_FILE", "")
+	c.PartnerCenterTokenURL = get("PARTNERCENTER_TOKEN_URL", "")
+	endpoint, err := url.Parse(c.PartnerCenterEndpoint)
+	switch {
+	case err != nil || endpoint.Host == "" || (endpoint.Scheme != "https" && endpoint.Scheme != "http"):
+		bad("PARTNERCENTER_ENDPOINT %q is not an absolute URL such as %s", c.PartnerCenterEndpoint, partnercenter.DefaultEndpoint)
+	case endpoint.Scheme == "http" && !IsLoopback(endpoint.Hostname()):
+		bad("PARTNERCENTER_ENDPOINT must use https (plain http is accepted only for a loopback simulator)")
+	}
+	if c.PartnerCenterTokenURL != "" {
+		if u, err := url.Parse(c.PartnerCenterTokenURL); err != nil || u.Host == "" || (u.Scheme != "https" && !(u.Scheme == "http" && IsLoopback(u.Hostname()))) {
+			bad("PARTNERCENTER_TOKEN_URL must be an https URL (http only on loopback)")
+		}
+	}
+	switch c.PartnerCenterAuth {
+	case AuthNone:
+		if err == nil && !IsLoopback(endpoint.Hostname()) {
+			bad("PARTNERCENTER_AUTH=none is accepted only when PARTNERCENTER_ENDPOINT is a loopback address (a local simulator)")
+		}
+	case AuthDefault:
+		if needed && c.PartnerCenterTenantID == "" {
+			bad("PARTNERCENTER_TENANT_ID is required")
+		}
+		if needed && c.PartnerCenterClientID == "" {
+			bad("PARTNERCENTER_CLIENT_ID is required")
+		}
+		if c.PartnerCenterRefreshTokenFile != "" && c.PartnerCenterClientSecret == "" {
+			bad("PARTNERCENTER_REFRESH_TOKEN_FILE needs PARTNERCENTER_CLIENT_SECRET: the refresh token is exchanged with the app's secret")
+		}
+	default:
+		bad("PARTNERCENTER_AUTH %q is not one of %s, %s", c.PartnerCenterAuth, AuthDefault, AuthNone)
+	}
 }
 
 func intSetting(get func(string, string) string, name string, def, lo, hi int, bad func(string, ...any)) int {
@@ -127,14 +201,20 @@ func IsConfigError(err error) bool {
 	return errors.As(err, &ce)
 }
 
-// LogValue keeps the configuration loggable: it holds no secrets today, and fields that will hold them
-// (connection strings, API keys) must be added here redacted.
+// LogValue keeps the configuration loggable without its secrets: the client secret shows only whether it
+// is set. Every new secret setting must be added here the same way.
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("dataverse_url", c.DataverseURL),
 		slog.String("dataverse_auth", c.DataverseAuth),
 		slog.Int("dataverse_max_concurrency", c.DataverseMaxConcurrency),
 		slog.Int("dataverse_batch_size", c.DataverseBatchSize),
+		slog.String("partnercenter_endpoint", c.PartnerCenterEndpoint),
+		slog.String("partnercenter_auth", c.PartnerCenterAuth),
+		slog.String("partnercenter_tenant_id", c.PartnerCenterTenantID),
+		slog.String("partnercenter_client_id", c.PartnerCenterClientID),
+		slog.Bool("partnercenter_client_secret_set", c.PartnerCenterClientSecret != ""),
+		slog.String("partnercenter_refresh_token_file", c.PartnerCenterRefreshTokenFile),
 		slog.String("log_level", c.LogLevel.String()),
 	)
 }
