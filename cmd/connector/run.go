@@ -31,7 +31,7 @@ Configuration comes from environment variables (see the README); every problem i
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetContext(ctx)
-	root.AddCommand(sandboxCommand(getenv, stdout, stderr), dataverseCommand(getenv, stdout, stderr))
+	root.AddCommand(sandboxCommand(getenv, stdout, stderr), dataverseCommand(getenv, stdout, stderr), pcCommand(getenv, stdout, stderr))
 	return root.ExecuteContext(ctx)
 }
 
@@ -90,7 +90,7 @@ differs, a key whose index failed) are listed as problems and make the command f
 			if output != "text" && output != "json" {
 				return fmt.Errorf("--output must be text or json")
 			}
-			cfg, err := connector.LoadConfig(getenv, "DATAVERSE_URL")
+			cfg, err := connector.LoadConfig(getenv, connector.NeedDataverse)
 			if err != nil {
 				return err
 			}
