@@ -11,13 +11,16 @@ import (
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/dataversetest"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
+	"github.com/cspconnector/csp-connector/partnercenter"
+	"github.com/cspconnector/csp-connector/partnercenter/partnercentertest"
 )
 
 // SandboxOptions configures the sandbox.
 type SandboxOptions struct {
-	// DataverseAddr is the loopback address of the Dataverse simulator ("127.0.0.1:0" picks a free port).
-	DataverseAddr string
-	Logger        *slog.Logger
+	// DataverseAddr and PartnerCenterAddr are the loopback addresses of the simulators ("127.0.0.1:0"
+	// picks a free port).
+	DataverseAddr, PartnerCenterAddr string
+	Logger                           *slog.Logger
 	// Now is the clock of the simulators and the demo data; nil means time.Now.
 	Now func() time.Time
 }
@@ -26,8 +29,10 @@ type SandboxOptions struct {
 // simulator is a real HTTP server on loopback, so the product talks to it exactly as it would talk to the
 // real service.
 type Sandbox struct {
-	Dataverse       *dataversetest.Server
-	DataverseClient *dataverse.Client
+	Dataverse           *dataversetest.Server
+	DataverseClient     *dataverse.Client
+	PartnerCenter       *partnercentertest.Server
+	PartnerCenterClient *partnercenter.Client
 	// Install is the schema installation that ran at start.
 	Install *dataverse.Plan
 	// Seeded counts the demonstration rows per table.
@@ -68,6 +73,19 @@ func StartSandbox(ctx context.Context, opts SandboxOptions) (*Sandbox, error) {
 		sb.Close()
 		return nil, fmt.Errorf("sandbox: install schema: %w", err)
 	}
+	if sb.PartnerCenter, err = partnercentertest.NewServer(partnercentertest.Options{Addr: opts.PartnerCenterAddr, Now: now, AuthOptional: true}); err != nil {
+		sb.Close()
+		return nil, err
+	}
+	cfg.PartnerCenterEndpoint, cfg.PartnerCenterAuth = sb.PartnerCenter.URL, AuthNone
+	if sb.PartnerCenterClient, err = NewPartnerCenterClient(cfg, log, sb.PartnerCenter.Client()); err != nil {
+		sb.Close()
+		return nil, err
+	}
+	if err := seedPartnerCenter(sb.PartnerCenter, now()); err != nil {
+		sb.Close()
+		return nil, fmt.Errorf("sandbox: seed Partner Center: %w", err)
+	}
 	if err := sb.seed(ctx, now()); err != nil {
 		sb.Close()
 		return nil, fmt.Errorf("sandbox: seed demonstration data: %w", err)
@@ -80,12 +98,16 @@ func (sb *Sandbox) Close() {
 	if sb.Dataverse != nil {
 		sb.Dataverse.Close()
 	}
+	if sb.PartnerCenter != nil {
+		sb.PartnerCenter.Close()
+	}
 }
 
 // Describe writes what the sandbox is and how to use it.
 func (sb *Sandbox) Describe(w io.Writer) {
 	fmt.Fprintf(w, "CSP Connector sandbox: the connector on its built-in simulators (no Azure account needed).\n\n")
 	fmt.Fprintf(w, "  Dataverse simulator  %s   (Web API under %s)\n", sb.Dataverse.URL, dataverse.APIPath)
+	fmt.Fprintf(w, "  Partner Center       %s   (API under /v1; %d demo customers)\n", sb.PartnerCenter.URL, sb.PartnerCenter.Customers())
 	fmt.Fprintf(w, "  Schema installed     %d change(s) through the real installer\n", len(sb.Install.Changes))
 	fmt.Fprintf(w, "  Demonstration rows  ")
 	for _, t := range []string{schema.TableProvider, schema.TableAccount, schema.TableProviderAccount, schema.TableAgreementTemplate, schema.TableAgreement, schema.TableSubscription, schema.TableLicenseChangeLog, schema.TableJob} {
@@ -94,6 +116,8 @@ func (sb *Sandbox) Describe(w io.Writer) {
 	fmt.Fprintf(w, "\n\nTry it:\n")
 	fmt.Fprintf(w, "  curl -s '%s%scsp_licensechangelogs?$select=csp_name,csp_provisioningstatus' -H 'Prefer: odata.include-annotations=\"*\"'\n", sb.Dataverse.URL, dataverse.APIPath)
 	fmt.Fprintf(w, "  DATAVERSE_URL=%s DATAVERSE_AUTH=none go run ./cmd/connector dataverse install --dry-run\n", sb.Dataverse.URL)
+	fmt.Fprintf(w, "  PARTNERCENTER_ENDPOINT=%s PARTNERCENTER_AUTH=none go run ./cmd/connector pc customers\n", sb.PartnerCenter.URL)
+	fmt.Fprintf(w, "  PARTNERCENTER_ENDPOINT=%s PARTNERCENTER_AUTH=none go run ./cmd/connector pc subscriptions %s\n", sb.PartnerCenter.URL, demoContosoTenant)
 	fmt.Fprintf(w, "\nPress Ctrl+C to stop.\n")
 }
 
@@ -130,17 +154,17 @@ func (sb *Sandbox) seed(ctx context.Context, now time.Time) error {
 	must(create(schema.TableAccount, schema.SetAccounts, schema.Account{Name: "Northwind Traders", Email: "accounts@northwindtraders.com"}))
 
 	contosoPA := must(create(schema.TableProviderAccount, schema.SetProviderAccounts, schema.ProviderAccount{
-		Name: "Contoso Ltd", Provider: dataverse.Ref{ID: pc}, TenantID: "4c721420-72ad-4708-a0a7-371a2f7b0969", Domain: "contoso.onmicrosoft.com",
+		Name: "Contoso Ltd", Provider: dataverse.Ref{ID: pc}, TenantID: demoContosoTenant, Domain: "contoso.onmicrosoft.com",
 		CompanyName: "Contoso Ltd", Relationship: "Reseller", Account: dataverse.Ref{ID: contoso}, MappingStatus: schema.MappingMapped,
 		MappingMessage: "Mapped by a person.", LastSyncedOn: now,
 	}))
 	must(create(schema.TableProviderAccount, schema.SetProviderAccounts, schema.ProviderAccount{
-		Name: "Fabrikam", Provider: dataverse.Ref{ID: pc}, TenantID: "a1b2c3d4-0000-4000-8000-000000000002", Domain: "fabrikam.com",
+		Name: "Fabrikam", Provider: dataverse.Ref{ID: pc}, TenantID: demoFabrikamTenant, Domain: "fabrikam.com",
 		CompanyName: "Fabrikam Inc", Relationship: "Reseller", Account: dataverse.Ref{ID: fabrikam}, MappingStatus: schema.MappingAutoMapped,
 		MappingMessage: "Mapped automatically: the customer's domain fabrikam.com is the account's website.", LastSyncedOn: now,
 	}))
 	must(create(schema.TableProviderAccount, schema.SetProviderAccounts, schema.ProviderAccount{
-		Name: "Adventure Works", Provider: dataverse.Ref{ID: pc}, TenantID: "a1b2c3d4-0000-4000-8000-000000000003", Domain: "adventure-works.com",
+		Name: "Adventure Works", Provider: dataverse.Ref{ID: pc}, TenantID: demoAdventureWorksTenant, Domain: "adventure-works.com",
 		CompanyName: "Adventure Works Cycles", Relationship: "Reseller", MappingStatus: schema.MappingUnmapped,
 		MappingMessage: "No account matches this customer's domain or name. Choose the account on this row.", LastSyncedOn: now,
 	}))
@@ -158,7 +182,7 @@ func (sb *Sandbox) seed(ctx context.Context, now time.Time) error {
 	}
 	sub := must(create(schema.TableSubscription, schema.SetSubscriptions, schema.Subscription{
 		Name: "Microsoft 365 Business Premium", ProviderAccount: dataverse.Ref{ID: contosoPA}, Account: dataverse.Ref{ID: contoso},
-		Provider: dataverse.Ref{ID: pc}, PCSubscriptionID: "a4c1340d-6911-4758-bba3-0c4c6007d161", OfferID: "CFQ7TTC0LCHC:0002:CFQ7TTC0N8SS",
+		Provider: dataverse.Ref{ID: pc}, PCSubscriptionID: demoContosoSubscription, OfferID: "CFQ7TTC0LCHC:0002:CFQ7TTC0N8SS",
 		Quantity: 10, ReductionBehavior: schema.ReductionAllowedWithinWindow, ReductionWindowHrs: 168, ActualProvisionedOn: now.AddDate(0, 0, -30),
 		TermDuration: "P1Y", BillingCycle: "monthly", CommitmentEndDate: now.AddDate(0, 11, 0),
 	}))
@@ -180,4 +204,40 @@ func (sb *Sandbox) seed(ctx context.Context, now time.Time) error {
 		must(create(schema.TableJob, schema.SetJobs, j))
 	}
 	return errors.Join(errs...)
+}
+
+// Demonstration tenants and subscriptions, shared by both simulators so the rows and the provider agree.
+const (
+	demoContosoTenant        = "4c721420-72ad-4708-a0a7-371a2f7b0969"
+	demoFabrikamTenant       = "a1b2c3d4-0000-4000-8000-000000000002"
+	demoAdventureWorksTenant = "a1b2c3d4-0000-4000-8000-000000000003"
+	demoNorthwindTenant      = "a1b2c3d4-0000-4000-8000-000000000004"
+	demoContosoSubscription  = "a4c1340d-6911-4758-bba3-0c4c6007d161"
+)
+
+// seedPartnerCenter gives the Partner Center simulator customers in each situation the workflows meet:
+// agreement attested, accepted in the admin center, not accepted; subscriptions inside and outside their
+// refund window, an add-on, a suspended one.
+func seedPartnerCenter(pc *partnercentertest.Server, now time.Time) error {
+	mca := "117a77b0-9360-443b-8795-c6dedc750cf9"
+	customers := []partnercentertest.Customer{
+		{TenantID: demoContosoTenant, CompanyName: "Contoso Ltd", Domain: "contoso.onmicrosoft.com", Country: "GB",
+			Subscriptions: []partnercentertest.Subscription{
+				{ID: demoContosoSubscription, OfferID: "CFQ7TTC0LCHC:0002:CFQ7TTC0N8SS", FriendlyName: "Microsoft 365 Business Premium", Quantity: 10, TermDuration: "P1Y", BillingCycle: "monthly", AutoRenew: true, CreatedOn: now.AddDate(0, 0, -30)},
+				{ID: "5b6f4b2e-7c1d-4e0a-9f3b-2d8e6a1c0b01", OfferID: "CFQ7TTC0LH18:0001:CFQ7TTC0K971", FriendlyName: "Microsoft 365 Business Basic", Quantity: 3, TermDuration: "P1M", BillingCycle: "monthly", CreatedOn: now.AddDate(0, 0, -2)},
+			}},
+		{TenantID: demoFabrikamTenant, CompanyName: "Fabrikam Inc", Domain: "fabrikam.com", Country: "US",
+			Agreements: []partnercentertest.Agreement{{TemplateID: mca, Type: "MicrosoftCustomerAgreement", FirstName: "Ana", LastName: "Bowman", Email: "ana.bowman@fabrikam.com", DateAgreed: now.AddDate(0, -3, 0)}},
+			Subscriptions: []partnercentertest.Subscription{
+				{ID: "0e7b0a53-4a4d-4a55-8f7a-6c0c9a1d2b02", OfferID: "CFQ7TTC0LH18:0001:CFQ7TTC0K971", FriendlyName: "Microsoft 365 Business Basic", Quantity: 25, TermDuration: "P1Y", BillingCycle: "annual", Status: "suspended", CreatedOn: now.AddDate(0, -5, 0)},
+			}},
+		{TenantID: demoAdventureWorksTenant, CompanyName: "Adventure Works Cycles", Domain: "adventure-works.com", Country: "US"},
+		{TenantID: demoNorthwindTenant, CompanyName: "Northwind Traders", Domain: "northwindtraders.com", Country: "DE", DirectSigned: true},
+	}
+	for _, c := range customers {
+		if err := pc.AddCustomer(c); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -386,9 +386,9 @@ func backoff(minWait, maxWait time.Duration, attempt int, resp *http.Response) t
 	return retryablehttp.LinearJitterBackoff(minWait, min(minWait<<min(attempt, 16), maxWait), attempt, nil)
 }
 
-// tenantLimiter keeps requests per tenant under the limit. A token bucket refilling at 96% of the limit
-// with a burst of the remaining 4% can never put more than the limit into any window of that length,
-// while steady work runs at 96% of the allowed rate.
+// tenantLimiter keeps requests per tenant under the limit with a token bucket: burst + rate × window is
+// 98% of the limit, so no window of that length can hold more than the limit even when network jitter
+// bunches arrivals a little, while steady work runs at about 96% of the allowed rate.
 type tenantLimiter struct {
 	mu       sync.Mutex
 	every    rate.Limit
@@ -397,9 +397,9 @@ type tenantLimiter struct {
 }
 
 func newTenantLimiter(requests int, window time.Duration) *tenantLimiter {
-	burst := max(requests*4/100, 1)
-	perSecond := float64(requests-burst) / window.Seconds()
-	return &tenantLimiter{every: rate.Limit(perSecond), burst: burst, limiters: map[string]*rate.Limiter{}}
+	burst := max(requests*2/100, 1)
+	budget := float64(requests)*0.98 - float64(burst)
+	return &tenantLimiter{every: rate.Limit(budget / window.Seconds()), burst: burst, limiters: map[string]*rate.Limiter{}}
 }
 
 func (t *tenantLimiter) wait(ctx context.Context, tenant string) error {

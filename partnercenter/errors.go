@@ -16,25 +16,26 @@ import (
 // Codes are not unique across Partner Center's domains; helpers pair them with the HTTP status where
 // that matters.
 const (
-	CodeTokenMissing            = "800001"
-	CodeMCANotAccepted          = "13605"
-	CodeNoCommerceRelationship  = "20002"
-	CodeSubscriptionNotFound    = "20003"
-	CodeETagInvalid             = "2055"
-	CodeAddOnParentNotActive    = "27009"
-	CodeSandboxLimit            = "800018"
-	CodeOrderInProgress         = "800060"
-	CodeCartBeingProcessed      = "800064"
-	CodeCartAlreadySubmitted    = "800065"
-	CodeMaxSubscriptions        = "800066"
-	CodeMaxSeats                = "800067"
-	CodeQuantityCannotDecrease  = "800090"
-	CodeSubscriptionSuspended   = "800091"
-	CodeSubscriptionNotReady    = "800082"
-	CodeCancellationWindowEnded = "900117"
-	CodeAgreementDateInFuture   = "600002"
-	CodeAgreementAlreadyExists  = "600061"
-	CodeCartSandboxLimit        = "10009"
+	CodeTokenMissing             = "800001"
+	CodeMCANotAccepted           = "13605"
+	CodeNoCommerceRelationship   = "20002"
+	CodeSubscriptionNotFound     = "20003"
+	CodeETagInvalid              = "2055"
+	CodeAddOnParentNotActive     = "27009"
+	CodeSandboxLimit             = "800018"
+	CodeOrderInProgress          = "800060"
+	CodeCartBeingProcessed       = "800064"
+	CodeCartAlreadySubmitted     = "800065"
+	CodeMaxSubscriptions         = "800066"
+	CodeMaxSeats                 = "800067"
+	CodeQuantityCannotDecrease   = "800090"
+	CodeSeatReductionWindowEnded = "900257"
+	CodeSubscriptionSuspended    = "800091"
+	CodeSubscriptionNotReady     = "800082"
+	CodeCancellationWindowEnded  = "900117"
+	CodeAgreementDateInFuture    = "600002"
+	CodeAgreementAlreadyExists   = "600061"
+	CodeCartSandboxLimit         = "10009"
 )
 
 // maxErrorBody bounds how much of an error body is read.
@@ -142,6 +143,12 @@ func IsAlreadyExists(err error) bool {
 
 // IsMCANotAccepted reports 13605: the customer has no accepted Microsoft Customer Agreement.
 func IsMCANotAccepted(err error) bool { return hasCode(err, CodeMCANotAccepted) }
+
+// IsSeatReductionRefused reports a seat decrease Partner Center will not make now: more seats than are
+// refundable (800090) or the reduction window has passed (900257). The seats can be reduced at renewal.
+func IsSeatReductionRefused(err error) bool {
+	return hasCode(err, CodeQuantityCannotDecrease, CodeSeatReductionWindowEnded)
+}
 
 // IsSandboxLimit reports an integration-sandbox cap (customers, subscriptions per customer, seats).
 func IsSandboxLimit(err error) bool {

@@ -41,13 +41,14 @@ func newLogger(stderr io.Writer, level slog.Level) *slog.Logger {
 }
 
 func sandboxCommand(getenv func(string) string, stdout, stderr io.Writer) *cobra.Command {
-	var addr string
+	var addr, pcAddr string
 	cmd := &cobra.Command{
 		Use:   "sandbox",
 		Short: "Run the connector on its built-in simulators (no Azure needed)",
-		Long: `Run the connector on its built-in simulators: a Dataverse simulator on a loopback port, with the
-connector's tables installed by the real installer and demonstration rows in them. Nothing leaves
-this machine and no Azure or Microsoft account is needed. Stop it with Ctrl+C.`,
+		Long: `Run the connector on its built-in simulators: a Dataverse simulator with the connector's tables
+installed by the real installer and demonstration rows in them, and a Partner Center simulator with
+demonstration customers, subscriptions and agreements. Nothing leaves this machine and no Azure or
+Microsoft account is needed. Stop it with Ctrl+C.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := connector.LoadConfig(getenv)
@@ -55,7 +56,7 @@ this machine and no Azure or Microsoft account is needed. Stop it with Ctrl+C.`,
 				return err
 			}
 			log := newLogger(stderr, cfg.LogLevel)
-			sb, err := connector.StartSandbox(cmd.Context(), connector.SandboxOptions{DataverseAddr: addr, Logger: log})
+			sb, err := connector.StartSandbox(cmd.Context(), connector.SandboxOptions{DataverseAddr: addr, PartnerCenterAddr: pcAddr, Logger: log})
 			if err != nil {
 				return err
 			}
@@ -67,6 +68,7 @@ this machine and no Azure or Microsoft account is needed. Stop it with Ctrl+C.`,
 		},
 	}
 	cmd.Flags().StringVar(&addr, "dataverse-addr", "127.0.0.1:8091", "loopback address of the Dataverse simulator (port 0 picks a free one)")
+	cmd.Flags().StringVar(&pcAddr, "partnercenter-addr", "127.0.0.1:8092", "loopback address of the Partner Center simulator (port 0 picks a free one)")
 	return cmd
 }
 

@@ -87,7 +87,7 @@ func TestSandboxStartsInstallsSeedsAndStops(t *testing.T) {
 	var out, errs syncBuffer
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"sandbox", "--dataverse-addr", "127.0.0.1:0"}, getenv(nil), &out, &errs)
+		done <- run(ctx, []string{"sandbox", "--dataverse-addr", "127.0.0.1:0", "--partnercenter-addr", "127.0.0.1:0"}, getenv(nil), &out, &errs)
 	}()
 	require.Eventually(t, func() bool { return strings.Contains(out.String(), "Press Ctrl+C to stop.") }, 30*time.Second, 10*time.Millisecond, "stderr: %s", errs.String())
 	text := out.String()
@@ -100,6 +100,16 @@ func TestSandboxStartsInstallsSeedsAndStops(t *testing.T) {
 	var installOut bytes.Buffer
 	require.NoError(t, run(t.Context(), []string{"dataverse", "install", "--dry-run"}, getenv(map[string]string{"DATAVERSE_URL": url, "DATAVERSE_AUTH": "none"}), &installOut, &bytes.Buffer{}))
 	assert.Contains(t, installOut.String(), "Nothing to change")
+
+	// `connector pc customers` against the running sandbox lists its demo customers.
+	pcAt := strings.Index(text, "Partner Center       http://127.0.0.1:")
+	require.GreaterOrEqual(t, pcAt, 0, text)
+	pcURL := strings.Fields(text[pcAt+len("Partner Center       "):])[0]
+	var pcOut bytes.Buffer
+	require.NoError(t, run(t.Context(), []string{"pc", "customers"}, getenv(map[string]string{"PARTNERCENTER_ENDPOINT": pcURL, "PARTNERCENTER_AUTH": "none"}), &pcOut, &bytes.Buffer{}))
+	for _, want := range []string{"Contoso Ltd", "Fabrikam Inc", "Adventure Works Cycles", "Northwind Traders", "4 customer(s)"} {
+		assert.Contains(t, pcOut.String(), want)
+	}
 
 	cancel()
 	select {

@@ -1,0 +1,133 @@
+package partnercenter_test
+
+import (
+	"fmt"
+	"net/http"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/cspconnector/csp-connector/partnercenter"
+	"github.com/cspconnector/csp-connector/partnercenter/partnercentertest"
+)
+
+// BenchmarkListCustomers lists every customer of a partner with 1,000 and with 10,000 customers, over
+// loopback HTTP to the simulator, at the page size Partner Center allows (500). It reports the requests
+// made, which must equal the number of pages, and the peak heap the listing adds above what was in use
+// before it started (sampled every 100 customers), which must not grow with the number of customers: the
+// client holds one page at a time.
+//
+//	go test -run XXX -bench BenchmarkListCustomers -benchtime 1x ./partnercenter/
+func BenchmarkListCustomers(b *testing.B) {
+	peaks := map[int]uint64{}
+	for _, n := range []int{1_000, 10_000} {
+		b.Run(fmt.Sprintf("customers=%d", n), func(b *testing.B) {
+			srv, err := partnercentertest.NewServer(partnercentertest.Options{AuthOptional: true})
+			require.NoError(b, err)
+			defer srv.Close()
+			for i := range n {
+				require.NoError(b, srv.AddCustomer(partnercentertest.Customer{TenantID: tenant(i), CompanyName: fmt.Sprintf("Customer %05d Ltd", i), Domain: fmt.Sprintf("customer%d.onmicrosoft.com", i)}))
+			}
+			c, err := partnercenter.NewClient(srv.URL, partnercenter.Credentials{}, &partnercenter.ClientOptions{HTTPClient: srv.Client(), PageSize: partnercenter.DefaultPageSize})
+			require.NoError(b, err)
+			var peak uint64
+			requests := 0
+			for b.Loop() {
+				srv.ResetRequests()
+				runtime.GC()
+				var ms runtime.MemStats
+				runtime.ReadMemStats(&ms)
+				base := ms.HeapAlloc
+				count := 0
+				for _, err := range c.Customers(b.Context(), nil) {
+					require.NoError(b, err)
+					if count++; count%100 == 0 {
+						runtime.ReadMemStats(&ms)
+						if ms.HeapAlloc > base {
+							peak = max(peak, ms.HeapAlloc-base)
+						}
+					}
+				}
+				require.Equal(b, n, count)
+				requests = len(srv.Requests())
+			}
+			pages := (n + partnercenter.DefaultPageSize - 1) / partnercenter.DefaultPageSize
+			b.ReportMetric(float64(requests), "requests")
+			b.ReportMetric(float64(pages), "pages")
+			b.ReportMetric(float64(peak)/1024, "peak-heap-KiB")
+			if requests != pages {
+				b.Fatalf("%d requests for %d pages", requests, pages)
+			}
+			peaks[n] = peak
+		})
+	}
+	// The heap a listing needs is a page's worth, whatever the number of customers; allow for the noise of
+	// the collector (and of the simulator, which shares the process).
+	if small, large := peaks[1_000], peaks[10_000]; small > 0 && large > 3*small {
+		b.Fatalf("peak heap grew with the customer count: %d KiB for 1,000, %d KiB for 10,000", small/1024, large/1024)
+	}
+}
+
+// BenchmarkSubscriptionReadsUnderTenantLimit reads 2,000 subscriptions spread over 20 customer tenants
+// (one reader per tenant) against the simulator enforcing a per-tenant sliding-window limit, with the
+// client's per-tenant limiter set to the same limit. Partner Center's limit is 500 requests per minute per
+// tenant; here the window is scaled to 100 ms and the budget to 25 requests so that each tenant's 100 reads
+// span four windows and the benchmark runs in well under a second. It reports the 429 answers (target:
+// none) and the achieved rate as a share of the allowed rate (20 tenants × 25 per 100 ms; target ≥ 90%).
+//
+//	go test -run XXX -bench BenchmarkSubscriptionReadsUnderTenantLimit -benchtime 1x ./partnercenter/
+func BenchmarkSubscriptionReadsUnderTenantLimit(b *testing.B) {
+	const tenants, perTenant = 20, 100
+	limit := partnercentertest.Limit{Requests: 25, Window: 100 * time.Millisecond}
+	srv, err := partnercentertest.NewServer(partnercentertest.Options{AuthOptional: true, RateLimit: limit})
+	require.NoError(b, err)
+	defer srv.Close()
+	for i := range tenants {
+		subs := make([]partnercentertest.Subscription, 5)
+		for j := range subs {
+			subs[j] = partnercentertest.Subscription{ID: fmt.Sprintf("sub-%d-%d", i, j), OfferID: "CFQ7TTC0LH18:0001:CFQ7TTC0K971", Quantity: 1 + j}
+		}
+		require.NoError(b, srv.AddCustomer(partnercentertest.Customer{TenantID: tenant(i), CompanyName: fmt.Sprintf("Tenant %d", i), Subscriptions: subs}))
+	}
+	c, err := partnercenter.NewClient(srv.URL, partnercenter.Credentials{}, &partnercenter.ClientOptions{
+		HTTPClient: srv.Client(), TenantRequests: limit.Requests, TenantWindow: limit.Window,
+	})
+	require.NoError(b, err)
+	var share float64
+	throttled := 0
+	for b.Loop() {
+		srv.ResetRequests()
+		start := time.Now()
+		var wg sync.WaitGroup
+		for i := range tenants {
+			wg.Go(func() {
+				for j := range perTenant {
+					_, err := c.Subscription(b.Context(), tenant(i), fmt.Sprintf("sub-%d-%d", i, j%5))
+					require.NoError(b, err)
+				}
+			})
+		}
+		wg.Wait()
+		elapsed := time.Since(start)
+		throttled = 0
+		for _, r := range srv.Requests() {
+			if r.Status == http.StatusTooManyRequests {
+				throttled++
+			}
+		}
+		allowedPerSecond := float64(tenants*limit.Requests) / limit.Window.Seconds()
+		achievedPerSecond := float64(tenants*perTenant) / elapsed.Seconds()
+		share = achievedPerSecond / allowedPerSecond
+	}
+	b.ReportMetric(float64(throttled), "429s")
+	b.ReportMetric(share*100, "%-of-allowed-rate")
+	if throttled > 0 {
+		b.Fatalf("%d requests were throttled; the client's limiter should prevent every 429", throttled)
+	}
+	if share < 0.90 {
+		b.Fatalf("achieved %.0f%% of the allowed rate; the target is 90%%", share*100)
+	}
+}
