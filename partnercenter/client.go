@@ -177,9 +177,11 @@ func CorrelationID(ctx context.Context) string {
 	return s
 }
 
-// WithRequestID sets the MS-RequestId of the next call made with ctx. Partner Center treats a repeated
-// request id as the same request, so a caller that records the id before a purchase and reuses it after
-// a crash cannot buy twice. Without it each logical call gets a new id, reused across its own retries.
+// WithRequestID returns a context whose calls carry this MS-RequestId. Partner Center answers a repeated
+// request id with the first request's answer, so a caller that records the id before a purchase and
+// reuses it after a crash cannot buy twice. Derive it for that one logical call only, never for a whole
+// run: every call made with the context would otherwise get the first call's answer. Without it each
+// logical call gets a new id, reused across its own retries.
 func WithRequestID(ctx context.Context, id string) context.Context {
 	return context.WithValue(ctx, requestIDKey, id)
 }
@@ -247,8 +249,6 @@ func (c *Client) do(ctx context.Context, cl call) (*http.Response, error) {
 	h.Set("MS-PartnerCenter-Application", "csp-connector")
 	if body != nil {
 		h.Set("Content-Type", "application/json")
-	} else if cl.method == http.MethodPost {
-		h.Set("Content-Length", "0")
 	}
 	for k, vs := range cl.header {
 		h[k] = vs
