@@ -18,9 +18,10 @@ lint: ## go vet, and gofmt must have nothing to change
 	$(GO) vet ./...
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
-fuzz: ## every fuzz target for FUZZTIME each (default 30s): filter escaping, the filter parser, the Partner Center simulator
+fuzz: ## every fuzz target for FUZZTIME each (default 30s): filter escaping, the filter parser, the event decoder, the Partner Center simulator
 	$(GO) test -run XXX -fuzz FuzzFilterLiteralEscaping -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./dataverse/
 	$(GO) test -run XXX -fuzz FuzzParseFilter -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./dataverse/dataversetest/
+	$(GO) test -run XXX -fuzz FuzzDecodeEvent -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./connector/
 	$(GO) test -run XXX -fuzz FuzzServeHTTP -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./partnercenter/partnercentertest/
 
 bench: ## benchmarks (BENCH=regexp to choose); the upsert benchmark takes ~4 minutes

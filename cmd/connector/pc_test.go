@@ -27,7 +27,7 @@ func TestPartnerCenterCommands(t *testing.T) {
 	pc := func(args ...string) string {
 		t.Helper()
 		var out bytes.Buffer
-		require.NoError(t, run(t.Context(), append([]string{"pc"}, args...), vars, &out, &bytes.Buffer{}), "pc %v", args)
+		require.NoError(t, run(t.Context(), append([]string{"pc"}, args...), vars, nil, &out, &bytes.Buffer{}), "pc %v", args)
 		return out.String()
 	}
 
@@ -58,13 +58,13 @@ func TestPartnerCenterCommands(t *testing.T) {
 	assert.Equal(t, 10, subJSON.RefundableQuantity.TotalQuantity)
 
 	var errOut bytes.Buffer
-	err = run(t.Context(), []string{"pc", "customer", "00000000-0000-4000-8000-000000000099"}, vars, &bytes.Buffer{}, &errOut)
+	err = run(t.Context(), []string{"pc", "customer", "00000000-0000-4000-8000-000000000099"}, vars, nil, &bytes.Buffer{}, &errOut)
 	assert.ErrorContains(t, err, "HTTP 404")
 }
 
 func TestPartnerCenterCommandsReportMissingSettings(t *testing.T) {
 	t.Parallel()
-	err := run(t.Context(), []string{"pc", "customers"}, getenv(nil), &bytes.Buffer{}, &bytes.Buffer{})
+	err := run(t.Context(), []string{"pc", "customers"}, getenv(nil), nil, &bytes.Buffer{}, &bytes.Buffer{})
 	require.Error(t, err)
 	assert.ErrorContains(t, err, "PARTNERCENTER_TENANT_ID is required")
 	assert.ErrorContains(t, err, "PARTNERCENTER_CLIENT_ID is required")

@@ -17,7 +17,7 @@ import (
 
 // run is the whole program: main only supplies the process's context, arguments, environment and streams,
 // so tests call run directly.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	root := &cobra.Command{
 		Use:   "connector",
 		Short: "CSP Connector keeps Dynamics 365 (Dataverse) and Microsoft Partner Center in step",
@@ -31,7 +31,7 @@ Configuration comes from environment variables (see the README); every problem i
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetContext(ctx)
-	root.AddCommand(sandboxCommand(getenv, stdout, stderr), dataverseCommand(getenv, stdout, stderr), pcCommand(getenv, stdout, stderr))
+	root.AddCommand(sandboxCommand(getenv, stdout, stderr), dataverseCommand(getenv, stdout, stderr), pcCommand(getenv, stdout, stderr), inspectCommand(stdin, stdout))
 	return root.ExecuteContext(ctx)
 }
 

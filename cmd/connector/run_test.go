@@ -41,7 +41,7 @@ func TestDataverseInstallDryRunThenInstallThenNothing(t *testing.T) {
 	vars := getenv(map[string]string{"DATAVERSE_URL": srv.URL, "DATAVERSE_AUTH": "none"})
 
 	var out, errs bytes.Buffer
-	require.NoError(t, run(t.Context(), []string{"dataverse", "install", "--dry-run"}, vars, &out, &errs))
+	require.NoError(t, run(t.Context(), []string{"dataverse", "install", "--dry-run"}, vars, nil, &out, &errs))
 	assert.Contains(t, out.String(), "+ create table csp_provider (Provider), entity set csp_providers")
 	assert.Contains(t, out.String(), "Dry run: nothing was changed.")
 	for _, r := range srv.Requests() {
@@ -49,13 +49,13 @@ func TestDataverseInstallDryRunThenInstallThenNothing(t *testing.T) {
 	}
 
 	out.Reset()
-	require.NoError(t, run(t.Context(), []string{"dataverse", "install"}, vars, &out, &errs))
+	require.NoError(t, run(t.Context(), []string{"dataverse", "install"}, vars, nil, &out, &errs))
 	assert.Contains(t, out.String(), "Done:")
 	assert.Regexp(t, `\[1/\d+\] create publisher cspconnector`, out.String())
 
 	srv.ResetRequests()
 	out.Reset()
-	require.NoError(t, run(t.Context(), []string{"dataverse", "install", "--output", "json"}, vars, &out, &errs))
+	require.NoError(t, run(t.Context(), []string{"dataverse", "install", "--output", "json"}, vars, nil, &out, &errs))
 	var report struct {
 		Applied  bool
 		Changes  []string
@@ -73,7 +73,7 @@ func TestDataverseInstallDryRunThenInstallThenNothing(t *testing.T) {
 func TestConfigurationProblemsAreReportedTogether(t *testing.T) {
 	t.Parallel()
 	var out, errs bytes.Buffer
-	err := run(t.Context(), []string{"dataverse", "install"}, getenv(map[string]string{"DATAVERSE_AUTH": "sometimes", "CONNECTOR_LOG_LEVEL": "loud"}), &out, &errs)
+	err := run(t.Context(), []string{"dataverse", "install"}, getenv(map[string]string{"DATAVERSE_AUTH": "sometimes", "CONNECTOR_LOG_LEVEL": "loud"}), nil, &out, &errs)
 	require.Error(t, err)
 	for _, want := range []string{"DATAVERSE_URL is required", `DATAVERSE_AUTH "sometimes"`, `CONNECTOR_LOG_LEVEL "loud"`} {
 		assert.ErrorContains(t, err, want)
@@ -87,7 +87,7 @@ func TestSandboxStartsInstallsSeedsAndStops(t *testing.T) {
 	var out, errs syncBuffer
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"sandbox", "--dataverse-addr", "127.0.0.1:0", "--partnercenter-addr", "127.0.0.1:0"}, getenv(nil), &out, &errs)
+		done <- run(ctx, []string{"sandbox", "--dataverse-addr", "127.0.0.1:0", "--partnercenter-addr", "127.0.0.1:0"}, getenv(nil), nil, &out, &errs)
 	}()
 	require.Eventually(t, func() bool { return strings.Contains(out.String(), "Press Ctrl+C to stop.") }, 30*time.Second, 10*time.Millisecond, "stderr: %s", errs.String())
 	text := out.String()
@@ -98,7 +98,7 @@ func TestSandboxStartsInstallsSeedsAndStops(t *testing.T) {
 	// The printed URL serves the installed schema: a second install against it plans nothing.
 	url := strings.Fields(text[strings.Index(text, "http://127.0.0.1:"):])[0]
 	var installOut bytes.Buffer
-	require.NoError(t, run(t.Context(), []string{"dataverse", "install", "--dry-run"}, getenv(map[string]string{"DATAVERSE_URL": url, "DATAVERSE_AUTH": "none"}), &installOut, &bytes.Buffer{}))
+	require.NoError(t, run(t.Context(), []string{"dataverse", "install", "--dry-run"}, getenv(map[string]string{"DATAVERSE_URL": url, "DATAVERSE_AUTH": "none"}), nil, &installOut, &bytes.Buffer{}))
 	assert.Contains(t, installOut.String(), "Nothing to change")
 
 	// `connector pc customers` against the running sandbox lists its demo customers.
@@ -106,7 +106,7 @@ func TestSandboxStartsInstallsSeedsAndStops(t *testing.T) {
 	require.GreaterOrEqual(t, pcAt, 0, text)
 	pcURL := strings.Fields(text[pcAt+len("Partner Center       "):])[0]
 	var pcOut bytes.Buffer
-	require.NoError(t, run(t.Context(), []string{"pc", "customers"}, getenv(map[string]string{"PARTNERCENTER_ENDPOINT": pcURL, "PARTNERCENTER_AUTH": "none"}), &pcOut, &bytes.Buffer{}))
+	require.NoError(t, run(t.Context(), []string{"pc", "customers"}, getenv(map[string]string{"PARTNERCENTER_ENDPOINT": pcURL, "PARTNERCENTER_AUTH": "none"}), nil, &pcOut, &bytes.Buffer{}))
 	for _, want := range []string{"Contoso Ltd", "Fabrikam Inc", "Adventure Works Cycles", "Northwind Traders", "4 customer(s)"} {
 		assert.Contains(t, pcOut.String(), want)
 	}
@@ -124,7 +124,7 @@ func TestSandboxStartsInstallsSeedsAndStops(t *testing.T) {
 func TestHelpListsCommands(t *testing.T) {
 	t.Parallel()
 	var out bytes.Buffer
-	require.NoError(t, run(t.Context(), []string{"--help"}, getenv(nil), &out, &bytes.Buffer{}))
+	require.NoError(t, run(t.Context(), []string{"--help"}, getenv(nil), nil, &out, &bytes.Buffer{}))
 	for _, cmd := range []string{"sandbox", "dataverse"} {
 		assert.Contains(t, out.String(), cmd)
 	}

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cspconnector/csp-connector/connector"
+)
+
+// maxInspectSize bounds what inspect reads: Dataverse never posts more than 256 KB.
+const maxInspectSize = 4 << 20
+
+func inspectCommand(stdin io.Reader, stdout io.Writer) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "inspect <file|->",
+		Short: "Decode a Dataverse event message (for example a dead-lettered one); needs no configuration",
+		Long: `Decode the RemoteExecutionContext JSON that Dataverse posts to Service Bus or a webhook, and print
+what happened to which row, who caused it, and every value. Read a file, or - for standard input.
+It needs no configuration. --output json prints one JSON object for scripts.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if output != "text" && output != "json" {
+				return errors.New("--output must be text or json")
+			}
+			var r io.Reader = stdin
+			if args[0] != "-" {
+				f, err := os.Open(args[0])
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				r = f
+			}
+			body, err := io.ReadAll(io.LimitReader(r, maxInspectSize+1))
+			if err != nil {
+				return err
+			}
+			if len(body) > maxInspectSize {
+				return fmt.Errorf("the message is larger than %d bytes; Dataverse messages are at most 256 KB", maxInspectSize)
+			}
+			e, err := connector.DecodeEvent(body)
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				return writeJSON(stdout, connector.Inspect(e))
+			}
+			connector.WriteInspect(stdout, e)
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "text, or json for scripts")
+	return cmd
+}
