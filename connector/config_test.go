@@ -1,6 +1,7 @@
 package connector_test
 
 import (
+	"bytes"
 	"log/slog"
 	"testing"
 
@@ -81,4 +82,18 @@ func TestSettingsDocumentEveryVariable(t *testing.T) {
 	for _, want := range []string{"DATAVERSE_URL", "DATAVERSE_AUTH", "CONNECTOR_LOG_LEVEL", "DATAVERSE_MAX_CONCURRENCY", "DATAVERSE_BATCH_SIZE"} {
 		assert.True(t, names[want], want)
 	}
+}
+
+func TestLoggedConfigurationHasNoSecrets(t *testing.T) {
+	t.Parallel()
+	cfg, err := connector.LoadConfig(env(map[string]string{
+		"PARTNERCENTER_TENANT_ID": "tenant", "PARTNERCENTER_CLIENT_ID": "client",
+		"PARTNERCENTER_CLIENT_SECRET": "zz-very-secret-zz", "PARTNERCENTER_REFRESH_TOKEN_FILE": "/run/secrets/pc-refresh",
+	}), connector.NeedPartnerCenter)
+	require.NoError(t, err)
+	var logged bytes.Buffer
+	slog.New(slog.NewJSONHandler(&logged, nil)).Info("config", "config", cfg)
+	assert.NotContains(t, logged.String(), "zz-very-secret-zz")
+	assert.Contains(t, logged.String(), `"partnercenter_client_secret_set":true`)
+	assert.Contains(t, logged.String(), `"partnercenter_client_id":"client"`)
 }
