@@ -12,22 +12,33 @@ import (
 	"github.com/cspconnector/csp-connector/partnercenter"
 )
 
-// NewDataverseClient builds the Dataverse client the configuration describes. hc may be nil.
-func NewDataverseClient(cfg Config, log *slog.Logger, hc *http.Client) (*dataverse.Client, error) {
-	if cfg.DataverseURL == "" {
-		return nil, &ConfigError{Problems: []string{"DATAVERSE_URL is required"}}
-	}
+// AzureCredential is the azidentity credential DATAVERSE_AUTH selects (nil for none). Dataverse and
+// Service Bus (SERVICEBUS_NAMESPACE) share it.
+func AzureCredential(cfg Config) (azcore.TokenCredential, error) {
 	var cred azcore.TokenCredential
 	var err error
 	switch cfg.DataverseAuth {
 	case AuthNone:
+		return nil, nil
 	case AuthManagedIdentity:
 		cred, err = azidentity.NewManagedIdentityCredential(nil)
 	default:
 		cred, err = azidentity.NewDefaultAzureCredential(nil)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("dataverse credential (%s): %w", cfg.DataverseAuth, err)
+		return nil, fmt.Errorf("azure credential (%s): %w", cfg.DataverseAuth, err)
+	}
+	return cred, nil
+}
+
+// NewDataverseClient builds the Dataverse client the configuration describes. hc may be nil.
+func NewDataverseClient(cfg Config, log *slog.Logger, hc *http.Client) (*dataverse.Client, error) {
+	if cfg.DataverseURL == "" {
+		return nil, &ConfigError{Problems: []string{"DATAVERSE_URL is required"}}
+	}
+	cred, err := AzureCredential(cfg)
+	if err != nil {
+		return nil, err
 	}
 	return dataverse.NewClient(cfg.DataverseURL, cred, &dataverse.ClientOptions{
 		HTTPClient:     hc,

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/partnercenter"
@@ -43,6 +44,18 @@ func Settings() []Setting {
 		{"PARTNERCENTER_CLIENT_SECRET", "", "The app's client secret (a secret: never logged). Needed for app+user calls; for app-only calls azidentity's chain is used without it"},
 		{"PARTNERCENTER_REFRESH_TOKEN_FILE", "", "File holding the secure application model refresh token of a partner Admin or Sales agent; rewritten on every exchange. Without it, agreement reads, legacy attestation, direct-sign status and the reseller link are unavailable"},
 		{"PARTNERCENTER_TOKEN_URL", "", "Token endpoint override (default https://login.microsoftonline.com/<tenant>/oauth2/v2.0/token); http only on loopback"},
+		{"SERVICEBUS_NAMESPACE", "", "Service Bus namespace the Dataverse events arrive on, e.g. contoso-csp.servicebus.windows.net (authenticated like Dataverse, through DATAVERSE_AUTH's credential; the identity needs Azure Service Bus Data Receiver)"},
+		{"SERVICEBUS_CONNECTION_STRING", "", "Alternative to SERVICEBUS_NAMESPACE: a connection string with Listen rights (a secret: never logged)"},
+		{"SERVICEBUS_QUEUE", DefaultQueue, "Queue the Dataverse service endpoint posts to"},
+		{"SERVICEBUS_SEND_CONNECTION_STRING", "", "Used only by `connector dataverse install`: the connection string of a Send-only rule on the queue, which Dataverse's service endpoint posts with (a secret: never logged)"},
+		{"CONNECTOR_HTTP_ADDR", ":8080", "Address of the HTTP server: /webhooks/dataverse, /healthz, /readyz, /metrics"},
+		{"CONNECTOR_WEBHOOK_KEY", "", "Key a Dataverse webhook must present (as ?code= or in CONNECTOR_WEBHOOK_HEADER); without it the webhook intake is off (a secret: never logged)"},
+		{"CONNECTOR_WEBHOOK_HEADER", "", "Header that carries CONNECTOR_WEBHOOK_KEY (webhook auth type HttpHeader); empty: the code query value (WebhookKey)"},
+		{"CONNECTOR_PUBLIC_URL", "", "URL Dataverse reaches this connector at (https); `connector dataverse install` registers <url>/webhooks/dataverse when there is no Service Bus"},
+		{"CONNECTOR_WORKERS", "8", "Rows reconciled in parallel per replica (1–64)"},
+		{"CONNECTOR_QUEUE_LIMIT", "1000", "Rows that may wait in the work queue per replica before intake pauses (10–100000)"},
+		{"CONNECTOR_SHUTDOWN_TIMEOUT", "30s", "How long running work may finish after SIGTERM before it is abandoned to another replica"},
+		{"CONNECTOR_INSTANCE", "the host name", "Name of this replica in job leases and run history"},
 		{"CONNECTOR_LOG_LEVEL", "info", "Log level: debug, info, warn, error (JSON logs on stderr)"},
 	}
 }
@@ -53,7 +66,12 @@ const (
 	NeedDataverse = "need:dataverse"
 	// NeedPartnerCenter: the command talks to Partner Center.
 	NeedPartnerCenter = "need:partnercenter"
+	// NeedIntake: the command receives events (Service Bus or webhook; at least one must be configured).
+	NeedIntake = "need:intake"
 )
+
+// DefaultQueue is the Service Bus queue name the infrastructure creates.
+const DefaultQueue = "dataverse-events"
 
 // Config is the connector's configuration, read once from the environment.
 type Config struct {
@@ -69,6 +87,20 @@ type Config struct {
 	PartnerCenterClientSecret     string // a secret: LogValue leaves it out
 	PartnerCenterRefreshTokenFile string
 	PartnerCenterTokenURL         string
+
+	ServiceBusNamespace            string
+	ServiceBusConnectionString     string // a secret
+	ServiceBusQueue                string
+	ServiceBusSendConnectionString string // a secret
+
+	HTTPAddr        string
+	WebhookKey      string // a secret
+	WebhookHeader   string
+	PublicURL       string
+	Workers         int
+	QueueLimit      int
+	ShutdownTimeout time.Duration
+	Instance        string
 
 	LogLevel slog.Level
 }
@@ -124,6 +156,7 @@ func LoadConfig(getenv func(string) string, required ...string) (Config, error) 
 		bad("DATAVERSE_AUTH %q is not one of %s, %s, %s", c.DataverseAuth, AuthDefault, AuthManagedIdentity, AuthNone)
 	}
 	c.loadPartnerCenter(get, needs[NeedPartnerCenter], bad)
+	c.loadRuntime(get, needs[NeedIntake], bad)
 	c.DataverseMaxConcurrency = intSetting(get, "DATAVERSE_MAX_CONCURRENCY", dataverse.DefaultMaxConcurrency, 1, 52, bad)
 	c.DataverseBatchSize = intSetting(get, "DATAVERSE_BATCH_SIZE", dataverse.DefaultBatchSize, 1, dataverse.MaxBatchOperations, bad)
 	if err := c.LogLevel.UnmarshalText([]byte(get("CONNECTOR_LOG_LEVEL", "info"))); err != nil {
@@ -175,6 +208,102 @@ func (c *Config) loadPartnerCenter(get func(string, string) string, needed bool,
 	}
 }
 
+func (c *Config) loadRuntime(get func(string, string) string, needIntake bool, bad func(string, ...any)) {
+	c.ServiceBusNamespace = strings.TrimSuffix(strings.TrimPrefix(get("SERVICEBUS_NAMESPACE", ""), "sb://"), "/")
+	c.ServiceBusConnectionString = get("SERVICEBUS_CONNECTION_STRING", "")
+	c.ServiceBusQueue = get("SERVICEBUS_QUEUE", DefaultQueue)
+	c.ServiceBusSendConnectionString = get("SERVICEBUS_SEND_CONNECTION_STRING", "")
+	c.HTTPAddr = get("CONNECTOR_HTTP_ADDR", ":8080")
+	c.WebhookKey = get("CONNECTOR_WEBHOOK_KEY", "")
+	c.WebhookHeader = get("CONNECTOR_WEBHOOK_HEADER", "")
+	c.PublicURL = strings.TrimRight(get("CONNECTOR_PUBLIC_URL", ""), "/")
+	c.Instance = get("CONNECTOR_INSTANCE", "")
+	if c.ServiceBusNamespace != "" && c.ServiceBusConnectionString != "" {
+		bad("set SERVICEBUS_NAMESPACE or SERVICEBUS_CONNECTION_STRING, not both")
+	}
+	if c.ServiceBusNamespace != "" && (strings.ContainsAny(c.ServiceBusNamespace, "/:;") || !strings.Contains(c.ServiceBusNamespace, ".")) {
+		bad("SERVICEBUS_NAMESPACE %q must be the fully qualified namespace, e.g. contoso-csp.servicebus.windows.net", c.ServiceBusNamespace)
+	}
+	for _, cs := range []struct{ name, value string }{{"SERVICEBUS_CONNECTION_STRING", c.ServiceBusConnectionString}, {"SERVICEBUS_SEND_CONNECTION_STRING", c.ServiceBusSendConnectionString}} {
+		if cs.value != "" {
+			if _, err := ParseServiceBusConnectionString(cs.value); err != nil {
+				bad("%s: %v", cs.name, err)
+			}
+		}
+	}
+	if c.WebhookKey != "" && len(c.WebhookKey) < 16 {
+		bad("CONNECTOR_WEBHOOK_KEY must be at least 16 characters (it is the only thing that authenticates Dataverse's posts)")
+	}
+	if c.WebhookHeader != "" && c.WebhookKey == "" {
+		bad("CONNECTOR_WEBHOOK_HEADER needs CONNECTOR_WEBHOOK_KEY")
+	}
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || u.Host == "" || (u.Scheme != "https" && !(u.Scheme == "http" && IsLoopback(u.Hostname()))) {
+			bad("CONNECTOR_PUBLIC_URL must be an https URL (http only on loopback)")
+		}
+	}
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		bad("CONNECTOR_HTTP_ADDR %q is not host:port (e.g. :8080)", c.HTTPAddr)
+	}
+	if needIntake && c.ServiceBusNamespace == "" && c.ServiceBusConnectionString == "" && c.WebhookKey == "" {
+		bad("no event intake: set SERVICEBUS_NAMESPACE (or SERVICEBUS_CONNECTION_STRING) for Service Bus, or CONNECTOR_WEBHOOK_KEY for the webhook")
+	}
+	c.Workers = intSetting(get, "CONNECTOR_WORKERS", 8, 1, 64, bad)
+	c.QueueLimit = intSetting(get, "CONNECTOR_QUEUE_LIMIT", 1000, 10, 100000, bad)
+	c.ShutdownTimeout = 30 * time.Second
+	if raw := get("CONNECTOR_SHUTDOWN_TIMEOUT", ""); raw != "" {
+		d, err := time.ParseDuration(raw)
+		if err != nil || d < 0 || d > 10*time.Minute {
+			bad("CONNECTOR_SHUTDOWN_TIMEOUT %q must be a duration such as 30s (at most 10m)", raw)
+		} else {
+			c.ShutdownTimeout = d
+		}
+	}
+}
+
+// ServiceBusConnection is the part of a Service Bus connection string the connector reads.
+type ServiceBusConnection struct {
+	Endpoint   string // sb://<namespace>/
+	Namespace  string // host[:port]
+	KeyName    string
+	Key        string // a secret
+	EntityPath string
+	Emulator   bool
+}
+
+// ParseServiceBusConnectionString reads Endpoint, SharedAccessKeyName, SharedAccessKey, EntityPath and
+// UseDevelopmentEmulator; an error names what is missing without echoing the secret.
+func ParseServiceBusConnectionString(cs string) (ServiceBusConnection, error) {
+	var c ServiceBusConnection
+	for _, part := range strings.Split(cs, ";") {
+		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok {
+			continue
+		}
+		switch strings.ToLower(k) {
+		case "endpoint":
+			c.Endpoint = v
+		case "sharedaccesskeyname":
+			c.KeyName = v
+		case "sharedaccesskey":
+			c.Key = v
+		case "entitypath":
+			c.EntityPath = v
+		case "usedevelopmentemulator":
+			c.Emulator, _ = strconv.ParseBool(v)
+		}
+	}
+	u, err := url.Parse(c.Endpoint)
+	if c.Endpoint == "" || err != nil || u.Scheme != "sb" || u.Host == "" {
+		return ServiceBusConnection{}, errors.New("the connection string has no Endpoint=sb://<namespace>/")
+	}
+	c.Namespace = u.Host
+	if c.KeyName == "" || c.Key == "" {
+		return ServiceBusConnection{}, errors.New("the connection string needs SharedAccessKeyName and SharedAccessKey")
+	}
+	return c, nil
+}
+
 func intSetting(get func(string, string) string, name string, def, lo, hi int, bad func(string, ...any)) int {
 	raw := get(name, "")
 	if raw == "" {
@@ -215,6 +344,17 @@ func (c Config) LogValue() slog.Value {
 		slog.String("partnercenter_client_id", c.PartnerCenterClientID),
 		slog.Bool("partnercenter_client_secret_set", c.PartnerCenterClientSecret != ""),
 		slog.String("partnercenter_refresh_token_file", c.PartnerCenterRefreshTokenFile),
+		slog.String("servicebus_namespace", c.ServiceBusNamespace),
+		slog.Bool("servicebus_connection_string_set", c.ServiceBusConnectionString != ""),
+		slog.String("servicebus_queue", c.ServiceBusQueue),
+		slog.String("http_addr", c.HTTPAddr),
+		slog.Bool("webhook_key_set", c.WebhookKey != ""),
+		slog.String("webhook_header", c.WebhookHeader),
+		slog.String("public_url", c.PublicURL),
+		slog.Int("workers", c.Workers),
+		slog.Int("queue_limit", c.QueueLimit),
+		slog.Duration("shutdown_timeout", c.ShutdownTimeout),
+		slog.String("instance", c.Instance),
 		slog.String("log_level", c.LogLevel.String()),
 	)
 }

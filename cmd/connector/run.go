@@ -31,7 +31,8 @@ Configuration comes from environment variables (see the README); every problem i
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetContext(ctx)
-	root.AddCommand(sandboxCommand(getenv, stdout, stderr), dataverseCommand(getenv, stdout, stderr), pcCommand(getenv, stdout, stderr), inspectCommand(stdin, stdout))
+	root.AddCommand(runCommand(getenv, stderr), sandboxCommand(getenv, stdout, stderr), dataverseCommand(getenv, stdout, stderr),
+		pcCommand(getenv, stdout, stderr), verifyCommand(getenv, stdout, stderr), jobsCommand(getenv, stdout, stderr), inspectCommand(stdin, stdout))
 	return root.ExecuteContext(ctx)
 }
 

@@ -141,6 +141,7 @@ type Job struct {
 	LastStatus     RunStatus      `dataverse:"csp_laststatus"`
 	LeaseOwner     string         `dataverse:"csp_leaseowner"`
 	LeaseExpiresOn time.Time      `dataverse:"csp_leaseexpireson"`
+	Message        string         `dataverse:"csp_message"`
 }
 
 // JobRun is a csp_jobrun row.

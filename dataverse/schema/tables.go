@@ -220,6 +220,7 @@ func Schema() dataverse.Schema {
 		choice("csp_laststatus", "Last status", runStatusOptions()...),
 		text("csp_leaseowner", "Lease owner", 200),
 		when("csp_leaseexpireson", "Lease expires on"),
+		memo("csp_message", "Message"),
 	)
 	job.Keys = []dataverse.AlternateKey{{SchemaName: KeyJobName, Columns: []string{"csp_name"}}}
 

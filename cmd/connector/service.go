@@ -1,0 +1,228 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cspconnector/csp-connector/connector"
+	"github.com/cspconnector/csp-connector/dataverse"
+	"github.com/cspconnector/csp-connector/dataverse/schema"
+)
+
+// newService builds the connector service from the configuration: clients instrumented for /metrics,
+// and the Service Bus client when one is configured.
+func newService(cfg connector.Config, log *slog.Logger) (*connector.Service, error) {
+	if cfg.Instance == "" {
+		cfg.Instance, _ = os.Hostname()
+	}
+	m := connector.NewMetrics()
+	dv, err := connector.NewDataverseClient(cfg, log, m.Instrument("dataverse", nil))
+	if err != nil {
+		return nil, err
+	}
+	pc, err := connector.NewPartnerCenterClient(cfg, log, m.Instrument("partnercenter", nil))
+	if err != nil {
+		return nil, err
+	}
+	opts := connector.ServiceOptions{Logger: log, Metrics: m, DV: dv, PC: pc}
+	if cfg.ServiceBusNamespace != "" || cfg.ServiceBusConnectionString != "" {
+		cred, err := connector.AzureCredential(cfg)
+		if err != nil {
+			return nil, err
+		}
+		if opts.ServiceBus, err = connector.NewServiceBusClient(cfg, cred, nil); err != nil {
+			return nil, err
+		}
+	}
+	return connector.NewService(cfg, opts)
+}
+
+func runCommand(getenv func(string) string, stderr io.Writer) *cobra.Command {
+	return &cobra.Command{
+		Use:   "run",
+		Short: "Run the connector service",
+		Long: `Run the connector: receive Dataverse events from Service Bus (SERVICEBUS_NAMESPACE or
+SERVICEBUS_CONNECTION_STRING) and/or the webhook (CONNECTOR_WEBHOOK_KEY), reconcile the rows they name,
+run scheduled jobs, and serve /webhooks/dataverse, /healthz, /readyz and /metrics on CONNECTOR_HTTP_ADDR.
+SIGTERM stops intake, lets running work finish for CONNECTOR_SHUTDOWN_TIMEOUT, and exits.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := connector.LoadConfig(getenv, connector.NeedDataverse, connector.NeedPartnerCenter, connector.NeedIntake)
+			if err != nil {
+				return err
+			}
+			log := newLogger(stderr, cfg.LogLevel)
+			log.Info("starting", "config", cfg)
+			svc, err := newService(cfg, log)
+			if err != nil {
+				return err
+			}
+			return svc.Run(cmd.Context())
+		},
+	}
+}
+
+func verifyCommand(getenv func(string) string, stdout, stderr io.Writer) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "verify",
+		Short: "Verify connectivity to Dataverse, Partner Center and Service Bus",
+		Long: `Run the Verify Connectivity job now: check Dataverse (WhoAmI), Partner Center (app-only, and
+app+user when a refresh token is configured) and Service Bus (when configured), record the run in the
+job's history and the outcome on every Partner Center provider row, and print it. Exits non-zero when a
+check fails.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if output != "text" && output != "json" {
+				return errors.New("--output must be text or json")
+			}
+			cfg, err := connector.LoadConfig(getenv, connector.NeedDataverse, connector.NeedPartnerCenter)
+			if err != nil {
+				return err
+			}
+			svc, err := newService(cfg, newLogger(stderr, cfg.LogLevel))
+			if err != nil {
+				return err
+			}
+			res, err := svc.Jobs.RunNow(cmd.Context(), connector.VerifyConnectivityJob, schema.TriggerRunNow)
+			rep := svc.Conn.Last()
+			if rep.At.IsZero() {
+				// The job could not run (its row could not be written): check anyway and print.
+				rep = svc.Conn.Verify(cmd.Context())
+			}
+			if output == "json" {
+				enc := json.NewEncoder(stdout)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(rep); err != nil {
+					return err
+				}
+			} else {
+				printReport(stdout, rep)
+			}
+			if err != nil {
+				return fmt.Errorf("the result could not be recorded in Dataverse: %w", err)
+			}
+			if !rep.OK {
+				return errors.New("not connected: " + failedNames(rep))
+			}
+			_ = res
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "text, or json for scripts")
+	return cmd
+}
+
+func printReport(w io.Writer, rep connector.ConnectivityReport) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, c := range rep.Checks {
+		mark := "ok"
+		switch {
+		case c.Skipped:
+			mark = "skipped"
+		case !c.OK:
+			mark = "FAILED"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%dms\t%s\n", c.Name, mark, c.TookMS, c.Detail)
+	}
+	_ = tw.Flush()
+	fmt.Fprintln(w, rep.Message())
+}
+
+func failedNames(rep connector.ConnectivityReport) string {
+	var names []string
+	for _, c := range rep.Checks {
+		if !c.OK {
+			names = append(names, c.Name)
+		}
+	}
+	return strings.Join(names, ", ")
+}
+
+func jobsCommand(getenv func(string) string, stdout, stderr io.Writer) *cobra.Command {
+	cmd := &cobra.Command{Use: "jobs", Short: "List and run the connector's scheduled jobs"}
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List the jobs with their schedule and last run",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := connector.LoadConfig(getenv, connector.NeedDataverse)
+			if err != nil {
+				return err
+			}
+			dv, err := connector.NewDataverseClient(cfg, newLogger(stderr, cfg.LogLevel), nil)
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tSCHEDULE\tENABLED\tLAST RUN\tNEXT RUN\tMESSAGE")
+			for r, err := range dv.List(cmd.Context(), schema.SetJobs, &dataverse.Query{Select: dataverse.Columns[schema.Job](), OrderBy: []string{"csp_name"}}) {
+				if err != nil {
+					return err
+				}
+				var j schema.Job
+				if err := dataverse.Unmarshal(r, &j); err != nil {
+					return err
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%t\t%s\t%s\t%s\n", j.Name, j.Schedule, j.Enabled, stamp(j.LastRunOn), stamp(j.NextRunOn), j.Message)
+			}
+			return tw.Flush()
+		},
+	}
+	runJob := &cobra.Command{
+		Use:   "run <name>",
+		Short: "Run a job now, under its lease, and record the run",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := connector.LoadConfig(getenv, connector.NeedDataverse, connector.NeedPartnerCenter)
+			if err != nil {
+				return err
+			}
+			svc, err := newService(cfg, newLogger(stderr, cfg.LogLevel))
+			if err != nil {
+				return err
+			}
+			res, err := svc.Jobs.RunNow(cmd.Context(), args[0], schema.TriggerRunNow)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "%s: %s in %s (processed %d, created %d, updated %d, failed %d)\n", res.Job, runStatusWord(res.Status),
+				res.Ended.Sub(res.Started).Round(time.Millisecond), res.Counts.Processed, res.Counts.Created, res.Counts.Updated, res.Counts.Failed)
+			if res.Err != nil {
+				return res.Err
+			}
+			return nil
+		},
+	}
+	cmd.AddCommand(list, runJob)
+	return cmd
+}
+
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format("2006-01-02 15:04Z")
+}
+
+func runStatusWord(s schema.RunStatus) string {
+	switch s {
+	case schema.RunSucceeded:
+		return "succeeded"
+	case schema.RunPartiallySucceeded:
+		return "partly succeeded"
+	case schema.RunCancelled:
+		return "cancelled"
+	default:
+		return "failed"
+	}
+}

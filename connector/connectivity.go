@@ -1,0 +1,278 @@
+package connector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+
+	"github.com/cspconnector/csp-connector/dataverse"
+	"github.com/cspconnector/csp-connector/dataverse/schema"
+	"github.com/cspconnector/csp-connector/partnercenter"
+)
+
+// VerifyConnectivityJob is the job's name (its csp_job row's csp_name).
+const VerifyConnectivityJob = "Verify Connectivity"
+
+// Check is one connectivity check's outcome.
+type Check struct {
+	Name    string        `json:"name"`
+	OK      bool          `json:"ok"`
+	Skipped bool          `json:"skipped,omitempty"`
+	Detail  string        `json:"detail"`
+	Took    time.Duration `json:"-"`
+	TookMS  int64         `json:"tookMs"`
+}
+
+// ConnectivityReport is the outcome of Verify Connectivity.
+type ConnectivityReport struct {
+	At     time.Time `json:"at"`
+	OK     bool      `json:"ok"`
+	Checks []Check   `json:"checks"`
+}
+
+// Message is the report in words, for the provider row and the console.
+func (r ConnectivityReport) Message() string {
+	var failed, passed []string
+	for _, c := range r.Checks {
+		switch {
+		case c.Skipped:
+		case c.OK:
+			passed = append(passed, c.Name)
+		default:
+			failed = append(failed, c.Name+": "+c.Detail)
+		}
+	}
+	if len(failed) == 0 {
+		return "Connected: " + strings.Join(passed, ", ") + " answered."
+	}
+	return "Not connected. " + strings.Join(failed, " ")
+}
+
+// Connectivity checks that the connector can reach and use Dataverse, Partner Center (with each kind of
+// credential configured) and Service Bus, and records the outcome on the Partner Center provider rows.
+type Connectivity struct {
+	DV         *dataverse.Client
+	PC         *partnercenter.Client
+	ServiceBus *azservicebus.Client // nil when events come by webhook
+	Queue      string
+	Health     *Health
+	Now        func() time.Time
+	Logger     *slog.Logger
+
+	mu   sync.Mutex
+	last ConnectivityReport
+}
+
+// Last is the most recent report (zero before the first check).
+func (c *Connectivity) Last() ConnectivityReport {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.last
+}
+
+// Verify runs every check.
+func (c *Connectivity) Verify(ctx context.Context) ConnectivityReport {
+	r := ConnectivityReport{At: c.now(), OK: true}
+	add := func(name, component string, start time.Time, err error, okDetail string) {
+		ch := Check{Name: name, OK: err == nil, Detail: okDetail, Took: time.Since(start)}
+		ch.TookMS = ch.Took.Milliseconds()
+		if errors.Is(err, errSkipped) {
+			ch.OK, ch.Skipped, ch.Detail = true, true, strings.TrimPrefix(err.Error(), errSkipped.Error()+": ")
+		} else if err != nil {
+			ch.Detail = explain(name, err)
+			r.OK = false
+		}
+		r.Checks = append(r.Checks, ch)
+		if c.Health != nil && !ch.Skipped {
+			c.Health.Set(component, errIf(err, ch.Detail))
+		}
+	}
+
+	start := time.Now()
+	who, err := c.DV.WhoAmI(ctx)
+	add("Dataverse", "dataverse", start, err, fmt.Sprintf("signed in as application user %s in organization %s", who.UserID, who.OrganizationID))
+
+	start = time.Now()
+	var first string
+	for cust, err2 := range c.PC.Customers(ctx, &partnercenter.ListCustomersOptions{PageSize: 1}) {
+		err = err2
+		if err == nil {
+			first = cust.ID
+		}
+		break
+	}
+	detail := "customers can be listed (app-only token)"
+	if first == "" && err == nil {
+		detail = "the customer list answered, empty (app-only token)"
+	}
+	add("Partner Center", "partnercenter", start, err, detail)
+
+	start = time.Now()
+	_, err = c.PC.RelationshipRequestURL(ctx)
+	if errors.Is(err, partnercenter.ErrNoCredential) {
+		err = fmt.Errorf("%w: no refresh token configured (PARTNERCENTER_REFRESH_TOKEN_FILE); agreement reads and the direct-sign check are unavailable", errSkipped)
+	}
+	add("Partner Center app+user", "partnercenter_appuser", start, err, "the partner's delegated (app+user) token works")
+
+	start = time.Now()
+	err = c.checkServiceBus(ctx)
+	add("Service Bus", "servicebus_access", start, err, fmt.Sprintf("queue %s can be read", c.Queue))
+	c.mu.Lock()
+	c.last = r
+	c.mu.Unlock()
+	return r
+}
+
+var errSkipped = errors.New("skipped")
+
+func errIf(err error, detail string) error {
+	if err == nil {
+		return nil
+	}
+	return errors.New(detail)
+}
+
+func (c *Connectivity) checkServiceBus(ctx context.Context) error {
+	if c.ServiceBus == nil {
+		return fmt.Errorf("%w: events arrive by webhook", errSkipped)
+	}
+	rcv, err := c.ServiceBus.NewReceiverForQueue(c.Queue, nil)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = rcv.Close(closeCtx)
+	}()
+	peekCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	_, err = rcv.PeekMessages(peekCtx, 1, nil)
+	return err
+}
+
+// explain turns a check's error into words an admin can act on.
+func explain(name string, err error) string {
+	var sbErr *azservicebus.Error
+	var netErr net.Error
+	switch {
+	case strings.HasPrefix(name, "Dataverse") && dataverse.IsUnauthorized(err):
+		return "Dataverse refused the connector's token (401): check that the identity has an application user in the environment."
+	case strings.HasPrefix(name, "Dataverse") && dataverse.IsForbidden(err):
+		return "Dataverse says the application user lacks permission (403): give it a security role with access to the csp_ tables."
+	case strings.HasPrefix(name, "Partner Center") && partnercenter.IsUnauthorized(err):
+		return "Partner Center refused the credentials (401): check PARTNERCENTER_TENANT_ID, PARTNERCENTER_CLIENT_ID and the secret or refresh token, and that the app is registered in Partner Center."
+	case strings.HasPrefix(name, "Partner Center") && partnercenter.IsForbidden(err):
+		return "Partner Center denied access (403): the app or the user behind the refresh token lacks the Admin or Sales agent role, or consent is missing."
+	case strings.HasPrefix(name, "Partner Center") && partnercenter.IsThrottled(err):
+		return "Partner Center is throttling the connector (429); it will be checked again on the next run."
+	case errors.As(err, &sbErr) && sbErr.Code == azservicebus.CodeUnauthorizedAccess:
+		return "Service Bus refused access: give the identity the Azure Service Bus Data Receiver role on the namespace, or check the connection string."
+	case errors.As(err, &sbErr) && sbErr.Code == azservicebus.CodeNotFound:
+		return "The Service Bus queue does not exist: check SERVICEBUS_QUEUE."
+	case errors.As(err, &netErr), errors.Is(err, context.DeadlineExceeded):
+		return fmt.Sprintf("%s could not be reached (%v): check the address and the network.", name, err)
+	default:
+		return fmt.Sprintf("%s check failed: %v", name, err)
+	}
+}
+
+// Job returns the Verify Connectivity job: verify, then write the outcome on every Partner Center
+// (Automatic) provider row.
+func (c *Connectivity) Job(schedule time.Duration) Job {
+	return Job{Name: VerifyConnectivityJob, Schedule: schedule, Run: func(ctx context.Context) (RunCounts, error) {
+		rep := c.Verify(ctx)
+		counts, err := c.record(ctx, rep, nil)
+		if err == nil && !rep.OK {
+			err = errors.New(rep.Message())
+		}
+		return counts, err
+	}}
+}
+
+// record writes the report on the Automatic provider rows (only the one with id, when id is set).
+func (c *Connectivity) record(ctx context.Context, rep ConnectivityReport, id *dataverse.GUID) (RunCounts, error) {
+	filter := dataverse.Eq("csp_type", schema.ProviderAutomatic)
+	if id != nil {
+		filter = dataverse.Eq("csp_providerid", *id)
+	}
+	status := schema.ConnectivityConnected
+	if !rep.OK {
+		status = schema.ConnectivityNotConnected
+	}
+	var counts RunCounts
+	for r, err := range c.DV.List(ctx, schema.SetProviders, &dataverse.Query{Select: []string{"csp_providerid", "csp_type", "csp_name"}, Filter: filter}) {
+		if err != nil {
+			return counts, err
+		}
+		var p schema.Provider
+		if err := dataverse.Unmarshal(r, &p); err != nil {
+			return counts, err
+		}
+		counts.Processed++
+		changes := dataverse.Row{"csp_lastverifiedon": rep.At.UTC(), "csp_connectivitystatus": int(status), "csp_connectivitymessage": rep.Message()}
+		if p.Type != schema.ProviderAutomatic {
+			changes = dataverse.Row{"csp_lastverifiedon": rep.At.UTC(), "csp_connectivitystatus": int(schema.ConnectivityNotVerified),
+				"csp_connectivitymessage": "This provider is not Automatic: the connector does not call it, so there is nothing to verify."}
+		}
+		if _, err := c.DV.Update(ctx, schema.SetProviders, p.ID, changes, nil); err != nil {
+			if dataverse.IsNotFound(err) {
+				continue
+			}
+			counts.Failed++
+			continue
+		}
+		counts.Updated++
+	}
+	word := "connected"
+	if !rep.OK {
+		word = "not connected"
+	}
+	counts.Summary = fmt.Sprintf("%d provider(s) marked %s", counts.Updated, word)
+	return counts, nil
+}
+
+// HandleProviderRow is the work handler for csp_provider rows: a csp_verifyrequestedon later than
+// csp_lastverifiedon runs the checks for that provider.
+func (c *Connectivity) HandleProviderRow(ctx context.Context, w Work) error {
+	r, err := c.DV.Get(ctx, schema.SetProviders, w.Key.ID, &dataverse.GetOptions{Select: dataverse.Columns[schema.Provider]()})
+	if dataverse.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var p schema.Provider
+	if err := dataverse.Unmarshal(r, &p); err != nil {
+		return err
+	}
+	if p.VerifyRequestedOn.IsZero() || !p.VerifyRequestedOn.After(p.LastVerifiedOn) {
+		return nil // already answered
+	}
+	rep := ConnectivityReport{At: c.now(), OK: true}
+	if p.Type == schema.ProviderAutomatic {
+		rep = c.Verify(ctx)
+	}
+	_, err = c.record(ctx, rep, &p.ID)
+	return err
+}
+
+// ProviderTrigger is the event that wakes HandleProviderRow.
+func ProviderTrigger() Trigger {
+	return Trigger{Table: schema.TableProvider, Message: "Update", Columns: []string{"csp_verifyrequestedon"},
+		WriteBack: []string{"csp_connectivitystatus", "csp_connectivitymessage", "csp_lastverifiedon"}}
+}
+
+func (c *Connectivity) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}

@@ -1,0 +1,50 @@
+package connector
+
+import (
+	"context"
+	"fmt"
+	"sort"
+)
+
+// Dispatcher routes work to the handler registered for its table (or custom API message). Workflows
+// register their handlers and the triggers that wake them; the triggers also feed the Gate and the
+// Dataverse step registration, so one declaration says what wakes a handler.
+type Dispatcher struct {
+	handlers map[string]Handler
+	triggers []Trigger
+}
+
+// NewDispatcher returns an empty dispatcher.
+func NewDispatcher() *Dispatcher { return &Dispatcher{handlers: map[string]Handler{}} }
+
+// Handle registers h for work on table (a table logical name, or an unbound custom API's message name)
+// and the triggers that wake it.
+func (d *Dispatcher) Handle(table string, h Handler, triggers ...Trigger) {
+	if _, dup := d.handlers[table]; dup {
+		panic(fmt.Sprintf("connector: two handlers for %s", table))
+	}
+	d.handlers[table] = h
+	d.triggers = append(d.triggers, triggers...)
+}
+
+// Dispatch runs the handler for w's table; ErrNoHandler when there is none.
+func (d *Dispatcher) Dispatch(ctx context.Context, w Work) error {
+	h, ok := d.handlers[w.Key.Table]
+	if !ok {
+		return ErrNoHandler
+	}
+	return h(ctx, w)
+}
+
+// Triggers lists every registered trigger.
+func (d *Dispatcher) Triggers() []Trigger { return append([]Trigger(nil), d.triggers...) }
+
+// Tables lists the tables with a handler.
+func (d *Dispatcher) Tables() []string {
+	out := make([]string, 0, len(d.handlers))
+	for t := range d.handlers {
+		out = append(out, t)
+	}
+	sort.Strings(out)
+	return out
+}

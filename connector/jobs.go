@@ -1,0 +1,461 @@
+package connector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cspconnector/csp-connector/dataverse"
+	"github.com/cspconnector/csp-connector/dataverse/schema"
+)
+
+// Job is scheduled work. Its csp_job row (created on first start) holds the schedule an admin can change,
+// the Run Now request, the lease and the last outcome; each run is recorded in csp_jobrun.
+type Job struct {
+	// Name is csp_name, the job's unique key.
+	Name string
+	// Schedule is the default interval written when the row is created; the row's csp_schedule (a Go
+	// duration such as 15m or 24h) rules after that.
+	Schedule time.Duration
+	// Run does the work and reports what it did. An error marks the run Failed (or Partially succeeded when
+	// the counts show some success); its text is written on the run for people, so make it plain words.
+	Run func(ctx context.Context) (RunCounts, error)
+}
+
+// RunCounts are what a run did.
+type RunCounts struct {
+	Processed, Created, Updated, Failed int
+	// Summary is one line for the job row's message ("3 providers verified, 1 not connected").
+	Summary string
+}
+
+// RunResult is one finished run.
+type RunResult struct {
+	Job     string
+	RunID   dataverse.GUID
+	Trigger schema.RunTrigger
+	Started time.Time
+	Ended   time.Time
+	Status  schema.RunStatus
+	Counts  RunCounts
+	Err     error
+}
+
+// ErrLeaseHeld is returned when another replica holds the job's lease.
+var ErrLeaseHeld = errors.New("the job is running on another replica")
+
+// JobsOptions configure the runner.
+type JobsOptions struct {
+	// Instance names this replica in leases and run history.
+	Instance string
+	// Lease is how long a lease lasts without renewal (default 5 min); a replica that dies mid-run frees
+	// the job after that long.
+	Lease time.Duration
+	// Tick is how often schedules and Run Now requests are checked (default 30 s).
+	Tick    time.Duration
+	Now     func() time.Time
+	Logger  *slog.Logger
+	Metrics *Metrics
+}
+
+// Jobs runs jobs on their schedules under leases held on their csp_job rows, so any number of replicas
+// may run the runner while each run happens once.
+type Jobs struct {
+	dv   *dataverse.Client
+	jobs map[string]Job
+	opts JobsOptions
+	log  *slog.Logger
+	// running keeps one run per job in this replica (the lease keeps one across replicas).
+	mu      sync.Mutex
+	running map[string]bool
+}
+
+// NewJobs returns a runner for jobs.
+func NewJobs(dv *dataverse.Client, jobs []Job, opts JobsOptions) *Jobs {
+	if opts.Lease <= 0 {
+		opts.Lease = 5 * time.Minute
+	}
+	if opts.Tick <= 0 {
+		opts.Tick = 30 * time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Instance == "" {
+		opts.Instance = "connector"
+	}
+	m := map[string]Job{}
+	for _, j := range jobs {
+		m[j.Name] = j
+	}
+	return &Jobs{dv: dv, jobs: m, opts: opts, log: opts.Logger.With("component", "jobs"), running: map[string]bool{}}
+}
+
+// Names lists the jobs.
+func (j *Jobs) Names() []string {
+	out := make([]string, 0, len(j.jobs))
+	for n := range j.jobs {
+		out = append(out, n)
+	}
+	return out
+}
+
+// Ensure creates the csp_job row of every job that has none (enabled, with its default schedule). Rows
+// that exist are left as the admin set them.
+func (j *Jobs) Ensure(ctx context.Context) error {
+	for _, job := range j.jobs {
+		_, err := j.dv.Upsert(ctx, schema.SetJobs, dataverse.Key{"csp_name": job.Name}, dataverse.Row{
+			"csp_name": job.Name, "csp_schedule": formatSchedule(job.Schedule), "csp_enabled": true,
+		}, &dataverse.UpsertOptions{Mode: dataverse.UpsertCreateOnly})
+		if err != nil && !dataverse.IsDuplicate(err) && !dataverse.IsConflict(err) {
+			return fmt.Errorf("jobs: create the row of %q: %w", job.Name, err)
+		}
+	}
+	return nil
+}
+
+// Run checks every Tick until ctx ends and starts the jobs that are due (schedule) or asked for (Run
+// Now). Runs use workCtx, which the caller ends after the shutdown bound.
+func (j *Jobs) Run(ctx, workCtx context.Context) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	t := time.NewTicker(j.opts.Tick)
+	defer t.Stop()
+	for {
+		for name := range j.jobs {
+			row, err := j.read(ctx, name)
+			if err != nil {
+				if ctx.Err() == nil {
+					j.log.Warn("reading a job row failed", "job", name, "error", err)
+				}
+				continue
+			}
+			if trigger, due := j.due(row); due {
+				wg.Go(func() {
+					if _, err := j.RunNow(workCtx, name, trigger); err != nil && !errors.Is(err, ErrLeaseHeld) && !errors.Is(err, errAlreadyRunning) {
+						j.log.Warn("job run failed", "job", name, "error", err)
+					}
+				})
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// due says whether the job should run now and why.
+func (j *Jobs) due(row schema.Job) (schema.RunTrigger, bool) {
+	now := j.opts.Now()
+	if !row.RunRequestedOn.IsZero() && row.RunRequestedOn.After(row.LastRunOn) {
+		return schema.TriggerRunNow, true
+	}
+	if row.Enabled && !now.Before(row.NextRunOn) {
+		return schema.TriggerSchedule, true
+	}
+	return 0, false
+}
+
+var errAlreadyRunning = errors.New("the job is already running in this replica")
+
+// HandleJobRow is the work handler for csp_job rows: a changed csp_runrequestedon runs the job now.
+func (j *Jobs) HandleJobRow(ctx context.Context, w Work) error {
+	row, err := j.readByID(ctx, w.Key.ID)
+	if dataverse.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if _, known := j.jobs[row.Name]; !known {
+		return nil
+	}
+	if trigger, due := j.due(row); due && trigger == schema.TriggerRunNow {
+		_, err := j.RunNow(ctx, row.Name, trigger)
+		if errors.Is(err, ErrLeaseHeld) || errors.Is(err, errAlreadyRunning) {
+			return nil // the replica running it will see the request when it finishes
+		}
+		return err
+	}
+	return nil
+}
+
+// JobTrigger is the event that wakes HandleJobRow.
+func JobTrigger() Trigger {
+	return Trigger{Table: schema.TableJob, Message: "Update", Columns: []string{"csp_runrequestedon"},
+		WriteBack: []string{"csp_lastrunon", "csp_nextrunon", "csp_laststatus", "csp_leaseowner", "csp_leaseexpireson", "csp_message"}}
+}
+
+// RunNow runs the named job at once under its lease and records the run. It returns ErrLeaseHeld when
+// another replica holds the lease. The run's own failure is in RunResult.Err (and on the rows); the
+// error return is for failures to run at all.
+func (j *Jobs) RunNow(ctx context.Context, name string, trigger schema.RunTrigger) (RunResult, error) {
+	job, ok := j.jobs[name]
+	if !ok {
+		return RunResult{}, fmt.Errorf("no job named %q (jobs: %s)", name, strings.Join(j.Names(), ", "))
+	}
+	j.mu.Lock()
+	if j.running[name] {
+		j.mu.Unlock()
+		return RunResult{}, errAlreadyRunning
+	}
+	j.running[name] = true
+	j.mu.Unlock()
+	defer func() { j.mu.Lock(); delete(j.running, name); j.mu.Unlock() }()
+
+	if err := j.Ensure(ctx); err != nil {
+		return RunResult{}, err
+	}
+	row, err := j.acquire(ctx, name)
+	if err != nil {
+		return RunResult{}, err
+	}
+	res := RunResult{Job: name, Trigger: trigger, Started: j.opts.Now()}
+	log := j.log.With("job", name, "trigger", trigger)
+	res.RunID, err = j.dv.Create(ctx, schema.SetJobRuns, dataverse.Row{
+		"csp_name":           fmt.Sprintf("%s %s", name, res.Started.UTC().Format(time.RFC3339)),
+		"csp_job@odata.bind": dataverse.Bind(schema.SetJobs, row.ID),
+		"csp_trigger":        int(trigger),
+		"csp_startedon":      res.Started.UTC(),
+		"csp_status":         int(schema.RunInProgress),
+		"csp_instance":       j.opts.Instance,
+	})
+	if err != nil {
+		j.release(context.WithoutCancel(ctx), row.ID, nil)
+		return RunResult{}, fmt.Errorf("jobs: record the run of %q: %w", name, err)
+	}
+
+	runCtx, cancel := context.WithCancelCause(ctx)
+	renewed := make(chan struct{})
+	go func() { defer close(renewed); j.keepLease(runCtx, row.ID, cancel) }()
+	res.Counts, res.Err = j.safeRun(runCtx, job)
+	cancel(nil)
+	<-renewed
+	if cause := context.Cause(runCtx); res.Err == nil && errors.Is(cause, ErrLeaseHeld) {
+		res.Err = cause
+	}
+	res.Ended = j.opts.Now()
+	res.Status = runStatus(res, ctx)
+	log.Info("job run finished", "status", res.Status, "processed", res.Counts.Processed, "failed", res.Counts.Failed, "error", res.Err)
+	j.opts.Metrics.jobRun(name, statusName(res.Status))
+
+	finish := context.WithoutCancel(ctx) // record the outcome even when shutting down
+	errMsg := ""
+	if res.Err != nil {
+		errMsg = res.Err.Error()
+	}
+	if _, err := j.dv.Update(finish, schema.SetJobRuns, res.RunID, dataverse.Row{
+		"csp_finishedon": res.Ended.UTC(), "csp_status": int(res.Status),
+		"csp_processed": res.Counts.Processed, "csp_created": res.Counts.Created,
+		"csp_updated": res.Counts.Updated, "csp_failed": res.Counts.Failed, "csp_errormessage": nullable(errMsg),
+	}, nil); err != nil {
+		log.Error("recording the run's outcome failed", "error", err)
+	}
+	sched, schedProblem := parseSchedule(row.Schedule, job.Schedule)
+	msg := runMessage(res)
+	if schedProblem != "" {
+		msg += " " + schedProblem
+	}
+	j.release(finish, row.ID, dataverse.Row{
+		"csp_lastrunon": res.Started.UTC(), "csp_nextrunon": res.Started.Add(sched).UTC(),
+		"csp_laststatus": int(res.Status), "csp_message": msg,
+	})
+	return res, nil
+}
+
+func (j *Jobs) safeRun(ctx context.Context, job Job) (counts RunCounts, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("the job stopped on an internal error (%v); see the connector's logs", r)
+		}
+	}()
+	return job.Run(ctx)
+}
+
+// acquire takes the job's lease: free or expired (or already ours), written with If-Match so two
+// replicas racing for it cannot both win.
+func (j *Jobs) acquire(ctx context.Context, name string) (schema.Job, error) {
+	for attempt := 0; attempt < 3; attempt++ {
+		row, err := j.read(ctx, name)
+		if err != nil {
+			return schema.Job{}, err
+		}
+		now := j.opts.Now()
+		if row.LeaseOwner != "" && row.LeaseOwner != j.opts.Instance && row.LeaseExpiresOn.After(now) {
+			return schema.Job{}, fmt.Errorf("%w (%s, lease until %s)", ErrLeaseHeld, row.LeaseOwner, row.LeaseExpiresOn.UTC().Format(time.RFC3339))
+		}
+		_, err = j.dv.Update(ctx, schema.SetJobs, row.ID, dataverse.Row{
+			"csp_leaseowner": j.opts.Instance, "csp_leaseexpireson": now.Add(j.opts.Lease).UTC(),
+		}, &dataverse.UpdateOptions{IfMatch: row.ETag})
+		if dataverse.IsConflict(err) {
+			continue // the row changed under us: look again
+		}
+		if err != nil {
+			return schema.Job{}, fmt.Errorf("jobs: take the lease of %q: %w", name, err)
+		}
+		return row, nil
+	}
+	return schema.Job{}, fmt.Errorf("%w (the row kept changing)", ErrLeaseHeld)
+}
+
+// keepLease extends the lease at a third of its length while the run goes on; losing it (another
+// replica took over after it expired) cancels the run.
+func (j *Jobs) keepLease(ctx context.Context, id dataverse.GUID, cancel context.CancelCauseFunc) {
+	t := time.NewTicker(j.opts.Lease / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		row, err := j.readByID(ctx, id)
+		if err != nil {
+			j.log.Warn("renewing a job lease failed", "error", err)
+			continue
+		}
+		if row.LeaseOwner != j.opts.Instance {
+			cancel(fmt.Errorf("%w: %s took the lease over", ErrLeaseHeld, row.LeaseOwner))
+			return
+		}
+		if _, err := j.dv.Update(ctx, schema.SetJobs, id, dataverse.Row{"csp_leaseexpireson": j.opts.Now().Add(j.opts.Lease).UTC()},
+			&dataverse.UpdateOptions{IfMatch: row.ETag}); err != nil && !dataverse.IsConflict(err) {
+			j.log.Warn("renewing a job lease failed", "error", err)
+		}
+	}
+}
+
+// release clears the lease (if still ours) and writes the outcome columns.
+func (j *Jobs) release(ctx context.Context, id dataverse.GUID, outcome dataverse.Row) {
+	for attempt := 0; attempt < 3; attempt++ {
+		row, err := j.readByID(ctx, id)
+		if err != nil {
+			j.log.Error("releasing a job lease failed", "error", err)
+			return
+		}
+		changes := dataverse.Row{}
+		for k, v := range outcome {
+			changes[k] = v
+		}
+		if row.LeaseOwner == j.opts.Instance {
+			changes["csp_leaseowner"] = nil
+			changes["csp_leaseexpireson"] = nil
+		}
+		if len(changes) == 0 {
+			return
+		}
+		_, err = j.dv.Update(ctx, schema.SetJobs, id, changes, &dataverse.UpdateOptions{IfMatch: row.ETag})
+		if dataverse.IsConflict(err) {
+			continue
+		}
+		if err != nil {
+			j.log.Error("releasing a job lease failed", "error", err)
+		}
+		return
+	}
+}
+
+func (j *Jobs) read(ctx context.Context, name string) (schema.Job, error) {
+	r, err := j.dv.GetByKey(ctx, schema.SetJobs, dataverse.Key{"csp_name": name}, &dataverse.GetOptions{Select: dataverse.Columns[schema.Job]()})
+	if err != nil {
+		return schema.Job{}, err
+	}
+	var row schema.Job
+	return row, dataverse.Unmarshal(r, &row)
+}
+
+func (j *Jobs) readByID(ctx context.Context, id dataverse.GUID) (schema.Job, error) {
+	r, err := j.dv.Get(ctx, schema.SetJobs, id, &dataverse.GetOptions{Select: dataverse.Columns[schema.Job]()})
+	if err != nil {
+		return schema.Job{}, err
+	}
+	var row schema.Job
+	return row, dataverse.Unmarshal(r, &row)
+}
+
+func runStatus(res RunResult, ctx context.Context) schema.RunStatus {
+	switch {
+	case res.Err == nil && res.Counts.Failed == 0:
+		return schema.RunSucceeded
+	case ctx.Err() != nil || errors.Is(res.Err, ErrLeaseHeld):
+		return schema.RunCancelled
+	case res.Err == nil || res.Counts.Processed > res.Counts.Failed:
+		return schema.RunPartiallySucceeded
+	default:
+		return schema.RunFailed
+	}
+}
+
+func statusName(s schema.RunStatus) string {
+	switch s {
+	case schema.RunSucceeded:
+		return "succeeded"
+	case schema.RunPartiallySucceeded:
+		return "partially_succeeded"
+	case schema.RunFailed:
+		return "failed"
+	case schema.RunCancelled:
+		return "cancelled"
+	default:
+		return "in_progress"
+	}
+}
+
+func runMessage(res RunResult) string {
+	when := res.Started.UTC().Format("2006-01-02 15:04 MST")
+	var b strings.Builder
+	switch res.Status {
+	case schema.RunSucceeded:
+		fmt.Fprintf(&b, "Last run %s succeeded", when)
+	case schema.RunPartiallySucceeded:
+		fmt.Fprintf(&b, "Last run %s partly succeeded", when)
+	case schema.RunCancelled:
+		fmt.Fprintf(&b, "Last run %s was cut short", when)
+	default:
+		fmt.Fprintf(&b, "Last run %s failed", when)
+	}
+	if res.Counts.Summary != "" {
+		b.WriteString(": " + res.Counts.Summary)
+	}
+	b.WriteString(".")
+	if res.Err != nil {
+		b.WriteString(" " + res.Err.Error())
+	}
+	return b.String()
+}
+
+// parseSchedule reads csp_schedule: a duration such as 15m, 1h or 24h (at least a minute). A value it
+// cannot read falls back to def and says so, for the job row's message.
+func parseSchedule(raw string, def time.Duration) (time.Duration, string) {
+	raw = strings.TrimSpace(raw)
+	if raw == "" {
+		return def, ""
+	}
+	d, err := time.ParseDuration(raw)
+	if err != nil || d < time.Minute {
+		return def, fmt.Sprintf("The schedule %q is not an interval such as 15m, 1h or 24h (at least 1m); running every %s until it is corrected.", raw, formatSchedule(def))
+	}
+	return d, ""
+}
+
+func formatSchedule(d time.Duration) string {
+	s := d.String()
+	s = strings.TrimSuffix(s, "0s")
+	return strings.TrimSuffix(s, "0m")
+}
+
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}

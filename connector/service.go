@@ -1,0 +1,235 @@
+package connector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+
+	"github.com/cspconnector/csp-connector/dataverse"
+	"github.com/cspconnector/csp-connector/partnercenter"
+)
+
+// Service is the running connector: intake (Service Bus and/or webhook), work queue and dispatcher, jobs
+// and the HTTP server. Any number of replicas may run against one environment.
+type Service struct {
+	cfg        Config
+	log        *slog.Logger
+	Metrics    *Metrics
+	Health     *Health
+	DV         *dataverse.Client
+	PC         *partnercenter.Client
+	ServiceBus *azservicebus.Client
+	Dispatcher *Dispatcher
+	Queue      *Queue
+	Gate       *Gate
+	Intake     *Intake
+	Jobs       *Jobs
+	Conn       *Connectivity
+	listener   *ServiceBusListener
+	httpLn     net.Listener
+
+	ready    chan struct{}
+	addr     net.Addr
+	addrOnce sync.Once
+}
+
+// ServiceOptions carry what the configuration does not: clients built elsewhere (the sandbox's, tests'),
+// and tuning for tests.
+type ServiceOptions struct {
+	Logger     *slog.Logger
+	Metrics    *Metrics
+	DV         *dataverse.Client
+	PC         *partnercenter.Client
+	ServiceBus *azservicebus.Client
+	// JobTick is how often job schedules are checked (default 30 s); VerifyEvery the default schedule of
+	// Verify Connectivity (15 min).
+	JobTick     time.Duration
+	VerifyEvery time.Duration
+	// Listener tunes the Service Bus listener (Queue and MaxConcurrent come from the configuration).
+	Listener ServiceBusOptions
+	// Listen, when set, is used instead of listening on cfg.HTTPAddr.
+	Listen net.Listener
+}
+
+// NewService wires the connector. It makes no calls; Run does.
+func NewService(cfg Config, opts ServiceOptions) (*Service, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	m := opts.Metrics
+	if m == nil {
+		m = NewMetrics()
+	}
+	if opts.DV == nil || opts.PC == nil {
+		return nil, errors.New("connector: the service needs a Dataverse and a Partner Center client")
+	}
+	s := &Service{cfg: cfg, log: log, Metrics: m, Health: NewHealth(), DV: opts.DV, PC: opts.PC, ServiceBus: opts.ServiceBus,
+		Dispatcher: NewDispatcher(), ready: make(chan struct{}), httpLn: opts.Listen}
+	s.Queue = NewQueue(s.Dispatcher.Dispatch, QueueOptions{Workers: cfg.Workers, Limit: cfg.QueueLimit, Logger: log.With("component", "queue"), Metrics: m})
+	s.Gate = &Gate{}
+	s.Intake = &Intake{Gate: s.Gate, Queue: s.Queue, Logger: log.With("component", "intake"), Metrics: m}
+	s.Conn = &Connectivity{DV: s.DV, PC: s.PC, ServiceBus: s.ServiceBus, Queue: cfg.ServiceBusQueue, Health: s.Health, Logger: log}
+	verifyEvery := opts.VerifyEvery
+	if verifyEvery <= 0 {
+		verifyEvery = 15 * time.Minute
+	}
+	s.Jobs = NewJobs(s.DV, []Job{s.Conn.Job(verifyEvery)}, JobsOptions{Instance: cfg.Instance, Tick: opts.JobTick, Logger: log, Metrics: m})
+	s.Dispatcher.Handle(ProviderTrigger().Table, s.Conn.HandleProviderRow, ProviderTrigger())
+	s.Dispatcher.Handle(JobTrigger().Table, s.Jobs.HandleJobRow, JobTrigger())
+	if s.ServiceBus != nil {
+		lo := opts.Listener
+		lo.Queue = cfg.ServiceBusQueue
+		if lo.MaxConcurrent <= 0 {
+			lo.MaxConcurrent = 2 * cfg.Workers
+		}
+		lo.Logger, lo.Metrics = log, m
+		s.listener = NewServiceBusListener(s.ServiceBus, s.Intake, lo)
+		s.Health.Check("servicebus", func() error {
+			if s.listener.Connected() {
+				return nil
+			}
+			if e := s.listener.Err(); e != "" {
+				return errors.New(e)
+			}
+			return errors.New("not connected yet")
+		})
+	}
+	s.Health.Set("dataverse", errors.New("not checked yet"))
+	return s, nil
+}
+
+// Handler is the HTTP surface: the webhook intake (when a key is configured), health and metrics.
+func (s *Service) Handler() http.Handler {
+	mux := http.NewServeMux()
+	if s.cfg.WebhookKey != "" {
+		mux.Handle(WebhookPath, s.Intake.Webhook(WebhookOptions{Key: s.cfg.WebhookKey, Header: s.cfg.WebhookHeader}))
+	} else {
+		mux.HandleFunc(WebhookPath, func(w http.ResponseWriter, _ *http.Request) {
+			writeJSON(w, http.StatusNotFound, map[string]string{"error": "the webhook intake is off: set CONNECTOR_WEBHOOK_KEY"})
+		})
+	}
+	mux.Handle("/healthz", s.Health.Liveness())
+	mux.Handle("/readyz", s.Health.Readiness())
+	mux.Handle("/metrics", s.Metrics.Handler())
+	return mux
+}
+
+// Addr is the HTTP server's address once Run has started listening (nil before).
+func (s *Service) Addr() net.Addr {
+	<-s.ready
+	return s.addr
+}
+
+// Start learns who the connector is in Dataverse (WhoAmI: the organization it serves and its own user,
+// for the loop guard) and creates missing job rows. It retries until Dataverse answers or ctx ends, so a
+// replica started before Dataverse is reachable waits instead of exiting (readiness says why).
+func (s *Service) start(ctx context.Context) error {
+	delay := time.Second
+	for {
+		who, err := s.DV.WhoAmI(ctx)
+		if err == nil {
+			s.Gate.OrganizationID, s.Gate.SelfUserID = who.OrganizationID, who.UserID
+			s.Gate.Triggers = s.Dispatcher.Triggers()
+			s.Health.Set("dataverse", nil)
+			s.log.Info("connected to Dataverse", "organization_id", who.OrganizationID, "user_id", who.UserID)
+			break
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if !dataverse.IsTransient(err) && !isNetError(err) && (dataverse.IsUnauthorized(err) || dataverse.IsForbidden(err)) {
+			s.Health.Set("dataverse", errors.New(explain("Dataverse", err)))
+		} else {
+			s.Health.Set("dataverse", err)
+		}
+		s.log.Warn("Dataverse is not reachable yet; retrying", "error", err, "retry_in", delay)
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		delay = min(delay*2, time.Minute)
+	}
+	return s.Jobs.Ensure(ctx)
+}
+
+func isNetError(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne)
+}
+
+// Run serves until ctx ends, then shuts down gracefully: intake stops (no new messages, webhook answers
+// 503), running work gets cfg.ShutdownTimeout to finish, messages still held are abandoned to another
+// replica, and Run returns.
+func (s *Service) Run(parent context.Context) error {
+	ctx, stop := context.WithCancel(parent)
+	defer stop()
+	ln, err := s.listen()
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 70 * time.Second}
+	srvErr := make(chan error, 1)
+	go func() { srvErr <- srv.Serve(ln) }()
+	s.log.Info("serving HTTP", "addr", ln.Addr().String(), "webhook", s.cfg.WebhookKey != "", "servicebus", s.listener != nil)
+
+	// Work outlives ctx by the shutdown bound.
+	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	stopTimer := context.AfterFunc(ctx, func() {
+		s.log.Info("shutting down", "running_work_bound", s.cfg.ShutdownTimeout)
+		time.AfterFunc(s.cfg.ShutdownTimeout, cancelWork)
+	})
+	defer stopTimer()
+
+	if err := s.start(ctx); err != nil {
+		_ = srv.Close()
+		if parent.Err() != nil {
+			return nil
+		}
+		return err
+	}
+
+	var wg sync.WaitGroup
+	wg.Go(func() { s.Queue.Run(ctx, workCtx) })
+	wg.Go(func() { s.Jobs.Run(ctx, workCtx) })
+	if s.listener != nil {
+		wg.Go(func() { _ = s.listener.Run(ctx, workCtx) })
+	}
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-srvErr:
+		if !errors.Is(err, http.ErrServerClosed) {
+			runErr = fmt.Errorf("connector: HTTP server: %w", err)
+			s.log.Error("HTTP server failed; stopping", "error", err)
+			stop()
+		}
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	_ = srv.Shutdown(shutdownCtx)
+	cancel()
+	wg.Wait()
+	s.log.Info("stopped")
+	return runErr
+}
+
+func (s *Service) listen() (net.Listener, error) {
+	var ln net.Listener
+	var err error
+	if s.httpLn != nil {
+		ln = s.httpLn
+	} else if ln, err = net.Listen("tcp", s.cfg.HTTPAddr); err != nil {
+		return nil, fmt.Errorf("connector: listen on %s: %w", s.cfg.HTTPAddr, err)
+	}
+	s.addrOnce.Do(func() { s.addr = ln.Addr(); close(s.ready) })
+	return ln, nil
+}

@@ -1,0 +1,366 @@
+package connector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/cspconnector/csp-connector/dataverse"
+)
+
+// WorkKey names one thing to reconcile: a row of a table, or (for an unbound custom API) the API's name
+// with a zero ID.
+type WorkKey struct {
+	Table string
+	ID    dataverse.GUID
+}
+
+func (k WorkKey) String() string { return k.Table + "(" + k.ID.String() + ")" }
+
+// Sources of work, for logs and metrics.
+const (
+	SourceServiceBus = "servicebus"
+	SourceWebhook    = "webhook"
+	SourceSweep      = "sweep"
+	SourceAPI        = "api"
+	SourceCLI        = "cli"
+	SourceJob        = "job"
+)
+
+// WorkItem is one request to reconcile a key. Event is the Dataverse event that asked for it, if any.
+type WorkItem struct {
+	Key    WorkKey
+	Event  *Event
+	Source string
+}
+
+// Work is what a handler runs on: the key and every event that was collapsed into this run (oldest
+// first; at most maxEventsPerRun are kept, the newest). Handlers re-read the row: events only say what
+// woke them.
+type Work struct {
+	Key     WorkKey
+	Events  []Event
+	Sources []string
+}
+
+// Handler reconciles one key. It returns nil when the row is where it should be (including when it wrote
+// a message on the row saying why it could not act) and an error only when trying again later may help.
+type Handler func(ctx context.Context, w Work) error
+
+// ErrNoHandler is the outcome of work for a table no handler is registered for: nothing to do.
+var ErrNoHandler = errors.New("no handler for this table")
+
+// ErrShuttingDown is the outcome of work that was still waiting when the queue stopped.
+var ErrShuttingDown = errors.New("the connector is shutting down")
+
+const maxEventsPerRun = 16
+
+// QueueOptions configure a Queue.
+type QueueOptions struct {
+	// Workers is how many keys run at once (default 8).
+	Workers int
+	// Limit is how many distinct keys may wait or run at once; Submit blocks beyond it (default 1000).
+	Limit int
+	// Retries is how often work nobody waits for (webhook events, sweeps) is retried after a failure, with
+	// exponential backoff from RetryDelay (defaults 5 and 2 s). Work somebody waits for reports the error
+	// to its submitter instead (Service Bus abandons the message and the broker redelivers it).
+	Retries    int
+	RetryDelay time.Duration
+	Logger     *slog.Logger
+	Metrics    *Metrics
+}
+
+// Queue is the one work queue: keyed by (table, row), duplicates for a key collapse into one run, one run
+// per key at a time, different keys in parallel up to Workers. A submission for a key that is running is
+// kept for one more run after it, because the running handler may have read the row before the change.
+type Queue struct {
+	dispatch Handler
+	opts     QueueOptions
+	log      *slog.Logger
+	metrics  *Metrics
+
+	mu      sync.Mutex
+	entries map[WorkKey]*queueEntry
+	stopped bool
+	slots   chan struct{} // one per key present; bounds memory and pushes back on submitters
+	ready   chan WorkKey  // keys with a batch waiting and no run in progress (each key at most once)
+	retries sync.WaitGroup
+}
+
+type queueEntry struct {
+	next    *workBatch // submissions for the next run; nil when none
+	running bool
+}
+
+type workBatch struct {
+	events   []Event
+	sources  []string
+	waiters  []chan error
+	attempts int // earlier failed runs of detached work
+}
+
+// NewQueue returns a queue that runs dispatch for each batch of work. Call Run to start the workers.
+func NewQueue(dispatch Handler, opts QueueOptions) *Queue {
+	if opts.Workers <= 0 {
+		opts.Workers = 8
+	}
+	if opts.Limit <= 0 {
+		opts.Limit = 1000
+	}
+	if opts.Retries < 0 {
+		opts.Retries = 0
+	} else if opts.Retries == 0 {
+		opts.Retries = 5
+	}
+	if opts.RetryDelay <= 0 {
+		opts.RetryDelay = 2 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Queue{
+		dispatch: dispatch,
+		opts:     opts,
+		log:      opts.Logger,
+		metrics:  opts.Metrics,
+		entries:  map[WorkKey]*queueEntry{},
+		slots:    make(chan struct{}, opts.Limit),
+		ready:    make(chan WorkKey, opts.Limit),
+	}
+}
+
+// Submit hands item to the queue without waiting for it to run. It blocks only while the queue is full.
+func (q *Queue) Submit(ctx context.Context, item WorkItem) error {
+	_, err := q.submit(ctx, item, false)
+	return err
+}
+
+// Do hands item to the queue and waits for a run that started after the submission to finish, returning
+// that run's error (ErrNoHandler when nothing handles the table, ErrShuttingDown when the queue stopped
+// first). Several Do calls for one key share one run.
+func (q *Queue) Do(ctx context.Context, item WorkItem) error {
+	done, err := q.submit(ctx, item, true)
+	if err != nil {
+		return err
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (q *Queue) submit(ctx context.Context, item WorkItem, wait bool) (chan error, error) {
+	var done chan error
+	if wait {
+		done = make(chan error, 1)
+	}
+	if q.merge(item, done) {
+		return done, nil
+	}
+	// A new key needs a slot; wait for one without holding the lock.
+	select {
+	case q.slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.stopped {
+		<-q.slots
+		return nil, ErrShuttingDown
+	}
+	if e, ok := q.entries[item.Key]; ok { // created by someone else meanwhile
+		<-q.slots
+		q.addLocked(e, item, done)
+		return done, nil
+	}
+	e := &queueEntry{}
+	q.entries[item.Key] = e
+	q.addLocked(e, item, done)
+	q.ready <- item.Key
+	q.metrics.queueDepth(len(q.entries))
+	return done, nil
+}
+
+// merge adds item to its key's entry if there is one.
+func (q *Queue) merge(item WorkItem, done chan error) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.stopped {
+		if done != nil {
+			done <- ErrShuttingDown
+		}
+		return done != nil
+	}
+	e, ok := q.entries[item.Key]
+	if !ok {
+		return false
+	}
+	q.addLocked(e, item, done)
+	return true
+}
+
+func (q *Queue) addLocked(e *queueEntry, item WorkItem, done chan error) {
+	if e.next == nil {
+		e.next = &workBatch{}
+	}
+	b := e.next
+	if item.Event != nil {
+		b.events = append(b.events, *item.Event)
+		if len(b.events) > maxEventsPerRun {
+			b.events = b.events[len(b.events)-maxEventsPerRun:]
+		}
+	}
+	if item.Source != "" && !slices.Contains(b.sources, item.Source) {
+		b.sources = append(b.sources, item.Source)
+	}
+	if done != nil {
+		b.waiters = append(b.waiters, done)
+	}
+}
+
+// Run starts the workers and blocks until ctx is cancelled and every running handler has returned.
+// Handlers run under handlerCtx, which the caller cancels (later than ctx) to cut off handlers that
+// outlive the shutdown bound. Work still waiting when ctx ends is answered at once with ErrShuttingDown,
+// so a Service Bus message behind it goes back to the broker for another replica.
+func (q *Queue) Run(ctx, handlerCtx context.Context) {
+	var wg sync.WaitGroup
+	for range q.opts.Workers {
+		wg.Go(func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case key := <-q.ready:
+					q.runKey(handlerCtx, key)
+				}
+			}
+		})
+	}
+	<-ctx.Done()
+	q.stop()
+	wg.Wait()
+}
+
+func (q *Queue) stop() {
+	q.mu.Lock()
+	q.stopped = true
+	for key, e := range q.entries {
+		if e.running {
+			continue
+		}
+		if e.next != nil {
+			for _, w := range e.next.waiters {
+				w <- ErrShuttingDown
+			}
+			if len(e.next.waiters) == 0 {
+				q.log.Warn("work dropped at shutdown; the next sweep or event will pick the row up again", "key", key.String())
+			}
+		}
+		delete(q.entries, key)
+	}
+	q.mu.Unlock()
+}
+
+func (q *Queue) runKey(ctx context.Context, key WorkKey) {
+	q.mu.Lock()
+	e := q.entries[key]
+	if e == nil || e.next == nil {
+		q.mu.Unlock()
+		return
+	}
+	b := e.next
+	e.next = nil
+	e.running = true
+	q.mu.Unlock()
+
+	started := time.Now()
+	err := q.safeDispatch(ctx, Work{Key: key, Events: b.events, Sources: b.sources})
+	q.metrics.handled(key.Table, err, time.Since(started))
+	if err != nil && !errors.Is(err, ErrNoHandler) {
+		q.log.Warn("work failed", "key", key.String(), "sources", b.sources, "attempt", b.attempts+1, "error", err)
+	}
+
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, w := range b.waiters {
+		w <- err
+	}
+	retry := err != nil && !errors.Is(err, ErrNoHandler) && len(b.waiters) == 0 && b.attempts < q.opts.Retries && !q.stopped
+	if retry {
+		b.waiters = nil
+		b.attempts++
+		delay := q.opts.RetryDelay << (b.attempts - 1)
+		q.retries.Go(func() {
+			select {
+			case <-time.After(delay):
+			case <-ctx.Done():
+				return
+			}
+			q.resubmit(key, b)
+		})
+	}
+	e.running = false
+	if e.next != nil && !q.stopped {
+		q.ready <- key
+		return
+	}
+	if e.next != nil {
+		for _, w := range e.next.waiters {
+			w <- ErrShuttingDown
+		}
+	}
+	delete(q.entries, key)
+	<-q.slots
+	q.metrics.queueDepth(len(q.entries))
+}
+
+// resubmit puts a failed detached batch back, merged with anything that arrived meanwhile.
+func (q *Queue) resubmit(key WorkKey, b *workBatch) {
+	select {
+	case q.slots <- struct{}{}:
+	default:
+		q.log.Warn("work not retried: the queue is full; the next sweep will pick the row up", "key", key.String())
+		return
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.stopped {
+		<-q.slots
+		return
+	}
+	if e, ok := q.entries[key]; ok {
+		<-q.slots
+		if e.next == nil {
+			e.next = b
+		} else {
+			e.next.attempts = max(e.next.attempts, b.attempts)
+		}
+		return
+	}
+	q.entries[key] = &queueEntry{next: b}
+	q.ready <- key
+}
+
+// safeDispatch turns a handler panic into an error: one bad row must not stop the connector.
+func (q *Queue) safeDispatch(ctx context.Context, w Work) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("handler for %s panicked: %v", w.Key, r)
+		}
+	}()
+	return q.dispatch(ctx, w)
+}
+
+// Len is the number of keys waiting or running.
+func (q *Queue) Len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.entries)
+}
