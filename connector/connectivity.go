@@ -230,6 +230,9 @@ func (c *Connectivity) record(ctx context.Context, rep ConnectivityReport, id *d
 			continue
 		}
 		counts.Updated++
+		if !rep.OK && p.Type == schema.ProviderAutomatic {
+			counts.Failed++ // recorded, but the provider cannot be reached: the run did not do its job for it
+		}
 	}
 	word := "connected"
 	if !rep.OK {

@@ -196,13 +196,6 @@ func (sb *Sandbox) seed(ctx context.Context, now time.Time) error {
 		Name: "Contoso: 12 → 15 seats next month", Subscription: dataverse.Ref{ID: sub}, ChangeType: schema.ChangeQuantity,
 		Quantity: &fifteen, PreviousQuantity: &twelve, EffectiveDate: now.AddDate(0, 1, 0), ProvisioningStatus: schema.ProvisioningAwaiting, ChangeSource: schema.SourceDynamics,
 	}))
-	for _, j := range []schema.Job{
-		{Name: "provider-account-sync", Schedule: "1h", Enabled: true},
-		{Name: "attestation-check", Schedule: "15m", Enabled: true},
-		{Name: "provisioning-sweep", Schedule: "5m", Enabled: true},
-	} {
-		must(create(schema.TableJob, schema.SetJobs, j))
-	}
 	return errors.Join(errs...)
 }
 

@@ -1,0 +1,101 @@
+package connector
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cspconnector/csp-connector/dataverse"
+	"github.com/cspconnector/csp-connector/dataverse/schema"
+	"github.com/cspconnector/csp-connector/partnercenter/partnercentertest"
+)
+
+func providers(t *testing.T, dv *dataverse.Client) map[string]schema.Provider {
+	t.Helper()
+	out := map[string]schema.Provider{}
+	for r, err := range dv.List(context.Background(), schema.SetProviders, &dataverse.Query{Select: dataverse.Columns[schema.Provider]()}) {
+		require.NoError(t, err)
+		var p schema.Provider
+		require.NoError(t, dataverse.Unmarshal(r, &p))
+		out[p.Name] = p
+	}
+	return out
+}
+
+func TestVerifyConnectivityJobWritesTheOutcomeOnProviders(t *testing.T) {
+	t.Parallel()
+	sb := testSandbox(t)
+	health := NewHealth()
+	conn := &Connectivity{DV: sb.DataverseClient, PC: sb.PartnerCenterClient, Queue: DefaultQueue, Health: health}
+	jobs := NewJobs(sb.DataverseClient, []Job{conn.Job(15 * time.Minute)}, JobsOptions{Instance: "a"})
+
+	res, err := jobs.RunNow(t.Context(), VerifyConnectivityJob, schema.TriggerRunNow)
+	require.NoError(t, err)
+	require.NoError(t, res.Err)
+	rep := conn.Last()
+	require.True(t, rep.OK, "%+v", rep)
+	names := map[string]Check{}
+	for _, c := range rep.Checks {
+		names[c.Name] = c
+	}
+	assert.True(t, names["Dataverse"].OK)
+	assert.True(t, names["Partner Center"].OK)
+	assert.True(t, names["Partner Center app+user"].OK, "the sandbox runs without credentials (PARTNERCENTER_AUTH=none)")
+	assert.True(t, names["Service Bus"].Skipped, "no Service Bus configured")
+	_, ready := health.Status()
+	assert.True(t, ready)
+
+	ps := providers(t, sb.DataverseClient)
+	pc := ps["Microsoft Partner Center"]
+	assert.Equal(t, schema.ConnectivityConnected, pc.ConnectivityStatus)
+	assert.Contains(t, pc.ConnectivityMessage, "Connected: Dataverse, Partner Center, Partner Center app+user answered.")
+	assert.WithinDuration(t, rep.At, pc.LastVerifiedOn, time.Second)
+	manual := ps["Distributor portal (manual)"]
+	assert.Equal(t, schema.ConnectivityNotVerified, manual.ConnectivityStatus, "the job touches Partner Center providers only")
+	assert.True(t, manual.LastVerifiedOn.IsZero())
+
+	// Partner Center starts refusing the app's token.
+	sb.PartnerCenter.Inject(partnercentertest.Fault{Status: 401})
+	res, err = jobs.RunNow(t.Context(), VerifyConnectivityJob, schema.TriggerRunNow)
+	require.NoError(t, err)
+	assert.Equal(t, schema.RunFailed, res.Status)
+	pc = providers(t, sb.DataverseClient)["Microsoft Partner Center"]
+	assert.Equal(t, schema.ConnectivityNotConnected, pc.ConnectivityStatus)
+	assert.Contains(t, pc.ConnectivityMessage, "Partner Center refused the credentials (401): check PARTNERCENTER_TENANT_ID")
+	status, ready := health.Status()
+	assert.False(t, ready)
+	assert.Contains(t, status["partnercenter"], "refused the credentials")
+	assert.Equal(t, "ok", status["dataverse"])
+}
+
+func TestVerifyRequestedOnOneProvider(t *testing.T) {
+	t.Parallel()
+	sb := testSandbox(t)
+	dv := sb.DataverseClient
+	conn := &Connectivity{DV: dv, PC: sb.PartnerCenterClient, Queue: DefaultQueue}
+	ps := providers(t, dv)
+	pc, manual := ps["Microsoft Partner Center"], ps["Distributor portal (manual)"]
+
+	// Nothing requested: nothing done.
+	require.NoError(t, conn.HandleProviderRow(t.Context(), Work{Key: WorkKey{Table: schema.TableProvider, ID: pc.ID}}))
+	assert.True(t, providers(t, dv)["Microsoft Partner Center"].LastVerifiedOn.IsZero())
+
+	for _, id := range []dataverse.GUID{pc.ID, manual.ID} {
+		_, err := dv.Update(t.Context(), schema.SetProviders, id, dataverse.Row{"csp_verifyrequestedon": time.Now().Add(-time.Second)}, nil)
+		require.NoError(t, err)
+		require.NoError(t, conn.HandleProviderRow(t.Context(), Work{Key: WorkKey{Table: schema.TableProvider, ID: id}}))
+	}
+	ps = providers(t, dv)
+	assert.Equal(t, schema.ConnectivityConnected, ps["Microsoft Partner Center"].ConnectivityStatus)
+	assert.False(t, ps["Microsoft Partner Center"].LastVerifiedOn.IsZero())
+	assert.Equal(t, schema.ConnectivityNotVerified, ps["Distributor portal (manual)"].ConnectivityStatus)
+	assert.Contains(t, ps["Distributor portal (manual)"].ConnectivityMessage, "not Automatic")
+
+	// Answered: a second wake-up (a duplicate event) does not verify again.
+	before := len(sb.PartnerCenter.Requests())
+	require.NoError(t, conn.HandleProviderRow(t.Context(), Work{Key: WorkKey{Table: schema.TableProvider, ID: pc.ID}}))
+	assert.Equal(t, before, len(sb.PartnerCenter.Requests()))
+}

@@ -1,0 +1,202 @@
+package connector
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cspconnector/csp-connector/dataverse"
+	"github.com/cspconnector/csp-connector/dataverse/schema"
+)
+
+// testSandbox starts the simulators with the schema installed and demo rows, on free loopback ports.
+func testSandbox(t *testing.T) *Sandbox {
+	t.Helper()
+	sb, err := StartSandbox(t.Context(), SandboxOptions{DataverseAddr: "127.0.0.1:0", PartnerCenterAddr: "127.0.0.1:0"})
+	require.NoError(t, err)
+	t.Cleanup(sb.Close)
+	return sb
+}
+
+func readJob(t *testing.T, dv *dataverse.Client, name string) schema.Job {
+	t.Helper()
+	r, err := dv.GetByKey(context.Background(), schema.SetJobs, dataverse.Key{"csp_name": name}, &dataverse.GetOptions{Select: dataverse.Columns[schema.Job]()})
+	require.NoError(t, err)
+	var j schema.Job
+	require.NoError(t, dataverse.Unmarshal(r, &j))
+	return j
+}
+
+func jobRuns(t *testing.T, dv *dataverse.Client) []schema.JobRun {
+	t.Helper()
+	var out []schema.JobRun
+	for r, err := range dv.List(context.Background(), schema.SetJobRuns, &dataverse.Query{Select: dataverse.Columns[schema.JobRun](), OrderBy: []string{"csp_startedon"}}) {
+		require.NoError(t, err)
+		var jr schema.JobRun
+		require.NoError(t, dataverse.Unmarshal(r, &jr))
+		out = append(out, jr)
+	}
+	return out
+}
+
+func TestJobRunRecordsHistoryAndReleasesTheLease(t *testing.T) {
+	t.Parallel()
+	sb := testSandbox(t)
+	dv := sb.DataverseClient
+	calls := 0
+	jobs := NewJobs(dv, []Job{{Name: "Count Things", Schedule: time.Hour, Run: func(ctx context.Context) (RunCounts, error) {
+		calls++
+		return RunCounts{Processed: 7, Updated: 2, Summary: "7 things counted"}, nil
+	}}, {Name: "Break", Schedule: time.Hour, Run: func(ctx context.Context) (RunCounts, error) {
+		return RunCounts{Processed: 3, Failed: 3}, errors.New("Partner Center refused every request")
+	}}}, JobsOptions{Instance: "replica-a"})
+	require.NoError(t, jobs.Ensure(t.Context()))
+	created := readJob(t, dv, "Count Things")
+	assert.True(t, created.Enabled)
+	assert.Equal(t, "1h", created.Schedule)
+
+	res, err := jobs.RunNow(t.Context(), "Count Things", schema.TriggerRunNow)
+	require.NoError(t, err)
+	require.NoError(t, res.Err)
+	assert.Equal(t, 1, calls)
+	assert.Equal(t, schema.RunSucceeded, res.Status)
+
+	row := readJob(t, dv, "Count Things")
+	assert.Empty(t, row.LeaseOwner, "the lease is released")
+	assert.True(t, row.LeaseExpiresOn.IsZero())
+	assert.Equal(t, schema.RunSucceeded, row.LastStatus)
+	assert.WithinDuration(t, res.Started, row.LastRunOn, time.Second)
+	assert.WithinDuration(t, res.Started.Add(time.Hour), row.NextRunOn, time.Second)
+	assert.Contains(t, row.Message, "succeeded: 7 things counted")
+
+	res, err = jobs.RunNow(t.Context(), "Break", schema.TriggerSchedule)
+	require.NoError(t, err)
+	assert.Equal(t, schema.RunFailed, res.Status)
+	assert.Contains(t, readJob(t, dv, "Break").Message, "Partner Center refused every request")
+
+	runs := jobRuns(t, dv)
+	require.Len(t, runs, 2)
+	assert.Equal(t, schema.RunSucceeded, runs[0].Status)
+	assert.Equal(t, schema.TriggerRunNow, runs[0].Trigger)
+	assert.Equal(t, 7, runs[0].Processed)
+	assert.Equal(t, 2, runs[0].Updated)
+	assert.Equal(t, "replica-a", runs[0].Instance)
+	assert.False(t, runs[0].FinishedOn.IsZero())
+	assert.Equal(t, row.ID, runs[0].Job.ID)
+	assert.Equal(t, schema.RunFailed, runs[1].Status)
+	assert.Equal(t, 3, runs[1].Failed)
+	assert.Equal(t, "Partner Center refused every request", runs[1].ErrorMessage)
+
+	_, err = jobs.RunNow(t.Context(), "No Such Job", schema.TriggerRunNow)
+	assert.ErrorContains(t, err, `no job named "No Such Job"`)
+}
+
+func TestJobLeaseKeepsOneRunAcrossReplicas(t *testing.T) {
+	t.Parallel()
+	sb := testSandbox(t)
+	dv := sb.DataverseClient
+	var running, maxRunning, total atomic.Int32
+	job := Job{Name: "Sync", Schedule: time.Hour, Run: func(ctx context.Context) (RunCounts, error) {
+		n := running.Add(1)
+		if n > maxRunning.Load() {
+			maxRunning.Store(n)
+		}
+		total.Add(1)
+		time.Sleep(100 * time.Millisecond)
+		running.Add(-1)
+		return RunCounts{}, nil
+	}}
+	var wg sync.WaitGroup
+	var held atomic.Int32
+	for i := range 4 {
+		r := NewJobs(dv, []Job{job}, JobsOptions{Instance: "replica-" + string(rune('a'+i))})
+		require.NoError(t, r.Ensure(t.Context()))
+		wg.Go(func() {
+			_, err := r.RunNow(t.Context(), "Sync", schema.TriggerSchedule)
+			if errors.Is(err, ErrLeaseHeld) {
+				held.Add(1)
+				return
+			}
+			assert.NoError(t, err)
+		})
+	}
+	wg.Wait()
+	assert.Equal(t, int32(1), maxRunning.Load(), "never two runs at once")
+	assert.Equal(t, int32(4), total.Load()+held.Load())
+	assert.GreaterOrEqual(t, held.Load(), int32(1), "four replicas racing: at least one finds the lease held")
+	assert.Len(t, jobRuns(t, dv), int(total.Load()))
+}
+
+func TestJobExpiredLeaseIsTakenOver(t *testing.T) {
+	t.Parallel()
+	sb := testSandbox(t)
+	dv := sb.DataverseClient
+	clock := &testClock{t: time.Now()}
+	now := clock.Now()
+	jobs := NewJobs(dv, []Job{{Name: "Sync", Schedule: time.Hour, Run: func(ctx context.Context) (RunCounts, error) { return RunCounts{}, nil }}},
+		JobsOptions{Instance: "replica-b", Now: clock.Now})
+	require.NoError(t, jobs.Ensure(t.Context()))
+	row := readJob(t, dv, "Sync")
+	_, err := dv.Update(t.Context(), schema.SetJobs, row.ID, dataverse.Row{"csp_leaseowner": "replica-a", "csp_leaseexpireson": now.Add(time.Minute)}, nil)
+	require.NoError(t, err)
+
+	_, err = jobs.RunNow(t.Context(), "Sync", schema.TriggerSchedule)
+	require.ErrorIs(t, err, ErrLeaseHeld)
+	assert.ErrorContains(t, err, "replica-a")
+
+	clock.Add(2 * time.Minute) // replica-a died; its lease ran out
+	res, err := jobs.RunNow(t.Context(), "Sync", schema.TriggerSchedule)
+	require.NoError(t, err)
+	assert.Equal(t, schema.RunSucceeded, res.Status)
+}
+
+func TestJobDueAndRunNowRequests(t *testing.T) {
+	t.Parallel()
+	sb := testSandbox(t)
+	dv := sb.DataverseClient
+	var runs atomic.Int32
+	clock := &testClock{t: time.Now()}
+	jobs := NewJobs(dv, []Job{{Name: "Sync", Schedule: time.Hour, Run: func(ctx context.Context) (RunCounts, error) { runs.Add(1); return RunCounts{}, nil }}},
+		JobsOptions{Instance: "a", Now: clock.Now, Tick: 20 * time.Millisecond})
+	require.NoError(t, jobs.Ensure(t.Context()))
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { jobs.Run(ctx, ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	require.Eventually(t, func() bool { return runs.Load() == 1 }, 5*time.Second, 10*time.Millisecond, "a new job is due at once")
+	time.Sleep(100 * time.Millisecond)
+	assert.Equal(t, int32(1), runs.Load(), "not due again before its schedule")
+
+	row := readJob(t, dv, "Sync")
+	clock.Add(time.Minute) // an admin presses Run Now a minute later
+	_, err := dv.Update(t.Context(), schema.SetJobs, row.ID, dataverse.Row{"csp_runrequestedon": clock.Now(), "csp_schedule": "every hour"}, nil)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return runs.Load() == 2 }, 5*time.Second, 10*time.Millisecond, "Run Now runs it")
+	require.Eventually(t, func() bool { return !readJob(t, dv, "Sync").LastRunOn.Before(clock.Now().Add(-time.Second)) }, 5*time.Second, 10*time.Millisecond)
+	assert.Contains(t, readJob(t, dv, "Sync").Message, `The schedule "every hour" is not an interval such as 15m`, "a bad admin entry is explained on the row")
+	last := jobRuns(t, dv)
+	assert.Equal(t, schema.TriggerRunNow, last[len(last)-1].Trigger)
+
+	_, err = dv.Update(t.Context(), schema.SetJobs, row.ID, dataverse.Row{"csp_schedule": "1h", "csp_enabled": false}, nil)
+	require.NoError(t, err)
+	clock.Add(2 * time.Hour)
+	time.Sleep(100 * time.Millisecond)
+	assert.Equal(t, int32(2), runs.Load(), "a disabled job does not run on schedule")
+}
+
+// testClock is a clock tests move by hand.
+type testClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *testClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+
+func (c *testClock) Add(d time.Duration) { c.mu.Lock(); defer c.mu.Unlock(); c.t = c.t.Add(d) }
