@@ -11,8 +11,14 @@ help: ## list the targets
 run: ## the connector on its built-in simulators (no Azure needed)
 	$(GO) run ./cmd/connector sandbox
 
-test: ## every test, with the race detector
+test: internal/fakesb/node_modules ## every test, with the race detector
 	$(GO) test -race -count=1 ./...
+
+# The npm packages (rhea) of the fake Service Bus peer that the tests start; reinstalled when the
+# lock file changes. The touch marks the install as newer than the lock file.
+internal/fakesb/node_modules: internal/fakesb/package-lock.json
+	npm ci --prefix internal/fakesb --no-audit --no-fund
+	@touch $@
 
 lint: ## go vet, and gofmt must have nothing to change
 	$(GO) vet ./...

@@ -59,13 +59,19 @@ func (s *Server) serveBatch(w *statusWriter, r *http.Request, body []byte, user 
 		return
 	}
 	continueOnError := strings.Contains(r.Header.Get("Prefer"), "odata.continue-on-error")
+	inheritCaller(items, r.Header)
 
 	s.mu.Lock()
+	// Events are raised for what commits: an operation outside a change set, a change set as a whole.
+	correlationID := uuid.NewString()
+	var committed []change
 	var parts []batchPartResult
 	failedStatus := 0
 	for _, it := range items {
 		if !it.changeSet {
-			res := s.dispatch(it.ops[0].op, nil)
+			o := it.ops[0].op
+			o.changes = &committed
+			res := s.dispatch(o, nil)
 			s.logOp(it.ops[0].op, res.status, user)
 			parts = append(parts, batchPartResult{single: &res})
 			if res.status >= 400 && !continueOnError {
@@ -76,10 +82,12 @@ func (s *Server) serveBatch(w *statusWriter, r *http.Request, body []byte, user 
 		}
 		var undoLog []undo
 		var results []result
+		var changes []change
 		refs := map[string]string{}
 		failed := false
 		for _, bo := range it.ops {
 			o := bo.op
+			o.changes = &changes
 			o.path, o.body = resolveContentIDs(o.path, o.body, refs)
 			res := s.dispatch(o, &undoLog)
 			s.logOp(o, res.status, user)
@@ -99,6 +107,8 @@ func (s *Server) serveBatch(w *statusWriter, r *http.Request, body []byte, user 
 			for i := len(undoLog) - 1; i >= 0; i-- {
 				undoLog[i].apply()
 			}
+		} else {
+			committed = append(committed, changes...)
 		}
 		parts = append(parts, batchPartResult{changeSet: results, contentIDs: contentIDs(it)})
 		if failed && !continueOnError {
@@ -106,6 +116,7 @@ func (s *Server) serveBatch(w *statusWriter, r *http.Request, body []byte, user 
 			break
 		}
 	}
+	s.raise(committed, correlationID)
 	s.mu.Unlock()
 
 	boundary := "batchresponse_" + uuid.NewString()
@@ -119,6 +130,28 @@ func (s *Server) serveBatch(w *statusWriter, r *http.Request, body []byte, user 
 	}
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
+}
+
+// inheritCaller gives the operations of a batch the impersonation header of the $batch request, unless
+// they carry their own.
+func inheritCaller(items []batchItem, h http.Header) {
+	for _, name := range []string{CallerIDHeader, CallerObjectIDHeader} {
+		v := h.Get(name)
+		if v == "" {
+			continue
+		}
+		for i := range items {
+			for j := range items[i].ops {
+				o := &items[i].ops[j].op
+				if o.header == nil {
+					o.header = http.Header{}
+				}
+				if o.header.Get(CallerIDHeader) == "" && o.header.Get(CallerObjectIDHeader) == "" {
+					o.header.Set(name, v)
+				}
+			}
+		}
+	}
 }
 
 func contentIDs(it batchItem) []string {

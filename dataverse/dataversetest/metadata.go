@@ -402,6 +402,7 @@ func (s *Server) createTable(o op, body map[string]any, solution string) result 
 		PrimaryName: primary, OrganizationOwned: body["OwnershipType"] == "OrganizationOwned",
 	}
 	s.addTable(def)
+	s.addMessageFilters(s.tables[logical])
 	id := s.tables[logical].metadataID
 	return result{status: http.StatusNoContent, header: http.Header{"Odata-Entityid": {o.base() + "EntityDefinitions(" + id + ")"}}}
 }

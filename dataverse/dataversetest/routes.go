@@ -27,6 +27,10 @@ type op struct {
 	header http.Header
 	body   []byte
 	host   string
+	// caller is who the operation acts as (the application user, or the user it impersonates).
+	caller caller
+	// changes, when non-nil, collects the writes the operation commits, for the events they raise.
+	changes *[]change
 }
 
 // result is the answer to an op.
@@ -73,6 +77,10 @@ func (s *Server) dispatch(o op, undoLog *[]undo) result {
 	if err != nil {
 		return fail(&apiError{status: 400, message: "Bad request path."})
 	}
+	var e *apiError
+	if o.caller, e = s.callerOf(o.header); e != nil {
+		return fail(e)
+	}
 	switch {
 	case path == "" && o.method == http.MethodGet:
 		return s.serviceDocument(o)
@@ -82,7 +90,7 @@ func (s *Server) dispatch(o op, undoLog *[]undo) result {
 		}
 		return result{status: 200, body: map[string]any{
 			"@odata.context": o.base() + "$metadata#Microsoft.Dynamics.CRM.WhoAmIResponse",
-			"BusinessUnitId": s.opts.BusinessUnitID.String(), "UserId": s.opts.UserID.String(), "OrganizationId": s.opts.OrganizationID.String(),
+			"BusinessUnitId": s.opts.BusinessUnitID.String(), "UserId": o.caller.userID, "OrganizationId": s.opts.OrganizationID.String(),
 		}}
 	case isMetadataPath(path):
 		return s.metadata(o, path)
@@ -259,6 +267,7 @@ func (s *Server) rowOp(o op, t *table, inner string, undoLog *[]undo) result {
 			return fail(concurrencyMismatch())
 		}
 		s.remove(t, r, undoLog)
+		s.note(o, change{message: "Delete", table: t, id: r.id, pre: r})
 		return result{status: http.StatusNoContent}
 	case http.MethodPatch:
 		ifMatch, ifNoneMatch := o.header.Get("If-Match"), o.header.Get("If-None-Match")
@@ -305,13 +314,16 @@ func (s *Server) rowOp(o op, t *table, inner string, undoLog *[]undo) result {
 			if r, err = s.insert(t, id, values, undoLog); err != nil {
 				return fail(err)
 			}
+			s.note(o, change{message: "Create", table: t, id: r.id, post: r, written: writtenColumns(values)})
 		} else {
 			for k := range keyVals {
 				delete(values, k) // key columns come from the address on update
 			}
+			pre := r.clone()
 			if e := s.update(t, r, values, undoLog); e != nil {
 				return fail(e)
 			}
+			s.note(o, change{message: "Update", table: t, id: r.id, pre: pre, post: r, written: writtenColumns(values)})
 		}
 		return s.writeResult(o, t, r, created)
 	}
@@ -352,6 +364,7 @@ func (s *Server) create(o op, t *table, undoLog *[]undo) result {
 	if err != nil {
 		return fail(err)
 	}
+	s.note(o, change{message: "Create", table: t, id: r.id, post: r, written: writtenColumns(values)})
 	return s.writeResult(o, t, r, true)
 }
 
@@ -393,12 +406,13 @@ func (s *Server) decodeBody(t *table, body []byte) (map[string]any, *apiError) {
 			continue // @odata.type and other instance annotations
 		}
 		if nav, ok := strings.CutSuffix(name, "@odata.bind"); ok {
-			c, ok := t.cols[nav]
-			if !ok || c.Type != dataverse.TypeLookup {
+			col, ok := navigationColumn(t, nav)
+			c, known := t.cols[col]
+			if !ok || !known || c.Type != dataverse.TypeLookup {
 				return nil, payloadError(t, fmt.Sprintf("An undeclared property '%s' which only has property annotations in the payload but no property value was found in the payload.", nav))
 			}
 			if v == nil {
-				out[nav] = nil
+				out[col] = nil
 				continue
 			}
 			ref, ok := v.(string)
@@ -412,7 +426,7 @@ func (s *Server) decodeBody(t *table, body []byte) (map[string]any, *apiError) {
 			if target.table.def.LogicalName != c.Target {
 				return nil, payloadError(t, fmt.Sprintf("The navigation property '%s' points at %s, not %s.", nav, c.Target, target.table.def.LogicalName))
 			}
-			out[nav] = lookupValue{id: target.record.id, table: target.table.def.LogicalName}
+			out[col] = lookupValue{id: target.record.id, table: target.table.def.LogicalName}
 			continue
 		}
 		c, ok := t.cols[name]
@@ -520,6 +534,7 @@ func (s *Server) remove(t *table, r *record, undoLog *[]undo) {
 	if undoLog != nil {
 		*undoLog = append(*undoLog, undo{table: t, id: r.id, prev: r})
 	}
+	s.cascadeDelete(t, r.id, undoLog)
 }
 
 // duplicateKeyError is Dataverse's DuplicateRecordEntityKey (0x80060892): a write that would give two rows
@@ -634,6 +649,7 @@ func (s *Server) render(t *table, r *record, sel []string, formatted bool) map[s
 			out[p+dataverse.AnnotationFormattedValue] = f
 		}
 	}
+	hideSecrets(t, r, out)
 	return out
 }
 

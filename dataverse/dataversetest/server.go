@@ -5,6 +5,11 @@
 // odata.maxpagesize and @odata.nextLink, $batch with atomic change sets and continue-on-error, the
 // metadata calls of the installer, and WhoAmI.
 //
+// Writes raise events as in Dataverse: service endpoints, steps and images registered through the Web
+// API (serviceendpoints, sdkmessageprocessingsteps, sdkmessageprocessingstepimages) make the simulator
+// post a RemoteExecutionContext to webhooks, or hand it to Options.ServiceBusDelivery, after each Create,
+// Update or Delete it commits (events.go, delivery.go). The MSCRMCallerID header impersonates a user.
+//
 // It also misbehaves on request: injected faults (429 with Retry-After, 5xx, latency, dropped
 // connections), per-user service protection limits modelled on Dataverse's (requests per window,
 // concurrent requests), and a request log tests assert on.
@@ -33,7 +38,9 @@ import (
 // Options configures a simulator.
 type Options struct {
 	// Tables are created at start, in addition to the built-in system tables (publisher, solution,
-	// systemuser, team). A table declared here with a built-in name adds its columns to the built-in one.
+	// systemuser, team, and the event registration tables serviceendpoint, sdkmessage, sdkmessagefilter,
+	// sdkmessageprocessingstep, sdkmessageprocessingstepimage). A table declared here with a built-in
+	// name adds its columns to the built-in one.
 	Tables []dataverse.Table
 	// Addr is the loopback address to listen on ("127.0.0.1:0" if empty).
 	Addr string
@@ -47,6 +54,14 @@ type Options struct {
 	Limits Limits
 	// DOPHint, when positive, is sent as x-ms-dop-hint on every response.
 	DOPHint int
+	// OrganizationName is the environment's unique name in events ("unq" and the organization id in hex
+	// if empty, the shape of real unique names).
+	OrganizationName string
+	// WebhookClient posts events to webhook endpoints; nil uses a client of the simulator's own.
+	WebhookClient *http.Client
+	// ServiceBusDelivery receives the events of Service Bus endpoints; nil fails them ("no Service Bus in
+	// the simulator").
+	ServiceBusDelivery ServiceBusDelivery
 }
 
 // Limits model Dataverse's per-user service protection limits.
@@ -120,6 +135,8 @@ type Server struct {
 	sets    map[string]*table
 	version int64
 
+	events *deliveryBus
+
 	ctl      sync.Mutex // guards everything below
 	faults   []*Fault
 	latency  time.Duration
@@ -168,23 +185,30 @@ func New(opts Options) *Server {
 			*id = uuid.New()
 		}
 	}
-	for _, t := range systemTables() {
+	if s.opts.OrganizationName == "" {
+		s.opts.OrganizationName = "unq" + strings.ReplaceAll(s.opts.OrganizationID.String(), "-", "")
+	}
+	for _, t := range append(systemTables(), registrationTables()...) {
 		s.addTable(t)
 	}
 	for _, t := range opts.Tables {
 		s.addTable(t)
 	}
+	s.seedMessages()
+	s.events = newDeliveryBus(s.opts)
 	s.mustInsert("systemuser", map[string]any{
 		"systemuserid": s.opts.UserID.String(), "fullname": "# CSP Connector (application user)", "isdisabled": false,
 	})
 	return s
 }
 
-// Close stops the listener and waits for requests in flight.
+// Close stops the listener and waits for requests in flight, then stops event delivery: posts in flight
+// are abandoned and events still waiting fail.
 func (s *Server) Close() {
 	if s.httpServer != nil {
 		s.httpServer.Close()
 	}
+	s.events.close()
 }
 
 // Client returns an HTTP client for the loopback listener.
@@ -452,7 +476,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	res := s.dispatch(op{method: r.Method, path: path, query: r.URL.Query(), header: r.Header, body: body, host: r.Host}, nil)
+	var changes []change
+	res := s.dispatch(op{method: r.Method, path: path, query: r.URL.Query(), header: r.Header, body: body, host: r.Host, changes: &changes}, nil)
+	s.raise(changes, uuid.NewString())
 	s.mu.Unlock()
 	res.write(rw)
 }

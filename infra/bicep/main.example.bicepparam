@@ -1,0 +1,19 @@
+// Example parameters: copy to main.bicepparam, replace every value marked REPLACE, then
+//   az deployment group create -g <resource-group> -f infra/bicep/main.bicep -p infra/bicep/main.bicepparam
+using 'main.bicep'
+
+param namePrefix = 'contoso-csp' // REPLACE
+param image = 'contosoacr.azurecr.io/csp-connector:1.0.0' // REPLACE: built from infra/Dockerfile
+param containerRegistryResourceId = '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/contoso-shared/providers/Microsoft.ContainerRegistry/registries/contosoacr' // REPLACE, or '' for a public image
+param dataverseUrl = 'https://contoso.crm.dynamics.com' // REPLACE
+param partnerCenterTenantId = '00000000-0000-0000-0000-000000000000' // REPLACE
+param partnerCenterClientId = '00000000-0000-0000-0000-000000000000' // REPLACE
+
+// The client secret from Key Vault (preferred) ...
+param partnerCenterClientSecretUri = 'https://contoso-kv.vault.azure.net/secrets/partnercenter-client-secret' // REPLACE
+param keyVaultResourceId = '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/contoso-secrets/providers/Microsoft.KeyVault/vaults/contoso-kv' // REPLACE
+// ... or as a value read from the environment at deployment time (never commit it):
+// param partnerCenterClientSecret = readEnvironmentVariable('PARTNERCENTER_CLIENT_SECRET')
+
+// Only for webhook intake instead of Service Bus:
+// param webhookKey = readEnvironmentVariable('CONNECTOR_WEBHOOK_KEY')
