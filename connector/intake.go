@@ -22,6 +22,8 @@ type Trigger struct {
 	// WriteBack are the columns the connector itself writes on this table. A change the connector made to
 	// them never wakes it, even if they are trigger columns too.
 	WriteBack []string
+	// Images are the pre/post images the handler reads from the event.
+	Images []dataverse.StepImage
 }
 
 // Dead-letter reasons the intake adds to the decoder's.

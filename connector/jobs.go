@@ -220,7 +220,7 @@ func (j *Jobs) RunNow(ctx context.Context, name string, trigger schema.RunTrigge
 		return RunResult{}, err
 	}
 	res := RunResult{Job: name, Trigger: trigger, Started: j.opts.Now()}
-	log := j.log.With("job", name, "trigger", trigger)
+	log := j.log.With("job", name, "trigger", triggerName(trigger))
 	res.RunID, err = j.dv.Create(ctx, schema.SetJobRuns, dataverse.Row{
 		"csp_name":           fmt.Sprintf("%s %s", name, res.Started.UTC().Format(time.RFC3339)),
 		"csp_job@odata.bind": dataverse.Bind(schema.SetJobs, row.ID),
@@ -245,7 +245,7 @@ func (j *Jobs) RunNow(ctx context.Context, name string, trigger schema.RunTrigge
 	}
 	res.Ended = j.opts.Now()
 	res.Status = runStatus(res, ctx)
-	log.Info("job run finished", "status", res.Status, "processed", res.Counts.Processed, "failed", res.Counts.Failed, "error", res.Err)
+	log.Info("job run finished", "status", statusName(res.Status), "processed", res.Counts.Processed, "failed", res.Counts.Failed, "error", res.Err)
 	j.opts.Metrics.jobRun(name, statusName(res.Status))
 
 	finish := context.WithoutCancel(ctx) // record the outcome even when shutting down
@@ -392,6 +392,17 @@ func runStatus(res RunResult, ctx context.Context) schema.RunStatus {
 		return schema.RunPartiallySucceeded
 	default:
 		return schema.RunFailed
+	}
+}
+
+func triggerName(t schema.RunTrigger) string {
+	switch t {
+	case schema.TriggerSchedule:
+		return "schedule"
+	case schema.TriggerRunNow:
+		return "run_now"
+	default:
+		return "api"
 	}
 }
 

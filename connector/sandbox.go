@@ -2,10 +2,13 @@ package connector
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/cspconnector/csp-connector/dataverse"
@@ -20,7 +23,13 @@ type SandboxOptions struct {
 	// DataverseAddr and PartnerCenterAddr are the loopback addresses of the simulators ("127.0.0.1:0"
 	// picks a free port).
 	DataverseAddr, PartnerCenterAddr string
-	Logger                           *slog.Logger
+	// ConnectorAddr is where the connector itself serves HTTP (its webhook, /healthz, /readyz, /metrics);
+	// the Dataverse simulator posts events there.
+	ConnectorAddr string
+	Logger        *slog.Logger
+	// ServiceBusDelivery, when set, receives the events of Service Bus endpoints registered in the
+	// Dataverse simulator (tests point it at a broker).
+	ServiceBusDelivery dataversetest.ServiceBusDelivery
 	// Now is the clock of the simulators and the demo data; nil means time.Now.
 	Now func() time.Time
 }
@@ -37,6 +46,16 @@ type Sandbox struct {
 	Install *dataverse.Plan
 	// Seeded counts the demonstration rows per table.
 	Seeded map[string]int
+	// Service is the connector, wired to both simulators with the webhook intake; the simulator posts
+	// every registered event to it, so the sandbox runs the real intake path. Run it with Service.Run.
+	Service *Service
+	// Registration is the event registration applied at start (service endpoint and steps).
+	Registration *dataverse.RegistrationPlan
+	// AdminID is a demonstration user ("Demo Admin"): writes made as this user (ClientAs) are a person's
+	// changes, which wake the connector; the connector's own writes do not.
+	AdminID               dataverse.GUID
+	listener              net.Listener
+	partnerCenterProvider dataverse.GUID
 }
 
 // StartSandbox starts the simulators, installs the schema through the real installer, and seeds
@@ -51,10 +70,11 @@ func StartSandbox(ctx context.Context, opts SandboxOptions) (*Sandbox, error) {
 		now = time.Now
 	}
 	dv, err := dataversetest.NewServer(dataversetest.Options{
-		Addr:   opts.DataverseAddr,
-		Tables: schema.StandardTables(),
-		Now:    now,
-		Limits: dataversetest.DataverseLimits(),
+		Addr:               opts.DataverseAddr,
+		Tables:             schema.StandardTables(),
+		Now:                now,
+		Limits:             dataversetest.DataverseLimits(),
+		ServiceBusDelivery: opts.ServiceBusDelivery,
 	})
 	if err != nil {
 		return nil, err
@@ -90,11 +110,58 @@ func StartSandbox(ctx context.Context, opts SandboxOptions) (*Sandbox, error) {
 		sb.Close()
 		return nil, fmt.Errorf("sandbox: seed demonstration data: %w", err)
 	}
+	if err := sb.startService(ctx, cfg, opts, log); err != nil {
+		sb.Close()
+		return nil, err
+	}
 	return sb, nil
+}
+
+// startService wires the connector to the simulators with a webhook intake and registers its steps in
+// the Dataverse simulator, pointing at the connector's own address.
+func (sb *Sandbox) startService(ctx context.Context, cfg Config, opts SandboxOptions, log *slog.Logger) error {
+	admin, err := sb.Dataverse.Insert("systemuser", map[string]any{"fullname": "Demo Admin"})
+	if err != nil {
+		return fmt.Errorf("sandbox: create the demo admin: %w", err)
+	}
+	if sb.AdminID, err = dataverse.ParseGUID(admin); err != nil {
+		return err
+	}
+	addr := opts.ConnectorAddr
+	if addr == "" {
+		addr = "127.0.0.1:8090"
+	}
+	if sb.listener, err = net.Listen("tcp", addr); err != nil {
+		return fmt.Errorf("sandbox: the connector cannot listen on %s: %w", addr, err)
+	}
+	key := make([]byte, 24)
+	if _, err := rand.Read(key); err != nil {
+		return err
+	}
+	cfg.HTTPAddr = sb.listener.Addr().String()
+	cfg.PublicURL = "http://" + cfg.HTTPAddr
+	cfg.WebhookKey = hex.EncodeToString(key)
+	cfg.ServiceBusQueue = DefaultQueue
+	cfg.Workers, cfg.QueueLimit, cfg.ShutdownTimeout, cfg.Instance = 4, 1000, 10*time.Second, "sandbox"
+	reg, err := RegistrationFor(cfg, Triggers())
+	if err != nil {
+		return err
+	}
+	if sb.Registration, err = sb.DataverseClient.PlanRegistration(ctx, reg); err != nil {
+		return fmt.Errorf("sandbox: plan the event registration: %w", err)
+	}
+	if err := sb.DataverseClient.ApplyRegistration(ctx, sb.Registration, nil); err != nil {
+		return fmt.Errorf("sandbox: register the events: %w", err)
+	}
+	sb.Service, err = NewService(cfg, ServiceOptions{Logger: log, DV: sb.DataverseClient, PC: sb.PartnerCenterClient, Listen: sb.listener, JobTick: 5 * time.Second})
+	return err
 }
 
 // Close stops the simulators.
 func (sb *Sandbox) Close() {
+	if sb.listener != nil {
+		_ = sb.listener.Close()
+	}
 	if sb.Dataverse != nil {
 		sb.Dataverse.Close()
 	}
@@ -113,7 +180,14 @@ func (sb *Sandbox) Describe(w io.Writer) {
 	for _, t := range []string{schema.TableProvider, schema.TableAccount, schema.TableProviderAccount, schema.TableAgreementTemplate, schema.TableAgreement, schema.TableSubscription, schema.TableLicenseChangeLog, schema.TableJob} {
 		fmt.Fprintf(w, " %s=%d", t, sb.Seeded[t])
 	}
-	fmt.Fprintf(w, "\n\nTry it:\n")
+	fmt.Fprintf(w, "\n  Connector            %s   (webhook %s, /healthz, /readyz, /metrics)\n", "http://"+sb.listener.Addr().String(), WebhookPath)
+	fmt.Fprintf(w, "  Events registered    %d step(s) posting to the connector's webhook, as Dataverse does\n", len(Triggers()))
+	fmt.Fprintf(w, "\nTry it:\n")
+	fmt.Fprintf(w, "  # ask Verify Connectivity for the Partner Center provider, as an admin would from its form:\n")
+	fmt.Fprintf(w, "  curl -s -X PATCH '%s%scsp_providers(%s)' -H 'MSCRMCallerID: %s' -H 'Content-Type: application/json' -H 'If-Match: *' -d \"{\\\"csp_verifyrequestedon\\\": \\\"$(date -u +%%FT%%TZ)\\\"}\"\n",
+		sb.Dataverse.URL, dataverse.APIPath, sb.partnerCenterProvider, sb.AdminID)
+	fmt.Fprintf(w, "  curl -s '%s%scsp_providers?$select=csp_name,csp_connectivitystatus,csp_connectivitymessage,csp_lastverifiedon'\n", sb.Dataverse.URL, dataverse.APIPath)
+	fmt.Fprintf(w, "  curl -s %s/readyz\n", "http://"+sb.listener.Addr().String())
 	fmt.Fprintf(w, "  curl -s '%s%scsp_licensechangelogs?$select=csp_name,csp_provisioningstatus' -H 'Prefer: odata.include-annotations=\"*\"'\n", sb.Dataverse.URL, dataverse.APIPath)
 	fmt.Fprintf(w, "  DATAVERSE_URL=%s DATAVERSE_AUTH=none go run ./cmd/connector dataverse install --dry-run\n", sb.Dataverse.URL)
 	fmt.Fprintf(w, "  PARTNERCENTER_ENDPOINT=%s PARTNERCENTER_AUTH=none go run ./cmd/connector pc customers\n", sb.PartnerCenter.URL)
@@ -149,6 +223,7 @@ func (sb *Sandbox) seed(ctx context.Context, now time.Time) error {
 		Name: "Distributor portal (manual)", Type: schema.ProviderManual, PartnerModel: schema.PartnerIndirectReseller,
 		ConnectivityStatus: schema.ConnectivityNotVerified,
 	}))
+	sb.partnerCenterProvider = pc
 	contoso := must(create(schema.TableAccount, schema.SetAccounts, schema.Account{Name: "Contoso Ltd", Website: "https://www.contoso.com", Email: "billing@contoso.com"}))
 	fabrikam := must(create(schema.TableAccount, schema.SetAccounts, schema.Account{Name: "Fabrikam, Inc.", Website: "https://fabrikam.com"}))
 	must(create(schema.TableAccount, schema.SetAccounts, schema.Account{Name: "Northwind Traders", Email: "accounts@northwindtraders.com"}))

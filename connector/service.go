@@ -82,6 +82,7 @@ func NewService(cfg Config, opts ServiceOptions) (*Service, error) {
 		verifyEvery = 15 * time.Minute
 	}
 	s.Jobs = NewJobs(s.DV, []Job{s.Conn.Job(verifyEvery)}, JobsOptions{Instance: cfg.Instance, Tick: opts.JobTick, Logger: log, Metrics: m})
+	// Every trigger in Triggers() needs its handler here (a test checks).
 	s.Dispatcher.Handle(ProviderTrigger().Table, s.Conn.HandleProviderRow, ProviderTrigger())
 	s.Dispatcher.Handle(JobTrigger().Table, s.Jobs.HandleJobRow, JobTrigger())
 	if s.ServiceBus != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -42,14 +43,15 @@ func newLogger(stderr io.Writer, level slog.Level) *slog.Logger {
 }
 
 func sandboxCommand(getenv func(string) string, stdout, stderr io.Writer) *cobra.Command {
-	var addr, pcAddr string
+	var addr, pcAddr, connAddr string
 	cmd := &cobra.Command{
 		Use:   "sandbox",
 		Short: "Run the connector on its built-in simulators (no Azure needed)",
 		Long: `Run the connector on its built-in simulators: a Dataverse simulator with the connector's tables
-installed by the real installer and demonstration rows in them, and a Partner Center simulator with
-demonstration customers, subscriptions and agreements. Nothing leaves this machine and no Azure or
-Microsoft account is needed. Stop it with Ctrl+C.`,
+installed by the real installer, its event steps registered with a webhook pointing at the connector, and
+demonstration rows; a Partner Center simulator with demonstration customers, subscriptions and agreements;
+and the connector itself, receiving the simulator's events through its webhook exactly as it would receive
+Dataverse's. Nothing leaves this machine and no Azure or Microsoft account is needed. Stop it with Ctrl+C.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := connector.LoadConfig(getenv)
@@ -57,19 +59,20 @@ Microsoft account is needed. Stop it with Ctrl+C.`,
 				return err
 			}
 			log := newLogger(stderr, cfg.LogLevel)
-			sb, err := connector.StartSandbox(cmd.Context(), connector.SandboxOptions{DataverseAddr: addr, PartnerCenterAddr: pcAddr, Logger: log})
+			sb, err := connector.StartSandbox(cmd.Context(), connector.SandboxOptions{DataverseAddr: addr, PartnerCenterAddr: pcAddr, ConnectorAddr: connAddr, Logger: log})
 			if err != nil {
 				return err
 			}
 			defer sb.Close()
 			sb.Describe(stdout)
-			<-cmd.Context().Done()
+			err = sb.Service.Run(cmd.Context())
 			fmt.Fprintln(stdout, "Stopped.")
-			return nil
+			return err
 		},
 	}
 	cmd.Flags().StringVar(&addr, "dataverse-addr", "127.0.0.1:8091", "loopback address of the Dataverse simulator (port 0 picks a free one)")
 	cmd.Flags().StringVar(&pcAddr, "partnercenter-addr", "127.0.0.1:8092", "loopback address of the Partner Center simulator (port 0 picks a free one)")
+	cmd.Flags().StringVar(&connAddr, "addr", "127.0.0.1:8090", "address the connector serves its webhook, health and metrics on (port 0 picks a free one)")
 	return cmd
 }
 
@@ -78,16 +81,23 @@ func dataverseCommand(getenv func(string) string, stdout, stderr io.Writer) *cob
 		Use:   "dataverse",
 		Short: "Work with the Dataverse environment",
 	}
-	var dryRun bool
+	var dryRun, rotate bool
 	var output string
 	install := &cobra.Command{
 		Use:   "install",
-		Short: "Create or update the connector's tables, columns, choices and keys",
+		Short: "Create or update the connector's tables, and register its service endpoint and steps",
 		Long: `Create or update the connector's tables, columns, choices, status reasons and alternate keys in the
-environment at DATAVERSE_URL, inside the CSPConnector solution (publisher prefix csp). It compares
-first and changes only what is missing, so running it again changes nothing. --dry-run prints the
-plan without changing anything. Differences it will not resolve by itself (a column whose type
-differs, a key whose index failed) are listed as problems and make the command fail.`,
+environment at DATAVERSE_URL, inside the CSPConnector solution (publisher prefix csp); then register the
+event intake: the service endpoint (a Service Bus queue with Json messages when SERVICEBUS_NAMESPACE or
+SERVICEBUS_CONNECTION_STRING is set, using the Send-only rule in SERVICEBUS_SEND_CONNECTION_STRING; else a
+webhook at CONNECTOR_PUBLIC_URL/webhooks/dataverse with CONNECTOR_WEBHOOK_KEY) and one asynchronous
+post-operation step per trigger, with the images the handlers read.
+
+It compares first and changes only what is missing or different, so running it again changes nothing.
+--dry-run prints the plan without changing anything. Differences it will not resolve by itself (a column
+whose type differs, a key whose index failed, a step disabled by hand) are listed as problems and make
+the command fail. Secrets are write-only in Dataverse: an existing endpoint keeps its key unless
+--rotate-secrets is given.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if output != "text" && output != "json" {
@@ -102,56 +112,130 @@ differs, a key whose index failed) are listed as problems and make the command f
 			if err != nil {
 				return err
 			}
-			return installSchema(cmd.Context(), dv, dryRun, output, stdout)
+			reg, regErr := connector.RegistrationFor(cfg, connector.Triggers())
+			if regErr != nil && !errors.Is(regErr, connector.ErrNoIntakeToRegister) {
+				return regErr
+			}
+			reg.RotateSecrets = rotate
+			var regp *dataverse.Registration
+			if regErr == nil {
+				regp = &reg
+			}
+			return installAll(cmd.Context(), dv, regp, dryRun, output, stdout)
 		},
 	}
 	install.Flags().BoolVar(&dryRun, "dry-run", false, "print the plan and change nothing")
+	install.Flags().BoolVar(&rotate, "rotate-secrets", false, "send the endpoint's key or SAS key again (after rotating it)")
 	install.Flags().StringVarP(&output, "output", "o", "text", "text, or json for scripts")
 	cmd.AddCommand(install)
 	return cmd
 }
 
-func installSchema(ctx context.Context, dv *dataverse.Client, dryRun bool, output string, stdout io.Writer) error {
-	plan, err := dv.PlanSchema(ctx, schema.Schema())
+// installAll installs the schema, then the event registration (nil: none configured).
+func installAll(ctx context.Context, dv *dataverse.Client, reg *dataverse.Registration, dryRun bool, output string, stdout io.Writer) error {
+	report := map[string]any{"environment": dv.OrganizationURL(), "dryRun": dryRun}
+	schemaReport, schemaEmpty, err := installSchema(ctx, dv, dryRun, output, stdout)
+	report["applied"], report["changes"], report["problems"] = schemaReport.applied, schemaReport.changes, schemaReport.problems
+	if err == nil {
+		var regReport map[string]any
+		regReport, err = installRegistration(ctx, dv, reg, dryRun, schemaEmpty, output, stdout)
+		report["registration"] = regReport
+	}
+	if output == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if encErr := enc.Encode(report); encErr != nil {
+			return encErr
+		}
+	}
+	return err
+}
+
+type installReport struct {
+	applied  bool
+	changes  []string
+	problems []string
+}
+
+func installRegistration(ctx context.Context, dv *dataverse.Client, reg *dataverse.Registration, dryRun, schemaInstalled bool, output string, stdout io.Writer) (map[string]any, error) {
+	text := output == "text"
+	if reg == nil {
+		if text {
+			fmt.Fprintf(stdout, "Event registration skipped: %v\n", connector.ErrNoIntakeToRegister)
+		}
+		return map[string]any{"skipped": connector.ErrNoIntakeToRegister.Error()}, nil
+	}
+	if dryRun && !schemaInstalled {
+		msg := "the tables are not installed yet; run again after installing to see the event registration plan"
+		if text {
+			fmt.Fprintf(stdout, "Event registration: %s.\n", msg)
+		}
+		return map[string]any{"skipped": msg}, nil
+	}
+	plan, err := dv.PlanRegistration(ctx, *reg)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	if text {
+		fmt.Fprintf(stdout, "Event registration (%s)\n%s", reg.Endpoint, plan.String())
 	}
 	applied := false
-	if output == "text" {
+	if !dryRun && !plan.Empty() {
+		if err := dv.ApplyRegistration(ctx, plan, func(i int, ch dataverse.Change) {
+			if text {
+				fmt.Fprintf(stdout, "[%d/%d] %s\n", i+1, len(plan.Changes), ch.Summary)
+			}
+		}); err != nil {
+			return nil, err
+		}
+		applied = true
+		if text {
+			fmt.Fprintf(stdout, "Done: %d registration change(s) applied.\n", len(plan.Changes))
+		}
+	} else if dryRun && text && !plan.Empty() {
+		fmt.Fprintln(stdout, "Dry run: nothing was changed.")
+	}
+	out := map[string]any{"endpoint": reg.Endpoint.Name, "applied": applied, "changes": plan.Summaries(), "problems": append([]string{}, plan.Problems...)}
+	if len(plan.Problems) > 0 {
+		return out, fmt.Errorf("the event registration has %d problem(s) the installer does not resolve: %s", len(plan.Problems), strings.Join(plan.Problems, "; "))
+	}
+	return out, nil
+}
+
+func installSchema(ctx context.Context, dv *dataverse.Client, dryRun bool, output string, stdout io.Writer) (installReport, bool, error) {
+	plan, err := dv.PlanSchema(ctx, schema.Schema())
+	if err != nil {
+		return installReport{}, false, err
+	}
+	rep := installReport{problems: append([]string{}, plan.Problems...)}
+	for _, ch := range plan.Changes {
+		rep.changes = append(rep.changes, ch.Summary)
+	}
+	if rep.changes == nil {
+		rep.changes = []string{}
+	}
+	text := output == "text"
+	if text {
 		fmt.Fprintf(stdout, "Environment %s\n%s", dv.OrganizationURL(), plan.String())
 	}
 	if !dryRun && !plan.Empty() {
 		err = dv.ApplySchema(ctx, plan, func(i int, ch dataverse.Change) {
-			if output == "text" {
+			if text {
 				fmt.Fprintf(stdout, "[%d/%d] %s\n", i+1, len(plan.Changes), ch.Summary)
 			}
 		})
 		if err != nil {
-			return err
+			return rep, false, err
 		}
-		applied = true
-		if output == "text" {
+		rep.applied = true
+		if text {
 			fmt.Fprintf(stdout, "Done: %d change(s) applied.\n", len(plan.Changes))
 		}
-	} else if dryRun && output == "text" && !plan.Empty() {
+	} else if dryRun && text && !plan.Empty() {
 		fmt.Fprintln(stdout, "Dry run: nothing was changed.")
 	}
-	if output == "json" {
-		summaries := make([]string, len(plan.Changes))
-		for i, ch := range plan.Changes {
-			summaries[i] = ch.Summary
-		}
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(map[string]any{
-			"environment": dv.OrganizationURL(), "dryRun": dryRun, "applied": applied,
-			"changes": summaries, "problems": append([]string{}, plan.Problems...),
-		}); err != nil {
-			return err
-		}
-	}
 	if len(plan.Problems) > 0 {
-		return fmt.Errorf("the environment has %d problem(s) the installer does not resolve: %s", len(plan.Problems), strings.Join(plan.Problems, "; "))
+		return rep, false, fmt.Errorf("the environment has %d problem(s) the installer does not resolve: %s", len(plan.Problems), strings.Join(plan.Problems, "; "))
 	}
-	return nil
+	return rep, !dryRun || plan.Empty(), nil
 }

@@ -4,18 +4,23 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/cspconnector/csp-connector/connector"
+	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/dataversetest"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
+	"github.com/cspconnector/csp-connector/internal/fakesb"
 )
 
 func getenv(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -144,4 +149,84 @@ func TestReadmeDocumentsEverySetting(t *testing.T) {
 	}
 	assert.Contains(t, string(readme), "make run")
 	assert.Contains(t, string(readme), "make test")
+}
+
+// TestRunEndToEndOverServiceBus is the runtime end to end: `connector dataverse install` registers a
+// Service Bus endpoint and steps in the Dataverse simulator; `connector run` listens on the fake broker
+// with the real SDK; an admin's write in the simulator is posted to the queue as Dataverse would; the
+// connector receives it, runs Verify Connectivity for that provider and writes the outcome on its row.
+func TestRunEndToEndOverServiceBus(t *testing.T) {
+	t.Parallel()
+	broker := fakesb.Start(t, fakesb.Options{Queues: []string{connector.DefaultQueue}})
+	sbc, err := azservicebus.NewClientFromConnectionString(broker.ConnectionString(), nil)
+	require.NoError(t, err)
+	sender, err := sbc.NewSender(connector.DefaultQueue, nil)
+	require.NoError(t, err)
+	defer sender.Close(context.Background())
+	contentType := "application/json"
+	sb, err := connector.StartSandbox(t.Context(), connector.SandboxOptions{DataverseAddr: "127.0.0.1:0", PartnerCenterAddr: "127.0.0.1:0", ConnectorAddr: "127.0.0.1:0",
+		ServiceBusDelivery: func(ctx context.Context, target dataversetest.ServiceBusTarget, body []byte, props map[string]any) error {
+			if target.Path != connector.DefaultQueue {
+				return fmt.Errorf("posted to queue %q", target.Path)
+			}
+			return sender.SendMessage(ctx, &azservicebus.Message{Body: body, ContentType: &contentType, ApplicationProperties: props}, nil)
+		}})
+	require.NoError(t, err)
+	defer sb.Close()
+	env := getenv(map[string]string{
+		"DATAVERSE_URL": sb.Dataverse.URL, "DATAVERSE_AUTH": "none",
+		"PARTNERCENTER_ENDPOINT": sb.PartnerCenter.URL, "PARTNERCENTER_AUTH": "none",
+		"SERVICEBUS_CONNECTION_STRING": broker.ConnectionString(), "SERVICEBUS_SEND_CONNECTION_STRING": broker.ConnectionString(),
+		"CONNECTOR_HTTP_ADDR": "127.0.0.1:0", "CONNECTOR_INSTANCE": "e2e",
+	})
+
+	var out bytes.Buffer
+	require.NoError(t, run(t.Context(), []string{"dataverse", "install"}, env, nil, &out, io.Discard))
+	assert.Contains(t, out.String(), "Event registration (Service Bus queue dataverse-events on sb://127.0.0.1:")
+	out.Reset()
+	require.NoError(t, run(t.Context(), []string{"dataverse", "install", "--dry-run"}, env, nil, &out, io.Discard))
+	assert.Equal(t, 2, strings.Count(out.String(), "Nothing to change"), "a second install changes nothing: %s", out.String())
+
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	var logs syncBuffer
+	go func() { done <- run(ctx, []string{"run"}, env, nil, io.Discard, &logs) }()
+
+	provider := func() schema.Provider {
+		var p schema.Provider
+		for r, err := range sb.DataverseClient.List(t.Context(), schema.SetProviders, &dataverse.Query{Select: dataverse.Columns[schema.Provider](), Filter: dataverse.Eq("csp_type", schema.ProviderAutomatic)}) {
+			require.NoError(t, err)
+			require.NoError(t, dataverse.Unmarshal(r, &p))
+		}
+		return p
+	}
+	// At start the Verify Connectivity job runs once on its schedule.
+	require.Eventually(t, func() bool { return !provider().LastVerifiedOn.IsZero() }, 30*time.Second, 20*time.Millisecond, "logs: %s", logs.String())
+	first := provider().LastVerifiedOn
+
+	// An admin asks for a check from the provider's form.
+	admin, err := dataverse.NewClient(sb.Dataverse.URL, nil, &dataverse.ClientOptions{HTTPClient: sb.Dataverse.ClientAs(sb.AdminID)})
+	require.NoError(t, err)
+	time.Sleep(1100 * time.Millisecond) // Dataverse keeps whole seconds
+	_, err = admin.Update(t.Context(), schema.SetProviders, provider().ID, dataverse.Row{"csp_verifyrequestedon": time.Now().UTC()}, nil)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return provider().LastVerifiedOn.After(first) }, 30*time.Second, 20*time.Millisecond, "logs: %s", logs.String())
+	p := provider()
+	assert.Equal(t, schema.ConnectivityConnected, p.ConnectivityStatus)
+	assert.Contains(t, p.ConnectivityMessage, "Connected:")
+	stats := broker.Stats(t, connector.DefaultQueue)
+	assert.Equal(t, 1, stats.Completed, "the admin's event went through the queue: %+v", stats)
+	assert.Equal(t, 0, stats.DeadLettered)
+	for _, d := range sb.Dataverse.Deliveries() {
+		assert.True(t, d.Delivered(), "%+v", d)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("connector run did not stop")
+	}
+	assert.Contains(t, logs.String(), `"msg":"stopped"`)
 }
