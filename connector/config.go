@@ -55,7 +55,7 @@ func Settings() []Setting {
 		{"CONNECTOR_WORKERS", "8", "Rows reconciled in parallel per replica (1–64)"},
 		{"CONNECTOR_QUEUE_LIMIT", "1000", "Rows that may wait in the work queue per replica before intake pauses (10–100000)"},
 		{"CONNECTOR_SHUTDOWN_TIMEOUT", "30s", "How long running work may finish after SIGTERM before it is abandoned to another replica"},
-		{"CONNECTOR_INSTANCE", "the host name", "Name of this replica in job leases and run history"},
+		{"CONNECTOR_INSTANCE", "", "Name of this replica in job leases and run history (default: the host name)"},
 		{"CONNECTOR_LOG_LEVEL", "info", "Log level: debug, info, warn, error (JSON logs on stderr)"},
 	}
 }
