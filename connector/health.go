@@ -31,13 +31,15 @@ func (h *Health) Set(name string, err error) { h.Check(name, func() error { retu
 func (h *Health) Status() (map[string]string, bool) {
 	h.mu.Lock()
 	names := make([]string, 0, len(h.checks))
-	checks := make([]func() error, 0, len(h.checks))
-	for name, c := range h.checks {
+	for name := range h.checks {
 		names = append(names, name)
-		checks = append(checks, c)
+	}
+	sort.Strings(names)
+	checks := make([]func() error, len(names))
+	for i, name := range names {
+		checks[i] = h.checks[name]
 	}
 	h.mu.Unlock()
-	sort.Strings(names)
 	out := map[string]string{}
 	ready := true
 	for i, name := range names {

@@ -275,12 +275,14 @@ func TestServiceBusShutdownFinishesRunningWorkAndReturnsTheRest(t *testing.T) {
 
 func TestServiceBusShutdownBoundAbandonsWorkThatDoesNotFinish(t *testing.T) {
 	t.Parallel()
+	started := make(chan struct{})
 	r := startRig(t, rigOptions{handler: func(ctx context.Context, w Work) error {
+		close(started)
 		<-ctx.Done() // a handler stuck on a slow call, honouring its context
 		return ctx.Err()
 	}})
 	r.send(t, lclEvent(testUser, "csp_quantity"))
-	r.waitStats(t, "held", func(s fakesb.Stats) bool { return s.Locked == 1 })
+	<-started
 	r.stop()
 	time.Sleep(100 * time.Millisecond)
 	r.stopWork() // the shutdown bound ran out

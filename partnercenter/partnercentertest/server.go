@@ -447,10 +447,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	path = strings.TrimSuffix(path, "/")
 	entry := Request{Method: r.Method, Path: path, Query: r.URL.RawQuery, Tenant: tenantOf(path), RequestID: requestID, CorrelationID: correlationID}
+	recorded := false
 	rw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	rw.onHeader = func(status int) { entry.Status, recorded = status, true; s.record(entry) }
 	defer func() {
-		entry.Status = rw.status
-		s.record(entry)
+		if !recorded { // no answer was written: a dropped connection or a client that gave up
+			entry.Status = rw.status
+			s.record(entry)
+		}
 	}()
 
 	f, latency, faulted := s.fault(r.Method, path, false)
@@ -605,14 +609,28 @@ func pause(ctx context.Context, d time.Duration) bool {
 	}
 }
 
+// statusWriter remembers the status and calls onHeader just before the header goes out, so the request
+// log is complete by the time a client can read the answer.
 type statusWriter struct {
 	http.ResponseWriter
-	status int
+	status   int
+	onHeader func(status int)
 }
 
 func (w *statusWriter) WriteHeader(code int) {
 	w.status = code
+	if w.onHeader != nil {
+		w.onHeader(code)
+		w.onHeader = nil
+	}
 	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.onHeader != nil {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(b)
 }
 
 func randomBytes(n int) []byte {
