@@ -21,6 +21,7 @@ import (
 	"github.com/cspconnector/csp-connector/dataverse/dataversetest"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
 	"github.com/cspconnector/csp-connector/internal/fakesb"
+	"github.com/cspconnector/csp-connector/partnercenter/partnercentertest"
 )
 
 func getenv(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -229,4 +230,46 @@ func TestRunEndToEndOverServiceBus(t *testing.T) {
 		t.Fatal("connector run did not stop")
 	}
 	assert.Contains(t, logs.String(), `"msg":"stopped"`)
+}
+
+func TestVerifyAndJobsCommands(t *testing.T) {
+	t.Parallel()
+	sb, err := connector.StartSandbox(t.Context(), connector.SandboxOptions{DataverseAddr: "127.0.0.1:0", PartnerCenterAddr: "127.0.0.1:0", ConnectorAddr: "127.0.0.1:0"})
+	require.NoError(t, err)
+	defer sb.Close()
+	env := map[string]string{"DATAVERSE_URL": sb.Dataverse.URL, "DATAVERSE_AUTH": "none", "PARTNERCENTER_ENDPOINT": sb.PartnerCenter.URL, "PARTNERCENTER_AUTH": "none", "CONNECTOR_INSTANCE": "cli"}
+
+	var out bytes.Buffer
+	require.NoError(t, run(t.Context(), []string{"verify"}, getenv(env), nil, &out, io.Discard))
+	assert.Regexp(t, `Dataverse\s+ok`, out.String())
+	assert.Regexp(t, `Service Bus\s+skipped\s+\d+ms\s+events arrive by webhook`, out.String())
+	assert.Contains(t, out.String(), "Connected: Dataverse, Partner Center, Partner Center app+user answered.")
+
+	out.Reset()
+	require.NoError(t, run(t.Context(), []string{"jobs", "run", connector.VerifyConnectivityJob}, getenv(env), nil, &out, io.Discard))
+	assert.Regexp(t, `^Verify Connectivity: succeeded in \S+ \(processed 1, created 0, updated 1, failed 0\)`, out.String())
+
+	out.Reset()
+	require.NoError(t, run(t.Context(), []string{"jobs", "list"}, getenv(env), nil, &out, io.Discard))
+	assert.Regexp(t, `Verify Connectivity\s+15m\s+true\s+\d{4}-\d\d-\d\d \d\d:\d\dZ`, out.String())
+	assert.Contains(t, out.String(), "succeeded: 1 provider(s) marked connected.")
+
+	var runs int
+	for _, err := range sb.DataverseClient.List(t.Context(), schema.SetJobRuns, &dataverse.Query{Select: []string{"csp_jobrunid"}}) {
+		require.NoError(t, err)
+		runs++
+	}
+	assert.Equal(t, 2, runs, "verify and jobs run both recorded a run")
+
+	// Partner Center refuses the token: verify says so and exits non-zero, with JSON for scripts.
+	sb.PartnerCenter.Inject(partnercentertest.Fault{Status: 401})
+	out.Reset()
+	err = run(t.Context(), []string{"verify", "-o", "json"}, getenv(env), nil, &out, io.Discard)
+	require.ErrorContains(t, err, "not connected: Partner Center")
+	var rep connector.ConnectivityReport
+	require.NoError(t, json.Unmarshal(out.Bytes(), &rep))
+	assert.False(t, rep.OK)
+
+	err = run(t.Context(), []string{"jobs", "run", "Nope"}, getenv(env), nil, io.Discard, io.Discard)
+	assert.ErrorContains(t, err, `no job named "Nope"`)
 }
