@@ -221,7 +221,12 @@ func (c *Config) loadRuntime(get func(string, string) string, needIntake bool, b
 	if c.ServiceBusNamespace != "" && c.ServiceBusConnectionString != "" {
 		bad("set SERVICEBUS_NAMESPACE or SERVICEBUS_CONNECTION_STRING, not both")
 	}
-	if c.ServiceBusNamespace != "" && (strings.ContainsAny(c.ServiceBusNamespace, "/:;") || !strings.Contains(c.ServiceBusNamespace, ".")) {
+	switch {
+	case c.ServiceBusNamespace == "":
+	case strings.ContainsAny(c.ServiceBusNamespace, ";="):
+		// A connection string pasted here: do not echo it, its key would land in the logs.
+		bad("SERVICEBUS_NAMESPACE looks like a connection string: put connection strings in SERVICEBUS_CONNECTION_STRING; SERVICEBUS_NAMESPACE is the fully qualified namespace, e.g. contoso-csp.servicebus.windows.net")
+	case strings.ContainsAny(c.ServiceBusNamespace, "/:") || !strings.Contains(c.ServiceBusNamespace, "."):
 		bad("SERVICEBUS_NAMESPACE %q must be the fully qualified namespace, e.g. contoso-csp.servicebus.windows.net", c.ServiceBusNamespace)
 	}
 	for _, cs := range []struct{ name, value string }{{"SERVICEBUS_CONNECTION_STRING", c.ServiceBusConnectionString}, {"SERVICEBUS_SEND_CONNECTION_STRING", c.ServiceBusSendConnectionString}} {

@@ -3,6 +3,7 @@ package connector
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/cspconnector/csp-connector/dataverse"
 )
@@ -34,6 +35,9 @@ func RegistrationFor(cfg Config, triggers []Trigger) (dataverse.Registration, er
 		if err != nil {
 			return dataverse.Registration{}, fmt.Errorf("SERVICEBUS_SEND_CONNECTION_STRING: %w", err)
 		}
+		if send.EntityPath != "" && !strings.EqualFold(send.EntityPath, cfg.ServiceBusQueue) {
+			return dataverse.Registration{}, fmt.Errorf("SERVICEBUS_SEND_CONNECTION_STRING is a rule of queue %q, but SERVICEBUS_QUEUE is %q: Dataverse's posts would be refused", send.EntityPath, cfg.ServiceBusQueue)
+		}
 		ep = dataverse.ServiceEndpoint{Name: EndpointName, Kind: dataverse.EndpointServiceBusQueue,
 			Description:      "Dataverse events for the CSP Connector (Json messages on a Service Bus queue).",
 			NamespaceAddress: "sb://" + send.Namespace + "/", Path: cfg.ServiceBusQueue, SASKeyName: send.KeyName, SASKey: send.Key}
@@ -54,7 +58,7 @@ func RegistrationFor(cfg Config, triggers []Trigger) (dataverse.Registration, er
 		if tr.Table == "" {
 			st.Name = fmt.Sprintf("%s: %s", EndpointName, tr.Message)
 		}
-		if tr.Message == "Update" {
+		if strings.EqualFold(tr.Message, "Update") {
 			st.FilteringAttributes = tr.Columns
 		}
 		reg.Steps = append(reg.Steps, st)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
@@ -38,6 +39,9 @@ type Service struct {
 	ready    chan struct{}
 	addr     net.Addr
 	addrOnce sync.Once
+	// started is set once start has configured the gate (organization, own user, triggers); the webhook
+	// answers 503 before, so Dataverse retries instead of the event being judged by an empty gate.
+	started atomic.Bool
 }
 
 // ServiceOptions carry what the configuration does not: clients built elsewhere (the sandbox's, tests'),
@@ -111,7 +115,15 @@ func NewService(cfg Config, opts ServiceOptions) (*Service, error) {
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
 	if s.cfg.WebhookKey != "" {
-		mux.Handle(WebhookPath, s.Intake.Webhook(WebhookOptions{Key: s.cfg.WebhookKey, Header: s.cfg.WebhookHeader}))
+		webhook := s.Intake.Webhook(WebhookOptions{Key: s.cfg.WebhookKey, Header: s.cfg.WebhookHeader})
+		mux.HandleFunc(WebhookPath, func(w http.ResponseWriter, r *http.Request) {
+			if !s.started.Load() {
+				w.Header().Set("Retry-After", "30")
+				writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "the connector is starting: it has not reached Dataverse yet"})
+				return
+			}
+			webhook.ServeHTTP(w, r)
+		})
 	} else {
 		mux.HandleFunc(WebhookPath, func(w http.ResponseWriter, _ *http.Request) {
 			writeJSON(w, http.StatusNotFound, map[string]string{"error": "the webhook intake is off: set CONNECTOR_WEBHOOK_KEY"})
@@ -123,7 +135,7 @@ func (s *Service) Handler() http.Handler {
 	return mux
 }
 
-// Addr is the HTTP server's address once Run has started listening (nil before).
+// Addr waits for Run to start listening and returns the HTTP server's address (nil when listening failed).
 func (s *Service) Addr() net.Addr {
 	<-s.ready
 	return s.addr
@@ -139,6 +151,7 @@ func (s *Service) start(ctx context.Context) error {
 		if err == nil {
 			s.Gate.OrganizationID, s.Gate.SelfUserID = who.OrganizationID, who.UserID
 			s.Gate.Triggers = s.Dispatcher.Triggers()
+			s.started.Store(true)
 			s.Health.Set("dataverse", nil)
 			s.log.Info("connected to Dataverse", "organization_id", who.OrganizationID, "user_id", who.UserID)
 			break
@@ -229,6 +242,7 @@ func (s *Service) listen() (net.Listener, error) {
 	if s.httpLn != nil {
 		ln = s.httpLn
 	} else if ln, err = net.Listen("tcp", s.cfg.HTTPAddr); err != nil {
+		s.addrOnce.Do(func() { close(s.ready) }) // Addr answers nil rather than waiting forever
 		return nil, fmt.Errorf("connector: listen on %s: %w", s.cfg.HTTPAddr, err)
 	}
 	s.addrOnce.Do(func() { s.addr = ln.Addr(); close(s.ready) })

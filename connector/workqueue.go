@@ -265,6 +265,7 @@ func (q *Queue) stop() {
 		}
 		delete(q.entries, key)
 	}
+	q.metrics.queueDepth(len(q.entries))
 	q.mu.Unlock()
 }
 
@@ -346,6 +347,7 @@ func (q *Queue) resubmit(key WorkKey, b *workBatch) {
 	}
 	q.entries[key] = &queueEntry{next: b}
 	q.ready <- key
+	q.metrics.queueDepth(len(q.entries))
 }
 
 // safeDispatch turns a handler panic into an error: one bad row must not stop the connector.

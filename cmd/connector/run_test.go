@@ -93,7 +93,7 @@ func TestSandboxStartsInstallsSeedsAndStops(t *testing.T) {
 	var out, errs syncBuffer
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"sandbox", "--dataverse-addr", "127.0.0.1:0", "--partnercenter-addr", "127.0.0.1:0"}, getenv(nil), nil, &out, &errs)
+		done <- run(ctx, []string{"sandbox", "--dataverse-addr", "127.0.0.1:0", "--partnercenter-addr", "127.0.0.1:0", "--addr", "127.0.0.1:0"}, getenv(nil), nil, &out, &errs)
 	}()
 	require.Eventually(t, func() bool { return strings.Contains(out.String(), "Press Ctrl+C to stop.") }, 30*time.Second, 10*time.Millisecond, "stderr: %s", errs.String())
 	text := out.String()
