@@ -56,6 +56,7 @@ type Sandbox struct {
 	AdminID               dataverse.GUID
 	listener              net.Listener
 	partnerCenterProvider dataverse.GUID
+	metrics               *Metrics
 }
 
 // StartSandbox starts the simulators, installs the schema through the real installer, and seeds
@@ -79,9 +80,9 @@ func StartSandbox(ctx context.Context, opts SandboxOptions) (*Sandbox, error) {
 	if err != nil {
 		return nil, err
 	}
-	sb := &Sandbox{Dataverse: dv, Seeded: map[string]int{}}
+	sb := &Sandbox{Dataverse: dv, Seeded: map[string]int{}, metrics: NewMetrics()}
 	cfg := Config{DataverseURL: dv.URL, DataverseAuth: AuthNone, DataverseMaxConcurrency: dataverse.DefaultMaxConcurrency, DataverseBatchSize: dataverse.DefaultBatchSize}
-	if sb.DataverseClient, err = NewDataverseClient(cfg, log, dv.Client()); err != nil {
+	if sb.DataverseClient, err = NewDataverseClient(cfg, log, sb.metrics.Instrument("dataverse", dv.Client())); err != nil {
 		sb.Close()
 		return nil, err
 	}
@@ -98,7 +99,7 @@ func StartSandbox(ctx context.Context, opts SandboxOptions) (*Sandbox, error) {
 		return nil, err
 	}
 	cfg.PartnerCenterEndpoint, cfg.PartnerCenterAuth = sb.PartnerCenter.URL, AuthNone
-	if sb.PartnerCenterClient, err = NewPartnerCenterClient(cfg, log, sb.PartnerCenter.Client()); err != nil {
+	if sb.PartnerCenterClient, err = NewPartnerCenterClient(cfg, log, sb.metrics.Instrument("partnercenter", sb.PartnerCenter.Client())); err != nil {
 		sb.Close()
 		return nil, err
 	}
@@ -153,7 +154,7 @@ func (sb *Sandbox) startService(ctx context.Context, cfg Config, opts SandboxOpt
 	if err := sb.DataverseClient.ApplyRegistration(ctx, sb.Registration, nil); err != nil {
 		return fmt.Errorf("sandbox: register the events: %w", err)
 	}
-	sb.Service, err = NewService(cfg, ServiceOptions{Logger: log, DV: sb.DataverseClient, PC: sb.PartnerCenterClient, Listen: sb.listener, JobTick: 5 * time.Second})
+	sb.Service, err = NewService(cfg, ServiceOptions{Logger: log, Metrics: sb.metrics, DV: sb.DataverseClient, PC: sb.PartnerCenterClient, Listen: sb.listener, JobTick: 5 * time.Second})
 	return err
 }
 
