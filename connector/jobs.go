@@ -212,9 +212,6 @@ func (j *Jobs) RunNow(ctx context.Context, name string, trigger schema.RunTrigge
 	j.mu.Unlock()
 	defer func() { j.mu.Lock(); delete(j.running, name); j.mu.Unlock() }()
 
-	if err := j.Ensure(ctx); err != nil {
-		return RunResult{}, err
-	}
 	row, err := j.acquire(ctx, name)
 	if err != nil {
 		return RunResult{}, err
@@ -286,6 +283,13 @@ func (j *Jobs) safeRun(ctx context.Context, job Job) (counts RunCounts, err erro
 func (j *Jobs) acquire(ctx context.Context, name string) (schema.Job, error) {
 	for attempt := 0; attempt < 3; attempt++ {
 		row, err := j.read(ctx, name)
+		if dataverse.IsNotFound(err) && attempt == 0 {
+			// First run against this environment (the CLI before any service started): create the rows.
+			if err := j.Ensure(ctx); err != nil {
+				return schema.Job{}, err
+			}
+			continue
+		}
 		if err != nil {
 			return schema.Job{}, err
 		}
@@ -406,6 +410,21 @@ func triggerName(t schema.RunTrigger) string {
 	}
 }
 
+// RunStatusWord is a run status in words, for people ("partly succeeded").
+func RunStatusWord(s schema.RunStatus) string {
+	switch s {
+	case schema.RunSucceeded:
+		return "succeeded"
+	case schema.RunPartiallySucceeded:
+		return "partly succeeded"
+	case schema.RunCancelled:
+		return "cancelled"
+	default:
+		return "failed"
+	}
+}
+
+// statusName is a run status as a metric label.
 func statusName(s schema.RunStatus) string {
 	switch s {
 	case schema.RunSucceeded:

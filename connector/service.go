@@ -159,7 +159,7 @@ func (s *Service) start(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if !dataverse.IsTransient(err) && !isNetError(err) && (dataverse.IsUnauthorized(err) || dataverse.IsForbidden(err)) {
+		if dataverse.IsUnauthorized(err) || dataverse.IsForbidden(err) {
 			s.Health.Set("dataverse", errors.New(explain("Dataverse", err)))
 		} else {
 			s.Health.Set("dataverse", err)
@@ -173,11 +173,6 @@ func (s *Service) start(ctx context.Context) error {
 		delay = min(delay*2, time.Minute)
 	}
 	return s.Jobs.Ensure(ctx)
-}
-
-func isNetError(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne)
 }
 
 // Run serves until ctx ends, then shuts down gracefully: intake stops (no new messages, webhook answers

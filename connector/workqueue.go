@@ -88,7 +88,6 @@ type Queue struct {
 	stopped bool
 	slots   chan struct{} // one per key present; bounds memory and pushes back on submitters
 	ready   chan WorkKey  // keys with a batch waiting and no run in progress (each key at most once)
-	retries sync.WaitGroup
 }
 
 type queueEntry struct {
@@ -298,14 +297,13 @@ func (q *Queue) runKey(ctx context.Context, key WorkKey) {
 		b.waiters = nil
 		b.attempts++
 		delay := q.opts.RetryDelay << (b.attempts - 1)
-		q.retries.Go(func() {
+		go func() { // ends with the delay or with ctx (the shutdown bound)
 			select {
 			case <-time.After(delay):
+				q.resubmit(key, b)
 			case <-ctx.Done():
-				return
 			}
-			q.resubmit(key, b)
-		})
+		}()
 	}
 	e.running = false
 	if e.next != nil && !q.stopped {

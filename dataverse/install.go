@@ -30,22 +30,39 @@ func (p *Plan) Empty() bool { return len(p.Changes) == 0 }
 
 // String renders the plan for a person.
 func (p *Plan) String() string {
+	return renderPlan("Nothing to change: the environment matches the schema.", "the installer", p.Changes, p.Problems)
+}
+
+// Summaries returns the plan's changes as lines for people.
+func (p *Plan) Summaries() []string { return summaries(p.Changes) }
+
+// renderPlan is how every plan reads: the changes, or nothing says nothing, then the problems left to a
+// person.
+func renderPlan(nothing, who string, changes []Change, problems []string) string {
 	var b strings.Builder
-	if p.Empty() {
-		b.WriteString("Nothing to change: the environment matches the schema.\n")
+	if len(changes) == 0 {
+		b.WriteString(nothing + "\n")
 	} else {
-		fmt.Fprintf(&b, "%d change(s):\n", len(p.Changes))
-		for _, c := range p.Changes {
+		fmt.Fprintf(&b, "%d change(s):\n", len(changes))
+		for _, c := range changes {
 			fmt.Fprintf(&b, "  + %s\n", c.Summary)
 		}
 	}
-	if len(p.Problems) > 0 {
-		fmt.Fprintf(&b, "%d problem(s) to resolve by hand (the installer leaves them alone):\n", len(p.Problems))
-		for _, pr := range p.Problems {
+	if len(problems) > 0 {
+		fmt.Fprintf(&b, "%d problem(s) to resolve by hand (%s leaves them alone):\n", len(problems), who)
+		for _, pr := range problems {
 			fmt.Fprintf(&b, "  ! %s\n", pr)
 		}
 	}
 	return b.String()
+}
+
+func summaries(changes []Change) []string {
+	out := make([]string, len(changes))
+	for i, c := range changes {
+		out[i] = c.Summary
+	}
+	return out
 }
 
 // PlanSchema compares the environment with s and returns the changes that would make them match. It only

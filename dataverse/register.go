@@ -195,32 +195,12 @@ type RegistrationPlan struct {
 func (p *RegistrationPlan) Empty() bool { return len(p.Changes) == 0 }
 
 // Summaries returns the plan's changes as lines for people.
-func (p *RegistrationPlan) Summaries() []string {
-	out := make([]string, len(p.Changes))
-	for i, c := range p.Changes {
-		out[i] = c.Summary
-	}
-	return out
-}
+func (p *RegistrationPlan) Summaries() []string { return summaries(p.Changes) }
 
 // String renders the plan for a person.
 func (p *RegistrationPlan) String() string {
-	var b strings.Builder
-	if p.Empty() {
-		fmt.Fprintf(&b, "Nothing to change: the events of service endpoint %q are registered as declared.\n", p.Endpoint)
-	} else {
-		fmt.Fprintf(&b, "%d change(s):\n", len(p.Changes))
-		for _, c := range p.Changes {
-			fmt.Fprintf(&b, "  + %s\n", c.Summary)
-		}
-	}
-	if len(p.Problems) > 0 {
-		fmt.Fprintf(&b, "%d problem(s) to resolve by hand (the registration leaves them alone):\n", len(p.Problems))
-		for _, pr := range p.Problems {
-			fmt.Fprintf(&b, "  ! %s\n", pr)
-		}
-	}
-	return b.String()
+	return renderPlan(fmt.Sprintf("Nothing to change: the events of service endpoint %q are registered as declared.", p.Endpoint),
+		"the registration", p.Changes, p.Problems)
 }
 
 func (p *RegistrationPlan) add(summary string, apply func(ctx context.Context) error) {

@@ -207,13 +207,7 @@ func installSchema(ctx context.Context, dv *dataverse.Client, dryRun bool, outpu
 	if err != nil {
 		return installReport{}, false, err
 	}
-	rep := installReport{problems: append([]string{}, plan.Problems...)}
-	for _, ch := range plan.Changes {
-		rep.changes = append(rep.changes, ch.Summary)
-	}
-	if rep.changes == nil {
-		rep.changes = []string{}
-	}
+	rep := installReport{changes: plan.Summaries(), problems: append([]string{}, plan.Problems...)}
 	text := output == "text"
 	if text {
 		fmt.Fprintf(stdout, "Environment %s\n%s", dv.OrganizationURL(), plan.String())

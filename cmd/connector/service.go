@@ -194,7 +194,7 @@ func jobsCommand(getenv func(string) string, stdout, stderr io.Writer) *cobra.Co
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "%s: %s in %s (processed %d, created %d, updated %d, failed %d)\n", res.Job, runStatusWord(res.Status),
+			fmt.Fprintf(stdout, "%s: %s in %s (processed %d, created %d, updated %d, failed %d)\n", res.Job, connector.RunStatusWord(res.Status),
 				res.Ended.Sub(res.Started).Round(time.Millisecond), res.Counts.Processed, res.Counts.Created, res.Counts.Updated, res.Counts.Failed)
 			if res.Err != nil {
 				return res.Err
@@ -211,17 +211,4 @@ func stamp(t time.Time) string {
 		return "-"
 	}
 	return t.UTC().Format("2006-01-02 15:04Z")
-}
-
-func runStatusWord(s schema.RunStatus) string {
-	switch s {
-	case schema.RunSucceeded:
-		return "succeeded"
-	case schema.RunPartiallySucceeded:
-		return "partly succeeded"
-	case schema.RunCancelled:
-		return "cancelled"
-	default:
-		return "failed"
-	}
 }
