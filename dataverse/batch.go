@@ -42,6 +42,19 @@ func GetOp(entitySet string, id GUID, opts *GetOptions) Op {
 	return op
 }
 
+// QueryOp reads the rows matching q inside a batch (not allowed inside a change set): one page, at most
+// q.Top rows or q.PageSize. Read them with OpResult.Rows. Several reads in one batch are one round trip.
+func QueryOp(entitySet string, q *Query) Op {
+	op := Op{method: http.MethodGet, path: entitySet, idempotent: true, err: checkEntitySet(entitySet)}
+	if op.err == nil {
+		op.query, op.err = q.values()
+	}
+	if q != nil {
+		op.header = preferHeader(q.FormattedValues, q.PageSize)
+	}
+	return op
+}
+
 // CreateOp inserts a row inside a batch.
 func CreateOp(entitySet string, row Row) Op {
 	op := Op{method: http.MethodPost, path: entitySet, err: checkEntitySet(entitySet)}
@@ -116,6 +129,18 @@ func (r OpResult) Row() (Row, error) {
 		return nil, fmt.Errorf("dataverse: batch part: %w", err)
 	}
 	return row, nil
+}
+
+// Rows decodes a QueryOp's answer.
+func (r OpResult) Rows() ([]Row, error) {
+	if r.Err != nil {
+		return nil, r.Err
+	}
+	var p page
+	if err := decodeJSON(bytes.NewReader(r.Body), &p); err != nil {
+		return nil, fmt.Errorf("dataverse: batch part: %w", err)
+	}
+	return p.Value, nil
 }
 
 // ErrNotExecuted marks a batch operation Dataverse did not run because an earlier one failed and the batch

@@ -49,6 +49,43 @@ func TestChangeSetIsAtomic(t *testing.T) {
 	}
 }
 
+func TestBatchReadsRowsAndQueriesInOneRoundTrip(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	c, srv := newEnv(t, nil)
+	a, err := c.Create(ctx, schema.SetProviders, dataverse.Row{"csp_name": "a", "csp_type": int(schema.ProviderManual)})
+	require.NoError(t, err)
+	_, err = c.Create(ctx, schema.SetProviders, dataverse.Row{"csp_name": "b", "csp_type": int(schema.ProviderAutomatic)})
+	require.NoError(t, err)
+	srv.ResetRequests()
+
+	var b dataverse.Batch
+	b.Add(dataverse.GetOp(schema.SetProviders, a, &dataverse.GetOptions{Select: []string{"csp_name"}}),
+		dataverse.QueryOp(schema.SetProviders, &dataverse.Query{Select: []string{"csp_name"}, Filter: dataverse.Eq("csp_type", schema.ProviderAutomatic)}),
+		dataverse.QueryOp(schema.SetProviders, &dataverse.Query{Filter: dataverse.Eq("csp_name", "nobody")}))
+	results, err := c.ExecuteBatch(ctx, &b, nil)
+	require.NoError(t, err)
+	row, err := results[0].Row()
+	require.NoError(t, err)
+	assert.Equal(t, "a", row["csp_name"])
+	rows, err := results[1].Rows()
+	require.NoError(t, err)
+	require.Len(t, rows, 1)
+	assert.Equal(t, "b", rows[0]["csp_name"])
+	rows, err = results[2].Rows()
+	require.NoError(t, err)
+	assert.Empty(t, rows)
+	assert.Len(t, srv.Requests(), 4, "one $batch carrying three reads")
+
+	_, err = dataverse.OpResult{Err: dataverse.ErrNotExecuted}.Rows()
+	assert.ErrorIs(t, err, dataverse.ErrNotExecuted)
+	bad := dataverse.QueryOp(schema.SetProviders, &dataverse.Query{Filter: dataverse.Eq("bad name", 1)})
+	var b2 dataverse.Batch
+	b2.Add(bad)
+	_, err = c.ExecuteBatch(ctx, &b2, nil)
+	assert.Error(t, err, "an invalid query is refused before sending")
+}
+
 func TestBatchStopsOrContinuesOnError(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()

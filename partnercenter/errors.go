@@ -36,6 +36,17 @@ const (
 	CodeAgreementDateInFuture    = "600002"
 	CodeAgreementAlreadyExists   = "600061"
 	CodeCartSandboxLimit         = "10009"
+	CodeOrderNotFound            = "20000"
+	CodeQuantityWhileSuspending  = "2001"
+	CodeQuantityOutOfRange       = "2002"
+	CodeDeletedNotUpdatable      = "2011"
+	CodeCartItemErrors           = "800009"
+	CodeRemainingSeatsExceeded   = "800088"
+	CodeRemainingAssetsExceeded  = "800089"
+	CodeSandboxAzurePlanLimit    = "900116"
+	CodeResellerMPANotAccepted   = "900123"
+	CodePartnerMPANotAccepted    = "900124"
+	CodeRoleLacksRights          = "900150"
 )
 
 // maxErrorBody bounds how much of an error body is read.
@@ -152,8 +163,11 @@ func IsSeatReductionRefused(err error) bool {
 
 // IsSandboxLimit reports an integration-sandbox cap (customers, subscriptions per customer, seats).
 func IsSandboxLimit(err error) bool {
-	return hasCode(err, CodeSandboxLimit, CodeMaxSubscriptions, CodeMaxSeats, CodeCartSandboxLimit)
+	return hasCode(err, CodeSandboxLimit, CodeMaxSubscriptions, CodeMaxSeats, CodeCartSandboxLimit, CodeSandboxAzurePlanLimit)
 }
+
+// IsETagInvalid reports 2055: the subscription changed since it was read; read it again.
+func IsETagInvalid(err error) bool { return hasCode(err, CodeETagInvalid) }
 
 // IsTransient reports a failure worth retrying later: throttling, a server error, or a resource that is
 // busy (an order or cart being processed, a subscription not ready).

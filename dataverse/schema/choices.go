@@ -120,6 +120,20 @@ const (
 	ProvisioningNotApplicable
 )
 
+// HeldReason is csp_licensechangelog.csp_heldreason: why an LCL still Awaiting Provisioning has not been
+// pushed yet. The sweep uses it with csp_nextattempton to pick held LCLs up again.
+type HeldReason int
+
+// Reasons an LCL is held.
+const (
+	HeldScheduled        HeldReason = optionBase + iota // effective date in the future
+	HeldWaitingForParent                                // add-on whose parent subscription is not provisioned
+	HeldBlocked                                         // an earlier change of the subscription comes first
+	HeldManual                                          // a person makes the change in the provider's portal
+	HeldNotConnected                                    // credentials, consent or connectivity failed
+	HeldRetrying                                        // throttled or an outage: tried again at csp_nextattempton
+)
+
 // ChangeSource is csp_licensechangelog.csp_changesource.
 type ChangeSource int
 
@@ -192,6 +206,7 @@ func (v ReductionBehavior) OptionValue() int  { return int(v) }
 func (v ChangeType) OptionValue() int         { return int(v) }
 func (v ProvisioningStatus) OptionValue() int { return int(v) }
 func (v ChangeSource) OptionValue() int       { return int(v) }
+func (v HeldReason) OptionValue() int         { return int(v) }
 func (v RunStatus) OptionValue() int          { return int(v) }
 func (v RunTrigger) OptionValue() int         { return int(v) }
 func (v EventType) OptionValue() int          { return int(v) }

@@ -122,6 +122,10 @@ type LicenseChangeLog struct {
 	Attempts            int                `dataverse:"csp_attempts"`
 	ProvisionedOn       time.Time          `dataverse:"csp_provisionedon"`
 	PCOrderID           string             `dataverse:"csp_pcorderid"`
+	PCCartID            string             `dataverse:"csp_pccartid"`
+	PCSubscriptionID    string             `dataverse:"csp_pcsubscriptionid"`
+	HeldReason          HeldReason         `dataverse:"csp_heldreason"`
+	NextAttemptOn       time.Time          `dataverse:"csp_nextattempton"`
 	ChangeSource        ChangeSource       `dataverse:"csp_changesource"`
 	CreatedOn           time.Time          `dataverse:"createdon,readonly"`
 	State               int                `dataverse:"statecode,omitzero"`

@@ -206,6 +206,12 @@ func Schema() dataverse.Schema {
 		whole("csp_attempts", "Attempts"),
 		when("csp_provisionedon", "Provisioned on"),
 		text("csp_pcorderid", "Provider order ID", 100),
+		text("csp_pccartid", "Provider cart ID", 100),
+		text("csp_pcsubscriptionid", "Provider subscription ID", 100),
+		choice("csp_heldreason", "Held because",
+			opt(HeldScheduled, "Scheduled"), opt(HeldWaitingForParent, "Waiting for parent"), opt(HeldBlocked, "Blocked by an earlier change"),
+			opt(HeldManual, "Manual provider"), opt(HeldNotConnected, "Not connected"), opt(HeldRetrying, "Retrying")),
+		when("csp_nextattempton", "Next attempt on"),
 		choice("csp_changesource", "Change source", opt(SourceDynamics, "Dynamics"), opt(SourceProvider, "Provider")),
 	)
 	lcl.StatusReasons = []dataverse.Option{{Value: LCLArchived, Label: "Archived", State: StateInactive}}
@@ -292,4 +298,24 @@ func StandardTables() []dataverse.Table {
 			dataverse.Column{LogicalName: "data", DisplayName: "Data", Type: dataverse.TypeMemo, MaxLength: 5000},
 		),
 	}
+}
+
+// OptionLabel returns the label of a choice value of a table's column ("" when unknown), as forms show it.
+func OptionLabel(table, column string, value int) string {
+	for _, t := range Schema().Tables {
+		if t.LogicalName != table {
+			continue
+		}
+		for _, c := range t.AllColumns() {
+			if c.LogicalName != column {
+				continue
+			}
+			for _, o := range c.Options {
+				if o.Value == value {
+					return o.Label
+				}
+			}
+		}
+	}
+	return ""
 }
