@@ -56,6 +56,8 @@ func Settings() []Setting {
 		{"CONNECTOR_QUEUE_LIMIT", "1000", "Rows that may wait in the work queue per replica before intake pauses (10–100000)"},
 		{"CONNECTOR_SHUTDOWN_TIMEOUT", "30s", "How long running work may finish after SIGTERM before it is abandoned to another replica"},
 		{"CONNECTOR_INSTANCE", "", "Name of this replica in job leases and run history (default: the host name)"},
+		{"CONNECTOR_NOTIFY_USERS", "", "Comma-separated systemuser ids of the people who get in-app notifications (changes a Manual provider needs, the weekly license change report)"},
+		{"CONNECTOR_REPORT_AFTER", "24h", "How long a license change may wait or stay failed before the License Change Health Report lists it"},
 		{"CONNECTOR_LOG_LEVEL", "info", "Log level: debug, info, warn, error (JSON logs on stderr)"},
 	}
 }
@@ -101,6 +103,9 @@ type Config struct {
 	QueueLimit      int
 	ShutdownTimeout time.Duration
 	Instance        string
+	// NotifyUsers get in-app notifications; ReportAfter is the License Change Health Report's threshold.
+	NotifyUsers []dataverse.GUID
+	ReportAfter time.Duration
 
 	LogLevel slog.Level
 }
@@ -255,6 +260,26 @@ func (c *Config) loadRuntime(get func(string, string) string, needIntake bool, b
 	}
 	c.Workers = intSetting(get, "CONNECTOR_WORKERS", 8, 1, 64, bad)
 	c.QueueLimit = intSetting(get, "CONNECTOR_QUEUE_LIMIT", 1000, 10, 100000, bad)
+	for _, raw := range strings.Split(get("CONNECTOR_NOTIFY_USERS", ""), ",") {
+		if raw = strings.TrimSpace(raw); raw == "" {
+			continue
+		}
+		id, err := dataverse.ParseGUID(raw)
+		if err != nil {
+			bad("CONNECTOR_NOTIFY_USERS: %q is not a systemuser id (a GUID)", raw)
+			continue
+		}
+		c.NotifyUsers = append(c.NotifyUsers, id)
+	}
+	c.ReportAfter = 24 * time.Hour
+	if raw := get("CONNECTOR_REPORT_AFTER", ""); raw != "" {
+		d, err := time.ParseDuration(raw)
+		if err != nil || d < time.Minute {
+			bad("CONNECTOR_REPORT_AFTER %q must be a duration of at least 1m, such as 24h", raw)
+		} else {
+			c.ReportAfter = d
+		}
+	}
 	c.ShutdownTimeout = 30 * time.Second
 	if raw := get("CONNECTOR_SHUTDOWN_TIMEOUT", ""); raw != "" {
 		d, err := time.ParseDuration(raw)
@@ -360,6 +385,8 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("queue_limit", c.QueueLimit),
 		slog.Duration("shutdown_timeout", c.ShutdownTimeout),
 		slog.String("instance", c.Instance),
+		slog.Int("notify_users", len(c.NotifyUsers)),
+		slog.Duration("report_after", c.ReportAfter),
 		slog.String("log_level", c.LogLevel.String()),
 	)
 }

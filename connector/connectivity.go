@@ -65,6 +65,9 @@ type Connectivity struct {
 	Health     *Health
 	Now        func() time.Time
 	Logger     *slog.Logger
+	// OnConnected runs after a verification that succeeded (the provisioner retries the changes it held
+	// for connectivity).
+	OnConnected func(ctx context.Context)
 
 	mu   sync.Mutex
 	last ConnectivityReport
@@ -237,6 +240,8 @@ func (c *Connectivity) record(ctx context.Context, rep ConnectivityReport, id *d
 	word := "connected"
 	if !rep.OK {
 		word = "not connected"
+	} else if c.OnConnected != nil {
+		c.OnConnected(ctx)
 	}
 	counts.Summary = fmt.Sprintf("%d provider(s) marked %s", counts.Updated, word)
 	return counts, nil

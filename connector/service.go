@@ -1,6 +1,7 @@
 package connector
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
 	"github.com/cspconnector/csp-connector/dataverse"
+	"github.com/cspconnector/csp-connector/dataverse/schema"
 	"github.com/cspconnector/csp-connector/partnercenter"
 )
 
@@ -33,6 +35,7 @@ type Service struct {
 	Intake     *Intake
 	Jobs       *Jobs
 	Conn       *Connectivity
+	Prov       *Provisioner
 	listener   *ServiceBusListener
 	httpLn     net.Listener
 
@@ -53,9 +56,12 @@ type ServiceOptions struct {
 	PC         *partnercenter.Client
 	ServiceBus *azservicebus.Client
 	// JobTick is how often job schedules are checked (default 30 s); VerifyEvery the default schedule of
-	// Verify Connectivity (15 min).
+	// Verify Connectivity (15 min); SweepEvery the provisioning sweep's (2 min).
 	JobTick     time.Duration
 	VerifyEvery time.Duration
+	SweepEvery  time.Duration
+	// Now is the clock of the workflows (nil: time.Now); the sandbox and tests move it.
+	Now func() time.Time
 	// Listener tunes the Service Bus listener (Queue and MaxConcurrent come from the configuration).
 	Listener ServiceBusOptions
 	// Listen, when set, is used instead of listening on cfg.HTTPAddr.
@@ -80,15 +86,26 @@ func NewService(cfg Config, opts ServiceOptions) (*Service, error) {
 	s.Queue = NewQueue(s.Dispatcher.Dispatch, QueueOptions{Workers: cfg.Workers, Limit: cfg.QueueLimit, Logger: log.With("component", "queue"), Metrics: m})
 	s.Gate = &Gate{}
 	s.Intake = &Intake{Gate: s.Gate, Queue: s.Queue, Logger: log.With("component", "intake"), Metrics: m}
-	s.Conn = &Connectivity{DV: s.DV, PC: s.PC, ServiceBus: s.ServiceBus, Queue: cfg.ServiceBusQueue, Health: s.Health, Logger: log}
-	verifyEvery := opts.VerifyEvery
-	if verifyEvery <= 0 {
-		verifyEvery = 15 * time.Minute
+	s.Prov = &Provisioner{DV: s.DV, PC: s.PC, Now: opts.Now, Logger: log.With("workflow", "provisioning"), Wake: s.submitAll}
+	if len(cfg.NotifyUsers) > 0 {
+		s.Prov.Notify = (&InAppNotifier{DV: s.DV, Recipients: cfg.NotifyUsers}).Notify
 	}
-	s.Jobs = NewJobs(s.DV, []Job{s.Conn.Job(verifyEvery)}, JobsOptions{Instance: cfg.Instance, Tick: opts.JobTick, Logger: log, Metrics: m})
+	s.Conn = &Connectivity{DV: s.DV, PC: s.PC, ServiceBus: s.ServiceBus, Queue: cfg.ServiceBusQueue, Health: s.Health, Logger: log, Now: opts.Now,
+		OnConnected: func(ctx context.Context) {
+			if n, err := s.Prov.WakeNotConnected(ctx); err != nil {
+				log.Warn("could not wake the changes held for connectivity; the sweep will", "error", err)
+			} else if n > 0 {
+				log.Info("connectivity verified: retrying held license changes", "count", n)
+			}
+		}}
+	verifyEvery := cmp.Or(opts.VerifyEvery, 15*time.Minute)
+	sweepEvery := cmp.Or(opts.SweepEvery, 2*time.Minute)
+	s.Jobs = NewJobs(s.DV, []Job{s.Conn.Job(verifyEvery), s.Prov.SweepJob(sweepEvery), s.Prov.ReportJob(7*24*time.Hour, cfg.ReportAfter)},
+		JobsOptions{Instance: cfg.Instance, Tick: opts.JobTick, Logger: log, Metrics: m, Now: opts.Now})
 	// Every trigger in Triggers() needs its handler here (a test checks).
 	s.Dispatcher.Handle(ProviderTrigger().Table, s.Conn.HandleProviderRow, ProviderTrigger())
 	s.Dispatcher.Handle(JobTrigger().Table, s.Jobs.HandleJobRow, JobTrigger())
+	s.Dispatcher.Handle(schema.TableLicenseChangeLog, s.Prov.Handle, LCLTriggers()...)
 	if s.ServiceBus != nil {
 		lo := opts.Listener
 		lo.Queue = cfg.ServiceBusQueue
@@ -109,6 +126,20 @@ func NewService(cfg Config, opts ServiceOptions) (*Service, error) {
 	}
 	s.Health.Set("dataverse", errors.New("not checked yet"))
 	return s, nil
+}
+
+// submitAll hands rows to the work queue from a handler or a job without holding it up: a full queue makes
+// the submissions wait, never the caller (whose worker the queue may need to drain).
+func (s *Service) submitAll(ctx context.Context, ids []dataverse.GUID) {
+	ctx = context.WithoutCancel(ctx)
+	go func() {
+		for _, id := range ids {
+			if err := s.Queue.Submit(ctx, WorkItem{Key: WorkKey{Table: schema.TableLicenseChangeLog, ID: id}, Source: SourceSweep}); err != nil {
+				s.log.Warn("could not queue a license change; the sweep will find it", "lcl", id, "error", err)
+				return
+			}
+		}
+	}()
 }
 
 // Handler is the HTTP surface: the webhook intake (when a key is configured), health and metrics.

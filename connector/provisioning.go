@@ -1,0 +1,765 @@
+package connector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/cspconnector/csp-connector/dataverse"
+	"github.com/cspconnector/csp-connector/dataverse/schema"
+	"github.com/cspconnector/csp-connector/mapping"
+	"github.com/cspconnector/csp-connector/partnercenter"
+)
+
+// Provisioning jobs' names (their csp_job rows).
+const (
+	ProvisioningSweepJob  = "Provisioning Sweep"
+	ProvisioningReportJob = "License Change Health Report"
+)
+
+// DefaultClaimTTL is how long a claim on an LCL lasts. A replica that dies mid-change leaves the row
+// Provisioning; once the claim expires the sweep picks it up and the next attempt finishes the change
+// (it reads Partner Center first, so nothing is done twice).
+const DefaultClaimTTL = 10 * time.Minute
+
+// safetyNetDelay is when the sweep looks again at a change held for a reason that normally wakes it (an
+// earlier change or the parent provisioned, connectivity verified), in case that wake-up was lost.
+const safetyNetDelay = 30 * time.Minute
+
+// Provisioner pushes License Change Logs to Partner Center exactly once (DESIGN §5, §2): it re-reads the
+// LCL and its context, decides with mapping.Decide, claims the row (Provisioning, a new attempt id, If-Match),
+// makes the change idempotently and writes the outcome and a message on the row.
+type Provisioner struct {
+	DV *dataverse.Client
+	PC *partnercenter.Client
+	// Wake submits the LCLs a success unblocks (later changes of the subscription, waiting add-ons); nil
+	// leaves them to the sweep.
+	Wake func(ctx context.Context, ids []dataverse.GUID)
+	// Notify tells people about changes they must make themselves (Manual providers); nil: no notices.
+	Notify   func(ctx context.Context, n Notice) error
+	ClaimTTL time.Duration
+	Now      func() time.Time
+	Logger   *slog.Logger
+
+	faults provisionFaults
+}
+
+// provisionFaults are the crash points of the fault tests: an error there ends the run as if the process
+// had been killed at that point.
+type provisionFaults struct {
+	afterClaim func(id dataverse.GUID) error
+	afterCall  func(id dataverse.GUID) error
+}
+
+// errConflict is a write refused because the row changed since it was read (412): read it and decide again.
+var errConflict = errors.New("the row changed while the connector worked on it")
+
+// Handle is the work handler for csp_licensechangelog rows.
+func (p *Provisioner) Handle(ctx context.Context, w Work) error {
+	_, err := p.Provision(ctx, w.Key.ID)
+	return err
+}
+
+// Outcome is what a provisioning run did to one LCL.
+type Outcome struct {
+	LCL      dataverse.GUID   `json:"id"`
+	Decision mapping.Decision `json:"decision"`
+	// Written reports that the row was changed (false when it already said this).
+	Written bool `json:"written"`
+	// Changed describes what changed in Partner Center ("Seats 10 → 15 in Partner Center."), when it did.
+	Changed string `json:"changed,omitempty"`
+}
+
+// Provision reconciles one LCL. When the row changes under it (an admin edits it), it reads it again and
+// decides again, at most three times; the error is for failures worth retrying later.
+func (p *Provisioner) Provision(ctx context.Context, id dataverse.GUID) (Outcome, error) {
+	var owned string // the attempt id this run holds, once it claimed the row
+	for range 3 {
+		out, attempt, err := p.once(ctx, id, owned)
+		if !errors.Is(err, errConflict) {
+			return out, err
+		}
+		owned = attempt
+		p.log().Info("the change log changed while being provisioned; reading it again", "lcl", id)
+	}
+	return Outcome{LCL: id}, fmt.Errorf("provision %s: the row kept changing while the connector worked on it: %w", id, errConflict)
+}
+
+// once is one read–decide–act pass. owned is the attempt id this run claimed in an earlier pass.
+func (p *Provisioner) once(ctx context.Context, id dataverse.GUID, owned string) (Outcome, string, error) {
+	out := Outcome{LCL: id}
+	now := p.now()
+	f, err := p.load(ctx, id)
+	if dataverse.IsNotFound(err) {
+		out.Decision = mapping.Decision{Verdict: mapping.Skip, Message: "The change log no longer exists."}
+		return out, owned, nil
+	}
+	if err != nil {
+		return out, owned, err
+	}
+	l := f.LCL
+	if l.ProvisioningStatus == schema.ProvisioningInProgress && l.AttemptID != owned && now.Before(l.ClaimExpiresOn) {
+		out.Decision = mapping.Decision{Verdict: mapping.Skip, Message: fmt.Sprintf("Another attempt (%s) holds the change until %s.", l.AttemptID, mapping.FormatTime(l.ClaimExpiresOn))}
+		return out, owned, nil
+	}
+	d := mapping.Decide(f, now)
+	if d.Verdict == mapping.Proceed && l.ChangeType != schema.ChangePurchase {
+		pc, err := p.PC.Subscription(ctx, f.ProviderAccount.TenantID, f.Subscription.PCSubscriptionID)
+		if err != nil {
+			d = mapping.Failure(d, f, err, now)
+		} else {
+			d = mapping.CheckPartnerCenter(d, f, pc, now)
+			if d.Verdict == mapping.Proceed {
+				return p.perform(ctx, f, d, owned, &pc)
+			}
+		}
+	} else if d.Verdict == mapping.Proceed {
+		return p.perform(ctx, f, d, owned, nil)
+	}
+	out.Decision = d
+	if d.Verdict == mapping.Skip {
+		return out, owned, nil
+	}
+	out.Written, err = p.settle(ctx, f, d, l.ETag)
+	return out, owned, err
+}
+
+// settle writes a decision that does not change Partner Center (Not Applicable, held, failed) on the row,
+// guarded by its ETag, unless the row already says exactly that; it also releases a claim the row held.
+func (p *Provisioner) settle(ctx context.Context, f mapping.LCLFacts, d mapping.Decision, etag dataverse.ETag) (bool, error) {
+	l := f.LCL
+	status := map[mapping.Verdict]schema.ProvisioningStatus{mapping.NotApplicable: schema.ProvisioningNotApplicable,
+		mapping.Hold: schema.ProvisioningAwaiting, mapping.Fail: schema.ProvisioningFailed}[d.Verdict]
+	next := d.NextAttempt
+	if d.Verdict == mapping.Hold && next.IsZero() && d.Held != schema.HeldManual {
+		next = p.now().Add(safetyNetDelay)
+	}
+	system := d.System
+	if system == "" {
+		system = l.SystemMessage // keep the support detail of the last failure until there is a new one
+		if d.Verdict != mapping.Fail && d.Held != schema.HeldRetrying && d.Held != schema.HeldNotConnected {
+			system = ""
+		}
+	}
+	changes := dataverse.Row{}
+	set := func(col string, v any, same bool) {
+		if !same {
+			changes[col] = v
+		}
+	}
+	set("csp_provisioningstatus", int(status), l.ProvisioningStatus == status)
+	set("csp_provisioningmessage", d.Message, l.ProvisioningMessage == d.Message)
+	set("csp_systemmessage", nullable(system), l.SystemMessage == system)
+	held := d.Held
+	if d.Verdict != mapping.Hold {
+		held = 0
+	}
+	set("csp_heldreason", nullableChoice(int(held)), l.HeldReason == held)
+	// A hold that only moves its next look by less than a minute is not worth a write (and an event).
+	set("csp_nextattempton", nullableTime(next), sameMinute(l.NextAttemptOn, next))
+	if l.ProvisioningStatus == schema.ProvisioningInProgress {
+		changes["csp_claimexpireson"] = nil
+	}
+	if len(changes) == 0 {
+		return false, nil
+	}
+	if _, err := p.DV.Update(ctx, schema.SetLicenseChangeLogs, l.ID, changes, &dataverse.UpdateOptions{IfMatch: etag}); err != nil {
+		if dataverse.IsConflict(err) {
+			return false, errConflict
+		}
+		if dataverse.IsNotFound(err) {
+			return false, nil
+		}
+		return false, fmt.Errorf("provision %s: write the outcome: %w", l.ID, err)
+	}
+	p.log().Info("change log settled", "lcl", l.ID, "verdict", d.Verdict.String(), "held", d.HeldLabel, "message", d.Message)
+	if d.NotConnected && f.Provider != nil {
+		p.markNotConnected(ctx, f, d)
+	}
+	if d.Notify && p.Notify != nil && l.ProvisioningMessage != d.Message {
+		if err := p.Notify(ctx, Notice{Title: "A license change needs you: " + strings.TrimSpace(l.Name), Body: d.Message,
+			Table: schema.TableLicenseChangeLog, RowID: l.ID, Icon: NoticeWarning}); err != nil {
+			p.log().Warn("could not send the notice", "lcl", l.ID, "error", err)
+		}
+	}
+	return true, nil
+}
+
+func (p *Provisioner) markNotConnected(ctx context.Context, f mapping.LCLFacts, d mapping.Decision) {
+	msg := fmt.Sprintf("Not connected: provisioning %s failed at %s. %s", mapping.LCLName(f.LCL), mapping.FormatTime(p.now()), d.Message)
+	_, err := p.DV.Update(ctx, schema.SetProviders, f.Provider.ID, dataverse.Row{
+		"csp_connectivitystatus": int(schema.ConnectivityNotConnected), "csp_connectivitymessage": msg}, nil)
+	if err != nil {
+		p.log().Warn("could not mark the provider not connected", "provider", f.Provider.ID, "error", err)
+	}
+}
+
+// claim takes the row for one attempt: Provisioning, an attempt id, a claim expiry, one more attempt. It
+// keeps the attempt id of an earlier pass of this run (owned), or of an expired claim being resumed.
+func (p *Provisioner) claim(ctx context.Context, l schema.LicenseChangeLog, owned string) (attempt string, etag dataverse.ETag, err error) {
+	attempt = owned
+	attempts := l.Attempts
+	if attempt == "" {
+		attempt = uuid.NewString()
+		attempts++
+	}
+	row, err := p.DV.Update(ctx, schema.SetLicenseChangeLogs, l.ID, dataverse.Row{
+		"csp_provisioningstatus": int(schema.ProvisioningInProgress),
+		"csp_attemptid":          attempt,
+		"csp_attempts":           attempts,
+		"csp_claimexpireson":     p.now().Add(p.claimTTL()).UTC(),
+		"csp_heldreason":         nil,
+		"csp_nextattempton":      nil,
+	}, &dataverse.UpdateOptions{IfMatch: l.ETag, Select: []string{"csp_licensechangelogid"}})
+	if dataverse.IsConflict(err) {
+		return "", "", errConflict
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("provision %s: claim: %w", l.ID, err)
+	}
+	tag, _ := row["@odata.etag"].(string)
+	return attempt, dataverse.ETag(tag), nil
+}
+
+// claimed is the state of a claimed row while the change is made.
+type claimed struct {
+	f       mapping.LCLFacts
+	attempt string
+	etag    dataverse.ETag
+}
+
+// result is what the change did in Partner Center.
+type result struct {
+	message        string // for people: "Seats 10 → 15 in Partner Center."
+	quantity       int
+	status         partnercenter.Enum
+	orderID        string
+	subscriptionID string
+	purchased      bool
+}
+
+// perform claims the row and makes the change. pc is Partner Center's subscription as just read (nil for
+// a purchase). It returns the attempt id it claimed, for the next pass when the row changed under it.
+func (p *Provisioner) perform(ctx context.Context, f mapping.LCLFacts, d mapping.Decision, owned string, pc *partnercenter.Subscription) (Outcome, string, error) {
+	out := Outcome{LCL: f.LCL.ID, Decision: d}
+	resume := owned
+	if resume == "" && f.LCL.ProvisioningStatus == schema.ProvisioningInProgress {
+		resume = f.LCL.AttemptID // an expired claim: this is the same attempt, resumed
+	}
+	attempt, etag, err := p.claim(ctx, f.LCL, resume)
+	if err != nil {
+		return out, owned, err
+	}
+	if resume == "" {
+		f.LCL.Attempts++
+	}
+	c := &claimed{f: f, attempt: attempt, etag: etag}
+	if hook := p.faults.afterClaim; hook != nil {
+		if err := hook(f.LCL.ID); err != nil {
+			return out, attempt, err
+		}
+	}
+	var res result
+	if f.LCL.ChangeType == schema.ChangePurchase {
+		res, err = p.purchase(ctx, c)
+	} else {
+		res, err = p.update(ctx, c, *pc)
+	}
+	if errors.Is(err, errConflict) {
+		return out, attempt, err
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return out, attempt, err // stopped, not failed: the claim expires and the sweep resumes the attempt
+		}
+		failed := mapping.Failure(d, c.f, err, p.now())
+		out.Decision = failed
+		c.f.LCL.ETag = c.etag
+		c.f.LCL.ProvisioningStatus = schema.ProvisioningInProgress
+		out.Written, err = p.settle(ctx, c.f, failed, c.etag)
+		return out, attempt, err
+	}
+	if hook := p.faults.afterCall; hook != nil {
+		if err := hook(f.LCL.ID); err != nil {
+			return out, attempt, err
+		}
+	}
+	if err := p.finish(ctx, c, res); err != nil {
+		return out, attempt, err
+	}
+	out.Written, out.Changed = true, res.message
+	out.Decision.Message = res.message
+	p.wake(ctx, c, res)
+	return out, attempt, nil
+}
+
+// requestID derives the MS-RequestId of one logical call of an attempt, so a retry of the same call after
+// a crash is the same request to Partner Center.
+func requestID(attempt, call string) string {
+	return uuid.NewSHA1(uuid.NameSpaceURL, []byte("csp-connector:"+attempt+":"+call)).String()
+}
+
+// update changes quantity or status. Partner Center's copy was read just before the claim; values are
+// absolute, so when it already shows the target nothing is sent.
+func (p *Provisioner) update(ctx context.Context, c *claimed, pc partnercenter.Subscription) (result, error) {
+	l, tenant := c.f.LCL, c.f.ProviderAccount.TenantID
+	before := pc
+	want := pc
+	switch l.ChangeType {
+	case schema.ChangeQuantity:
+		want.Quantity = *l.Quantity
+	case schema.ChangeSuspend:
+		want.Status = partnercenter.SubscriptionSuspended
+	case schema.ChangeReactivate:
+		want.Status = partnercenter.SubscriptionActive
+	case schema.ChangeCancel:
+		want.Status = partnercenter.SubscriptionDeleted
+	}
+	res := result{quantity: want.Quantity, status: want.Status}
+	if want.Quantity == before.Quantity && want.Status.Is(before.Status) {
+		res.message = alreadyMessage(l, before)
+		return res, nil
+	}
+	for try := 0; ; try++ {
+		callCtx := partnercenter.WithRequestID(ctx, requestID(c.attempt, fmt.Sprintf("update-%d", try)))
+		got, err := p.PC.UpdateSubscription(callCtx, tenant, want)
+		if partnercenter.IsETagInvalid(err) && try < 2 {
+			// Partner Center's copy changed since it was read: read it again and apply the same target.
+			fresh, rerr := p.PC.Subscription(ctx, tenant, want.ID)
+			if rerr != nil {
+				return result{}, rerr
+			}
+			q, s := want.Quantity, want.Status
+			want = fresh
+			want.Quantity, want.Status = q, s
+			if fresh.Quantity == q && fresh.Status.Is(s) {
+				res.message = alreadyMessage(l, fresh)
+				return res, nil
+			}
+			continue
+		}
+		if err != nil {
+			return result{}, err
+		}
+		res.quantity, res.status = got.Quantity, got.Status
+		break
+	}
+	res.message = changedMessage(l, before)
+	return res, nil
+}
+
+func changedMessage(l schema.LicenseChangeLog, before partnercenter.Subscription) string {
+	switch l.ChangeType {
+	case schema.ChangeQuantity:
+		return fmt.Sprintf("Seats %d → %d in Partner Center.", before.Quantity, *l.Quantity)
+	case schema.ChangeSuspend:
+		return "Suspended in Partner Center."
+	case schema.ChangeReactivate:
+		return "Reactivated in Partner Center."
+	case schema.ChangeCancel:
+		return "Cancelled in Partner Center."
+	}
+	return "Changed in Partner Center."
+}
+
+func alreadyMessage(l schema.LicenseChangeLog, pc partnercenter.Subscription) string {
+	switch l.ChangeType {
+	case schema.ChangeQuantity:
+		return fmt.Sprintf("Partner Center already had %d seats: nothing needed changing.", pc.Quantity)
+	case schema.ChangeSuspend:
+		return "The subscription was already suspended in Partner Center: nothing needed changing."
+	case schema.ChangeReactivate:
+		return "The subscription was already active in Partner Center: nothing needed changing."
+	case schema.ChangeCancel:
+		return "The subscription was already cancelled in Partner Center: nothing needed changing."
+	}
+	return "Partner Center already showed this change."
+}
+
+// purchase buys through a cart. The cart id is written on the claimed row before checkout, the checkout's
+// MS-RequestId is derived from the cart, and the order id is recorded as soon as it is known: whichever
+// point a crash interrupts, the next attempt finds what was bought instead of buying again.
+func (p *Provisioner) purchase(ctx context.Context, c *claimed) (result, error) {
+	l, sub, tenant := c.f.LCL, c.f.Subscription, c.f.ProviderAccount.TenantID
+	quantity := *l.Quantity
+	if l.PCOrderID != "" {
+		return p.purchased(ctx, c, l.PCOrderID)
+	}
+	cartID := l.PCCartID
+	if cartID == "" {
+		line := partnercenter.CartLineItem{ID: 0, CatalogItemID: sub.OfferID, Quantity: quantity, BillingCycle: sub.BillingCycle,
+			TermDuration: sub.TermDuration, FriendlyName: sub.Name}
+		if c.f.Parent != nil {
+			line.ProvisioningContext = map[string]string{"parentSubscriptionId": c.f.Parent.PCSubscriptionID}
+		}
+		cart, err := p.PC.CreateCart(partnercenter.WithRequestID(ctx, requestID(c.attempt, "cart")), tenant, partnercenter.Cart{LineItems: []partnercenter.CartLineItem{line}})
+		if err != nil {
+			return result{}, err
+		}
+		if err := p.record(ctx, c, dataverse.Row{"csp_pccartid": cart.ID}); err != nil {
+			return result{}, err
+		}
+		cartID = cart.ID
+	}
+	checkout, err := p.PC.Checkout(partnercenter.WithRequestID(ctx, requestID(cartID, "checkout")), tenant, cartID)
+	if partnercenter.ErrorCode(err) == partnercenter.CodeCartAlreadySubmitted {
+		// The cart was bought by an attempt that did not live to record the order: find that order.
+		orderID, ferr := p.findOrder(ctx, tenant, cartID, sub.OfferID, quantity)
+		if ferr != nil || orderID == "" {
+			return result{}, err
+		}
+		return p.purchased(ctx, c, orderID)
+	}
+	if err != nil {
+		return result{}, err
+	}
+	if len(checkout.Orders) == 0 {
+		if len(checkout.OrderErrors) > 0 {
+			e := checkout.OrderErrors[0]
+			return result{}, &partnercenter.ResponseError{StatusCode: 400, Code: fmt.Sprint(e.Code), Description: e.Description}
+		}
+		return result{}, errors.New("partnercenter: checkout returned no order")
+	}
+	ord := checkout.Orders[0]
+	if err := p.record(ctx, c, dataverse.Row{"csp_pcorderid": ord.ID}); err != nil {
+		return result{}, err
+	}
+	return purchaseResult(ord, sub, quantity)
+}
+
+// purchased completes a purchase whose order is known.
+func (p *Provisioner) purchased(ctx context.Context, c *claimed, orderID string) (result, error) {
+	ord, err := p.PC.Order(ctx, c.f.ProviderAccount.TenantID, orderID)
+	if err != nil {
+		return result{}, err
+	}
+	if c.f.LCL.PCOrderID != orderID {
+		if err := p.record(ctx, c, dataverse.Row{"csp_pcorderid": orderID}); err != nil {
+			return result{}, err
+		}
+	}
+	return purchaseResult(ord, c.f.Subscription, *c.f.LCL.Quantity)
+}
+
+func purchaseResult(ord partnercenter.Order, sub *schema.Subscription, quantity int) (result, error) {
+	res := result{orderID: ord.ID, quantity: quantity, status: partnercenter.SubscriptionActive, purchased: true}
+	for _, li := range ord.LineItems {
+		if strings.EqualFold(li.OfferID, sub.OfferID) || len(ord.LineItems) == 1 {
+			res.subscriptionID = li.SubscriptionID
+			break
+		}
+	}
+	res.message = fmt.Sprintf("Bought %d seat(s) in Partner Center: order %s", quantity, ord.ID)
+	if res.subscriptionID != "" {
+		res.message += ", subscription " + res.subscriptionID
+	}
+	res.message += "."
+	return res, nil
+}
+
+// findOrder looks for the order a checked-out cart produced: created after the cart, for this offer and
+// quantity. It returns "" unless exactly one order matches.
+func (p *Provisioner) findOrder(ctx context.Context, tenant, cartID, offerID string, quantity int) (string, error) {
+	cart, err := p.PC.Cart(ctx, tenant, cartID)
+	if err != nil {
+		return "", err
+	}
+	orders, err := p.PC.Orders(ctx, tenant)
+	if err != nil {
+		return "", err
+	}
+	var found []string
+	for _, o := range orders {
+		if cart.CreationTimestamp != nil && o.CreationDate != nil && o.CreationDate.Before(*cart.CreationTimestamp) {
+			continue
+		}
+		for _, li := range o.LineItems {
+			if strings.EqualFold(li.OfferID, offerID) && li.Quantity == quantity {
+				found = append(found, o.ID)
+				break
+			}
+		}
+	}
+	if len(found) != 1 {
+		return "", nil
+	}
+	return found[0], nil
+}
+
+// record writes Partner Center ids on the claimed row as soon as they exist, guarded by the claim's ETag.
+func (p *Provisioner) record(ctx context.Context, c *claimed, changes dataverse.Row) error {
+	row, err := p.DV.Update(ctx, schema.SetLicenseChangeLogs, c.f.LCL.ID, changes, &dataverse.UpdateOptions{IfMatch: c.etag, Select: []string{"csp_licensechangelogid"}})
+	if dataverse.IsConflict(err) {
+		return errConflict
+	}
+	if err != nil {
+		return fmt.Errorf("provision %s: record %v: %w", c.f.LCL.ID, keys(changes), err)
+	}
+	etag, _ := row["@odata.etag"].(string)
+	c.etag = dataverse.ETag(etag)
+	if id, ok := changes["csp_pccartid"].(string); ok {
+		c.f.LCL.PCCartID = id
+	}
+	if id, ok := changes["csp_pcorderid"].(string); ok {
+		c.f.LCL.PCOrderID = id
+	}
+	return nil
+}
+
+func keys(r dataverse.Row) []string {
+	out := make([]string, 0, len(r))
+	for k := range r {
+		out = append(out, k)
+	}
+	return out
+}
+
+// finish writes Provisioned on the LCL and the new state on the subscription row, in one change set: both
+// or neither. The LCL write is guarded by the claim's ETag, so an admin's edit since the claim is never
+// overwritten (the run reads the row again and decides again).
+func (p *Provisioner) finish(ctx context.Context, c *claimed, res result) error {
+	now := p.now().UTC()
+	l, sub := c.f.LCL, c.f.Subscription
+	lcl := dataverse.Row{
+		"csp_provisioningstatus":  int(schema.ProvisioningProvisioned),
+		"csp_provisionedon":       now,
+		"csp_provisioningmessage": res.message,
+		"csp_systemmessage":       fmt.Sprintf("Attempt id: %s (attempt %d), finished %s.", c.attempt, l.Attempts, now.Format(time.RFC3339)),
+		"csp_claimexpireson":      nil,
+		"csp_heldreason":          nil,
+		"csp_nextattempton":       nil,
+	}
+	subRow := dataverse.Row{}
+	if res.quantity != sub.Quantity && (l.ChangeType == schema.ChangeQuantity || l.ChangeType == schema.ChangePurchase) {
+		subRow["csp_quantity"] = res.quantity
+	}
+	switch {
+	case res.purchased:
+		if res.subscriptionID != "" {
+			lcl["csp_pcsubscriptionid"] = res.subscriptionID
+			subRow["csp_pcsubscriptionid"] = res.subscriptionID
+		}
+		if sub.ActualProvisionedOn.IsZero() {
+			subRow["csp_actualprovisionedon"] = now
+		}
+	case l.ChangeType == schema.ChangeSuspend:
+		subRow["statuscode"] = schema.SubscriptionSuspended
+	case l.ChangeType == schema.ChangeReactivate:
+		subRow["statecode"], subRow["statuscode"] = schema.StateActive, schema.StatusActive
+	case l.ChangeType == schema.ChangeCancel:
+		subRow["statecode"], subRow["statuscode"] = schema.StateInactive, schema.StatusInactive
+	}
+	var b dataverse.Batch
+	ops := []dataverse.Op{dataverse.UpdateOp(schema.SetLicenseChangeLogs, l.ID, lcl, &dataverse.UpdateOptions{IfMatch: c.etag})}
+	if len(subRow) > 0 {
+		ops = append(ops, dataverse.UpdateOp(schema.SetSubscriptions, sub.ID, subRow, nil))
+	}
+	b.AddChangeSet(ops...)
+	results, err := p.DV.ExecuteBatch(ctx, &b, nil)
+	if err != nil {
+		return fmt.Errorf("provision %s: write Provisioned: %w", l.ID, err)
+	}
+	for _, r := range results {
+		if dataverse.IsConflict(r.Err) {
+			return errConflict
+		}
+		if r.Err != nil && !errors.Is(r.Err, dataverse.ErrNotExecuted) {
+			return fmt.Errorf("provision %s: write Provisioned: %w", l.ID, r.Err)
+		}
+	}
+	p.log().Info("change log provisioned", "lcl", l.ID, "attempt", c.attempt, "message", res.message)
+	return nil
+}
+
+// wake submits what this success unblocks: the next change of the same subscription, and the add-ons
+// waiting for a subscription that was just bought.
+func (p *Provisioner) wake(ctx context.Context, c *claimed, res result) {
+	if p.Wake == nil {
+		return
+	}
+	var ids []dataverse.GUID
+	if later := c.f.Later(); len(later) > 0 {
+		ids = append(ids, later[0].ID)
+	}
+	if res.purchased {
+		q := &dataverse.Query{Select: []string{"csp_subscriptionid"}, Filter: dataverse.LookupEq("csp_parentsubscription", c.f.Subscription.ID)}
+		var children []any
+		for r, err := range p.DV.List(ctx, schema.SetSubscriptions, q) {
+			if err != nil {
+				p.log().Warn("could not list the add-ons to wake; the sweep will find them", "error", err)
+				break
+			}
+			children = append(children, r["csp_subscriptionid"])
+		}
+		if len(children) > 0 {
+			for r, err := range p.DV.List(ctx, schema.SetLicenseChangeLogs, &dataverse.Query{Select: []string{"csp_licensechangelogid"},
+				Filter: dataverse.And(dataverse.In(dataverse.LookupValue("csp_subscription"), children...), dataverse.Eq("csp_heldreason", schema.HeldWaitingForParent),
+					dataverse.Eq("csp_provisioningstatus", schema.ProvisioningAwaiting))}) {
+				if err != nil {
+					p.log().Warn("could not list the add-on changes to wake; the sweep will find them", "error", err)
+					break
+				}
+				if id, err := dataverse.ParseGUID(fmt.Sprint(r["csp_licensechangelogid"])); err == nil {
+					ids = append(ids, id)
+				}
+			}
+		}
+	}
+	if len(ids) > 0 {
+		p.Wake(ctx, ids)
+	}
+}
+
+// load reads the LCL and its context: the subscription, then in one $batch its provider, provider account,
+// parent subscription and the subscription's changes not yet done.
+func (p *Provisioner) load(ctx context.Context, id dataverse.GUID) (mapping.LCLFacts, error) {
+	var f mapping.LCLFacts
+	r, err := p.DV.Get(ctx, schema.SetLicenseChangeLogs, id, &dataverse.GetOptions{Select: dataverse.Columns[schema.LicenseChangeLog]()})
+	if err != nil {
+		return f, err
+	}
+	if err := dataverse.Unmarshal(r, &f.LCL); err != nil {
+		return f, err
+	}
+	if f.LCL.Subscription.ID == uuid.Nil {
+		return f, nil
+	}
+	r, err = p.DV.Get(ctx, schema.SetSubscriptions, f.LCL.Subscription.ID, &dataverse.GetOptions{Select: dataverse.Columns[schema.Subscription]()})
+	if dataverse.IsNotFound(err) {
+		return f, nil
+	}
+	if err != nil {
+		return f, fmt.Errorf("provision %s: read subscription: %w", id, err)
+	}
+	var sub schema.Subscription
+	if err := dataverse.Unmarshal(r, &sub); err != nil {
+		return f, err
+	}
+	f.Subscription = &sub
+
+	var b dataverse.Batch
+	type slot struct {
+		index int
+		into  any
+	}
+	var slots []slot
+	get := func(set string, ref dataverse.Ref, cols []string, into any) {
+		if ref.ID == uuid.Nil {
+			return
+		}
+		slots = append(slots, slot{b.Len(), into})
+		b.Add(dataverse.GetOp(set, ref.ID, &dataverse.GetOptions{Select: cols}))
+	}
+	var provider schema.Provider
+	var account schema.ProviderAccount
+	var parent schema.Subscription
+	get(schema.SetProviders, sub.Provider, dataverse.Columns[schema.Provider](), &provider)
+	get(schema.SetProviderAccounts, sub.ProviderAccount, dataverse.Columns[schema.ProviderAccount](), &account)
+	get(schema.SetSubscriptions, sub.Parent, dataverse.Columns[schema.Subscription](), &parent)
+	pendingAt := b.Len()
+	b.Add(dataverse.QueryOp(schema.SetLicenseChangeLogs, &dataverse.Query{
+		Select: dataverse.Columns[schema.LicenseChangeLog](),
+		Filter: dataverse.And(dataverse.LookupEq("csp_subscription", sub.ID), dataverse.Eq("statecode", schema.StateActive),
+			dataverse.In("csp_provisioningstatus", schema.ProvisioningAwaiting, schema.ProvisioningInProgress, schema.ProvisioningFailed)),
+		PageSize: 5000,
+	}))
+	results, err := p.DV.ExecuteBatch(ctx, &b, &dataverse.BatchOptions{ContinueOnError: true})
+	if err != nil {
+		return f, fmt.Errorf("provision %s: read the subscription's context: %w", id, err)
+	}
+	found := map[any]bool{}
+	for _, s := range slots {
+		row, err := results[s.index].Row()
+		if dataverse.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return f, fmt.Errorf("provision %s: read the subscription's context: %w", id, err)
+		}
+		if err := dataverse.Unmarshal(row, s.into); err != nil {
+			return f, err
+		}
+		found[s.into] = true
+	}
+	if found[&provider] {
+		f.Provider = &provider
+	}
+	if found[&account] {
+		f.ProviderAccount = &account
+	}
+	if found[&parent] {
+		f.Parent = &parent
+	}
+	rows, err := results[pendingAt].Rows()
+	if err != nil {
+		return f, fmt.Errorf("provision %s: read the subscription's other changes: %w", id, err)
+	}
+	for _, row := range rows {
+		var o schema.LicenseChangeLog
+		if err := dataverse.Unmarshal(row, &o); err != nil {
+			return f, err
+		}
+		f.Pending = append(f.Pending, o)
+	}
+	return f, nil
+}
+
+func (p *Provisioner) claimTTL() time.Duration {
+	if p.ClaimTTL > 0 {
+		return p.ClaimTTL
+	}
+	return DefaultClaimTTL
+}
+
+func (p *Provisioner) now() time.Time {
+	if p.Now != nil {
+		return p.Now()
+	}
+	return time.Now()
+}
+
+func (p *Provisioner) log() *slog.Logger {
+	if p.Logger != nil {
+		return p.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func nullableChoice(v int) any {
+	if v == 0 {
+		return nil
+	}
+	return v
+}
+
+func nullableTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UTC()
+}
+
+func sameMinute(a, b time.Time) bool {
+	if a.IsZero() || b.IsZero() {
+		return a.IsZero() == b.IsZero()
+	}
+	d := a.Sub(b)
+	return d < time.Minute && d > -time.Minute
+}
+
+// LCLTriggers are the events that wake the provisioner: a change log created, or changed in a way that
+// asks for provisioning (status set back to Awaiting, a new quantity, date, type or subscription).
+func LCLTriggers() []Trigger {
+	writeBack := []string{"csp_provisioningstatus", "csp_provisioningmessage", "csp_systemmessage", "csp_attemptid", "csp_claimexpireson",
+		"csp_attempts", "csp_provisionedon", "csp_pcorderid", "csp_pccartid", "csp_pcsubscriptionid", "csp_heldreason", "csp_nextattempton"}
+	return []Trigger{
+		{Table: schema.TableLicenseChangeLog, Message: "Create", WriteBack: writeBack},
+		{Table: schema.TableLicenseChangeLog, Message: "Update", WriteBack: writeBack,
+			Columns: []string{"csp_provisioningstatus", "csp_quantity", "csp_effectivedate", "csp_changetype", "csp_subscription"}},
+	}
+}
