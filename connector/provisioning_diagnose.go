@@ -1,0 +1,203 @@
+package connector
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/cspconnector/csp-connector/dataverse"
+	"github.com/cspconnector/csp-connector/dataverse/schema"
+	"github.com/cspconnector/csp-connector/mapping"
+)
+
+// LCLState is an LCL as people see it on the form.
+type LCLState struct {
+	ID             dataverse.GUID `json:"id"`
+	Name           string         `json:"name"`
+	ChangeType     string         `json:"changeType"`
+	Quantity       *int           `json:"quantity,omitempty"`
+	EffectiveDate  time.Time      `json:"effectiveDate,omitzero"`
+	CreatedOn      time.Time      `json:"createdOn,omitzero"`
+	Status         string         `json:"status"`
+	Held           string         `json:"held,omitempty"`
+	NextAttemptOn  time.Time      `json:"nextAttemptOn,omitzero"`
+	Message        string         `json:"message,omitempty"`
+	SystemMessage  string         `json:"systemMessage,omitempty"`
+	Attempts       int            `json:"attempts"`
+	AttemptID      string         `json:"attemptId,omitempty"`
+	ClaimExpiresOn time.Time      `json:"claimExpiresOn,omitzero"`
+	PCCartID       string         `json:"cartId,omitempty"`
+	PCOrderID      string         `json:"orderId,omitempty"`
+	ProvisionedOn  time.Time      `json:"provisionedOn,omitzero"`
+}
+
+func lclState(l schema.LicenseChangeLog) LCLState {
+	st := LCLState{ID: l.ID, Name: l.Name, ChangeType: schema.OptionLabel(schema.TableLicenseChangeLog, "csp_changetype", int(l.ChangeType)),
+		Quantity: l.Quantity, EffectiveDate: l.EffectiveDate, CreatedOn: l.CreatedOn, Status: mapping.ProvisioningLabel(l.ProvisioningStatus),
+		Held: mapping.HeldLabel(l.HeldReason), NextAttemptOn: l.NextAttemptOn, Message: l.ProvisioningMessage, SystemMessage: l.SystemMessage,
+		Attempts: l.Attempts, AttemptID: l.AttemptID, ClaimExpiresOn: l.ClaimExpiresOn, PCCartID: l.PCCartID, PCOrderID: l.PCOrderID, ProvisionedOn: l.ProvisionedOn}
+	if l.State != schema.StateActive {
+		st.Status += " (archived)"
+	}
+	return st
+}
+
+// PartnerCenterView is Partner Center's copy of a subscription, as the decision saw it.
+type PartnerCenterView struct {
+	SubscriptionID      string     `json:"subscriptionId"`
+	Status              string     `json:"status"`
+	Quantity            int        `json:"quantity"`
+	RefundableNow       int        `json:"refundableNow"`
+	CancellableUntil    *time.Time `json:"cancellableUntil,omitempty"`
+	CommitmentEndDate   *time.Time `json:"commitmentEndDate,omitempty"`
+	ReadError           string     `json:"readError,omitempty"`
+	ReadErrorSystemText string     `json:"readErrorDetail,omitempty"`
+}
+
+// Diagnosis is `connector diagnose lcl`: the row, every check of the decision with its result, Partner
+// Center's view, and what the connector would do now. Nothing is changed to make it.
+type Diagnosis struct {
+	LCL           LCLState           `json:"lcl"`
+	Decision      mapping.Decision   `json:"decision"`
+	PartnerCenter *PartnerCenterView `json:"partnerCenter,omitempty"`
+	Next          string             `json:"next"`
+}
+
+// Diagnose walks the provisioning decision for one LCL without changing anything: the same reads and the
+// same rules as a run, and Partner Center's subscription read (a GET) when the rules before it pass.
+func (p *Provisioner) Diagnose(ctx context.Context, id dataverse.GUID) (Diagnosis, error) {
+	f, err := p.load(ctx, id)
+	if err != nil {
+		return Diagnosis{}, fmt.Errorf("diagnose %s: %w", id, err)
+	}
+	now := p.now()
+	dg := Diagnosis{LCL: lclState(f.LCL)}
+	if f.LCL.ProvisioningStatus == schema.ProvisioningInProgress && now.Before(f.LCL.ClaimExpiresOn) {
+		dg.Decision = mapping.Decide(f, now)
+		dg.Next = fmt.Sprintf("Attempt %s is making this change now (its claim runs until %s). If no replica is running it, the sweep resumes it after that.", f.LCL.AttemptID, mapping.FormatTime(f.LCL.ClaimExpiresOn))
+		return dg, nil
+	}
+	d := mapping.Decide(f, now)
+	if d.Verdict == mapping.Proceed && f.LCL.ChangeType != schema.ChangePurchase {
+		pc, err := p.PC.Subscription(ctx, f.ProviderAccount.TenantID, f.Subscription.PCSubscriptionID)
+		if err != nil {
+			d = mapping.Failure(d, f, err, now)
+			dg.PartnerCenter = &PartnerCenterView{SubscriptionID: f.Subscription.PCSubscriptionID, ReadError: d.Message, ReadErrorSystemText: d.System}
+		} else {
+			dg.PartnerCenter = &PartnerCenterView{SubscriptionID: pc.ID, Status: string(pc.Status), Quantity: pc.Quantity, RefundableNow: pc.Refundable(now),
+				CancellableUntil: pc.CancellationAllowedUntilDate, CommitmentEndDate: pc.CommitmentEndDate}
+			d = mapping.CheckPartnerCenter(d, f, pc, now)
+		}
+	}
+	dg.Decision = d
+	dg.Next = nextStep(f, d, dg.PartnerCenter)
+	return dg, nil
+}
+
+// nextStep says what a run would do now.
+func nextStep(f mapping.LCLFacts, d mapping.Decision, pc *PartnerCenterView) string {
+	switch d.Verdict {
+	case mapping.Proceed:
+		if f.LCL.ChangeType == schema.ChangePurchase {
+			if f.LCL.PCCartID != "" || f.LCL.PCOrderID != "" {
+				return "The connector would resume the purchase: it looks up the recorded cart or order before buying anything."
+			}
+			return "The connector would claim the change and buy it through a Partner Center cart."
+		}
+		if pc != nil && f.LCL.ChangeType == schema.ChangeQuantity && pc.Quantity == *f.LCL.Quantity {
+			return fmt.Sprintf("Partner Center already has %d seats: the connector would mark the change Provisioned without calling Partner Center again.", pc.Quantity)
+		}
+		return "Nothing stops it: the connector would claim the change and push it to Partner Center now."
+	case mapping.Hold:
+		next := "when what holds it clears"
+		if !d.NextAttempt.IsZero() {
+			next = "at " + mapping.FormatTime(d.NextAttempt)
+		}
+		return fmt.Sprintf("It stays Awaiting Provisioning (%s); the connector looks again %s.", d.HeldLabel, next)
+	case mapping.Fail:
+		return "It would be set to Failed Provisioning: a person must act on the message, then set it back to Awaiting Provisioning."
+	case mapping.NotApplicable:
+		return "It would be set to Not Applicable: nothing is pushed."
+	}
+	return "Nothing: " + d.Message
+}
+
+// SubscriptionDiagnosis is `connector diagnose subscription`: the subscription and its changes oldest
+// first, each with its state and what blocks it.
+type SubscriptionDiagnosis struct {
+	ID               dataverse.GUID    `json:"id"`
+	Name             string            `json:"name"`
+	PCSubscriptionID string            `json:"pcSubscriptionId,omitempty"`
+	Quantity         int               `json:"quantity"`
+	Status           string            `json:"status"`
+	Changes          []SubscriptionLCL `json:"changes"`
+}
+
+// SubscriptionLCL is one change of a subscription in the diagnosis.
+type SubscriptionLCL struct {
+	LCLState
+	// Blocker is what holds or fails a pending change, from the rules that need no Partner Center call.
+	Blocker string `json:"blocker,omitempty"`
+}
+
+// DiagnoseSubscription lists a subscription's changes oldest first with their state and blockers.
+func (p *Provisioner) DiagnoseSubscription(ctx context.Context, id dataverse.GUID) (SubscriptionDiagnosis, error) {
+	r, err := p.DV.Get(ctx, schema.SetSubscriptions, id, &dataverse.GetOptions{Select: dataverse.Columns[schema.Subscription]()})
+	if err != nil {
+		return SubscriptionDiagnosis{}, fmt.Errorf("diagnose subscription %s: %w", id, err)
+	}
+	var sub schema.Subscription
+	if err := dataverse.Unmarshal(r, &sub); err != nil {
+		return SubscriptionDiagnosis{}, err
+	}
+	out := SubscriptionDiagnosis{ID: sub.ID, Name: sub.Name, PCSubscriptionID: sub.PCSubscriptionID, Quantity: sub.Quantity, Status: subscriptionStatus(sub)}
+	var all []schema.LicenseChangeLog
+	for r, err := range p.DV.List(ctx, schema.SetLicenseChangeLogs, &dataverse.Query{Select: dataverse.Columns[schema.LicenseChangeLog](),
+		Filter: dataverse.LookupEq("csp_subscription", id)}) {
+		if err != nil {
+			return out, fmt.Errorf("diagnose subscription %s: list its changes: %w", id, err)
+		}
+		var l schema.LicenseChangeLog
+		if err := dataverse.Unmarshal(r, &l); err != nil {
+			return out, err
+		}
+		all = append(all, l)
+	}
+	slices.SortFunc(all, func(a, b schema.LicenseChangeLog) int {
+		if mapping.Before(a, b) {
+			return -1
+		}
+		return 1
+	})
+	now := p.now()
+	for _, l := range all {
+		line := SubscriptionLCL{LCLState: lclState(l)}
+		pending := l.State == schema.StateActive && (l.ProvisioningStatus == schema.ProvisioningAwaiting || l.ProvisioningStatus == schema.ProvisioningFailed)
+		if pending && l.ProvisioningStatus == schema.ProvisioningAwaiting {
+			f, err := p.load(ctx, l.ID)
+			if err != nil {
+				return out, err
+			}
+			if d := mapping.Decide(f, now); d.Verdict != mapping.Proceed {
+				line.Blocker = d.Message
+			} else {
+				line.Blocker = "nothing: it is pushed on its next run"
+			}
+		} else if pending {
+			line.Blocker = "failed: a person must fix it and set it back to Awaiting Provisioning, or archive it; later changes wait for it"
+		}
+		out.Changes = append(out.Changes, line)
+	}
+	return out, nil
+}
+
+func subscriptionStatus(s schema.Subscription) string {
+	switch {
+	case s.State != schema.StateActive:
+		return "Inactive"
+	case s.Status == schema.SubscriptionSuspended:
+		return "Suspended"
+	}
+	return "Active"
+}
