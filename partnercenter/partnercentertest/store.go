@@ -188,6 +188,31 @@ func (s *Server) AddCustomer(c Customer) error {
 	return nil
 }
 
+// AddSubscription adds a subscription to an existing customer, as if it had been bought at sub.CreatedOn.
+func (s *Server) AddSubscription(tenantID string, sc Subscription) error {
+	sub, err := s.seedSubscription(sc, s.now())
+	if err != nil {
+		return fmt.Errorf("partnercentertest: subscription: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.customers[normalizeID(tenantID)]
+	switch {
+	case c == nil:
+		return fmt.Errorf("partnercentertest: no customer %s", tenantID)
+	case c.subs[sub.id] != nil:
+		return fmt.Errorf("partnercentertest: subscription %s already exists", sub.id)
+	case sub.parentID != "" && c.subs[sub.parentID] == nil:
+		return fmt.Errorf("partnercentertest: subscription %s: parent subscription %s is not one of the customer's", sub.id, sub.parentID)
+	case s.opts.SandboxCaps && c.activeSubscriptions() >= sandboxMaxSubs:
+		return fmt.Errorf("partnercentertest: subscription %s: the sandbox limit of %d subscriptions per customer has been met (Partner Center code %d)", sub.id, sandboxMaxSubs, CodeSandboxSubscriptions)
+	}
+	sub.customer = c
+	c.subs[sub.id] = sub
+	c.subOrder = append(c.subOrder, sub)
+	return nil
+}
+
 func (s *Server) buildCustomer(c Customer, now time.Time) (*customer, error) {
 	id := c.TenantID
 	if id == "" {

@@ -278,3 +278,17 @@ func TestAsyncSubscriptionUpdate(t *testing.T) {
 	res = patch(app, cust, "base", map[string]any{"quantity": 15})
 	assert.Equal(t, http.StatusOK, res.status, "only the next n updates are asynchronous")
 }
+
+func TestAddSubscriptionToExistingCustomer(t *testing.T) {
+	t.Parallel()
+	srv := partnercentertest.New(partnercentertest.Options{AuthOptional: true})
+	t.Cleanup(srv.Close)
+	tenant := "11111111-2222-3333-4444-555555555555"
+	require.NoError(t, srv.AddCustomer(partnercentertest.Customer{TenantID: tenant, CompanyName: "Contoso"}))
+	require.NoError(t, srv.AddSubscription(tenant, partnercentertest.Subscription{ID: "aaaaaaaa-0000-4000-8000-000000000001", OfferID: "CFQ7TTC0LCHC:0002:CFQ7TTC0N8SS", Quantity: 3}))
+	got, ok := srv.Subscription(tenant, "aaaaaaaa-0000-4000-8000-000000000001")
+	require.True(t, ok)
+	assert.Equal(t, 3, got.Quantity)
+	assert.Error(t, srv.AddSubscription(tenant, partnercentertest.Subscription{ID: "aaaaaaaa-0000-4000-8000-000000000001", OfferID: "CFQ7TTC0LCHC:0002:CFQ7TTC0N8SS", Quantity: 3}), "twice")
+	assert.Error(t, srv.AddSubscription("99999999-2222-3333-4444-555555555555", partnercentertest.Subscription{OfferID: "CFQ7TTC0LCHC:0002:CFQ7TTC0N8SS", Quantity: 1}), "no such customer")
+}
