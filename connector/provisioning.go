@@ -1,6 +1,7 @@
 package connector
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -43,8 +44,11 @@ type Provisioner struct {
 	// Notify tells people about changes they must make themselves (Manual providers); nil: no notices.
 	Notify   func(ctx context.Context, n Notice) error
 	ClaimTTL time.Duration
-	Now      func() time.Time
-	Logger   *slog.Logger
+	// CallTimeout bounds each Partner Center call, its retries included (default 60 s). A Retry-After
+	// longer than that is not slept through in a worker: the change is held and retried when it says.
+	CallTimeout time.Duration
+	Now         func() time.Time
+	Logger      *slog.Logger
 
 	faults provisionFaults
 }
@@ -109,7 +113,9 @@ func (p *Provisioner) once(ctx context.Context, id dataverse.GUID, owned string)
 	}
 	d := mapping.Decide(f, now)
 	if d.Verdict == mapping.Proceed && l.ChangeType != schema.ChangePurchase {
-		pc, err := p.PC.Subscription(ctx, f.ProviderAccount.TenantID, f.Subscription.PCSubscriptionID)
+		callCtx, cancel := p.callContext(ctx)
+		pc, err := p.PC.Subscription(callCtx, f.ProviderAccount.TenantID, f.Subscription.PCSubscriptionID)
+		cancel()
 		if err != nil {
 			d = mapping.Failure(d, f, err, now)
 		} else {
@@ -133,6 +139,9 @@ func (p *Provisioner) once(ctx context.Context, id dataverse.GUID, owned string)
 // guarded by its ETag, unless the row already says exactly that; it also releases a claim the row held.
 func (p *Provisioner) settle(ctx context.Context, f mapping.LCLFacts, d mapping.Decision, etag dataverse.ETag) (bool, error) {
 	l := f.LCL
+	if d.InLine && l.ProvisioningStatus == schema.ProvisioningAwaiting && l.HeldReason == 0 {
+		return false, nil // next in line: the change before it wakes it, no need to say so on the row
+	}
 	status := map[mapping.Verdict]schema.ProvisioningStatus{mapping.NotApplicable: schema.ProvisioningNotApplicable,
 		mapping.Hold: schema.ProvisioningAwaiting, mapping.Fail: schema.ProvisioningFailed}[d.Verdict]
 	next := d.NextAttempt
@@ -326,11 +335,18 @@ func (p *Provisioner) update(ctx context.Context, c *claimed, pc partnercenter.S
 		return res, nil
 	}
 	for try := 0; ; try++ {
-		callCtx := partnercenter.WithRequestID(ctx, requestID(c.attempt, fmt.Sprintf("update-%d", try)))
+		// The id names the change (from what, to what), not only the attempt: a pass that reads the row
+		// again after an admin's edit keeps the attempt, and must not get the first target's stored answer.
+		call := fmt.Sprintf("update-%d:%d/%s→%d/%s", try, before.Quantity, strings.ToLower(string(before.Status)), want.Quantity, strings.ToLower(string(want.Status)))
+		callCtx := partnercenter.WithRequestID(ctx, requestID(c.attempt, call))
+		callCtx, cancel := p.callContext(callCtx)
 		got, err := p.PC.UpdateSubscription(callCtx, tenant, want)
+		cancel()
 		if partnercenter.IsETagInvalid(err) && try < 2 {
 			// Partner Center's copy changed since it was read: read it again and apply the same target.
-			fresh, rerr := p.PC.Subscription(ctx, tenant, want.ID)
+			readCtx, cancel := p.callContext(ctx)
+			fresh, rerr := p.PC.Subscription(readCtx, tenant, want.ID)
+			cancel()
 			if rerr != nil {
 				return result{}, rerr
 			}
@@ -397,7 +413,12 @@ func (p *Provisioner) purchase(ctx context.Context, c *claimed) (result, error) 
 		if c.f.Parent != nil {
 			line.ProvisioningContext = map[string]string{"parentSubscriptionId": c.f.Parent.PCSubscriptionID}
 		}
-		cart, err := p.PC.CreateCart(partnercenter.WithRequestID(ctx, requestID(c.attempt, "cart")), tenant, partnercenter.Cart{LineItems: []partnercenter.CartLineItem{line}})
+		// The id names the line, not only the attempt: a pass that reads the row again after an admin changed
+		// the quantity keeps the attempt, and must not get the first cart back.
+		call := fmt.Sprintf("cart:%s:%d:%s:%s", sub.OfferID, quantity, sub.BillingCycle, sub.TermDuration)
+		cartCtx, cancel := p.callContext(partnercenter.WithRequestID(ctx, requestID(c.attempt, call)))
+		cart, err := p.PC.CreateCart(cartCtx, tenant, partnercenter.Cart{LineItems: []partnercenter.CartLineItem{line}})
+		cancel()
 		if err != nil {
 			return result{}, err
 		}
@@ -406,7 +427,9 @@ func (p *Provisioner) purchase(ctx context.Context, c *claimed) (result, error) 
 		}
 		cartID = cart.ID
 	}
-	checkout, err := p.PC.Checkout(partnercenter.WithRequestID(ctx, requestID(cartID, "checkout")), tenant, cartID)
+	checkoutCtx, cancel := p.callContext(partnercenter.WithRequestID(ctx, requestID(cartID, "checkout")))
+	checkout, err := p.PC.Checkout(checkoutCtx, tenant, cartID)
+	cancel()
 	if partnercenter.ErrorCode(err) == partnercenter.CodeCartAlreadySubmitted {
 		// The cart was bought by an attempt that did not live to record the order: find that order.
 		orderID, ferr := p.findOrder(ctx, tenant, cartID, sub.OfferID, quantity)
@@ -434,7 +457,9 @@ func (p *Provisioner) purchase(ctx context.Context, c *claimed) (result, error) 
 
 // purchased completes a purchase whose order is known.
 func (p *Provisioner) purchased(ctx context.Context, c *claimed, orderID string) (result, error) {
-	ord, err := p.PC.Order(ctx, c.f.ProviderAccount.TenantID, orderID)
+	callCtx, cancel := p.callContext(ctx)
+	ord, err := p.PC.Order(callCtx, c.f.ProviderAccount.TenantID, orderID)
+	cancel()
 	if err != nil {
 		return result{}, err
 	}
@@ -451,10 +476,13 @@ func purchaseResult(ord partnercenter.Order, sub *schema.Subscription, quantity 
 	for _, li := range ord.LineItems {
 		if strings.EqualFold(li.OfferID, sub.OfferID) || len(ord.LineItems) == 1 {
 			res.subscriptionID = li.SubscriptionID
+			if li.Quantity > 0 {
+				res.quantity = li.Quantity // what was bought: the row may have asked for another quantity since
+			}
 			break
 		}
 	}
-	res.message = fmt.Sprintf("Bought %d seat(s) in Partner Center: order %s", quantity, ord.ID)
+	res.message = fmt.Sprintf("Bought %d seat(s) in Partner Center: order %s", res.quantity, ord.ID)
 	if res.subscriptionID != "" {
 		res.message += ", subscription " + res.subscriptionID
 	}
@@ -465,6 +493,8 @@ func purchaseResult(ord partnercenter.Order, sub *schema.Subscription, quantity 
 // findOrder looks for the order a checked-out cart produced: created after the cart, for this offer and
 // quantity. It returns "" unless exactly one order matches.
 func (p *Provisioner) findOrder(ctx context.Context, tenant, cartID, offerID string, quantity int) (string, error) {
+	ctx, cancel := p.callContext(ctx)
+	defer cancel()
 	cart, err := p.PC.Cart(ctx, tenant, cartID)
 	if err != nil {
 		return "", err
@@ -707,6 +737,11 @@ func (p *Provisioner) load(ctx context.Context, id dataverse.GUID) (mapping.LCLF
 		f.Pending = append(f.Pending, o)
 	}
 	return f, nil
+}
+
+// callContext bounds one Partner Center call (CallTimeout).
+func (p *Provisioner) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, cmp.Or(p.CallTimeout, 60*time.Second))
 }
 
 func (p *Provisioner) claimTTL() time.Duration {

@@ -164,12 +164,7 @@ func (p *Provisioner) DiagnoseSubscription(ctx context.Context, id dataverse.GUI
 		}
 		all = append(all, l)
 	}
-	slices.SortFunc(all, func(a, b schema.LicenseChangeLog) int {
-		if mapping.Before(a, b) {
-			return -1
-		}
-		return 1
-	})
+	slices.SortFunc(all, mapping.Compare)
 	now := p.now()
 	for _, l := range all {
 		line := SubscriptionLCL{LCLState: lclState(l)}

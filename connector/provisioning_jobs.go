@@ -54,12 +54,7 @@ func (p *Provisioner) Sweep(ctx context.Context) (int, error) {
 	for _, l := range first {
 		heads = append(heads, l)
 	}
-	slices.SortFunc(heads, func(a, b schema.LicenseChangeLog) int {
-		if mapping.Before(a, b) {
-			return -1
-		}
-		return 1
-	})
+	slices.SortFunc(heads, mapping.Compare)
 	for _, l := range heads {
 		ids = append(ids, l.ID)
 	}

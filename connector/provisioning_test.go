@@ -1,6 +1,9 @@
 package connector
 
 import (
+	"github.com/cspconnector/csp-connector/dataverse"
+	"github.com/cspconnector/csp-connector/partnercenter/partnercentertest"
+	"github.com/google/uuid"
 	"testing"
 	"time"
 
@@ -19,14 +22,20 @@ func TestProvisionQuantityChangeEndToEnd(t *testing.T) {
 	r.Clock.Advance(time.Second)
 	second := r.LCL(t, s.Row, schema.ChangeQuantity, 12, nil)
 
-	// The later change waits for the earlier one.
+	// The later change waits for the earlier one. The earlier one is next in line, and its success wakes
+	// this one: nothing is written meanwhile.
+	r.DVS.ResetRequests()
 	out, err := r.P.Provision(t.Context(), second)
 	require.NoError(t, err)
 	assert.Equal(t, mapping.Hold, out.Decision.Verdict, out.Decision.Message)
+	assert.True(t, out.Decision.InLine)
+	assert.False(t, out.Written)
+	for _, req := range r.DVS.Requests() {
+		assert.False(t, req.IsWrite(), "%s %s", req.Method, req.Path)
+	}
 	l := r.Read(t, second)
 	assert.Equal(t, schema.ProvisioningAwaiting, l.ProvisioningStatus)
-	assert.Equal(t, schema.HeldBlocked, l.HeldReason)
-	assert.Contains(t, l.ProvisioningMessage, "Waiting for the earlier change")
+	assert.Empty(t, l.ProvisioningMessage)
 
 	r.PCS.ResetRequests()
 	r.DVS.ResetRequests()
@@ -49,4 +58,117 @@ func TestProvisionQuantityChangeEndToEnd(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "Seats 15 → 12 in Partner Center.", out.Changed)
 	assert.Equal(t, 12, r.PCQuantity(t, s.PCID))
+}
+
+// TestProvisionOutcomesOnTheRow runs each row of DESIGN §5 through the provisioner on the simulators and
+// checks what lands on the LCL row: status, held reason and the message people read.
+func TestProvisionOutcomesOnTheRow(t *testing.T) {
+	t.Parallel()
+	type setup struct {
+		r   *provRig
+		lcl dataverse.GUID
+	}
+	tests := []struct {
+		name    string
+		opts    provOptions
+		arrange func(t *testing.T, r *provRig) dataverse.GUID
+		status  schema.ProvisioningStatus
+		held    schema.HeldReason
+		message []string
+		system  []string
+	}{
+		{name: "1 provider-originated", arrange: func(t *testing.T, r *provRig) dataverse.GUID {
+			s := r.Subscription(t, 10, time.Hour, nil)
+			return r.LCL(t, s.Row, schema.ChangeQuantity, 12, dataverse.Row{"csp_changesource": int(schema.SourceProvider)})
+		}, status: schema.ProvisioningNotApplicable, message: []string{"came from the provider itself"}},
+		{name: "2 do-nothing provider", opts: provOptions{ProviderType: schema.ProviderDoNothing}, arrange: func(t *testing.T, r *provRig) dataverse.GUID {
+			s := r.Subscription(t, 10, time.Hour, nil)
+			return r.LCL(t, s.Row, schema.ChangeQuantity, 12, nil)
+		}, status: schema.ProvisioningNotApplicable, message: []string{"Do Nothing provider"}},
+		{name: "3 manual provider", opts: provOptions{ProviderType: schema.ProviderManual}, arrange: func(t *testing.T, r *provRig) dataverse.GUID {
+			s := r.Subscription(t, 10, time.Hour, nil)
+			return r.LCL(t, s.Row, schema.ChangeQuantity, 12, dataverse.Row{"csp_previousquantity": 10})
+		}, status: schema.ProvisioningAwaiting, held: schema.HeldManual, message: []string{"Manual provider", "seats 10 → 12", "set Provisioning Status to Provisioned"}},
+		{name: "4 no provider account", arrange: func(t *testing.T, r *provRig) dataverse.GUID {
+			s := r.Subscription(t, 10, time.Hour, dataverse.Row{"csp_provideraccount@odata.bind": nil})
+			return r.LCL(t, s.Row, schema.ChangeQuantity, 12, nil)
+		}, status: schema.ProvisioningFailed, message: []string{"has no provider account"}},
+		{name: "4 tenant is not a customer", arrange: func(t *testing.T, r *provRig) dataverse.GUID {
+			other, err := r.DV.Create(t.Context(), schema.SetProviderAccounts, dataverse.Row{"csp_name": "Stranger", "csp_tenantid": uuid.NewString(),
+				"csp_provider@odata.bind": "/csp_providers(" + r.Provider.String() + ")"})
+			require.NoError(t, err)
+			s := r.Subscription(t, 10, time.Hour, dataverse.Row{"csp_provideraccount@odata.bind": "/csp_provideraccounts(" + other.String() + ")"})
+			return r.LCL(t, s.Row, schema.ChangeQuantity, 12, nil)
+		}, status: schema.ProvisioningFailed, message: []string{"is not a customer in Partner Center"}, system: []string{"HTTP 404", "MS-RequestId"}},
+		{name: "5 future effective date", arrange: func(t *testing.T, r *provRig) dataverse.GUID {
+			s := r.Subscription(t, 10, time.Hour, nil)
+			return r.LCL(t, s.Row, schema.ChangeQuantity, 12, dataverse.Row{"csp_effectivedate": r.Clock.Now().Add(72 * time.Hour)})
+		}, status: schema.ProvisioningAwaiting, held: schema.HeldScheduled, message: []string{"Scheduled for 24 Nov 2026 10:00 UTC"}},
+		{name: "6 add-on waiting for its parent", arrange: func(t *testing.T, r *provRig) dataverse.GUID {
+			parent := r.Subscription(t, 10, time.Hour, dataverse.Row{"csp_pcsubscriptionid": nil, "csp_name": "Parent plan"})
+			s := r.Subscription(t, 10, time.Hour, dataverse.Row{"csp_parentsubscription@odata.bind": "/csp_subscriptions(" + parent.Row.String() + ")"})
+			return r.LCL(t, s.Row, schema.ChangeQuantity, 12, nil)
+		}, status: schema.ProvisioningAwaiting, held: schema.HeldWaitingForParent, message: []string{"Waiting for the parent subscription Parent plan"}},
+		{name: "7 behind an earlier failed change", arrange: func(t *testing.T, r *provRig) dataverse.GUID {
+			s := r.Subscription(t, 10, time.Hour, nil)
+			r.LCL(t, s.Row, schema.ChangeQuantity, 11, dataverse.Row{"csp_name": "First", "csp_provisioningstatus": int(schema.ProvisioningFailed)})
+			r.Clock.Advance(time.Second)
+			return r.LCL(t, s.Row, schema.ChangeQuantity, 12, nil)
+		}, status: schema.ProvisioningAwaiting, held: schema.HeldBlocked, message: []string{"Blocked by the earlier change “First”", "archive it"}},
+		{name: "8 suspended subscription", arrange: func(t *testing.T, r *provRig) dataverse.GUID {
+			s := r.Subscription(t, 10, time.Hour, dataverse.Row{"statuscode": schema.SubscriptionSuspended})
+			return r.LCL(t, s.Row, schema.ChangeQuantity, 12, nil)
+		}, status: schema.ProvisioningFailed, message: []string{"is suspended", "reactivate it first"}},
+		{name: "9 more seats removed than refundable", arrange: func(t *testing.T, r *provRig) dataverse.GUID {
+			s := r.Subscription(t, 10, 30*24*time.Hour, nil) // bought a month ago: past the 7-day refund window
+			return r.LCL(t, s.Row, schema.ChangeQuantity, 8, nil)
+		}, status: schema.ProvisioningFailed, message: []string{"allows no seat reduction now", "seats 10 → 8", "at renewal"}},
+		{name: "10 credentials refused", arrange: func(t *testing.T, r *provRig) dataverse.GUID {
+			s := r.Subscription(t, 10, time.Hour, nil)
+			r.PCS.Inject(partnercentertest.Fault{Status: 401, Code: 800001})
+			return r.LCL(t, s.Row, schema.ChangeQuantity, 12, nil)
+		}, status: schema.ProvisioningAwaiting, held: schema.HeldNotConnected, message: []string{"refused the connector's credentials (401)"}, system: []string{"800001"}},
+		{name: "11 throttled", arrange: func(t *testing.T, r *provRig) dataverse.GUID {
+			s := r.Subscription(t, 10, time.Hour, nil)
+			r.PCS.Inject(partnercentertest.Fault{Status: 429, RetryAfter: 5 * time.Minute})
+			return r.LCL(t, s.Row, schema.ChangeQuantity, 12, nil)
+		}, status: schema.ProvisioningAwaiting, held: schema.HeldRetrying, message: []string{"throttled", "tries again at 21 Nov 2026 10:05 UTC"}, system: []string{"HTTP 429"}},
+		{name: "12 sandbox cap", opts: provOptions{SandboxCaps: true}, arrange: func(t *testing.T, r *provRig) dataverse.GUID {
+			s := r.Subscription(t, 10, time.Hour, nil)
+			return r.LCL(t, s.Row, schema.ChangeQuantity, 30, nil)
+		}, status: schema.ProvisioningFailed, message: []string{"integration sandbox", "(25)"}, system: []string{"error 800067", "MS-CorrelationId", "Attempts: 1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := newProvRig(t, tt.opts)
+			id := tt.arrange(t, r)
+			_, err := r.P.Provision(t.Context(), id)
+			require.NoError(t, err)
+			l := r.Read(t, id)
+			assert.Equal(t, mapping.ProvisioningLabel(tt.status), mapping.ProvisioningLabel(l.ProvisioningStatus), l.ProvisioningMessage)
+			assert.Equal(t, tt.held, l.HeldReason)
+			for _, m := range tt.message {
+				assert.Contains(t, l.ProvisioningMessage, m)
+			}
+			for _, m := range tt.system {
+				assert.Contains(t, l.SystemMessage, m)
+			}
+			if tt.status == schema.ProvisioningAwaiting && tt.held != schema.HeldManual {
+				assert.False(t, l.NextAttemptOn.IsZero(), "a held change says when it is looked at again")
+			}
+
+			// A second run on an unchanged row writes nothing: no churn, no events.
+			r.DVS.ResetRequests()
+			r.PCS.ClearFaults()
+			if tt.held == schema.HeldRetrying || tt.held == schema.HeldNotConnected {
+				return // these try Partner Center again, which now answers
+			}
+			_, err = r.P.Provision(t.Context(), id)
+			require.NoError(t, err)
+			for _, req := range r.DVS.Requests() {
+				assert.False(t, req.IsWrite(), "%s %s", req.Method, req.Path)
+			}
+		})
+	}
 }

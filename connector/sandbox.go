@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/dataversetest"
@@ -53,10 +54,20 @@ type Sandbox struct {
 	Registration *dataverse.RegistrationPlan
 	// AdminID is a demonstration user ("Demo Admin"): writes made as this user (ClientAs) are a person's
 	// changes, which wake the connector; the connector's own writes do not.
-	AdminID               dataverse.GUID
+	AdminID dataverse.GUID
+	// DemoChanges are the demonstration License Change Logs by name (csp_name), one per provisioning
+	// outcome: the connector's first Provisioning Sweep brings each to the state Describe lists.
+	DemoChanges map[string]dataverse.GUID
+
+	demoChanges           []demoChange // DemoChanges in the order Describe lists them
 	listener              net.Listener
 	partnerCenterProvider dataverse.GUID
 	metrics               *Metrics
+}
+
+// demoChange is a demonstration License Change Log and the outcome the connector gives it.
+type demoChange struct {
+	name, outcome string
 }
 
 // StartSandbox starts the simulators, installs the schema through the real installer, and seeds
@@ -80,7 +91,7 @@ func StartSandbox(ctx context.Context, opts SandboxOptions) (*Sandbox, error) {
 	if err != nil {
 		return nil, err
 	}
-	sb := &Sandbox{Dataverse: dv, Seeded: map[string]int{}, metrics: NewMetrics()}
+	sb := &Sandbox{Dataverse: dv, Seeded: map[string]int{}, DemoChanges: map[string]dataverse.GUID{}, metrics: NewMetrics()}
 	cfg := Config{DataverseURL: dv.URL, DataverseAuth: AuthNone, DataverseMaxConcurrency: dataverse.DefaultMaxConcurrency, DataverseBatchSize: dataverse.DefaultBatchSize}
 	if sb.DataverseClient, err = NewDataverseClient(cfg, log, sb.metrics.Instrument("dataverse", dv.Client())); err != nil {
 		sb.Close()
@@ -94,7 +105,9 @@ func StartSandbox(ctx context.Context, opts SandboxOptions) (*Sandbox, error) {
 		sb.Close()
 		return nil, fmt.Errorf("sandbox: install schema: %w", err)
 	}
-	if sb.PartnerCenter, err = partnercentertest.NewServer(partnercentertest.Options{Addr: opts.PartnerCenterAddr, Now: now, AuthOptional: true}); err != nil {
+	// The integration sandbox's caps are on, as in a partner's test account: the demo shows the connector
+	// explaining them (and the demo data stays within them).
+	if sb.PartnerCenter, err = partnercentertest.NewServer(partnercentertest.Options{Addr: opts.PartnerCenterAddr, Now: now, AuthOptional: true, SandboxCaps: true}); err != nil {
 		sb.Close()
 		return nil, err
 	}
@@ -144,6 +157,9 @@ func (sb *Sandbox) startService(ctx context.Context, cfg Config, opts SandboxOpt
 	cfg.WebhookKey = hex.EncodeToString(key)
 	cfg.ServiceBusQueue = DefaultQueue
 	cfg.Workers, cfg.QueueLimit, cfg.ShutdownTimeout, cfg.Instance = 4, 1000, 10*time.Second, "sandbox"
+	// The demo admin gets the in-app notifications (a Manual provider's change, the weekly report): see
+	// the appnotifications table.
+	cfg.NotifyUsers, cfg.ReportAfter = []dataverse.GUID{sb.AdminID}, 24*time.Hour
 	reg, err := RegistrationFor(cfg, Triggers())
 	if err != nil {
 		return err
@@ -154,7 +170,8 @@ func (sb *Sandbox) startService(ctx context.Context, cfg Config, opts SandboxOpt
 	if err := sb.DataverseClient.ApplyRegistration(ctx, sb.Registration, nil); err != nil {
 		return fmt.Errorf("sandbox: register the events: %w", err)
 	}
-	sb.Service, err = NewService(cfg, ServiceOptions{Logger: log, Metrics: sb.metrics, DV: sb.DataverseClient, PC: sb.PartnerCenterClient, Listen: sb.listener, JobTick: 5 * time.Second})
+	sb.Service, err = NewService(cfg, ServiceOptions{Logger: log, Metrics: sb.metrics, DV: sb.DataverseClient, PC: sb.PartnerCenterClient, Listen: sb.listener,
+		JobTick: 5 * time.Second, Now: opts.Now})
 	return err
 }
 
@@ -173,23 +190,44 @@ func (sb *Sandbox) Close() {
 
 // Describe writes what the sandbox is and how to use it.
 func (sb *Sandbox) Describe(w io.Writer) {
+	self := "http://" + sb.listener.Addr().String()
+	env := fmt.Sprintf("DATAVERSE_URL=%s DATAVERSE_AUTH=none PARTNERCENTER_ENDPOINT=%s PARTNERCENTER_AUTH=none", sb.Dataverse.URL, sb.PartnerCenter.URL)
 	fmt.Fprintf(w, "CSP Connector sandbox: the connector on its built-in simulators (no Azure account needed).\n\n")
 	fmt.Fprintf(w, "  Dataverse simulator  %s   (Web API under %s)\n", sb.Dataverse.URL, dataverse.APIPath)
-	fmt.Fprintf(w, "  Partner Center       %s   (API under /v1; %d demo customers)\n", sb.PartnerCenter.URL, sb.PartnerCenter.Customers())
+	fmt.Fprintf(w, "  Partner Center       %s   (API under /v1; %d demo customers; integration sandbox caps: 25 seats per subscription, 5 subscriptions per customer)\n", sb.PartnerCenter.URL, sb.PartnerCenter.Customers())
 	fmt.Fprintf(w, "  Schema installed     %d change(s) through the real installer\n", len(sb.Install.Changes))
 	fmt.Fprintf(w, "  Demonstration rows  ")
 	for _, t := range []string{schema.TableProvider, schema.TableAccount, schema.TableProviderAccount, schema.TableAgreementTemplate, schema.TableAgreement, schema.TableSubscription, schema.TableLicenseChangeLog, schema.TableJob} {
 		fmt.Fprintf(w, " %s=%d", t, sb.Seeded[t])
 	}
-	fmt.Fprintf(w, "\n  Connector            %s   (webhook %s, /healthz, /readyz, /metrics)\n", "http://"+sb.listener.Addr().String(), WebhookPath)
+	fmt.Fprintf(w, "\n  Connector            %s   (webhook %s, /healthz, /readyz, /metrics)\n", self, WebhookPath)
 	fmt.Fprintf(w, "  Events registered    %d step(s) posting to the connector's webhook, as Dataverse does\n", len(Triggers()))
+	if len(sb.demoChanges) > 0 {
+		fmt.Fprintf(w, "\nLicense changes: the connector's Provisioning Sweep pushes them at start; each ends as shown.\n")
+		width := 0
+		for _, c := range sb.demoChanges {
+			width = max(width, utf8.RuneCountInString(c.name))
+		}
+		for _, c := range sb.demoChanges {
+			fmt.Fprintf(w, "  %s  %-*s  → %s\n", sb.DemoChanges[c.name], width, c.name, c.outcome)
+		}
+		fmt.Fprintf(w, "  Why each is where it is, check by check:  connector diagnose lcl <id>\n")
+	}
 	fmt.Fprintf(w, "\nTry it:\n")
 	fmt.Fprintf(w, "  # ask Verify Connectivity for the Partner Center provider, as an admin would from its form:\n")
 	fmt.Fprintf(w, "  curl -s -X PATCH '%s%scsp_providers(%s)' -H 'MSCRMCallerID: %s' -H 'Content-Type: application/json' -H 'If-Match: *' -d \"{\\\"csp_verifyrequestedon\\\": \\\"$(date -u +%%FT%%TZ)\\\"}\"\n",
 		sb.Dataverse.URL, dataverse.APIPath, sb.partnerCenterProvider, sb.AdminID)
 	fmt.Fprintf(w, "  curl -s '%s%scsp_providers?$select=csp_name,csp_connectivitystatus,csp_connectivitymessage,csp_lastverifiedon'\n", sb.Dataverse.URL, dataverse.APIPath)
-	fmt.Fprintf(w, "  curl -s %s/readyz\n", "http://"+sb.listener.Addr().String())
-	fmt.Fprintf(w, "  curl -s '%s%scsp_licensechangelogs?$select=csp_name,csp_provisioningstatus' -H 'Prefer: odata.include-annotations=\"*\"'\n", sb.Dataverse.URL, dataverse.APIPath)
+	fmt.Fprintf(w, "  curl -s %s/readyz\n", self)
+	fmt.Fprintf(w, "  curl -s '%s%scsp_licensechangelogs?$select=csp_name,csp_provisioningstatus,csp_heldreason,csp_provisioningmessage' -H 'Prefer: odata.include-annotations=\"*\"'\n", sb.Dataverse.URL, dataverse.APIPath)
+	if addOn, ok := sb.DemoChanges[demoChangeAddOn]; ok {
+		fmt.Fprintf(w, "  %s go run ./cmd/connector diagnose lcl %s\n", env, addOn)
+	}
+	if parent, ok := sb.DemoChanges[demoChangeParentPurchase]; ok {
+		fmt.Fprintf(w, "  # buy Fabrikam's Business Premium now instead of next week; its waiting add-on is bought right after:\n")
+		fmt.Fprintf(w, "  curl -s -X PATCH '%s%scsp_licensechangelogs(%s)' -H 'MSCRMCallerID: %s' -H 'Content-Type: application/json' -H 'If-Match: *' -d \"{\\\"csp_effectivedate\\\": \\\"$(date -u +%%FT%%TZ)\\\"}\"\n",
+			sb.Dataverse.URL, dataverse.APIPath, parent, sb.AdminID)
+	}
 	fmt.Fprintf(w, "  DATAVERSE_URL=%s DATAVERSE_AUTH=none go run ./cmd/connector dataverse install --dry-run\n", sb.Dataverse.URL)
 	fmt.Fprintf(w, "  PARTNERCENTER_ENDPOINT=%s PARTNERCENTER_AUTH=none go run ./cmd/connector pc customers\n", sb.PartnerCenter.URL)
 	fmt.Fprintf(w, "  PARTNERCENTER_ENDPOINT=%s PARTNERCENTER_AUTH=none go run ./cmd/connector pc subscriptions %s\n", sb.PartnerCenter.URL, demoContosoTenant)
@@ -220,21 +258,21 @@ func (sb *Sandbox) seed(ctx context.Context, now time.Time) error {
 		Name: "Microsoft Partner Center", Type: schema.ProviderAutomatic, PartnerModel: schema.PartnerDirectBill,
 		AutoMatch: true, ConnectivityStatus: schema.ConnectivityNotVerified,
 	}))
-	must(create(schema.TableProvider, schema.SetProviders, schema.Provider{
+	manual := must(create(schema.TableProvider, schema.SetProviders, schema.Provider{
 		Name: "Distributor portal (manual)", Type: schema.ProviderManual, PartnerModel: schema.PartnerIndirectReseller,
 		ConnectivityStatus: schema.ConnectivityNotVerified,
 	}))
 	sb.partnerCenterProvider = pc
 	contoso := must(create(schema.TableAccount, schema.SetAccounts, schema.Account{Name: "Contoso Ltd", Website: "https://www.contoso.com", Email: "billing@contoso.com"}))
 	fabrikam := must(create(schema.TableAccount, schema.SetAccounts, schema.Account{Name: "Fabrikam, Inc.", Website: "https://fabrikam.com"}))
-	must(create(schema.TableAccount, schema.SetAccounts, schema.Account{Name: "Northwind Traders", Email: "accounts@northwindtraders.com"}))
+	northwind := must(create(schema.TableAccount, schema.SetAccounts, schema.Account{Name: "Northwind Traders", Email: "accounts@northwindtraders.com"}))
 
 	contosoPA := must(create(schema.TableProviderAccount, schema.SetProviderAccounts, schema.ProviderAccount{
 		Name: "Contoso Ltd", Provider: dataverse.Ref{ID: pc}, TenantID: demoContosoTenant, Domain: "contoso.onmicrosoft.com",
 		CompanyName: "Contoso Ltd", Relationship: "Reseller", Account: dataverse.Ref{ID: contoso}, MappingStatus: schema.MappingMapped,
 		MappingMessage: "Mapped by a person.", LastSyncedOn: now,
 	}))
-	must(create(schema.TableProviderAccount, schema.SetProviderAccounts, schema.ProviderAccount{
+	fabrikamPA := must(create(schema.TableProviderAccount, schema.SetProviderAccounts, schema.ProviderAccount{
 		Name: "Fabrikam", Provider: dataverse.Ref{ID: pc}, TenantID: demoFabrikamTenant, Domain: "fabrikam.com",
 		CompanyName: "Fabrikam Inc", Relationship: "Reseller", Account: dataverse.Ref{ID: fabrikam}, MappingStatus: schema.MappingAutoMapped,
 		MappingMessage: "Mapped automatically: the customer's domain fabrikam.com is the account's website.", LastSyncedOn: now,
@@ -256,49 +294,120 @@ func (sb *Sandbox) seed(ctx context.Context, now time.Time) error {
 		_, err := c.Update(ctx, schema.SetAgreements, agreement, dataverse.Row{"statuscode": schema.AgreementPending}, nil)
 		errs = append(errs, err)
 	}
-	sub := must(create(schema.TableSubscription, schema.SetSubscriptions, schema.Subscription{
+	northwindPA := must(create(schema.TableProviderAccount, schema.SetProviderAccounts, schema.ProviderAccount{
+		Name: "Northwind Traders (distributor)", Provider: dataverse.Ref{ID: manual}, TenantID: demoNorthwindTenant, Domain: "northwindtraders.com",
+		CompanyName: "Northwind Traders", Relationship: "Indirect reseller", Account: dataverse.Ref{ID: northwind}, MappingStatus: schema.MappingMapped,
+		MappingMessage: "Mapped by a person.",
+	}))
+
+	// Subscriptions, each with the changes that show one provisioning outcome (DESIGN §5).
+	subscription := func(s schema.Subscription) dataverse.GUID {
+		return must(create(schema.TableSubscription, schema.SetSubscriptions, s))
+	}
+	contosoPremium := subscription(schema.Subscription{
 		Name: "Microsoft 365 Business Premium", ProviderAccount: dataverse.Ref{ID: contosoPA}, Account: dataverse.Ref{ID: contoso},
-		Provider: dataverse.Ref{ID: pc}, PCSubscriptionID: demoContosoSubscription, OfferID: "CFQ7TTC0LCHC:0002:CFQ7TTC0N8SS",
+		Provider: dataverse.Ref{ID: pc}, PCSubscriptionID: demoContosoSubscription, OfferID: partnercentertest.CatalogBusinessPremium,
 		Quantity: 10, ReductionBehavior: schema.ReductionAllowedWithinWindow, ReductionWindowHrs: 168, ActualProvisionedOn: now.AddDate(0, 0, -30),
 		TermDuration: "P1Y", BillingCycle: "monthly", CommitmentEndDate: now.AddDate(0, 11, 0),
-	}))
-	twelve, fifteen := 12, 15
-	ten := 10
-	must(create(schema.TableLicenseChangeLog, schema.SetLicenseChangeLogs, schema.LicenseChangeLog{
-		Name: "Contoso: 10 → 12 seats", Subscription: dataverse.Ref{ID: sub}, ChangeType: schema.ChangeQuantity,
-		Quantity: &twelve, PreviousQuantity: &ten, EffectiveDate: now, ProvisioningStatus: schema.ProvisioningAwaiting, ChangeSource: schema.SourceDynamics,
-	}))
-	must(create(schema.TableLicenseChangeLog, schema.SetLicenseChangeLogs, schema.LicenseChangeLog{
-		Name: "Contoso: 12 → 15 seats next month", Subscription: dataverse.Ref{ID: sub}, ChangeType: schema.ChangeQuantity,
-		Quantity: &fifteen, PreviousQuantity: &twelve, EffectiveDate: now.AddDate(0, 1, 0), ProvisioningStatus: schema.ProvisioningAwaiting, ChangeSource: schema.SourceDynamics,
-	}))
+	})
+	contosoBasic := subscription(schema.Subscription{
+		Name: "Microsoft 365 Business Basic", ProviderAccount: dataverse.Ref{ID: contosoPA}, Account: dataverse.Ref{ID: contoso},
+		Provider: dataverse.Ref{ID: pc}, PCSubscriptionID: demoContosoBasicSubscription, OfferID: partnercentertest.CatalogBusinessBasic,
+		Quantity: 3, ReductionBehavior: schema.ReductionAllowedWithinWindow, ReductionWindowHrs: 168, ActualProvisionedOn: now.AddDate(0, 0, -2),
+		TermDuration: "P1M", BillingCycle: "monthly", CommitmentEndDate: now.AddDate(0, 1, -2),
+	})
+	fabrikamP1 := subscription(schema.Subscription{
+		Name: "Azure Active Directory Premium P1", ProviderAccount: dataverse.Ref{ID: fabrikamPA}, Account: dataverse.Ref{ID: fabrikam},
+		Provider: dataverse.Ref{ID: pc}, PCSubscriptionID: demoFabrikamP1Subscription, OfferID: partnercentertest.CatalogAADPremiumP1,
+		Quantity: 20, ReductionBehavior: schema.ReductionAllowedWithinWindow, ReductionWindowHrs: 168, ActualProvisionedOn: now.AddDate(0, 0, -30),
+		TermDuration: "P1Y", BillingCycle: "annual", CommitmentEndDate: now.AddDate(1, 0, -30),
+	})
+	// Not bought yet (no Partner Center id): its Purchase is due next week, and the add-on waits for it.
+	fabrikamPremium := subscription(schema.Subscription{
+		Name: "Microsoft 365 Business Premium", ProviderAccount: dataverse.Ref{ID: fabrikamPA}, Account: dataverse.Ref{ID: fabrikam},
+		Provider: dataverse.Ref{ID: pc}, OfferID: partnercentertest.CatalogBusinessPremium, TermDuration: "P1Y", BillingCycle: "monthly",
+	})
+	fabrikamStorage := subscription(schema.Subscription{
+		Name: "Office 365 Extra File Storage", ProviderAccount: dataverse.Ref{ID: fabrikamPA}, Account: dataverse.Ref{ID: fabrikam},
+		Provider: dataverse.Ref{ID: pc}, Parent: dataverse.Ref{ID: fabrikamPremium}, OfferID: partnercentertest.CatalogExtraStorage,
+		TermDuration: "P1Y", BillingCycle: "monthly",
+	})
+	northwindBC := subscription(schema.Subscription{
+		Name: "Dynamics 365 Business Central Essentials", ProviderAccount: dataverse.Ref{ID: northwindPA}, Account: dataverse.Ref{ID: northwind},
+		Provider: dataverse.Ref{ID: manual}, OfferID: "D365-BC-ESSENTIALS-P1Y", Quantity: 5, ActualProvisionedOn: now.AddDate(0, -2, 0),
+		TermDuration: "P1Y", BillingCycle: "monthly", CommitmentEndDate: now.AddDate(0, 10, 0),
+	})
+
+	change := func(name string, sub dataverse.GUID, typ schema.ChangeType, quantity, previous int, effective time.Time, outcome string) {
+		l := schema.LicenseChangeLog{Name: name, Subscription: dataverse.Ref{ID: sub}, ChangeType: typ, EffectiveDate: effective,
+			ProvisioningStatus: schema.ProvisioningAwaiting, ChangeSource: schema.SourceDynamics}
+		if quantity > 0 {
+			l.Quantity = &quantity
+		}
+		if previous > 0 {
+			l.PreviousQuantity = &previous
+		}
+		id := must(create(schema.TableLicenseChangeLog, schema.SetLicenseChangeLogs, l))
+		sb.DemoChanges[name] = id
+		sb.demoChanges = append(sb.demoChanges, demoChange{name: name, outcome: outcome})
+	}
+	change(demoChangeProvisioned, contosoPremium, schema.ChangeQuantity, 12, 10, now,
+		"Provisioned (seats 10 → 12 in Partner Center)")
+	change(demoChangeScheduled, contosoPremium, schema.ChangeQuantity, 15, 12, now.AddDate(0, 1, 0),
+		"Awaiting Provisioning, held Scheduled (pushed on its effective date)")
+	change(demoChangeParentPurchase, fabrikamPremium, schema.ChangePurchase, 10, 0, now.AddDate(0, 0, 7),
+		"Awaiting Provisioning, held Scheduled (bring its effective date forward to buy it now)")
+	change(demoChangeAddOn, fabrikamStorage, schema.ChangePurchase, 10, 0, now,
+		"Awaiting Provisioning, held Waiting for parent (bought right after it)")
+	change(demoChangeManual, northwindBC, schema.ChangeQuantity, 8, 5, now,
+		"Awaiting Provisioning, held Manual provider (a person makes it in the portal)")
+	change(demoChangeReduction, fabrikamP1, schema.ChangeQuantity, 15, 20, now,
+		"Failed Provisioning (the reduction window ended: reduce at renewal)")
+	change(demoChangeSandboxCap, contosoBasic, schema.ChangeQuantity, 30, 3, now,
+		"Failed Provisioning (the integration sandbox allows 25 seats at most)")
 	return errors.Join(errs...)
 }
 
 // Demonstration tenants and subscriptions, shared by both simulators so the rows and the provider agree.
 const (
-	demoContosoTenant        = "4c721420-72ad-4708-a0a7-371a2f7b0969"
-	demoFabrikamTenant       = "a1b2c3d4-0000-4000-8000-000000000002"
-	demoAdventureWorksTenant = "a1b2c3d4-0000-4000-8000-000000000003"
-	demoNorthwindTenant      = "a1b2c3d4-0000-4000-8000-000000000004"
-	demoContosoSubscription  = "a4c1340d-6911-4758-bba3-0c4c6007d161"
+	demoContosoTenant            = "4c721420-72ad-4708-a0a7-371a2f7b0969"
+	demoFabrikamTenant           = "a1b2c3d4-0000-4000-8000-000000000002"
+	demoAdventureWorksTenant     = "a1b2c3d4-0000-4000-8000-000000000003"
+	demoNorthwindTenant          = "a1b2c3d4-0000-4000-8000-000000000004"
+	demoContosoSubscription      = "a4c1340d-6911-4758-bba3-0c4c6007d161"
+	demoContosoBasicSubscription = "5b6f4b2e-7c1d-4e0a-9f3b-2d8e6a1c0b01"
+	demoFabrikamP1Subscription   = "c3e5a7f1-2b4d-4c6e-8a0b-1d3f5b7d9e03"
+)
+
+// Demonstration License Change Logs (csp_name), one per provisioning outcome.
+const (
+	demoChangeProvisioned    = "Contoso: 10 → 12 seats"
+	demoChangeScheduled      = "Contoso: 12 → 15 seats next month"
+	demoChangeParentPurchase = "Fabrikam: buy Business Premium next week"
+	demoChangeAddOn          = "Fabrikam: buy Extra File Storage (add-on)"
+	demoChangeManual         = "Northwind: Business Central 5 → 8 seats"
+	demoChangeReduction      = "Fabrikam: Azure AD Premium P1 20 → 15 seats"
+	demoChangeSandboxCap     = "Contoso: Business Basic 3 → 30 seats"
 )
 
 // seedPartnerCenter gives the Partner Center simulator customers in each situation the workflows meet:
 // agreement attested, accepted in the admin center, not accepted; subscriptions inside and outside their
-// refund window, an add-on, a suspended one.
+// refund window, a suspended one. It stays within the integration sandbox's caps (25 seats per
+// subscription, 5 subscriptions per customer) with room to spare: Fabrikam's add-on demo buys two more,
+// and tests add their own subscriptions to Contoso.
 func seedPartnerCenter(pc *partnercentertest.Server, now time.Time) error {
 	mca := "117a77b0-9360-443b-8795-c6dedc750cf9"
 	customers := []partnercentertest.Customer{
 		{TenantID: demoContosoTenant, CompanyName: "Contoso Ltd", Domain: "contoso.onmicrosoft.com", Country: "GB",
 			Subscriptions: []partnercentertest.Subscription{
-				{ID: demoContosoSubscription, OfferID: "CFQ7TTC0LCHC:0002:CFQ7TTC0N8SS", FriendlyName: "Microsoft 365 Business Premium", Quantity: 10, TermDuration: "P1Y", BillingCycle: "monthly", AutoRenew: true, CreatedOn: now.AddDate(0, 0, -30)},
-				{ID: "5b6f4b2e-7c1d-4e0a-9f3b-2d8e6a1c0b01", OfferID: "CFQ7TTC0LH18:0001:CFQ7TTC0K971", FriendlyName: "Microsoft 365 Business Basic", Quantity: 3, TermDuration: "P1M", BillingCycle: "monthly", CreatedOn: now.AddDate(0, 0, -2)},
+				{ID: demoContosoSubscription, OfferID: partnercentertest.CatalogBusinessPremium, FriendlyName: "Microsoft 365 Business Premium", Quantity: 10, TermDuration: "P1Y", BillingCycle: "monthly", AutoRenew: true, CreatedOn: now.AddDate(0, 0, -30)},
+				{ID: demoContosoBasicSubscription, OfferID: partnercentertest.CatalogBusinessBasic, FriendlyName: "Microsoft 365 Business Basic", Quantity: 3, TermDuration: "P1M", BillingCycle: "monthly", CreatedOn: now.AddDate(0, 0, -2)},
 			}},
 		{TenantID: demoFabrikamTenant, CompanyName: "Fabrikam Inc", Domain: "fabrikam.com", Country: "US",
 			Agreements: []partnercentertest.Agreement{{TemplateID: mca, Type: "MicrosoftCustomerAgreement", FirstName: "Ana", LastName: "Bowman", Email: "ana.bowman@fabrikam.com", DateAgreed: now.AddDate(0, -3, 0)}},
 			Subscriptions: []partnercentertest.Subscription{
-				{ID: "0e7b0a53-4a4d-4a55-8f7a-6c0c9a1d2b02", OfferID: "CFQ7TTC0LH18:0001:CFQ7TTC0K971", FriendlyName: "Microsoft 365 Business Basic", Quantity: 25, TermDuration: "P1Y", BillingCycle: "annual", Status: "suspended", CreatedOn: now.AddDate(0, -5, 0)},
+				{ID: "0e7b0a53-4a4d-4a55-8f7a-6c0c9a1d2b02", OfferID: partnercentertest.CatalogBusinessBasic, FriendlyName: "Microsoft 365 Business Basic", Quantity: 25, TermDuration: "P1Y", BillingCycle: "annual", Status: "suspended", CreatedOn: now.AddDate(0, -5, 0)},
+				{ID: demoFabrikamP1Subscription, OfferID: partnercentertest.CatalogAADPremiumP1, FriendlyName: "Azure Active Directory Premium P1", Quantity: 20, TermDuration: "P1Y", BillingCycle: "annual", AutoRenew: true, CreatedOn: now.AddDate(0, 0, -30)},
 			}},
 		{TenantID: demoAdventureWorksTenant, CompanyName: "Adventure Works Cycles", Domain: "adventure-works.com", Country: "US"},
 		{TenantID: demoNorthwindTenant, CompanyName: "Northwind Traders", Domain: "northwindtraders.com", Country: "DE", DirectSigned: true},

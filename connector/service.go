@@ -45,6 +45,8 @@ type Service struct {
 	// started is set once start has configured the gate (organization, own user, triggers); the webhook
 	// answers 503 before, so Dataverse retries instead of the event being judged by an empty gate.
 	started atomic.Bool
+	// submitting counts submitAll goroutines still handing rows to the queue.
+	submitting atomic.Int64
 }
 
 // ServiceOptions carry what the configuration does not: clients built elsewhere (the sandbox's, tests'),
@@ -132,7 +134,9 @@ func NewService(cfg Config, opts ServiceOptions) (*Service, error) {
 // the submissions wait, never the caller (whose worker the queue may need to drain).
 func (s *Service) submitAll(ctx context.Context, ids []dataverse.GUID) {
 	ctx = context.WithoutCancel(ctx)
+	s.submitting.Add(1)
 	go func() {
+		defer s.submitting.Add(-1)
 		for _, id := range ids {
 			if err := s.Queue.Submit(ctx, WorkItem{Key: WorkKey{Table: schema.TableLicenseChangeLog, ID: id}, Source: SourceSweep}); err != nil {
 				s.log.Warn("could not queue a license change; the sweep will find it", "lcl", id, "error", err)
@@ -140,6 +144,32 @@ func (s *Service) submitAll(ctx context.Context, ids []dataverse.GUID) {
 			}
 		}
 	}()
+}
+
+// Work runs fn with the work queue running, outside Run (for commands that run one job), then waits for
+// the work fn caused — rows a sweep submitted, changes a success woke — to finish before it returns.
+func (s *Service) Work(ctx context.Context, fn func(ctx context.Context) error) error {
+	qctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.Queue.Run(qctx, qctx)
+	}()
+	err := fn(ctx)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for s.Queue.Len() > 0 || s.submitting.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			stop()
+			<-done
+			return errors.Join(err, ctx.Err())
+		case <-tick.C:
+		}
+	}
+	stop()
+	<-done
+	return err
 }
 
 // Handler is the HTTP surface: the webhook intake (when a key is configured), health and metrics.

@@ -69,7 +69,10 @@ type Decision struct {
 	// NotConnected asks for the provider to be marked not connected (rule 10).
 	NotConnected bool `json:"notConnected,omitempty"`
 	// Notify asks for the people who handle changes to be told (a Manual provider's change).
-	Notify bool    `json:"notify,omitempty"`
+	Notify bool `json:"notify,omitempty"`
+	// InLine marks a change held only behind the one before it, which is about to run or running: its
+	// success wakes this one, so there is nothing worth writing on the row meanwhile.
+	InLine bool    `json:"inLine,omitempty"`
 	Checks []Check `json:"checks"`
 }
 
@@ -93,7 +96,7 @@ func (f LCLFacts) Earlier() []schema.LicenseChangeLog {
 			out = append(out, o)
 		}
 	}
-	slices.SortFunc(out, compareLCL)
+	slices.SortFunc(out, Compare)
 	return out
 }
 
@@ -105,15 +108,16 @@ func (f LCLFacts) Later() []schema.LicenseChangeLog {
 			out = append(out, o)
 		}
 	}
-	slices.SortFunc(out, compareLCL)
+	slices.SortFunc(out, Compare)
 	return out
 }
 
 // Before orders the changes of one subscription: by effective date (the creation time when there is none),
 // then creation time, then id. Quantities are absolute, so applying them in this order leaves the last one.
-func Before(a, b schema.LicenseChangeLog) bool { return compareLCL(a, b) < 0 }
+func Before(a, b schema.LicenseChangeLog) bool { return Compare(a, b) < 0 }
 
-func compareLCL(a, b schema.LicenseChangeLog) int {
+// Compare is Before as a comparison for slices.SortFunc.
+func Compare(a, b schema.LicenseChangeLog) int {
 	return cmp.Or(orderTime(a).Compare(orderTime(b)), a.CreatedOn.Compare(b.CreatedOn), strings.Compare(a.ID.String(), b.ID.String()))
 }
 
@@ -151,8 +155,10 @@ func Decide(f LCLFacts, now time.Time) Decision {
 	switch {
 	case l.State != schema.StateActive:
 		return w.stop(0, "Active", Skip, "The change is archived: it is not provisioned.")
+	case l.ProvisioningStatus == schema.ProvisioningProvisioned:
+		return w.stop(0, "Awaiting Provisioning", Skip, "The change is Provisioned: there is nothing left to push.")
 	case l.ProvisioningStatus != schema.ProvisioningAwaiting && l.ProvisioningStatus != schema.ProvisioningInProgress:
-		return w.stop(0, "Awaiting Provisioning", Skip, fmt.Sprintf("The change is %s: only changes Awaiting Provisioning are pushed. Set it back to Awaiting Provisioning to try again.", ProvisioningLabel(l.ProvisioningStatus)))
+		return w.stop(0, "Awaiting Provisioning", Skip, fmt.Sprintf("The change is %s: only changes Awaiting Provisioning are pushed. Set it back to Awaiting Provisioning to push it.", ProvisioningLabel(l.ProvisioningStatus)))
 	}
 	w.pass(0, "Awaiting Provisioning", "status %s", ProvisioningLabel(l.ProvisioningStatus))
 	if msg := validate(l); msg != "" {
@@ -170,9 +176,13 @@ func Decide(f LCLFacts, now time.Time) Decision {
 		case schema.ProviderDoNothing:
 			return w.stop(2, "Provider type", NotApplicable, fmt.Sprintf("%s is a Do Nothing provider: its changes are recorded only, never pushed.", name(f.Provider.Name, "The provider")))
 		case schema.ProviderManual:
+			when := ""
+			if l.EffectiveDate.After(now) {
+				when = " on or after " + FormatTime(l.EffectiveDate)
+			}
 			d := w.hold(3, "Provider type", schema.HeldManual, time.Time{}, fmt.Sprintf(
-				"%s is a Manual provider: make this change yourself in %s's portal (%s), then set Provisioning Status to Provisioned.",
-				name(f.Provider.Name, "The provider"), name(f.Provider.Name, "the provider"), describeRequest(l)))
+				"%s is a Manual provider: make this change (%s) yourself in the provider's portal%s, then set Provisioning Status to Provisioned.",
+				name(f.Provider.Name, "The provider"), describeRequest(l), when))
 			d.Notify = true
 			return d
 		}
@@ -215,8 +225,10 @@ func Decide(f LCLFacts, now time.Time) Decision {
 				"Blocked by the earlier change %s of this subscription, which failed: fix it and set it back to Awaiting Provisioning, or archive it (Status Reason: Archived) if it should not happen. This change follows it automatically.",
 				LCLName(e)))
 		}
-		return w.hold(7, "Earlier changes", schema.HeldBlocked, time.Time{}, fmt.Sprintf(
+		d := w.hold(7, "Earlier changes", schema.HeldBlocked, time.Time{}, fmt.Sprintf(
 			"Waiting for the earlier change %s (%s) of this subscription: this one follows it automatically.", LCLName(e), ProvisioningLabel(e.ProvisioningStatus)))
+		d.InLine = e.ProvisioningStatus == schema.ProvisioningInProgress || (e.HeldReason == 0 && !e.EffectiveDate.After(now))
+		return d
 	}
 	w.pass(7, "Earlier changes", "none pending")
 

@@ -56,7 +56,9 @@ func TestDecideRules(t *testing.T) {
 		{name: "nothing stops a due change", change: func(*mapping.LCLFacts) {}, verdict: mapping.Proceed, rule: 8},
 		{name: "archived", change: func(f *mapping.LCLFacts) { f.LCL.State = schema.StateInactive }, verdict: mapping.Skip, message: []string{"archived"}},
 		{name: "already provisioned", change: func(f *mapping.LCLFacts) { f.LCL.ProvisioningStatus = schema.ProvisioningProvisioned },
-			verdict: mapping.Skip, message: []string{"Provisioned", "Set it back to Awaiting Provisioning"}},
+			verdict: mapping.Skip, message: []string{"Provisioned", "nothing left to push"}},
+		{name: "failed", change: func(f *mapping.LCLFacts) { f.LCL.ProvisioningStatus = schema.ProvisioningFailed },
+			verdict: mapping.Skip, message: []string{"Failed Provisioning", "Set it back to Awaiting Provisioning"}},
 		{name: "no quantity", change: func(f *mapping.LCLFacts) { f.LCL.Quantity = nil }, verdict: mapping.Fail, message: []string{"New quantity is empty"}},
 		{name: "zero seats", change: func(f *mapping.LCLFacts) { f.LCL.Quantity = ptr(0) }, verdict: mapping.Fail, message: []string{"at least 1 seat", "Cancel change"}},
 		{name: "no change type", change: func(f *mapping.LCLFacts) { f.LCL.ChangeType = 0 }, verdict: mapping.Fail, message: []string{"Change type is empty"}},
@@ -65,7 +67,11 @@ func TestDecideRules(t *testing.T) {
 		{name: "2 do-nothing provider", change: func(f *mapping.LCLFacts) { f.Provider.Type = schema.ProviderDoNothing; f.Provider.Name = "Bundles" },
 			verdict: mapping.NotApplicable, rule: 2, message: []string{"Bundles is a Do Nothing provider"}},
 		{name: "3 manual provider", change: func(f *mapping.LCLFacts) { f.Provider.Type = schema.ProviderManual; f.Provider.Name = "Pax8" },
-			verdict: mapping.Hold, held: schema.HeldManual, rule: 3, message: []string{"Pax8 is a Manual provider", "Pax8's portal", "seats 10 → 15", "set Provisioning Status to Provisioned"}},
+			verdict: mapping.Hold, held: schema.HeldManual, rule: 3, message: []string{"Pax8 is a Manual provider", "provider's portal", "seats 10 → 15", "set Provisioning Status to Provisioned"}},
+		{name: "3 manual provider, dated change", change: func(f *mapping.LCLFacts) {
+			f.Provider.Type = schema.ProviderManual
+			f.LCL.EffectiveDate = now.Add(24 * time.Hour)
+		}, verdict: mapping.Hold, held: schema.HeldManual, rule: 3, message: []string{"on or after 22 Nov 2026 10:00 UTC"}},
 		{name: "4 subscription gone", change: func(f *mapping.LCLFacts) { f.Subscription = nil },
 			verdict: mapping.Fail, rule: 4, message: []string{"subscription no longer exists"}},
 		{name: "4 no provider", change: func(f *mapping.LCLFacts) { f.Provider = nil },
@@ -154,6 +160,28 @@ func TestDecideSchedulesAtTheEffectiveDateAndNotifiesForManualProviders(t *testi
 	assert.True(t, d.NextAttempt.IsZero(), "a person acts; the sweep does not come back")
 }
 
+func TestDecideInLineOnlyBehindAChangeAboutToRun(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name    string
+		earlier schema.LicenseChangeLog
+		inLine  bool
+	}{
+		{"awaiting, not held", schema.LicenseChangeLog{ProvisioningStatus: schema.ProvisioningAwaiting}, true},
+		{"being provisioned", schema.LicenseChangeLog{ProvisioningStatus: schema.ProvisioningInProgress}, true},
+		{"held itself", schema.LicenseChangeLog{ProvisioningStatus: schema.ProvisioningAwaiting, HeldReason: schema.HeldRetrying}, false},
+		{"failed", schema.LicenseChangeLog{ProvisioningStatus: schema.ProvisioningFailed}, false},
+	} {
+		f := facts()
+		e := tt.earlier
+		e.ID, e.Name, e.CreatedOn = uuid.New(), "Earlier", now.Add(-2*time.Hour)
+		f.Pending = []schema.LicenseChangeLog{e}
+		d := mapping.Decide(f, now)
+		assert.Equal(t, mapping.Hold, d.Verdict, tt.name)
+		assert.Equal(t, tt.inLine, d.InLine, tt.name)
+	}
+}
+
 func TestCheckPartnerCenterReductionsAndStatus(t *testing.T) {
 	t.Parallel()
 	week := now.Add(5 * 24 * time.Hour)
@@ -195,7 +223,11 @@ func TestCheckPartnerCenterReductionsAndStatus(t *testing.T) {
 			f.Subscription.ActualProvisionedOn = time.Time{}
 		}, pc: pcSubscription(10, 10, week), verdict: mapping.Fail, rule: 9, message: []string{"Actual provisioned on date is empty"}},
 		{name: "cancel within the window", change: func(f *mapping.LCLFacts) { f.LCL.ChangeType = schema.ChangeCancel },
-			pc: func() partnercenter.Subscription { s := pcSubscription(10, 10, week); s.CancellationAllowedUntilDate = &week; return s }(),
+			pc: func() partnercenter.Subscription {
+				s := pcSubscription(10, 10, week)
+				s.CancellationAllowedUntilDate = &week
+				return s
+			}(),
 			verdict: mapping.Proceed, rule: 9},
 		{name: "cancel after the window", change: func(f *mapping.LCLFacts) { f.LCL.ChangeType = schema.ChangeCancel },
 			pc: func() partnercenter.Subscription {
@@ -204,14 +236,30 @@ func TestCheckPartnerCenterReductionsAndStatus(t *testing.T) {
 				s.CancellationAllowedUntilDate = &past
 				return s
 			}(), verdict: mapping.Fail, rule: 9, message: []string{"no longer allows cancelling", "ended 21 Nov 2026 09:00 UTC", "auto-renew off"}},
-		{name: "suspended in Partner Center", pc: func() partnercenter.Subscription { s := pcSubscription(10, 0, time.Time{}); s.Status = "suspended"; return s }(),
+		{name: "suspended in Partner Center", pc: func() partnercenter.Subscription {
+			s := pcSubscription(10, 0, time.Time{})
+			s.Status = "suspended"
+			return s
+		}(),
 			verdict: mapping.Fail, rule: 8, message: []string{"suspended in Partner Center", "reactivate it first"}},
 		{name: "reactivating a suspended subscription", change: func(f *mapping.LCLFacts) { f.LCL.ChangeType = schema.ChangeReactivate },
-			pc: func() partnercenter.Subscription { s := pcSubscription(10, 0, time.Time{}); s.Status = "Suspended"; return s }(),
+			pc: func() partnercenter.Subscription {
+				s := pcSubscription(10, 0, time.Time{})
+				s.Status = "Suspended"
+				return s
+			}(),
 			verdict: mapping.Proceed, rule: 9},
-		{name: "cancelled in Partner Center", pc: func() partnercenter.Subscription { s := pcSubscription(10, 0, time.Time{}); s.Status = "deleted"; return s }(),
+		{name: "cancelled in Partner Center", pc: func() partnercenter.Subscription {
+			s := pcSubscription(10, 0, time.Time{})
+			s.Status = "deleted"
+			return s
+		}(),
 			verdict: mapping.Fail, rule: 8, message: []string{"cancelled in Partner Center", "can no longer be changed"}},
-		{name: "pending in Partner Center", pc: func() partnercenter.Subscription { s := pcSubscription(10, 0, time.Time{}); s.Status = "pending"; return s }(),
+		{name: "pending in Partner Center", pc: func() partnercenter.Subscription {
+			s := pcSubscription(10, 0, time.Time{})
+			s.Status = "pending"
+			return s
+		}(),
 			verdict: mapping.Hold, rule: 8, message: []string{"pending in Partner Center", "tries again"}},
 	}
 	for _, tt := range tests {

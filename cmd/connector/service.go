@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -93,7 +94,11 @@ check fails.`,
 			if err != nil {
 				return err
 			}
-			_, err = svc.Jobs.RunNow(cmd.Context(), connector.VerifyConnectivityJob, schema.TriggerRunNow)
+			// In a queue of its own: a successful check retries the license changes held for connectivity.
+			err = svc.Work(cmd.Context(), func(ctx context.Context) error {
+				_, err := svc.Jobs.RunNow(ctx, connector.VerifyConnectivityJob, schema.TriggerRunNow)
+				return err
+			})
 			rep := svc.Conn.Last()
 			if rep.At.IsZero() {
 				// The job could not run (its row could not be written): check anyway and print.
@@ -190,7 +195,13 @@ func jobsCommand(getenv func(string) string, stdout, stderr io.Writer) *cobra.Co
 			if err != nil {
 				return err
 			}
-			res, err := svc.Jobs.RunNow(cmd.Context(), args[0], schema.TriggerRunNow)
+			// The work queue runs for the job's length and what it submitted (the provisioning sweep's changes).
+			var res connector.RunResult
+			err = svc.Work(cmd.Context(), func(ctx context.Context) error {
+				var err error
+				res, err = svc.Jobs.RunNow(ctx, args[0], schema.TriggerRunNow)
+				return err
+			})
 			if err != nil {
 				return err
 			}

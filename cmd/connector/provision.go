@@ -1,0 +1,392 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cspconnector/csp-connector/connector"
+	"github.com/cspconnector/csp-connector/dataverse"
+	"github.com/cspconnector/csp-connector/dataverse/schema"
+	"github.com/cspconnector/csp-connector/mapping"
+)
+
+// provisioningService builds the service the provisioning commands use: Dataverse and Partner Center, no
+// intake (nothing is received; the commands act on the row they are given).
+func provisioningService(getenv func(string) string, stderr io.Writer, output string) (*connector.Service, error) {
+	if output != "text" && output != "json" {
+		return nil, errors.New("--output must be text or json")
+	}
+	cfg, err := connector.LoadConfig(getenv, connector.NeedDataverse, connector.NeedPartnerCenter)
+	if err != nil {
+		return nil, err
+	}
+	return newService(cfg, newLogger(stderr, cfg.LogLevel))
+}
+
+// parseRowID reads a row id argument, saying which kind of row was expected when it is not one.
+func parseRowID(kind, arg string) (dataverse.GUID, error) {
+	id, err := dataverse.ParseGUID(arg)
+	if err != nil {
+		return id, fmt.Errorf("%q is not a %s id: ids are GUIDs such as 3f2504e0-4f89-11d3-9a0c-0305e82c3301", arg, kind)
+	}
+	return id, nil
+}
+
+func provisionCommand(getenv func(string) string, stdout, stderr io.Writer) *cobra.Command {
+	cmd := &cobra.Command{Use: "provision", Short: "Push a license change to Partner Center now"}
+	var output string
+	lcl := &cobra.Command{
+		Use:   "lcl <id>",
+		Short: "Push one License Change Log to Partner Center now, and print its outcome",
+		Long: `Provision one License Change Log now, exactly as the running connector would: through the work queue,
+with the same decision (every rule of connector diagnose lcl), the same claim on the row, the same
+idempotent change in Partner Center and the same write-back. A change that is held, failed or already done
+is left as the rules say; the command prints what this run did and the row's state after it.
+
+Exits non-zero when the id is not a change log's, the run failed in a way worth retrying later, or the
+change is Failed Provisioning after the run. Changes this one unblocks are left to the running
+connector's sweep.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseRowID("license change log", args[0])
+			if err != nil {
+				return err
+			}
+			svc, err := provisioningService(getenv, stderr, output)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			// Provision reports a missing row as nothing to do; a person who named it wants to hear it is not there.
+			if _, err := svc.DV.Get(ctx, schema.SetLicenseChangeLogs, id, &dataverse.GetOptions{Select: []string{"csp_licensechangelogid"}}); err != nil {
+				if dataverse.IsNotFound(err) {
+					return fmt.Errorf("no license change log %s", id)
+				}
+				return err
+			}
+			// The service's own queue does not run in this process: what this change unblocks is found by the
+			// running connector's sweep instead of being queued here and dropped at exit.
+			svc.Prov.Wake = nil
+			out, err := provisionThroughQueue(ctx, svc.Prov, id)
+			if err != nil {
+				return fmt.Errorf("provision %s: %w", id, err)
+			}
+			dg, err := svc.Prov.Diagnose(ctx, id)
+			if dataverse.IsNotFound(err) {
+				return fmt.Errorf("no license change log %s (it was deleted during the run)", id)
+			}
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				if err := writeJSON(stdout, struct {
+					Outcome connector.Outcome  `json:"outcome"`
+					LCL     connector.LCLState `json:"lcl"`
+				}{out, dg.LCL}); err != nil {
+					return err
+				}
+			} else {
+				printOutcome(stdout, out, dg.LCL)
+			}
+			if dg.LCL.Status == mapping.ProvisioningLabel(schema.ProvisioningFailed) {
+				return fmt.Errorf("license change log %s is %s: %s", id, dg.LCL.Status, dg.LCL.Message)
+			}
+			return nil
+		},
+	}
+	lcl.Flags().StringVarP(&output, "output", "o", "text", "text, or json for scripts")
+	cmd.AddCommand(lcl)
+	return cmd
+}
+
+// provisionThroughQueue runs one LCL through a work queue of its own, as every run of the connector goes
+// through one, with the provisioner as its handler; the claim on the row keeps it from overlapping a run of
+// a connector replica. It returns the run's outcome.
+func provisionThroughQueue(ctx context.Context, p *connector.Provisioner, id dataverse.GUID) (connector.Outcome, error) {
+	// Do returns only the run's error; the handler keeps the outcome. It is read once the queue has
+	// stopped, when no handler can still be writing it (Do returns early when ctx ends).
+	var out connector.Outcome
+	q := connector.NewQueue(func(ctx context.Context, w connector.Work) error {
+		var err error
+		out, err = p.Provision(ctx, w.Key.ID)
+		return err
+	}, connector.QueueOptions{Workers: 1, Logger: p.Logger})
+	runCtx, stop := context.WithCancel(ctx)
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		q.Run(runCtx, ctx)
+	}()
+	err := q.Do(ctx, connector.WorkItem{Key: connector.WorkKey{Table: schema.TableLicenseChangeLog, ID: id}, Source: connector.SourceCLI})
+	stop()
+	<-stopped
+	return out, err
+}
+
+func diagnoseCommand(getenv func(string) string, stdout, stderr io.Writer) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "diagnose",
+		Short: "Explain what the connector would do with a license change, and why (changes nothing)",
+	}
+	cmd.PersistentFlags().StringVarP(&output, "output", "o", "text", "text, or json for scripts")
+	lcl := &cobra.Command{
+		Use:   "lcl <id>",
+		Short: "Walk the provisioning decision for one License Change Log, check by check",
+		Long: `Walk the provisioning decision for one License Change Log without changing anything: every check with
+its rule (DESIGN §5), whether it passed and why; Partner Center's copy of the subscription when the
+checks before it pass (a read); what the connector would do now; and the row's current state.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseRowID("license change log", args[0])
+			if err != nil {
+				return err
+			}
+			svc, err := provisioningService(getenv, stderr, output)
+			if err != nil {
+				return err
+			}
+			dg, err := svc.Prov.Diagnose(cmd.Context(), id)
+			if dataverse.IsNotFound(err) {
+				return fmt.Errorf("no license change log %s", id)
+			}
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				return writeJSON(stdout, dg)
+			}
+			printDiagnosis(stdout, dg)
+			return nil
+		},
+	}
+	subscription := &cobra.Command{
+		Use:   "subscription <id>",
+		Short: "List a subscription's license changes oldest first, with what holds each",
+		Long: `List a subscription's License Change Logs in the order the connector pushes them (oldest first), with
+each one's state and, for pending ones, what holds or failed it (from the rules that need no Partner
+Center call). Changes nothing.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseRowID("subscription", args[0])
+			if err != nil {
+				return err
+			}
+			svc, err := provisioningService(getenv, stderr, output)
+			if err != nil {
+				return err
+			}
+			sd, err := svc.Prov.DiagnoseSubscription(cmd.Context(), id)
+			if dataverse.IsNotFound(err) {
+				return fmt.Errorf("no subscription %s", id)
+			}
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				return writeJSON(stdout, sd)
+			}
+			printSubscriptionDiagnosis(stdout, sd)
+			return nil
+		},
+	}
+	cmd.AddCommand(lcl, subscription)
+	return cmd
+}
+
+// runWord says what one provisioning run did, by its verdict.
+func runWord(v mapping.Verdict) string {
+	switch v {
+	case mapping.Proceed:
+		return "pushed"
+	case mapping.Hold:
+		return "held"
+	case mapping.Fail:
+		return "failed"
+	case mapping.Skip:
+		return "nothing to do"
+	}
+	return v.String()
+}
+
+func printOutcome(w io.Writer, out connector.Outcome, st connector.LCLState) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "License change\t%s\n", orDash(st.Name))
+	fmt.Fprintf(tw, "Id\t%s\n", st.ID)
+	run := runWord(out.Decision.Verdict)
+	switch {
+	case out.Changed != "":
+		run += ": " + out.Changed
+	case out.Decision.Message != "":
+		run += ": " + out.Decision.Message
+	}
+	if out.Changed == "" && out.Decision.Verdict != mapping.Skip {
+		run += " (Partner Center unchanged)"
+	}
+	field(tw, "This run", run)
+	writeState(tw, st)
+	_ = tw.Flush()
+}
+
+// writeState writes the row as the form shows it, one field a line.
+func writeState(tw io.Writer, st connector.LCLState) {
+	change := st.ChangeType
+	if st.Quantity != nil {
+		change += fmt.Sprintf(", %d seat(s)", *st.Quantity)
+	}
+	if !st.EffectiveDate.IsZero() {
+		change += ", effective " + mapping.FormatTime(st.EffectiveDate)
+	}
+	fmt.Fprintf(tw, "Change\t%s\n", change)
+	fmt.Fprintf(tw, "Status\t%s\n", st.Status)
+	fmt.Fprintf(tw, "Held\t%s\n", orDash(st.Held))
+	fmt.Fprintf(tw, "Next attempt\t%s\n", when(st.NextAttemptOn))
+	fmt.Fprintf(tw, "Attempts\t%d\n", st.Attempts)
+	if !st.ClaimExpiresOn.IsZero() {
+		fmt.Fprintf(tw, "Claimed\tby attempt %s until %s\n", st.AttemptID, mapping.FormatTime(st.ClaimExpiresOn))
+	}
+	if !st.ProvisionedOn.IsZero() {
+		fmt.Fprintf(tw, "Provisioned on\t%s\n", mapping.FormatTime(st.ProvisionedOn))
+	}
+	if st.PCCartID != "" || st.PCOrderID != "" {
+		fmt.Fprintf(tw, "Cart / order\t%s / %s\n", orDash(st.PCCartID), orDash(st.PCOrderID))
+	}
+	field(tw, "Message", orDash(st.Message))
+	field(tw, "System message", orDash(st.SystemMessage))
+}
+
+// field writes a label and a value that may span lines (a system message does), the later lines under
+// the first.
+func field(tw io.Writer, label, value string) {
+	for i, line := range strings.Split(strings.TrimRight(value, "\n"), "\n") {
+		if i > 0 {
+			label = ""
+		}
+		fmt.Fprintf(tw, "%s\t%s\n", label, line)
+	}
+}
+
+func printDiagnosis(w io.Writer, dg connector.Diagnosis) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "License change\t%s\n", orDash(dg.LCL.Name))
+	fmt.Fprintf(tw, "Id\t%s\n", dg.LCL.ID)
+	writeState(tw, dg.LCL)
+	_ = tw.Flush()
+
+	fmt.Fprintln(w, "\nChecks (rules of DESIGN §5; - is a preliminary)")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, c := range dg.Decision.Checks {
+		mark, rule := "✓", "-"
+		if !c.Passed {
+			mark = "✗"
+		}
+		if c.Rule > 0 {
+			rule = strconv.Itoa(c.Rule)
+		}
+		for i, line := range strings.Split(strings.TrimRight(c.Detail, "\n"), "\n") {
+			if i == 0 {
+				fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", mark, rule, c.Name, line)
+			} else {
+				fmt.Fprintf(tw, "  \t\t\t%s\n", line)
+			}
+		}
+	}
+	_ = tw.Flush()
+
+	if pc := dg.PartnerCenter; pc != nil {
+		fmt.Fprintln(w, "\nPartner Center")
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintf(tw, "  Subscription\t%s\n", pc.SubscriptionID)
+		if pc.ReadError != "" {
+			field(tw, "  Could not read it", pc.ReadError)
+			if pc.ReadErrorSystemText != "" {
+				field(tw, "  Detail", pc.ReadErrorSystemText)
+			}
+		} else {
+			fmt.Fprintf(tw, "  Status\t%s\n", pc.Status)
+			fmt.Fprintf(tw, "  Quantity\t%d\n", pc.Quantity)
+			fmt.Fprintf(tw, "  Refundable now\t%d seat(s)\n", pc.RefundableNow)
+			until := "-"
+			if pc.CancellableUntil != nil {
+				until = mapping.FormatTime(*pc.CancellableUntil)
+			}
+			fmt.Fprintf(tw, "  Cancellable until\t%s\n", until)
+			if pc.CommitmentEndDate != nil {
+				fmt.Fprintf(tw, "  Term ends\t%s\n", mapping.FormatTime(*pc.CommitmentEndDate))
+			}
+		}
+		_ = tw.Flush()
+	}
+
+	verdict := dg.Decision.Verdict.String()
+	if dg.Decision.HeldLabel != "" {
+		verdict += " (" + dg.Decision.HeldLabel + ")"
+	}
+	fmt.Fprintf(w, "\nVerdict: %s\n", verdict)
+	fmt.Fprintf(w, "Next: %s\n", dg.Next)
+}
+
+func printSubscriptionDiagnosis(w io.Writer, sd connector.SubscriptionDiagnosis) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "Subscription\t%s\n", orDash(sd.Name))
+	fmt.Fprintf(tw, "Id\t%s\n", sd.ID)
+	pcID := sd.PCSubscriptionID
+	if pcID == "" {
+		pcID = "- (not in Partner Center yet)"
+	}
+	fmt.Fprintf(tw, "Partner Center\t%s\n", pcID)
+	fmt.Fprintf(tw, "Quantity\t%d\n", sd.Quantity)
+	fmt.Fprintf(tw, "Status\t%s\n", sd.Status)
+	_ = tw.Flush()
+
+	if len(sd.Changes) == 0 {
+		fmt.Fprintln(w, "\nNo license changes.")
+		return
+	}
+	fmt.Fprintf(w, "\nLicense changes, oldest first (%d)\n", len(sd.Changes))
+	// The table is aligned on its own, then each change's blocker goes on the line under it: a line without
+	// cells inside a tabwriter block would end the block and break the alignment.
+	var table bytes.Buffer
+	tw = tabwriter.NewWriter(&table, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  #\tNAME\tCHANGE\tQUANTITY\tEFFECTIVE\tSTATUS\tHELD")
+	for i, c := range sd.Changes {
+		quantity := "-"
+		if c.Quantity != nil {
+			quantity = strconv.Itoa(*c.Quantity)
+		}
+		fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\t%s\t%s\n", i+1, orDash(c.Name), orDash(c.ChangeType), quantity, stamp(c.EffectiveDate), c.Status, orDash(c.Held))
+	}
+	_ = tw.Flush()
+	lines := strings.Split(strings.TrimSuffix(table.String(), "\n"), "\n")
+	fmt.Fprintln(w, lines[0])
+	for i, c := range sd.Changes {
+		fmt.Fprintln(w, strings.TrimRight(lines[i+1], " "))
+		if c.Blocker != "" {
+			fmt.Fprintf(w, "     ↳ %s\n", c.Blocker)
+		}
+	}
+}
+
+func orDash(s string) string {
+	if strings.TrimSpace(s) == "" {
+		return "-"
+	}
+	return s
+}
+
+// when writes a time for people, "-" when there is none.
+func when(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return mapping.FormatTime(t)
+}
