@@ -1,9 +1,11 @@
 package connector
 
 import (
+	"context"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/partnercenter/partnercentertest"
 	"github.com/google/uuid"
+	"strings"
 	"testing"
 	"time"
 
@@ -171,4 +173,76 @@ func TestProvisionOutcomesOnTheRow(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestSweepSubmitsDueHeadsAndExpiredClaims(t *testing.T) {
+	t.Parallel()
+	r := newProvRig(t, provOptions{})
+	now := r.Clock.Now()
+	a := r.Subscription(t, 10, time.Hour, nil)
+	b := r.Subscription(t, 10, time.Hour, nil)
+	aFirst := r.LCL(t, a.Row, schema.ChangeQuantity, 11, dataverse.Row{"csp_effectivedate": now.Add(-2 * time.Hour)})
+	r.LCL(t, a.Row, schema.ChangeQuantity, 12, dataverse.Row{"csp_effectivedate": now.Add(-time.Hour)}) // behind aFirst: woken by it
+	future := r.LCL(t, b.Row, schema.ChangeQuantity, 13, dataverse.Row{"csp_effectivedate": now.Add(time.Hour), "csp_nextattempton": now.Add(time.Hour),
+		"csp_heldreason": int(schema.HeldScheduled)})
+	retryLater := r.LCL(t, b.Row, schema.ChangeQuantity, 14, dataverse.Row{"csp_nextattempton": now.Add(5 * time.Minute), "csp_heldreason": int(schema.HeldRetrying)})
+	manual := r.LCL(t, uuid.Nil, schema.ChangeQuantity, 15, dataverse.Row{"csp_heldreason": int(schema.HeldManual)})
+	noSubscription := r.LCL(t, uuid.Nil, schema.ChangeQuantity, 16, nil)
+	expired := r.LCL(t, b.Row, schema.ChangeQuantity, 17, dataverse.Row{"csp_provisioningstatus": int(schema.ProvisioningInProgress),
+		"csp_claimexpireson": now.Add(-time.Minute), "csp_attemptid": "dead-replica"})
+	live := r.LCL(t, b.Row, schema.ChangeQuantity, 18, dataverse.Row{"csp_provisioningstatus": int(schema.ProvisioningInProgress),
+		"csp_claimexpireson": now.Add(time.Minute), "csp_attemptid": "busy-replica"})
+	r.LCL(t, b.Row, schema.ChangeQuantity, 19, dataverse.Row{"csp_provisioningstatus": int(schema.ProvisioningProvisioned)})
+
+	n, err := r.P.Sweep(t.Context())
+	require.NoError(t, err)
+	woken := idStrings(r.Woken())
+	assert.Equal(t, 3, n)
+	assert.ElementsMatch(t, []string{aFirst.String(), noSubscription.String(), expired.String()}, woken,
+		"due heads (one per subscription), rows without a subscription, expired claims")
+	for _, not := range []dataverse.GUID{future, retryLater, manual, live} {
+		assert.NotContains(t, woken, not.String())
+	}
+
+	r.Clock.Advance(10 * time.Minute)
+	_, err = r.P.Sweep(t.Context())
+	require.NoError(t, err)
+	assert.Contains(t, idStrings(r.Woken()), retryLater.String(), "its next attempt has come")
+}
+
+func TestHealthReportListsOldWaitingAndFailedChangesOldestFirst(t *testing.T) {
+	t.Parallel()
+	r := newProvRig(t, provOptions{})
+	s := r.Subscription(t, 10, time.Hour, nil)
+	old := r.LCL(t, s.Row, schema.ChangeQuantity, 11, dataverse.Row{"csp_name": "Old and failed", "csp_provisioningstatus": int(schema.ProvisioningFailed),
+		"csp_provisioningmessage": "Partner Center refused it."})
+	r.Clock.Advance(time.Hour)
+	r.LCL(t, s.Row, schema.ChangeQuantity, 12, dataverse.Row{"csp_name": "Waiting a while"})
+	r.Clock.Advance(time.Hour)
+	r.LCL(t, s.Row, schema.ChangeQuantity, 13, dataverse.Row{"csp_name": "Done", "csp_provisioningstatus": int(schema.ProvisioningProvisioned)})
+	r.Clock.Advance(47 * time.Hour)
+	r.LCL(t, s.Row, schema.ChangeQuantity, 14, dataverse.Row{"csp_name": "Just created"})
+
+	var notices []Notice
+	r.P.Notify = func(_ context.Context, n Notice) error { notices = append(notices, n); return nil }
+	res, err := r.P.ReportJob(7*24*time.Hour, 24*time.Hour).Run(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, 2, res.Processed)
+	assert.Equal(t, 1, res.Failed)
+	require.Len(t, notices, 1, "one notice for the whole report")
+	body := notices[0].Body
+	first, second := strings.Index(body, "Old and failed"), strings.Index(body, "Waiting a while")
+	require.True(t, first >= 0 && second > first, "oldest first: %s", body)
+	assert.Contains(t, body, "Failed Provisioning since 21 Nov 2026 10:00 UTC. Partner Center refused it.")
+	assert.NotContains(t, body, "Done")
+	assert.NotContains(t, body, "Just created")
+	_ = old
+
+	// Nothing old: no notice.
+	notices = nil
+	res, err = r.P.ReportJob(7*24*time.Hour, 30*24*time.Hour).Run(t.Context())
+	require.NoError(t, err)
+	assert.Zero(t, res.Processed)
+	assert.Empty(t, notices)
+	assert.Contains(t, res.Summary, "No license change has waited")
 }
