@@ -240,6 +240,9 @@ type claimed struct {
 	f       mapping.LCLFacts
 	attempt string
 	etag    dataverse.ETag
+	// resumed marks an attempt taken up again (an expired claim, or a pass after the row changed): what
+	// Partner Center already shows may be its own earlier work.
+	resumed bool
 }
 
 // result is what the change did in Partner Center.
@@ -267,7 +270,7 @@ func (p *Provisioner) perform(ctx context.Context, f mapping.LCLFacts, d mapping
 	if resume == "" {
 		f.LCL.Attempts++
 	}
-	c := &claimed{f: f, attempt: attempt, etag: etag}
+	c := &claimed{f: f, attempt: attempt, etag: etag, resumed: resume != ""}
 	if hook := p.faults.afterClaim; hook != nil {
 		if err := hook(f.LCL.ID); err != nil {
 			return out, attempt, err
@@ -331,7 +334,7 @@ func (p *Provisioner) update(ctx context.Context, c *claimed, pc partnercenter.S
 	}
 	res := result{quantity: want.Quantity, status: want.Status}
 	if want.Quantity == before.Quantity && want.Status.Is(before.Status) {
-		res.message = alreadyMessage(l, before)
+		res.message = alreadyMessage(l, before, c.resumed)
 		return res, nil
 	}
 	for try := 0; ; try++ {
@@ -354,7 +357,7 @@ func (p *Provisioner) update(ctx context.Context, c *claimed, pc partnercenter.S
 			want = fresh
 			want.Quantity, want.Status = q, s
 			if fresh.Quantity == q && fresh.Status.Is(s) {
-				res.message = alreadyMessage(l, fresh)
+				res.message = alreadyMessage(l, fresh, c.resumed)
 				return res, nil
 			}
 			continue
@@ -383,7 +386,20 @@ func changedMessage(l schema.LicenseChangeLog, before partnercenter.Subscription
 	return "Changed in Partner Center."
 }
 
-func alreadyMessage(l schema.LicenseChangeLog, pc partnercenter.Subscription) string {
+func alreadyMessage(l schema.LicenseChangeLog, pc partnercenter.Subscription, resumed bool) string {
+	if resumed {
+		// This attempt may have made the change before it was interrupted: say what is true either way.
+		switch l.ChangeType {
+		case schema.ChangeQuantity:
+			return fmt.Sprintf("Partner Center has %d seats, as asked.", pc.Quantity)
+		case schema.ChangeSuspend:
+			return "Suspended in Partner Center, as asked."
+		case schema.ChangeReactivate:
+			return "Active in Partner Center, as asked."
+		case schema.ChangeCancel:
+			return "Cancelled in Partner Center, as asked."
+		}
+	}
 	switch l.ChangeType {
 	case schema.ChangeQuantity:
 		return fmt.Sprintf("Partner Center already had %d seats: nothing needed changing.", pc.Quantity)

@@ -48,8 +48,8 @@ func Failure(d Decision, f LCLFacts, err error, now time.Time) Decision {
 		return hold(11, "Partner Center reachable", schema.HeldRetrying, retry,
 			fmt.Sprintf("Partner Center could not be reached: the connector tries again at %s.", FormatTime(retry)))
 	case re == nil:
-		return hold(11, "Partner Center call", schema.HeldRetrying, retry,
-			fmt.Sprintf("The call to Partner Center failed (%v): the connector tries again at %s.", err, FormatTime(retry)))
+		return hold(11, "Completed", schema.HeldRetrying, retry,
+			fmt.Sprintf("The change could not be completed (%v): the connector tries again at %s.", err, FormatTime(retry)))
 	}
 
 	switch {
