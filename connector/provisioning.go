@@ -634,17 +634,19 @@ func (p *Provisioner) wake(ctx context.Context, c *claimed, res result) {
 	}
 	if res.purchased {
 		q := &dataverse.Query{Select: []string{"csp_subscriptionid"}, Filter: dataverse.LookupEq("csp_parentsubscription", c.f.Subscription.ID)}
-		var children []any
+		var children []dataverse.Filter
 		for r, err := range p.DV.List(ctx, schema.SetSubscriptions, q) {
 			if err != nil {
 				p.log().Warn("could not list the add-ons to wake; the sweep will find them", "error", err)
 				break
 			}
-			children = append(children, r["csp_subscriptionid"])
+			if id, err := dataverse.ParseGUID(fmt.Sprint(r["csp_subscriptionid"])); err == nil {
+				children = append(children, dataverse.LookupEq("csp_subscription", id))
+			}
 		}
 		if len(children) > 0 {
 			for r, err := range p.DV.List(ctx, schema.SetLicenseChangeLogs, &dataverse.Query{Select: []string{"csp_licensechangelogid"},
-				Filter: dataverse.And(dataverse.In(dataverse.LookupValue("csp_subscription"), children...), dataverse.Eq("csp_heldreason", schema.HeldWaitingForParent),
+				Filter: dataverse.And(dataverse.Or(children...), dataverse.Eq("csp_heldreason", schema.HeldWaitingForParent),
 					dataverse.Eq("csp_provisioningstatus", schema.ProvisioningAwaiting))}) {
 				if err != nil {
 					p.log().Warn("could not list the add-on changes to wake; the sweep will find them", "error", err)

@@ -246,3 +246,45 @@ func TestHealthReportListsOldWaitingAndFailedChangesOldestFirst(t *testing.T) {
 	assert.Empty(t, notices)
 	assert.Contains(t, res.Summary, "No license change has waited")
 }
+
+func TestPurchasingAParentWakesItsWaitingAddOnsAndTheAddOnIsBoughtUnderIt(t *testing.T) {
+	t.Parallel()
+	r := newProvRig(t, provOptions{})
+	// Rows only: neither exists in Partner Center yet.
+	row := func(extra dataverse.Row) sub {
+		fields := dataverse.Row{"csp_offerid": partnercentertest.CatalogBusinessPremium, "csp_termduration": "P1Y", "csp_billingcycle": "monthly",
+			"csp_provider@odata.bind": "/csp_providers(" + r.Provider.String() + ")", "csp_provideraccount@odata.bind": "/csp_provideraccounts(" + r.Account.String() + ")"}
+		for k, v := range extra {
+			fields[k] = v
+		}
+		id, err := r.DV.Create(t.Context(), schema.SetSubscriptions, fields)
+		require.NoError(t, err)
+		return sub{Row: id}
+	}
+	parent := row(dataverse.Row{"csp_name": "Parent plan"})
+	addOn := row(dataverse.Row{"csp_name": "Extra storage", "csp_offerid": partnercentertest.CatalogExtraStorage,
+		"csp_parentsubscription@odata.bind": "/csp_subscriptions(" + parent.Row.String() + ")"})
+	buyAddOn := r.LCL(t, addOn.Row, schema.ChangePurchase, 3, nil)
+	_, err := r.P.Provision(t.Context(), buyAddOn)
+	require.NoError(t, err)
+	require.Equal(t, schema.HeldWaitingForParent, r.Read(t, buyAddOn).HeldReason)
+
+	buyParent := r.LCL(t, parent.Row, schema.ChangePurchase, 5, nil)
+	out, err := r.P.Provision(t.Context(), buyParent)
+	require.NoError(t, err)
+	assert.Contains(t, out.Changed, "Bought 5 seat(s) in Partner Center: order ")
+	assert.Equal(t, []string{buyAddOn.String()}, idStrings(r.Woken()), "the parent's purchase wakes the add-on waiting for it")
+	parentRow := r.ReadSubscription(t, parent.Row)
+	require.NotEmpty(t, parentRow.PCSubscriptionID)
+	assert.Equal(t, 5, parentRow.Quantity)
+	assert.False(t, parentRow.ActualProvisionedOn.IsZero())
+
+	_, err = r.P.Provision(t.Context(), buyAddOn)
+	require.NoError(t, err)
+	l := r.Read(t, buyAddOn)
+	require.Equal(t, schema.ProvisioningProvisioned, l.ProvisioningStatus, l.ProvisioningMessage)
+	bought, ok := r.PCS.Subscription(r.Tenant, l.PCSubscriptionID)
+	require.True(t, ok)
+	assert.Equal(t, parentRow.PCSubscriptionID, bought.ParentSubscriptionID, "bought as an add-on of the parent")
+	assert.Equal(t, 3, bought.Quantity)
+}
