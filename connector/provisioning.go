@@ -82,20 +82,32 @@ type Outcome struct {
 // Provision reconciles one LCL. When the row changes under it (an admin edits it), it reads it again and
 // decides again, at most three times; the error is for failures worth retrying later.
 func (p *Provisioner) Provision(ctx context.Context, id dataverse.GUID) (Outcome, error) {
-	var owned string // the attempt id this run holds, once it claimed the row
+	var owned claimToken // the claim this run holds, once it claimed the row
 	for range 3 {
-		out, attempt, err := p.once(ctx, id, owned)
+		out, claim, err := p.once(ctx, id, owned)
 		if !errors.Is(err, errConflict) {
 			return out, err
 		}
-		owned = attempt
+		owned = claim
 		p.log().Info("the change log changed while being provisioned; reading it again", "lcl", id)
 	}
 	return Outcome{LCL: id}, fmt.Errorf("provision %s: the row kept changing while the connector worked on it: %w", id, errConflict)
 }
 
-// once is one read–decide–act pass. owned is the attempt id this run claimed in an earlier pass.
-func (p *Provisioner) once(ctx context.Context, id dataverse.GUID, owned string) (Outcome, string, error) {
+// claimToken identifies one claim: its attempt id and the expiry it wrote. The attempt id alone is not
+// enough: a replica that resumes an expired claim keeps the attempt id, and the slow replica that held it
+// must then see the claim is no longer its own.
+type claimToken struct {
+	attempt string
+	expires time.Time
+}
+
+func (t claimToken) holds(l schema.LicenseChangeLog) bool {
+	return t.attempt != "" && l.AttemptID == t.attempt && l.ClaimExpiresOn.Equal(t.expires)
+}
+
+// once is one read–decide–act pass. owned is the claim this run made in an earlier pass.
+func (p *Provisioner) once(ctx context.Context, id dataverse.GUID, owned claimToken) (Outcome, claimToken, error) {
 	out := Outcome{LCL: id}
 	now := p.now()
 	f, err := p.load(ctx, id)
@@ -107,7 +119,7 @@ func (p *Provisioner) once(ctx context.Context, id dataverse.GUID, owned string)
 		return out, owned, err
 	}
 	l := f.LCL
-	if l.ProvisioningStatus == schema.ProvisioningInProgress && l.AttemptID != owned && now.Before(l.ClaimExpiresOn) {
+	if l.ProvisioningStatus == schema.ProvisioningInProgress && !owned.holds(l) && now.Before(l.ClaimExpiresOn) {
 		out.Decision = mapping.Decision{Verdict: mapping.Skip, Message: fmt.Sprintf("Another attempt (%s) holds the change until %s.", l.AttemptID, mapping.FormatTime(l.ClaimExpiresOn))}
 		return out, owned, nil
 	}
@@ -209,30 +221,32 @@ func (p *Provisioner) markNotConnected(ctx context.Context, f mapping.LCLFacts, 
 }
 
 // claim takes the row for one attempt: Provisioning, an attempt id, a claim expiry, one more attempt. It
-// keeps the attempt id of an earlier pass of this run (owned), or of an expired claim being resumed.
-func (p *Provisioner) claim(ctx context.Context, l schema.LicenseChangeLog, owned string) (attempt string, etag dataverse.ETag, err error) {
-	attempt = owned
+// keeps the attempt id of an earlier pass of this run, or of an expired claim being resumed (resume).
+func (p *Provisioner) claim(ctx context.Context, l schema.LicenseChangeLog, resume string) (claimToken, dataverse.ETag, error) {
+	attempt := resume
 	attempts := l.Attempts
 	if attempt == "" {
 		attempt = uuid.NewString()
 		attempts++
 	}
+	// Whole seconds, as Dataverse keeps them: the token must compare equal to what is read back.
+	expires := p.now().Add(p.claimTTL()).UTC().Truncate(time.Second)
 	row, err := p.DV.Update(ctx, schema.SetLicenseChangeLogs, l.ID, dataverse.Row{
 		"csp_provisioningstatus": int(schema.ProvisioningInProgress),
 		"csp_attemptid":          attempt,
 		"csp_attempts":           attempts,
-		"csp_claimexpireson":     p.now().Add(p.claimTTL()).UTC(),
+		"csp_claimexpireson":     expires,
 		"csp_heldreason":         nil,
 		"csp_nextattempton":      nil,
 	}, &dataverse.UpdateOptions{IfMatch: l.ETag, Select: []string{"csp_licensechangelogid"}})
 	if dataverse.IsConflict(err) {
-		return "", "", errConflict
+		return claimToken{}, "", errConflict
 	}
 	if err != nil {
-		return "", "", fmt.Errorf("provision %s: claim: %w", l.ID, err)
+		return claimToken{}, "", fmt.Errorf("provision %s: claim: %w", l.ID, err)
 	}
 	tag, _ := row["@odata.etag"].(string)
-	return attempt, dataverse.ETag(tag), nil
+	return claimToken{attempt: attempt, expires: expires}, dataverse.ETag(tag), nil
 }
 
 // claimed is the state of a claimed row while the change is made.
@@ -257,23 +271,27 @@ type result struct {
 
 // perform claims the row and makes the change. pc is Partner Center's subscription as just read (nil for
 // a purchase). It returns the attempt id it claimed, for the next pass when the row changed under it.
-func (p *Provisioner) perform(ctx context.Context, f mapping.LCLFacts, d mapping.Decision, owned string, pc *partnercenter.Subscription) (Outcome, string, error) {
+func (p *Provisioner) perform(ctx context.Context, f mapping.LCLFacts, d mapping.Decision, owned claimToken, pc *partnercenter.Subscription) (Outcome, claimToken, error) {
 	out := Outcome{LCL: f.LCL.ID, Decision: d}
-	resume := owned
-	if resume == "" && f.LCL.ProvisioningStatus == schema.ProvisioningInProgress {
+	resume := ""
+	switch {
+	case owned.holds(f.LCL):
+		resume = owned.attempt // this run's claim, after the row changed under it
+	case f.LCL.ProvisioningStatus == schema.ProvisioningInProgress:
 		resume = f.LCL.AttemptID // an expired claim: this is the same attempt, resumed
 	}
-	attempt, etag, err := p.claim(ctx, f.LCL, resume)
+	token, etag, err := p.claim(ctx, f.LCL, resume)
 	if err != nil {
 		return out, owned, err
 	}
+	attempt := token.attempt
 	if resume == "" {
 		f.LCL.Attempts++
 	}
 	c := &claimed{f: f, attempt: attempt, etag: etag, resumed: resume != ""}
 	if hook := p.faults.afterClaim; hook != nil {
 		if err := hook(f.LCL.ID); err != nil {
-			return out, attempt, err
+			return out, token, err
 		}
 	}
 	var res result
@@ -283,31 +301,32 @@ func (p *Provisioner) perform(ctx context.Context, f mapping.LCLFacts, d mapping
 		res, err = p.update(ctx, c, *pc)
 	}
 	if errors.Is(err, errConflict) {
-		return out, attempt, err
+		return out, token, err
 	}
 	if err != nil {
 		if ctx.Err() != nil {
-			return out, attempt, err // stopped, not failed: the claim expires and the sweep resumes the attempt
+			return out, token, err // stopped, not failed: the claim expires and the sweep resumes the attempt
 		}
 		failed := mapping.Failure(d, c.f, err, p.now())
 		out.Decision = failed
-		c.f.LCL.ETag = c.etag
-		c.f.LCL.ProvisioningStatus = schema.ProvisioningInProgress
+		// The row as the claim left it, so settle writes every column the outcome needs.
+		c.f.LCL.ETag, c.f.LCL.ProvisioningStatus, c.f.LCL.AttemptID = c.etag, schema.ProvisioningInProgress, attempt
+		c.f.LCL.HeldReason, c.f.LCL.NextAttemptOn, c.f.LCL.ClaimExpiresOn = 0, time.Time{}, token.expires
 		out.Written, err = p.settle(ctx, c.f, failed, c.etag)
-		return out, attempt, err
+		return out, token, err
 	}
 	if hook := p.faults.afterCall; hook != nil {
 		if err := hook(f.LCL.ID); err != nil {
-			return out, attempt, err
+			return out, token, err
 		}
 	}
 	if err := p.finish(ctx, c, res); err != nil {
-		return out, attempt, err
+		return out, token, err
 	}
 	out.Written, out.Changed = true, res.message
 	out.Decision.Message = res.message
 	p.wake(ctx, c, res)
-	return out, attempt, nil
+	return out, token, nil
 }
 
 // requestID derives the MS-RequestId of one logical call of an attempt, so a retry of the same call after
@@ -443,13 +462,18 @@ func (p *Provisioner) purchase(ctx context.Context, c *claimed) (result, error) 
 		}
 		cartID = cart.ID
 	}
-	checkoutCtx, cancel := p.callContext(partnercenter.WithRequestID(ctx, requestID(cartID, "checkout")))
+	// Per attempt: a crash retry of this attempt repeats the same checkout; a new attempt after a refusal
+	// (13605, fixed since) must not get the stored refusal back.
+	checkoutCtx, cancel := p.callContext(partnercenter.WithRequestID(ctx, requestID(c.attempt, "checkout:"+cartID)))
 	checkout, err := p.PC.Checkout(checkoutCtx, tenant, cartID)
 	cancel()
 	if partnercenter.ErrorCode(err) == partnercenter.CodeCartAlreadySubmitted {
 		// The cart was bought by an attempt that did not live to record the order: find that order.
 		orderID, ferr := p.findOrder(ctx, tenant, cartID, sub.OfferID, quantity)
-		if ferr != nil || orderID == "" {
+		if ferr != nil {
+			return result{}, ferr
+		}
+		if orderID == "" {
 			return result{}, err
 		}
 		return p.purchased(ctx, c, orderID)

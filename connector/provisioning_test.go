@@ -288,3 +288,33 @@ func TestPurchasingAParentWakesItsWaitingAddOnsAndTheAddOnIsBoughtUnderIt(t *tes
 	assert.Equal(t, parentRow.PCSubscriptionID, bought.ParentSubscriptionID, "bought as an add-on of the parent")
 	assert.Equal(t, 3, bought.Quantity)
 }
+
+func TestAFailureAfterTheClaimWritesItsHoldAgain(t *testing.T) {
+	t.Parallel()
+	r := newProvRig(t, provOptions{})
+	s := r.Subscription(t, 10, time.Hour, nil)
+	id := r.LCL(t, s.Row, schema.ChangeQuantity, 12, nil)
+	r.PCS.Inject(partnercentertest.Fault{Status: 401, Code: 800001})
+	_, err := r.P.Provision(t.Context(), id)
+	require.NoError(t, err)
+	require.Equal(t, schema.HeldNotConnected, r.Read(t, id).HeldReason)
+
+	// Connectivity comes back for reads, but the update is refused again: the claim cleared the hold, so
+	// the release must write it again, or WakeNotConnected would never find the change.
+	r.PCS.ClearFaults()
+	r.PCS.Inject(partnercentertest.Fault{Method: "PATCH", Status: 401, Code: 800001})
+	n, err := r.P.WakeNotConnected(t.Context())
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	_, err = r.P.Provision(t.Context(), id)
+	require.NoError(t, err)
+	l := r.Read(t, id)
+	assert.Equal(t, schema.ProvisioningAwaiting, l.ProvisioningStatus)
+	assert.Equal(t, schema.HeldNotConnected, l.HeldReason)
+	assert.False(t, l.NextAttemptOn.IsZero())
+	assert.Equal(t, 1, l.Attempts, "the first run stopped at the read, before any claim")
+	r.Woken()
+	n, err = r.P.WakeNotConnected(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, 1, n, "still found by the next successful verification")
+}

@@ -318,6 +318,11 @@ func CheckPartnerCenter(d Decision, f LCLFacts, pc partnercenter.Subscription, n
 		w.pass(8, "Partner Center status", "suspended")
 	case pc.Status.Is(partnercenter.SubscriptionSuspended):
 		return w.stop(8, "Partner Center status", Fail, "The subscription is suspended in Partner Center: reactivate it first (a Reactivate change), then set this change back to Awaiting Provisioning.")
+	case pc.Status.Is(partnercenter.SubscriptionDeleted) && l.ChangeType == schema.ChangeCancel:
+		// Cancelled already (by an attempt that did not live to write it back, or in the portal): done.
+		w.pass(8, "Partner Center status", "cancelled already")
+		w.d.Verdict = Proceed
+		return w.d
 	case pc.Status.Is(partnercenter.SubscriptionDeleted), pc.Status.Is(partnercenter.SubscriptionExpired), pc.Status.Is(partnercenter.SubscriptionDisabled):
 		return w.stop(8, "Partner Center status", Fail, fmt.Sprintf("The subscription is %s in Partner Center: it can no longer be changed. Buy a new subscription (a Purchase change on a new subscription row) if the customer still needs it.", statusWord(status)))
 	default:

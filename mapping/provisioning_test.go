@@ -255,6 +255,13 @@ func TestCheckPartnerCenterReductionsAndStatus(t *testing.T) {
 			return s
 		}(),
 			verdict: mapping.Fail, rule: 8, message: []string{"cancelled in Partner Center", "can no longer be changed"}},
+		{name: "cancelling what is cancelled already", change: func(f *mapping.LCLFacts) { f.LCL.ChangeType = schema.ChangeCancel },
+			pc: func() partnercenter.Subscription {
+				s := pcSubscription(10, 0, time.Time{})
+				s.Status = "deleted"
+				return s
+			}(),
+			verdict: mapping.Proceed, rule: 8},
 		{name: "pending in Partner Center", pc: func() partnercenter.Subscription {
 			s := pcSubscription(10, 0, time.Time{})
 			s.Status = "pending"
