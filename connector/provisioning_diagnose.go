@@ -166,14 +166,20 @@ func (p *Provisioner) DiagnoseSubscription(ctx context.Context, id dataverse.GUI
 	}
 	slices.SortFunc(all, mapping.Compare)
 	now := p.now()
+	var shared *mapping.LCLFacts // the subscription's context, read once for all its awaiting changes
 	for _, l := range all {
 		line := SubscriptionLCL{LCLState: lclState(l)}
 		pending := l.State == schema.StateActive && (l.ProvisioningStatus == schema.ProvisioningAwaiting || l.ProvisioningStatus == schema.ProvisioningFailed)
 		if pending && l.ProvisioningStatus == schema.ProvisioningAwaiting {
-			f, err := p.load(ctx, l.ID)
-			if err != nil {
-				return out, err
+			if shared == nil {
+				f, err := p.load(ctx, l.ID)
+				if err != nil {
+					return out, err
+				}
+				shared = &f
 			}
+			f := *shared
+			f.LCL = l
 			if d := mapping.Decide(f, now); d.Verdict != mapping.Proceed {
 				line.Blocker = d.Message
 			} else {

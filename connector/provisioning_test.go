@@ -214,7 +214,7 @@ func TestHealthReportListsOldWaitingAndFailedChangesOldestFirst(t *testing.T) {
 	t.Parallel()
 	r := newProvRig(t, provOptions{})
 	s := r.Subscription(t, 10, time.Hour, nil)
-	old := r.LCL(t, s.Row, schema.ChangeQuantity, 11, dataverse.Row{"csp_name": "Old and failed", "csp_provisioningstatus": int(schema.ProvisioningFailed),
+	r.LCL(t, s.Row, schema.ChangeQuantity, 11, dataverse.Row{"csp_name": "Old and failed", "csp_provisioningstatus": int(schema.ProvisioningFailed),
 		"csp_provisioningmessage": "Partner Center refused it."})
 	r.Clock.Advance(time.Hour)
 	r.LCL(t, s.Row, schema.ChangeQuantity, 12, dataverse.Row{"csp_name": "Waiting a while"})
@@ -236,7 +236,6 @@ func TestHealthReportListsOldWaitingAndFailedChangesOldestFirst(t *testing.T) {
 	assert.Contains(t, body, "Failed Provisioning since 21 Nov 2026 10:00 UTC. Partner Center refused it.")
 	assert.NotContains(t, body, "Done")
 	assert.NotContains(t, body, "Just created")
-	_ = old
 
 	// Nothing old: no notice.
 	notices = nil

@@ -147,26 +147,11 @@ its rule (DESIGN §5), whether it passed and why; Partner Center's copy of the s
 checks before it pass (a read); what the connector would do now; and the row's current state.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := parseRowID("license change log", args[0])
-			if err != nil {
-				return err
-			}
-			svc, err := provisioningService(getenv, stderr, output)
-			if err != nil {
-				return err
-			}
-			dg, err := svc.Prov.Diagnose(cmd.Context(), id)
-			if dataverse.IsNotFound(err) {
-				return fmt.Errorf("no license change log %s", id)
-			}
-			if err != nil {
-				return err
-			}
-			if output == "json" {
-				return writeJSON(stdout, dg)
-			}
-			printDiagnosis(stdout, dg)
-			return nil
+			return runDiagnosis(cmd.Context(), "license change log", args[0], getenv, stdout, stderr, output,
+				func(ctx context.Context, p *connector.Provisioner, id dataverse.GUID) (connector.Diagnosis, error) {
+					return p.Diagnose(ctx, id)
+				},
+				printDiagnosis)
 		},
 	}
 	subscription := &cobra.Command{
@@ -177,26 +162,10 @@ each one's state and, for pending ones, what holds or failed it (from the rules 
 Center call). Changes nothing.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := parseRowID("subscription", args[0])
-			if err != nil {
-				return err
-			}
-			svc, err := provisioningService(getenv, stderr, output)
-			if err != nil {
-				return err
-			}
-			sd, err := svc.Prov.DiagnoseSubscription(cmd.Context(), id)
-			if dataverse.IsNotFound(err) {
-				return fmt.Errorf("no subscription %s", id)
-			}
-			if err != nil {
-				return err
-			}
-			if output == "json" {
-				return writeJSON(stdout, sd)
-			}
-			printSubscriptionDiagnosis(stdout, sd)
-			return nil
+			return runDiagnosis(cmd.Context(), "subscription", args[0], getenv, stdout, stderr, output,
+				func(ctx context.Context, p *connector.Provisioner, id dataverse.GUID) (connector.SubscriptionDiagnosis, error) {
+					return p.DiagnoseSubscription(ctx, id)
+				}, printSubscriptionDiagnosis)
 		},
 	}
 	cmd.AddCommand(lcl, subscription)
@@ -389,4 +358,30 @@ func when(t time.Time) string {
 		return "-"
 	}
 	return mapping.FormatTime(t)
+}
+
+// runDiagnosis is what both diagnose commands do: parse the row id, build the service, diagnose, and print
+// text or JSON; a missing row is named.
+func runDiagnosis[T any](ctx context.Context, kind, arg string, getenv func(string) string, stdout, stderr io.Writer, output string,
+	diagnose func(context.Context, *connector.Provisioner, dataverse.GUID) (T, error), print func(io.Writer, T)) error {
+	id, err := parseRowID(kind, arg)
+	if err != nil {
+		return err
+	}
+	svc, err := provisioningService(getenv, stderr, output)
+	if err != nil {
+		return err
+	}
+	d, err := diagnose(ctx, svc.Prov, id)
+	if dataverse.IsNotFound(err) {
+		return fmt.Errorf("no %s %s", kind, id)
+	}
+	if err != nil {
+		return err
+	}
+	if output == "json" {
+		return writeJSON(stdout, d)
+	}
+	print(stdout, d)
+	return nil
 }

@@ -4,7 +4,11 @@
 // tests, so a column renamed here and not there fails the build's tests rather than a customer's sync.
 package schema
 
-import "github.com/cspconnector/csp-connector/dataverse"
+import (
+	"sync"
+
+	"github.com/cspconnector/csp-connector/dataverse"
+)
 
 // Publisher and solution the connector's customizations belong to.
 const (
@@ -302,20 +306,23 @@ func StandardTables() []dataverse.Table {
 
 // OptionLabel returns the label of a choice value of a table's column ("" when unknown), as forms show it.
 func OptionLabel(table, column string, value int) string {
+	return optionLabels()[optionKey{table, column, value}]
+}
+
+type optionKey struct {
+	table, column string
+	value         int
+}
+
+// optionLabels indexes every choice label of the schema once: decisions name statuses on every run.
+var optionLabels = sync.OnceValue(func() map[optionKey]string {
+	m := map[optionKey]string{}
 	for _, t := range Schema().Tables {
-		if t.LogicalName != table {
-			continue
-		}
 		for _, c := range t.AllColumns() {
-			if c.LogicalName != column {
-				continue
-			}
 			for _, o := range c.Options {
-				if o.Value == value {
-					return o.Label
-				}
+				m[optionKey{t.LogicalName, c.LogicalName, o.Value}] = o.Label
 			}
 		}
 	}
-	return ""
-}
+	return m
+})
