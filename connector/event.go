@@ -354,7 +354,7 @@ func parseWCFDate(s string) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	inner, ok = strings.CutSuffix(inner, ")/")
-	if !ok {
+	if !ok || inner == "" {
 		return time.Time{}, false
 	}
 	end := len(inner)
