@@ -139,7 +139,7 @@ func (j *Jobs) Run(ctx, workCtx context.Context) {
 			}
 			if trigger, due := j.due(row); due {
 				wg.Go(func() {
-					if _, err := j.RunNow(workCtx, name, trigger); err != nil && !errors.Is(err, ErrLeaseHeld) && !errors.Is(err, errAlreadyRunning) {
+					if _, err := j.run(workCtx, name, trigger, true); err != nil && !errors.Is(err, ErrLeaseHeld) && !errors.Is(err, errAlreadyRunning) && !errors.Is(err, errNotDue) {
 						j.log.Warn("job run failed", "job", name, "error", err)
 					}
 				})
@@ -165,7 +165,10 @@ func (j *Jobs) due(row schema.Job) (schema.RunTrigger, bool) {
 	return 0, false
 }
 
-var errAlreadyRunning = errors.New("the job is already running in this replica")
+var (
+	errAlreadyRunning = errors.New("the job is already running in this replica")
+	errNotDue         = errors.New("the job is no longer due")
+)
 
 // HandleJobRow is the work handler for csp_job rows: a changed csp_runrequestedon runs the job now.
 func (j *Jobs) HandleJobRow(ctx context.Context, w Work) error {
@@ -199,6 +202,13 @@ func JobTrigger() Trigger {
 // another replica holds the lease. The run's own failure is in RunResult.Err (and on the rows); the
 // error return is for failures to run at all.
 func (j *Jobs) RunNow(ctx context.Context, name string, trigger schema.RunTrigger) (RunResult, error) {
+	return j.run(ctx, name, trigger, false)
+}
+
+// run runs the job under its lease. With whenDue it runs only if the row, read again when the lease is
+// taken, still says the job is due: the row the tick read may be stale (an admin disabled the job or
+// another replica ran it since).
+func (j *Jobs) run(ctx context.Context, name string, trigger schema.RunTrigger, whenDue bool) (RunResult, error) {
 	job, ok := j.jobs[name]
 	if !ok {
 		return RunResult{}, fmt.Errorf("no job named %q (jobs: %s)", name, strings.Join(j.Names(), ", "))
@@ -212,7 +222,7 @@ func (j *Jobs) RunNow(ctx context.Context, name string, trigger schema.RunTrigge
 	j.mu.Unlock()
 	defer func() { j.mu.Lock(); delete(j.running, name); j.mu.Unlock() }()
 
-	row, err := j.acquire(ctx, name)
+	row, err := j.acquire(ctx, name, whenDue)
 	if err != nil {
 		return RunResult{}, err
 	}
@@ -280,7 +290,7 @@ func (j *Jobs) safeRun(ctx context.Context, job Job) (counts RunCounts, err erro
 
 // acquire takes the job's lease: free or expired (or already ours), written with If-Match so two
 // replicas racing for it cannot both win.
-func (j *Jobs) acquire(ctx context.Context, name string) (schema.Job, error) {
+func (j *Jobs) acquire(ctx context.Context, name string, whenDue bool) (schema.Job, error) {
 	for attempt := 0; attempt < 3; attempt++ {
 		row, err := j.read(ctx, name)
 		if dataverse.IsNotFound(err) && attempt == 0 {
@@ -292,6 +302,9 @@ func (j *Jobs) acquire(ctx context.Context, name string) (schema.Job, error) {
 		}
 		if err != nil {
 			return schema.Job{}, err
+		}
+		if _, due := j.due(row); whenDue && !due {
+			return schema.Job{}, errNotDue
 		}
 		now := j.opts.Now()
 		if row.LeaseOwner != "" && row.LeaseOwner != j.opts.Instance && row.LeaseExpiresOn.After(now) {
