@@ -57,6 +57,10 @@ func Settings() []Setting {
 		{"CONNECTOR_SHUTDOWN_TIMEOUT", "30s", "How long running work may finish after SIGTERM before it is abandoned to another replica"},
 		{"CONNECTOR_INSTANCE", "", "Name of this replica in job leases and run history (default: the host name)"},
 		{"CONNECTOR_NOTIFY_USERS", "", "Comma-separated systemuser ids of the people who get in-app notifications (changes a Manual provider needs, the weekly license change report)"},
+		{"CONNECTOR_NOTIFY_INAPP", "true", "Send in-app notifications (appnotification rows) to CONNECTOR_NOTIFY_USERS: true or false"},
+		{"CONNECTOR_NOTIFY_WEBHOOKS", "true", "Post notifications to the webhook subscriptions registered in Dataverse (csp_webhooksubscription: the Power Automate trigger): true or false"},
+		{"SERVICEBUS_NOTIFY_TOPIC", "", "Service Bus topic the connector publishes notifications on, for flows that listen there (empty: off). Uses the Service Bus connection above; the identity needs Azure Service Bus Data Sender on the topic"},
+		{"CONNECTOR_NOTIFY_DIGEST_OVER", "20", "A provider account sync that finds more rows needing a person than this sends one digest instead of one notification each (1–10000)"},
 		{"CONNECTOR_REPORT_AFTER", "24h", "How long a license change may wait or stay failed before the License Change Health Report lists it"},
 		{"CONNECTOR_LOG_LEVEL", "info", "Log level: debug, info, warn, error (JSON logs on stderr)"},
 	}
@@ -106,6 +110,11 @@ type Config struct {
 	// NotifyUsers get in-app notifications; ReportAfter is the License Change Health Report's threshold.
 	NotifyUsers []dataverse.GUID
 	ReportAfter time.Duration
+	// Notification channels: in-app, webhook subscriptions, a Service Bus topic (empty: off); a sync with
+	// more than NotifyDigestOver rows to announce sends one digest.
+	NotifyInApp, NotifyWebhooks bool
+	NotifyTopic                 string
+	NotifyDigestOver            int
 
 	LogLevel slog.Level
 }
@@ -271,6 +280,13 @@ func (c *Config) loadRuntime(get func(string, string) string, needIntake bool, b
 		}
 		c.NotifyUsers = append(c.NotifyUsers, id)
 	}
+	c.NotifyInApp = boolSetting(get, "CONNECTOR_NOTIFY_INAPP", true, bad)
+	c.NotifyWebhooks = boolSetting(get, "CONNECTOR_NOTIFY_WEBHOOKS", true, bad)
+	c.NotifyTopic = get("SERVICEBUS_NOTIFY_TOPIC", "")
+	if c.NotifyTopic != "" && c.ServiceBusNamespace == "" && c.ServiceBusConnectionString == "" {
+		bad("SERVICEBUS_NOTIFY_TOPIC needs SERVICEBUS_NAMESPACE or SERVICEBUS_CONNECTION_STRING")
+	}
+	c.NotifyDigestOver = intSetting(get, "CONNECTOR_NOTIFY_DIGEST_OVER", 20, 1, 10000, bad)
 	c.ReportAfter = 24 * time.Hour
 	if raw := get("CONNECTOR_REPORT_AFTER", ""); raw != "" {
 		d, err := time.ParseDuration(raw)
@@ -347,6 +363,19 @@ func intSetting(get func(string, string) string, name string, def, lo, hi int, b
 	return n
 }
 
+func boolSetting(get func(string, string) string, name string, def bool, bad func(string, ...any)) bool {
+	raw := get(name, "")
+	if raw == "" {
+		return def
+	}
+	v, err := strconv.ParseBool(raw)
+	if err != nil {
+		bad("%s %q must be true or false", name, raw)
+		return def
+	}
+	return v
+}
+
 // ConfigError lists every configuration problem found.
 type ConfigError struct{ Problems []string }
 
@@ -387,6 +416,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("instance", c.Instance),
 		slog.Int("notify_users", len(c.NotifyUsers)),
 		slog.Duration("report_after", c.ReportAfter),
+		slog.Bool("notify_inapp", c.NotifyInApp), slog.Bool("notify_webhooks", c.NotifyWebhooks), slog.String("notify_topic", c.NotifyTopic),
 		slog.String("log_level", c.LogLevel.String()),
 	)
 }

@@ -29,6 +29,9 @@ type Job struct {
 // RunCounts are what a run did.
 type RunCounts struct {
 	Processed, Created, Updated, Failed int
+	// Deactivated, Mapped and Unmapped are the provider account sync's (rows whose customer left, rows
+	// mapped automatically, rows that need a person).
+	Deactivated, Mapped, Unmapped int
 	// Summary is one line for the job row's message ("3 providers verified, 1 not connected").
 	Summary string
 }
@@ -264,6 +267,7 @@ func (j *Jobs) run(ctx context.Context, name string, trigger schema.RunTrigger, 
 		"csp_finishedon": res.Ended.UTC(), "csp_status": int(res.Status),
 		"csp_processed": res.Counts.Processed, "csp_created": res.Counts.Created,
 		"csp_updated": res.Counts.Updated, "csp_failed": res.Counts.Failed, "csp_errormessage": nullable(errMsg),
+		"csp_deactivated": res.Counts.Deactivated, "csp_mapped": res.Counts.Mapped, "csp_unmapped": res.Counts.Unmapped,
 	}, nil); err != nil {
 		log.Error("recording the run's outcome failed", "error", err)
 	}

@@ -3,6 +3,7 @@ package connector
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/cspconnector/csp-connector/dataverse"
@@ -14,7 +15,7 @@ const EndpointName = "CSP Connector"
 // Triggers lists every event that wakes the connector. The service registers a handler for each, and
 // `connector dataverse install` registers a Dataverse step for each: one declaration for both.
 func Triggers() []Trigger {
-	return append([]Trigger{ProviderTrigger(), JobTrigger()}, LCLTriggers()...)
+	return slices.Concat([]Trigger{ProviderTrigger(), JobTrigger()}, LCLTriggers(), ProviderAccountTriggers())
 }
 
 // ErrNoIntakeToRegister is returned when the configuration names no intake to register.

@@ -160,6 +160,7 @@ func (sb *Sandbox) startService(ctx context.Context, cfg Config, opts SandboxOpt
 	// The demo admin gets the in-app notifications (a Manual provider's change, the weekly report): see
 	// the appnotifications table.
 	cfg.NotifyUsers, cfg.ReportAfter = []dataverse.GUID{sb.AdminID}, 24*time.Hour
+	cfg.NotifyInApp, cfg.NotifyWebhooks, cfg.NotifyDigestOver = true, true, 20
 	reg, err := RegistrationFor(cfg, Triggers())
 	if err != nil {
 		return err
@@ -171,7 +172,7 @@ func (sb *Sandbox) startService(ctx context.Context, cfg Config, opts SandboxOpt
 		return fmt.Errorf("sandbox: register the events: %w", err)
 	}
 	sb.Service, err = NewService(cfg, ServiceOptions{Logger: log, Metrics: sb.metrics, DV: sb.DataverseClient, PC: sb.PartnerCenterClient, Listen: sb.listener,
-		JobTick: 5 * time.Second, Now: opts.Now})
+		JobTick: 5 * time.Second, Now: opts.Now, AllowHTTPLoopbackWebhooks: true})
 	return err
 }
 
@@ -213,6 +214,20 @@ func (sb *Sandbox) Describe(w io.Writer) {
 		}
 		fmt.Fprintf(w, "  Why each is where it is, check by check:  connector diagnose lcl <id>\n")
 	}
+	fmt.Fprintf(w, "\nProvider accounts: the Provider Account Sync runs at start and maps Partner Center's customers to accounts.\n")
+	for _, line := range [][2]string{
+		{"Alpine Ski House", "Auto-mapped (website alpineskihouse.com, same name)"},
+		{"Tailspin Toys", "Auto-mapped (a contact's e-mail domain tailspintoys.com)"},
+		{"Northwind Traders", "Auto-mapped (its tenant is mapped already through the manual provider)"},
+		{"Litware", "Ambiguous (two accounts fit equally: choose one)"},
+		{"Adventure Works Cycles", "Unmapped (no account fits)"},
+	} {
+		fmt.Fprintf(w, "  %-24s → %s\n", line[0], line[1])
+	}
+	fmt.Fprintf(w, "  The Demo Admin gets an in-app notification for each of the last two:\n")
+	fmt.Fprintf(w, "  curl -s '%s%sappnotifications?$select=title,body,data'\n", sb.Dataverse.URL, dataverse.APIPath)
+	fmt.Fprintf(w, "  curl -s '%s%scsp_provideraccounts?$select=csp_name,csp_mappingstatus,csp_mappingmessage' -H 'Prefer: odata.include-annotations=\"*\"'\n", sb.Dataverse.URL, dataverse.APIPath)
+	fmt.Fprintf(w, "  %s go run ./cmd/connector sync provider-accounts\n", env)
 	fmt.Fprintf(w, "\nTry it:\n")
 	fmt.Fprintf(w, "  # ask Verify Connectivity for the Partner Center provider, as an admin would from its form:\n")
 	fmt.Fprintf(w, "  curl -s -X PATCH '%s%scsp_providers(%s)' -H 'MSCRMCallerID: %s' -H 'Content-Type: application/json' -H 'If-Match: *' -d \"{\\\"csp_verifyrequestedon\\\": \\\"$(date -u +%%FT%%TZ)\\\"}\"\n",
@@ -277,11 +292,15 @@ func (sb *Sandbox) seed(ctx context.Context, now time.Time) error {
 		CompanyName: "Fabrikam Inc", Relationship: "Reseller", Account: dataverse.Ref{ID: fabrikam}, MappingStatus: schema.MappingAutoMapped,
 		MappingMessage: "Mapped automatically: the customer's domain fabrikam.com is the account's website.", LastSyncedOn: now,
 	}))
-	must(create(schema.TableProviderAccount, schema.SetProviderAccounts, schema.ProviderAccount{
-		Name: "Adventure Works", Provider: dataverse.Ref{ID: pc}, TenantID: demoAdventureWorksTenant, Domain: "adventure-works.com",
-		CompanyName: "Adventure Works Cycles", Relationship: "Reseller", MappingStatus: schema.MappingUnmapped,
-		MappingMessage: "No account matches this customer's domain or name. Choose the account on this row.", LastSyncedOn: now,
-	}))
+	// Accounts the provider account sync maps its new customers to (DESIGN §7): Alpine Ski House by its
+	// website, Tailspin Toys by a contact's e-mail domain; Litware has two accounts that fit equally well
+	// (Ambiguous); Adventure Works has none (Unmapped). Northwind's tenant is mapped already through the
+	// manual provider, so the Partner Center row maps to the same account.
+	must(create(schema.TableAccount, schema.SetAccounts, schema.Account{Name: "Alpine Ski House", Website: "https://www.alpineskihouse.com"}))
+	tailspin := must(create(schema.TableAccount, schema.SetAccounts, schema.Account{Name: "Tailspin Toys Ltd"}))
+	must(create(schema.TableContact, schema.SetContacts, demoContact{FirstName: "Jo", LastName: "Berry", Email: "jo.berry@tailspintoys.com", Parent: dataverse.Ref{ID: tailspin}}))
+	must(create(schema.TableAccount, schema.SetAccounts, schema.Account{Name: "Litware, Inc.", Website: "https://litware.com"}))
+	must(create(schema.TableAccount, schema.SetAccounts, schema.Account{Name: "Litware Inc.", Website: "https://eu.litware.com"}))
 	mca := must(create(schema.TableAgreementTemplate, schema.SetAgreementTemplates, schema.AgreementTemplate{
 		Name: "Microsoft Customer Agreement", TemplateID: "117a1e9f-3e79-4b1b-9b4e-6f2b1c0b7d1a", AgreementType: schema.AgreementMicrosoftCustomerAgreement,
 		Provider: dataverse.Ref{ID: pc}, AgreementLink: "https://www.microsoft.com/licensing/docs/customeragreement",
@@ -368,12 +387,24 @@ func (sb *Sandbox) seed(ctx context.Context, now time.Time) error {
 	return errors.Join(errs...)
 }
 
+// demoContact is a contact row as the sandbox seeds it (the parent account is written through its
+// navigation property; schema.Contact reads it back as a customer lookup).
+type demoContact struct {
+	FirstName string        `dataverse:"firstname"`
+	LastName  string        `dataverse:"lastname"`
+	Email     string        `dataverse:"emailaddress1"`
+	Parent    dataverse.Ref `dataverse:"parentcustomerid,lookup=accounts"`
+}
+
 // Demonstration tenants and subscriptions, shared by both simulators so the rows and the provider agree.
 const (
 	demoContosoTenant            = "4c721420-72ad-4708-a0a7-371a2f7b0969"
 	demoFabrikamTenant           = "a1b2c3d4-0000-4000-8000-000000000002"
 	demoAdventureWorksTenant     = "a1b2c3d4-0000-4000-8000-000000000003"
 	demoNorthwindTenant          = "a1b2c3d4-0000-4000-8000-000000000004"
+	demoAlpineTenant             = "a1b2c3d4-0000-4000-8000-000000000005"
+	demoTailspinTenant           = "a1b2c3d4-0000-4000-8000-000000000006"
+	demoLitwareTenant            = "a1b2c3d4-0000-4000-8000-000000000007"
 	demoContosoSubscription      = "a4c1340d-6911-4758-bba3-0c4c6007d161"
 	demoContosoBasicSubscription = "5b6f4b2e-7c1d-4e0a-9f3b-2d8e6a1c0b01"
 	demoFabrikamP1Subscription   = "c3e5a7f1-2b4d-4c6e-8a0b-1d3f5b7d9e03"
@@ -411,6 +442,9 @@ func seedPartnerCenter(pc *partnercentertest.Server, now time.Time) error {
 			}},
 		{TenantID: demoAdventureWorksTenant, CompanyName: "Adventure Works Cycles", Domain: "adventure-works.com", Country: "US"},
 		{TenantID: demoNorthwindTenant, CompanyName: "Northwind Traders", Domain: "northwindtraders.com", Country: "DE", DirectSigned: true},
+		{TenantID: demoAlpineTenant, CompanyName: "Alpine Ski House", Domain: "alpineskihouse.com", Country: "AT"},
+		{TenantID: demoTailspinTenant, CompanyName: "Tailspin Toys", Domain: "tailspintoys.com", Country: "GB"},
+		{TenantID: demoLitwareTenant, CompanyName: "Litware", Domain: "litware.com", Country: "US"},
 	}
 	for _, c := range customers {
 		if err := pc.AddCustomer(c); err != nil {

@@ -36,8 +36,12 @@ type Service struct {
 	Jobs       *Jobs
 	Conn       *Connectivity
 	Prov       *Provisioner
-	listener   *ServiceBusListener
-	httpLn     net.Listener
+	// Accounts syncs and maps provider accounts; Notifications delivers what people and flows must know.
+	Accounts      *ProviderAccounts
+	Notifications *Notifications
+	topic         *TopicPublisher
+	listener      *ServiceBusListener
+	httpLn        net.Listener
 
 	ready    chan struct{}
 	addr     net.Addr
@@ -58,10 +62,14 @@ type ServiceOptions struct {
 	PC         *partnercenter.Client
 	ServiceBus *azservicebus.Client
 	// JobTick is how often job schedules are checked (default 30 s); VerifyEvery the default schedule of
-	// Verify Connectivity (15 min); SweepEvery the provisioning sweep's (2 min).
+	// Verify Connectivity (15 min); SweepEvery the provisioning sweep's (2 min); SyncEvery the provider
+	// account sync's (6 h).
 	JobTick     time.Duration
 	VerifyEvery time.Duration
 	SweepEvery  time.Duration
+	SyncEvery   time.Duration
+	// AllowHTTPLoopbackWebhooks lets webhook subscriptions call http://127.0.0.1 (the sandbox, tests).
+	AllowHTTPLoopbackWebhooks bool
 	// Now is the clock of the workflows (nil: time.Now); the sandbox and tests move it.
 	Now func() time.Time
 	// Listener tunes the Service Bus listener (Queue and MaxConcurrent come from the configuration).
@@ -100,14 +108,33 @@ func NewService(cfg Config, opts ServiceOptions) (*Service, error) {
 				log.Info("connectivity verified: retrying held license changes", "count", n)
 			}
 		}}
+	no := NotificationsOptions{Logger: log, Now: opts.Now}
+	if cfg.NotifyInApp && len(cfg.NotifyUsers) > 0 {
+		no.InApp = &InAppNotifier{DV: s.DV, Recipients: cfg.NotifyUsers}
+	}
+	if cfg.NotifyWebhooks {
+		no.Webhooks = &WebhookDeliverer{DV: s.DV, Logger: log, AllowHTTPLoopback: opts.AllowHTTPLoopbackWebhooks}
+	}
+	if cfg.NotifyTopic != "" && s.ServiceBus != nil {
+		topic, err := NewTopicPublisher(s.ServiceBus, cfg.NotifyTopic)
+		if err != nil {
+			return nil, fmt.Errorf("connector: notification topic %s: %w", cfg.NotifyTopic, err)
+		}
+		s.topic, no.Topic = topic, topic
+	}
+	s.Notifications = NewNotifications(no)
+	s.Accounts = &ProviderAccounts{DV: s.DV, PC: s.PC, Notify: func(n Notification) { s.Notifications.Publish(n) }, BatchSize: cfg.DataverseBatchSize,
+		DigestOver: cfg.NotifyDigestOver, Now: opts.Now, Logger: log.With("workflow", "provider-accounts")}
 	verifyEvery := cmp.Or(opts.VerifyEvery, 15*time.Minute)
 	sweepEvery := cmp.Or(opts.SweepEvery, 2*time.Minute)
-	s.Jobs = NewJobs(s.DV, []Job{s.Conn.Job(verifyEvery), s.Prov.SweepJob(sweepEvery), s.Prov.ReportJob(7*24*time.Hour, cfg.ReportAfter)},
+	syncEvery := cmp.Or(opts.SyncEvery, 6*time.Hour)
+	s.Jobs = NewJobs(s.DV, []Job{s.Conn.Job(verifyEvery), s.Prov.SweepJob(sweepEvery), s.Prov.ReportJob(7*24*time.Hour, cfg.ReportAfter), s.Accounts.Job(syncEvery)},
 		JobsOptions{Instance: cfg.Instance, Tick: opts.JobTick, Logger: log, Metrics: m, Now: opts.Now})
 	// Every trigger in Triggers() needs its handler here (a test checks).
 	s.Dispatcher.Handle(ProviderTrigger().Table, s.Conn.HandleProviderRow, ProviderTrigger())
 	s.Dispatcher.Handle(JobTrigger().Table, s.Jobs.HandleJobRow, JobTrigger())
 	s.Dispatcher.Handle(schema.TableLicenseChangeLog, s.Prov.Handle, LCLTriggers()...)
+	s.Dispatcher.Handle(schema.TableProviderAccount, s.Accounts.Handle, ProviderAccountTriggers()...)
 	if s.ServiceBus != nil {
 		lo := opts.Listener
 		lo.Queue = cfg.ServiceBusQueue
@@ -153,7 +180,10 @@ func (s *Service) Work(ctx context.Context, fn func(ctx context.Context) error) 
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		var wg sync.WaitGroup
+		wg.Go(func() { s.Notifications.Run(qctx) })
 		s.Queue.Run(qctx, qctx)
+		wg.Wait()
 	}()
 	err := fn(ctx)
 	tick := time.NewTicker(20 * time.Millisecond)
@@ -167,6 +197,12 @@ func (s *Service) Work(ctx context.Context, fn func(ctx context.Context) error) 
 		case <-tick.C:
 		}
 	}
+	// What the work published is delivered (or given up on) before the command exits.
+	flushCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	if ferr := s.Notifications.Flush(flushCtx); ferr != nil {
+		s.log.Warn("notifications not delivered before exit", "error", ferr)
+	}
+	cancel()
 	stop()
 	<-done
 	return err
@@ -271,6 +307,10 @@ func (s *Service) Run(parent context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { s.Queue.Run(ctx, workCtx) })
 	wg.Go(func() { s.Jobs.Run(ctx, workCtx) })
+	// Notifications outlive the work that publishes them, by a short flush at the end.
+	notifyCtx, stopNotify := context.WithCancel(context.WithoutCancel(ctx))
+	notifyDone := make(chan struct{})
+	go func() { defer close(notifyDone); s.Notifications.Run(notifyCtx) }()
 	if s.listener != nil {
 		wg.Go(func() { _ = s.listener.Run(ctx, workCtx) })
 	}
@@ -288,6 +328,18 @@ func (s *Service) Run(parent context.Context) error {
 	_ = srv.Shutdown(shutdownCtx)
 	cancel()
 	wg.Wait()
+	flushCtx, cancelFlush := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	if err := s.Notifications.Flush(flushCtx); err != nil {
+		s.log.Warn("notifications still undelivered at shutdown", "error", err)
+	}
+	cancelFlush()
+	stopNotify()
+	<-notifyDone
+	if s.topic != nil {
+		closeCtx, cancelClose := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		_ = s.topic.Close(closeCtx)
+		cancelClose()
+	}
 	s.log.Info("stopped")
 	return runErr
 }

@@ -113,7 +113,7 @@ func TestSandboxStartsInstallsSeedsAndStops(t *testing.T) {
 	pcURL := strings.Fields(text[pcAt+len("Partner Center       "):])[0]
 	var pcOut bytes.Buffer
 	require.NoError(t, run(t.Context(), []string{"pc", "customers"}, getenv(map[string]string{"PARTNERCENTER_ENDPOINT": pcURL, "PARTNERCENTER_AUTH": "none"}), nil, &pcOut, &bytes.Buffer{}))
-	for _, want := range []string{"Contoso Ltd", "Fabrikam Inc", "Adventure Works Cycles", "Northwind Traders", "4 customer(s)"} {
+	for _, want := range []string{"Contoso Ltd", "Fabrikam Inc", "Adventure Works Cycles", "Northwind Traders", "7 customer(s)"} {
 		assert.Contains(t, pcOut.String(), want)
 	}
 

@@ -71,7 +71,12 @@ func (s *Server) serveBatch(w *statusWriter, r *http.Request, body []byte, user 
 		if !it.changeSet {
 			o := it.ops[0].op
 			o.changes = &committed
-			res := s.dispatch(o, nil)
+			var res result
+			if f, _, ok := s.matchFault(o.method, o.path, true); ok {
+				res = fail(defaultFaultError(f))
+			} else {
+				res = s.dispatch(o, nil)
+			}
 			s.logOp(it.ops[0].op, res.status, user)
 			parts = append(parts, batchPartResult{single: &res})
 			if res.status >= 400 && !continueOnError {
@@ -89,7 +94,12 @@ func (s *Server) serveBatch(w *statusWriter, r *http.Request, body []byte, user 
 			o := bo.op
 			o.changes = &changes
 			o.path, o.body = resolveContentIDs(o.path, o.body, refs)
-			res := s.dispatch(o, &undoLog)
+			var res result
+			if f, _, ok := s.matchFault(o.method, o.path, true); ok {
+				res = fail(defaultFaultError(f))
+			} else {
+				res = s.dispatch(o, &undoLog)
+			}
 			s.logOp(o, res.status, user)
 			results = append(results, res)
 			if res.status >= 400 {

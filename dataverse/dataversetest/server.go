@@ -98,6 +98,10 @@ type Fault struct {
 	Drop bool
 	// Times is how many matching requests the fault applies to; zero means until ClearFaults.
 	Times int
+	// InBatch applies the fault to the operations inside a $batch (matched by their own method and path)
+	// instead of to whole requests: the operation answers with Status and the batch goes on as Dataverse
+	// does (stopping unless continue-on-error). Latency and Drop do not apply.
+	InBatch bool
 }
 
 // Request is one entry of the request log.
@@ -360,10 +364,15 @@ func (s *Server) admit(user string, n int) (func(), *apiError) {
 
 // fault returns the first injected fault matching the request, consuming one of its uses.
 func (s *Server) fault(method, path string) (Fault, time.Duration, bool) {
+	return s.matchFault(method, path, false)
+}
+
+// matchFault finds the first fault of the kind (whole request, or operation inside a batch) that matches.
+func (s *Server) matchFault(method, path string, inBatch bool) (Fault, time.Duration, bool) {
 	s.ctl.Lock()
 	defer s.ctl.Unlock()
 	for i, f := range s.faults {
-		if (f.Method != "" && f.Method != method) || !strings.Contains(path, f.Path) {
+		if f.InBatch != inBatch || (f.Method != "" && f.Method != method) || !strings.Contains(path, f.Path) {
 			continue
 		}
 		matched := *f

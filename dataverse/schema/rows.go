@@ -162,6 +162,9 @@ type JobRun struct {
 	Created      int            `dataverse:"csp_created"`
 	Updated      int            `dataverse:"csp_updated"`
 	Failed       int            `dataverse:"csp_failed"`
+	Deactivated  int            `dataverse:"csp_deactivated"`
+	Mapped       int            `dataverse:"csp_mapped"`
+	Unmapped     int            `dataverse:"csp_unmapped"`
 	ErrorMessage string         `dataverse:"csp_errormessage"`
 	Instance     string         `dataverse:"csp_instance"`
 }

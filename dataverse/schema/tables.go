@@ -60,6 +60,9 @@ const (
 	KeyProviderAccountTenant = "csp_provideraccount_tenant"
 	KeyJobName               = "csp_job_name"
 	KeySubscriptionPCID      = "csp_subscription_pcid"
+	// KeyAgreementTemplate: one agreement per provider account and template, so creating them is an
+	// upsert that a retry or a second replica cannot double.
+	KeyAgreementTemplate = "csp_agreement_template"
 )
 
 func opt[T ~int](v T, label string) dataverse.Option {
@@ -173,6 +176,7 @@ func Schema() dataverse.Schema {
 		memo("csp_systemmessage", "System message"),
 	)
 	agreement.StatusReasons = []dataverse.Option{{Value: AgreementPending, Label: "Pending", State: StateActive}}
+	agreement.Keys = []dataverse.AlternateKey{{SchemaName: KeyAgreementTemplate, Columns: []string{"csp_provideraccount", "csp_agreementtemplate"}}}
 
 	subscription := table(TableSubscription, SetSubscriptions, "Subscription", "Subscriptions",
 		"A subscription at a provider.", "Name",
@@ -245,6 +249,9 @@ func Schema() dataverse.Schema {
 		whole("csp_created", "Created"),
 		whole("csp_updated", "Updated"),
 		whole("csp_failed", "Failed"),
+		whole("csp_deactivated", "Deactivated"),
+		whole("csp_mapped", "Mapped"),
+		whole("csp_unmapped", "Needing mapping"),
 		memo("csp_errormessage", "Error message"),
 		text("csp_instance", "Instance", 200),
 	)

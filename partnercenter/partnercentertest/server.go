@@ -117,6 +117,8 @@ type Fault struct {
 	Drop bool
 	// Times is how many matching requests the fault applies to; zero means until ClearFaults.
 	Times int
+	// After serves the first After matching requests normally (the third page of a list fails: After 2).
+	After int
 }
 
 // Request is one entry of the request log. Token requests are not logged (see TokenRequests).
@@ -373,6 +375,10 @@ func (s *Server) fault(method, path string, token bool) (Fault, time.Duration, b
 			continue
 		}
 		if !strings.Contains(path, f.Path) || (token && f.Path == "") {
+			continue
+		}
+		if f.After > 0 {
+			f.After--
 			continue
 		}
 		matched := *f

@@ -399,6 +399,21 @@ func (s *Server) Customers() int {
 	return len(s.customerOrder)
 }
 
+// RemoveCustomer ends the partner's relationship with a customer: it is no longer listed or readable, as
+// when the customer removes the reseller relationship in the Microsoft 365 admin center.
+func (s *Server) RemoveCustomer(tenantID string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := normalizeID(tenantID)
+	c := s.customers[id]
+	if c == nil {
+		return fmt.Errorf("partnercentertest: no customer %s", tenantID)
+	}
+	delete(s.customers, id)
+	s.customerOrder = slices.DeleteFunc(s.customerOrder, func(o *customer) bool { return o == c })
+	return nil
+}
+
 // Subscription returns the current state of a subscription (after any 202 update, even one no GET has
 // observed yet).
 func (s *Server) Subscription(tenantID, subscriptionID string) (Subscription, bool) {

@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cspconnector/csp-connector/connector"
+	"github.com/cspconnector/csp-connector/dataverse/schema"
+)
+
+func syncCommand(getenv func(string) string, stdout, stderr io.Writer) *cobra.Command {
+	cmd := &cobra.Command{Use: "sync", Short: "Sync rows from Partner Center"}
+	accounts := &cobra.Command{
+		Use:   "provider-accounts",
+		Short: "Sync Partner Center customers into Provider Accounts and map them to Accounts (the Provider Account Sync job, run now)",
+		Long: `Lists every customer of each active Automatic provider in Partner Center, creates or updates its
+Provider Account row, sets Inactive the rows whose customer left, maps new rows to Accounts where the
+rules find one clear match, creates their Pending agreements, and notifies people about the rest. It runs
+as the Provider Account Sync job: under the job's lease (a sync running elsewhere makes it stop with a
+message) and recorded in the job's run history.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := connector.LoadConfig(getenv, connector.NeedDataverse, connector.NeedPartnerCenter)
+			if err != nil {
+				return err
+			}
+			svc, err := newService(cfg, newLogger(stderr, cfg.LogLevel))
+			if err != nil {
+				return err
+			}
+			if isTerminal(stderr) {
+				last := time.Time{}
+				svc.Accounts.Progress = func(p connector.SyncProgress) {
+					if time.Since(last) < 200*time.Millisecond {
+						return
+					}
+					last = time.Now()
+					fmt.Fprintf(stderr, "\r%s: %d customers, %d created, %d updated, %d mapped, %d need a person ", p.Provider,
+						p.Counts.Seen, p.Counts.Created, p.Counts.Updated, p.Counts.Mapped, p.Counts.NeedMapping)
+				}
+			}
+			var res connector.RunResult
+			err = svc.Work(cmd.Context(), func(ctx context.Context) error {
+				var err error
+				res, err = svc.Jobs.RunNow(ctx, connector.ProviderAccountSyncJob, schema.TriggerRunNow)
+				return err
+			})
+			if isTerminal(stderr) {
+				fmt.Fprintln(stderr)
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "%s: %s in %s. %s\n", res.Job, connector.RunStatusWord(res.Status), res.Ended.Sub(res.Started).Round(time.Millisecond), res.Counts.Summary)
+			return res.Err
+		},
+	}
+	cmd.AddCommand(accounts)
+	return cmd
+}
+
+// isTerminal says whether w is a terminal (progress is drawn only there, never into a log file or pipe).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}

@@ -1,0 +1,837 @@
+package connector
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/cspconnector/csp-connector/dataverse"
+	"github.com/cspconnector/csp-connector/dataverse/schema"
+	"github.com/cspconnector/csp-connector/mapping"
+	"github.com/cspconnector/csp-connector/partnercenter"
+)
+
+// ProviderAccountSyncJob is the job's name on its csp_job row.
+const ProviderAccountSyncJob = "Provider Account Sync"
+
+// ProviderAccounts keeps csp_provideraccount rows in step with Partner Center's customers (DESIGN §7): the
+// sync creates and updates rows by their alternate key, deactivates the rows of customers who left, maps
+// new rows to Accounts by the rules in mapping, creates their Pending agreements, and tells people about
+// the rows it could not map.
+type ProviderAccounts struct {
+	DV *dataverse.Client
+	PC *partnercenter.Client
+	// Notify publishes a notification without waiting for its delivery; nil sends none.
+	Notify func(Notification)
+	// BatchSize is the operations per $batch (default dataverse.DefaultBatchSize).
+	BatchSize int
+	// DigestOver: a sync that finds more rows needing a person than this sends one digest instead of one
+	// notification each (default 20).
+	DigestOver int
+	// Progress, when set, is told after every batch (the CLI draws it on a terminal).
+	Progress func(SyncProgress)
+	Now      func() time.Time
+	Logger   *slog.Logger
+}
+
+// SyncProgress is where a running sync is.
+type SyncProgress struct {
+	Provider string
+	Counts   SyncCounts
+}
+
+// SyncCounts are what a sync did.
+type SyncCounts struct {
+	// Seen is the customers Partner Center listed.
+	Seen, Created, Updated, Unchanged, Deactivated int
+	// Mapped is rows mapped automatically; NeedMapping is rows left Unmapped or Ambiguous for a person
+	// (new ones and ones that changed to it).
+	Mapped, NeedMapping int
+	// Agreements is the Pending agreements created for newly mapped rows.
+	Agreements int
+	// Failed is rows Dataverse refused to write (each is in the log, with the reason).
+	Failed int
+}
+
+func (c *SyncCounts) add(o SyncCounts) {
+	c.Seen += o.Seen
+	c.Created += o.Created
+	c.Updated += o.Updated
+	c.Unchanged += o.Unchanged
+	c.Deactivated += o.Deactivated
+	c.Mapped += o.Mapped
+	c.NeedMapping += o.NeedMapping
+	c.Agreements += o.Agreements
+	c.Failed += o.Failed
+}
+
+// String is the run's one-line summary.
+func (c SyncCounts) String() string {
+	return fmt.Sprintf("%d customers seen: %d created, %d updated, %d unchanged, %d deactivated; %d mapped automatically, %d need a person; %d agreements created; %d failed",
+		c.Seen, c.Created, c.Updated, c.Unchanged, c.Deactivated, c.Mapped, c.NeedMapping, c.Agreements, c.Failed)
+}
+
+// Job is the scheduled sync.
+func (p *ProviderAccounts) Job(every time.Duration) Job {
+	return Job{Name: ProviderAccountSyncJob, Schedule: every, Run: func(ctx context.Context) (RunCounts, error) {
+		c, err := p.Sync(ctx)
+		return RunCounts{Processed: c.Seen, Created: c.Created, Updated: c.Updated, Failed: c.Failed,
+			Deactivated: c.Deactivated, Mapped: c.Mapped, Unmapped: c.NeedMapping, Summary: c.String()}, err
+	}}
+}
+
+// Sync syncs every active Automatic provider. A provider whose sync fails does not stop the others; the
+// error names each.
+func (p *ProviderAccounts) Sync(ctx context.Context) (SyncCounts, error) {
+	var total SyncCounts
+	var errs []error
+	filter := dataverse.And(dataverse.Eq("statecode", schema.StateActive), dataverse.Eq("csp_type", schema.ProviderAutomatic))
+	var providers []schema.Provider
+	for r, err := range p.DV.List(ctx, schema.SetProviders, &dataverse.Query{Select: dataverse.Columns[schema.Provider](), Filter: filter}) {
+		if err != nil {
+			return total, fmt.Errorf("provider account sync: list providers: %w", err)
+		}
+		var pr schema.Provider
+		if err := dataverse.Unmarshal(r, &pr); err != nil {
+			return total, err
+		}
+		providers = append(providers, pr)
+	}
+	run := &syncRun{p: p}
+	for _, pr := range providers {
+		c, err := run.provider(ctx, pr)
+		total.add(c)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", pr.Name, err))
+		}
+	}
+	run.notify(ctx)
+	return total, errors.Join(errs...)
+}
+
+// syncRun is one sync: what it loads once for all providers (the accounts the rules match against) and the
+// notices it collects for the end.
+type syncRun struct {
+	p        *ProviderAccounts
+	accounts *mapping.AccountIndex
+	// needing holds at most DigestOver+1 notices; beyond, only the count grows and one digest is sent.
+	needing      []Notification
+	needingCount int
+	// agreementOps are Pending agreements waiting to fill a batch.
+	agreementOps []dataverse.Op
+}
+
+// existingRow is what the sync keeps of one Provider Account row between reading it and seeing its
+// customer: about 60 bytes, so 20,000 customers cost about a megabyte.
+type existingRow struct {
+	tenant, id uuid.UUID
+	synced     uint64 // hash of the columns the sync writes from Partner Center
+	message    uint64 // hash of the mapping message
+	status     schema.MappingStatus
+	hasAccount bool
+	active     bool
+	seen       bool
+	leftToUs   bool // no account, and not one a person cleared: the rules may map it
+}
+
+// providerAccountColumns are what the sync reads of existing rows.
+var providerAccountColumns = []string{"csp_provideraccountid", "csp_tenantid", "csp_name", "csp_domain", "csp_companyname",
+	"csp_relationship", "_csp_account_value", "csp_mappingstatus", "csp_mappingmessage", "statecode"}
+
+// clearedByHand starts the message of a row whose account a person removed: the rules leave it alone.
+const clearedByHand = "The account was removed by hand"
+
+func (r *syncRun) provider(ctx context.Context, pr schema.Provider) (SyncCounts, error) {
+	p := r.p
+	log := p.logger().With("provider", pr.Name)
+	var counts SyncCounts
+	existing, err := r.loadExisting(ctx, pr)
+	if err != nil {
+		return counts, err
+	}
+	templates, err := r.activeTemplates(ctx, pr)
+	if err != nil {
+		return counts, err
+	}
+	chunk := make([]partnercenter.Customer, 0, p.batchSize())
+	flush := func() error {
+		c, err := r.writeChunk(ctx, pr, existing, templates, chunk)
+		counts.add(c)
+		chunk = chunk[:0]
+		if p.Progress != nil {
+			p.Progress(SyncProgress{Provider: pr.Name, Counts: counts})
+		}
+		return err
+	}
+	for cust, err := range p.PC.Customers(ctx, nil) {
+		if err != nil {
+			// Rows written so far stay (a rerun upserts the same keys); nothing is deactivated, since the
+			// customers not seen yet may be on the pages that were not read.
+			if ferr := flush(); ferr != nil {
+				err = errors.Join(err, ferr)
+			}
+			c, ferr := r.flushAgreements(ctx)
+			counts.add(c)
+			if ferr != nil {
+				err = errors.Join(err, ferr)
+			}
+			return counts, fmt.Errorf("listing Partner Center customers stopped after %d: %w (nothing was deactivated; the next run resumes)", counts.Seen, err)
+		}
+		chunk = append(chunk, cust)
+		if len(chunk) == cap(chunk) {
+			if err := flush(); err != nil {
+				return counts, err
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return counts, err
+	}
+	c, err := r.flushAgreements(ctx)
+	counts.add(c)
+	if err != nil {
+		return counts, err
+	}
+	c, err = r.deactivateGone(ctx, existing)
+	counts.add(c)
+	log.Info("provider accounts synced", "seen", counts.Seen, "created", counts.Created, "updated", counts.Updated,
+		"deactivated", counts.Deactivated, "mapped", counts.Mapped, "need_mapping", counts.NeedMapping, "failed", counts.Failed)
+	return counts, err
+}
+
+// loadExisting reads the provider's rows once, sorted by tenant for lookups.
+func (r *syncRun) loadExisting(ctx context.Context, pr schema.Provider) ([]existingRow, error) {
+	var rows []existingRow
+	q := &dataverse.Query{Select: providerAccountColumns, Filter: dataverse.LookupEq("csp_provider", pr.ID), PageSize: 5000}
+	for raw, err := range r.p.DV.List(ctx, schema.SetProviderAccounts, q) {
+		if err != nil {
+			return nil, fmt.Errorf("read provider accounts: %w", err)
+		}
+		var pa schema.ProviderAccount
+		if err := dataverse.Unmarshal(raw, &pa); err != nil {
+			return nil, err
+		}
+		tenant, err := uuid.Parse(pa.TenantID)
+		if err != nil {
+			continue // not a Partner Center customer id (a row made by hand): no customer will match it
+		}
+		rows = append(rows, existingRow{
+			tenant: tenant, id: pa.ID, synced: syncedHash(pa.Name, pa.Domain, pa.CompanyName, pa.Relationship),
+			message: syncedHash(pa.MappingMessage), status: pa.MappingStatus, hasAccount: !pa.Account.IsZero(), active: pa.State == schema.StateActive,
+			leftToUs: pa.Account.IsZero() && !strings.HasPrefix(pa.MappingMessage, clearedByHand),
+		})
+	}
+	slices.SortFunc(rows, func(a, b existingRow) int { return slices.Compare(a.tenant[:], b.tenant[:]) })
+	return rows, nil
+}
+
+func findRow(rows []existingRow, tenant uuid.UUID) *existingRow {
+	i, ok := slices.BinarySearchFunc(rows, tenant, func(r existingRow, t uuid.UUID) int { return slices.Compare(r.tenant[:], t[:]) })
+	if !ok {
+		return nil
+	}
+	return &rows[i]
+}
+
+func syncedHash(fields ...string) uint64 {
+	h := fnv.New64a()
+	for _, f := range fields {
+		h.Write([]byte(f))
+		h.Write([]byte{0})
+	}
+	return h.Sum64()
+}
+
+// customerColumns are the columns the sync writes from a customer, cut to the columns' lengths so a long
+// name cannot fail the write or differ from what is stored on every run.
+func customerColumns(c partnercenter.Customer) (name, domain, company, relationship string) {
+	company = cut(c.CompanyProfile.CompanyName, 255)
+	domain = cut(c.CompanyProfile.Domain, 255)
+	name = cut(cmp.Or(c.CompanyProfile.CompanyName, c.CompanyProfile.Domain, c.ID), 200)
+	relationship = cut(string(c.RelationshipToPartner), 100)
+	return name, domain, company, relationship
+}
+
+func cut(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n])
+}
+
+// pending is one row write of a chunk and what to do once it is written.
+type pending struct {
+	cust    partnercenter.Customer
+	created bool
+	mapped  *mapping.Match // set when this write maps or re-decides the mapping
+	notify  bool           // the row newly needs a person
+}
+
+func (r *syncRun) writeChunk(ctx context.Context, pr schema.Provider, existing []existingRow, templates []schema.AgreementTemplate, chunk []partnercenter.Customer) (SyncCounts, error) {
+	p := r.p
+	var counts SyncCounts
+	var ops []dataverse.Op
+	var writes []pending
+	now := p.now().UTC()
+	for _, cust := range chunk {
+		counts.Seen++
+		tenant, err := uuid.Parse(cust.ID)
+		if err != nil {
+			p.logger().Warn("Partner Center listed a customer whose id is not a GUID; skipped", "customer", cust.ID)
+			counts.Failed++
+			continue
+		}
+		name, domain, company, rel := customerColumns(cust)
+		row := dataverse.Row{}
+		ex := findRow(existing, tenant)
+		if ex != nil {
+			ex.seen = true
+			if ex.synced != syncedHash(name, domain, company, rel) {
+				row["csp_name"], row["csp_domain"], row["csp_companyname"], row["csp_relationship"] = name, domain, company, rel
+			}
+			if !ex.active {
+				row["statecode"], row["statuscode"] = schema.StateActive, schema.StatusActive
+			}
+		} else {
+			row["csp_name"], row["csp_domain"], row["csp_companyname"], row["csp_relationship"] = name, domain, company, rel
+		}
+		w := pending{cust: cust, created: ex == nil}
+		if ex == nil || ex.leftToUs {
+			m, err := r.decideMapping(ctx, pr, cust)
+			if err != nil {
+				return counts, err
+			}
+			msg := cut(m.message, 4000)
+			if ex == nil || m.status != ex.status || syncedHash(msg) != ex.message {
+				// A row already Unmapped or Ambiguous whose candidates changed gets the new message
+				// without a second notice.
+				w.mapped, w.notify = &m.Match, ex == nil || m.status != ex.status
+				row["csp_mappingstatus"], row["csp_mappingmessage"] = m.status, msg
+				if m.outcome == mapping.Matched {
+					row["csp_account@odata.bind"] = dataverse.Bind(schema.SetAccounts, m.Account)
+				}
+			}
+		}
+		if len(row) == 0 {
+			counts.Unchanged++
+			continue
+		}
+		row["csp_lastsyncedon"] = now
+		if ex == nil {
+			row["csp_provider@odata.bind"] = dataverse.Bind(schema.SetProviders, pr.ID)
+			row["csp_tenantid"] = tenant.String()
+			ops = append(ops, dataverse.UpsertOp(schema.SetProviderAccounts, providerAccountKey(pr.ID, tenant), row, dataverse.UpsertCreateOrUpdate))
+		} else {
+			ops = append(ops, dataverse.UpdateOp(schema.SetProviderAccounts, ex.id, row, nil))
+		}
+		writes = append(writes, w)
+	}
+	if len(ops) == 0 {
+		return counts, nil
+	}
+	results, err := p.write(ctx, ops)
+	if err != nil {
+		return counts, err
+	}
+	var agreementOps []dataverse.Op
+	for i, res := range results {
+		w := writes[i]
+		if res.Err != nil {
+			counts.Failed++
+			p.logger().Warn("writing a provider account failed", "tenant", w.cust.ID, "error", res.Err)
+			continue
+		}
+		if w.created {
+			counts.Created++
+		} else {
+			counts.Updated++
+		}
+		if w.mapped == nil {
+			continue
+		}
+		id, err := res.ID()
+		if err != nil {
+			id = findRow(existing, uuid.MustParse(w.cust.ID)).id
+		}
+		switch w.mapped.Outcome {
+		case mapping.Matched:
+			counts.Mapped++
+			for _, t := range templates {
+				agreementOps = append(agreementOps, pendingAgreementOp(id, w.mapped.Account, t, cmp.Or(w.cust.CompanyProfile.CompanyName, w.cust.ID)))
+			}
+		default:
+			if w.notify {
+				counts.NeedMapping++
+				r.needsMapping(pr, id, w.cust, *w.mapped)
+			}
+		}
+	}
+	// Agreements wait for a full batch: a chunk maps only some of its rows.
+	r.agreementOps = append(r.agreementOps, agreementOps...)
+	if len(r.agreementOps) >= p.batchSize() {
+		c, err := r.flushAgreements(ctx)
+		counts.add(c)
+		return counts, err
+	}
+	return counts, nil
+}
+
+// flushAgreements creates the Pending agreements collected so far.
+func (r *syncRun) flushAgreements(ctx context.Context) (SyncCounts, error) {
+	var counts SyncCounts
+	if len(r.agreementOps) == 0 {
+		return counts, nil
+	}
+	n, failed, err := r.p.createAgreements(ctx, r.agreementOps)
+	r.agreementOps = r.agreementOps[:0]
+	counts.Agreements, counts.Failed = n, failed
+	return counts, err
+}
+
+func providerAccountKey(provider, tenant uuid.UUID) dataverse.Key {
+	return dataverse.Key{dataverse.LookupValue("csp_provider"): provider, "csp_tenantid": tenant.String()}
+}
+
+// mappingDecision is what the rules say about one customer, as the row records it.
+type mappingDecision struct {
+	mapping.Match
+	outcome mapping.Outcome
+	status  schema.MappingStatus
+	message string
+}
+
+func (r *syncRun) decideMapping(ctx context.Context, pr schema.Provider, cust partnercenter.Customer) (mappingDecision, error) {
+	if !pr.AutoMatch {
+		m := mapping.Match{Outcome: mapping.NoMatch}
+		return mappingDecision{Match: m, outcome: m.Outcome, status: schema.MappingUnmapped,
+			message: fmt.Sprintf("Automatic matching is off for %s. Choose the account in Account.", pr.Name)}, nil
+	}
+	if r.accounts == nil {
+		idx, err := r.p.loadAccounts(ctx)
+		if err != nil {
+			return mappingDecision{}, err
+		}
+		r.accounts = idx
+	}
+	m := r.accounts.Match(mapping.CustomerFacts{TenantID: cust.ID, Domain: cust.CompanyProfile.Domain, CompanyName: cust.CompanyProfile.CompanyName})
+	d := mappingDecision{Match: m, outcome: m.Outcome, message: m.Message}
+	switch m.Outcome {
+	case mapping.Matched:
+		d.status = schema.MappingAutoMapped
+	case mapping.Ambiguous:
+		d.status = schema.MappingAmbiguous
+	default:
+		d.status = schema.MappingUnmapped
+	}
+	return d, nil
+}
+
+// loadAccounts reads, in bulk and once per sync, what the matching rules need: active accounts, their
+// contacts' e-mail addresses and the tenants other provider accounts already map to them.
+func (p *ProviderAccounts) loadAccounts(ctx context.Context) (*mapping.AccountIndex, error) {
+	byID := map[uuid.UUID]*mapping.AccountFacts{}
+	var order []uuid.UUID
+	q := &dataverse.Query{Select: []string{"accountid", "name", "websiteurl", "emailaddress1"}, Filter: dataverse.Eq("statecode", schema.StateActive), PageSize: 5000}
+	for raw, err := range p.DV.List(ctx, schema.SetAccounts, q) {
+		if err != nil {
+			return nil, fmt.Errorf("read accounts for matching: %w", err)
+		}
+		var a schema.Account
+		if err := dataverse.Unmarshal(raw, &a); err != nil {
+			return nil, err
+		}
+		byID[a.ID] = &mapping.AccountFacts{ID: a.ID, Name: a.Name, Website: a.Website, Email: a.Email}
+		order = append(order, a.ID)
+	}
+	q = &dataverse.Query{Select: []string{"emailaddress1", dataverse.LookupValue("parentcustomerid")},
+		Filter: dataverse.And(dataverse.Eq("statecode", schema.StateActive), dataverse.NotNull("emailaddress1"), dataverse.NotNull(dataverse.LookupValue("parentcustomerid"))), PageSize: 5000}
+	for raw, err := range p.DV.List(ctx, schema.SetContacts, q) {
+		if err != nil {
+			return nil, fmt.Errorf("read contacts for matching: %w", err)
+		}
+		var c schema.Contact
+		if err := dataverse.Unmarshal(raw, &c); err != nil {
+			return nil, err
+		}
+		if a := byID[c.ParentAccount.ID]; a != nil && c.Email != "" {
+			a.ContactEmails = append(a.ContactEmails, c.Email)
+		}
+	}
+	q = &dataverse.Query{Select: []string{"csp_tenantid", dataverse.LookupValue("csp_account")},
+		Filter: dataverse.And(dataverse.NotNull(dataverse.LookupValue("csp_account")), dataverse.Eq("statecode", schema.StateActive)), PageSize: 5000}
+	for raw, err := range p.DV.List(ctx, schema.SetProviderAccounts, q) {
+		if err != nil {
+			return nil, fmt.Errorf("read mapped provider accounts for matching: %w", err)
+		}
+		var pa schema.ProviderAccount
+		if err := dataverse.Unmarshal(raw, &pa); err != nil {
+			return nil, err
+		}
+		if a := byID[pa.Account.ID]; a != nil && pa.TenantID != "" && !slices.Contains(a.TenantIDs, pa.TenantID) {
+			a.TenantIDs = append(a.TenantIDs, pa.TenantID)
+		}
+	}
+	facts := make([]mapping.AccountFacts, 0, len(order))
+	for _, id := range order {
+		facts = append(facts, *byID[id])
+	}
+	return mapping.NewAccountIndex(facts), nil
+}
+
+// activeTemplates are the provider's active agreement templates: each mapped row gets a Pending agreement
+// of each.
+func (r *syncRun) activeTemplates(ctx context.Context, pr schema.Provider) ([]schema.AgreementTemplate, error) {
+	return r.p.activeTemplates(ctx, pr.ID)
+}
+
+func (p *ProviderAccounts) activeTemplates(ctx context.Context, provider dataverse.GUID) ([]schema.AgreementTemplate, error) {
+	var ts []schema.AgreementTemplate
+	q := &dataverse.Query{Select: []string{"csp_agreementtemplateid", "csp_name"}, Filter: dataverse.And(dataverse.LookupEq("csp_provider", provider), dataverse.Eq("statecode", schema.StateActive))}
+	for raw, err := range p.DV.List(ctx, schema.SetAgreementTemplates, q) {
+		if err != nil {
+			return nil, fmt.Errorf("read agreement templates: %w", err)
+		}
+		var t schema.AgreementTemplate
+		if err := dataverse.Unmarshal(raw, &t); err != nil {
+			return nil, err
+		}
+		ts = append(ts, t)
+	}
+	return ts, nil
+}
+
+// pendingAgreementOp creates the Pending agreement of a provider account for a template, by the agreement's
+// alternate key and only if there is none: a retry, a second replica or an agreement made earlier (even
+// one deactivated since) is left as it is.
+func pendingAgreementOp(providerAccount, account uuid.UUID, template schema.AgreementTemplate, customer string) dataverse.Op {
+	row := dataverse.Row{
+		"csp_name":                         cut(cmp.Or(template.Name, "Agreement")+" – "+customer, 200),
+		"csp_provideraccount@odata.bind":   dataverse.Bind(schema.SetProviderAccounts, providerAccount),
+		"csp_agreementtemplate@odata.bind": dataverse.Bind(schema.SetAgreementTemplates, template.ID),
+		"csp_attestationstatus":            schema.AttestationNotStarted,
+		"statuscode":                       schema.AgreementPending,
+	}
+	if account != uuid.Nil {
+		row["csp_account@odata.bind"] = dataverse.Bind(schema.SetAccounts, account)
+	}
+	key := dataverse.Key{dataverse.LookupValue("csp_provideraccount"): providerAccount, dataverse.LookupValue("csp_agreementtemplate"): template.ID}
+	return dataverse.UpsertOp(schema.SetAgreements, key, row, dataverse.UpsertCreateOnly)
+}
+
+// createAgreements runs pendingAgreementOps; an agreement that exists already is not a failure.
+func (p *ProviderAccounts) createAgreements(ctx context.Context, ops []dataverse.Op) (created, failed int, err error) {
+	for part := range slices.Chunk(ops, p.batchSize()) {
+		results, err := p.write(ctx, part)
+		if err != nil {
+			return created, failed, fmt.Errorf("create agreements: %w", err)
+		}
+		for _, res := range results {
+			switch {
+			case res.Err == nil:
+				created++
+			case dataverse.IsConflict(res.Err) || dataverse.IsDuplicate(res.Err):
+			default:
+				failed++
+				p.logger().Warn("creating a Pending agreement failed", "error", res.Err)
+			}
+		}
+	}
+	return created, failed, nil
+}
+
+// deactivateGone sets Inactive the active rows whose customer Partner Center no longer lists (the
+// relationship was removed), and their agreements.
+func (r *syncRun) deactivateGone(ctx context.Context, existing []existingRow) (SyncCounts, error) {
+	p := r.p
+	var counts SyncCounts
+	var gone []uuid.UUID
+	for _, ex := range existing {
+		if !ex.seen && ex.active {
+			gone = append(gone, ex.id)
+		}
+	}
+	inactive := dataverse.Row{"statecode": schema.StateInactive, "statuscode": schema.StatusInactive}
+	for part := range slices.Chunk(gone, p.batchSize()) {
+		ops := make([]dataverse.Op, len(part))
+		for i, id := range part {
+			ops[i] = dataverse.UpdateOp(schema.SetProviderAccounts, id, inactive, nil)
+		}
+		results, err := p.write(ctx, ops)
+		if err != nil {
+			return counts, fmt.Errorf("deactivate provider accounts: %w", err)
+		}
+		var done []uuid.UUID
+		for i, res := range results {
+			if res.Err != nil {
+				counts.Failed++
+				p.logger().Warn("deactivating a provider account failed", "provider_account", part[i], "error", res.Err)
+				continue
+			}
+			counts.Deactivated++
+			done = append(done, part[i])
+		}
+		if _, err := p.deactivateAgreements(ctx, done); err != nil {
+			return counts, err
+		}
+	}
+	return counts, nil
+}
+
+// deactivateAgreements sets Inactive the active agreements of the given provider accounts. It reads them in
+// groups (one query per 50 accounts) and writes them in batches.
+func (p *ProviderAccounts) deactivateAgreements(ctx context.Context, providerAccounts []uuid.UUID) (int, error) {
+	var n int
+	inactive := dataverse.Row{"statecode": schema.StateInactive, "statuscode": schema.StatusInactive}
+	for group := range slices.Chunk(providerAccounts, 50) {
+		of := make([]dataverse.Filter, len(group))
+		for i, id := range group {
+			of[i] = dataverse.LookupEq("csp_provideraccount", id)
+		}
+		var ops []dataverse.Op
+		q := &dataverse.Query{Select: []string{"csp_agreementid"}, Filter: dataverse.And(dataverse.Eq("statecode", schema.StateActive), dataverse.Or(of...))}
+		for raw, err := range p.DV.List(ctx, schema.SetAgreements, q) {
+			if err != nil {
+				return n, fmt.Errorf("read agreements to deactivate: %w", err)
+			}
+			id, _ := raw.GUID("csp_agreementid")
+			ops = append(ops, dataverse.UpdateOp(schema.SetAgreements, id, inactive, nil))
+		}
+		for part := range slices.Chunk(ops, p.batchSize()) {
+			results, err := p.write(ctx, part)
+			if err != nil {
+				return n, fmt.Errorf("deactivate agreements: %w", err)
+			}
+			for _, res := range results {
+				if res.Err != nil {
+					p.logger().Warn("deactivating an agreement failed", "error", res.Err)
+					continue
+				}
+				n++
+			}
+		}
+	}
+	return n, nil
+}
+
+// write sends ops as one $batch that carries on past failures, then sends again the ones Dataverse did not
+// run or refused for a moment (throttled, transient, not executed), up to three more times. Every op the
+// sync writes is an upsert, an update or a create-only upsert, so sending one again cannot double it.
+func (p *ProviderAccounts) write(ctx context.Context, ops []dataverse.Op) ([]dataverse.OpResult, error) {
+	results := make([]dataverse.OpResult, len(ops))
+	todo := make([]int, len(ops))
+	for i := range todo {
+		todo[i] = i
+	}
+	delay := time.Second
+	for attempt := 0; ; attempt++ {
+		var b dataverse.Batch
+		for _, i := range todo {
+			b.Add(ops[i])
+		}
+		res, err := p.DV.ExecuteBatch(ctx, &b, &dataverse.BatchOptions{ContinueOnError: true})
+		if err != nil {
+			return nil, err
+		}
+		var again []int
+		for j, i := range todo {
+			results[i] = res[j]
+			if e := res[j].Err; e != nil && (errors.Is(e, dataverse.ErrNotExecuted) || dataverse.IsThrottled(e) || dataverse.IsTransient(e)) {
+				again = append(again, i)
+			}
+		}
+		if len(again) == 0 || attempt == 3 {
+			return results, nil
+		}
+		todo = again
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(delay):
+		}
+		delay *= 2
+	}
+}
+
+// needsMapping collects the notice for a row a person must map.
+func (r *syncRun) needsMapping(pr schema.Provider, id uuid.UUID, cust partnercenter.Customer, m mapping.Match) {
+	r.needingCount++
+	if len(r.needing) > r.p.digestOver() {
+		return
+	}
+	status := "Unmapped"
+	if m.Outcome == mapping.Ambiguous {
+		status = "Ambiguous"
+	}
+	candidates := make([]map[string]any, 0, len(m.Candidates))
+	for _, c := range m.Candidates {
+		candidates = append(candidates, map[string]any{"accountId": c.Account.String(), "name": c.Name, "score": c.Score, "reasons": c.Reasons})
+	}
+	name := cmp.Or(cust.CompanyProfile.CompanyName, cust.CompanyProfile.Domain, cust.ID)
+	r.needing = append(r.needing, Notification{
+		Type: NotifyProviderAccountNeedsMapping,
+		Notice: Notice{
+			Title: cut(fmt.Sprintf("Map %s to an account", name), 160),
+			Body:  m.Message, Icon: NoticeWarning, Table: schema.TableProviderAccount, RowID: id,
+		},
+		Data: map[string]any{
+			"providerAccountId": id.String(), "providerId": pr.ID.String(), "provider": pr.Name,
+			"tenantId": cust.ID, "companyName": cust.CompanyProfile.CompanyName, "domain": cust.CompanyProfile.Domain,
+			"mappingStatus": status, "candidates": candidates,
+		},
+	})
+}
+
+// notify sends what the sync collected: one notification per row, or one digest when there are more than
+// DigestOver.
+func (r *syncRun) notify(context.Context) {
+	p := r.p
+	if p.Notify == nil || r.needingCount == 0 {
+		return
+	}
+	if r.needingCount <= p.digestOver() {
+		for _, n := range r.needing {
+			p.Notify(n)
+		}
+		return
+	}
+	var names []string
+	for _, n := range r.needing[:min(len(r.needing), 10)] {
+		names = append(names, fmt.Sprint(n.Data["companyName"]))
+	}
+	more := ""
+	if r.needingCount > len(names) {
+		more = fmt.Sprintf(" and %d more", r.needingCount-len(names))
+	}
+	p.Notify(Notification{
+		Type: NotifyProviderAccountNeedsMapping,
+		Notice: Notice{
+			Title: fmt.Sprintf("%d provider accounts need mapping", r.needingCount),
+			Body: fmt.Sprintf("The provider account sync could not map %d customers to accounts by itself: %s%s. Open Provider Accounts, view Unmapped and Ambiguous, and choose each one's account.",
+				r.needingCount, strings.Join(names, ", "), more),
+			Icon: NoticeWarning,
+		},
+		Data: map[string]any{"digest": true, "count": r.needingCount},
+	})
+}
+
+func (p *ProviderAccounts) batchSize() int {
+	if p.BatchSize > 0 {
+		return p.BatchSize
+	}
+	return dataverse.DefaultBatchSize
+}
+
+func (p *ProviderAccounts) digestOver() int {
+	if p.DigestOver > 0 {
+		return p.DigestOver
+	}
+	return 20
+}
+
+func (p *ProviderAccounts) now() time.Time {
+	if p.Now != nil {
+		return p.Now()
+	}
+	return time.Now()
+}
+
+func (p *ProviderAccounts) logger() *slog.Logger {
+	if p.Logger != nil {
+		return p.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// ProviderAccountTriggers are the events the handler needs: a person creates a provider account, sets or
+// clears its Account, or deactivates it. The sync's own writes are write-backs.
+func ProviderAccountTriggers() []Trigger {
+	writeBack := []string{"csp_account", "csp_mappingstatus", "csp_mappingmessage", "csp_name", "csp_domain", "csp_companyname",
+		"csp_relationship", "csp_lastsyncedon", "statecode", "statuscode"}
+	return []Trigger{
+		{Table: schema.TableProviderAccount, Message: "Create", WriteBack: writeBack},
+		{Table: schema.TableProviderAccount, Message: "Update", WriteBack: writeBack, Columns: []string{"csp_account", "statecode"}},
+	}
+}
+
+// Handle reconciles one provider account after a person changed it: an Account set by hand makes the row
+// Mapped (the rules never change it again) and gives it the Pending agreements of its provider's active
+// templates; an Account removed by hand makes it Unmapped, left to people, with a notification; a row
+// made Inactive has its agreements made Inactive.
+func (p *ProviderAccounts) Handle(ctx context.Context, w Work) error {
+	raw, err := p.DV.Get(ctx, schema.SetProviderAccounts, w.Key.ID, &dataverse.GetOptions{Select: dataverse.Columns[schema.ProviderAccount]()})
+	if dataverse.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var pa schema.ProviderAccount
+	if err := dataverse.Unmarshal(raw, &pa); err != nil {
+		return err
+	}
+	if pa.State != schema.StateActive {
+		_, err := p.deactivateAgreements(ctx, []uuid.UUID{pa.ID})
+		return err
+	}
+	byHand := false
+	for _, ev := range w.Events {
+		if slices.Contains(ev.ChangedColumns(), "csp_account") {
+			byHand = true // the gate lets through no write of the connector's own to csp_account
+		}
+	}
+	now := p.now().UTC()
+	if !pa.Account.IsZero() {
+		if pa.MappingStatus != schema.MappingMapped && (byHand || pa.MappingStatus != schema.MappingAutoMapped) {
+			_, err := p.DV.Update(ctx, schema.SetProviderAccounts, pa.ID, dataverse.Row{
+				"csp_mappingstatus": schema.MappingMapped, "csp_mappingmessage": fmt.Sprintf("Mapped by hand on %s.", mapping.FormatTime(now)),
+			}, &dataverse.UpdateOptions{IfMatch: pa.ETag})
+			if err != nil {
+				return fmt.Errorf("provider account %s: record the mapping: %w", pa.ID, err)
+			}
+		}
+		templates, err := p.activeTemplates(ctx, pa.Provider.ID)
+		if err != nil {
+			return err
+		}
+		ops := make([]dataverse.Op, len(templates))
+		for i, t := range templates {
+			ops[i] = pendingAgreementOp(pa.ID, pa.Account.ID, t, cmp.Or(pa.CompanyName, pa.Name))
+		}
+		n, failed, err := p.createAgreements(ctx, ops)
+		if err != nil {
+			return err
+		}
+		if failed > 0 {
+			return fmt.Errorf("provider account %s: %d Pending agreement(s) could not be created", pa.ID, failed)
+		}
+		if n > 0 {
+			p.logger().Info("Pending agreements created for a mapped provider account", "provider_account", pa.ID, "created", n)
+		}
+		return nil
+	}
+	if pa.MappingStatus != schema.MappingMapped && pa.MappingStatus != schema.MappingAutoMapped {
+		return nil
+	}
+	msg := fmt.Sprintf("%s on %s. Choose the right one in Account; automatic matching leaves this row to people.", clearedByHand, mapping.FormatTime(now))
+	if _, err := p.DV.Update(ctx, schema.SetProviderAccounts, pa.ID, dataverse.Row{"csp_mappingstatus": schema.MappingUnmapped, "csp_mappingmessage": msg},
+		&dataverse.UpdateOptions{IfMatch: pa.ETag}); err != nil {
+		return fmt.Errorf("provider account %s: record the removed mapping: %w", pa.ID, err)
+	}
+	if p.Notify != nil {
+		name := cmp.Or(pa.CompanyName, pa.Name, pa.TenantID)
+		p.Notify(Notification{Type: NotifyProviderAccountNeedsMapping,
+			Notice: Notice{Title: cut(fmt.Sprintf("Map %s to an account", name), 160), Body: msg, Icon: NoticeWarning, Table: schema.TableProviderAccount, RowID: pa.ID},
+			Data: map[string]any{"providerAccountId": pa.ID.String(), "providerId": pa.Provider.ID.String(), "tenantId": pa.TenantID,
+				"companyName": pa.CompanyName, "domain": pa.Domain, "mappingStatus": "Unmapped"}})
+	}
+	return nil
+}

@@ -1,0 +1,255 @@
+package connector
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cspconnector/csp-connector/dataverse"
+	"github.com/cspconnector/csp-connector/dataverse/dataversetest"
+	"github.com/cspconnector/csp-connector/dataverse/schema"
+	"github.com/cspconnector/csp-connector/partnercenter"
+	"github.com/cspconnector/csp-connector/partnercenter/partnercentertest"
+)
+
+// The workload of BenchmarkProviderAccountSync: n Partner Center customers, of which one in ten (up to
+// 1,000) has an account with its domain as website (they map automatically and get a Pending agreement);
+// 2,000 accounts with two contacts each; one active agreement template.
+const (
+	syncBenchAccounts      = 2000
+	syncBenchMatchEvery    = 10
+	syncBenchDVLatency     = 20 * time.Millisecond
+	syncBenchPCLatency     = 100 * time.Millisecond
+	syncBenchPCPageSize    = partnercenter.DefaultPageSize // 500, Partner Center's largest page
+	syncBenchDVReadPage    = 5000                          // the sync's page size for bulk reads (Dataverse's maximum)
+	syncBenchDVBatchSize   = dataverse.DefaultBatchSize    // 200 operations per $batch
+	syncBenchHeapSampleGap = time.Millisecond
+	syncBenchChildEnv      = "CONNECTOR_SYNC_BENCH_CUSTOMERS"
+)
+
+// BenchmarkProviderAccountSync runs a first sync of n customers and then a second one with nothing
+// changed, against both simulators over loopback HTTP with latency injected into every request. The
+// simulators run in a child process (this test binary, see TestSyncBenchSimulators), so the heap measured
+// here is the connector's alone. It reports requests against the minimum the design needs, wall time and
+// the peak heap the sync adds; it fails if the unchanged re-sync writes anything or if a sync makes more
+// requests than the minimum.
+//
+//	go test -run XXX -bench BenchmarkProviderAccountSync -benchtime 1x ./connector/
+func BenchmarkProviderAccountSync(b *testing.B) {
+	for _, n := range []int{5000, 20000} {
+		b.Run(fmt.Sprintf("customers=%d", n), func(b *testing.B) {
+			for range b.N {
+				benchSync(b, n)
+			}
+		})
+	}
+}
+
+// TestSyncBenchSimulators is the child process of BenchmarkProviderAccountSync: it runs and seeds both
+// simulators, prints their URLs and serves until its stdin closes. Without the variable it does nothing.
+func TestSyncBenchSimulators(t *testing.T) {
+	n, err := strconv.Atoi(os.Getenv(syncBenchChildEnv))
+	if err != nil {
+		t.Skip("the simulators of BenchmarkProviderAccountSync: run by the benchmark")
+	}
+	dvs, err := dataversetest.NewServer(dataversetest.Options{Tables: schema.Schema().Tables})
+	require.NoError(t, err)
+	defer dvs.Close()
+	pcs, err := partnercentertest.NewServer(partnercentertest.Options{AuthOptional: true, DisableRateLimit: true})
+	require.NoError(t, err)
+	defer pcs.Close()
+	provider, err := dvs.Insert(schema.TableProvider, map[string]any{"csp_name": "Microsoft Partner Center", "csp_type": int(schema.ProviderAutomatic), "csp_automatch": true})
+	require.NoError(t, err)
+	_, err = dvs.Insert(schema.TableAgreementTemplate, map[string]any{"csp_name": "Microsoft Customer Agreement",
+		"csp_provider@odata.bind": "/csp_providers(" + provider + ")"})
+	require.NoError(t, err)
+	for i := range syncBenchAccounts {
+		site := fmt.Sprintf("https://www.unrelated%05d.example", i)
+		if i < syncBenchAccounts/2 && i*syncBenchMatchEvery < n {
+			site = fmt.Sprintf("https://www.customer%05d.example", i*syncBenchMatchEvery)
+		}
+		id, err := dvs.Insert(schema.TableAccount, map[string]any{"name": fmt.Sprintf("Account %05d", i), "websiteurl": site})
+		require.NoError(t, err)
+		for c := range 2 {
+			_, err := dvs.Insert(schema.TableContact, map[string]any{"lastname": fmt.Sprint(c), "emailaddress1": fmt.Sprintf("p%d@contact%05d.example", c, i),
+				"parentcustomerid@odata.bind": "/accounts(" + id + ")"})
+			require.NoError(t, err)
+		}
+	}
+	for i := range n {
+		require.NoError(t, pcs.AddCustomer(partnercentertest.Customer{TenantID: uuid.NewString(), CompanyName: fmt.Sprintf("Customer %05d", i),
+			Domain: fmt.Sprintf("customer%05d.example", i)}))
+	}
+	dvs.SetLatency(syncBenchDVLatency)
+	pcs.SetLatency(syncBenchPCLatency)
+	fmt.Printf("READY %s %s\n", dvs.URL, pcs.URL)
+	_, _ = io.Copy(io.Discard, os.Stdin)
+}
+
+// requestCounter counts the requests a client sends, by kind.
+type requestCounter struct {
+	next                 http.RoundTripper
+	reads, batches, rest atomic.Int64
+}
+
+func (c *requestCounter) RoundTrip(r *http.Request) (*http.Response, error) {
+	switch {
+	case r.Method == http.MethodGet:
+		c.reads.Add(1)
+	case strings.HasSuffix(r.URL.Path, "/$batch"):
+		c.batches.Add(1)
+	default:
+		c.rest.Add(1)
+	}
+	return c.next.RoundTrip(r)
+}
+
+func (c *requestCounter) reset() { c.reads.Store(0); c.batches.Store(0); c.rest.Store(0) }
+
+func benchSync(b *testing.B, n int) {
+	b.StopTimer()
+	child := exec.Command(os.Args[0], "-test.run=^TestSyncBenchSimulators$")
+	child.Env = append(os.Environ(), fmt.Sprintf("%s=%d", syncBenchChildEnv, n))
+	stdin, err := child.StdinPipe()
+	require.NoError(b, err)
+	stdout, err := child.StdoutPipe()
+	require.NoError(b, err)
+	child.Stderr = os.Stderr
+	require.NoError(b, child.Start())
+	defer func() { _ = stdin.Close(); _ = child.Wait() }()
+	var dvURL, pcURL string
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		if f := strings.Fields(sc.Text()); len(f) == 3 && f[0] == "READY" {
+			dvURL, pcURL = f[1], f[2]
+			break
+		}
+	}
+	require.NotEmpty(b, dvURL, "the simulators' child process did not start")
+	go func() { _, _ = io.Copy(io.Discard, stdout) }()
+
+	dvCount := &requestCounter{next: http.DefaultTransport}
+	pcCount := &requestCounter{next: http.DefaultTransport}
+	dv, err := dataverse.NewClient(dvURL, nil, &dataverse.ClientOptions{HTTPClient: &http.Client{Transport: dvCount}})
+	require.NoError(b, err)
+	pc, err := partnercenter.NewClient(pcURL, partnercenter.Credentials{}, &partnercenter.ClientOptions{HTTPClient: &http.Client{Transport: pcCount}, PageSize: syncBenchPCPageSize})
+	require.NoError(b, err)
+	var notices atomic.Int64
+	p := &ProviderAccounts{DV: dv, PC: pc, BatchSize: syncBenchDVBatchSize, Notify: func(Notification) { notices.Add(1) }}
+
+	ceil := func(a, b int) int { return (a + b - 1) / b }
+	mapped := min(ceil(n, syncBenchMatchEvery), syncBenchAccounts/2)
+	pcPages := ceil(n, syncBenchPCPageSize)
+	// The reads the design needs: the providers; the provider's rows (pages of 5,000; one empty page when
+	// there are none); its templates; for matching, the accounts, the contacts and the mapped provider
+	// accounts (pages of 5,000).
+	accountReads := ceil(syncBenchAccounts, syncBenchDVReadPage) + ceil(2*syncBenchAccounts, syncBenchDVReadPage)
+	minFirstReads := 1 + 1 + 1 + accountReads + 1
+	minFirstBatches := ceil(n, syncBenchDVBatchSize) + ceil(mapped, syncBenchDVBatchSize)
+	minSecondReads := 1 + ceil(n, syncBenchDVReadPage) + 1 + accountReads + ceil(mapped, syncBenchDVReadPage)
+
+	measure := func() (SyncCounts, syncMeasure) {
+		dvCount.reset()
+		pcCount.reset()
+		var c SyncCounts
+		m := measureHeap(b, func() {
+			var err error
+			c, err = p.Sync(b.Context())
+			require.NoError(b, err)
+		})
+		m.dvReads, m.dvBatches, m.dvOther, m.pcRequests = int(dvCount.reads.Load()), int(dvCount.batches.Load()), int(dvCount.rest.Load()), int(pcCount.reads.Load()+pcCount.rest.Load())
+		return c, m
+	}
+	firstCounts, first := measure()
+	require.Equal(b, n, firstCounts.Created)
+	require.Equal(b, mapped, firstCounts.Mapped)
+	require.Equal(b, mapped, firstCounts.Agreements)
+	require.Equal(b, pcPages, first.pcRequests, "Partner Center requests = pages")
+	require.Equal(b, minFirstReads, first.dvReads, "Dataverse reads")
+	require.Equal(b, minFirstBatches, first.dvBatches, "Dataverse writes: a $batch per 200 rows and per 200 agreements")
+	require.Zero(b, first.dvOther)
+
+	secondCounts, second := measure()
+	require.Equal(b, n, secondCounts.Unchanged)
+	require.Zero(b, second.dvBatches+second.dvOther, "an unchanged re-sync writes nothing")
+	require.Equal(b, pcPages, second.pcRequests)
+	require.Equal(b, minSecondReads, second.dvReads, "Dataverse reads")
+
+	b.ReportMetric(float64(pcPages), "pc-pages")
+	b.ReportMetric(float64(first.pcRequests), "first-pc-req")
+	b.ReportMetric(float64(first.dvReads), "first-dv-reads")
+	b.ReportMetric(float64(first.dvBatches), "first-dv-batches")
+	b.ReportMetric(first.wall.Seconds(), "first-s")
+	b.ReportMetric(float64(first.peakHeap)/(1<<20), "first-peak-MiB")
+	b.ReportMetric(float64(second.dvReads), "resync-dv-reads")
+	b.ReportMetric(float64(second.dvBatches+second.dvOther), "resync-dv-writes")
+	b.ReportMetric(second.wall.Seconds(), "resync-s")
+	b.ReportMetric(float64(second.peakHeap)/(1<<20), "resync-peak-MiB")
+	b.Logf("customers %d: first sync %s: %d PC requests (%d pages), %d DV reads (min %d), %d DV batches (min %d), peak heap +%.1f MiB; re-sync %s: %d PC requests, %d DV reads (min %d), %d writes, peak heap +%.1f MiB; %d notification(s)",
+		n, first.wall.Round(time.Millisecond), first.pcRequests, pcPages, first.dvReads, minFirstReads, first.dvBatches, minFirstBatches, float64(first.peakHeap)/(1<<20),
+		second.wall.Round(time.Millisecond), second.pcRequests, second.dvReads, minSecondReads, second.dvBatches+second.dvOther, float64(second.peakHeap)/(1<<20), notices.Load())
+}
+
+type syncMeasure struct {
+	wall                                    time.Duration
+	pcRequests, dvReads, dvBatches, dvOther int
+	peakHeap                                uint64 // live heap above what it was before the sync
+}
+
+// measureHeap times run and samples the live heap while it runs, with GOGC lowered so that garbage waiting
+// for collection does not pass for live data.
+func measureHeap(b *testing.B, run func()) syncMeasure {
+	old := debug.SetGCPercent(5)
+	defer debug.SetGCPercent(old)
+	runtime.GC()
+	before := heapLive()
+	var peak atomic.Uint64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(syncBenchHeapSampleGap)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				if h := heapLive(); h > peak.Load() {
+					peak.Store(h)
+				}
+			}
+		}
+	})
+	b.StartTimer()
+	start := time.Now()
+	run()
+	m := syncMeasure{wall: time.Since(start)}
+	b.StopTimer()
+	close(stop)
+	wg.Wait()
+	if p := peak.Load(); p > before {
+		m.peakHeap = p - before
+	}
+	return m
+}
+
+func heapLive() uint64 {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
