@@ -60,7 +60,7 @@ func Settings() []Setting {
 		{"CONNECTOR_NOTIFY_INAPP", "true", "Send in-app notifications (appnotification rows) to CONNECTOR_NOTIFY_USERS: true or false"},
 		{"CONNECTOR_NOTIFY_WEBHOOKS", "true", "Post notifications to the webhook subscriptions registered in Dataverse (csp_webhooksubscription: the Power Automate trigger): true or false"},
 		{"SERVICEBUS_NOTIFY_TOPIC", "", "Service Bus topic the connector publishes notifications on, for flows that listen there (empty: off). Uses the Service Bus connection above; the identity needs Azure Service Bus Data Sender on the topic"},
-		{"CONNECTOR_NOTIFY_DIGEST_OVER", "20", "A provider account sync that finds more rows needing a person than this sends one digest instead of one notification each (1–10000)"},
+		{"CONNECTOR_NOTIFY_DIGEST_OVER", "20", "A provider account sync that finds more rows needing a person than this sends one digest instead of one notification each (1–1000)"},
 		{"CONNECTOR_REPORT_AFTER", "24h", "How long a license change may wait or stay failed before the License Change Health Report lists it"},
 		{"CONNECTOR_LOG_LEVEL", "info", "Log level: debug, info, warn, error (JSON logs on stderr)"},
 	}
@@ -286,7 +286,7 @@ func (c *Config) loadRuntime(get func(string, string) string, needIntake bool, b
 	if c.NotifyTopic != "" && c.ServiceBusNamespace == "" && c.ServiceBusConnectionString == "" {
 		bad("SERVICEBUS_NOTIFY_TOPIC needs SERVICEBUS_NAMESPACE or SERVICEBUS_CONNECTION_STRING")
 	}
-	c.NotifyDigestOver = intSetting(get, "CONNECTOR_NOTIFY_DIGEST_OVER", 20, 1, 10000, bad)
+	c.NotifyDigestOver = intSetting(get, "CONNECTOR_NOTIFY_DIGEST_OVER", 20, 1, 1000, bad) // at most the notification queue
 	c.ReportAfter = 24 * time.Hour
 	if raw := get("CONNECTOR_REPORT_AFTER", ""); raw != "" {
 		d, err := time.ParseDuration(raw)

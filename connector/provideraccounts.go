@@ -132,14 +132,17 @@ type syncRun struct {
 // existingRow is what the sync keeps of one Provider Account row between reading it and seeing its
 // customer: about 60 bytes, so 20,000 customers cost about a megabyte.
 type existingRow struct {
-	tenant, id uuid.UUID
-	synced     uint64 // hash of the columns the sync writes from Partner Center
-	message    uint64 // hash of the mapping message
-	status     schema.MappingStatus
-	hasAccount bool
-	active     bool
-	seen       bool
-	leftToUs   bool // no account, and not one a person cleared: the rules may map it
+	tenant, id, account uuid.UUID
+	etag                dataverse.ETag // writes are guarded: a person's edit since the read wins
+	synced              uint64         // hash of the columns the sync writes from Partner Center
+	message             uint64         // hash of the mapping message
+	status              schema.MappingStatus
+	active              bool
+	seen                bool
+	leftToUs            bool // no account, and not one a person cleared: the rules may map it
+	// clearedNow: Mapped or Auto-mapped without an account, a person removed it and no event said so
+	// yet: the sync records it as the event would.
+	clearedNow bool
 }
 
 // providerAccountColumns are what the sync reads of existing rows.
@@ -160,6 +163,19 @@ func (r *syncRun) provider(ctx context.Context, pr schema.Provider) (SyncCounts,
 	templates, err := r.activeTemplates(ctx, pr)
 	if err != nil {
 		return counts, err
+	}
+	// Mapped rows that lack an agreement of an active template get it now (an earlier sync that failed
+	// to create it, a template activated since): agreements are level-triggered like everything else.
+	for _, t := range templates {
+		have, err := r.p.agreementHolders(ctx, t.ID)
+		if err != nil {
+			return counts, err
+		}
+		for _, ex := range existing {
+			if ex.active && ex.account != uuid.Nil && !sortedHas(have, ex.id) {
+				r.agreementOps = append(r.agreementOps, pendingAgreementOp(ex.id, ex.account, t, ex.tenant.String()))
+			}
+		}
 	}
 	chunk := make([]partnercenter.Customer, 0, p.batchSize())
 	flush := func() error {
@@ -223,10 +239,12 @@ func (r *syncRun) loadExisting(ctx context.Context, pr schema.Provider) ([]exist
 		if err != nil {
 			continue // not a Partner Center customer id (a row made by hand): no customer will match it
 		}
+		mapped := pa.MappingStatus == schema.MappingMapped || pa.MappingStatus == schema.MappingAutoMapped
 		rows = append(rows, existingRow{
-			tenant: tenant, id: pa.ID, synced: syncedHash(pa.Name, pa.Domain, pa.CompanyName, pa.Relationship),
-			message: syncedHash(pa.MappingMessage), status: pa.MappingStatus, hasAccount: !pa.Account.IsZero(), active: pa.State == schema.StateActive,
-			leftToUs: pa.Account.IsZero() && !strings.HasPrefix(pa.MappingMessage, clearedByHand),
+			tenant: tenant, id: pa.ID, account: pa.Account.ID, etag: pa.ETag, synced: syncedHash(pa.Name, pa.Domain, pa.CompanyName, pa.Relationship),
+			message: syncedHash(pa.MappingMessage), status: pa.MappingStatus, active: pa.State == schema.StateActive,
+			leftToUs:   pa.Account.IsZero() && !mapped && !strings.HasPrefix(pa.MappingMessage, clearedByHand),
+			clearedNow: pa.Account.IsZero() && mapped,
 		})
 	}
 	slices.SortFunc(rows, func(a, b existingRow) int { return slices.Compare(a.tenant[:], b.tenant[:]) })
@@ -305,6 +323,12 @@ func (r *syncRun) writeChunk(ctx context.Context, pr schema.Provider, existing [
 			row["csp_name"], row["csp_domain"], row["csp_companyname"], row["csp_relationship"] = name, domain, company, rel
 		}
 		w := pending{cust: cust, created: ex == nil}
+		if ex != nil && ex.clearedNow {
+			msg := fmt.Sprintf("%s (found by the sync on %s). Choose the right one in Account; automatic matching leaves this row to people.", clearedByHand, mapping.FormatTime(now))
+			m := mapping.Match{Outcome: mapping.NoMatch, Message: msg}
+			w.mapped, w.notify = &m, true
+			row["csp_mappingstatus"], row["csp_mappingmessage"] = schema.MappingUnmapped, msg
+		}
 		if ex == nil || ex.leftToUs {
 			m, err := r.decideMapping(ctx, pr, cust)
 			if err != nil {
@@ -314,7 +338,7 @@ func (r *syncRun) writeChunk(ctx context.Context, pr schema.Provider, existing [
 			if ex == nil || m.status != ex.status || syncedHash(msg) != ex.message {
 				// A row already Unmapped or Ambiguous whose candidates changed gets the new message
 				// without a second notice.
-				w.mapped, w.notify = &m.Match, ex == nil || m.status != ex.status
+				w.mapped, w.notify = &m.Match, ex == nil || !needsPerson(ex.status)
 				row["csp_mappingstatus"], row["csp_mappingmessage"] = m.status, msg
 				if m.outcome == mapping.Matched {
 					row["csp_account@odata.bind"] = dataverse.Bind(schema.SetAccounts, m.Account)
@@ -331,7 +355,7 @@ func (r *syncRun) writeChunk(ctx context.Context, pr schema.Provider, existing [
 			row["csp_tenantid"] = tenant.String()
 			ops = append(ops, dataverse.UpsertOp(schema.SetProviderAccounts, providerAccountKey(pr.ID, tenant), row, dataverse.UpsertCreateOrUpdate))
 		} else {
-			ops = append(ops, dataverse.UpdateOp(schema.SetProviderAccounts, ex.id, row, nil))
+			ops = append(ops, dataverse.UpdateOp(schema.SetProviderAccounts, ex.id, row, &dataverse.UpdateOptions{IfMatch: ex.etag}))
 		}
 		writes = append(writes, w)
 	}
@@ -345,6 +369,9 @@ func (r *syncRun) writeChunk(ctx context.Context, pr schema.Provider, existing [
 	var agreementOps []dataverse.Op
 	for i, res := range results {
 		w := writes[i]
+		if dataverse.IsConflict(res.Err) && !w.created {
+			continue // a person changed the row since it was read: their change stands; the next sync reads it
+		}
 		if res.Err != nil {
 			counts.Failed++
 			p.logger().Warn("writing a provider account failed", "tenant", w.cust.ID, "error", res.Err)
@@ -360,7 +387,12 @@ func (r *syncRun) writeChunk(ctx context.Context, pr schema.Provider, existing [
 		}
 		id, err := res.ID()
 		if err != nil {
-			id = findRow(existing, uuid.MustParse(w.cust.ID)).id
+			ex := findRow(existing, uuid.MustParse(w.cust.ID))
+			if ex == nil {
+				p.logger().Warn("Dataverse did not say which row it wrote; its agreements and notice wait for the next sync", "tenant", w.cust.ID, "error", err)
+				continue
+			}
+			id = ex.id
 		}
 		switch w.mapped.Outcome {
 		case mapping.Matched:
@@ -395,6 +427,12 @@ func (r *syncRun) flushAgreements(ctx context.Context) (SyncCounts, error) {
 	r.agreementOps = r.agreementOps[:0]
 	counts.Agreements, counts.Failed = n, failed
 	return counts, err
+}
+
+// needsPerson reports a mapping state that already asked a person to act: changing between them is not
+// announced again.
+func needsPerson(s schema.MappingStatus) bool {
+	return s == schema.MappingUnmapped || s == schema.MappingAmbiguous
 }
 
 func providerAccountKey(provider, tenant uuid.UUID) dataverse.Key {
@@ -507,6 +545,28 @@ func (p *ProviderAccounts) activeTemplates(ctx context.Context, provider dataver
 		ts = append(ts, t)
 	}
 	return ts, nil
+}
+
+// agreementHolders returns, sorted, the provider accounts that have an agreement of the template (any
+// state: one deactivated on purpose is not recreated).
+func (p *ProviderAccounts) agreementHolders(ctx context.Context, template uuid.UUID) ([]uuid.UUID, error) {
+	var ids []uuid.UUID
+	q := &dataverse.Query{Select: []string{dataverse.LookupValue("csp_provideraccount")}, PageSize: 5000, Filter: dataverse.LookupEq("csp_agreementtemplate", template)}
+	for raw, err := range p.DV.List(ctx, schema.SetAgreements, q) {
+		if err != nil {
+			return nil, fmt.Errorf("read agreements of template %s: %w", template, err)
+		}
+		if ref, ok := raw.Lookup("csp_provideraccount"); ok {
+			ids = append(ids, ref.ID)
+		}
+	}
+	slices.SortFunc(ids, func(a, b uuid.UUID) int { return slices.Compare(a[:], b[:]) })
+	return ids, nil
+}
+
+func sortedHas(ids []uuid.UUID, id uuid.UUID) bool {
+	_, ok := slices.BinarySearchFunc(ids, id, func(a, b uuid.UUID) int { return slices.Compare(a[:], b[:]) })
+	return ok
 }
 
 // pendingAgreementOp creates the Pending agreement of a provider account for a template, by the agreement's

@@ -159,9 +159,9 @@ func benchSync(b *testing.B, n int) {
 	// there are none); its templates; for matching, the accounts, the contacts and the mapped provider
 	// accounts (pages of 5,000).
 	accountReads := ceil(syncBenchAccounts, syncBenchDVReadPage) + ceil(2*syncBenchAccounts, syncBenchDVReadPage)
-	minFirstReads := 1 + 1 + 1 + accountReads + 1
+	minFirstReads := 1 + 1 + 1 + 1 + accountReads + 1 // providers, rows, templates, the template's agreements, matching
 	minFirstBatches := ceil(n, syncBenchDVBatchSize) + ceil(mapped, syncBenchDVBatchSize)
-	minSecondReads := 1 + ceil(n, syncBenchDVReadPage) + 1 + accountReads + ceil(mapped, syncBenchDVReadPage)
+	minSecondReads := 1 + ceil(n, syncBenchDVReadPage) + 1 + ceil(mapped, syncBenchDVReadPage) + accountReads + ceil(mapped, syncBenchDVReadPage)
 
 	measure := func() (SyncCounts, syncMeasure) {
 		dvCount.reset()

@@ -540,3 +540,73 @@ func TestProviderAccountAutoMappedRowChangedByHandBecomesMapped(t *testing.T) {
 }
 
 var _ = context.Background
+
+func TestProviderAccountSyncCreatesAgreementsAnEarlierSyncMissed(t *testing.T) {
+	t.Parallel()
+	r := newPARig(t, paOptions{})
+	r.Account(t, "Alpine Ski House", "alpineskihouse.com", "")
+	r.Customer(t, "Alpine Ski House", "alpineskihouse.com")
+	r.DVS.Inject(dataversetest.Fault{InBatch: true, Method: http.MethodPatch, Path: "csp_agreements", Status: http.StatusBadRequest, Times: 1})
+	counts, err := r.P.Sync(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, 1, counts.Mapped)
+	assert.Equal(t, 1, counts.Failed, "the agreement could not be created")
+	require.Empty(t, r.Agreements(t))
+
+	counts, err = r.P.Sync(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, 1, counts.Agreements, "the next sync creates what is missing")
+	assert.Len(t, r.Agreements(t), 1)
+}
+
+func TestProviderAccountSyncNeverOverwritesAPersonsChangeMadeDuringIt(t *testing.T) {
+	t.Parallel()
+	r := newPARig(t, paOptions{BatchSize: 2})
+	ctx := t.Context()
+	r.Account(t, "Alpine Ski House", "alpineskihouse.com", "")
+	holding := r.Account(t, "Alpine Holding", "", "")
+	r.Customer(t, "Filler 1", "f1.example")
+	r.Customer(t, "Filler 2", "f2.example")
+	tAlpine := r.Customer(t, "Alpine Ski House", "alpineskihouse.com")
+	id, err := r.DV.Create(ctx, schema.SetProviderAccounts, dataverse.Row{"csp_name": "Alpine", "csp_tenantid": tAlpine, "csp_mappingstatus": int(schema.MappingUnmapped),
+		"csp_provider@odata.bind": dataverse.Bind(schema.SetProviders, r.Provider)})
+	require.NoError(t, err)
+	once := sync.Once{}
+	r.P.Progress = func(SyncProgress) { // after the first batch, before Alpine's: a person maps it
+		once.Do(func() {
+			_, err := r.DV.Update(ctx, schema.SetProviderAccounts, id, dataverse.Row{"csp_account@odata.bind": dataverse.Bind(schema.SetAccounts, holding),
+				"csp_mappingstatus": int(schema.MappingMapped)}, nil)
+			require.NoError(t, err)
+		})
+	}
+	_, err = r.P.Sync(ctx)
+	require.NoError(t, err)
+	row := r.Rows(t)[tAlpine]
+	assert.Equal(t, holding, row.Account.ID, "the person's mapping stands")
+	assert.Equal(t, schema.MappingMapped, row.MappingStatus)
+}
+
+func TestProviderAccountSyncNoticesAMappingRemovedWithoutAnEvent(t *testing.T) {
+	t.Parallel()
+	r := newPARig(t, paOptions{})
+	ctx := t.Context()
+	r.Account(t, "Alpine Ski House", "alpineskihouse.com", "")
+	tAlpine := r.Customer(t, "Alpine Ski House", "alpineskihouse.com")
+	_, err := r.P.Sync(ctx)
+	require.NoError(t, err)
+	row := r.Rows(t)[tAlpine]
+	require.Equal(t, schema.MappingAutoMapped, row.MappingStatus)
+	_, err = r.DV.Update(ctx, schema.SetProviderAccounts, row.ID, dataverse.Row{"csp_account@odata.bind": nil}, nil) // its event was lost
+	require.NoError(t, err)
+	r.Notices()
+	_, err = r.P.Sync(ctx)
+	require.NoError(t, err)
+	row = r.Rows(t)[tAlpine]
+	assert.Equal(t, schema.MappingUnmapped, row.MappingStatus)
+	assert.True(t, row.Account.IsZero(), "the account the person removed is not bound again")
+	assert.Contains(t, row.MappingMessage, clearedByHand)
+	assert.Len(t, r.Notices(), 1)
+	_, err = r.P.Sync(ctx)
+	require.NoError(t, err)
+	assert.True(t, r.Rows(t)[tAlpine].Account.IsZero(), "and stays left to people")
+}

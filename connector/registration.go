@@ -15,7 +15,7 @@ const EndpointName = "CSP Connector"
 // Triggers lists every event that wakes the connector. The service registers a handler for each, and
 // `connector dataverse install` registers a Dataverse step for each: one declaration for both.
 func Triggers() []Trigger {
-	return slices.Concat([]Trigger{ProviderTrigger(), JobTrigger()}, LCLTriggers(), ProviderAccountTriggers())
+	return slices.Concat([]Trigger{ProviderTrigger(), JobTrigger()}, LCLTriggers(), ProviderAccountTriggers(), AgreementTriggers(), TemplateTriggers())
 }
 
 // ErrNoIntakeToRegister is returned when the configuration names no intake to register.

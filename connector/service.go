@@ -38,6 +38,7 @@ type Service struct {
 	Prov       *Provisioner
 	// Accounts syncs and maps provider accounts; Notifications delivers what people and flows must know.
 	Accounts      *ProviderAccounts
+	Agreements    *Agreements
 	Notifications *Notifications
 	topic         *TopicPublisher
 	listener      *ServiceBusListener
@@ -68,6 +69,8 @@ type ServiceOptions struct {
 	VerifyEvery time.Duration
 	SweepEvery  time.Duration
 	SyncEvery   time.Duration
+	// CheckEvery is the Attestation Check's schedule (1 h).
+	CheckEvery time.Duration
 	// AllowHTTPLoopbackWebhooks lets webhook subscriptions call http://127.0.0.1 (the sandbox, tests).
 	AllowHTTPLoopbackWebhooks bool
 	// Now is the clock of the workflows (nil: time.Now); the sandbox and tests move it.
@@ -96,7 +99,8 @@ func NewService(cfg Config, opts ServiceOptions) (*Service, error) {
 	s.Queue = NewQueue(s.Dispatcher.Dispatch, QueueOptions{Workers: cfg.Workers, Limit: cfg.QueueLimit, Logger: log.With("component", "queue"), Metrics: m})
 	s.Gate = &Gate{}
 	s.Intake = &Intake{Gate: s.Gate, Queue: s.Queue, Logger: log.With("component", "intake"), Metrics: m}
-	s.Prov = &Provisioner{DV: s.DV, PC: s.PC, Now: opts.Now, Logger: log.With("workflow", "provisioning"), Wake: s.submitAll}
+	s.Prov = &Provisioner{DV: s.DV, PC: s.PC, Now: opts.Now, Logger: log.With("workflow", "provisioning"),
+		Wake: func(ctx context.Context, ids []dataverse.GUID) { s.submitAll(ctx, schema.TableLicenseChangeLog, ids) }}
 	if len(cfg.NotifyUsers) > 0 {
 		s.Prov.Notify = (&InAppNotifier{DV: s.DV, Recipients: cfg.NotifyUsers}).Notify
 	}
@@ -125,16 +129,27 @@ func NewService(cfg Config, opts ServiceOptions) (*Service, error) {
 	s.Notifications = NewNotifications(no)
 	s.Accounts = &ProviderAccounts{DV: s.DV, PC: s.PC, Notify: func(n Notification) { s.Notifications.Publish(n) }, BatchSize: cfg.DataverseBatchSize,
 		DigestOver: cfg.NotifyDigestOver, Now: opts.Now, Logger: log.With("workflow", "provider-accounts")}
+	s.Agreements = &Agreements{DV: s.DV, PC: s.PC, Notify: func(n Notification) { s.Notifications.Publish(n) }, BatchSize: cfg.DataverseBatchSize,
+		Now: opts.Now, Logger: log.With("workflow", "agreements"),
+		Wake: func(ctx context.Context, ids []dataverse.GUID) { s.submitAll(ctx, schema.TableAgreement, ids) }}
+	if cfg.NotifyInApp {
+		s.Agreements.NotifyUser = func(ctx context.Context, user dataverse.GUID, n Notice) error {
+			return (&InAppNotifier{DV: s.DV, Recipients: []dataverse.GUID{user}}).Notify(ctx, n)
+		}
+	}
 	verifyEvery := cmp.Or(opts.VerifyEvery, 15*time.Minute)
 	sweepEvery := cmp.Or(opts.SweepEvery, 2*time.Minute)
 	syncEvery := cmp.Or(opts.SyncEvery, 6*time.Hour)
-	s.Jobs = NewJobs(s.DV, []Job{s.Conn.Job(verifyEvery), s.Prov.SweepJob(sweepEvery), s.Prov.ReportJob(7*24*time.Hour, cfg.ReportAfter), s.Accounts.Job(syncEvery)},
+	s.Jobs = NewJobs(s.DV, []Job{s.Conn.Job(verifyEvery), s.Prov.SweepJob(sweepEvery), s.Prov.ReportJob(7*24*time.Hour, cfg.ReportAfter), s.Accounts.Job(syncEvery),
+		s.Agreements.CheckJob(cmp.Or(opts.CheckEvery, time.Hour))},
 		JobsOptions{Instance: cfg.Instance, Tick: opts.JobTick, Logger: log, Metrics: m, Now: opts.Now})
 	// Every trigger in Triggers() needs its handler here (a test checks).
 	s.Dispatcher.Handle(ProviderTrigger().Table, s.Conn.HandleProviderRow, ProviderTrigger())
 	s.Dispatcher.Handle(JobTrigger().Table, s.Jobs.HandleJobRow, JobTrigger())
 	s.Dispatcher.Handle(schema.TableLicenseChangeLog, s.Prov.Handle, LCLTriggers()...)
 	s.Dispatcher.Handle(schema.TableProviderAccount, s.Accounts.Handle, ProviderAccountTriggers()...)
+	s.Dispatcher.Handle(schema.TableAgreement, s.Agreements.Handle, AgreementTriggers()...)
+	s.Dispatcher.Handle(schema.TableAgreementTemplate, s.Agreements.HandleTemplate, TemplateTriggers()...)
 	if s.ServiceBus != nil {
 		lo := opts.Listener
 		lo.Queue = cfg.ServiceBusQueue
@@ -159,14 +174,14 @@ func NewService(cfg Config, opts ServiceOptions) (*Service, error) {
 
 // submitAll hands rows to the work queue from a handler or a job without holding it up: a full queue makes
 // the submissions wait, never the caller (whose worker the queue may need to drain).
-func (s *Service) submitAll(ctx context.Context, ids []dataverse.GUID) {
+func (s *Service) submitAll(ctx context.Context, table string, ids []dataverse.GUID) {
 	ctx = context.WithoutCancel(ctx)
 	s.submitting.Add(1)
 	go func() {
 		defer s.submitting.Add(-1)
 		for _, id := range ids {
-			if err := s.Queue.Submit(ctx, WorkItem{Key: WorkKey{Table: schema.TableLicenseChangeLog, ID: id}, Source: SourceSweep}); err != nil {
-				s.log.Warn("could not queue a license change; the sweep will find it", "lcl", id, "error", err)
+			if err := s.Queue.Submit(ctx, WorkItem{Key: WorkKey{Table: table, ID: id}, Source: SourceSweep}); err != nil {
+				s.log.Warn("could not queue a row; the next sweep will find it", "table", table, "id", id, "error", err)
 				return
 			}
 		}

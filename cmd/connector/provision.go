@@ -136,7 +136,7 @@ func diagnoseCommand(getenv func(string) string, stdout, stderr io.Writer) *cobr
 	var output string
 	cmd := &cobra.Command{
 		Use:   "diagnose",
-		Short: "Explain what the connector would do with a license change, and why (changes nothing)",
+		Short: "Explain what the connector would do with a license change or an agreement, and why (changes nothing)",
 	}
 	cmd.PersistentFlags().StringVarP(&output, "output", "o", "text", "text, or json for scripts")
 	lcl := &cobra.Command{
@@ -148,8 +148,8 @@ checks before it pass (a read); what the connector would do now; and the row's c
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runDiagnosis(cmd.Context(), "license change log", args[0], getenv, stdout, stderr, output,
-				func(ctx context.Context, p *connector.Provisioner, id dataverse.GUID) (connector.Diagnosis, error) {
-					return p.Diagnose(ctx, id)
+				func(ctx context.Context, s *connector.Service, id dataverse.GUID) (connector.Diagnosis, error) {
+					return s.Prov.Diagnose(ctx, id)
 				},
 				printDiagnosis)
 		},
@@ -163,12 +163,28 @@ Center call). Changes nothing.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runDiagnosis(cmd.Context(), "subscription", args[0], getenv, stdout, stderr, output,
-				func(ctx context.Context, p *connector.Provisioner, id dataverse.GUID) (connector.SubscriptionDiagnosis, error) {
-					return p.DiagnoseSubscription(ctx, id)
+				func(ctx context.Context, s *connector.Service, id dataverse.GUID) (connector.SubscriptionDiagnosis, error) {
+					return s.Prov.DiagnoseSubscription(ctx, id)
 				}, printSubscriptionDiagnosis)
 		},
 	}
-	cmd.AddCommand(lcl, subscription)
+	agreement := &cobra.Command{
+		Use:   "agreement <id>",
+		Short: "Explain an agreement: what the connector knows, what Partner Center says now, what to do next",
+		Long: `Show one Agreement as the connector sees it (attestation status, acceptance path, link and expiry, date
+agreed and when the connector verified it) beside what Partner Center says now (the attestation's status,
+the customer's Microsoft Customer Agreements, the direct-sign status from the Microsoft 365 admin center),
+which way the customer accepted, and what to do next. It only reads: the "we accepted but it still shows
+Pending" guide, automated.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runDiagnosis(cmd.Context(), "agreement", args[0], getenv, stdout, stderr, output,
+				func(ctx context.Context, s *connector.Service, id dataverse.GUID) (connector.AgreementDiagnosis, error) {
+					return s.Agreements.Diagnose(ctx, id)
+				}, printAgreementDiagnosis)
+		},
+	}
+	cmd.AddCommand(lcl, subscription, agreement)
 	return cmd
 }
 
@@ -363,7 +379,7 @@ func when(t time.Time) string {
 // runDiagnosis is what both diagnose commands do: parse the row id, build the service, diagnose, and print
 // text or JSON; a missing row is named.
 func runDiagnosis[T any](ctx context.Context, kind, arg string, getenv func(string) string, stdout, stderr io.Writer, output string,
-	diagnose func(context.Context, *connector.Provisioner, dataverse.GUID) (T, error), print func(io.Writer, T)) error {
+	diagnose func(context.Context, *connector.Service, dataverse.GUID) (T, error), print func(io.Writer, T)) error {
 	id, err := parseRowID(kind, arg)
 	if err != nil {
 		return err
@@ -372,7 +388,7 @@ func runDiagnosis[T any](ctx context.Context, kind, arg string, getenv func(stri
 	if err != nil {
 		return err
 	}
-	d, err := diagnose(ctx, svc.Prov, id)
+	d, err := diagnose(ctx, svc, id)
 	if dataverse.IsNotFound(err) {
 		return fmt.Errorf("no %s %s", kind, id)
 	}

@@ -34,7 +34,8 @@ Configuration comes from environment variables (see the README); every problem i
 	root.SetContext(ctx)
 	root.AddCommand(runCommand(getenv, stderr), sandboxCommand(getenv, stdout, stderr), dataverseCommand(getenv, stdout, stderr),
 		pcCommand(getenv, stdout, stderr), verifyCommand(getenv, stdout, stderr), jobsCommand(getenv, stdout, stderr), inspectCommand(stdin, stdout),
-		provisionCommand(getenv, stdout, stderr), diagnoseCommand(getenv, stdout, stderr), syncCommand(getenv, stdout, stderr))
+		provisionCommand(getenv, stdout, stderr), diagnoseCommand(getenv, stdout, stderr), syncCommand(getenv, stdout, stderr),
+		agreementsCommand(getenv, stdout, stderr))
 	return root.ExecuteContext(ctx)
 }
 

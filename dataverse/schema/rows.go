@@ -51,7 +51,10 @@ type AgreementTemplate struct {
 	AgreementType AgreementType  `dataverse:"csp_agreementtype"`
 	Provider      dataverse.Ref  `dataverse:"csp_provider,lookup=csp_providers"`
 	AgreementLink string         `dataverse:"csp_agreementlink"`
-	State         int            `dataverse:"statecode,omitzero"`
+	// CreateRequestedOn is set by the template's Create Agreements button; CreateMessage says what it did.
+	CreateRequestedOn time.Time `dataverse:"csp_createrequestedon"`
+	CreateMessage     string    `dataverse:"csp_createmessage"`
+	State             int       `dataverse:"statecode,omitzero"`
 }
 
 // Agreement is a csp_agreement row.

@@ -148,6 +148,8 @@ func Schema() dataverse.Schema {
 		choice("csp_agreementtype", "Agreement type", opt(AgreementMicrosoftCustomerAgreement, "Microsoft Customer Agreement"), opt(AgreementMicrosoftCloudAgreement, "Microsoft Cloud Agreement"), opt(AgreementPartner, "Partner agreement")),
 		lookup("csp_provider", "Provider", TableProvider),
 		dataverse.Column{LogicalName: "csp_agreementlink", DisplayName: "Agreement link", Type: dataverse.TypeString, MaxLength: 2000, Format: "Url"},
+		when("csp_createrequestedon", "Create agreements requested on"),
+		memo("csp_createmessage", "Create agreements message"),
 	)
 
 	agreement := table(TableAgreement, SetAgreements, "Agreement", "Agreements",

@@ -1,0 +1,506 @@
+package connector
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/cspconnector/csp-connector/dataverse"
+	"github.com/cspconnector/csp-connector/dataverse/schema"
+	"github.com/cspconnector/csp-connector/mapping"
+	"github.com/cspconnector/csp-connector/partnercenter"
+)
+
+// AttestationCheckJob is the job's name on its csp_job row.
+const AttestationCheckJob = "Attestation Check"
+
+// Agreements drives the Microsoft Customer Agreement for each customer (DESIGN §6): it requests acceptance
+// links through the enhanced attestation API, records partner attestations (the legacy form), checks what
+// the customer did, creates Pending agreements for a template in bulk, and records how and when each
+// customer accepted.
+type Agreements struct {
+	DV *dataverse.Client
+	PC *partnercenter.Client
+	// Notify publishes events for flows (an agreement accepted); nil sends none.
+	Notify func(Notification)
+	// NotifyUser sends an in-app notice to one user (the admin who asked for a link); nil sends none.
+	NotifyUser func(ctx context.Context, user dataverse.GUID, n Notice) error
+	// Wake submits agreement rows to the work queue (the check job's); nil checks them in line.
+	Wake func(ctx context.Context, ids []dataverse.GUID)
+	// BatchSize is the operations per $batch of bulk creates (default dataverse.DefaultBatchSize).
+	BatchSize int
+	// CallTimeout bounds each Partner Center call, so a long Retry-After does not hold a worker (60 s).
+	CallTimeout time.Duration
+	Now         func() time.Time
+	Logger      *slog.Logger
+}
+
+// agreementFacts loads the row and what the decisions need: the row, then one $batch for its provider
+// account and template, then the provider.
+func (g *Agreements) load(ctx context.Context, id dataverse.GUID) (mapping.AgreementFacts, error) {
+	var f mapping.AgreementFacts
+	raw, err := g.DV.Get(ctx, schema.SetAgreements, id, &dataverse.GetOptions{Select: dataverse.Columns[schema.Agreement]()})
+	if err != nil {
+		return f, err
+	}
+	if err := dataverse.Unmarshal(raw, &f.Agreement); err != nil {
+		return f, err
+	}
+	a := f.Agreement
+	var b dataverse.Batch
+	var kinds []string
+	if !a.ProviderAccount.IsZero() {
+		b.Add(dataverse.GetOp(schema.SetProviderAccounts, a.ProviderAccount.ID, &dataverse.GetOptions{Select: dataverse.Columns[schema.ProviderAccount]()}))
+		kinds = append(kinds, "account")
+	}
+	if !a.Template.IsZero() {
+		b.Add(dataverse.GetOp(schema.SetAgreementTemplates, a.Template.ID, &dataverse.GetOptions{Select: dataverse.Columns[schema.AgreementTemplate]()}))
+		kinds = append(kinds, "template")
+	}
+	if len(kinds) > 0 {
+		results, err := g.DV.ExecuteBatch(ctx, &b, &dataverse.BatchOptions{ContinueOnError: true})
+		if err != nil {
+			return f, err
+		}
+		for i, res := range results {
+			if dataverse.IsNotFound(res.Err) {
+				continue
+			}
+			if res.Err != nil {
+				return f, res.Err
+			}
+			row, err := res.Row()
+			if err != nil {
+				return f, err
+			}
+			switch kinds[i] {
+			case "account":
+				f.ProviderAccount = &schema.ProviderAccount{}
+				err = dataverse.Unmarshal(row, f.ProviderAccount)
+			case "template":
+				f.Template = &schema.AgreementTemplate{}
+				err = dataverse.Unmarshal(row, f.Template)
+			}
+			if err != nil {
+				return f, err
+			}
+		}
+	}
+	provider := dataverse.GUID{}
+	if f.Template != nil {
+		provider = f.Template.Provider.ID
+	}
+	if provider == (dataverse.GUID{}) && f.ProviderAccount != nil {
+		provider = f.ProviderAccount.Provider.ID
+	}
+	if provider != (dataverse.GUID{}) {
+		raw, err := g.DV.Get(ctx, schema.SetProviders, provider, &dataverse.GetOptions{Select: dataverse.Columns[schema.Provider]()})
+		switch {
+		case dataverse.IsNotFound(err):
+		case err != nil:
+			return f, err
+		default:
+			f.Provider = &schema.Provider{}
+			if err := dataverse.Unmarshal(raw, f.Provider); err != nil {
+				return f, err
+			}
+		}
+	}
+	return f, nil
+}
+
+// AgreementTriggers are the events that wake the workflow: an admin asks for a link (or records a partner
+// attestation) by setting the attestation status, and the "Create Agreements" button of a template.
+func AgreementTriggers() []Trigger {
+	return []Trigger{
+		{Table: schema.TableAgreement, Message: "Update", Columns: []string{"csp_attestationstatus"},
+			WriteBack: []string{"csp_attestationstatus", "csp_acceptancepath", "csp_attestationid", "csp_acceptanceurl", "csp_linkexpireson",
+				"csp_dateagreed", "csp_verifiedon", "csp_attestationmessage", "csp_systemmessage", "statecode", "statuscode"}},
+	}
+}
+
+// TemplateTriggers wake the bulk create: the template's Create Agreements button sets csp_createrequestedon.
+func TemplateTriggers() []Trigger {
+	return []Trigger{{Table: schema.TableAgreementTemplate, Message: "Update", Columns: []string{"csp_createrequestedon"},
+		WriteBack: []string{"csp_createmessage"}}}
+}
+
+// Handle reconciles one agreement row: a requested link or partner attestation is carried out; a row
+// waiting on the customer is checked; an accepted row is only re-verified (never moved back).
+func (g *Agreements) Handle(ctx context.Context, w Work) error {
+	f, err := g.load(ctx, w.Key.ID)
+	if dataverse.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	a := f.Agreement
+	if a.State != schema.StateActive {
+		return nil // deactivated: no further checks
+	}
+	switch {
+	case a.AttestationStatus == schema.AttestationLinkRequested && a.AcceptancePath == schema.AcceptancePartnerAttestation:
+		return g.recordPartnerAttestation(ctx, f)
+	case a.AttestationStatus == schema.AttestationLinkRequested:
+		return g.requestLink(ctx, f, requester(w))
+	case a.Status == schema.StatusActive:
+		return g.reverify(ctx, f)
+	case mapping.WaitingForCustomer(a):
+		return g.check(ctx, f)
+	}
+	return nil
+}
+
+// requester is the person whose change asked for the work (the admin who set Link requested).
+func requester(w Work) dataverse.GUID {
+	for _, ev := range slices.Backward(w.Events) {
+		if ev.InitiatingUserID != (dataverse.GUID{}) {
+			return ev.InitiatingUserID
+		}
+	}
+	return dataverse.GUID{}
+}
+
+// write changes the row (If-Match: an admin's edit since the read wins; the next event or check decides
+// again). It writes nothing when the row already says it.
+func (g *Agreements) write(ctx context.Context, a schema.Agreement, changes dataverse.Row) error {
+	current, err := dataverse.Marshal(a)
+	if err != nil {
+		return err
+	}
+	for k, v := range changes {
+		if cur, ok := current[k]; ok && sameValue(cur, v) {
+			delete(changes, k)
+		}
+	}
+	if len(changes) == 0 {
+		return nil
+	}
+	_, err = g.DV.Update(ctx, schema.SetAgreements, a.ID, changes, &dataverse.UpdateOptions{IfMatch: a.ETag})
+	if dataverse.IsConflict(err) {
+		return nil // changed since it was read: that change's event brings the row back
+	}
+	if err != nil {
+		return fmt.Errorf("agreement %s: %w", a.ID, err)
+	}
+	return nil
+}
+
+func sameValue(a, b any) bool {
+	if b == nil {
+		switch v := a.(type) {
+		case nil:
+			return true
+		case string:
+			return v == ""
+		case time.Time:
+			return v.IsZero()
+		}
+		return false
+	}
+	if ta, ok := a.(time.Time); ok {
+		tb, ok := b.(time.Time)
+		return ok && ta.Equal(tb)
+	}
+	return fmt.Sprint(a) == fmt.Sprint(b)
+}
+
+// requestLink validates the request, then creates the enhanced attestation and stores its link, unless one
+// is still open. The MS-RequestId is derived from the row and the attestation it replaces, so a retry after
+// a crash gets Partner Center's first answer instead of a second attestation.
+func (g *Agreements) requestLink(ctx context.Context, f mapping.AgreementFacts, who dataverse.GUID) error {
+	a := f.Agreement
+	now := g.now()
+	if problems := mapping.LinkRequestProblems(f); len(problems) > 0 {
+		return g.write(ctx, a, dataverse.Row{"csp_attestationstatus": int(schema.AttestationFailed),
+			"csp_attestationmessage": "The link was not requested: " + strings.Join(problems, " ") + " Correct this, then set Attestation status to Link requested again."})
+	}
+	if a.AttestationID != "" {
+		att, err := g.getAttestation(ctx, a.AttestationID)
+		if err != nil {
+			return g.callFailed(ctx, f, err)
+		}
+		if !att.Status.Is(partnercenter.AttestationExpired) && !(att.Status.Is(partnercenter.AttestationPending) && !att.ExpiresAt.IsZero() && att.ExpiresAt.Before(now)) {
+			// Never a second attestation while one is open: check the open one instead.
+			return g.applyCheck(ctx, f, mapping.CheckInput{Attestation: &att})
+		}
+	}
+	tenant := f.ProviderAccount.TenantID
+	req := partnercenter.AttestationRequest{
+		CustomerTenantID: tenant, Country: strings.ToUpper(strings.TrimSpace(a.SignatoryCountry)), Language: strings.TrimSpace(a.SignatoryLanguage),
+		CompanyName:        strings.TrimSpace(cmp.Or(a.SignatoryCompany, f.ProviderAccount.CompanyName)),
+		SignatoryFirstName: strings.TrimSpace(a.SignatoryFirstName), SignatoryLastName: strings.TrimSpace(a.SignatoryLastName),
+		SignatoryEmail: strings.TrimSpace(a.SignatoryEmail), SignatoryPhone: strings.TrimSpace(a.SignatoryPhone),
+	}
+	reqID := uuid.NewSHA1(uuid.NameSpaceOID, []byte("attestation:"+a.ID.String()+":"+a.AttestationID)).String()
+	cctx, cancel := context.WithTimeout(partnercenter.WithRequestID(ctx, reqID), g.callTimeout())
+	att, err := g.PC.CreateAttestation(cctx, req)
+	cancel()
+	if err != nil {
+		return g.callFailed(ctx, f, err)
+	}
+	url := partnercenter.AcceptanceURL(att.ID)
+	msg := mapping.LinkSentMessage(a, att, url)
+	if err := g.write(ctx, a, dataverse.Row{
+		"csp_attestationstatus": int(schema.AttestationLinkSent), "csp_acceptancepath": int(schema.AcceptanceLink),
+		"csp_attestationid": att.ID, "csp_acceptanceurl": url, "csp_linkexpireson": nullTime(att.ExpiresAt),
+		"csp_attestationmessage": msg, "csp_systemmessage": nil,
+	}); err != nil {
+		return err
+	}
+	if g.NotifyUser != nil && who != (dataverse.GUID{}) {
+		if err := g.NotifyUser(ctx, who, Notice{Title: "Acceptance link for " + agreementName(f), Body: msg + " " + url,
+			Icon: NoticeInfo, Table: schema.TableAgreement, RowID: a.ID}); err != nil {
+			g.log().Warn("could not send the link to the requester", "agreement", a.ID, "error", err)
+		}
+	}
+	return nil
+}
+
+// recordPartnerAttestation records an acceptance the partner attests to (the legacy form: contact and
+// date). 600061 means Partner Center has it already: done.
+func (g *Agreements) recordPartnerAttestation(ctx context.Context, f mapping.AgreementFacts) error {
+	a := f.Agreement
+	now := g.now()
+	problems := append(mapping.LegacyAttestationProblems(a, now), beyondSignatory(f)...)
+	if len(problems) > 0 {
+		return g.write(ctx, a, dataverse.Row{"csp_attestationstatus": int(schema.AttestationFailed),
+			"csp_attestationmessage": "The partner attestation was not recorded: " + strings.Join(problems, " ") + " Correct this, then set Attestation status to Link requested again."})
+	}
+	templateID := ""
+	if f.Template != nil {
+		templateID = f.Template.TemplateID
+	}
+	cctx, cancel := context.WithTimeout(partnercenter.WithRequestID(ctx, uuid.NewSHA1(uuid.NameSpaceOID, []byte("partner-attestation:"+a.ID.String())).String()), g.callTimeout())
+	_, err := g.PC.CreateAgreement(cctx, f.ProviderAccount.TenantID, partnercenter.Agreement{
+		PrimaryContact: partnercenter.Contact{FirstName: strings.TrimSpace(a.SignatoryFirstName), LastName: strings.TrimSpace(a.SignatoryLastName),
+			Email: strings.TrimSpace(a.SignatoryEmail), PhoneNumber: strings.TrimSpace(a.SignatoryPhone)},
+		TemplateID: templateID, DateAgreed: a.DateAgreed.UTC(), Type: partnercenter.MicrosoftCustomerAgreement,
+	})
+	cancel()
+	existed := partnercenter.IsAlreadyExists(err)
+	if err != nil && !existed {
+		return g.callFailed(ctx, f, err)
+	}
+	what := "recorded in Partner Center"
+	if existed {
+		what = "already recorded in Partner Center (600061), so nothing was sent again"
+	}
+	return g.accepted(ctx, f, dataverse.Row{
+		"csp_attestationstatus": int(schema.AttestationAttested), "csp_acceptancepath": int(schema.AcceptancePartnerAttestation),
+		"statuscode": schema.StatusActive, "csp_verifiedon": now.UTC(), "csp_systemmessage": nil,
+		"csp_attestationmessage": fmt.Sprintf("Partner attestation %s: %s %s accepted on %s (the date you entered); confirmed by the connector on %s.",
+			what, strings.TrimSpace(a.SignatoryFirstName), strings.TrimSpace(a.SignatoryLastName), mapping.FormatTime(a.DateAgreed), mapping.FormatTime(now)),
+	})
+}
+
+// beyondSignatory is what stops a request besides the signatory fields (mapping, provider, template): the
+// legacy form checks its own fields.
+func beyondSignatory(f mapping.AgreementFacts) []string {
+	own := mapping.SignatoryProblems(f.Agreement)
+	return slices.DeleteFunc(mapping.LinkRequestProblems(f), func(p string) bool { return slices.Contains(own, p) })
+}
+
+// check reads what Partner Center says about a waiting row and moves it. Reads, fewest first: the row's
+// attestation when it has one; otherwise the customer's MCA agreements; the direct-sign status only when
+// neither settles it.
+func (g *Agreements) check(ctx context.Context, f mapping.AgreementFacts) error {
+	a := f.Agreement
+	if f.ProviderAccount == nil || f.ProviderAccount.TenantID == "" {
+		return g.write(ctx, a, dataverse.Row{"csp_attestationmessage": "This agreement has no provider account mapped to a customer tenant, so the connector cannot check it: set its Provider account."})
+	}
+	tenant := f.ProviderAccount.TenantID
+	var in mapping.CheckInput
+	if a.AttestationID != "" {
+		att, err := g.getAttestation(ctx, a.AttestationID)
+		if err != nil {
+			return g.callFailed(ctx, f, err)
+		}
+		in.Attestation = &att
+		if !att.Status.Is(partnercenter.AttestationPending) && !att.Status.Is(partnercenter.AttestationExpired) {
+			return g.applyCheck(ctx, f, in)
+		}
+	} else {
+		cctx, cancel := context.WithTimeout(ctx, g.callTimeout())
+		ags, err := g.PC.Agreements(cctx, tenant, partnercenter.MicrosoftCustomerAgreement)
+		cancel()
+		if err != nil {
+			return g.callFailed(ctx, f, err)
+		}
+		in.Agreements = ags
+		if out := mapping.DecideCheck(a, in, g.now()); out.Active {
+			return g.applyCheck(ctx, f, in) // an agreement settles it; an old one (before April 2023) does not
+		}
+	}
+	cctx, cancel := context.WithTimeout(ctx, g.callTimeout())
+	signed, err := g.PC.DirectSignedStatus(cctx, tenant)
+	cancel()
+	if err != nil {
+		return g.callFailed(ctx, f, err)
+	}
+	in.DirectSigned = &signed
+	return g.applyCheck(ctx, f, in)
+}
+
+// applyCheck writes what the check decided; an accepted link is finalized first.
+func (g *Agreements) applyCheck(ctx context.Context, f mapping.AgreementFacts, in mapping.CheckInput) error {
+	a := f.Agreement
+	now := g.now()
+	out := mapping.DecideCheck(a, in, now)
+	if out.Finalize && in.Attestation != nil {
+		templateID := ""
+		if f.Template != nil {
+			templateID = f.Template.TemplateID
+		}
+		cctx, cancel := context.WithTimeout(partnercenter.WithRequestID(ctx, uuid.NewSHA1(uuid.NameSpaceOID, []byte("finalize:"+in.Attestation.ID)).String()), g.callTimeout())
+		_, err := g.PC.CreateAgreementFromAttestation(cctx, f.ProviderAccount.TenantID, in.Attestation.ID, templateID)
+		cancel()
+		existed := partnercenter.IsAlreadyExists(err)
+		if err != nil && !existed {
+			return g.callFailed(ctx, f, err)
+		}
+		out = mapping.FinalizedOutcome(a, *in.Attestation, existed, now)
+	}
+	changes := dataverse.Row{"csp_attestationstatus": int(out.Status), "csp_attestationmessage": out.Message, "csp_systemmessage": nil}
+	if out.Path != 0 {
+		changes["csp_acceptancepath"] = int(out.Path)
+	}
+	if !out.Active {
+		return g.write(ctx, a, changes)
+	}
+	changes["statuscode"] = schema.StatusActive
+	changes["csp_verifiedon"] = now.UTC()
+	changes["csp_dateagreed"] = nullTime(out.DateAgreed)
+	return g.accepted(ctx, f, changes)
+}
+
+// accepted writes an accepted row and tells the flows that listen.
+func (g *Agreements) accepted(ctx context.Context, f mapping.AgreementFacts, changes dataverse.Row) error {
+	if err := g.write(ctx, f.Agreement, changes); err != nil {
+		return err
+	}
+	if g.Notify != nil {
+		tenant := ""
+		if f.ProviderAccount != nil {
+			tenant = f.ProviderAccount.TenantID
+		}
+		g.Notify(Notification{Type: NotifyAgreementAccepted,
+			Notice: Notice{Title: agreementName(f) + " accepted", Body: fmt.Sprint(changes["csp_attestationmessage"]), Icon: NoticeSuccess,
+				Table: schema.TableAgreement, RowID: f.Agreement.ID},
+			Data: map[string]any{"agreementId": f.Agreement.ID.String(), "tenantId": tenant,
+				"acceptancePath": schema.OptionLabel(schema.TableAgreement, "csp_acceptancepath", choiceOf(changes["csp_acceptancepath"]))}})
+	}
+	return nil
+}
+
+func choiceOf(v any) int {
+	if n, ok := v.(int); ok {
+		return n
+	}
+	return 0
+}
+
+// reverify looks at an accepted row again: what Partner Center says now only refreshes csp_verifiedon. A
+// read that no longer shows the acceptance (stale data, a replica lagging) never moves the row back.
+func (g *Agreements) reverify(ctx context.Context, f mapping.AgreementFacts) error {
+	a := f.Agreement
+	if f.ProviderAccount == nil || f.ProviderAccount.TenantID == "" {
+		return nil
+	}
+	var in mapping.CheckInput
+	if a.AttestationID != "" {
+		att, err := g.getAttestation(ctx, a.AttestationID)
+		if err != nil {
+			return nil
+		}
+		in.Attestation = &att
+	} else {
+		cctx, cancel := context.WithTimeout(ctx, g.callTimeout())
+		signed, err := g.PC.DirectSignedStatus(cctx, f.ProviderAccount.TenantID)
+		cancel()
+		if err != nil {
+			return nil
+		}
+		in.DirectSigned = &signed
+	}
+	if out := mapping.DecideCheck(a, in, g.now()); out.Active || out.Finalize {
+		return g.write(ctx, a, dataverse.Row{"csp_verifiedon": g.now().UTC()})
+	}
+	g.log().Info("an accepted agreement was not confirmed by this read; it stays accepted", "agreement", a.ID)
+	return nil
+}
+
+func (g *Agreements) getAttestation(ctx context.Context, id string) (partnercenter.Attestation, error) {
+	cctx, cancel := context.WithTimeout(ctx, g.callTimeout())
+	defer cancel()
+	return g.PC.GetAttestation(cctx, id)
+}
+
+// callFailed handles a Partner Center failure: throttling and outages are retried later (the row is left
+// as it is); refused credentials hold the row with a message and mark the provider not connected; a
+// refusal fails the row with Partner Center's reason in words.
+func (g *Agreements) callFailed(ctx context.Context, f mapping.AgreementFacts, err error) error {
+	a := f.Agreement
+	var re *partnercenter.ResponseError
+	isRE := errors.As(err, &re)
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case partnercenter.IsThrottled(err) || partnercenter.IsTransient(err) || !isRE && !errors.Is(err, partnercenter.ErrNoCredential) || isRE && re.StatusCode >= 500:
+		return fmt.Errorf("agreement %s: Partner Center: %w", a.ID, err) // the queue and the next check retry
+	case errors.Is(err, partnercenter.ErrNoCredential) || partnercenter.IsUnauthorized(err) || partnercenter.IsForbidden(err):
+		msg := "Partner Center refused the connector's sign-in for this check (the agreement reads need the delegated app+user sign-in: its refresh token may have expired). Renew it (PARTNERCENTER_REFRESH_TOKEN_FILE), then run Verify Connectivity on the provider; the check runs again by itself."
+		if f.Provider != nil {
+			if _, uerr := g.DV.Update(ctx, schema.SetProviders, f.Provider.ID, dataverse.Row{
+				"csp_connectivitystatus": int(schema.ConnectivityNotConnected),
+				"csp_connectivitymessage": fmt.Sprintf("Not connected: checking agreement %s failed at %s. %s", agreementName(f), mapping.FormatTime(g.now()), msg)}, nil); uerr != nil {
+				g.log().Warn("could not mark the provider not connected", "provider", f.Provider.ID, "error", uerr)
+			}
+		}
+		return g.write(ctx, a, dataverse.Row{"csp_attestationmessage": msg, "csp_systemmessage": mapping.SystemMessage(err, 1)})
+	}
+	status := a.AttestationStatus
+	if status == schema.AttestationLinkRequested {
+		status = schema.AttestationFailed
+	}
+	return g.write(ctx, a, dataverse.Row{"csp_attestationstatus": int(status),
+		"csp_attestationmessage": "Partner Center refused it: " + mapping.Refusal(err), "csp_systemmessage": mapping.SystemMessage(err, 1)})
+}
+
+func agreementName(f mapping.AgreementFacts) string {
+	if f.ProviderAccount != nil {
+		return "the agreement of " + cmp.Or(f.ProviderAccount.CompanyName, f.ProviderAccount.Name, f.ProviderAccount.TenantID)
+	}
+	return cmp.Or(f.Agreement.Name, "the agreement")
+}
+
+func nullTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UTC()
+}
+
+func (g *Agreements) callTimeout() time.Duration { return cmp.Or(g.CallTimeout, 60*time.Second) }
+
+func (g *Agreements) now() time.Time {
+	if g.Now != nil {
+		return g.Now()
+	}
+	return time.Now()
+}
+
+func (g *Agreements) log() *slog.Logger {
+	if g.Logger != nil {
+		return g.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}

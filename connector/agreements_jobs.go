@@ -1,0 +1,139 @@
+package connector
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/cspconnector/csp-connector/dataverse"
+	"github.com/cspconnector/csp-connector/dataverse/schema"
+	"github.com/cspconnector/csp-connector/mapping"
+)
+
+// Waiting lists the agreements waiting on the customer: active, Pending, and Not started, Link sent or
+// Customer accepted (Expired and Failed rows wait for a person).
+func (g *Agreements) Waiting(ctx context.Context) ([]dataverse.GUID, error) {
+	var ids []dataverse.GUID
+	q := &dataverse.Query{Select: []string{"csp_agreementid"}, PageSize: 5000, Filter: dataverse.And(
+		dataverse.Eq("statecode", schema.StateActive), dataverse.Eq("statuscode", schema.AgreementPending),
+		dataverse.In("csp_attestationstatus", schema.AttestationNotStarted, schema.AttestationLinkSent, schema.AttestationCustomerAccepted))}
+	for raw, err := range g.DV.List(ctx, schema.SetAgreements, q) {
+		if err != nil {
+			return nil, fmt.Errorf("attestation check: list waiting agreements: %w", err)
+		}
+		id, _ := raw.GUID("csp_agreementid")
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
+
+// CheckJob is the Attestation Check: every waiting agreement goes through the work queue, where each is
+// checked against Partner Center (in parallel up to the workers, under the client's per-tenant limit).
+func (g *Agreements) CheckJob(every time.Duration) Job {
+	return Job{Name: AttestationCheckJob, Schedule: every, Run: func(ctx context.Context) (RunCounts, error) {
+		ids, err := g.Waiting(ctx)
+		if err != nil {
+			return RunCounts{}, err
+		}
+		if len(ids) > 0 {
+			if g.Wake != nil {
+				g.Wake(ctx, ids)
+			} else {
+				for _, id := range ids {
+					if err := g.Handle(ctx, Work{Key: WorkKey{Table: schema.TableAgreement, ID: id}}); err != nil {
+						return RunCounts{Processed: len(ids)}, err
+					}
+				}
+			}
+		}
+		return RunCounts{Processed: len(ids), Summary: fmt.Sprintf("%d agreement(s) waiting on the customer submitted for checking", len(ids))}, nil
+	}}
+}
+
+// CreateForTemplate creates a Pending agreement of the template for every active provider account of its
+// provider that is mapped to an account and has none yet (signed-by and date left empty), in batches. It
+// reads the accounts and the template's existing agreements once; each create is an upsert by the
+// agreement's alternate key that only creates, so a retry or a second replica cannot double one.
+func (g *Agreements) CreateForTemplate(ctx context.Context, templateID dataverse.GUID) (created, existing int, err error) {
+	raw, err := g.DV.Get(ctx, schema.SetAgreementTemplates, templateID, &dataverse.GetOptions{Select: dataverse.Columns[schema.AgreementTemplate]()})
+	if err != nil {
+		return 0, 0, fmt.Errorf("create agreements: read template %s: %w", templateID, err)
+	}
+	var t schema.AgreementTemplate
+	if err := dataverse.Unmarshal(raw, &t); err != nil {
+		return 0, 0, err
+	}
+	if t.State != schema.StateActive {
+		return 0, 0, g.templateMessage(ctx, t, "This template is inactive: activate it before creating agreements.")
+	}
+	if t.Provider.IsZero() {
+		return 0, 0, g.templateMessage(ctx, t, "This template has no provider: set its Provider, then press Create Agreements again.")
+	}
+	have := map[uuid.UUID]bool{}
+	q := &dataverse.Query{Select: []string{dataverse.LookupValue("csp_provideraccount")}, PageSize: 5000, Filter: dataverse.LookupEq("csp_agreementtemplate", t.ID)}
+	for raw, err := range g.DV.List(ctx, schema.SetAgreements, q) {
+		if err != nil {
+			return 0, 0, fmt.Errorf("create agreements: read existing agreements: %w", err)
+		}
+		if ref, ok := raw.Lookup("csp_provideraccount"); ok {
+			have[ref.ID] = true
+		}
+	}
+	var ops []dataverse.Op
+	q = &dataverse.Query{Select: []string{"csp_provideraccountid", "csp_name", "csp_companyname", "csp_tenantid", dataverse.LookupValue("csp_account")}, PageSize: 5000,
+		Filter: dataverse.And(dataverse.LookupEq("csp_provider", t.Provider.ID), dataverse.Eq("statecode", schema.StateActive), dataverse.NotNull(dataverse.LookupValue("csp_account")))}
+	for raw, err := range g.DV.List(ctx, schema.SetProviderAccounts, q) {
+		if err != nil {
+			return 0, 0, fmt.Errorf("create agreements: read provider accounts: %w", err)
+		}
+		var pa schema.ProviderAccount
+		if err := dataverse.Unmarshal(raw, &pa); err != nil {
+			return 0, 0, err
+		}
+		if have[pa.ID] {
+			existing++
+			continue
+		}
+		ops = append(ops, pendingAgreementOp(pa.ID, pa.Account.ID, t, firstNonEmpty(pa.CompanyName, pa.Name, pa.TenantID)))
+	}
+	accounts := &ProviderAccounts{DV: g.DV, BatchSize: g.BatchSize, Logger: g.Logger}
+	var failed int
+	for part := range slices.Chunk(ops, accounts.batchSize()) {
+		n, f, err := accounts.createAgreements(ctx, part)
+		created, failed = created+n, failed+f
+		if err != nil {
+			return created, existing, err
+		}
+	}
+	msg := fmt.Sprintf("On %s: %d Pending agreement(s) created, %d mapped provider account(s) had one already.", mapping.FormatTime(g.now()), created, existing)
+	if failed > 0 {
+		msg += fmt.Sprintf(" %d could not be created (see the connector's log); press Create Agreements again to retry them.", failed)
+	}
+	return created, existing, g.templateMessage(ctx, t, msg)
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func (g *Agreements) templateMessage(ctx context.Context, t schema.AgreementTemplate, msg string) error {
+	_, err := g.DV.Update(ctx, schema.SetAgreementTemplates, t.ID, dataverse.Row{"csp_createmessage": msg}, nil)
+	return err
+}
+
+// HandleTemplate is the work handler of the template's Create Agreements button.
+func (g *Agreements) HandleTemplate(ctx context.Context, w Work) error {
+	_, _, err := g.CreateForTemplate(ctx, w.Key.ID)
+	if dataverse.IsNotFound(err) {
+		return nil
+	}
+	return err
+}
