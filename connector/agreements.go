@@ -460,7 +460,7 @@ func (g *Agreements) callFailed(ctx context.Context, f mapping.AgreementFacts, e
 		msg := "Partner Center refused the connector's sign-in for this check (the agreement reads need the delegated app+user sign-in: its refresh token may have expired). Renew it (PARTNERCENTER_REFRESH_TOKEN_FILE), then run Verify Connectivity on the provider; the check runs again by itself."
 		if f.Provider != nil {
 			if _, uerr := g.DV.Update(ctx, schema.SetProviders, f.Provider.ID, dataverse.Row{
-				"csp_connectivitystatus": int(schema.ConnectivityNotConnected),
+				"csp_connectivitystatus":  int(schema.ConnectivityNotConnected),
 				"csp_connectivitymessage": fmt.Sprintf("Not connected: checking agreement %s failed at %s. %s", agreementName(f), mapping.FormatTime(g.now()), msg)}, nil); uerr != nil {
 				g.log().Warn("could not mark the provider not connected", "provider", f.Provider.ID, "error", uerr)
 			}

@@ -80,7 +80,7 @@ func newAgRig(t testing.TB, model schema.PartnerModel) *agRig {
 func (r *agRig) agreement(t testing.TB, pa dataverse.GUID) dataverse.GUID {
 	t.Helper()
 	id, err := r.DV.Create(t.Context(), schema.SetAgreements, dataverse.Row{"csp_name": "Contoso — MCA", "statuscode": schema.AgreementPending,
-		"csp_attestationstatus": int(schema.AttestationNotStarted),
+		"csp_attestationstatus":          int(schema.AttestationNotStarted),
 		"csp_provideraccount@odata.bind": dataverse.Bind(schema.SetProviderAccounts, pa), "csp_account@odata.bind": dataverse.Bind(schema.SetAccounts, r.Account),
 		"csp_agreementtemplate@odata.bind": dataverse.Bind(schema.SetAgreementTemplates, r.Template)})
 	require.NoError(t, err)
