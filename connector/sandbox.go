@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -60,6 +61,7 @@ type Sandbox struct {
 	DemoChanges map[string]dataverse.GUID
 
 	demoChanges           []demoChange // DemoChanges in the order Describe lists them
+	contosoAgreement      dataverse.GUID
 	listener              net.Listener
 	partnerCenterProvider dataverse.GUID
 	metrics               *Metrics
@@ -107,7 +109,19 @@ func StartSandbox(ctx context.Context, opts SandboxOptions) (*Sandbox, error) {
 	}
 	// The integration sandbox's caps are on, as in a partner's test account: the demo shows the connector
 	// explaining them (and the demo data stays within them).
-	if sb.PartnerCenter, err = partnercentertest.NewServer(partnercentertest.Options{Addr: opts.PartnerCenterAddr, Now: now, AuthOptional: true, SandboxCaps: true}); err != nil {
+	// The simulator plays the customer who gets an acceptance link: a signatory whose e-mail starts with
+	// "accept" accepts it, one with "expire" lets it expire, anyone else leaves it pending.
+	playCustomer := func(id, email string) {
+		time.Sleep(time.Second)
+		switch local := strings.ToLower(email); {
+		case strings.HasPrefix(local, "accept"):
+			_ = sb.PartnerCenter.AcceptAttestation(id)
+		case strings.HasPrefix(local, "expire"):
+			_ = sb.PartnerCenter.ExpireAttestation(id)
+		}
+	}
+	if sb.PartnerCenter, err = partnercentertest.NewServer(partnercentertest.Options{Addr: opts.PartnerCenterAddr, Now: now, AuthOptional: true, SandboxCaps: true,
+		OnAttestation: playCustomer}); err != nil {
 		sb.Close()
 		return nil, err
 	}
@@ -172,7 +186,7 @@ func (sb *Sandbox) startService(ctx context.Context, cfg Config, opts SandboxOpt
 		return fmt.Errorf("sandbox: register the events: %w", err)
 	}
 	sb.Service, err = NewService(cfg, ServiceOptions{Logger: log, Metrics: sb.metrics, DV: sb.DataverseClient, PC: sb.PartnerCenterClient, Listen: sb.listener,
-		JobTick: 5 * time.Second, Now: opts.Now, AllowHTTPLoopbackWebhooks: true})
+		JobTick: 5 * time.Second, CheckEvery: 30 * time.Second, Now: opts.Now, AllowHTTPLoopbackWebhooks: true})
 	return err
 }
 
@@ -228,6 +242,16 @@ func (sb *Sandbox) Describe(w io.Writer) {
 	fmt.Fprintf(w, "  curl -s '%s%sappnotifications?$select=title,body,data'\n", sb.Dataverse.URL, dataverse.APIPath)
 	fmt.Fprintf(w, "  curl -s '%s%scsp_provideraccounts?$select=csp_name,csp_mappingstatus,csp_mappingmessage' -H 'Prefer: odata.include-annotations=\"*\"'\n", sb.Dataverse.URL, dataverse.APIPath)
 	fmt.Fprintf(w, "  %s go run ./cmd/connector sync provider-accounts\n", env)
+	fmt.Fprintf(w, "\nAgreements (Microsoft Customer Agreement): the Attestation Check runs every 30 seconds in the sandbox.\n")
+	fmt.Fprintf(w, "  Fabrikam Inc            → Attested (an agreement Partner Center has recorded)\n")
+	fmt.Fprintf(w, "  Northwind Traders       → Accepted directly (in the Microsoft 365 admin center)\n")
+	fmt.Fprintf(w, "  Contoso Ltd             → Not started: ask for an acceptance link, as an admin would on the form. The simulator plays\n")
+	fmt.Fprintf(w, "                            the customer: a signatory e-mail starting with accept accepts the link, expire lets it expire.\n")
+	if sb.contosoAgreement != (dataverse.GUID{}) {
+		fmt.Fprintf(w, "  curl -s -X PATCH '%s%scsp_agreements(%s)' -H 'MSCRMCallerID: %s' -H 'Content-Type: application/json' -H 'If-Match: *' -d '{\"csp_signatoryfirstname\":\"Ada\",\"csp_signatorylastname\":\"Lovelace\",\"csp_signatoryemail\":\"accept.ada@contoso.com\",\"csp_signatorycompany\":\"Contoso Ltd\",\"csp_signatorycountry\":\"GB\",\"csp_signatorylanguage\":\"en-GB\",\"csp_attestationstatus\":%d}'\n",
+			sb.Dataverse.URL, dataverse.APIPath, sb.contosoAgreement, sb.AdminID, int(schema.AttestationLinkRequested))
+		fmt.Fprintf(w, "  %s go run ./cmd/connector diagnose agreement %s\n", env, sb.contosoAgreement)
+	}
 	fmt.Fprintf(w, "\nTry it:\n")
 	fmt.Fprintf(w, "  # ask Verify Connectivity for the Partner Center provider, as an admin would from its form:\n")
 	fmt.Fprintf(w, "  curl -s -X PATCH '%s%scsp_providers(%s)' -H 'MSCRMCallerID: %s' -H 'Content-Type: application/json' -H 'If-Match: *' -d \"{\\\"csp_verifyrequestedon\\\": \\\"$(date -u +%%FT%%TZ)\\\"}\"\n",
@@ -302,13 +326,14 @@ func (sb *Sandbox) seed(ctx context.Context, now time.Time) error {
 	must(create(schema.TableAccount, schema.SetAccounts, schema.Account{Name: "Litware, Inc.", Website: "https://litware.com"}))
 	must(create(schema.TableAccount, schema.SetAccounts, schema.Account{Name: "Litware Inc.", Website: "https://eu.litware.com"}))
 	mca := must(create(schema.TableAgreementTemplate, schema.SetAgreementTemplates, schema.AgreementTemplate{
-		Name: "Microsoft Customer Agreement", TemplateID: "117a1e9f-3e79-4b1b-9b4e-6f2b1c0b7d1a", AgreementType: schema.AgreementMicrosoftCustomerAgreement,
+		Name: "Microsoft Customer Agreement", TemplateID: partnercentertest.MCATemplateID, AgreementType: schema.AgreementMicrosoftCustomerAgreement,
 		Provider: dataverse.Ref{ID: pc}, AgreementLink: "https://www.microsoft.com/licensing/docs/customeragreement",
 	}))
 	agreement := must(create(schema.TableAgreement, schema.SetAgreements, schema.Agreement{
 		Name: "Contoso Ltd — Microsoft Customer Agreement", ProviderAccount: dataverse.Ref{ID: contosoPA}, Account: dataverse.Ref{ID: contoso},
 		Template: dataverse.Ref{ID: mca}, AttestationStatus: schema.AttestationNotStarted,
 	}))
+	sb.contosoAgreement = agreement
 	if agreement != (dataverse.GUID{}) {
 		_, err := c.Update(ctx, schema.SetAgreements, agreement, dataverse.Row{"statuscode": schema.AgreementPending}, nil)
 		errs = append(errs, err)

@@ -160,6 +160,9 @@ func (s *Server) createAttestation(o *op, _ *route) result {
 	}
 	s.attestations[a.id] = a
 	s.attestOrder = append(s.attestOrder, a)
+	if play := s.opts.OnAttestation; play != nil {
+		go play(a.id, req.SignatoryEmail) // outside the request: it may call AcceptAttestation
+	}
 	return ok(http.StatusCreated, renderAttestation(a))
 }
 

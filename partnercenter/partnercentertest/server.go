@@ -85,6 +85,9 @@ type Options struct {
 	// AttestationTTL is how long an enhanced attestation link stays acceptable; 0 means 30 days, an
 	// inferred value (Microsoft does not publish one).
 	AttestationTTL time.Duration
+	// OnAttestation, when set, is called (on its own goroutine) with each new attestation and its
+	// signatory's e-mail: the sandbox plays the customer with it (AcceptAttestation, ExpireAttestation).
+	OnAttestation func(attestationID, signatoryEmail string)
 }
 
 // Limit is a rate limit: Requests admitted per sliding Window.
