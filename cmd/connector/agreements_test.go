@@ -1,0 +1,58 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cspconnector/csp-connector/dataverse"
+	"github.com/cspconnector/csp-connector/dataverse/schema"
+)
+
+// TestAgreementsCommands: `connector agreements create --template`, `connector agreements check` and
+// `connector diagnose agreement` against the sandbox (its own service not running).
+func TestAgreementsCommands(t *testing.T) {
+	t.Parallel()
+	ps := startProvSandbox(t)
+	ctx := t.Context()
+	dv := ps.sb.DataverseClient
+	var template, contosoAgreement dataverse.GUID
+	for raw, err := range dv.List(ctx, schema.SetAgreementTemplates, &dataverse.Query{Select: []string{"csp_agreementtemplateid"}}) {
+		require.NoError(t, err)
+		template, _ = raw.GUID("csp_agreementtemplateid")
+	}
+	for raw, err := range dv.List(ctx, schema.SetAgreements, &dataverse.Query{Select: []string{"csp_agreementid"}, Filter: dataverse.LookupEq("csp_provideraccount", ps.account)}) {
+		require.NoError(t, err)
+		contosoAgreement, _ = raw.GUID("csp_agreementid")
+	}
+	require.NotEqual(t, dataverse.GUID{}, template)
+	require.NotEqual(t, dataverse.GUID{}, contosoAgreement)
+
+	// Fabrikam is mapped but has no agreement yet; Contoso has one.
+	var out bytes.Buffer
+	require.NoError(t, run(ctx, []string{"agreements", "create", "--template", template.String()}, ps.env, nil, &out, io.Discard))
+	assert.Contains(t, out.String(), "1 Pending agreement(s) created; 1 mapped provider account(s) had one already.")
+
+	out.Reset()
+	require.NoError(t, run(ctx, []string{"agreements", "check"}, ps.env, nil, &out, io.Discard))
+	assert.Contains(t, out.String(), "Attestation Check: succeeded")
+	assert.Contains(t, out.String(), "2 agreement(s) waiting on the customer submitted for checking")
+
+	out.Reset()
+	require.NoError(t, run(ctx, []string{"diagnose", "agreement", contosoAgreement.String()}, ps.env, nil, &out, io.Discard))
+	t.Log(out.String())
+	assert.Contains(t, out.String(), "Status              Pending")
+	assert.Contains(t, out.String(), "accepted directly: false")
+	assert.Contains(t, out.String(), "Next: ")
+
+	out.Reset()
+	require.NoError(t, run(ctx, []string{"diagnose", "agreement", contosoAgreement.String(), "-o", "json"}, ps.env, nil, &out, io.Discard))
+	var d map[string]any
+	require.NoError(t, json.Unmarshal(out.Bytes(), &d))
+	assert.Equal(t, "Pending", d["status"])
+	assert.Equal(t, ps.tenant, d["tenantId"])
+}
