@@ -395,3 +395,20 @@ func TestAgreementDeactivatedIsNotChecked(t *testing.T) {
 	assert.Equal(t, schema.AttestationNotStarted, r.Read(t).AttestationStatus)
 	assert.Empty(t, r.PCS.Requests(), "no Partner Center call for an inactive agreement")
 }
+
+func TestAgreementFinalizeRefusedIsExplained(t *testing.T) {
+	t.Parallel()
+	r := newAgRig(t, schema.PartnerDirectBill)
+	_, err := r.DV.Update(t.Context(), schema.SetAgreementTemplates, r.Template, dataverse.Row{"csp_templateid": "117a1e9f-3e79-4b1b-9b4e-6f2b1c0b7d1a"}, nil)
+	require.NoError(t, err)
+	r.Request(t, nil)
+	require.NoError(t, r.Run(t))
+	require.NoError(t, r.PCS.AcceptAttestation(r.Read(t).AttestationID))
+	err = r.Run(t)
+	a := r.Read(t)
+	t.Logf("err %v; status %d; message %s; system %s", err, a.AttestationStatus, a.AttestationMessage, a.SystemMessage)
+	assert.Contains(t, a.AttestationMessage, "Partner Center refused it: The templateId")
+	assert.Contains(t, a.AttestationMessage, "Link requested again")
+	assert.NotContains(t, a.AttestationMessage, "Awaiting Provisioning")
+	assert.NotEqual(t, schema.StatusActive, a.Status)
+}
