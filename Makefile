@@ -24,11 +24,12 @@ lint: ## go vet, and gofmt must have nothing to change
 	$(GO) vet ./...
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
-fuzz: ## every fuzz target for FUZZTIME each (default 30s): filter escaping, the filter parser, the event decoder, the Partner Center simulator
-	$(GO) test -run XXX -fuzz FuzzFilterLiteralEscaping -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./dataverse/
-	$(GO) test -run XXX -fuzz FuzzParseFilter -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./dataverse/dataversetest/
-	$(GO) test -run XXX -fuzz FuzzDecodeEvent -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./connector/
-	$(GO) test -run XXX -fuzz FuzzServeHTTP -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./partnercenter/partnercentertest/
+fuzz: ## every fuzz target for FUZZTIME each (default 30s): filter escaping, the filter parser, the event decoder, the Partner Center simulator, company-name normalisation
+	bash .ci/fuzz-one FuzzFilterLiteralEscaping ./dataverse/ $(FUZZTIME)
+	bash .ci/fuzz-one FuzzParseFilter ./dataverse/dataversetest/ $(FUZZTIME)
+	bash .ci/fuzz-one FuzzDecodeEvent ./connector/ $(FUZZTIME)
+	bash .ci/fuzz-one FuzzServeHTTP ./partnercenter/partnercentertest/ $(FUZZTIME)
+	bash .ci/fuzz-one FuzzNormalizeCompanyName ./mapping/ $(FUZZTIME)
 
 bench: ## benchmarks (BENCH=regexp to choose); the upsert benchmark takes ~4 minutes
 	$(GO) test -run XXX -bench '$(BENCH)' -benchtime 1x -benchmem ./...
