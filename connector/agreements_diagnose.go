@@ -1,6 +1,7 @@
 package connector
 
 import (
+	"cmp"
 	"context"
 	"strings"
 	"time"
@@ -67,7 +68,7 @@ func (g *Agreements) Diagnose(ctx context.Context, id dataverse.GUID) (Agreement
 		d.Status = "Pending"
 	}
 	if f.ProviderAccount != nil {
-		d.Customer, d.TenantID = firstNonEmpty(f.ProviderAccount.CompanyName, f.ProviderAccount.Name), f.ProviderAccount.TenantID
+		d.Customer, d.TenantID = cmp.Or(f.ProviderAccount.CompanyName, f.ProviderAccount.Name), f.ProviderAccount.TenantID
 	}
 	d.Problems = mapping.LinkRequestProblems(f)
 	var in mapping.CheckInput

@@ -1,9 +1,9 @@
 package connector
 
 import (
+	"cmp"
 	"context"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -97,31 +97,17 @@ func (g *Agreements) CreateForTemplate(ctx context.Context, templateID dataverse
 			existing++
 			continue
 		}
-		ops = append(ops, pendingAgreementOp(pa.ID, pa.Account.ID, t, firstNonEmpty(pa.CompanyName, pa.Name, pa.TenantID)))
+		ops = append(ops, pendingAgreementOp(pa.ID, pa.Account.ID, t, cmp.Or(pa.CompanyName, pa.Name, pa.TenantID)))
 	}
-	accounts := &ProviderAccounts{DV: g.DV, BatchSize: g.BatchSize, Logger: g.Logger}
-	var failed int
-	for part := range slices.Chunk(ops, accounts.batchSize()) {
-		n, f, err := accounts.createAgreements(ctx, part)
-		created, failed = created+n, failed+f
-		if err != nil {
-			return created, existing, err
-		}
+	created, failed, err := createAgreements(ctx, g.DV, g.log(), cmp.Or(g.BatchSize, dataverse.DefaultBatchSize), ops)
+	if err != nil {
+		return created, existing, err
 	}
 	msg := fmt.Sprintf("On %s: %d Pending agreement(s) created, %d mapped provider account(s) had one already.", mapping.FormatTime(g.now()), created, existing)
 	if failed > 0 {
 		msg += fmt.Sprintf(" %d could not be created (see the connector's log); press Create Agreements again to retry them.", failed)
 	}
 	return created, existing, g.templateMessage(ctx, t, msg)
-}
-
-func firstNonEmpty(s ...string) string {
-	for _, v := range s {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }
 
 func (g *Agreements) templateMessage(ctx context.Context, t schema.AgreementTemplate, msg string) error {

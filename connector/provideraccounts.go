@@ -160,7 +160,7 @@ func (r *syncRun) provider(ctx context.Context, pr schema.Provider) (SyncCounts,
 	if err != nil {
 		return counts, err
 	}
-	templates, err := r.activeTemplates(ctx, pr)
+	templates, err := r.p.activeTemplates(ctx, pr.ID)
 	if err != nil {
 		return counts, err
 	}
@@ -362,7 +362,7 @@ func (r *syncRun) writeChunk(ctx context.Context, pr schema.Provider, existing [
 	if len(ops) == 0 {
 		return counts, nil
 	}
-	results, err := p.write(ctx, ops)
+	results, err := writeBatch(ctx, p.DV, ops)
 	if err != nil {
 		return counts, err
 	}
@@ -423,7 +423,7 @@ func (r *syncRun) flushAgreements(ctx context.Context) (SyncCounts, error) {
 	if len(r.agreementOps) == 0 {
 		return counts, nil
 	}
-	n, failed, err := r.p.createAgreements(ctx, r.agreementOps)
+	n, failed, err := createAgreements(ctx, r.p.DV, r.p.logger(), r.p.batchSize(), r.agreementOps)
 	r.agreementOps = r.agreementOps[:0]
 	counts.Agreements, counts.Failed = n, failed
 	return counts, err
@@ -527,10 +527,6 @@ func (p *ProviderAccounts) loadAccounts(ctx context.Context) (*mapping.AccountIn
 
 // activeTemplates are the provider's active agreement templates: each mapped row gets a Pending agreement
 // of each.
-func (r *syncRun) activeTemplates(ctx context.Context, pr schema.Provider) ([]schema.AgreementTemplate, error) {
-	return r.p.activeTemplates(ctx, pr.ID)
-}
-
 func (p *ProviderAccounts) activeTemplates(ctx context.Context, provider dataverse.GUID) ([]schema.AgreementTemplate, error) {
 	var ts []schema.AgreementTemplate
 	q := &dataverse.Query{Select: []string{"csp_agreementtemplateid", "csp_name"}, Filter: dataverse.And(dataverse.LookupEq("csp_provider", provider), dataverse.Eq("statecode", schema.StateActive))}
@@ -587,10 +583,11 @@ func pendingAgreementOp(providerAccount, account uuid.UUID, template schema.Agre
 	return dataverse.UpsertOp(schema.SetAgreements, key, row, dataverse.UpsertCreateOnly)
 }
 
-// createAgreements runs pendingAgreementOps; an agreement that exists already is not a failure.
-func (p *ProviderAccounts) createAgreements(ctx context.Context, ops []dataverse.Op) (created, failed int, err error) {
-	for part := range slices.Chunk(ops, p.batchSize()) {
-		results, err := p.write(ctx, part)
+// createAgreements runs pendingAgreementOps in batches of batchSize; an agreement that exists already is
+// not a failure.
+func createAgreements(ctx context.Context, dv *dataverse.Client, log *slog.Logger, batchSize int, ops []dataverse.Op) (created, failed int, err error) {
+	for part := range slices.Chunk(ops, batchSize) {
+		results, err := writeBatch(ctx, dv, part)
 		if err != nil {
 			return created, failed, fmt.Errorf("create agreements: %w", err)
 		}
@@ -601,7 +598,7 @@ func (p *ProviderAccounts) createAgreements(ctx context.Context, ops []dataverse
 			case dataverse.IsConflict(res.Err) || dataverse.IsDuplicate(res.Err):
 			default:
 				failed++
-				p.logger().Warn("creating a Pending agreement failed", "error", res.Err)
+				log.Warn("creating a Pending agreement failed", "error", res.Err)
 			}
 		}
 	}
@@ -625,7 +622,7 @@ func (r *syncRun) deactivateGone(ctx context.Context, existing []existingRow) (S
 		for i, id := range part {
 			ops[i] = dataverse.UpdateOp(schema.SetProviderAccounts, id, inactive, nil)
 		}
-		results, err := p.write(ctx, ops)
+		results, err := writeBatch(ctx, p.DV, ops)
 		if err != nil {
 			return counts, fmt.Errorf("deactivate provider accounts: %w", err)
 		}
@@ -666,7 +663,7 @@ func (p *ProviderAccounts) deactivateAgreements(ctx context.Context, providerAcc
 			ops = append(ops, dataverse.UpdateOp(schema.SetAgreements, id, inactive, nil))
 		}
 		for part := range slices.Chunk(ops, p.batchSize()) {
-			results, err := p.write(ctx, part)
+			results, err := writeBatch(ctx, p.DV, part)
 			if err != nil {
 				return n, fmt.Errorf("deactivate agreements: %w", err)
 			}
@@ -682,27 +679,27 @@ func (p *ProviderAccounts) deactivateAgreements(ctx context.Context, providerAcc
 	return n, nil
 }
 
-// write sends ops as one $batch that carries on past failures, then sends again the ones Dataverse did not
-// run or refused for a moment (throttled, transient, not executed), up to three more times. Every op the
-// sync writes is an upsert, an update or a create-only upsert, so sending one again cannot double it.
-func (p *ProviderAccounts) write(ctx context.Context, ops []dataverse.Op) ([]dataverse.OpResult, error) {
+// writeBatch sends ops as one $batch that carries on past failures, then sends again the ones Dataverse
+// did not run or refused for a moment (throttled, transient, not executed), up to three more times. Only
+// ops that are safe to send twice belong here: upserts, updates, create-only upserts.
+func writeBatch(ctx context.Context, dv *dataverse.Client, ops []dataverse.Op) ([]dataverse.OpResult, error) {
 	results := make([]dataverse.OpResult, len(ops))
-	todo := make([]int, len(ops))
-	for i := range todo {
-		todo[i] = i
+	send := make([]int, len(ops)) // indexes into ops still to send
+	for i := range send {
+		send[i] = i
 	}
 	delay := time.Second
 	for attempt := 0; ; attempt++ {
 		var b dataverse.Batch
-		for _, i := range todo {
+		for _, i := range send {
 			b.Add(ops[i])
 		}
-		res, err := p.DV.ExecuteBatch(ctx, &b, &dataverse.BatchOptions{ContinueOnError: true})
+		res, err := dv.ExecuteBatch(ctx, &b, &dataverse.BatchOptions{ContinueOnError: true})
 		if err != nil {
 			return nil, err
 		}
 		var again []int
-		for j, i := range todo {
+		for j, i := range send {
 			results[i] = res[j]
 			if e := res[j].Err; e != nil && (errors.Is(e, dataverse.ErrNotExecuted) || dataverse.IsThrottled(e) || dataverse.IsTransient(e)) {
 				again = append(again, i)
@@ -711,7 +708,7 @@ func (p *ProviderAccounts) write(ctx context.Context, ops []dataverse.Op) ([]dat
 		if len(again) == 0 || attempt == 3 {
 			return results, nil
 		}
-		todo = again
+		send = again
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
@@ -866,7 +863,7 @@ func (p *ProviderAccounts) Handle(ctx context.Context, w Work) error {
 		for i, t := range templates {
 			ops[i] = pendingAgreementOp(pa.ID, pa.Account.ID, t, cmp.Or(pa.CompanyName, pa.Name))
 		}
-		n, failed, err := p.createAgreements(ctx, ops)
+		n, failed, err := createAgreements(ctx, p.DV, p.logger(), p.batchSize(), ops)
 		if err != nil {
 			return err
 		}

@@ -1,7 +1,6 @@
 package connector
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -176,9 +175,8 @@ func TestProviderAccountSyncCreatesMapsAndNotifies(t *testing.T) {
 	tAdventure := r.Customer(t, "Adventure Works Cycles", "adventure-works.onmicrosoft.com")
 	tOdd := r.Customer(t, `O'Neil & "Sons" (UK) #1 / 100%`, "oneil-sons.co.uk")
 	tGmail := r.Customer(t, "Someone's shop", "gmail.com")
-	var filler []string
 	for i := range 15 { // crosses pages of 10 and batches of 7
-		filler = append(filler, r.Customer(t, fmt.Sprintf("Filler %02d", i), fmt.Sprintf("filler%02d.example", i)))
+		r.Customer(t, fmt.Sprintf("Filler %02d", i), fmt.Sprintf("filler%02d.example", i))
 	}
 
 	counts, err := r.P.Sync(ctx)
@@ -228,7 +226,6 @@ func TestProviderAccountSyncCreatesMapsAndNotifies(t *testing.T) {
 	require.Len(t, notices, 1, "18 rows need a person, over the digest threshold of 5: one digest")
 	assert.Contains(t, notices[0].Title, "18 provider accounts need mapping")
 	assert.Equal(t, NotifyProviderAccountNeedsMapping, notices[0].Type)
-	_ = filler
 }
 
 func TestProviderAccountSyncNotifiesEachRowUnderTheThreshold(t *testing.T) {
@@ -538,8 +535,6 @@ func TestProviderAccountAutoMappedRowChangedByHandBecomesMapped(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, other, r.Rows(t)[tAlpine].Account.ID, "the sync keeps the person's choice")
 }
-
-var _ = context.Background
 
 func TestProviderAccountSyncCreatesAgreementsAnEarlierSyncMissed(t *testing.T) {
 	t.Parallel()

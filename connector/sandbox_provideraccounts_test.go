@@ -88,9 +88,8 @@ func TestSandboxProviderAccountsReachEveryMappingOutcome(t *testing.T) {
 	}, 10*time.Second, 50*time.Millisecond, "the person's mapping is recorded as Mapped")
 	require.Eventually(t, func() bool {
 		n := 0
-		for raw, err := range dv.List(t.Context(), schema.SetAgreements, &dataverse.Query{Select: []string{"csp_agreementid"}, Filter: dataverse.LookupEq("csp_provideraccount", rows[demoLitwareTenant].ID)}) {
+		for _, err := range dv.List(t.Context(), schema.SetAgreements, &dataverse.Query{Select: []string{"csp_agreementid"}, Filter: dataverse.LookupEq("csp_provideraccount", rows[demoLitwareTenant].ID)}) {
 			require.NoError(t, err)
-			_ = raw
 			n++
 		}
 		return n == 1
