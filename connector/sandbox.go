@@ -62,6 +62,7 @@ type Sandbox struct {
 
 	demoChanges           []demoChange // DemoChanges in the order Describe lists them
 	contosoAgreement      dataverse.GUID
+	mcaTemplate           dataverse.GUID
 	listener              net.Listener
 	partnerCenterProvider dataverse.GUID
 	metrics               *Metrics
@@ -333,7 +334,7 @@ func (sb *Sandbox) seed(ctx context.Context, now time.Time) error {
 		Name: "Contoso Ltd — Microsoft Customer Agreement", ProviderAccount: dataverse.Ref{ID: contosoPA}, Account: dataverse.Ref{ID: contoso},
 		Template: dataverse.Ref{ID: mca}, AttestationStatus: schema.AttestationNotStarted,
 	}))
-	sb.contosoAgreement = agreement
+	sb.contosoAgreement, sb.mcaTemplate = agreement, mca
 	if agreement != (dataverse.GUID{}) {
 		_, err := c.Update(ctx, schema.SetAgreements, agreement, dataverse.Row{"statuscode": schema.AgreementPending}, nil)
 		errs = append(errs, err)
