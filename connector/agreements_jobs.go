@@ -110,16 +110,38 @@ func (g *Agreements) CreateForTemplate(ctx context.Context, templateID dataverse
 	return created, existing, g.templateMessage(ctx, t, msg)
 }
 
+// templateMessage writes what the run did and when it finished: the request it served is done.
 func (g *Agreements) templateMessage(ctx context.Context, t schema.AgreementTemplate, msg string) error {
-	_, err := g.DV.Update(ctx, schema.SetAgreementTemplates, t.ID, dataverse.Row{"csp_createmessage": msg}, nil)
+	_, err := g.DV.Update(ctx, schema.SetAgreementTemplates, t.ID, dataverse.Row{"csp_createmessage": msg, "csp_createdoneon": g.now().UTC()}, nil)
 	return err
 }
 
 // HandleTemplate is the work handler of the template's Create Agreements button.
+// It is level-triggered: only a request newer than the last finished run is carried out, so the event of
+// a request and the API's own submission of it (or a redelivered event) run it once.
 func (g *Agreements) HandleTemplate(ctx context.Context, w Work) error {
-	_, _, err := g.CreateForTemplate(ctx, w.Key.ID)
+	raw, err := g.DV.Get(ctx, schema.SetAgreementTemplates, w.Key.ID, &dataverse.GetOptions{Select: []string{"csp_createrequestedon", "csp_createdoneon"}})
+	if dataverse.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var t schema.AgreementTemplate
+	if err := dataverse.Unmarshal(raw, &t); err != nil {
+		return err
+	}
+	if !CreationPending(t) {
+		return nil
+	}
+	_, _, err = g.CreateForTemplate(ctx, w.Key.ID)
 	if dataverse.IsNotFound(err) {
 		return nil
 	}
 	return err
+}
+
+// CreationPending reports whether a template's Create Agreements request has not been carried out yet.
+func CreationPending(t schema.AgreementTemplate) bool {
+	return !t.CreateRequestedOn.IsZero() && t.CreateDoneOn.Before(t.CreateRequestedOn)
 }

@@ -150,6 +150,7 @@ func Schema() dataverse.Schema {
 		dataverse.Column{LogicalName: "csp_agreementlink", DisplayName: "Agreement link", Type: dataverse.TypeString, MaxLength: 2000, Format: "Url"},
 		when("csp_createrequestedon", "Create agreements requested on"),
 		memo("csp_createmessage", "Create agreements message"),
+		when("csp_createdoneon", "Create agreements done on"),
 	)
 
 	agreement := table(TableAgreement, SetAgreements, "Agreement", "Agreements",
