@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/cspconnector/csp-connector/connector/apiauth"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/partnercenter"
 )
@@ -52,6 +54,12 @@ func Settings() []Setting {
 		{"CONNECTOR_WEBHOOK_KEY", "", "Key a Dataverse webhook must present (as ?code= or in CONNECTOR_WEBHOOK_HEADER); without it the webhook intake is off (a secret: never logged)"},
 		{"CONNECTOR_WEBHOOK_HEADER", "", "Header that carries CONNECTOR_WEBHOOK_KEY (webhook auth type HttpHeader); empty: the code query value (WebhookKey)"},
 		{"CONNECTOR_PUBLIC_URL", "", "URL Dataverse reaches this connector at (https); `connector dataverse install` registers <url>/webhooks/dataverse when there is no Service Bus"},
+		{"CONNECTOR_HEALTH_ADDR", "", "Serve /healthz, /readyz and /metrics on this address instead (e.g. :9090, kept off the ingress); empty: on CONNECTOR_HTTP_ADDR"},
+		{"CONNECTOR_API_TENANT_ID", "", "The HTTP API (/api/v1) accepts Microsoft Entra ID access tokens (v2.0) of this tenant; set with CONNECTOR_API_AUDIENCES. Without it or CONNECTOR_API_KEYS the API is off"},
+		{"CONNECTOR_API_AUDIENCES", "", "Comma-separated audiences the API's tokens may carry: the API app registration's client id and/or its App ID URI (api://…)"},
+		{"CONNECTOR_API_AUTHORITY", "https://login.microsoftonline.com", "Entra ID authority the tokens come from (another cloud's, e.g. https://login.microsoftonline.us)"},
+		{"CONNECTOR_API_KEYS", "", "API keys the HTTP API accepts, comma-separated name=role[+role]=sha256:<hex>, roles reader and operator; only hashes are stored (`connector api hash-key` makes one)"},
+		{"CONNECTOR_API_RATE", "600", "Requests a minute each API caller may make (10–100000); more are answered 429 with Retry-After"},
 		{"CONNECTOR_WORKERS", "8", "Rows reconciled in parallel per replica (1–64)"},
 		{"CONNECTOR_QUEUE_LIMIT", "1000", "Rows that may wait in the work queue per replica before intake pauses (10–100000)"},
 		{"CONNECTOR_SHUTDOWN_TIMEOUT", "30s", "How long running work may finish after SIGTERM before it is abandoned to another replica"},
@@ -99,7 +107,14 @@ type Config struct {
 	ServiceBusQueue                string
 	ServiceBusSendConnectionString string // a secret
 
-	HTTPAddr        string
+	HTTPAddr   string
+	HealthAddr string
+	// The HTTP API's callers: Entra ID tokens of APITenantID for APIAudiences, and API keys.
+	APITenantID     string
+	APIAudiences    []string
+	APIAuthority    string
+	APIKeys         []apiauth.APIKey
+	APIRate         int
 	WebhookKey      string // a secret
 	WebhookHeader   string
 	PublicURL       string
@@ -267,6 +282,7 @@ func (c *Config) loadRuntime(get func(string, string) string, needIntake bool, b
 	if needIntake && c.ServiceBusNamespace == "" && c.ServiceBusConnectionString == "" && c.WebhookKey == "" {
 		bad("no event intake: set SERVICEBUS_NAMESPACE (or SERVICEBUS_CONNECTION_STRING) for Service Bus, or CONNECTOR_WEBHOOK_KEY for the webhook")
 	}
+	c.loadAPI(get, bad)
 	c.Workers = intSetting(get, "CONNECTOR_WORKERS", 8, 1, 64, bad)
 	c.QueueLimit = intSetting(get, "CONNECTOR_QUEUE_LIMIT", 1000, 10, 100000, bad)
 	for _, raw := range strings.Split(get("CONNECTOR_NOTIFY_USERS", ""), ",") {
@@ -428,4 +444,50 @@ func IsLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// loadAPI reads the HTTP API's settings and checks them by building the authenticator.
+func (c *Config) loadAPI(get func(string, string) string, bad func(string, ...any)) {
+	c.HealthAddr = get("CONNECTOR_HEALTH_ADDR", "")
+	if c.HealthAddr != "" {
+		if _, _, err := net.SplitHostPort(c.HealthAddr); err != nil {
+			bad("CONNECTOR_HEALTH_ADDR %q is not host:port (e.g. :9090)", c.HealthAddr)
+		}
+	}
+	c.APITenantID = get("CONNECTOR_API_TENANT_ID", "")
+	for _, a := range strings.Split(get("CONNECTOR_API_AUDIENCES", ""), ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			c.APIAudiences = append(c.APIAudiences, a)
+		}
+	}
+	c.APIAuthority = get("CONNECTOR_API_AUTHORITY", "https://login.microsoftonline.com")
+	keys, err := apiauth.ParseAPIKeys(get("CONNECTOR_API_KEYS", ""))
+	if err != nil {
+		bad("CONNECTOR_API_KEYS: %v", err)
+	}
+	c.APIKeys = keys
+	c.APIRate = intSetting(get, "CONNECTOR_API_RATE", 600, 10, 100000, bad)
+	switch {
+	case c.APITenantID == "" && len(c.APIAudiences) > 0:
+		bad("CONNECTOR_API_AUDIENCES needs CONNECTOR_API_TENANT_ID")
+	case c.APITenantID != "" && len(c.APIAudiences) == 0:
+		bad("CONNECTOR_API_TENANT_ID needs CONNECTOR_API_AUDIENCES (the API app registration's client id or App ID URI)")
+	case c.APITenantID != "" || len(c.APIKeys) > 0:
+		if _, err := c.APIAuth(nil); err != nil {
+			bad("HTTP API: %v", err)
+		}
+	}
+}
+
+// APIAuth builds the HTTP API's authenticator; nil (and no error) when neither Entra ID nor API keys are
+// configured. hc fetches Entra ID's signing keys (nil: a default client).
+func (c Config) APIAuth(hc *http.Client) (*apiauth.Authenticator, error) {
+	ac := apiauth.Config{Keys: c.APIKeys, KeyHeader: APIKeyHeader}
+	if c.APITenantID != "" {
+		ac.Entra = &apiauth.EntraConfig{TenantID: c.APITenantID, Audiences: c.APIAudiences, Authority: c.APIAuthority, HTTPClient: hc}
+	}
+	if ac.Entra == nil && len(ac.Keys) == 0 {
+		return nil, nil
+	}
+	return apiauth.New(ac)
 }

@@ -22,19 +22,19 @@ const VerifyConnectivityJob = "Verify Connectivity"
 
 // Check is one connectivity check's outcome.
 type Check struct {
-	Name    string        `json:"name"`
-	OK      bool          `json:"ok"`
-	Skipped bool          `json:"skipped,omitempty"`
-	Detail  string        `json:"detail"`
+	Name    string        `json:"name" desc:"What was checked."`
+	OK      bool          `json:"ok" desc:"Whether it passed."`
+	Skipped bool          `json:"skipped,omitempty" desc:"True when it was not checked (not configured)."`
+	Detail  string        `json:"detail" desc:"What it found, in words."`
 	Took    time.Duration `json:"-"`
-	TookMS  int64         `json:"tookMs"`
+	TookMS  int64         `json:"tookMs" desc:"How long it took, in milliseconds."`
 }
 
 // ConnectivityReport is the outcome of Verify Connectivity.
 type ConnectivityReport struct {
-	At     time.Time `json:"at"`
-	OK     bool      `json:"ok"`
-	Checks []Check   `json:"checks"`
+	At     time.Time `json:"at" desc:"When the checks ran."`
+	OK     bool      `json:"ok" desc:"Whether every check passed."`
+	Checks []Check   `json:"checks" desc:"Each check."`
 }
 
 // Message is the report in words, for the provider row and the console.

@@ -142,7 +142,7 @@ func (j *Jobs) Run(ctx, workCtx context.Context) {
 			}
 			if trigger, due := j.due(row); due {
 				wg.Go(func() {
-					if _, err := j.run(workCtx, name, trigger, true); err != nil && !errors.Is(err, ErrLeaseHeld) && !errors.Is(err, errAlreadyRunning) && !errors.Is(err, errNotDue) {
+					if _, err := j.run(workCtx, name, trigger, true, nil); err != nil && !errors.Is(err, ErrLeaseHeld) && !errors.Is(err, errAlreadyRunning) && !errors.Is(err, errNotDue) {
 						j.log.Warn("job run failed", "job", name, "error", err)
 					}
 				})
@@ -205,13 +205,42 @@ func JobTrigger() Trigger {
 // another replica holds the lease. The run's own failure is in RunResult.Err (and on the rows); the
 // error return is for failures to run at all.
 func (j *Jobs) RunNow(ctx context.Context, name string, trigger schema.RunTrigger) (RunResult, error) {
-	return j.run(ctx, name, trigger, false)
+	return j.run(ctx, name, trigger, false, nil)
+}
+
+// Start runs the named job in the background, as RunNow does, and returns once the run is recorded: its
+// csp_jobrun id, and a channel that receives the result. ctx bounds the run itself, so it must outlive the
+// caller's request (the service's work context). Failures to start (ErrLeaseHeld, already running here, no
+// such job) are returned.
+func (j *Jobs) Start(ctx context.Context, name string, trigger schema.RunTrigger) (dataverse.GUID, <-chan RunResult, error) {
+	started := make(chan dataverse.GUID, 1)
+	failed := make(chan error, 1)
+	done := make(chan RunResult, 1)
+	go func() {
+		res, err := j.run(ctx, name, trigger, false, func(id dataverse.GUID) { started <- id })
+		if err != nil {
+			failed <- err
+			return
+		}
+		done <- res
+	}()
+	select {
+	case id := <-started:
+		return id, done, nil
+	case err := <-failed:
+		return dataverse.GUID{}, nil, err
+	}
+}
+
+// ErrJobRunning reports a job already running (on this replica or, under its lease, on another).
+func ErrJobRunning(err error) bool {
+	return errors.Is(err, ErrLeaseHeld) || errors.Is(err, errAlreadyRunning)
 }
 
 // run runs the job under its lease. With whenDue it runs only if the row, read again when the lease is
 // taken, still says the job is due: the row the tick read may be stale (an admin disabled the job or
 // another replica ran it since).
-func (j *Jobs) run(ctx context.Context, name string, trigger schema.RunTrigger, whenDue bool) (RunResult, error) {
+func (j *Jobs) run(ctx context.Context, name string, trigger schema.RunTrigger, whenDue bool, onStart func(dataverse.GUID)) (RunResult, error) {
 	job, ok := j.jobs[name]
 	if !ok {
 		return RunResult{}, fmt.Errorf("no job named %q (jobs: %s)", name, strings.Join(j.Names(), ", "))
@@ -242,6 +271,9 @@ func (j *Jobs) run(ctx context.Context, name string, trigger schema.RunTrigger, 
 	if err != nil {
 		j.release(context.WithoutCancel(ctx), row.ID, nil)
 		return RunResult{}, fmt.Errorf("jobs: record the run of %q: %w", name, err)
+	}
+	if onStart != nil {
+		onStart(res.RunID)
 	}
 
 	runCtx, cancel := context.WithCancelCause(ctx)

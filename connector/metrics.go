@@ -23,6 +23,7 @@ type Metrics struct {
 	throttleWait    *prometheus.CounterVec
 	queueDepthGauge prometheus.Gauge
 	jobRuns         *prometheus.CounterVec
+	httpAPI         *prometheus.CounterVec
 }
 
 // NewMetrics registers the connector's metrics and the Go runtime's on a new registry.
@@ -54,9 +55,12 @@ func NewMetrics() *Metrics {
 		jobRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "csp_job_runs_total", Help: "Job runs, by job and status.",
 		}, []string{"job", "status"}),
+		httpAPI: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "csp_http_api_requests_total", Help: "Requests to the connector's own HTTP API (/api/v1), by operation and status code.",
+		}, []string{"operation", "status"}),
 	}
 	m.registry.MustRegister(m.eventsReceived, m.eventsSettled, m.handlerDuration, m.apiRequests, m.throttled,
-		m.throttleWait, m.queueDepthGauge, m.jobRuns,
+		m.throttleWait, m.queueDepthGauge, m.jobRuns, m.httpAPI,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -104,6 +108,12 @@ func (m *Metrics) queueDepth(n int) {
 func (m *Metrics) jobRun(job, status string) {
 	if m != nil {
 		m.jobRuns.WithLabelValues(job, status).Inc()
+	}
+}
+
+func (m *Metrics) apiRequest(operation string, status int) {
+	if m != nil {
+		m.httpAPI.WithLabelValues(operation, strconv.Itoa(status)).Inc()
 	}
 }
 

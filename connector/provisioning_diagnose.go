@@ -13,23 +13,23 @@ import (
 
 // LCLState is an LCL as people see it on the form.
 type LCLState struct {
-	ID             dataverse.GUID `json:"id"`
-	Name           string         `json:"name"`
-	ChangeType     string         `json:"changeType"`
-	Quantity       *int           `json:"quantity,omitempty"`
-	EffectiveDate  time.Time      `json:"effectiveDate,omitzero"`
-	CreatedOn      time.Time      `json:"createdOn,omitzero"`
-	Status         string         `json:"status"`
-	Held           string         `json:"held,omitempty"`
-	NextAttemptOn  time.Time      `json:"nextAttemptOn,omitzero"`
-	Message        string         `json:"message,omitempty"`
-	SystemMessage  string         `json:"systemMessage,omitempty"`
-	Attempts       int            `json:"attempts"`
-	AttemptID      string         `json:"attemptId,omitempty"`
-	ClaimExpiresOn time.Time      `json:"claimExpiresOn,omitzero"`
-	PCCartID       string         `json:"cartId,omitempty"`
-	PCOrderID      string         `json:"orderId,omitempty"`
-	ProvisionedOn  time.Time      `json:"provisionedOn,omitzero"`
+	ID             dataverse.GUID `json:"id" desc:"The license change log's row id."`
+	Name           string         `json:"name" desc:"The change log's name."`
+	ChangeType     string         `json:"changeType" desc:"The kind of change (Quantity, Purchase, Suspend, Reactivate, Cancel…)."`
+	Quantity       *int           `json:"quantity,omitempty" desc:"The seat count the change asks for."`
+	EffectiveDate  time.Time      `json:"effectiveDate,omitzero" desc:"When the change is due."`
+	CreatedOn      time.Time      `json:"createdOn,omitzero" desc:"When the row was created."`
+	Status         string         `json:"status" desc:"Its provisioning status, as the form shows it."`
+	Held           string         `json:"held,omitempty" desc:"Why it waits, when it is held."`
+	NextAttemptOn  time.Time      `json:"nextAttemptOn,omitzero" desc:"When the connector looks at it again."`
+	Message        string         `json:"message,omitempty" desc:"What happened and what to do, in plain words."`
+	SystemMessage  string         `json:"systemMessage,omitempty" desc:"Technical detail for support."`
+	Attempts       int            `json:"attempts" desc:"How many times the connector tried it."`
+	AttemptID      string         `json:"attemptId,omitempty" desc:"The id of the current attempt (it makes the Partner Center request idempotent)."`
+	ClaimExpiresOn time.Time      `json:"claimExpiresOn,omitzero" desc:"Until when the current attempt holds the row."`
+	PCCartID       string         `json:"cartId,omitempty" desc:"Partner Center's cart id of a purchase."`
+	PCOrderID      string         `json:"orderId,omitempty" desc:"Partner Center's order id of a purchase."`
+	ProvisionedOn  time.Time      `json:"provisionedOn,omitzero" desc:"When Partner Center made the change."`
 }
 
 func lclState(l schema.LicenseChangeLog) LCLState {
@@ -45,23 +45,23 @@ func lclState(l schema.LicenseChangeLog) LCLState {
 
 // PartnerCenterView is Partner Center's copy of a subscription, as the decision saw it.
 type PartnerCenterView struct {
-	SubscriptionID      string     `json:"subscriptionId"`
-	Status              string     `json:"status"`
-	Quantity            int        `json:"quantity"`
-	RefundableNow       int        `json:"refundableNow"`
-	CancellableUntil    *time.Time `json:"cancellableUntil,omitempty"`
-	CommitmentEndDate   *time.Time `json:"commitmentEndDate,omitempty"`
-	ReadError           string     `json:"readError,omitempty"`
-	ReadErrorSystemText string     `json:"readErrorDetail,omitempty"`
+	SubscriptionID      string     `json:"subscriptionId" desc:"The subscription's id in Partner Center."`
+	Status              string     `json:"status" desc:"Its status in Partner Center."`
+	Quantity            int        `json:"quantity" desc:"Its seats in Partner Center."`
+	RefundableNow       int        `json:"refundableNow" desc:"Seats that can be removed now with a refund."`
+	CancellableUntil    *time.Time `json:"cancellableUntil,omitempty" desc:"Until when it can be cancelled."`
+	CommitmentEndDate   *time.Time `json:"commitmentEndDate,omitempty" desc:"When its term ends."`
+	ReadError           string     `json:"readError,omitempty" desc:"Why Partner Center could not be read, in words."`
+	ReadErrorSystemText string     `json:"readErrorDetail,omitempty" desc:"Partner Center's own error text."`
 }
 
 // Diagnosis is `connector diagnose lcl`: the row, every check of the decision with its result, Partner
 // Center's view, and what the connector would do now. Nothing is changed to make it.
 type Diagnosis struct {
-	LCL           LCLState           `json:"lcl"`
-	Decision      mapping.Decision   `json:"decision"`
-	PartnerCenter *PartnerCenterView `json:"partnerCenter,omitempty"`
-	Next          string             `json:"next"`
+	LCL           LCLState           `json:"lcl" desc:"The license change log."`
+	Decision      mapping.Decision   `json:"decision" desc:"The decision and its checks."`
+	PartnerCenter *PartnerCenterView `json:"partnerCenter,omitempty" desc:"Partner Center's view of the subscription."`
+	Next          string             `json:"next" desc:"What the connector would do now, and what a person should do."`
 }
 
 // Diagnose walks the provisioning decision for one LCL without changing anything: the same reads and the
@@ -126,19 +126,19 @@ func nextStep(f mapping.LCLFacts, d mapping.Decision, pc *PartnerCenterView) str
 // SubscriptionDiagnosis is `connector diagnose subscription`: the subscription and its changes oldest
 // first, each with its state and what blocks it.
 type SubscriptionDiagnosis struct {
-	ID               dataverse.GUID    `json:"id"`
-	Name             string            `json:"name"`
-	PCSubscriptionID string            `json:"pcSubscriptionId,omitempty"`
-	Quantity         int               `json:"quantity"`
-	Status           string            `json:"status"`
-	Changes          []SubscriptionLCL `json:"changes"`
+	ID               dataverse.GUID    `json:"id" desc:"The subscription's row id."`
+	Name             string            `json:"name" desc:"The subscription's name."`
+	PCSubscriptionID string            `json:"pcSubscriptionId,omitempty" desc:"Its id in Partner Center."`
+	Quantity         int               `json:"quantity" desc:"Its seats in Dynamics 365."`
+	Status           string            `json:"status" desc:"Its status."`
+	Changes          []SubscriptionLCL `json:"changes" desc:"Its license changes, oldest first."`
 }
 
 // SubscriptionLCL is one change of a subscription in the diagnosis.
 type SubscriptionLCL struct {
 	LCLState
 	// Blocker is what holds or fails a pending change, from the rules that need no Partner Center call.
-	Blocker string `json:"blocker,omitempty"`
+	Blocker string `json:"blocker,omitempty" desc:"What holds or fails it, when something does."`
 }
 
 // DiagnoseSubscription lists a subscription's changes oldest first with their state and blockers.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
+	"github.com/cspconnector/csp-connector/connector/apiauth"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
 	"github.com/cspconnector/csp-connector/partnercenter"
@@ -52,6 +53,13 @@ type Service struct {
 	started atomic.Bool
 	// submitting counts submitAll goroutines still handing rows to the queue.
 	submitting atomic.Int64
+	// workCtx bounds work started outside a handler (the API's job runs): it outlives requests and ends
+	// after the shutdown bound.
+	workCtx atomic.Pointer[context.Context]
+	// allowHTTPLoopbackWebhooks lets webhook subscriptions name http://127.0.0.1 (the sandbox, tests).
+	allowHTTPLoopbackWebhooks bool
+	// API serves /api/v1 (answering 404 when no authentication is configured).
+	API *API
 }
 
 // ServiceOptions carry what the configuration does not: clients built elsewhere (the sandbox's, tests'),
@@ -79,6 +87,9 @@ type ServiceOptions struct {
 	Listener ServiceBusOptions
 	// Listen, when set, is used instead of listening on cfg.HTTPAddr.
 	Listen net.Listener
+	// APIAuth, when set, authenticates the HTTP API's callers instead of the configuration's (the sandbox's
+	// demo keys, tests' local token issuer).
+	APIAuth *apiauth.Authenticator
 }
 
 // NewService wires the connector. It makes no calls; Run does.
@@ -95,7 +106,7 @@ func NewService(cfg Config, opts ServiceOptions) (*Service, error) {
 		return nil, errors.New("connector: the service needs a Dataverse and a Partner Center client")
 	}
 	s := &Service{cfg: cfg, log: log, Metrics: m, Health: NewHealth(), DV: opts.DV, PC: opts.PC, ServiceBus: opts.ServiceBus,
-		Dispatcher: NewDispatcher(), ready: make(chan struct{}), httpLn: opts.Listen}
+		Dispatcher: NewDispatcher(), ready: make(chan struct{}), httpLn: opts.Listen, allowHTTPLoopbackWebhooks: opts.AllowHTTPLoopbackWebhooks}
 	s.Queue = NewQueue(s.Dispatcher.Dispatch, QueueOptions{Workers: cfg.Workers, Limit: cfg.QueueLimit, Logger: log.With("component", "queue"), Metrics: m})
 	s.Gate = &Gate{}
 	s.Intake = &Intake{Gate: s.Gate, Queue: s.Queue, Logger: log.With("component", "intake"), Metrics: m}
@@ -137,6 +148,14 @@ func NewService(cfg Config, opts ServiceOptions) (*Service, error) {
 			return (&InAppNotifier{DV: s.DV, Recipients: []dataverse.GUID{user}}).Notify(ctx, n)
 		}
 	}
+	auth := opts.APIAuth
+	if auth == nil {
+		var err error
+		if auth, err = cfg.APIAuth(nil); err != nil {
+			return nil, fmt.Errorf("connector: HTTP API: %w", err)
+		}
+	}
+	s.API = NewAPI(s, APIOptions{Auth: auth, PublicURL: cfg.PublicURL, RatePerMinute: cfg.APIRate, Logger: log.With("component", "api"), Metrics: m})
 	verifyEvery := cmp.Or(opts.VerifyEvery, 15*time.Minute)
 	sweepEvery := cmp.Or(opts.SweepEvery, 2*time.Minute)
 	syncEvery := cmp.Or(opts.SyncEvery, 6*time.Hour)
@@ -170,6 +189,15 @@ func NewService(cfg Config, opts ServiceOptions) (*Service, error) {
 	}
 	s.Health.Set("dataverse", errors.New("not checked yet"))
 	return s, nil
+}
+
+// background is the context of work the service starts on its own behalf: the work context while Run
+// runs, a background context before (commands that call the workflows directly).
+func (s *Service) background() context.Context {
+	if ctx := s.workCtx.Load(); ctx != nil {
+		return *ctx
+	}
+	return context.Background()
 }
 
 // submitAll hands rows to the work queue from a handler or a job without holding it up: a full queue makes
@@ -241,10 +269,18 @@ func (s *Service) Handler() http.Handler {
 			writeJSON(w, http.StatusNotFound, map[string]string{"error": "the webhook intake is off: set CONNECTOR_WEBHOOK_KEY"})
 		})
 	}
+	mux.Handle(APIPrefix+"/", s.API)
+	if s.cfg.HealthAddr == "" {
+		s.probes(mux)
+	}
+	return mux
+}
+
+// probes adds health and metrics to mux: on the main server, or on CONNECTOR_HEALTH_ADDR's own.
+func (s *Service) probes(mux *http.ServeMux) {
 	mux.Handle("/healthz", s.Health.Liveness())
 	mux.Handle("/readyz", s.Health.Readiness())
 	mux.Handle("/metrics", s.Metrics.Handler())
-	return mux
 }
 
 // Addr waits for Run to start listening and returns the HTTP server's address (nil when listening failed).
@@ -297,14 +333,27 @@ func (s *Service) Run(parent context.Context) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 70 * time.Second}
-	srvErr := make(chan error, 1)
+	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 70 * time.Second, MaxHeaderBytes: 64 << 10}
+	srvErr := make(chan error, 2)
 	go func() { srvErr <- srv.Serve(ln) }()
+	if s.cfg.HealthAddr != "" {
+		hln, err := net.Listen("tcp", s.cfg.HealthAddr)
+		if err != nil {
+			_ = srv.Close()
+			return fmt.Errorf("connector: listen on CONNECTOR_HEALTH_ADDR %s: %w", s.cfg.HealthAddr, err)
+		}
+		mux := http.NewServeMux()
+		s.probes(mux)
+		hsrv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
+		go func() { srvErr <- hsrv.Serve(hln) }()
+		defer hsrv.Close()
+	}
 	s.log.Info("serving HTTP", "addr", ln.Addr().String(), "webhook", s.cfg.WebhookKey != "", "servicebus", s.listener != nil)
 
 	// Work outlives ctx by the shutdown bound.
 	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
+	s.workCtx.Store(&workCtx)
 	stopTimer := context.AfterFunc(ctx, func() {
 		s.log.Info("shutting down", "running_work_bound", s.cfg.ShutdownTimeout)
 		time.AfterFunc(s.cfg.ShutdownTimeout, cancelWork)

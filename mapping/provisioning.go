@@ -50,30 +50,30 @@ func (v Verdict) MarshalText() ([]byte, error) { return []byte(v.String()), nil 
 // Check is one step of the decision walk, as `connector diagnose lcl` prints it.
 type Check struct {
 	// Rule is the row of DESIGN §5's table the check belongs to; 0 for the preliminaries.
-	Rule   int    `json:"rule"`
-	Name   string `json:"name"`
-	Passed bool   `json:"passed"`
-	Detail string `json:"detail"`
+	Rule   int    `json:"rule" desc:"The rule's number in the design's table (0: preliminaries)."`
+	Name   string `json:"name" desc:"The rule."`
+	Passed bool   `json:"passed" desc:"Whether it passed."`
+	Detail string `json:"detail" desc:"What it found."`
 }
 
 // Decision is the outcome of the walk.
 type Decision struct {
-	Verdict Verdict `json:"verdict"`
+	Verdict Verdict `json:"verdict" desc:"What the connector does: Proceed, NotApplicable, Hold, Fail or Skip."`
 	// Held says why a Hold holds; NextAttempt when to look again (zero: when something wakes it).
 	Held        schema.HeldReason `json:"-"`
-	HeldLabel   string            `json:"held,omitempty"`
-	NextAttempt time.Time         `json:"nextAttempt,omitzero"`
+	HeldLabel   string            `json:"held,omitempty" desc:"Why it is held, when it is."`
+	NextAttempt time.Time         `json:"nextAttempt,omitzero" desc:"When it is looked at again."`
 	// Message is for people (csp_provisioningmessage); System for support (csp_systemmessage).
-	Message string `json:"message,omitempty"`
-	System  string `json:"system,omitempty"`
+	Message string `json:"message,omitempty" desc:"What it means, in plain words."`
+	System  string `json:"system,omitempty" desc:"Technical detail for support."`
 	// NotConnected asks for the provider to be marked not connected (rule 10).
-	NotConnected bool `json:"notConnected,omitempty"`
+	NotConnected bool `json:"notConnected,omitempty" desc:"True when the provider is to be marked not connected."`
 	// Notify asks for the people who handle changes to be told (a Manual provider's change).
-	Notify bool `json:"notify,omitempty"`
+	Notify bool `json:"notify,omitempty" desc:"True when the people who handle changes are told."`
 	// InLine marks a change held only behind the one before it, which is about to run or running: its
 	// success wakes this one, so there is nothing worth writing on the row meanwhile.
-	InLine bool    `json:"inLine,omitempty"`
-	Checks []Check `json:"checks"`
+	InLine bool    `json:"inLine,omitempty" desc:"True when it only waits for the change before it."`
+	Checks []Check `json:"checks" desc:"Every rule, in order, with its result."`
 }
 
 // LCLFacts is what the decision reads: the LCL and its context, as read from Dataverse just now.

@@ -1,0 +1,318 @@
+package connector
+
+import (
+	"net/url"
+	"time"
+
+	"github.com/cspconnector/csp-connector/dataverse"
+	"github.com/cspconnector/csp-connector/dataverse/schema"
+)
+
+// The API's bodies. Their tags are their documentation in the OpenAPI document (api_openapi.go): every
+// field needs a desc, every type an entry in typeDocs. Times are RFC 3339 in UTC; absent values are left
+// out rather than null (OpenAPI 2.0 has no null).
+
+// typeDocs describes each body type of the OpenAPI document.
+var typeDocs = map[string]string{
+	"ProviderAccountView":        "A provider account: one customer tenant of a provider, and the Dynamics 365 account it maps to.",
+	"ProviderAccountList":        "A page of provider accounts.",
+	"MapRequest":                 "The account to map a provider account to.",
+	"AgreementView":              "An agreement: the Microsoft Customer Agreement of one customer, and where its acceptance stands.",
+	"LinkRequest":                "The customer's signatory, who receives the acceptance link.",
+	"AgreementTemplateView":      "An agreement template.",
+	"AgreementTemplateList":      "The active agreement templates.",
+	"TemplateCreation":           "The Create Agreements request of a template: whether it is done and what it did.",
+	"LCLState":                   "A license change log as people see it on the form.",
+	"ProvisionRequest":           "How to provision a license change now.",
+	"Diagnosis":                  "What the connector would do with a license change and why; nothing was changed to make it.",
+	"PartnerCenterView":          "Partner Center's copy of the subscription, as the decision saw it.",
+	"Decision":                   "The provisioning decision, with every check it made.",
+	"DecisionCheck":              "One rule of the decision and its result.",
+	"ConnectivityCheck":          "One connectivity check and its result.",
+	"SubscriptionDiagnosis":      "A subscription and its license changes, oldest first.",
+	"SubscriptionLCL":            "One license change of the subscription, with what holds or fails it.",
+	"JobView":                    "A scheduled job of the connector.",
+	"JobList":                    "The connector's jobs.",
+	"JobRunView":                 "One run of a job.",
+	"JobRunList":                 "A page of a job's runs, newest first.",
+	"ConnectivityReport":         "What the connectivity check found.",
+	"WebhookSubscriptionRequest": "A subscription to connector events.",
+	"WebhookSubscriptionView":    "A webhook subscription; the callback URL is a secret and is not shown.",
+	"WebhookSubscriptionList":    "The webhook subscriptions.",
+	"ConnectorEvent":             "An event the connector posts to a subscription's callback.",
+	"EventData":                  "The event's machine-readable fields; which are present depends on the event type.",
+	"Problem":                    "An error: what went wrong and what to do.",
+	"FieldError":                 "One field of the request that is not valid.",
+}
+
+// ProviderAccountView is a provider account in the API.
+type ProviderAccountView struct {
+	ID             string     `json:"id" desc:"The provider account's row id in Dataverse."`
+	Name           string     `json:"name" desc:"The provider account's name."`
+	TenantID       string     `json:"tenantId,omitempty" desc:"The customer's Microsoft Entra tenant id."`
+	CompanyName    string     `json:"companyName,omitempty" desc:"The customer's company name in Partner Center."`
+	Domain         string     `json:"domain,omitempty" desc:"The customer's default domain."`
+	ProviderID     string     `json:"providerId,omitempty" desc:"The provider's row id."`
+	AccountID      string     `json:"accountId,omitempty" desc:"The Dynamics 365 account it maps to, when mapped."`
+	MappingStatus  string     `json:"mappingStatus,omitempty" desc:"How it maps to an account." enum:"unmapped,auto-mapped,mapped,ambiguous"`
+	MappingMessage string     `json:"mappingMessage,omitempty" desc:"Why it maps as it does, or what a person must do."`
+	Active         bool       `json:"active" desc:"False when the customer left the provider."`
+	LastSyncedOn   *time.Time `json:"lastSyncedOn,omitempty" desc:"When the sync last read it from Partner Center."`
+}
+
+// ProviderAccountList is a page of provider accounts.
+type ProviderAccountList struct {
+	Value    []ProviderAccountView `json:"value" desc:"The provider accounts of this page."`
+	NextLink string                `json:"nextLink,omitempty" desc:"The next page's URL; absent on the last page."`
+}
+
+// MapRequest is the body of MapProviderAccount.
+type MapRequest struct {
+	AccountID string `json:"accountId" desc:"The row id of the Dynamics 365 account." summary:"Account ID" required:"true"`
+}
+
+// AgreementView is an agreement in the API.
+type AgreementView struct {
+	ID                 string     `json:"id" desc:"The agreement's row id in Dataverse."`
+	Name               string     `json:"name" desc:"The agreement's name."`
+	ProviderAccountID  string     `json:"providerAccountId,omitempty" desc:"The provider account (customer tenant) it is for."`
+	AccountID          string     `json:"accountId,omitempty" desc:"The Dynamics 365 account."`
+	TemplateID         string     `json:"templateId,omitempty" desc:"The agreement template."`
+	Status             string     `json:"status" desc:"Pending until the customer accepted, then Active; Inactive when no longer checked." enum:"Pending,Active,Inactive"`
+	AttestationStatus  string     `json:"attestationStatus" desc:"Where the acceptance stands, as the form shows it (Not started, Link sent, Attested, Accepted directly, Expired, Failed…)."`
+	AcceptancePath     string     `json:"acceptancePath,omitempty" desc:"How the customer accepted: Acceptance link, Partner attestation, Microsoft 365 admin center or Manual."`
+	AcceptanceURL      string     `json:"acceptanceUrl,omitempty" desc:"Microsoft's acceptance link sent to the signatory."`
+	LinkExpiresOn      *time.Time `json:"linkExpiresOn,omitempty" desc:"When the acceptance link expires."`
+	DateAgreed         *time.Time `json:"dateAgreed,omitempty" desc:"When the customer accepted, as Partner Center reports it."`
+	VerifiedOn         *time.Time `json:"verifiedOn,omitempty" desc:"When the connector last confirmed the acceptance with Partner Center."`
+	Message            string     `json:"message,omitempty" desc:"What happened and what to do, in plain words."`
+	SignatoryFirstName string     `json:"signatoryFirstName,omitempty" desc:"The signatory's first name."`
+	SignatoryLastName  string     `json:"signatoryLastName,omitempty" desc:"The signatory's last name."`
+	SignatoryEmail     string     `json:"signatoryEmail,omitempty" desc:"The signatory's e-mail address."`
+}
+
+// LinkRequest is the body of RequestAcceptanceLink; empty fields keep the agreement's.
+type LinkRequest struct {
+	SignatoryFirstName string `json:"signatoryFirstName,omitempty" desc:"The first name of the person at the customer who accepts."`
+	SignatoryLastName  string `json:"signatoryLastName,omitempty" desc:"The last name of the person at the customer who accepts."`
+	SignatoryEmail     string `json:"signatoryEmail,omitempty" desc:"The e-mail address the link is sent to." summary:"Signatory E-mail"`
+	SignatoryPhone     string `json:"signatoryPhone,omitempty" desc:"The signatory's phone number (optional)."`
+	SignatoryCompany   string `json:"signatoryCompany,omitempty" desc:"The customer's company name as the agreement should show it."`
+	SignatoryCountry   string `json:"signatoryCountry,omitempty" desc:"The customer's country as an ISO 3166-1 alpha-2 code, such as GB."`
+	SignatoryLanguage  string `json:"signatoryLanguage,omitempty" desc:"The agreement's language, such as en-GB."`
+}
+
+// apply copies the given fields onto a and returns them as the row's changes.
+func (r LinkRequest) apply(a *schema.Agreement) dataverse.Row {
+	changes := dataverse.Row{}
+	set := func(col, v string, field *string) {
+		if v != "" {
+			*field = v
+			changes[col] = v
+		}
+	}
+	set("csp_signatoryfirstname", r.SignatoryFirstName, &a.SignatoryFirstName)
+	set("csp_signatorylastname", r.SignatoryLastName, &a.SignatoryLastName)
+	set("csp_signatoryemail", r.SignatoryEmail, &a.SignatoryEmail)
+	set("csp_signatoryphone", r.SignatoryPhone, &a.SignatoryPhone)
+	set("csp_signatorycompany", r.SignatoryCompany, &a.SignatoryCompany)
+	set("csp_signatorycountry", r.SignatoryCountry, &a.SignatoryCountry)
+	set("csp_signatorylanguage", r.SignatoryLanguage, &a.SignatoryLanguage)
+	return changes
+}
+
+// AgreementTemplateView is a template in the API.
+type AgreementTemplateView struct {
+	ID            string `json:"id" desc:"The template's row id."`
+	Name          string `json:"name" desc:"The template's name."`
+	ProviderID    string `json:"providerId,omitempty" desc:"The provider whose customers it is for."`
+	AgreementType string `json:"agreementType,omitempty" desc:"The kind of agreement."`
+}
+
+// AgreementTemplateList lists templates.
+type AgreementTemplateList struct {
+	Value []AgreementTemplateView `json:"value" desc:"The templates."`
+}
+
+// TemplateCreation is the status of a template's Create Agreements request.
+type TemplateCreation struct {
+	TemplateID  string     `json:"templateId" desc:"The template's row id."`
+	Status      string     `json:"status" desc:"running while the agreements are being created, done when finished." enum:"running,done"`
+	RequestedOn *time.Time `json:"requestedOn,omitempty" desc:"When it was requested."`
+	DoneOn      *time.Time `json:"doneOn,omitempty" desc:"When it finished."`
+	Message     string     `json:"message,omitempty" desc:"What the last creation did, in plain words."`
+}
+
+func templateCreation(t schema.AgreementTemplate) TemplateCreation {
+	out := TemplateCreation{TemplateID: t.ID.String(), Status: "done", RequestedOn: timePtr(t.CreateRequestedOn), Message: t.CreateMessage}
+	if CreationPending(t) {
+		out.Status = "running"
+		out.Message = ""
+	} else {
+		out.DoneOn = timePtr(t.CreateDoneOn)
+	}
+	return out
+}
+
+// ProvisionRequest is the body of ProvisionLicenseChangeLog.
+type ProvisionRequest struct {
+	Retry bool `json:"retry,omitempty" desc:"Set a Failed Provisioning change back to Awaiting Provisioning first (after fixing what its message says)."`
+}
+
+// JobView is a job in the API.
+type JobView struct {
+	Name       string     `json:"name" desc:"The job's name."`
+	Enabled    bool       `json:"enabled" desc:"Whether it runs on its schedule."`
+	Schedule   string     `json:"schedule" desc:"How often it runs, as a duration such as 15m or 6h."`
+	LastRunOn  *time.Time `json:"lastRunOn,omitempty" desc:"When it last started."`
+	NextRunOn  *time.Time `json:"nextRunOn,omitempty" desc:"When it runs next."`
+	LastStatus string     `json:"lastStatus,omitempty" desc:"How the last run ended." enum:"succeeded,partly succeeded,failed,cancelled,running"`
+	Running    bool       `json:"running" desc:"Whether a replica runs it now."`
+	Message    string     `json:"message,omitempty" desc:"What the last run did, in plain words."`
+}
+
+// JobList lists jobs.
+type JobList struct {
+	Value []JobView `json:"value" desc:"The jobs."`
+}
+
+// JobRunView is a run in the API.
+type JobRunView struct {
+	ID         string     `json:"id" desc:"The run's row id."`
+	Job        string     `json:"job" desc:"The job's name."`
+	Status     string     `json:"status" desc:"running until it ends; abandoned when its replica stopped without finishing it." enum:"running,succeeded,partly succeeded,failed,cancelled,abandoned"`
+	Trigger    string     `json:"trigger,omitempty" desc:"What started it: schedule, run_now or api."`
+	StartedOn  time.Time  `json:"startedOn" desc:"When it started."`
+	FinishedOn *time.Time `json:"finishedOn,omitempty" desc:"When it ended."`
+	Processed  int        `json:"processed" desc:"Items it handled."`
+	Created    int        `json:"created" desc:"Rows it created."`
+	Updated    int        `json:"updated" desc:"Rows it updated."`
+	Failed     int        `json:"failed" desc:"Items that failed."`
+	Error      string     `json:"error,omitempty" desc:"Why it failed, in plain words."`
+	Instance   string     `json:"instance,omitempty" desc:"The replica that ran it."`
+}
+
+// JobRunList is a page of runs.
+type JobRunList struct {
+	Value    []JobRunView `json:"value" desc:"The runs of this page, newest first."`
+	NextLink string       `json:"nextLink,omitempty" desc:"The next page's URL; absent on the last page."`
+}
+
+// WebhookSubscriptionRequest is the body of OnConnectorEvent.
+type WebhookSubscriptionRequest struct {
+	CallbackURL string `json:"callbackUrl" desc:"Where the connector posts events (filled in by Power Automate)." summary:"Callback URL" visibility:"internal" notificationurl:"true" required:"true"`
+	EventType   string `json:"eventType" desc:"The event that starts the flow." enum:"ProviderAccountNeedsMapping,LicenseChangeFailed,AgreementAccepted,JobFailed" visibility:"important" required:"true"`
+}
+
+// WebhookSubscriptionView is a subscription in the API.
+type WebhookSubscriptionView struct {
+	ID                  string `json:"id" desc:"The subscription's id."`
+	EventType           string `json:"eventType" desc:"The event it receives."`
+	CallbackHost        string `json:"callbackHost,omitempty" desc:"The host of the callback URL (the URL itself is a secret)."`
+	Owner               string `json:"owner,omitempty" desc:"Who subscribed: tenant and object id, or the API key's name."`
+	ConsecutiveFailures int    `json:"consecutiveFailures" desc:"Deliveries that failed in a row."`
+}
+
+// WebhookSubscriptionList lists subscriptions.
+type WebhookSubscriptionList struct {
+	Value []WebhookSubscriptionView `json:"value" desc:"The subscriptions."`
+}
+
+// ConnectorEvent documents Payload, what callbacks receive (Payload's Data is a map; EventData lists its keys).
+type ConnectorEvent struct {
+	ID      string    `json:"id" desc:"The event's id: the same event may arrive more than once; de-duplicate on it."`
+	Type    string    `json:"type" desc:"The event type." enum:"ProviderAccountNeedsMapping,LicenseChangeFailed,AgreementAccepted,JobFailed"`
+	Time    string    `json:"time" desc:"When it happened (RFC 3339, UTC)."`
+	Title   string    `json:"title" desc:"A one-line summary for people."`
+	Message string    `json:"message" desc:"What happened and what to do, in plain words."`
+	Table   string    `json:"table" desc:"The Dataverse table of the row it is about (empty when none)."`
+	RowID   string    `json:"rowId" desc:"The id of that row (empty when none)."`
+	Data    EventData `json:"data" desc:"The event's machine-readable fields."`
+}
+
+// EventData lists every key a Payload's Data may hold.
+type EventData struct {
+	ProviderAccountID string   `json:"providerAccountId,omitempty" desc:"The provider account (needs mapping)."`
+	ProviderID        string   `json:"providerId,omitempty" desc:"Its provider."`
+	TenantID          string   `json:"tenantId,omitempty" desc:"The customer tenant."`
+	CompanyName       string   `json:"companyName,omitempty" desc:"The customer's company name."`
+	MappingStatus     string   `json:"mappingStatus,omitempty" desc:"Unmapped or Ambiguous."`
+	Candidates        []string `json:"candidates,omitempty" desc:"The accounts that fit equally well (Ambiguous)."`
+	Digest            bool     `json:"digest,omitempty" desc:"True when one event stands for many rows (see count)."`
+	Count             int      `json:"count,omitempty" desc:"How many rows a digest stands for."`
+	AgreementID       string   `json:"agreementId,omitempty" desc:"The agreement (accepted)."`
+	AcceptancePath    string   `json:"acceptancePath,omitempty" desc:"How the customer accepted."`
+	LicenseChangeID   string   `json:"licenseChangeLogId,omitempty" desc:"The license change log (failed)."`
+	Job               string   `json:"job,omitempty" desc:"The job (failed)."`
+	RunID             string   `json:"runId,omitempty" desc:"The failed run."`
+}
+
+func providerAccountView(pa schema.ProviderAccount) ProviderAccountView {
+	return ProviderAccountView{ID: pa.ID.String(), Name: pa.Name, TenantID: pa.TenantID, CompanyName: pa.CompanyName, Domain: pa.Domain,
+		ProviderID: refString(pa.Provider), AccountID: refString(pa.Account), MappingStatus: mappingStatusName(pa.MappingStatus),
+		MappingMessage: pa.MappingMessage, Active: pa.State == schema.StateActive, LastSyncedOn: timePtr(pa.LastSyncedOn)}
+}
+
+func agreementView(a schema.Agreement) AgreementView {
+	status := "Pending"
+	switch {
+	case a.State != schema.StateActive:
+		status = "Inactive"
+	case a.Status == schema.StatusActive:
+		status = "Active"
+	}
+	return AgreementView{ID: a.ID.String(), Name: a.Name, ProviderAccountID: refString(a.ProviderAccount), AccountID: refString(a.Account),
+		TemplateID: refString(a.Template), Status: status,
+		AttestationStatus: schema.OptionLabel(schema.TableAgreement, "csp_attestationstatus", int(a.AttestationStatus)),
+		AcceptancePath:    schema.OptionLabel(schema.TableAgreement, "csp_acceptancepath", int(a.AcceptancePath)),
+		AcceptanceURL:     a.AcceptanceURL, LinkExpiresOn: timePtr(a.LinkExpiresOn), DateAgreed: timePtr(a.DateAgreed), VerifiedOn: timePtr(a.VerifiedOn),
+		Message: a.AttestationMessage, SignatoryFirstName: a.SignatoryFirstName, SignatoryLastName: a.SignatoryLastName, SignatoryEmail: a.SignatoryEmail}
+}
+
+func jobView(row schema.Job, now time.Time) JobView {
+	v := JobView{Name: row.Name, Enabled: row.Enabled, Schedule: row.Schedule, LastRunOn: timePtr(row.LastRunOn), NextRunOn: timePtr(row.NextRunOn),
+		Running: row.LeaseOwner != "" && now.Before(row.LeaseExpiresOn), Message: row.Message}
+	if row.LastStatus != 0 {
+		v.LastStatus = RunStatusWord(row.LastStatus)
+		if row.LastStatus == schema.RunInProgress {
+			v.LastStatus = "running"
+		}
+	}
+	return v
+}
+
+// jobRunView is a run; one still in progress whose job no replica holds any more was abandoned (its
+// replica stopped mid-run).
+func jobRunView(name string, run schema.JobRun, job schema.Job, now time.Time) JobRunView {
+	v := JobRunView{ID: run.ID.String(), Job: name, Trigger: triggerName(run.Trigger), StartedOn: run.StartedOn.UTC(), FinishedOn: timePtr(run.FinishedOn),
+		Processed: run.Processed, Created: run.Created, Updated: run.Updated, Failed: run.Failed, Error: run.ErrorMessage, Instance: run.Instance}
+	switch {
+	case run.Status == schema.RunInProgress && (job.LeaseOwner == "" || !now.Before(job.LeaseExpiresOn)):
+		v.Status = "abandoned"
+	case run.Status == schema.RunInProgress:
+		v.Status = "running"
+	default:
+		v.Status = RunStatusWord(run.Status)
+	}
+	return v
+}
+
+func webhookView(s schema.WebhookSubscription) WebhookSubscriptionView {
+	v := WebhookSubscriptionView{ID: s.ID.String(), Owner: s.Owner, ConsecutiveFailures: s.ConsecutiveFailures}
+	for _, t := range NotificationTypes() {
+		if t.EventType() == s.EventType {
+			v.EventType = string(t)
+		}
+	}
+	if u, err := url.Parse(s.CallbackURL); err == nil {
+		v.CallbackHost = u.Hostname()
+	}
+	return v
+}
+
+func refString(r dataverse.Ref) string {
+	if r.IsZero() {
+		return ""
+	}
+	return r.ID.String()
+}
