@@ -3,7 +3,7 @@ GO       ?= go
 FUZZTIME ?= 30s
 BENCH    ?= .
 
-.PHONY: help run test lint fuzz bench build
+.PHONY: help run test lint fuzz bench build powerplatform
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-6s %s\n", $$1, $$2}'
@@ -36,3 +36,6 @@ bench: ## benchmarks (BENCH=regexp to choose); the upsert benchmark takes ~4 min
 
 build: ## the connector binary in bin/
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/connector ./cmd/connector
+
+powerplatform: ## regenerate infra/powerplatform/apiDefinition.swagger.json from the API's route table
+	$(GO) run ./cmd/connector api definition > infra/powerplatform/apiDefinition.swagger.json

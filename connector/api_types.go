@@ -41,6 +41,7 @@ var typeDocs = map[string]string{
 	"WebhookSubscriptionList":    "The webhook subscriptions.",
 	"ConnectorEvent":             "An event the connector posts to a subscription's callback.",
 	"EventData":                  "The event's machine-readable fields; which are present depends on the event type.",
+	"EventCandidate":             "An account that may be the provider account's, with why.",
 	"Problem":                    "An error: what went wrong and what to do.",
 	"FieldError":                 "One field of the request that is not valid.",
 }
@@ -232,19 +233,29 @@ type ConnectorEvent struct {
 
 // EventData lists every key a Payload's Data may hold.
 type EventData struct {
-	ProviderAccountID string   `json:"providerAccountId,omitempty" desc:"The provider account (needs mapping)."`
-	ProviderID        string   `json:"providerId,omitempty" desc:"Its provider."`
-	TenantID          string   `json:"tenantId,omitempty" desc:"The customer tenant."`
-	CompanyName       string   `json:"companyName,omitempty" desc:"The customer's company name."`
-	MappingStatus     string   `json:"mappingStatus,omitempty" desc:"Unmapped or Ambiguous."`
-	Candidates        []string `json:"candidates,omitempty" desc:"The accounts that fit equally well (Ambiguous)."`
-	Digest            bool     `json:"digest,omitempty" desc:"True when one event stands for many rows (see count)."`
-	Count             int      `json:"count,omitempty" desc:"How many rows a digest stands for."`
-	AgreementID       string   `json:"agreementId,omitempty" desc:"The agreement (accepted)."`
-	AcceptancePath    string   `json:"acceptancePath,omitempty" desc:"How the customer accepted."`
-	LicenseChangeID   string   `json:"licenseChangeLogId,omitempty" desc:"The license change log (failed)."`
-	Job               string   `json:"job,omitempty" desc:"The job (failed)."`
-	RunID             string   `json:"runId,omitempty" desc:"The failed run."`
+	ProviderAccountID string           `json:"providerAccountId,omitempty" desc:"The provider account (needs mapping)."`
+	ProviderID        string           `json:"providerId,omitempty" desc:"Its provider."`
+	Provider          string           `json:"provider,omitempty" desc:"Its provider's name."`
+	TenantID          string           `json:"tenantId,omitempty" desc:"The customer tenant."`
+	CompanyName       string           `json:"companyName,omitempty" desc:"The customer's company name."`
+	Domain            string           `json:"domain,omitempty" desc:"The customer's default domain."`
+	MappingStatus     string           `json:"mappingStatus,omitempty" desc:"Unmapped or Ambiguous."`
+	Candidates        []EventCandidate `json:"candidates,omitempty" desc:"The accounts that fit, best first (Ambiguous)."`
+	Digest            bool             `json:"digest,omitempty" desc:"True when one event stands for many rows (see count)."`
+	Count             int              `json:"count,omitempty" desc:"How many rows a digest stands for."`
+	AgreementID       string           `json:"agreementId,omitempty" desc:"The agreement (accepted)."`
+	AcceptancePath    string           `json:"acceptancePath,omitempty" desc:"How the customer accepted."`
+	LicenseChangeID   string           `json:"licenseChangeLogId,omitempty" desc:"The license change log (failed)."`
+	Job               string           `json:"job,omitempty" desc:"The job (failed)."`
+	RunID             string           `json:"runId,omitempty" desc:"The failed run."`
+}
+
+// EventCandidate is an account that may be a provider account's.
+type EventCandidate struct {
+	AccountID string   `json:"accountId" desc:"The account's row id."`
+	Name      string   `json:"name" desc:"The account's name."`
+	Score     int      `json:"score" desc:"How well it fits (50 and more: a match)."`
+	Reasons   []string `json:"reasons" desc:"What matched."`
 }
 
 func providerAccountView(pa schema.ProviderAccount) ProviderAccountView {

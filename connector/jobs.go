@@ -63,6 +63,8 @@ type JobsOptions struct {
 	Now     func() time.Time
 	Logger  *slog.Logger
 	Metrics *Metrics
+	// Publish announces a run that failed (JobFailed) to the flows that listen; nil: not announced.
+	Publish func(Notification)
 }
 
 // Jobs runs jobs on their schedules under leases held on their csp_job rows, so any number of replicas
@@ -307,6 +309,11 @@ func (j *Jobs) run(ctx context.Context, name string, trigger schema.RunTrigger, 
 	msg := runMessage(res)
 	if schedProblem != "" {
 		msg += " " + schedProblem
+	}
+	if res.Status == schema.RunFailed && j.opts.Publish != nil {
+		j.opts.Publish(Notification{Type: NotifyJobFailed,
+			Notice: Notice{Title: cut(name+" failed", 160), Body: msg, Icon: NoticeFailure, Table: schema.TableJob, RowID: row.ID},
+			Data:   map[string]any{"job": name, "runId": res.RunID.String()}})
 	}
 	j.release(finish, row.ID, dataverse.Row{
 		"csp_lastrunon": res.Started.UTC(), "csp_nextrunon": res.Started.Add(sched).UTC(),

@@ -42,7 +42,10 @@ type Provisioner struct {
 	// leaves them to the sweep.
 	Wake func(ctx context.Context, ids []dataverse.GUID)
 	// Notify tells people about changes they must make themselves (Manual providers); nil: no notices.
-	Notify   func(ctx context.Context, n Notice) error
+	Notify func(ctx context.Context, n Notice) error
+	// Publish announces a change that newly failed to the flows that listen (LicenseChangeFailed); nil:
+	// not announced.
+	Publish  func(Notification)
 	ClaimTTL time.Duration
 	// CallTimeout bounds each Partner Center call, its retries included (default 60 s). A Retry-After
 	// longer than that is not slept through in a worker: the change is held and retried when it says.
@@ -201,6 +204,16 @@ func (p *Provisioner) settle(ctx context.Context, f mapping.LCLFacts, d mapping.
 	p.log().Info("change log settled", "lcl", l.ID, "verdict", d.Verdict.String(), "held", d.HeldLabel, "message", d.Message)
 	if d.NotConnected && f.Provider != nil {
 		p.markNotConnected(ctx, f, d)
+	}
+	if status == schema.ProvisioningFailed && l.ProvisioningStatus != schema.ProvisioningFailed && p.Publish != nil {
+		tenant := ""
+		if f.ProviderAccount != nil {
+			tenant = f.ProviderAccount.TenantID
+		}
+		p.Publish(Notification{Type: NotifyLicenseChangeFailed,
+			Notice: Notice{Title: cut("License change failed: "+strings.TrimSpace(l.Name), 160), Body: d.Message, Icon: NoticeFailure,
+				Table: schema.TableLicenseChangeLog, RowID: l.ID},
+			Data: map[string]any{"licenseChangeLogId": l.ID.String(), "tenantId": tenant}})
 	}
 	if d.Notify && p.Notify != nil && l.ProvisioningMessage != d.Message {
 		if err := p.Notify(ctx, Notice{Title: "A license change needs you: " + strings.TrimSpace(l.Name), Body: d.Message,

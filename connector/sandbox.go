@@ -13,6 +13,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/cspconnector/csp-connector/connector/apiauth"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/dataversetest"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
@@ -34,7 +35,16 @@ type SandboxOptions struct {
 	ServiceBusDelivery dataversetest.ServiceBusDelivery
 	// Now is the clock of the simulators and the demo data; nil means time.Now.
 	Now func() time.Time
+	// APIAuth authenticates the HTTP API's callers (tests: a local token issuer); nil: the demo API keys
+	// SandboxOperatorKey and SandboxReaderKey.
+	APIAuth *apiauth.Authenticator
 }
+
+// The sandbox's demo API keys (not secrets: the sandbox runs on loopback with simulated data).
+const (
+	SandboxOperatorKey = "sandbox-operator-key"
+	SandboxReaderKey   = "sandbox-reader-key"
+)
 
 // Sandbox is the connector running on its built-in simulators: no Azure, no Microsoft account. Each
 // simulator is a real HTTP server on loopback, so the product talks to it exactly as it would talk to the
@@ -186,8 +196,17 @@ func (sb *Sandbox) startService(ctx context.Context, cfg Config, opts SandboxOpt
 	if err := sb.DataverseClient.ApplyRegistration(ctx, sb.Registration, nil); err != nil {
 		return fmt.Errorf("sandbox: register the events: %w", err)
 	}
+	auth := opts.APIAuth
+	if auth == nil {
+		if auth, err = apiauth.New(apiauth.Config{KeyHeader: APIKeyHeader, Keys: []apiauth.APIKey{
+			{Name: "sandbox-operator", Hash: apiauth.HashKey(SandboxOperatorKey), Roles: []apiauth.Role{apiauth.RoleOperator}},
+			{Name: "sandbox-reader", Hash: apiauth.HashKey(SandboxReaderKey), Roles: []apiauth.Role{apiauth.RoleReader}},
+		}}); err != nil {
+			return err
+		}
+	}
 	sb.Service, err = NewService(cfg, ServiceOptions{Logger: log, Metrics: sb.metrics, DV: sb.DataverseClient, PC: sb.PartnerCenterClient, Listen: sb.listener,
-		JobTick: 5 * time.Second, CheckEvery: 30 * time.Second, Now: opts.Now, AllowHTTPLoopbackWebhooks: true})
+		JobTick: 5 * time.Second, CheckEvery: 30 * time.Second, Now: opts.Now, AllowHTTPLoopbackWebhooks: true, APIAuth: auth})
 	return err
 }
 
@@ -252,6 +271,13 @@ func (sb *Sandbox) Describe(w io.Writer) {
 		fmt.Fprintf(w, "  curl -s -X PATCH '%s%scsp_agreements(%s)' -H 'MSCRMCallerID: %s' -H 'Content-Type: application/json' -H 'If-Match: *' -d '{\"csp_signatoryfirstname\":\"Ada\",\"csp_signatorylastname\":\"Lovelace\",\"csp_signatoryemail\":\"accept.ada@contoso.com\",\"csp_signatorycompany\":\"Contoso Ltd\",\"csp_signatorycountry\":\"GB\",\"csp_signatorylanguage\":\"en-GB\",\"csp_attestationstatus\":%d}'\n",
 			sb.Dataverse.URL, dataverse.APIPath, sb.contosoAgreement, sb.AdminID, int(schema.AttestationLinkRequested))
 		fmt.Fprintf(w, "  %s go run ./cmd/connector diagnose agreement %s\n", env, sb.contosoAgreement)
+	}
+	fmt.Fprintf(w, "\nHTTP API (what Power Automate flows call; OpenAPI 2.0 at %s%s/swagger.json). Demo keys: %s (operator), %s (reader).\n", self, APIPrefix, SandboxOperatorKey, SandboxReaderKey)
+	fmt.Fprintf(w, "  curl -s '%s%s/provider-accounts?mappingStatus=ambiguous' -H '%s: %s'\n", self, APIPrefix, APIKeyHeader, SandboxReaderKey)
+	fmt.Fprintf(w, "  curl -s -i -X POST %s%s/provider-accounts/sync -H '%s: %s'    # 202: poll the Location\n", self, APIPrefix, APIKeyHeader, SandboxOperatorKey)
+	if sb.contosoAgreement != (dataverse.GUID{}) {
+		fmt.Fprintf(w, "  curl -s -X POST %s%s/agreements/%s/request-link -H '%s: %s' -H 'Content-Type: application/json' -d '{\"signatoryFirstName\":\"Ada\",\"signatoryLastName\":\"Lovelace\",\"signatoryEmail\":\"accept.ada@contoso.com\",\"signatoryCompany\":\"Contoso Ltd\",\"signatoryCountry\":\"GB\",\"signatoryLanguage\":\"en-GB\"}'\n",
+			self, APIPrefix, sb.contosoAgreement, APIKeyHeader, SandboxOperatorKey)
 	}
 	fmt.Fprintf(w, "\nTry it:\n")
 	fmt.Fprintf(w, "  # ask Verify Connectivity for the Partner Center provider, as an admin would from its form:\n")

@@ -138,6 +138,7 @@ func NewService(cfg Config, opts ServiceOptions) (*Service, error) {
 		s.topic, no.Topic = topic, topic
 	}
 	s.Notifications = NewNotifications(no)
+	s.Prov.Publish = func(n Notification) { s.Notifications.Publish(n) }
 	s.Accounts = &ProviderAccounts{DV: s.DV, PC: s.PC, Notify: func(n Notification) { s.Notifications.Publish(n) }, BatchSize: cfg.DataverseBatchSize,
 		DigestOver: cfg.NotifyDigestOver, Now: opts.Now, Logger: log.With("workflow", "provider-accounts")}
 	s.Agreements = &Agreements{DV: s.DV, PC: s.PC, Notify: func(n Notification) { s.Notifications.Publish(n) }, BatchSize: cfg.DataverseBatchSize,
@@ -161,7 +162,7 @@ func NewService(cfg Config, opts ServiceOptions) (*Service, error) {
 	syncEvery := cmp.Or(opts.SyncEvery, 6*time.Hour)
 	s.Jobs = NewJobs(s.DV, []Job{s.Conn.Job(verifyEvery), s.Prov.SweepJob(sweepEvery), s.Prov.ReportJob(7*24*time.Hour, cfg.ReportAfter), s.Accounts.Job(syncEvery),
 		s.Agreements.CheckJob(cmp.Or(opts.CheckEvery, time.Hour))},
-		JobsOptions{Instance: cfg.Instance, Tick: opts.JobTick, Logger: log, Metrics: m, Now: opts.Now})
+		JobsOptions{Instance: cfg.Instance, Tick: opts.JobTick, Logger: log, Metrics: m, Now: opts.Now, Publish: func(n Notification) { s.Notifications.Publish(n) }})
 	// Every trigger in Triggers() needs its handler here (a test checks).
 	s.Dispatcher.Handle(ProviderTrigger().Table, s.Conn.HandleProviderRow, ProviderTrigger())
 	s.Dispatcher.Handle(JobTrigger().Table, s.Jobs.HandleJobRow, JobTrigger())

@@ -35,7 +35,7 @@ Configuration comes from environment variables (see the README); every problem i
 	root.AddCommand(runCommand(getenv, stderr), sandboxCommand(getenv, stdout, stderr), dataverseCommand(getenv, stdout, stderr),
 		pcCommand(getenv, stdout, stderr), verifyCommand(getenv, stdout, stderr), jobsCommand(getenv, stdout, stderr), inspectCommand(stdin, stdout),
 		provisionCommand(getenv, stdout, stderr), diagnoseCommand(getenv, stdout, stderr), syncCommand(getenv, stdout, stderr),
-		agreementsCommand(getenv, stdout, stderr))
+		agreementsCommand(getenv, stdout, stderr), apiCommand(stdin, stdout))
 	return root.ExecuteContext(ctx)
 }
 
