@@ -108,7 +108,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		a.serveDocument(w)
 		return
 	}
-	handler, pattern := a.mux.Handler(r)
+	_, pattern := a.mux.Handler(r)
 	if pattern == "" {
 		if allow := a.allowed(r); len(allow) > 0 {
 			h.Set("Allow", strings.Join(allow, ", "))
@@ -118,7 +118,8 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, &apiError{status: http.StatusNotFound, detail: fmt.Sprintf("There is no operation at %s. The operations are listed in %s/swagger.json.", r.URL.Path, APIPrefix)})
 		return
 	}
-	handler.ServeHTTP(w, r)
+	// Through the mux, not the handler Handler returned: only ServeHTTP sets the path values (PathValue).
+	a.mux.ServeHTTP(w, r)
 }
 
 // allowed lists the methods the path has operations for.
@@ -585,5 +586,5 @@ func (c *apiCall) nextLink(cursor string, top int) string {
 	q := c.r.URL.Query()
 	q.Set("cursor", cursor)
 	q.Set("top", strconv.Itoa(top))
-	return c.api.absolute(c.r, c.r.URL.Path+"?"+q.Encode())
+	return c.api.absolute(c.r, c.r.URL.EscapedPath()+"?"+q.Encode())
 }
