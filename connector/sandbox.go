@@ -35,6 +35,8 @@ type SandboxOptions struct {
 	ServiceBusDelivery dataversetest.ServiceBusDelivery
 	// Now is the clock of the simulators and the demo data; nil means time.Now.
 	Now func() time.Time
+	// HealthAddr, when set, serves health and metrics on their own address (CONNECTOR_HEALTH_ADDR).
+	HealthAddr string
 	// APIAuth authenticates the HTTP API's callers (tests: a local token issuer); nil: the demo API keys
 	// SandboxOperatorKey and SandboxReaderKey.
 	APIAuth *apiauth.Authenticator
@@ -186,6 +188,7 @@ func (sb *Sandbox) startService(ctx context.Context, cfg Config, opts SandboxOpt
 	// the appnotifications table.
 	cfg.NotifyUsers, cfg.ReportAfter = []dataverse.GUID{sb.AdminID}, 24*time.Hour
 	cfg.NotifyInApp, cfg.NotifyWebhooks, cfg.NotifyDigestOver = true, true, 20
+	cfg.HealthAddr, cfg.APIRate = opts.HealthAddr, 600
 	reg, err := RegistrationFor(cfg, Triggers())
 	if err != nil {
 		return err
