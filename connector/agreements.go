@@ -42,8 +42,9 @@ type Agreements struct {
 	Logger      *slog.Logger
 }
 
-// agreementFacts loads the row and what the decisions need: the row, then one $batch for its provider
-// account and template, then the provider.
+// load reads the row and what the check needs: the row, then one $batch for its provider account and
+// template. It leaves f.Provider nil: only a link request reads the provider (withProvider), and the check
+// runs on thousands of rows an hour.
 func (g *Agreements) load(ctx context.Context, id dataverse.GUID) (mapping.AgreementFacts, error) {
 	var f mapping.AgreementFacts
 	raw, err := g.DV.Get(ctx, schema.SetAgreements, id, &dataverse.GetOptions{Select: dataverse.Columns[schema.Agreement]()})
@@ -93,27 +94,42 @@ func (g *Agreements) load(ctx context.Context, id dataverse.GUID) (mapping.Agree
 			}
 		}
 	}
-	provider := dataverse.GUID{}
-	if f.Template != nil {
-		provider = f.Template.Provider.ID
-	}
-	if provider == (dataverse.GUID{}) && f.ProviderAccount != nil {
-		provider = f.ProviderAccount.Provider.ID
-	}
-	if provider != (dataverse.GUID{}) {
-		raw, err := g.DV.Get(ctx, schema.SetProviders, provider, &dataverse.GetOptions{Select: dataverse.Columns[schema.Provider]()})
-		switch {
-		case dataverse.IsNotFound(err):
-		case err != nil:
-			return f, err
-		default:
-			f.Provider = &schema.Provider{}
-			if err := dataverse.Unmarshal(raw, f.Provider); err != nil {
-				return f, err
-			}
-		}
-	}
 	return f, nil
+}
+
+// withProvider reads the provider of the agreement (providerID) into f.Provider, for what checks the
+// provider's type and state: a link request, a partner attestation, a diagnosis. A provider that no longer
+// exists leaves it nil.
+func (g *Agreements) withProvider(ctx context.Context, f *mapping.AgreementFacts) error {
+	id := providerID(*f)
+	if id == (dataverse.GUID{}) {
+		return nil
+	}
+	raw, err := g.DV.Get(ctx, schema.SetProviders, id, &dataverse.GetOptions{Select: dataverse.Columns[schema.Provider]()})
+	switch {
+	case dataverse.IsNotFound(err):
+		return nil
+	case err != nil:
+		return err
+	}
+	var p schema.Provider
+	if err := dataverse.Unmarshal(raw, &p); err != nil {
+		return err
+	}
+	f.Provider = &p
+	return nil
+}
+
+// providerID is the agreement's provider: its template's, else its provider account's (zero: neither
+// names one).
+func providerID(f mapping.AgreementFacts) dataverse.GUID {
+	if f.Template != nil && f.Template.Provider.ID != (dataverse.GUID{}) {
+		return f.Template.Provider.ID
+	}
+	if f.ProviderAccount != nil {
+		return f.ProviderAccount.Provider.ID
+	}
+	return dataverse.GUID{}
 }
 
 // AgreementTriggers are the events that wake the workflow: an admin asks for a link (or records a partner
@@ -145,6 +161,11 @@ func (g *Agreements) Handle(ctx context.Context, w Work) error {
 	a := f.Agreement
 	if a.State != schema.StateActive {
 		return nil // deactivated: no further checks
+	}
+	if a.AttestationStatus == schema.AttestationLinkRequested {
+		if err := g.withProvider(ctx, &f); err != nil {
+			return err
+		}
 	}
 	switch {
 	case a.AttestationStatus == schema.AttestationLinkRequested && a.AcceptancePath == schema.AcceptancePartnerAttestation:
@@ -458,11 +479,12 @@ func (g *Agreements) callFailed(ctx context.Context, f mapping.AgreementFacts, e
 		return fmt.Errorf("agreement %s: Partner Center: %w", a.ID, err) // the queue and the next check retry
 	case errors.Is(err, partnercenter.ErrNoCredential) || partnercenter.IsUnauthorized(err) || partnercenter.IsForbidden(err):
 		msg := "Partner Center refused the connector's sign-in for this check (the agreement reads need the delegated app+user sign-in: its refresh token may have expired). Renew it (PARTNERCENTER_REFRESH_TOKEN_FILE), then run Verify Connectivity on the provider; the check runs again by itself."
-		if f.Provider != nil {
-			if _, uerr := g.DV.Update(ctx, schema.SetProviders, f.Provider.ID, dataverse.Row{
+		// By id: the check does not read the provider row, and a provider that no longer exists is not marked.
+		if provider := providerID(f); provider != (dataverse.GUID{}) {
+			if _, uerr := g.DV.Update(ctx, schema.SetProviders, provider, dataverse.Row{
 				"csp_connectivitystatus":  int(schema.ConnectivityNotConnected),
-				"csp_connectivitymessage": fmt.Sprintf("Not connected: checking agreement %s failed at %s. %s", agreementName(f), mapping.FormatTime(g.now()), msg)}, nil); uerr != nil {
-				g.log().Warn("could not mark the provider not connected", "provider", f.Provider.ID, "error", uerr)
+				"csp_connectivitymessage": fmt.Sprintf("Not connected: checking agreement %s failed at %s. %s", agreementName(f), mapping.FormatTime(g.now()), msg)}, nil); uerr != nil && !dataverse.IsNotFound(uerr) {
+				g.log().Warn("could not mark the provider not connected", "provider", provider, "error", uerr)
 			}
 		}
 		return g.write(ctx, a, dataverse.Row{"csp_attestationmessage": msg, "csp_systemmessage": mapping.SystemMessage(err, 1)})

@@ -44,9 +44,10 @@ const (
 	agBenchRows           = agBenchBlock * agBenchBlocks
 )
 
-// The fewest calls each kind needs (Agreements.check and applyCheck). Every row first costs load's 3
-// Dataverse round trips (4 API requests): GET the row; one $batch reading its provider account and its
-// template; GET the provider. Then, each call waiting for the one before:
+// The fewest calls each kind needs (Agreements.check and applyCheck). Every row first costs load's 2
+// Dataverse round trips (3 API requests): GET the row; one $batch reading its provider account and its
+// template (the check never reads the provider row: only a link request does). Then, each call waiting for
+// the one before:
 //
 //	nothing accepted   Partner Center 2: the customer's MCA agreements (none), the direct-sign status
 //	                   (false). No write: the row already says so.
@@ -59,8 +60,8 @@ const (
 //	link accepted      Partner Center 2: the attestation (Accepted), the create-agreement POST that
 //	                   finalizes it. 1 PATCH: Attested through the link, Active.
 const (
-	agBenchLoadRoundTrips = 3
-	agBenchLoadRequests   = 4
+	agBenchLoadRoundTrips = 2
+	agBenchLoadRequests   = 3
 
 	agBenchNothingPC  = 2
 	agBenchDirectPC   = 2
@@ -83,16 +84,16 @@ const agBenchMinLatency = agBenchMinDVRoundTrips*benchDVLatency + agBenchMinPCCa
 // Two things bound how many agreements a second the check can get through:
 //
 //   - the workers: all 8 busy all the time on rows that each take their minimum latency, 8 rows per
-//     agBenchMinLatency/5,000 (≈ 261 ms) ≈ 30.7 a second;
+//     agBenchMinLatency/5,000 (≈ 241 ms) ≈ 33.2 a second;
 //   - Partner Center's partner-level bucket: GET attestations/enhanced/{id} names no customer, so every
 //     attestation read of every row shares one bucket of 500 a minute (the per-customer buckets are far
 //     from full: a customer's row makes at most 2 calls). With one row in ten reading its attestation,
 //     that allows 500 / 60 × 10 ≈ 83.3 rows a second (the client's own limiter keeps to 480 a minute
 //     plus a burst of 10, about 80).
 //
-// The lesser binds: the workers, by almost three to one. Dataverse's service protection limits are off in
+// The lesser binds: the workers, by two and a half to one. Dataverse's service protection limits are off in
 // the simulator, as in BenchmarkProvisioning; with them (6,000 API requests per user per web server in 300
-// s) 4.14 requests a row would allow about 4.8 rows a second on a single web server.
+// s) 3.14 requests a row would allow about 6.4 rows a second on a single web server.
 const (
 	agBenchPartnerLimit  = 500 // a minute
 	agBenchPartnerReads  = (agBenchPendingLinkPer + agBenchAcceptedPer) * agBenchBlocks

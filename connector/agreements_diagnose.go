@@ -55,6 +55,9 @@ func (g *Agreements) Diagnose(ctx context.Context, id dataverse.GUID) (Agreement
 	if err != nil {
 		return AgreementDiagnosis{}, err
 	}
+	if err := g.withProvider(ctx, &f); err != nil {
+		return AgreementDiagnosis{}, err
+	}
 	a := f.Agreement
 	d := AgreementDiagnosis{ID: a.ID, Name: a.Name, AttestationStatus: schema.OptionLabel(schema.TableAgreement, "csp_attestationstatus", int(a.AttestationStatus)),
 		AcceptancePath: schema.OptionLabel(schema.TableAgreement, "csp_acceptancepath", int(a.AcceptancePath)), AttestationID: a.AttestationID,

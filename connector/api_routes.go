@@ -461,6 +461,9 @@ func requestAcceptanceLink(c *apiCall) (apiResult, error) {
 	if err != nil {
 		return apiResult{}, err
 	}
+	if err := g.withProvider(c.ctx(), &f); err != nil {
+		return apiResult{}, err
+	}
 	a := f.Agreement
 	switch {
 	case a.State != schema.StateActive:
