@@ -231,7 +231,10 @@ func TestRunEndToEndOverServiceBus(t *testing.T) {
 		return stats.Active == 0 && stats.Locked == 0
 	}, 10*time.Second, 20*time.Millisecond)
 	stats := broker.Stats(t, connector.DefaultQueue)
-	assert.Equal(t, stats.Delivered, stats.Completed, "every event was completed, none abandoned: %+v", stats)
+	// The SDK releases a message that arrives after a receive call ended (its link drained); the broker
+	// delivers it again. Every delivery is completed or released, none abandoned.
+	assert.Equal(t, stats.Delivered, stats.Completed+stats.Released, "every event was completed, none abandoned: %+v", stats)
+	assert.Zero(t, stats.Abandoned, "%+v", stats)
 	assert.Positive(t, stats.Completed, "the admin's event went through the queue: %+v", stats)
 	assert.Equal(t, 0, stats.DeadLettered)
 
