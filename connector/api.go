@@ -245,7 +245,7 @@ func (a *API) operation(rt apiRoute) http.Handler {
 				return
 			}
 			var replayed *idemEntry
-			replayed, err = a.idem.do(who.ID+"\x00"+rt.ID+"\x00"+r.URL.Path+"\x00"+key, sha256.Sum256(body), a.opts.Now(), func() (idemEntry, error) {
+			replayed, err = a.idem.do(r.Context(), who.ID+"\x00"+rt.ID+"\x00"+r.URL.Path+"\x00"+key, sha256.Sum256(body), a.opts.Now(), func() (idemEntry, error) {
 				res, err := run()
 				if err != nil {
 					return idemEntry{}, err
@@ -466,7 +466,7 @@ func (e *idemEntry) write(w http.ResponseWriter) {
 
 // do runs fn once per key: a repeat with the same body waits for and replays the first answer; with another
 // body it is refused (422). Failed runs are not remembered, so a retry runs again.
-func (m *idempotency) do(key string, hash [32]byte, now time.Time, fn func() (idemEntry, error)) (*idemEntry, error) {
+func (m *idempotency) do(ctx context.Context, key string, hash [32]byte, now time.Time, fn func() (idemEntry, error)) (*idemEntry, error) {
 	m.mu.Lock()
 	if e, ok := m.entries[key]; ok && now.Sub(e.at) < apiIdemTTL {
 		m.mu.Unlock()
@@ -474,7 +474,11 @@ func (m *idempotency) do(key string, hash [32]byte, now time.Time, fn func() (id
 			return nil, &apiError{status: http.StatusUnprocessableEntity, code: "idempotency_key_reused",
 				detail: "This Idempotency-Key was used with a different request: use a new key for a new request."}
 		}
-		<-e.done
+		select {
+		case <-e.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 		if e.err != nil {
 			return nil, e.err
 		}
@@ -487,6 +491,18 @@ func (m *idempotency) do(key string, hash [32]byte, now time.Time, fn func() (id
 	m.entries[key] = e
 	m.mu.Unlock()
 
+	// A run that fails, or panics, is forgotten (a retry runs again) and releases who waits on it.
+	settled := false
+	defer func() {
+		if settled {
+			return
+		}
+		m.mu.Lock()
+		delete(m.entries, key)
+		e.err = errors.New("the first request with this Idempotency-Key failed; retry it")
+		m.mu.Unlock()
+		close(e.done)
+	}()
 	out, err := fn()
 	m.mu.Lock()
 	e.status, e.header, e.body, e.err = out.status, out.header, out.body, err
@@ -494,6 +510,7 @@ func (m *idempotency) do(key string, hash [32]byte, now time.Time, fn func() (id
 		delete(m.entries, key)
 	}
 	m.mu.Unlock()
+	settled = true
 	close(e.done)
 	if err != nil {
 		return nil, err

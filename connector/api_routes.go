@@ -358,25 +358,37 @@ func mapProviderAccount(c *apiCall) (apiResult, error) {
 func startJob(name string) func(*apiCall) (apiResult, error) {
 	return func(c *apiCall) (apiResult, error) {
 		s := c.svc()
-		runID, _, err := s.Jobs.Start(s.background(), name, schema.TriggerAPI)
-		if ErrJobRunning(err) {
+		// A run that has just finished still holds its lease and its place here for a moment after its
+		// row says so: try again briefly before answering that it is busy.
+		for attempt := 0; ; attempt++ {
+			runID, _, err := s.Jobs.Start(s.background(), name, schema.TriggerAPI)
+			if err == nil {
+				run, err := readRun(c.ctx(), s, name, runID)
+				if err != nil {
+					return apiResult{}, err
+				}
+				return apiResult{status: http.StatusAccepted, body: run, location: jobRunPath(name, runID), retryAfter: apiRetryAfter}, nil
+			}
+			if !ErrJobRunning(err) {
+				return apiResult{}, err
+			}
 			run, ok, ferr := runningRun(c.ctx(), s, name)
 			if ferr != nil {
 				return apiResult{}, ferr
 			}
-			if !ok {
-				return apiResult{}, conflict("%s is running on another replica; its run is not recorded yet. Try again in a moment.", name)
+			if ok {
+				return apiResult{status: http.StatusAccepted, body: run, location: APIPrefix + "/jobs/" + url.PathEscape(name) + "/runs/" + run.ID, retryAfter: apiRetryAfter}, nil
 			}
-			return apiResult{status: http.StatusAccepted, body: run, location: APIPrefix + "/jobs/" + url.PathEscape(name) + "/runs/" + run.ID, retryAfter: apiRetryAfter}, nil
+			if attempt == 20 {
+				return apiResult{}, &apiError{status: http.StatusConflict, retryAfter: apiRetryAfter,
+					detail: fmt.Sprintf("%s is finishing a run. Try again in a few seconds.", name)}
+			}
+			select {
+			case <-c.ctx().Done():
+				return apiResult{}, c.ctx().Err()
+			case <-time.After(100 * time.Millisecond):
+			}
 		}
-		if err != nil {
-			return apiResult{}, err
-		}
-		run, err := readRun(c.ctx(), s, name, runID)
-		if err != nil {
-			return apiResult{}, err
-		}
-		return apiResult{status: http.StatusAccepted, body: run, location: jobRunPath(name, runID), retryAfter: apiRetryAfter}, nil
 	}
 }
 
@@ -550,6 +562,9 @@ func createAgreementsForTemplate(c *apiCall) (apiResult, error) {
 		// A request is waiting already: this one is the same.
 	default:
 		now := c.api.opts.Now().UTC().Truncate(time.Second)
+		if !now.After(t.CreateDoneOn) {
+			now = t.CreateDoneOn.UTC().Truncate(time.Second).Add(time.Second) // Dataverse keeps seconds: after the last run
+		}
 		if _, err := c.svc().DV.Update(c.ctx(), schema.SetAgreementTemplates, id, dataverse.Row{"csp_createrequestedon": now}, &dataverse.UpdateOptions{IfMatch: t.ETag}); err != nil {
 			return apiResult{}, err
 		}
@@ -835,7 +850,7 @@ func subscribeWebhook(c *apiCall) (apiResult, error) {
 	dv := c.svc().DV
 	// The same callback and event again (a flow saved twice, a retried request) is the same subscription.
 	q := &dataverse.Query{Select: dataverse.Columns[schema.WebhookSubscription](), Top: 1,
-		Filter: dataverse.And(dataverse.Eq("csp_eventtype", eventType.EventType()), dataverse.Eq("csp_callbackurl", req.CallbackURL))}
+		Filter: dataverse.And(dataverse.Eq("statecode", schema.StateActive), dataverse.Eq("csp_eventtype", eventType.EventType()), dataverse.Eq("csp_callbackurl", req.CallbackURL))}
 	for raw, err := range dv.List(c.ctx(), schema.SetWebhookSubscriptions, q) {
 		if err != nil {
 			return apiResult{}, err

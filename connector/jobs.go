@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -109,6 +110,7 @@ func (j *Jobs) Names() []string {
 	for n := range j.jobs {
 		out = append(out, n)
 	}
+	slices.Sort(out)
 	return out
 }
 
