@@ -284,15 +284,7 @@ func listProviderAccounts(c *apiCall) (apiResult, error) {
 }
 
 func (c *apiCall) providerAccount(id dataverse.GUID) (schema.ProviderAccount, error) {
-	var pa schema.ProviderAccount
-	raw, err := c.svc().DV.Get(c.ctx(), schema.SetProviderAccounts, id, &dataverse.GetOptions{Select: dataverse.Columns[schema.ProviderAccount]()})
-	if dataverse.IsNotFound(err) {
-		return pa, notFound("There is no provider account %s.", id)
-	}
-	if err != nil {
-		return pa, err
-	}
-	return pa, dataverse.Unmarshal(raw, &pa)
+	return readRow[schema.ProviderAccount](c, schema.SetProviderAccounts, "provider account", id)
 }
 
 func getProviderAccount(c *apiCall) (apiResult, error) {
@@ -426,15 +418,7 @@ func getAgreement(c *apiCall) (apiResult, error) {
 }
 
 func (c *apiCall) agreement(id dataverse.GUID) (schema.Agreement, error) {
-	var a schema.Agreement
-	raw, err := c.svc().DV.Get(c.ctx(), schema.SetAgreements, id, &dataverse.GetOptions{Select: dataverse.Columns[schema.Agreement]()})
-	if dataverse.IsNotFound(err) {
-		return a, notFound("There is no agreement %s.", id)
-	}
-	if err != nil {
-		return a, err
-	}
-	return a, dataverse.Unmarshal(raw, &a)
+	return readRow[schema.Agreement](c, schema.SetAgreements, "agreement", id)
 }
 
 // signatoryFields name the request's fields in the validation's messages, which start with the form's
@@ -531,15 +515,7 @@ func listAgreementTemplates(c *apiCall) (apiResult, error) {
 }
 
 func (c *apiCall) template(id dataverse.GUID) (schema.AgreementTemplate, error) {
-	var t schema.AgreementTemplate
-	raw, err := c.svc().DV.Get(c.ctx(), schema.SetAgreementTemplates, id, &dataverse.GetOptions{Select: dataverse.Columns[schema.AgreementTemplate]()})
-	if dataverse.IsNotFound(err) {
-		return t, notFound("There is no agreement template %s.", id)
-	}
-	if err != nil {
-		return t, err
-	}
-	return t, dataverse.Unmarshal(raw, &t)
+	return readRow[schema.AgreementTemplate](c, schema.SetAgreementTemplates, "agreement template", id)
 }
 
 // createAgreementsForTemplate records the request on the template, as its button does, and queues it
@@ -608,15 +584,7 @@ func getLCL(c *apiCall) (apiResult, error) {
 }
 
 func (c *apiCall) lcl(id dataverse.GUID) (schema.LicenseChangeLog, error) {
-	var l schema.LicenseChangeLog
-	raw, err := c.svc().DV.Get(c.ctx(), schema.SetLicenseChangeLogs, id, &dataverse.GetOptions{Select: dataverse.Columns[schema.LicenseChangeLog]()})
-	if dataverse.IsNotFound(err) {
-		return l, notFound("There is no license change log %s.", id)
-	}
-	if err != nil {
-		return l, err
-	}
-	return l, dataverse.Unmarshal(raw, &l)
+	return readRow[schema.LicenseChangeLog](c, schema.SetLicenseChangeLogs, "license change log", id)
 }
 
 // provisionLCL runs one change through the service's work queue (so it never overlaps the same row's
@@ -944,4 +912,17 @@ func deleteWebhook(c *apiCall) (apiResult, error) {
 		return apiResult{}, err
 	}
 	return apiResult{status: http.StatusNoContent}, nil
+}
+
+// readRow reads one row of the API's tables; a missing one is a 404 naming it.
+func readRow[T any](c *apiCall, entitySet, what string, id dataverse.GUID) (T, error) {
+	var row T
+	raw, err := c.svc().DV.Get(c.ctx(), entitySet, id, &dataverse.GetOptions{Select: dataverse.Columns[T]()})
+	if dataverse.IsNotFound(err) {
+		return row, notFound("There is no %s %s.", what, id)
+	}
+	if err != nil {
+		return row, err
+	}
+	return row, dataverse.Unmarshal(raw, &row)
 }
