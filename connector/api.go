@@ -178,7 +178,7 @@ func (a *API) operation(rt apiRoute) http.Handler {
 			if p := recover(); p != nil {
 				a.opts.Logger.Error("API operation panicked", "operation", rt.ID, "panic", fmt.Sprint(p))
 				status = http.StatusInternalServerError
-				writeProblem(w, &apiError{status: status, detail: "The connector failed on an internal error; see its log. Nothing was left half done that a retry would repeat."})
+				writeProblem(w, &apiError{status: status, detail: "The connector failed on an internal error; see its log. Read the row before retrying: part of the work may be done."})
 			}
 			a.opts.Metrics.apiRequest(rt.ID, status)
 			a.opts.Logger.Debug("API request", "operation", rt.ID, "status", status, "took_ms", a.opts.Now().Sub(start).Milliseconds())

@@ -212,18 +212,21 @@ var problemDocs = map[int]string{
 	409: "The row is not in a state that allows this.",
 	422: "The Idempotency-Key was used before with a different request.",
 	429: "Too many requests from this caller: wait Retry-After seconds.",
+	413: "The request body is larger than 64 KiB.",
 	500: "The connector failed; detail says what to do.",
 	502: "Dataverse or Partner Center failed; try again later.",
+	503: "The connector is starting, or cannot reach Microsoft Entra ID's signing keys: try again after Retry-After.",
+	504: "The operation took longer than 60 seconds; it may still finish. Read the row before retrying.",
 }
 
 // commonProblems are the error statuses every operation of its kind may answer.
 func commonProblems(rt apiRoute) []int {
-	out := []int{400, 401, 403, 429, 500, 502}
+	out := []int{400, 401, 403, 429, 500, 502, 503, 504}
 	if strings.Contains(rt.Path, "{") {
 		out = append(out, 404)
 	}
 	if rt.Method == "POST" {
-		out = append(out, 409, 422)
+		out = append(out, 409, 413, 422)
 	}
 	slices.Sort(out)
 	return out

@@ -2,6 +2,7 @@ package connector
 
 import (
 	"context"
+	"crypto/subtle"
 	"fmt"
 	"net"
 	"net/http"
@@ -485,14 +486,24 @@ func requestAcceptanceLink(c *apiCall) (apiResult, error) {
 		return apiResult{}, err
 	}
 	if err := g.Handle(c.ctx(), Work{Key: WorkKey{Table: schema.TableAgreement, ID: id}}); err != nil {
+		// The row says Link requested: the work queue tries it again (the gate drops the event of the
+		// connector's own write, and the check job does not look at requested rows).
+		s := c.svc()
+		if qerr := s.Queue.Submit(s.background(), WorkItem{Key: WorkKey{Table: schema.TableAgreement, ID: id}, Source: SourceAPI}); qerr != nil {
+			c.api.opts.Logger.Warn("could not queue the link request for a retry", "agreement", id, "error", qerr)
+		}
 		return apiResult{}, err
 	}
 	a, err = c.agreement(id)
 	if err != nil {
 		return apiResult{}, err
 	}
-	if a.AttestationStatus == schema.AttestationFailed {
+	switch a.AttestationStatus {
+	case schema.AttestationFailed:
 		return apiResult{}, &apiError{status: http.StatusConflict, detail: a.AttestationMessage}
+	case schema.AttestationLinkRequested:
+		// Held (Partner Center refused the connector's sign-in): no link was sent.
+		return apiResult{}, &apiError{status: http.StatusServiceUnavailable, retryAfter: 60, detail: "No link was sent: " + a.AttestationMessage}
 	}
 	return apiResult{body: agreementView(a)}, nil
 }
@@ -566,7 +577,7 @@ func getAgreementCreation(c *apiCall) (apiResult, error) {
 		return apiResult{}, notFound("Create Agreements was never requested on this template.")
 	}
 	if CreationPending(t) {
-		return apiResult{status: http.StatusAccepted, body: templateCreation(t), retryAfter: apiRetryAfter}, nil
+		return apiResult{status: http.StatusAccepted, body: templateCreation(t), location: c.r.URL.EscapedPath(), retryAfter: apiRetryAfter}, nil
 	}
 	return apiResult{body: templateCreation(t)}, nil
 }
@@ -747,7 +758,7 @@ func getJobRun(c *apiCall) (apiResult, error) {
 	}
 	v := jobRunView(name, run, job, c.api.opts.Now())
 	if v.Status == "running" {
-		return apiResult{status: http.StatusAccepted, body: v, retryAfter: apiRetryAfter}, nil
+		return apiResult{status: http.StatusAccepted, body: v, location: c.r.URL.EscapedPath(), retryAfter: apiRetryAfter}, nil
 	}
 	return apiResult{body: v}, nil
 }
@@ -817,8 +828,9 @@ func subscribeWebhook(c *apiCall) (apiResult, error) {
 	}
 	dv := c.svc().DV
 	// The same callback and event again (a flow saved twice, a retried request) is the same subscription.
-	q := &dataverse.Query{Select: dataverse.Columns[schema.WebhookSubscription](), Top: 1,
-		Filter: dataverse.And(dataverse.Eq("statecode", schema.StateActive), dataverse.Eq("csp_eventtype", eventType.EventType()), dataverse.Eq("csp_callbackurl", req.CallbackURL))}
+	// The URLs are compared here, not in a $filter: a URL in a query string ends up in error messages.
+	q := &dataverse.Query{Select: dataverse.Columns[schema.WebhookSubscription](),
+		Filter: dataverse.And(dataverse.Eq("statecode", schema.StateActive), dataverse.Eq("csp_eventtype", eventType.EventType()))}
 	for raw, err := range dv.List(c.ctx(), schema.SetWebhookSubscriptions, q) {
 		if err != nil {
 			return apiResult{}, err
@@ -827,7 +839,9 @@ func subscribeWebhook(c *apiCall) (apiResult, error) {
 		if err := dataverse.Unmarshal(raw, &sub); err != nil {
 			return apiResult{}, err
 		}
-		return apiResult{status: http.StatusCreated, body: webhookView(sub), location: webhookPath(sub.ID)}, nil
+		if subtle.ConstantTimeCompare([]byte(sub.CallbackURL), []byte(req.CallbackURL)) == 1 {
+			return apiResult{status: http.StatusCreated, body: webhookView(sub), location: webhookPath(sub.ID)}, nil
+		}
 	}
 	u, _ := url.Parse(req.CallbackURL)
 	id, err := dv.Create(c.ctx(), schema.SetWebhookSubscriptions, dataverse.Row{

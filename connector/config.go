@@ -53,7 +53,7 @@ func Settings() []Setting {
 		{"CONNECTOR_HTTP_ADDR", ":8080", "Address of the HTTP server: /webhooks/dataverse, /healthz, /readyz, /metrics"},
 		{"CONNECTOR_WEBHOOK_KEY", "", "Key a Dataverse webhook must present (as ?code= or in CONNECTOR_WEBHOOK_HEADER); without it the webhook intake is off (a secret: never logged)"},
 		{"CONNECTOR_WEBHOOK_HEADER", "", "Header that carries CONNECTOR_WEBHOOK_KEY (webhook auth type HttpHeader); empty: the code query value (WebhookKey)"},
-		{"CONNECTOR_PUBLIC_URL", "", "URL Dataverse reaches this connector at (https); `connector dataverse install` registers <url>/webhooks/dataverse when there is no Service Bus"},
+		{"CONNECTOR_PUBLIC_URL", "", "URL Dataverse and flows reach this connector at (https); `connector dataverse install` registers <url>/webhooks/dataverse when there is no Service Bus; required with the HTTP API (its Location headers and nextLinks)"},
 		{"CONNECTOR_HEALTH_ADDR", "", "Serve /healthz, /readyz and /metrics on this address instead (e.g. :9090, kept off the ingress); empty: on CONNECTOR_HTTP_ADDR"},
 		{"CONNECTOR_API_TENANT_ID", "", "The HTTP API (/api/v1) accepts Microsoft Entra ID access tokens (v2.0) of this tenant; set with CONNECTOR_API_AUDIENCES. Without it or CONNECTOR_API_KEYS the API is off"},
 		{"CONNECTOR_API_AUDIENCES", "", "Comma-separated audiences the API's tokens may carry: the API app registration's client id and/or its App ID URI (api://…)"},
@@ -476,6 +476,11 @@ func (c *Config) loadAPI(get func(string, string) string, bad func(string, ...an
 		if _, err := c.APIAuth(nil); err != nil {
 			bad("HTTP API: %v", err)
 		}
+	}
+	if (c.APITenantID != "" || len(c.APIAudiences) > 0 || get("CONNECTOR_API_KEYS", "") != "") && c.PublicURL == "" {
+		// Behind an ingress the request's own scheme and host are not what flows reach: Location headers
+		// and nextLinks would point at http:// or an internal name.
+		bad("the HTTP API needs CONNECTOR_PUBLIC_URL (the https URL flows call), for its Location headers and nextLinks")
 	}
 }
 

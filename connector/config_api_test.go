@@ -25,11 +25,12 @@ func TestLoadConfigAPIReportsEveryProblem(t *testing.T) {
 	}))
 	var ce *connector.ConfigError
 	require.ErrorAs(t, err, &ce)
-	require.Len(t, ce.Problems, 4, "%q", ce.Problems)
+	require.Len(t, ce.Problems, 5, "%q", ce.Problems)
 	assert.Contains(t, ce.Problems[0], "CONNECTOR_HEALTH_ADDR")
 	assert.Contains(t, ce.Problems[1], "CONNECTOR_API_KEYS")
 	assert.Contains(t, ce.Problems[2], "CONNECTOR_API_RATE")
 	assert.Equal(t, "CONNECTOR_API_AUDIENCES needs CONNECTOR_API_TENANT_ID", ce.Problems[3])
+	assert.Contains(t, ce.Problems[4], "CONNECTOR_PUBLIC_URL", "without it Location headers would point at the ingress's inside")
 	assert.NotContains(t, ce.Error(), "0123456789abcdef0123456789")
 
 	_, err = connector.LoadConfig(env(map[string]string{"CONNECTOR_API_TENANT_ID": "not-a-guid", "CONNECTOR_API_AUDIENCES": "api://x"}))
@@ -44,6 +45,7 @@ func TestLoadConfigAPIKeysAndEntra(t *testing.T) {
 		"CONNECTOR_API_TENANT_ID": "72f988bf-86f1-41af-91ab-2d7cd011db47",
 		"CONNECTOR_API_AUDIENCES": "11111111-2222-3333-4444-555555555555, api://csp-connector",
 		"CONNECTOR_API_KEYS":      "flows=operator=" + apiauth.HashKey("a-long-enough-api-key"),
+		"CONNECTOR_PUBLIC_URL":    "https://csp.contoso.com",
 	}))
 	require.NoError(t, err)
 	assert.Equal(t, []string{"11111111-2222-3333-4444-555555555555", "api://csp-connector"}, cfg.APIAudiences)

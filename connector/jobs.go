@@ -78,7 +78,12 @@ type Jobs struct {
 	// running keeps one run per job in this replica (the lease keeps one across replicas).
 	mu      sync.Mutex
 	running map[string]bool
+	// started counts the runs Start launched, which Wait lets finish at shutdown.
+	started sync.WaitGroup
 }
+
+// Wait waits for the runs Start launched to finish (their context bounds them).
+func (j *Jobs) Wait() { j.started.Wait() }
 
 // NewJobs returns a runner for jobs.
 func NewJobs(dv *dataverse.Client, jobs []Job, opts JobsOptions) *Jobs {
@@ -220,7 +225,9 @@ func (j *Jobs) Start(ctx context.Context, name string, trigger schema.RunTrigger
 	started := make(chan dataverse.GUID, 1)
 	failed := make(chan error, 1)
 	done := make(chan RunResult, 1)
+	j.started.Add(1)
 	go func() {
+		defer j.started.Done()
 		res, err := j.run(ctx, name, trigger, false, func(id dataverse.GUID) { started <- id })
 		if err != nil {
 			failed <- err
@@ -312,7 +319,9 @@ func (j *Jobs) run(ctx context.Context, name string, trigger schema.RunTrigger, 
 	if schedProblem != "" {
 		msg += " " + schedProblem
 	}
-	if res.Status == schema.RunFailed && j.opts.Publish != nil {
+	// A job that keeps failing (Verify Connectivity every 15 minutes while Partner Center is down) is
+	// announced once, when it starts failing.
+	if res.Status == schema.RunFailed && row.LastStatus != schema.RunFailed && j.opts.Publish != nil {
 		j.opts.Publish(Notification{Type: NotifyJobFailed,
 			Notice: Notice{Title: cut(name+" failed", 160), Body: msg, Icon: NoticeFailure, Table: schema.TableJob, RowID: row.ID},
 			Data:   map[string]any{"job": name, "runId": res.RunID.String()}})

@@ -200,3 +200,34 @@ type testClock struct {
 func (c *testClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 
 func (c *testClock) Add(d time.Duration) { c.mu.Lock(); defer c.mu.Unlock(); c.t = c.t.Add(d) }
+
+// TestJobFailedIsAnnouncedOnceWhenItStartsFailing: a job that fails run after run (Verify Connectivity
+// while Partner Center is down) raises JobFailed once; after a success, the next failure raises it again.
+func TestJobFailedIsAnnouncedOnceWhenItStartsFailing(t *testing.T) {
+	t.Parallel()
+	sb := testSandbox(t)
+	fail := true
+	var published []Notification
+	jobs := NewJobs(sb.DataverseClient, []Job{{Name: "Flaky", Schedule: time.Hour, Run: func(ctx context.Context) (RunCounts, error) {
+		if fail {
+			return RunCounts{Processed: 1, Failed: 1}, errors.New("Partner Center is down")
+		}
+		return RunCounts{Processed: 1}, nil
+	}}}, JobsOptions{Instance: "replica-a", Publish: func(n Notification) { published = append(published, n) }})
+	require.NoError(t, jobs.Ensure(t.Context()))
+	run := func() {
+		_, err := jobs.RunNow(t.Context(), "Flaky", schema.TriggerRunNow)
+		require.NoError(t, err)
+	}
+	run()
+	run()
+	require.Len(t, published, 1, "two failures in a row: one announcement")
+	assert.Equal(t, NotifyJobFailed, published[0].Type)
+	assert.Equal(t, "Flaky", published[0].Data["job"])
+	assert.Contains(t, published[0].Body, "Partner Center is down")
+	fail = false
+	run()
+	fail = true
+	run()
+	assert.Len(t, published, 2, "failing again after a success is announced")
+}

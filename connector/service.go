@@ -393,6 +393,7 @@ func (s *Service) Run(parent context.Context) error {
 	_ = srv.Shutdown(shutdownCtx)
 	cancel()
 	wg.Wait()
+	s.Jobs.Wait() // runs the API started: bounded by workCtx, like the others
 	flushCtx, cancelFlush := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	if err := s.Notifications.Flush(flushCtx); err != nil {
 		s.log.Warn("notifications still undelivered at shutdown", "error", err)
