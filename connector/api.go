@@ -2,6 +2,7 @@ package connector
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -277,7 +278,7 @@ func (a *API) operation(rt apiRoute) http.Handler {
 
 // render turns a result into the bytes and headers of the answer.
 func (a *API) render(r *http.Request, res apiResult) (idemEntry, error) {
-	e := idemEntry{status: cmpInt(res.status, http.StatusOK), header: http.Header{}}
+	e := idemEntry{status: cmp.Or(res.status, http.StatusOK), header: http.Header{}}
 	if res.location != "" {
 		e.header.Set("Location", a.absolute(r, res.location))
 	}
@@ -293,13 +294,6 @@ func (a *API) render(r *http.Request, res apiResult) (idemEntry, error) {
 		e.header.Set("Content-Type", "application/json")
 	}
 	return e, nil
-}
-
-func cmpInt(v, def int) int {
-	if v == 0 {
-		return def
-	}
-	return v
 }
 
 // absolute makes a path under the API an absolute URL: on CONNECTOR_PUBLIC_URL when set (behind a proxy

@@ -2,6 +2,7 @@ package connector
 
 import (
 	"bytes"
+	"cmp"
 	"encoding"
 	"encoding/json"
 	"fmt"
@@ -136,7 +137,7 @@ func (g *docGen) operation(rt apiRoute) (map[string]any, error) {
 	}
 	var params []any
 	for _, p := range rt.Params {
-		m := map[string]any{"name": p.Name, "in": p.In, "required": p.Required || p.In == "path", "type": cmpStr(p.Type, "string"),
+		m := map[string]any{"name": p.Name, "in": p.In, "required": p.Required || p.In == "path", "type": cmp.Or(p.Type, "string"),
 			"description": p.Description, "x-ms-summary": p.Summary}
 		if len(p.Enum) > 0 {
 			m["enum"] = p.Enum
@@ -232,13 +233,6 @@ func commonProblems(rt apiRoute) []int {
 	return out
 }
 
-func cmpStr(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
-}
-
 var (
 	timeType = reflect.TypeOf(time.Time{})
 	guidType = reflect.TypeOf(dataverse.GUID{})
@@ -252,7 +246,7 @@ func (g *docGen) ref(t reflect.Type) any {
 	if t.Kind() == reflect.Struct && t != timeType {
 		name, ok := g.types[t]
 		if !ok {
-			name = cmpStr(typeNameOverrides[t.String()], t.Name())
+			name = cmp.Or(typeNameOverrides[t.String()], t.Name())
 			for _, other := range g.types {
 				if other == name {
 					g.fail(fmt.Errorf("two types named %s", name))
@@ -348,7 +342,7 @@ func (g *docGen) object(t reflect.Type) map[string]any {
 			} else {
 				p = g.inline(f.Type, f)
 				p["description"] = desc
-				p["x-ms-summary"] = cmpStr(f.Tag.Get("summary"), label(name))
+				p["x-ms-summary"] = cmp.Or(f.Tag.Get("summary"), label(name))
 				if f.Tag.Get("visibility") != "" {
 					p["x-ms-visibility"] = f.Tag.Get("visibility")
 				}
@@ -366,7 +360,7 @@ func (g *docGen) object(t reflect.Type) map[string]any {
 		}
 	}
 	walk(t)
-	name := cmpStr(typeNameOverrides[t.String()], t.Name())
+	name := cmp.Or(typeNameOverrides[t.String()], t.Name())
 	m := map[string]any{"type": "object", "properties": props, "description": typeDocs[name], "x-ms-summary": label(name)}
 	if typeDocs[name] == "" {
 		g.fail(fmt.Errorf("type %s has no entry in typeDocs", name))

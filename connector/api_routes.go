@@ -4,9 +4,9 @@ import (
 	"context"
 	"crypto/subtle"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -95,7 +95,7 @@ func apiRoutes() []apiRoute {
 			handle:    listProviderAccounts},
 		{Method: "GET", Path: APIPrefix + "/provider-accounts/{providerAccountId}", ID: "GetProviderAccount", Role: read,
 			Summary: "Get a provider account", Description: "Reads one provider account with its mapping status and message.",
-			Params: []apiParam{paID}, Responses: []apiResponse{ok("The provider account.", ProviderAccountView{})}, handle: getProviderAccount},
+			Params: []apiParam{paID}, Responses: []apiResponse{ok("The provider account.", ProviderAccountView{})}, handle: getByID("providerAccountId", "provider account", (*apiCall).providerAccount, providerAccountView)},
 		{Method: "POST", Path: APIPrefix + "/provider-accounts/{providerAccountId}/map", ID: "MapProviderAccount", Role: operate,
 			Summary:     "Map a provider account to an account",
 			Description: "Maps a provider account to a Dynamics 365 account, as a person would in the form: it becomes Mapped and gets its Pending agreements.",
@@ -108,7 +108,7 @@ func apiRoutes() []apiRoute {
 
 		{Method: "GET", Path: APIPrefix + "/agreements/{agreementId}", ID: "GetAgreement", Role: read,
 			Summary: "Get an agreement", Description: "Reads one agreement: its attestation status, acceptance link, how and when the customer accepted.",
-			Params: []apiParam{agID}, Responses: []apiResponse{ok("The agreement.", AgreementView{})}, handle: getAgreement},
+			Params: []apiParam{agID}, Responses: []apiResponse{ok("The agreement.", AgreementView{})}, handle: getByID("agreementId", "agreement", (*apiCall).agreement, agreementView)},
 		{Method: "POST", Path: APIPrefix + "/agreements/{agreementId}/request-link", ID: "RequestAcceptanceLink", Role: operate,
 			Summary:     "Request an acceptance link",
 			Description: "Sends the customer's signatory Microsoft's link to accept the Microsoft Customer Agreement. Fields given here are saved on the agreement first; an open link is never replaced.",
@@ -135,7 +135,7 @@ func apiRoutes() []apiRoute {
 
 		{Method: "GET", Path: APIPrefix + "/license-change-logs/{licenseChangeLogId}", ID: "GetLicenseChangeLog", Role: read,
 			Summary: "Get a license change log", Description: "Reads one license change log with its provisioning status and message.",
-			Params: []apiParam{lclID}, Responses: []apiResponse{ok("The license change log.", LCLState{})}, handle: getLCL},
+			Params: []apiParam{lclID}, Responses: []apiResponse{ok("The license change log.", LCLState{})}, handle: getByID("licenseChangeLogId", "license change log", (*apiCall).lcl, lclState)},
 		{Method: "POST", Path: APIPrefix + "/license-change-logs/{licenseChangeLogId}/provision", ID: "ProvisionLicenseChangeLog", Role: operate,
 			Summary:     "Provision a license change now",
 			Description: "Pushes one license change to Partner Center now, after every check the connector makes; with retry, a failed change is set back to Awaiting Provisioning first.",
@@ -144,11 +144,15 @@ func apiRoutes() []apiRoute {
 		{Method: "GET", Path: APIPrefix + "/license-change-logs/{licenseChangeLogId}/diagnosis", ID: "DiagnoseLicenseChangeLog", Role: read,
 			Summary:     "Diagnose a license change",
 			Description: "Explains what the connector would do with a license change and why, check by check, with Partner Center's view (changes nothing).",
-			Params:      []apiParam{lclID}, Responses: []apiResponse{ok("The diagnosis.", Diagnosis{})}, handle: diagnoseLCL},
+			Params:      []apiParam{lclID}, Responses: []apiResponse{ok("The diagnosis.", Diagnosis{})}, handle: getByID("licenseChangeLogId", "license change log", func(c *apiCall, id dataverse.GUID) (Diagnosis, error) {
+				return c.svc().Prov.Diagnose(c.ctx(), id)
+			}, same[Diagnosis])},
 		{Method: "GET", Path: APIPrefix + "/subscriptions/{subscriptionId}/diagnosis", ID: "DiagnoseSubscription", Role: read,
 			Summary:     "Diagnose a subscription",
 			Description: "Lists a subscription's license changes oldest first, with their state and what holds or fails each (changes nothing).",
-			Params:      []apiParam{subID}, Responses: []apiResponse{ok("The diagnosis.", SubscriptionDiagnosis{})}, handle: diagnoseSubscription},
+			Params:      []apiParam{subID}, Responses: []apiResponse{ok("The diagnosis.", SubscriptionDiagnosis{})}, handle: getByID("subscriptionId", "subscription", func(c *apiCall, id dataverse.GUID) (SubscriptionDiagnosis, error) {
+				return c.svc().Prov.DiagnoseSubscription(c.ctx(), id)
+			}, same[SubscriptionDiagnosis])},
 
 		{Method: "GET", Path: APIPrefix + "/jobs", ID: "ListJobs", Role: read,
 			Summary: "List jobs", Description: "Lists the connector's scheduled jobs with their schedule and last run.",
@@ -288,18 +292,6 @@ func (c *apiCall) providerAccount(id dataverse.GUID) (schema.ProviderAccount, er
 	return readRow[schema.ProviderAccount](c, schema.SetProviderAccounts, "provider account", id)
 }
 
-func getProviderAccount(c *apiCall) (apiResult, error) {
-	id, err := c.id("providerAccountId")
-	if err != nil {
-		return apiResult{}, err
-	}
-	pa, err := c.providerAccount(id)
-	if err != nil {
-		return apiResult{}, err
-	}
-	return apiResult{body: providerAccountView(pa)}, nil
-}
-
 func mapProviderAccount(c *apiCall) (apiResult, error) {
 	id, err := c.id("providerAccountId")
 	if err != nil {
@@ -391,31 +383,10 @@ func jobRunPath(name string, id dataverse.GUID) string {
 
 func runJob(c *apiCall) (apiResult, error) {
 	name := c.r.PathValue("jobName")
-	if !containsString(c.svc().Jobs.Names(), name) {
-		return apiResult{}, notFound("There is no job named %q (jobs: %s).", name, strings.Join(c.svc().Jobs.Names(), ", "))
+	if err := c.knownJob(name); err != nil {
+		return apiResult{}, err
 	}
 	return startJob(name)(c)
-}
-
-func containsString(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
-func getAgreement(c *apiCall) (apiResult, error) {
-	id, err := c.id("agreementId")
-	if err != nil {
-		return apiResult{}, err
-	}
-	a, err := c.agreement(id)
-	if err != nil {
-		return apiResult{}, err
-	}
-	return apiResult{body: agreementView(a)}, nil
 }
 
 func (c *apiCall) agreement(id dataverse.GUID) (schema.Agreement, error) {
@@ -582,18 +553,6 @@ func getAgreementCreation(c *apiCall) (apiResult, error) {
 	return apiResult{body: templateCreation(t)}, nil
 }
 
-func getLCL(c *apiCall) (apiResult, error) {
-	id, err := c.id("licenseChangeLogId")
-	if err != nil {
-		return apiResult{}, err
-	}
-	l, err := c.lcl(id)
-	if err != nil {
-		return apiResult{}, err
-	}
-	return apiResult{body: lclState(l)}, nil
-}
-
 func (c *apiCall) lcl(id dataverse.GUID) (schema.LicenseChangeLog, error) {
 	return readRow[schema.LicenseChangeLog](c, schema.SetLicenseChangeLogs, "license change log", id)
 }
@@ -634,36 +593,6 @@ func provisionLCL(c *apiCall) (apiResult, error) {
 	return apiResult{body: lclState(l)}, nil
 }
 
-func diagnoseLCL(c *apiCall) (apiResult, error) {
-	id, err := c.id("licenseChangeLogId")
-	if err != nil {
-		return apiResult{}, err
-	}
-	d, err := c.svc().Prov.Diagnose(c.ctx(), id)
-	if dataverse.IsNotFound(err) {
-		return apiResult{}, notFound("There is no license change log %s.", id)
-	}
-	if err != nil {
-		return apiResult{}, err
-	}
-	return apiResult{body: d}, nil
-}
-
-func diagnoseSubscription(c *apiCall) (apiResult, error) {
-	id, err := c.id("subscriptionId")
-	if err != nil {
-		return apiResult{}, err
-	}
-	d, err := c.svc().Prov.DiagnoseSubscription(c.ctx(), id)
-	if dataverse.IsNotFound(err) {
-		return apiResult{}, notFound("There is no subscription %s.", id)
-	}
-	if err != nil {
-		return apiResult{}, err
-	}
-	return apiResult{body: d}, nil
-}
-
 func listJobs(c *apiCall) (apiResult, error) {
 	s := c.svc()
 	out := JobList{Value: []JobView{}}
@@ -681,8 +610,8 @@ func listJobs(c *apiCall) (apiResult, error) {
 }
 
 func (c *apiCall) job(name string) (schema.Job, error) {
-	if !containsString(c.svc().Jobs.Names(), name) {
-		return schema.Job{}, notFound("There is no job named %q (jobs: %s).", name, strings.Join(c.svc().Jobs.Names(), ", "))
+	if err := c.knownJob(name); err != nil {
+		return schema.Job{}, err
 	}
 	row, err := c.svc().Jobs.read(c.ctx(), name)
 	if dataverse.IsNotFound(err) {
@@ -883,21 +812,10 @@ func callbackProblem(raw string, allowLoopback bool) string {
 	if u.User != nil {
 		return "must not carry a user name or password"
 	}
-	switch {
-	case u.Scheme == "https":
-		return ""
-	case u.Scheme == "http" && allowLoopback && isLoopbackHost(u.Hostname()):
-		return ""
+	if !callbackAllowed(u, allowLoopback) {
+		return "must be an https URL"
 	}
-	return "must be an https URL"
-}
-
-func isLoopbackHost(h string) bool {
-	if h == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
+	return ""
 }
 
 func listWebhooks(c *apiCall) (apiResult, error) {
@@ -939,4 +857,33 @@ func readRow[T any](c *apiCall, entitySet, what string, id dataverse.GUID) (T, e
 		return row, err
 	}
 	return row, dataverse.Unmarshal(raw, &row)
+}
+
+// getByID serves an operation that reads one thing by the id in its path: read gets it, view makes the
+// body; a missing row is a 404 naming what.
+func getByID[T, V any](param, what string, read func(*apiCall, dataverse.GUID) (T, error), view func(T) V) func(*apiCall) (apiResult, error) {
+	return func(c *apiCall) (apiResult, error) {
+		id, err := c.id(param)
+		if err != nil {
+			return apiResult{}, err
+		}
+		v, err := read(c, id)
+		if dataverse.IsNotFound(err) {
+			return apiResult{}, notFound("There is no %s %s.", what, id)
+		}
+		if err != nil {
+			return apiResult{}, err
+		}
+		return apiResult{body: view(v)}, nil
+	}
+}
+
+func same[T any](v T) T { return v }
+
+// knownJob answers 404 for a name that is not one of the service's jobs.
+func (c *apiCall) knownJob(name string) error {
+	if !slices.Contains(c.svc().Jobs.Names(), name) {
+		return notFound("There is no job named %q (jobs: %s).", name, strings.Join(c.svc().Jobs.Names(), ", "))
+	}
+	return nil
 }

@@ -165,13 +165,19 @@ func (d *WebhookDeliverer) callbackURL(raw string) (*url.URL, bool) {
 	if err != nil || u.Host == "" {
 		return nil, false
 	}
+	return u, callbackAllowed(u, d.AllowHTTPLoopback)
+}
+
+// callbackAllowed is the rule for callback URLs, the same when a subscription is made and when it is
+// called: https, or http on loopback where allowed (the sandbox, tests).
+func callbackAllowed(u *url.URL, allowLoopback bool) bool {
 	switch u.Scheme {
 	case "https":
-		return u, true
+		return true
 	case "http":
-		return u, d.AllowHTTPLoopback && IsLoopback(u.Hostname())
+		return allowLoopback && IsLoopback(u.Hostname())
 	}
-	return nil, false
+	return false
 }
 
 func (d *WebhookDeliverer) client() *http.Client {
