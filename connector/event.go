@@ -117,42 +117,34 @@ func DecodeEvent(body []byte) (Event, error) {
 	case body[0] != '{':
 		return Event{}, &DecodeError{ReasonNotJSON, "the body is not JSON (binary .NET XML?): set the Dataverse service endpoint's message format to Json (messageformat 2)"}
 	}
-	var raw struct {
-		MessageName            string          `json:"MessageName"`
-		PrimaryEntityName      string          `json:"PrimaryEntityName"`
-		PrimaryEntityID        json.RawMessage `json:"PrimaryEntityId"`
-		OrganizationID         json.RawMessage `json:"OrganizationId"`
-		OrganizationName       string          `json:"OrganizationName"`
-		CorrelationID          json.RawMessage `json:"CorrelationId"`
-		OperationID            json.RawMessage `json:"OperationId"`
-		RequestID              json.RawMessage `json:"RequestId"`
-		InitiatingUserID       json.RawMessage `json:"InitiatingUserId"`
-		UserID                 json.RawMessage `json:"UserId"`
-		Depth                  json.RawMessage `json:"Depth"`
-		Mode                   json.RawMessage `json:"Mode"`
-		Stage                  json.RawMessage `json:"Stage"`
-		OperationCreatedOn     json.RawMessage `json:"OperationCreatedOn"`
-		InputParameters        json.RawMessage `json:"InputParameters"`
-		PreEntityImages        json.RawMessage `json:"PreEntityImages"`
-		PostEntityImages       json.RawMessage `json:"PostEntityImages"`
-		MessageMaxSizeExceeded json.RawMessage `json:"MessageMaxSizeExceeded"`
+	// One copy of the body, parsed once: values kept raw are slices of it, so the caller's buffer can be
+	// reused and nothing is copied per level.
+	root, err := parseJSON(bytes.Clone(body))
+	if errors.Is(err, errTooDeep) {
+		return Event{}, &DecodeError{ReasonMalformed, "the message nests deeper than " + strconv.Itoa(maxEventDepth) + " levels; Dataverse's own messages nest about ten"}
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	if err := dec.Decode(&raw); err != nil {
+	if err != nil {
 		return Event{}, &DecodeError{ReasonNotJSON, "the body is not a JSON object: " + err.Error()}
 	}
-	e := Event{
-		Message: raw.MessageName, Table: raw.PrimaryEntityName, OrganizationName: raw.OrganizationName,
-		CorrelationID: guidText(raw.CorrelationID), OperationID: guidText(raw.OperationID), RequestID: guidText(raw.RequestID),
-		Depth: intOf(raw.Depth), Mode: intOf(raw.Mode), Stage: intOf(raw.Stage),
-		Truncated: len(raw.MessageMaxSizeExceeded) > 0 && string(raw.MessageMaxSizeExceeded) != "null" && string(raw.MessageMaxSizeExceeded) != "false",
+	if root.kind != jsonObject {
+		return Event{}, &DecodeError{ReasonNotJSON, "the body is not a JSON object"}
 	}
-	e.RowID, _ = guidOf(raw.PrimaryEntityID)
-	e.OrganizationID, _ = guidOf(raw.OrganizationID)
-	e.InitiatingUserID, _ = guidOf(raw.InitiatingUserID)
-	e.UserID, _ = guidOf(raw.UserID)
-	if t, ok := dateOf(raw.OperationCreatedOn); ok {
+	m := root.member
+	e := Event{
+		CorrelationID: guidText(m("CorrelationId")), OperationID: guidText(m("OperationId")), RequestID: guidText(m("RequestId")),
+		Depth: intOf(m("Depth")), Mode: intOf(m("Mode")), Stage: intOf(m("Stage")),
+	}
+	e.Message, _ = m("MessageName").str()
+	e.Table, _ = m("PrimaryEntityName").str()
+	e.OrganizationName, _ = m("OrganizationName").str()
+	if exceeded := m("MessageMaxSizeExceeded"); !exceeded.isNull() && !(exceeded.kind == jsonBool && exceeded.text == "false") {
+		e.Truncated = true
+	}
+	e.RowID, _ = guidOf(m("PrimaryEntityId"))
+	e.OrganizationID, _ = guidOf(m("OrganizationId"))
+	e.InitiatingUserID, _ = guidOf(m("InitiatingUserId"))
+	e.UserID, _ = guidOf(m("UserId"))
+	if t, ok := dateOf(m("OperationCreatedOn")); ok {
 		e.OperationCreatedOn = t
 	}
 	var problems []string
@@ -168,7 +160,7 @@ func DecodeEvent(body []byte) (Event, error) {
 	if len(problems) > 0 {
 		return Event{}, &DecodeError{ReasonMalformed, "not a Dataverse RemoteExecutionContext: " + strings.Join(problems, ", ")}
 	}
-	for _, kv := range keyValues(raw.InputParameters) {
+	for _, kv := range keyValues(m("InputParameters")) {
 		if kv.key == "Target" {
 			if ent, ok := entityOf(kv.value); ok {
 				e.Target = &ent
@@ -184,8 +176,8 @@ func DecodeEvent(body []byte) (Event, error) {
 		}
 		e.Parameters[kv.key] = valueOf(kv.value)
 	}
-	e.PreImages = imagesOf(raw.PreEntityImages)
-	e.PostImages = imagesOf(raw.PostEntityImages)
+	e.PreImages = imagesOf(m("PreEntityImages"))
+	e.PostImages = imagesOf(m("PostEntityImages"))
 	return e, nil
 }
 
@@ -200,28 +192,32 @@ func isUnboundMessage(m string) bool {
 
 type keyValue struct {
 	key   string
-	value json.RawMessage
+	value *jsonNode
 }
 
 // keyValues reads a WCF-style [{"key","value"}] list; anything else yields nothing.
-func keyValues(raw json.RawMessage) []keyValue {
-	var list []struct {
-		Key   string          `json:"key"`
-		Value json.RawMessage `json:"value"`
-	}
-	if json.Unmarshal(raw, &list) != nil {
+func keyValues(list *jsonNode) []keyValue {
+	if list == nil || list.kind != jsonArray {
 		return nil
 	}
-	out := make([]keyValue, 0, len(list))
-	for _, kv := range list {
-		out = append(out, keyValue{kv.Key, kv.Value})
+	out := make([]keyValue, 0, len(list.items))
+	for _, item := range list.items {
+		if item.kind != jsonObject {
+			return nil
+		}
+		key := item.member("key")
+		k, ok := key.str()
+		if !ok && !key.isNull() {
+			return nil
+		}
+		out = append(out, keyValue{k, item.member("value")})
 	}
 	return out
 }
 
-func imagesOf(raw json.RawMessage) map[string]EventEntity {
+func imagesOf(list *jsonNode) map[string]EventEntity {
 	var out map[string]EventEntity
-	for _, kv := range keyValues(raw) {
+	for _, kv := range keyValues(list) {
 		if ent, ok := entityOf(kv.value); ok {
 			if out == nil {
 				out = map[string]EventEntity{}
@@ -232,33 +228,37 @@ func imagesOf(raw json.RawMessage) map[string]EventEntity {
 	return out
 }
 
-// entityOf reads an Entity: it has Attributes (the doc's image entities carry no __type).
-func entityOf(raw json.RawMessage) (EventEntity, bool) {
-	var ent struct {
-		Type            string          `json:"__type"`
-		Attributes      json.RawMessage `json:"Attributes"`
-		FormattedValues json.RawMessage `json:"FormattedValues"`
-		ID              json.RawMessage `json:"Id"`
-		LogicalName     string          `json:"LogicalName"`
-		RowVersion      json.RawMessage `json:"RowVersion"`
+// optionalString reads a member that must be a string when present.
+func optionalString(v *jsonNode) (string, bool) {
+	if v.isNull() {
+		return "", true
 	}
-	if json.Unmarshal(raw, &ent) != nil || ent.Attributes == nil || (ent.Type != "" && !strings.HasPrefix(ent.Type, "Entity:")) {
+	return v.str()
+}
+
+// entityOf reads an Entity: it has Attributes (the doc's image entities carry no __type).
+func entityOf(v *jsonNode) (EventEntity, bool) {
+	if v == nil || v.kind != jsonObject || v.member("Attributes") == nil {
 		return EventEntity{}, false
 	}
-	out := EventEntity{Table: ent.LogicalName, Attributes: map[string]any{}, RowVersion: strings.Trim(string(ent.RowVersion), `"`)}
-	if out.RowVersion == "null" {
-		out.RowVersion = ""
+	typ, ok1 := optionalString(v.member("__type"))
+	table, ok2 := optionalString(v.member("LogicalName"))
+	if !ok1 || !ok2 || (typ != "" && !strings.HasPrefix(typ, "Entity:")) {
+		return EventEntity{}, false
 	}
-	out.ID, _ = guidOf(ent.ID)
-	for _, kv := range keyValues(ent.Attributes) {
+	out := EventEntity{Table: table, Attributes: map[string]any{}}
+	if rv := v.member("RowVersion"); !rv.isNull() {
+		out.RowVersion = strings.Trim(string(rv.raw), `"`)
+	}
+	out.ID, _ = guidOf(v.member("Id"))
+	for _, kv := range keyValues(v.member("Attributes")) {
 		if _, dup := out.Attributes[kv.key]; !dup {
 			out.Columns = append(out.Columns, kv.key)
 		}
 		out.Attributes[kv.key] = valueOf(kv.value)
 	}
-	for _, kv := range keyValues(ent.FormattedValues) {
-		var s string
-		if json.Unmarshal(kv.value, &s) == nil {
+	for _, kv := range keyValues(v.member("FormattedValues")) {
+		if s, ok := kv.value.str(); ok {
 			if out.FormattedValues == nil {
 				out.FormattedValues = map[string]string{}
 			}
@@ -269,81 +269,67 @@ func entityOf(raw json.RawMessage) (EventEntity, bool) {
 }
 
 // valueOf decodes an attribute value by its __type: EntityReference, OptionSetValue, Money, a list of
-// OptionSetValues (multi-select), a /Date(ms)/ date, or a plain JSON value.
-func valueOf(raw json.RawMessage) any {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || string(raw) == "null" {
+// OptionSetValues (multi-select), a /Date(ms)/ date, or a plain JSON value. A value of any other shape is
+// kept raw without being looked into, so no part of a message is decoded twice.
+func valueOf(v *jsonNode) any {
+	if v.isNull() {
 		return nil
 	}
-	switch raw[0] {
-	case '"':
-		var s string
-		if json.Unmarshal(raw, &s) != nil {
-			return json.RawMessage(raw)
-		}
-		if t, ok := parseWCFDate(s); ok {
+	switch v.kind {
+	case jsonString:
+		if t, ok := parseWCFDate(v.text); ok {
 			return t
 		}
-		return s
-	case '{':
-		var typed struct {
-			Type        string          `json:"__type"`
-			ID          json.RawMessage `json:"Id"`
-			LogicalName string          `json:"LogicalName"`
-			Name        *string         `json:"Name"`
-			Value       json.RawMessage `json:"Value"`
+		return v.text
+	case jsonObject:
+		typ, ok1 := optionalString(v.member("__type"))
+		table, ok2 := optionalString(v.member("LogicalName"))
+		name, ok3 := optionalString(v.member("Name"))
+		if !ok1 || !ok2 || !ok3 {
+			return json.RawMessage(v.raw)
 		}
-		if json.Unmarshal(raw, &typed) != nil {
-			return json.RawMessage(raw)
-		}
-		kind, _, _ := strings.Cut(typed.Type, ":")
+		id, value := v.member("Id"), v.member("Value")
+		kind, _, _ := strings.Cut(typ, ":")
 		switch {
-		case kind == "EntityReference" || (kind == "" && typed.LogicalName != "" && typed.ID != nil && typed.Value == nil):
-			ref := dataverse.Ref{Table: typed.LogicalName}
-			ref.ID, _ = guidOf(typed.ID)
-			if typed.Name != nil {
-				ref.Name = *typed.Name
-			}
+		case kind == "EntityReference" || (kind == "" && table != "" && id != nil && value == nil):
+			ref := dataverse.Ref{Table: table, Name: name}
+			ref.ID, _ = guidOf(id)
 			return ref
 		case kind == "OptionSetValue":
-			return Choice(intOf(typed.Value))
+			return Choice(intOf(value))
 		case kind == "Money":
-			f, _ := strconv.ParseFloat(string(typed.Value), 64)
+			var f float64
+			if value != nil {
+				f, _ = strconv.ParseFloat(string(value.raw), 64)
+			}
 			return Money(f)
 		case strings.HasPrefix(kind, "Entity") && kind != "EntityReference":
-			if ent, ok := entityOf(raw); ok {
+			if ent, ok := entityOf(v); ok {
 				return ent
 			}
 		}
-		return json.RawMessage(raw)
-	case '[':
-		var items []json.RawMessage
-		if json.Unmarshal(raw, &items) != nil {
-			return json.RawMessage(raw)
-		}
-		choices := make([]Choice, 0, len(items))
-		for _, it := range items {
-			c, ok := valueOf(it).(Choice)
-			if !ok {
-				return json.RawMessage(raw)
+		return json.RawMessage(v.raw)
+	case jsonArray:
+		choices := make([]Choice, 0, len(v.items))
+		for _, it := range v.items {
+			typ, _ := it.member("__type").str()
+			if kind, _, _ := strings.Cut(typ, ":"); kind != "OptionSetValue" {
+				return json.RawMessage(v.raw)
 			}
-			choices = append(choices, c)
+			choices = append(choices, Choice(intOf(it.member("Value"))))
 		}
 		return choices
-	case 't', 'f':
-		var b bool
-		if json.Unmarshal(raw, &b) == nil {
-			return b
-		}
+	case jsonBool:
+		return v.text == "true"
 	}
-	n := json.Number(raw)
+	n := json.Number(v.text)
 	if i, err := n.Int64(); err == nil {
 		return i
 	}
 	if f, err := n.Float64(); err == nil {
 		return f
 	}
-	return json.RawMessage(raw)
+	return json.RawMessage(v.raw)
 }
 
 // parseWCFDate reads "/Date(1506384247000)/" and "/Date(1506409448000-0700)/": milliseconds since the
@@ -368,9 +354,9 @@ func parseWCFDate(s string) (time.Time, bool) {
 	return time.UnixMilli(ms).UTC(), true
 }
 
-func dateOf(raw json.RawMessage) (time.Time, bool) {
-	var s string
-	if json.Unmarshal(raw, &s) != nil {
+func dateOf(v *jsonNode) (time.Time, bool) {
+	s, ok := v.str()
+	if !ok {
 		return time.Time{}, false
 	}
 	if t, ok := parseWCFDate(s); ok {
@@ -380,25 +366,26 @@ func dateOf(raw json.RawMessage) (time.Time, bool) {
 	return t.UTC(), err == nil
 }
 
-func guidOf(raw json.RawMessage) (dataverse.GUID, bool) {
-	var s string
-	if json.Unmarshal(raw, &s) != nil {
+func guidOf(v *jsonNode) (dataverse.GUID, bool) {
+	s, ok := v.str()
+	if !ok {
 		return dataverse.GUID{}, false
 	}
 	id, err := uuid.Parse(strings.Trim(s, "{}"))
 	return id, err == nil
 }
 
-func guidText(raw json.RawMessage) string {
-	var s string
-	if json.Unmarshal(raw, &s) != nil {
-		return ""
-	}
+func guidText(v *jsonNode) string {
+	s, _ := v.str()
 	return s
 }
 
-func intOf(raw json.RawMessage) int {
-	n, err := strconv.ParseInt(strings.Trim(string(raw), `"`), 10, 32)
+// intOf reads an integer sent as a number or as a string of digits.
+func intOf(v *jsonNode) int {
+	if v == nil || (v.kind != jsonNumber && v.kind != jsonString) {
+		return 0
+	}
+	n, err := strconv.ParseInt(v.text, 10, 32)
 	if err != nil {
 		return 0
 	}

@@ -2,7 +2,9 @@ package connector_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -178,6 +180,8 @@ func FuzzDecodeEvent(f *testing.F) {
 	f.Add([]byte(typedMessage))
 	f.Add([]byte(`{"MessageName":"Update","PrimaryEntityName":"x","PrimaryEntityId":"e73ffc82-e292-ed11-aad1-000d3a9933c9","InputParameters":[{"key":"Target","value":{"Attributes":[{"key":"a","value":"\/Date(-99999999999999999)\/"}]}}]}`))
 	f.Add([]byte(`<xml/>`))
+	f.Add(nestedEntityMessage(14, 1, 3))
+	f.Add(nestedEntityMessage(30, 1, 3))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		e, err := connector.DecodeEvent(body)
 		if err != nil {
@@ -205,5 +209,93 @@ func BenchmarkDecodeEvent(b *testing.B) {
 		if _, err := connector.DecodeEvent(body); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// nestedEntityMessage is an Update whose Target carries, level after level, an attribute whose value is
+// another entity, each level with attrs string attributes of strLen characters: the shape an attacker
+// used to make decoding quadratic in the depth.
+func nestedEntityMessage(levels, attrs, strLen int) []byte {
+	filler := strings.Repeat("x", strLen)
+	var b strings.Builder
+	b.WriteString(`{"MessageName":"Update","PrimaryEntityName":"csp_licensechangelog","PrimaryEntityId":"e73ffc82-e292-ed11-aad1-000d3a9933c9","InputParameters":[{"key":"Target","value":`)
+	for range levels {
+		b.WriteString(`{"__type":"Entity:http://schemas.microsoft.com/xrm/2011/Contracts","LogicalName":"csp_licensechangelog","Attributes":[`)
+		for a := range attrs {
+			fmt.Fprintf(&b, `{"key":"csp_a%d","value":"%s"},`, a, filler)
+		}
+		b.WriteString(`{"key":"csp_inner","value":`)
+	}
+	b.WriteString(`"innermost"`)
+	for range levels {
+		b.WriteString(`}]}`)
+	}
+	b.WriteString(`}]}`)
+	return []byte(b.String())
+}
+
+func TestDecodeBoundsNesting(t *testing.T) {
+	t.Parallel()
+	// Twelve entities deep (about 50 levels of JSON) still decodes, to the innermost value.
+	e, err := connector.DecodeEvent(nestedEntityMessage(12, 2, 20))
+	require.NoError(t, err)
+	v := any(*e.Target)
+	for range 12 {
+		ent, ok := v.(connector.EventEntity)
+		require.True(t, ok)
+		assert.Len(t, ent.Attributes["csp_a1"], 20)
+		v = ent.Attributes["csp_inner"]
+	}
+	assert.Equal(t, "innermost", v)
+
+	// 800 levels (the attack's 240 KB) is refused as malformed, so it is dead-lettered with the reason.
+	_, err = connector.DecodeEvent(nestedEntityMessage(800, 1, 200))
+	var de *connector.DecodeError
+	require.ErrorAs(t, err, &de)
+	assert.Equal(t, connector.ReasonMalformed, de.Reason)
+	assert.Contains(t, de.Detail, "nests deeper than 64 levels")
+
+	// Arrays nested inside an attribute are kept raw without being looked into, however deep.
+	deepArray := strings.Repeat("[", 50) + strings.Repeat("]", 50)
+	e, err = connector.DecodeEvent([]byte(`{"MessageName":"Update","PrimaryEntityName":"x","PrimaryEntityId":"e73ffc82-e292-ed11-aad1-000d3a9933c9","InputParameters":[{"key":"Target","value":{"Attributes":[{"key":"a","value":` + deepArray + `}]}}]}`))
+	require.NoError(t, err)
+	assert.JSONEq(t, deepArray, string(e.Target.Attributes["a"].(json.RawMessage)))
+}
+
+func TestDecodeRefusesTrailingData(t *testing.T) {
+	t.Parallel()
+	_, err := connector.DecodeEvent(append(contactUpdate(t), []byte(` {"MessageName":"Delete"}`)...))
+	var de *connector.DecodeError
+	require.ErrorAs(t, err, &de)
+	assert.Equal(t, connector.ReasonNotJSON, de.Reason)
+	assert.Contains(t, de.Detail, "after the JSON value")
+}
+
+// BenchmarkDecodeEventSize decodes messages of 16 KB to 1 MB nested as deep as the decoder allows (15
+// entities inside each other, the attack's shape) and reports time and memory per KB of message. One
+// pass over the body makes both flat across sizes; the decoder used to re-read every nested entity once
+// per level above it. Dataverse's own messages stop at 256 KB; the webhook accepts up to 1 MiB.
+//
+//	go test -run XXX -bench BenchmarkDecodeEventSize -benchmem ./connector/
+func BenchmarkDecodeEventSize(b *testing.B) {
+	for _, kb := range []int{16, 64, 256, 1024} {
+		const levels, strLen = 15, 200
+		perLevel := kb * 1024 / levels / (strLen + 30)
+		body := nestedEntityMessage(levels, perLevel, strLen)
+		b.Run(fmt.Sprintf("%dKB", kb), func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			var m0, m1 runtime.MemStats
+			runtime.ReadMemStats(&m0)
+			for b.Loop() {
+				if _, err := connector.DecodeEvent(body); err != nil {
+					b.Fatal(err)
+				}
+			}
+			runtime.ReadMemStats(&m1)
+			perKB := float64(len(body)) / 1024 * float64(b.N)
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/perKB, "ns/KB")
+			b.ReportMetric(float64(m1.TotalAlloc-m0.TotalAlloc)/perKB, "B/KB")
+		})
 	}
 }
