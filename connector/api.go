@@ -37,15 +37,17 @@ const APIKeyHeader = "X-API-Key"
 
 // Limits of the API.
 const (
-	apiMaxBody      = 64 << 10         // request bodies: the largest real one is a signatory (~1 KiB)
-	apiCallTimeout  = 60 * time.Second // synchronous work: under the server's 70 s write timeout and Power Automate's 120 s
-	apiIdemTTL      = 24 * time.Hour   // how long an Idempotency-Key is remembered
-	apiIdemMax      = 10000            // keys remembered per replica
-	apiRetryAfter   = 5                // seconds a poller of running work waits
-	apiDefaultPage  = 100
-	apiMaxPage      = 1000
-	apiLimiterIdle  = 10 * time.Minute // a caller's rate limiter is forgotten after this long unused
-	apiRateBurstMin = 20
+	apiMaxBody     = 64 << 10         // request bodies: the largest real one is a signatory (~1 KiB)
+	apiCallTimeout = 60 * time.Second // synchronous work: under the server's 70 s write timeout and Power Automate's 120 s
+	apiIdemTTL     = 24 * time.Hour   // how long an Idempotency-Key is remembered
+	apiIdemMax     = 10000            // keys remembered per replica
+	apiRetryAfter  = 5                // seconds a poller of running work waits
+	apiDefaultPage = 100
+	apiMaxPage     = 1000
+	// maxWebhookSubscriptionsPerCaller caps the active webhook subscriptions one caller may hold.
+	maxWebhookSubscriptionsPerCaller = 100
+	apiLimiterIdle                   = 10 * time.Minute // a caller's rate limiter is forgotten after this long unused
+	apiRateBurstMin                  = 20
 )
 
 // APIOptions configure the API.

@@ -181,7 +181,7 @@ func apiRoutes() []apiRoute {
 			Notification: ConnectorEvent{}, NotificationDescription: "The event the connector posts.", handle: subscribeWebhook},
 		{Method: "GET", Path: APIPrefix + "/webhook-subscriptions", ID: "ListWebhookSubscriptions", Role: read, Visibility: "internal",
 			Summary: "List webhook subscriptions", Description: "Lists the webhook subscriptions, for finding stale ones (callback URLs are secrets and are not shown).",
-			Responses: []apiResponse{ok("The subscriptions.", WebhookSubscriptionList{})}, handle: listWebhooks},
+			Params: pagingParams, Responses: []apiResponse{ok("The subscriptions.", WebhookSubscriptionList{})}, handle: listWebhooks},
 		{Method: "DELETE", Path: APIPrefix + "/webhook-subscriptions/{subscriptionId}", ID: "DeleteWebhookSubscription", Role: operate, Visibility: "internal",
 			Summary: "Delete a webhook subscription", Description: "Removes a webhook subscription; Power Automate calls it when the flow's trigger is removed.",
 			Params: []apiParam{hookID}, Responses: []apiResponse{{Status: 204, Description: "Deleted (or already gone)."}}, handle: deleteWebhook},
@@ -749,7 +749,7 @@ func subscribeWebhook(c *apiCall) (apiResult, error) {
 	if eventType == "" {
 		fields = append(fields, FieldError{Field: "eventType", Message: "must be one of " + strings.Join(notificationTypeNames(), ", ")})
 	}
-	if msg := callbackProblem(req.CallbackURL, c.svc().allowHTTPLoopbackWebhooks); msg != "" {
+	if msg := callbackProblem(req.CallbackURL, c.svc().callbacks); msg != "" {
 		fields = append(fields, FieldError{Field: "callbackUrl", Message: msg})
 	}
 	if len(fields) > 0 {
@@ -771,6 +771,22 @@ func subscribeWebhook(c *apiCall) (apiResult, error) {
 		if subtle.ConstantTimeCompare([]byte(sub.CallbackURL), []byte(req.CallbackURL)) == 1 {
 			return apiResult{status: http.StatusCreated, body: webhookView(sub), location: webhookPath(sub.ID)}, nil
 		}
+	}
+	// A cap per caller, so one credential cannot fill the table that every event's delivery reads.
+	mine := &dataverse.Query{Select: []string{"csp_webhooksubscriptionid"}, Top: maxWebhookSubscriptionsPerCaller,
+		Filter: dataverse.And(dataverse.Eq("statecode", schema.StateActive), dataverse.Eq("csp_owner", c.who.ID))}
+	count := 0
+	for _, err := range dv.List(c.ctx(), schema.SetWebhookSubscriptions, mine) {
+		if err != nil {
+			return apiResult{}, err
+		}
+		count++
+	}
+	if count >= maxWebhookSubscriptionsPerCaller {
+		e := conflict("This caller already has %d webhook subscriptions, the most one caller may have. Delete the ones no flow uses (GET %s/webhook-subscriptions lists them) and subscribe again.",
+			maxWebhookSubscriptionsPerCaller, APIPrefix)
+		e.code = "subscription_limit"
+		return apiResult{}, e
 	}
 	u, _ := url.Parse(req.CallbackURL)
 	id, err := dv.Create(c.ctx(), schema.SetWebhookSubscriptions, dataverse.Row{
@@ -798,7 +814,7 @@ func notificationTypeNames() []string {
 
 // callbackProblem checks a callback URL: absolute https (http only on loopback where allowed), no user
 // information. The URL itself never goes into the message: it is a secret.
-func callbackProblem(raw string, allowLoopback bool) string {
+func callbackProblem(raw string, policy CallbackPolicy) string {
 	if raw == "" {
 		return "is required"
 	}
@@ -812,15 +828,24 @@ func callbackProblem(raw string, allowLoopback bool) string {
 	if u.User != nil {
 		return "must not carry a user name or password"
 	}
-	if !callbackAllowed(u, allowLoopback) {
-		return "must be an https URL"
-	}
-	return ""
+	return policy.Problem(u)
 }
 
 func listWebhooks(c *apiCall) (apiResult, error) {
+	top, cursor, err := c.pageQuery()
+	if err != nil {
+		return apiResult{}, err
+	}
+	var filters []dataverse.Filter
+	if cursor != "" {
+		id, err := dataverse.ParseGUID(cursor)
+		if err != nil {
+			return apiResult{}, badRequest("The cursor is not valid.", FieldError{Field: "cursor", Message: "is not a cursor this API gave out: take it from a nextLink"})
+		}
+		filters = append(filters, dataverse.Gt("csp_webhooksubscriptionid", id))
+	}
 	out := WebhookSubscriptionList{Value: []WebhookSubscriptionView{}}
-	q := &dataverse.Query{Select: dataverse.Columns[schema.WebhookSubscription](), Top: apiMaxPage}
+	q := &dataverse.Query{Select: dataverse.Columns[schema.WebhookSubscription](), Filter: dataverse.And(filters...), OrderBy: []string{"csp_webhooksubscriptionid asc"}, Top: top + 1}
 	for raw, err := range c.svc().DV.List(c.ctx(), schema.SetWebhookSubscriptions, q) {
 		if err != nil {
 			return apiResult{}, err
@@ -829,17 +854,39 @@ func listWebhooks(c *apiCall) (apiResult, error) {
 		if err := dataverse.Unmarshal(raw, &sub); err != nil {
 			return apiResult{}, err
 		}
+		if len(out.Value) == top {
+			out.NextLink = c.nextLink(out.Value[top-1].ID, top)
+			break
+		}
 		out.Value = append(out.Value, webhookView(sub))
 	}
 	return apiResult{body: out}, nil
 }
 
+// deleteWebhook removes a subscription of the caller's own. Deleting one that is gone answers 204, as
+// Power Automate expects; another caller's is refused.
 func deleteWebhook(c *apiCall) (apiResult, error) {
 	id, err := c.id("subscriptionId")
 	if err != nil {
 		return apiResult{}, err
 	}
-	err = c.svc().DV.Delete(c.ctx(), schema.SetWebhookSubscriptions, id, nil)
+	dv := c.svc().DV
+	raw, err := dv.Get(c.ctx(), schema.SetWebhookSubscriptions, id, &dataverse.GetOptions{Select: []string{"csp_owner"}})
+	if dataverse.IsNotFound(err) {
+		return apiResult{status: http.StatusNoContent}, nil
+	}
+	if err != nil {
+		return apiResult{}, err
+	}
+	var sub schema.WebhookSubscription
+	if err := dataverse.Unmarshal(raw, &sub); err != nil {
+		return apiResult{}, err
+	}
+	if sub.Owner != c.who.ID {
+		return apiResult{}, &apiError{status: http.StatusForbidden, code: "not_owner",
+			detail: "This webhook subscription belongs to another caller; only the caller that made it can delete it."}
+	}
+	err = dv.Delete(c.ctx(), schema.SetWebhookSubscriptions, id, nil)
 	if err != nil && !dataverse.IsNotFound(err) {
 		return apiResult{}, err
 	}

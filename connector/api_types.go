@@ -216,7 +216,8 @@ type WebhookSubscriptionView struct {
 
 // WebhookSubscriptionList lists subscriptions.
 type WebhookSubscriptionList struct {
-	Value []WebhookSubscriptionView `json:"value" desc:"The subscriptions."`
+	Value    []WebhookSubscriptionView `json:"value" desc:"The subscriptions."`
+	NextLink string                    `json:"nextLink,omitempty" desc:"The next page's URL; absent on the last page."`
 }
 
 // ConnectorEvent documents Payload, what callbacks receive (Payload's Data is a map; EventData lists its keys).

@@ -66,6 +66,7 @@ func Settings() []Setting {
 		{"CONNECTOR_INSTANCE", "", "Name of this replica in job leases and run history (default: the host name)"},
 		{"CONNECTOR_NOTIFY_USERS", "", "Comma-separated systemuser ids of the people who get in-app notifications (changes a Manual provider needs, the weekly license change report)"},
 		{"CONNECTOR_NOTIFY_INAPP", "true", "Send in-app notifications (appnotification rows) to CONNECTOR_NOTIFY_USERS: true or false"},
+		{"CONNECTOR_WEBHOOK_ALLOW_HOSTS", "", "Hosts of the partner's own that webhook subscriptions may call although they are internal: comma-separated names, IP addresses or CIDR prefixes (callbacks must otherwise be https to a public address)"},
 		{"CONNECTOR_NOTIFY_WEBHOOKS", "true", "Post notifications to the webhook subscriptions registered in Dataverse (csp_webhooksubscription: the Power Automate trigger): true or false"},
 		{"SERVICEBUS_NOTIFY_TOPIC", "", "Service Bus topic the connector publishes notifications on, for flows that listen there (empty: off). Uses the Service Bus connection above; the identity needs Azure Service Bus Data Sender on the topic"},
 		{"CONNECTOR_NOTIFY_DIGEST_OVER", "20", "A provider account sync that finds more rows needing a person than this sends one digest instead of one notification each (1–1000)"},
@@ -110,18 +111,20 @@ type Config struct {
 	HTTPAddr   string
 	HealthAddr string
 	// The HTTP API's callers: Entra ID tokens of APITenantID for APIAudiences, and API keys.
-	APITenantID     string
-	APIAudiences    []string
-	APIAuthority    string
-	APIKeys         []apiauth.APIKey
-	APIRate         int
-	WebhookKey      string // a secret
-	WebhookHeader   string
-	PublicURL       string
-	Workers         int
-	QueueLimit      int
-	ShutdownTimeout time.Duration
-	Instance        string
+	APITenantID   string
+	APIAudiences  []string
+	APIAuthority  string
+	APIKeys       []apiauth.APIKey
+	APIRate       int
+	WebhookKey    string // a secret
+	WebhookHeader string
+	// WebhookAllowHosts are the partner's own hosts webhook callbacks may reach (CallbackPolicy).
+	WebhookAllowHosts []string
+	PublicURL         string
+	Workers           int
+	QueueLimit        int
+	ShutdownTimeout   time.Duration
+	Instance          string
 	// NotifyUsers get in-app notifications; ReportAfter is the License Change Health Report's threshold.
 	NotifyUsers []dataverse.GUID
 	ReportAfter time.Duration
@@ -298,6 +301,11 @@ func (c *Config) loadRuntime(get func(string, string) string, needIntake bool, b
 	}
 	c.NotifyInApp = boolSetting(get, "CONNECTOR_NOTIFY_INAPP", true, bad)
 	c.NotifyWebhooks = boolSetting(get, "CONNECTOR_NOTIFY_WEBHOOKS", true, bad)
+	if hosts, err := ParseCallbackAllowList(get("CONNECTOR_WEBHOOK_ALLOW_HOSTS", "")); err != nil {
+		bad("CONNECTOR_WEBHOOK_ALLOW_HOSTS: " + err.Error())
+	} else {
+		c.WebhookAllowHosts = hosts
+	}
 	c.NotifyTopic = get("SERVICEBUS_NOTIFY_TOPIC", "")
 	if c.NotifyTopic != "" && c.ServiceBusNamespace == "" && c.ServiceBusConnectionString == "" {
 		bad("SERVICEBUS_NOTIFY_TOPIC needs SERVICEBUS_NAMESPACE or SERVICEBUS_CONNECTION_STRING")
@@ -432,7 +440,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("instance", c.Instance),
 		slog.Int("notify_users", len(c.NotifyUsers)),
 		slog.Duration("report_after", c.ReportAfter),
-		slog.Bool("notify_inapp", c.NotifyInApp), slog.Bool("notify_webhooks", c.NotifyWebhooks), slog.String("notify_topic", c.NotifyTopic),
+		slog.Bool("notify_inapp", c.NotifyInApp), slog.Bool("notify_webhooks", c.NotifyWebhooks), slog.Any("webhook_allow_hosts", c.WebhookAllowHosts), slog.String("notify_topic", c.NotifyTopic),
 		slog.String("log_level", c.LogLevel.String()),
 	)
 }

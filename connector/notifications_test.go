@@ -305,7 +305,7 @@ func TestNotificationsFanOutToEveryChannel(t *testing.T) {
 	n := runNotifications(t, NotificationsOptions{
 		InApp:    &InAppNotifier{DV: dv, Recipients: []dataverse.GUID{me.UserID}},
 		Topic:    topic,
-		Webhooks: &WebhookDeliverer{DV: dv, AllowHTTPLoopback: true},
+		Webhooks: &WebhookDeliverer{DV: dv, Callbacks: CallbackPolicy{AllowLoopback: true}},
 		Now:      clk.Now,
 	})
 	account := uuid.New()
@@ -392,7 +392,7 @@ func TestNotificationsChannelSwitchedOffIsNotUsed(t *testing.T) {
 				t.Cleanup(func() { _ = o.Topic.Close(context.Background()) })
 			}
 			if tt.webhooks {
-				o.Webhooks = &WebhookDeliverer{DV: dv, AllowHTTPLoopback: true}
+				o.Webhooks = &WebhookDeliverer{DV: dv, Callbacks: CallbackPolicy{AllowLoopback: true}}
 			}
 			n := runNotifications(t, o)
 			id := n.Publish(mappingNotice(uuid.New()))
@@ -437,7 +437,7 @@ func TestWebhookRetriesOnlyTheSubscriptionsThatFailed(t *testing.T) {
 	h := newHooks(t)
 	flaky := subscribe(t, dv, h.URL("/flaky", 500, 503, 202), 2)
 	steady := subscribe(t, dv, h.URL("/steady"), 0)
-	n := runNotifications(t, NotificationsOptions{Webhooks: &WebhookDeliverer{DV: dv, AllowHTTPLoopback: true}})
+	n := runNotifications(t, NotificationsOptions{Webhooks: &WebhookDeliverer{DV: dv, Callbacks: CallbackPolicy{AllowLoopback: true}}})
 	id := n.Publish(mappingNotice(uuid.New()))
 	flush(t, n)
 
@@ -458,7 +458,7 @@ func TestWebhookGivingUpCountsOneMissedNotification(t *testing.T) {
 	h := newHooks(t)
 	broken := subscribe(t, dv, h.URL("/broken", 503), 4)
 	rejecting := subscribe(t, dv, h.URL("/rejecting", 400), 0)
-	n := runNotifications(t, NotificationsOptions{Webhooks: &WebhookDeliverer{DV: dv, AllowHTTPLoopback: true}, Attempts: 3})
+	n := runNotifications(t, NotificationsOptions{Webhooks: &WebhookDeliverer{DV: dv, Callbacks: CallbackPolicy{AllowLoopback: true}}, Attempts: 3})
 	n.Publish(mappingNotice(uuid.New()))
 	flush(t, n)
 
@@ -476,7 +476,7 @@ func TestWebhookGoneCallbacksDeleteTheSubscription(t *testing.T) {
 	notFound := subscribe(t, dv, h.URL("/deleted-flow", 404), 0)
 	gone := subscribe(t, dv, h.URL("/gone-flow", 410), 3)
 	live := subscribe(t, dv, h.URL("/live-flow"), 0)
-	n := runNotifications(t, NotificationsOptions{Webhooks: &WebhookDeliverer{DV: dv, AllowHTTPLoopback: true}})
+	n := runNotifications(t, NotificationsOptions{Webhooks: &WebhookDeliverer{DV: dv, Callbacks: CallbackPolicy{AllowLoopback: true}}})
 	n.Publish(mappingNotice(uuid.New()))
 	flush(t, n)
 
@@ -536,7 +536,7 @@ func TestWebhookRefusesCallbacksThatAreNotHTTPS(t *testing.T) {
 			rec := &requestRecorder{}
 			sub := subscribe(t, dv, tt.callback(h), 0)
 			n := runNotifications(t, NotificationsOptions{Logger: logs.Logger(), Webhooks: &WebhookDeliverer{DV: dv, Logger: logs.Logger(),
-				HTTP: &http.Client{Transport: rec}, AllowHTTPLoopback: tt.allowLoopback}})
+				HTTP: &http.Client{Transport: rec}, Callbacks: CallbackPolicy{AllowLoopback: tt.allowLoopback}}})
 			n.Publish(mappingNotice(uuid.New()))
 			flush(t, n)
 
@@ -557,7 +557,7 @@ func TestNotificationsPublishNeverBlocksAndDropsWhenTheQueueIsFull(t *testing.T)
 	subscribe(t, dv, h.URL("/hanging-flow", 0), 0)
 	var logs logCapture
 	clk := &clock{t: time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)}
-	n := runNotifications(t, NotificationsOptions{Webhooks: &WebhookDeliverer{DV: dv, AllowHTTPLoopback: true}, QueueSize: 10,
+	n := runNotifications(t, NotificationsOptions{Webhooks: &WebhookDeliverer{DV: dv, Callbacks: CallbackPolicy{AllowLoopback: true}}, QueueSize: 10,
 		Logger: logs.Logger(), Now: clk.Now})
 
 	published := make(chan struct{})
@@ -610,7 +610,7 @@ func TestWebhookCallbackURLsNeverAppearInLogsErrorsOrStats(t *testing.T) {
 		subs[name] = subscribe(t, dv, callback, 0)
 	}
 	var logs logCapture
-	d := &WebhookDeliverer{DV: dv, Logger: logs.Logger(), AllowHTTPLoopback: true, HTTP: &http.Client{Timeout: 500 * time.Millisecond}}
+	d := &WebhookDeliverer{DV: dv, Logger: logs.Logger(), Callbacks: CallbackPolicy{AllowLoopback: true}, HTTP: &http.Client{Timeout: 500 * time.Millisecond}}
 	n := runNotifications(t, NotificationsOptions{Webhooks: d, Attempts: 2, Logger: logs.Logger()})
 	n.Publish(mappingNotice(uuid.New()))
 	flush(t, n)

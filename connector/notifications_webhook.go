@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -34,11 +35,15 @@ type WebhookDeliverer struct {
 	DV *dataverse.Client
 	// HTTP posts to the callbacks (nil: a client with a 30 s timeout). Redirects are never followed,
 	// whatever the client says: a redirect could lead away from https.
+	// Its Transport, when nil, is the policy's own, which dials only the addresses Callbacks allows.
 	HTTP   *http.Client
 	Logger *slog.Logger
-	// AllowHTTPLoopback lets http://127.0.0.1 callbacks through (tests and the sandbox); otherwise only
-	// https.
-	AllowHTTPLoopback bool
+	// Callbacks is the rule for callback URLs: https to public addresses, with the partner's own hosts
+	// and, in tests and the sandbox, loopback allowed.
+	Callbacks CallbackPolicy
+
+	transportOnce sync.Once
+	transport     *http.Transport
 }
 
 // webhookProgress is one notification's webhook delivery across attempts, so a retry posts only to the
@@ -95,16 +100,21 @@ func (d *WebhookDeliverer) deliver(ctx context.Context, nt Notification, progres
 		if progress.done[s.ID] || progress.refused[s.ID] != "" {
 			continue
 		}
-		callback, ok := d.callbackURL(s.CallbackURL)
-		if !ok {
-			log.Warn("webhook subscription has a callback URL the connector will not call (only https is allowed); correct or delete the subscription",
-				"subscription", s.ID)
-			progress.refused[s.ID] = "callback URL is not https"
+		callback, problem := d.callbackURL(s.CallbackURL)
+		if problem != "" {
+			log.Warn("webhook subscription has a callback URL the connector will not call; correct or delete the subscription",
+				"subscription", s.ID, "problem", "callback URL "+problem)
+			progress.refused[s.ID] = "callback URL " + problem
 			d.countMissed(ctx, s)
 			continue
 		}
 		status, failure := post(ctx, client, callback, s.CallbackURL, body, nt)
 		switch {
+		case failure == errCallbackAddress.Error():
+			log.Warn("webhook subscription's callback resolves to an address the connector does not call; correct or delete the subscription",
+				"subscription", s.ID)
+			progress.refused[s.ID] = failure
+			d.countMissed(ctx, s)
 		case failure == "" && status >= 200 && status < 300:
 			progress.done[s.ID] = true
 			d.resetFailures(ctx, s)
@@ -159,31 +169,24 @@ func (d *WebhookDeliverer) subscriptions(ctx context.Context, eventType schema.E
 	return subs, nil
 }
 
-// callbackURL parses a subscription's callback, and says whether the connector may call it.
-func (d *WebhookDeliverer) callbackURL(raw string) (*url.URL, bool) {
+// callbackURL parses a subscription's callback, and says what stops the connector calling it ("" when
+// nothing does). The rule is the same one the API applied when the subscription was made.
+func (d *WebhookDeliverer) callbackURL(raw string) (*url.URL, string) {
 	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" {
-		return nil, false
+	if err != nil || u.Host == "" || u.User != nil {
+		return nil, "is not an absolute https URL"
 	}
-	return u, callbackAllowed(u, d.AllowHTTPLoopback)
-}
-
-// callbackAllowed is the rule for callback URLs, the same when a subscription is made and when it is
-// called: https, or http on loopback where allowed (the sandbox, tests).
-func callbackAllowed(u *url.URL, allowLoopback bool) bool {
-	switch u.Scheme {
-	case "https":
-		return true
-	case "http":
-		return allowLoopback && IsLoopback(u.Hostname())
-	}
-	return false
+	return u, d.Callbacks.Problem(u)
 }
 
 func (d *WebhookDeliverer) client() *http.Client {
 	c := http.Client{Timeout: 30 * time.Second}
 	if d.HTTP != nil {
 		c = *d.HTTP
+	}
+	if c.Transport == nil {
+		d.transportOnce.Do(func() { d.transport = d.Callbacks.Transport() })
+		c.Transport = d.transport
 	}
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	return &c
@@ -207,6 +210,9 @@ func post(ctx context.Context, client *http.Client, callback *url.URL, raw strin
 	req.Header.Set("X-Connector-Event-Id", nt.ID)
 	req.Header.Set("X-Connector-Event-Type", string(nt.Type))
 	resp, err := client.Do(req)
+	if errors.Is(err, errCallbackAddress) {
+		return 0, errCallbackAddress.Error()
+	}
 	if err != nil {
 		return 0, transportFailure(err, callback, raw)
 	}

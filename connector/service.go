@@ -56,8 +56,8 @@ type Service struct {
 	// workCtx bounds work started outside a handler (the API's job runs): it outlives requests and ends
 	// after the shutdown bound.
 	workCtx atomic.Pointer[context.Context]
-	// allowHTTPLoopbackWebhooks lets webhook subscriptions name http://127.0.0.1 (the sandbox, tests).
-	allowHTTPLoopbackWebhooks bool
+	// callbacks is the rule for webhook subscriptions' callback URLs, for subscribing and delivering.
+	callbacks CallbackPolicy
 	// API serves /api/v1 (answering 404 when no authentication is configured).
 	API *API
 }
@@ -79,7 +79,7 @@ type ServiceOptions struct {
 	SyncEvery   time.Duration
 	// CheckEvery is the Attestation Check's schedule (1 h).
 	CheckEvery time.Duration
-	// AllowHTTPLoopbackWebhooks lets webhook subscriptions call http://127.0.0.1 (the sandbox, tests).
+	// AllowHTTPLoopbackWebhooks lets webhook subscriptions call loopback, over http too (the sandbox, tests).
 	AllowHTTPLoopbackWebhooks bool
 	// Now is the clock of the workflows (nil: time.Now); the sandbox and tests move it.
 	Now func() time.Time
@@ -106,7 +106,7 @@ func NewService(cfg Config, opts ServiceOptions) (*Service, error) {
 		return nil, errors.New("connector: the service needs a Dataverse and a Partner Center client")
 	}
 	s := &Service{cfg: cfg, log: log, Metrics: m, Health: NewHealth(), DV: opts.DV, PC: opts.PC, ServiceBus: opts.ServiceBus,
-		Dispatcher: NewDispatcher(), ready: make(chan struct{}), httpLn: opts.Listen, allowHTTPLoopbackWebhooks: opts.AllowHTTPLoopbackWebhooks}
+		Dispatcher: NewDispatcher(), ready: make(chan struct{}), httpLn: opts.Listen, callbacks: CallbackPolicy{AllowLoopback: opts.AllowHTTPLoopbackWebhooks, AllowHosts: cfg.WebhookAllowHosts}}
 	s.Queue = NewQueue(s.Dispatcher.Dispatch, QueueOptions{Workers: cfg.Workers, Limit: cfg.QueueLimit, Logger: log.With("component", "queue"), Metrics: m})
 	s.Gate = &Gate{}
 	s.Intake = &Intake{Gate: s.Gate, Queue: s.Queue, Logger: log.With("component", "intake"), Metrics: m}
@@ -128,7 +128,7 @@ func NewService(cfg Config, opts ServiceOptions) (*Service, error) {
 		no.InApp = &InAppNotifier{DV: s.DV, Recipients: cfg.NotifyUsers}
 	}
 	if cfg.NotifyWebhooks {
-		no.Webhooks = &WebhookDeliverer{DV: s.DV, Logger: log, AllowHTTPLoopback: opts.AllowHTTPLoopbackWebhooks}
+		no.Webhooks = &WebhookDeliverer{DV: s.DV, Logger: log, Callbacks: s.callbacks}
 	}
 	if cfg.NotifyTopic != "" && s.ServiceBus != nil {
 		topic, err := NewTopicPublisher(s.ServiceBus, cfg.NotifyTopic)
