@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -551,6 +552,18 @@ func (c *apiCall) decode(v any) error {
 	if len(bytes.TrimSpace(c.body)) == 0 {
 		return badRequest("The request needs a JSON body.")
 	}
+	// encoding/json is lenient where a caller's mistake should show: it takes the first of several values,
+	// the last of duplicate members and a member name in any case. The body is read strictly first.
+	root, err := parseJSON(c.body)
+	if err != nil {
+		return badRequest("The body is not valid JSON: " + err.Error() + ".")
+	}
+	if root.kind != jsonObject {
+		return badRequest("The body must be a JSON object.")
+	}
+	if fields := strictMembers(root, reflect.TypeOf(v).Elem()); len(fields) > 0 {
+		return badRequest("The body has fields this operation does not take as written.", fields...)
+	}
 	dec := json.NewDecoder(bytes.NewReader(c.body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -568,6 +581,36 @@ func (c *apiCall) decode(v any) error {
 		return badRequest("The body could not be read as JSON: " + err.Error())
 	}
 	return nil
+}
+
+// strictMembers checks an object's member names against the JSON names of struct type t: each must be
+// written exactly as documented, and once.
+func strictMembers(obj *jsonNode, t reflect.Type) []FieldError {
+	known := map[string]bool{}
+	for f := range t.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name != "" && name != "-" {
+			known[name] = true
+		}
+	}
+	var fields []FieldError
+	seen := map[string]bool{}
+	for _, k := range obj.keys {
+		switch {
+		case seen[k]:
+			fields = append(fields, FieldError{Field: k, Message: "is given more than once"})
+		case !known[k]:
+			msg := "is not a field of this operation"
+			for name := range known {
+				if strings.EqualFold(name, k) {
+					msg = fmt.Sprintf("is not a field of this operation: the field is %s (names are case-sensitive)", name)
+				}
+			}
+			fields = append(fields, FieldError{Field: k, Message: msg})
+		}
+		seen[k] = true
+	}
+	return fields
 }
 
 // id reads a path parameter that is a row id.

@@ -114,6 +114,9 @@ func DecodeEvent(body []byte) (Event, error) {
 		return Event{}, &DecodeError{ReasonMalformed, "the message body is empty"}
 	case body[0] == '<':
 		return Event{}, &DecodeError{ReasonNotJSON, "the body is XML: set the Dataverse service endpoint's message format to Json (messageformat 2)"}
+	case body[0] == '[' || body[0] == '"' || body[0] == '-' || (body[0] >= '0' && body[0] <= '9') ||
+		bytes.Equal(body, []byte("null")) || bytes.Equal(body, []byte("true")) || bytes.Equal(body, []byte("false")):
+		return Event{}, &DecodeError{ReasonNotJSON, "the body is JSON but not a JSON object: a Dataverse message is one RemoteExecutionContext object"}
 	case body[0] != '{':
 		return Event{}, &DecodeError{ReasonNotJSON, "the body is not JSON (binary .NET XML?): set the Dataverse service endpoint's message format to Json (messageformat 2)"}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -217,4 +218,68 @@ func TestWebhookAnswers503WhenTheQueueIsFull(t *testing.T) {
 	}
 	assert.Equal(t, 202, send(uuid.New()))
 	assert.Equal(t, 503, send(uuid.New()), "Dataverse retries a 503 once; a full queue must not swallow the event")
+}
+
+// TestWebhookThrottlesWrongKeys: an address that keeps presenting wrong keys is answered 429 before its
+// key is looked at, so guessing gets no answer, until its allowance refills; other addresses are not held.
+func TestWebhookThrottlesWrongKeys(t *testing.T) {
+	t.Parallel()
+	const secret = "0123456789abcdef-key"
+	now := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	in := newTestIntake(t, &recorder{}, QueueOptions{Workers: 1})
+	h := in.Webhook(WebhookOptions{Key: secret, FailedKeys: 3, FailedKeyEvery: 10 * time.Second, Now: clock})
+	post := func(addr, code string) int {
+		r := httptest.NewRequest(http.MethodPost, WebhookPath+"?code="+code, strings.NewReader(eventJSON(testOrg, testUser, "csp_licensechangelog", testRow, "csp_quantity")))
+		r.RemoteAddr = addr + ":50000"
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w.Code
+	}
+	for range 3 {
+		assert.Equal(t, http.StatusUnauthorized, post("203.0.113.9", "guess-guess-guess-1"))
+	}
+	assert.Equal(t, http.StatusTooManyRequests, post("203.0.113.9", "guess-guess-guess-2"))
+	assert.Equal(t, http.StatusTooManyRequests, post("203.0.113.9", secret), "the right key gets no different answer while throttled")
+	assert.Equal(t, http.StatusAccepted, post("198.51.100.7", secret), "another address is not held")
+	mu.Lock()
+	now = now.Add(10 * time.Second)
+	mu.Unlock()
+	assert.Equal(t, http.StatusAccepted, post("203.0.113.9", secret), "the allowance refills")
+}
+
+// TestWebhookBodyErrorsNameNoAddresses: a body that stops arriving answers 400 without the socket
+// addresses net/http's error carries; null and array bodies are "not a JSON object", not .NET XML.
+func TestWebhookBodyErrorsNameNoAddresses(t *testing.T) {
+	t.Parallel()
+	const secret = "0123456789abcdef-key"
+	in := newTestIntake(t, &recorder{}, QueueOptions{Workers: 1})
+	srv := httptest.NewUnstartedServer(in.Webhook(WebhookOptions{Key: secret}))
+	srv.Config.ReadTimeout = 200 * time.Millisecond
+	srv.Start()
+	defer srv.Close()
+
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	require.NoError(t, err)
+	defer conn.Close()
+	_, err = fmt.Fprintf(conn, "POST %s?code=%s HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{\"MessageName\":", WebhookPath, secret)
+	require.NoError(t, err)
+	require.NoError(t, conn.SetReadDeadline(time.Now().Add(5*time.Second)))
+	answer, _ := io.ReadAll(conn)
+	if len(answer) > 0 { // the server may also just close the connection
+		assert.Contains(t, string(answer), "400")
+		assert.NotContains(t, string(answer), "127.0.0.1")
+		assert.NotContains(t, string(answer), "i/o timeout")
+	}
+
+	for _, body := range []string{"null", "[1,2]", `"text"`, "42"} {
+		resp, err := http.Post(srv.URL+"?code="+secret, "application/json", strings.NewReader(body))
+		require.NoError(t, err)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		assert.Equal(t, http.StatusBadRequest, resp.StatusCode, body)
+		assert.Contains(t, string(b), "not a JSON object", body)
+		assert.NotContains(t, string(b), "XML", body)
+	}
 }

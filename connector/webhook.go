@@ -1,6 +1,7 @@
 package connector
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -8,6 +9,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
+	"sync"
 	"time"
 )
 
@@ -22,6 +25,13 @@ type WebhookOptions struct {
 	// SubmitTimeout bounds the wait for room in a full work queue before answering 503 (default 10 s;
 	// Dataverse waits 60 s and retries once on 503).
 	SubmitTimeout time.Duration
+	// FailedKeys bounds the wrong keys one address may present: a burst of this many (default 20), then
+	// one every FailedKeyEvery (default 3 s). An address over it is answered 429 before its key is looked
+	// at, so guessing gets no answer at all.
+	FailedKeys     int
+	FailedKeyEvery time.Duration
+	// Now is the limiter's clock (nil: time.Now).
+	Now func() time.Time
 }
 
 // WebhookPath is where Dataverse's webhook service endpoint posts.
@@ -38,11 +48,24 @@ func (in *Intake) Webhook(opts WebhookOptions) http.Handler {
 	if opts.SubmitTimeout <= 0 {
 		opts.SubmitTimeout = 10 * time.Second
 	}
+	opts.FailedKeys = cmp.Or(opts.FailedKeys, 20)
+	opts.FailedKeyEvery = cmp.Or(opts.FailedKeyEvery, 3*time.Second)
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	failures := &addressLimiter{every: opts.FailedKeyEvery, burst: opts.FailedKeys, now: opts.Now, byAddr: map[string]*addressAllowance{}}
 	want := sha256.Sum256([]byte(opts.Key))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
 			writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "use POST"})
+			return
+		}
+		addr := remoteHost(r)
+		if wait := failures.blocked(addr); wait > 0 {
+			in.Metrics.settled(SourceWebhook, "unauthorized")
+			w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+			writeJSON(w, http.StatusTooManyRequests, map[string]string{"error": "too many wrong webhook keys from this address; wait before trying again"})
 			return
 		}
 		presented := r.URL.Query().Get("code")
@@ -52,6 +75,7 @@ func (in *Intake) Webhook(opts WebhookOptions) http.Handler {
 		// Compare digests so neither the length nor the content of the key leaks through timing.
 		got := sha256.Sum256([]byte(presented))
 		if opts.Key == "" || presented == "" || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+			failures.fail(addr)
 			in.Metrics.settled(SourceWebhook, "unauthorized")
 			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or wrong webhook key"})
 			return
@@ -64,7 +88,8 @@ func (in *Intake) Webhook(opts WebhookOptions) http.Handler {
 				writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": "body larger than the webhook accepts"})
 				return
 			}
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "reading the body: " + err.Error()})
+			// err names the connection's addresses (a slow sender's i/o timeout): not for the answer.
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "the body could not be read: the sender was too slow or closed the connection before the body ended"})
 			return
 		}
 		truncated := r.Header.Get("x-ms-dynamics-msg-size-exceeded") != ""
@@ -92,6 +117,59 @@ func (in *Intake) Webhook(opts WebhookOptions) http.Handler {
 		in.Metrics.settled(SourceWebhook, "accepted")
 		writeJSON(w, http.StatusAccepted, map[string]string{"status": "accepted", "key": key.String()})
 	})
+}
+
+// addressLimiter counts failures per remote address: a token bucket each, refilled one per every, burst
+// deep. Addresses unseen for an hour are forgotten once the map holds 10,000.
+type addressLimiter struct {
+	every  time.Duration
+	burst  int
+	now    func() time.Time
+	mu     sync.Mutex
+	byAddr map[string]*addressAllowance
+}
+
+type addressAllowance struct {
+	tokens float64
+	at     time.Time
+}
+
+func (l *addressLimiter) refill(addr string) *addressAllowance {
+	now := l.now()
+	a := l.byAddr[addr]
+	if a == nil {
+		if len(l.byAddr) >= 10000 {
+			for k, v := range l.byAddr {
+				if now.Sub(v.at) > time.Hour {
+					delete(l.byAddr, k)
+				}
+			}
+		}
+		a = &addressAllowance{tokens: float64(l.burst), at: now}
+		l.byAddr[addr] = a
+	}
+	a.tokens = min(float64(l.burst), a.tokens+float64(now.Sub(a.at))/float64(l.every))
+	a.at = now
+	return a
+}
+
+// blocked says how long addr must wait, 0 when it may try.
+func (l *addressLimiter) blocked(addr string) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	a := l.refill(addr)
+	if a.tokens >= 1 {
+		return 0
+	}
+	return time.Duration((1 - a.tokens) * float64(l.every))
+}
+
+// fail takes one failure from addr's allowance.
+func (l *addressLimiter) fail(addr string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	a := l.refill(addr)
+	a.tokens = max(0, a.tokens-1)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -159,8 +159,11 @@ func (a *Authenticator) unsupported(scheme string, bearer, hasKey bool) *Error {
 	case isSchemeName(scheme):
 		what = fmt.Sprintf("The Authorization scheme %s is not supported.", quoteClaim(scheme))
 	default:
-		// Without a scheme word the header may be a bare token; it is not repeated.
-		what = "The Authorization header does not start with a supported scheme."
+		// Without a registered scheme the header may be a bare token or key; it is not repeated.
+		what = "The Authorization header does not start with a supported scheme (its value is not repeated here, as it may be a credential)."
+		if len(a.keys) > 0 {
+			what += fmt.Sprintf(" An API key goes in the %s header, not in Authorization.", a.keyHeader)
+		}
 	}
 	return &Error{
 		Status:    http.StatusUnauthorized,
@@ -180,18 +183,17 @@ func (a *Authenticator) howToCall() string {
 	return fmt.Sprintf("Send an API key in the %s header.", a.keyHeader)
 }
 
-// isSchemeName reports whether s looks like an authentication scheme ("Basic", "Negotiate") and not like a
-// credential sent without one.
+// isSchemeName reports whether s is a registered HTTP authentication scheme (IANA's registry). Only those
+// are named back to the caller: anything else in the scheme's place may be a credential sent without one
+// (an API key pasted into Authorization), and a credential is never repeated.
 func isSchemeName(s string) bool {
-	if s == "" || len(s) > 20 {
-		return false
-	}
-	for _, c := range s {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '-') {
-			return false
+	for _, scheme := range []string{"Basic", "Digest", "Negotiate", "NTLM", "HOBA", "Mutual", "OAuth", "DPoP", "GNAP",
+		"PrivateToken", "Concealed", "SCRAM-SHA-1", "SCRAM-SHA-256", "vapid", "AWS4-HMAC-SHA256", "Token", "ApiKey"} {
+		if strings.EqualFold(s, scheme) {
+			return true
 		}
 	}
-	return true
+	return false
 }
 
 // Authorize returns nil if p holds role need, and otherwise a 403 *Error that says how to grant it.

@@ -80,6 +80,16 @@ func TestAuthenticateWithoutUsableCredentials(t *testing.T) {
 			challenge: `Bearer realm="csp-connector", APIKey realm="csp-connector", header="X-API-Key"`,
 		},
 		{
+			name: "an API key in Authorization", auth: both, headers: []string{"Authorization", "sandbox-operator-key"},
+			code: apiauth.CodeUnsupportedScheme, detail: "An API key goes in the X-API-Key header",
+			challenge: `Bearer realm="csp-connector", APIKey realm="csp-connector", header="X-API-Key"`,
+		},
+		{
+			name: "an API key after a made-up scheme", auth: both, headers: []string{"Authorization", "Key sandbox-operator-key"},
+			code: apiauth.CodeUnsupportedScheme, detail: "does not start with a supported scheme",
+			challenge: `Bearer realm="csp-connector", APIKey realm="csp-connector", header="X-API-Key"`,
+		},
+		{
 			name: "bearer token, API keys only", auth: keysOnly, headers: []string{"Authorization", "Bearer " + bareToken},
 			code: apiauth.CodeUnsupportedScheme, detail: "does not accept Entra ID tokens",
 			challenge: `APIKey realm="csp-connector", header="X-API-Key"`,
@@ -102,6 +112,7 @@ func TestAuthenticateWithoutUsableCredentials(t *testing.T) {
 			assertNoSecret(t, e, bareToken)
 			assertNoSecret(t, e, opsKey)
 			assertNoSecret(t, e, "dXNlcjpwYXNz")
+			assertNoSecret(t, e, "sandbox-operator-key")
 		})
 	}
 }
