@@ -213,3 +213,29 @@ func waitCtx(t *testing.T, d time.Duration) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+// TestAPIBodiesAreReadStrictly: what encoding/json would quietly accept is a 400 naming the problem.
+func TestAPIBodiesAreReadStrictly(t *testing.T) {
+	t.Parallel()
+	sb := apiSandbox(t)
+	op := operatorClient(t, sb)
+	const cb = `"https://prod-12.westeurope.logic.azure.com/workflows/9a7/triggers/manual/paths/invoke?sig=c2VjcmV0"`
+	tests := []struct {
+		name, body, detail string
+		fields             []string
+	}{
+		{"a second value", `{"callbackUrl":` + cb + `,"eventType":"JobFailed"} {"eventType":"LicenseChangeFailed"}`, "not valid JSON", nil},
+		{"duplicate member", `{"callbackUrl":` + cb + `,"eventType":"JobFailed","eventType":"LicenseChangeFailed"}`, "as written", []string{"eventType"}},
+		{"member in another case", `{"CallbackURL":` + cb + `,"eventType":"JobFailed"}`, "as written", []string{"CallbackURL"}},
+		{"null", `null`, "must be a JSON object", nil},
+		{"array", `[{"callbackUrl":` + cb + `,"eventType":"JobFailed"}]`, "must be a JSON object", nil},
+	}
+	for _, tt := range tests {
+		p := op.post(APIPrefix+"/webhook-subscriptions", tt.body).problem(t, http.StatusBadRequest)
+		assert.Contains(t, p.Detail, tt.detail, tt.name)
+		assert.Equal(t, tt.fields, p.fields(), tt.name)
+	}
+	p := op.post(APIPrefix+"/webhook-subscriptions", `{"CallbackURL":`+cb+`,"eventType":"JobFailed"}`).problem(t, http.StatusBadRequest)
+	assert.Contains(t, p.Errors[0].Message, "the field is callbackUrl")
+	assert.Empty(t, webhookRows(t, sb))
+}

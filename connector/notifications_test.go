@@ -452,6 +452,29 @@ func TestWebhookRetriesOnlyTheSubscriptionsThatFailed(t *testing.T) {
 	assert.Zero(t, consecutiveFailures(t, dv, steady))
 }
 
+// TestWebhookRetryGoesOnlyToTheSubscriptionsOfTheFirstAttempt: a flow that subscribes while a delivery is
+// being retried does not get the event that happened before it subscribed.
+func TestWebhookRetryGoesOnlyToTheSubscriptionsOfTheFirstAttempt(t *testing.T) {
+	t.Parallel()
+	dv := notifyDV(t)
+	h := newHooks(t)
+	subscribe(t, dv, h.URL("/flaky", 500, 202), 0)
+	late := false
+	n := runNotifications(t, NotificationsOptions{Webhooks: &WebhookDeliverer{DV: dv, Callbacks: CallbackPolicy{AllowLoopback: true}},
+		Backoff: func(int) time.Duration {
+			if !late { // between the first attempt and the retry
+				subscribe(t, dv, h.URL("/late"), 0)
+				late = true
+			}
+			return time.Millisecond
+		}})
+	n.Publish(mappingNotice(uuid.New()))
+	flush(t, n)
+	require.True(t, late)
+	assert.Len(t, h.Requests("/flaky"), 2)
+	assert.Empty(t, h.Requests("/late"), "the late subscription was not there when the event was first delivered")
+}
+
 func TestWebhookGivingUpCountsOneMissedNotification(t *testing.T) {
 	t.Parallel()
 	dv := notifyDV(t)

@@ -51,6 +51,9 @@ type WebhookDeliverer struct {
 type webhookProgress struct {
 	done    map[dataverse.GUID]bool   // delivered, or found gone
 	refused map[dataverse.GUID]string // given up on for this notification, with the reason
+	// eligible are the subscriptions there were at the first attempt: a retry goes to them only, not to a
+	// flow that subscribed after the event.
+	eligible map[dataverse.GUID]bool
 }
 
 func newWebhookProgress() *webhookProgress {
@@ -96,8 +99,14 @@ func (d *WebhookDeliverer) deliver(ctx context.Context, nt Notification, progres
 	client := d.client()
 	log := d.logger().With("notification", nt.ID, "type", nt.Type)
 	var retry []error
+	if progress.eligible == nil {
+		progress.eligible = map[dataverse.GUID]bool{}
+		for _, s := range subs {
+			progress.eligible[s.ID] = true
+		}
+	}
 	for _, s := range subs {
-		if progress.done[s.ID] || progress.refused[s.ID] != "" {
+		if progress.done[s.ID] || progress.refused[s.ID] != "" || !progress.eligible[s.ID] {
 			continue
 		}
 		callback, problem := d.callbackURL(s.CallbackURL)
