@@ -16,7 +16,7 @@ import (
 )
 
 // TestSubscriptionReadsUnderTenantLimit measures the client's per-tenant limiter against Partner Center's
-// published limit: 500 requests per minute per tenant for the customer and subscription resources. Five
+// published limit: 500 requests per minute per tenant for the customer and subscription resources. Three
 // customer tenants are read at once, two readers per tenant, 1,000 subscription reads per tenant (two
 // minutes of the limit), against the simulator enforcing that limit as a sliding window, with the client's
 // limiter at its default (the same limit).
@@ -32,7 +32,7 @@ import (
 //	go test -run TestSubscriptionReadsUnderTenantLimit -v ./partnercenter/
 func TestSubscriptionReadsUnderTenantLimit(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		const tenants, readers, perReader = 5, 2, 500
+		const tenants, readers, perReader = 3, 2, 500
 		srv := partnercentertest.New(partnercentertest.Options{AuthOptional: true})
 		for i := range tenants {
 			subs := make([]partnercentertest.Subscription, 5)
