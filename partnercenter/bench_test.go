@@ -2,11 +2,8 @@ package partnercenter_test
 
 import (
 	"fmt"
-	"net/http"
 	"runtime"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -71,66 +68,5 @@ func BenchmarkListCustomers(b *testing.B) {
 	// The live heap a listing needs is a page's worth, whatever the number of customers.
 	if small, large := peaks[1_000], peaks[10_000]; small > 0 && large > 2*small {
 		b.Fatalf("peak heap grew with the customer count: %d KiB for 1,000, %d KiB for 10,000", small/1024, large/1024)
-	}
-}
-
-// BenchmarkSubscriptionReadsUnderTenantLimit reads 2,000 subscriptions spread over 20 customer tenants
-// (one reader per tenant) against the simulator enforcing a per-tenant sliding-window limit, with the
-// client's per-tenant limiter set to the same limit. Partner Center's limit is 500 requests per minute per
-// tenant; here the window is scaled to 100 ms and the budget to 25 requests so that each tenant's 100 reads
-// span four windows and the benchmark runs in well under a second. It reports the 429 answers (target:
-// none) and the achieved rate as a share of the allowed rate (20 tenants × 25 per 100 ms; target ≥ 90%).
-//
-//	go test -run XXX -bench BenchmarkSubscriptionReadsUnderTenantLimit -benchtime 1x ./partnercenter/
-func BenchmarkSubscriptionReadsUnderTenantLimit(b *testing.B) {
-	const tenants, perTenant = 20, 100
-	limit := partnercentertest.Limit{Requests: 25, Window: 100 * time.Millisecond}
-	srv, err := partnercentertest.NewServer(partnercentertest.Options{AuthOptional: true, RateLimit: limit})
-	require.NoError(b, err)
-	defer srv.Close()
-	for i := range tenants {
-		subs := make([]partnercentertest.Subscription, 5)
-		for j := range subs {
-			subs[j] = partnercentertest.Subscription{ID: fmt.Sprintf("sub-%d-%d", i, j), OfferID: "CFQ7TTC0LH18:0001:CFQ7TTC0K971", Quantity: 1 + j}
-		}
-		require.NoError(b, srv.AddCustomer(partnercentertest.Customer{TenantID: tenant(i), CompanyName: fmt.Sprintf("Tenant %d", i), Subscriptions: subs}))
-	}
-	c, err := partnercenter.NewClient(srv.URL, partnercenter.Credentials{}, &partnercenter.ClientOptions{
-		HTTPClient: srv.Client(), TenantRequests: limit.Requests, TenantWindow: limit.Window,
-	})
-	require.NoError(b, err)
-	var share float64
-	throttled := 0
-	for b.Loop() {
-		srv.ResetRequests()
-		start := time.Now()
-		var wg sync.WaitGroup
-		for i := range tenants {
-			wg.Go(func() {
-				for j := range perTenant {
-					_, err := c.Subscription(b.Context(), tenant(i), fmt.Sprintf("sub-%d-%d", i, j%5))
-					require.NoError(b, err)
-				}
-			})
-		}
-		wg.Wait()
-		elapsed := time.Since(start)
-		throttled = 0
-		for _, r := range srv.Requests() {
-			if r.Status == http.StatusTooManyRequests {
-				throttled++
-			}
-		}
-		allowedPerSecond := float64(tenants*limit.Requests) / limit.Window.Seconds()
-		achievedPerSecond := float64(tenants*perTenant) / elapsed.Seconds()
-		share = achievedPerSecond / allowedPerSecond
-	}
-	b.ReportMetric(float64(throttled), "429s")
-	b.ReportMetric(share*100, "%-of-allowed-rate")
-	if throttled > 0 {
-		b.Fatalf("%d requests were throttled; the client's limiter should prevent every 429", throttled)
-	}
-	if share < 0.90 {
-		b.Fatalf("achieved %.0f%% of the allowed rate; the target is 90%%", share*100)
 	}
 }

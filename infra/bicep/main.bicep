@@ -52,6 +52,33 @@ param webhookKey string = ''
 @description('Header that carries the webhook key (CONNECTOR_WEBHOOK_HEADER, Dataverse auth type HttpHeader); empty: Dataverse sends it as ?code= (auth type WebhookKey).')
 param webhookHeader string = ''
 
+@description('Microsoft Entra tenant whose access tokens the HTTP API accepts (CONNECTOR_API_TENANT_ID): the API at /api/v1 that the Power Automate custom connector (infra/powerplatform) calls. Set with apiAudiences. With neither this nor API keys the API is off.')
+param apiTenantId string = ''
+
+@description('Audiences the API\'s access tokens may carry (CONNECTOR_API_AUDIENCES): the API app registration\'s client id and/or its App ID URI, e.g. [\'00000000-0000-0000-0000-000000000000\', \'api://csp-connector\'].')
+param apiAudiences array = []
+
+@description('Entra ID authority the API\'s tokens come from (CONNECTOR_API_AUTHORITY); by default this cloud\'s sign-in endpoint.')
+param apiAuthority string = environment().authentication.loginEndpoint
+
+@description('Key Vault secret URI of the API key list (CONNECTOR_API_KEYS: comma-separated name=role[+role]=sha256:<hex> entries, each printed by `connector api hash-key`), e.g. https://contoso-kv.vault.azure.net/secrets/connector-api-keys. Preferred over apiKeys. Setting either turns the API on.')
+param apiKeysSecretUri string = ''
+
+@description('The API key list (CONNECTOR_API_KEYS) as a value, if it is not in Key Vault. Ignored when apiKeysSecretUri is set.')
+@secure()
+param apiKeys string = ''
+
+@description('Requests a minute each API caller may make (CONNECTOR_API_RATE, 10-100000); more are answered 429.')
+@minValue(10)
+@maxValue(100000)
+param apiRate int = 600
+
+@description('systemuser ids (GUIDs) of the people who get in-app notifications (CONNECTOR_NOTIFY_USERS): changes a Manual provider needs, the weekly license change report. infra/README.md says how to find them. Empty: no in-app notifications.')
+param notifyUserIds array = []
+
+@description('Publish notifications on the Service Bus topic this template creates (SERVICEBUS_NOTIFY_TOPIC), for flows and services that subscribe to it.')
+param publishNotificationsToTopic bool = true
+
 @description('Rows reconciled in parallel per replica (CONNECTOR_WORKERS, 1-64).')
 @minValue(1)
 @maxValue(64)
@@ -165,6 +192,14 @@ module app 'modules/containerapp.bicep' = {
     seedImage: seedImage
     webhookKey: webhookKey
     webhookHeader: webhookHeader
+    apiTenantId: apiTenantId
+    apiAudiences: apiAudiences
+    apiAuthority: apiAuthority
+    apiKeysSecretUri: apiKeysSecretUri
+    apiKeys: apiKeys
+    apiRate: apiRate
+    notifyUserIds: notifyUserIds
+    notifyTopicName: publishNotificationsToTopic ? serviceBus.outputs.topicName : ''
     serviceBusNamespaceName: serviceBus.outputs.namespaceName
     serviceBusNamespaceFqdn: serviceBus.outputs.namespaceFqdn
     serviceBusQueueName: serviceBus.outputs.queueName
@@ -188,7 +223,7 @@ output serviceBusQueueName string = serviceBus.outputs.queueName
 @description('Name of the queue\'s Send-only rule for Dataverse. Its key is not an output: read it with `az servicebus queue authorization-rule keys list`.')
 output dataverseSendRuleName string = serviceBus.outputs.sendRuleName
 
-@description('Topic for unmapped provider-account notifications, and its catch-all subscription.')
+@description('Topic the connector publishes its notifications on (SERVICEBUS_NOTIFY_TOPIC, unless publishNotificationsToTopic is false), and its catch-all subscription.')
 output notificationsTopicName string = serviceBus.outputs.topicName
 output notificationsSubscriptionName string = serviceBus.outputs.topicSubscriptionName
 

@@ -17,3 +17,13 @@ param keyVaultResourceId = '/subscriptions/00000000-0000-0000-0000-000000000000/
 
 // Only for webhook intake instead of Service Bus:
 // param webhookKey = readEnvironmentVariable('CONNECTOR_WEBHOOK_KEY')
+
+// The HTTP API (/api/v1), which the Power Automate custom connector calls (infra/powerplatform/README.md).
+// With Microsoft Entra ID: the API app registration's tenant and its client id and/or App ID URI ...
+// param apiTenantId = '00000000-0000-0000-0000-000000000000' // REPLACE
+// param apiAudiences = ['00000000-0000-0000-0000-000000000000', 'api://csp-connector'] // REPLACE
+// ... and/or API keys: a Key Vault secret holding the `connector api hash-key` entries, comma-separated.
+// param apiKeysSecretUri = 'https://contoso-kv.vault.azure.net/secrets/connector-api-keys' // REPLACE
+
+// In-app notifications: the systemuser ids of the people who get them (infra/README.md, "Who gets notified").
+// param notifyUserIds = ['00000000-0000-0000-0000-000000000000'] // REPLACE

@@ -1,6 +1,7 @@
 // Log Analytics, the Container Apps environment and the connector's container app: `connector run` with
-// its managed identity, external HTTPS ingress on port 8080, health probes, and a KEDA azure-servicebus
-// scale rule on the Dataverse event queue.
+// its managed identity, external HTTPS ingress on port 8080 (the webhook and the HTTP API), health probes
+// and metrics on port 9090 (not behind the ingress), and a KEDA azure-servicebus scale rule on the
+// Dataverse event queue.
 
 param location string
 param tags object = {}
@@ -47,6 +48,30 @@ param serviceBusNamespaceName string
 param serviceBusNamespaceFqdn string
 param serviceBusQueueName string
 
+@description('Topic to publish notifications on (SERVICEBUS_NOTIFY_TOPIC); empty: off.')
+param notifyTopicName string = ''
+
+@description('systemuser ids of the people who get in-app notifications (CONNECTOR_NOTIFY_USERS).')
+param notifyUserIds array = []
+
+@description('Entra ID tenant whose tokens the HTTP API accepts (CONNECTOR_API_TENANT_ID); empty: no Entra ID sign-in.')
+param apiTenantId string = ''
+
+@description('Audiences the API\'s tokens may carry (CONNECTOR_API_AUDIENCES).')
+param apiAudiences array = []
+
+@description('Entra ID authority of the API\'s tokens (CONNECTOR_API_AUTHORITY).')
+param apiAuthority string
+
+@description('Key Vault secret URI of the API key list (CONNECTOR_API_KEYS); wins over apiKeys.')
+param apiKeysSecretUri string = ''
+
+@secure()
+param apiKeys string = ''
+
+@description('Requests a minute each API caller may make (CONNECTOR_API_RATE).')
+param apiRate int
+
 param workers int
 param logLevel string
 param minReplicas int
@@ -88,7 +113,12 @@ resource managedEnvironment 'Microsoft.App/managedEnvironments@2025-01-01' = {
 
 var hasClientSecret = !empty(partnerCenterClientSecretUri) || !empty(partnerCenterClientSecret)
 var hasRefreshToken = !empty(partnerCenterRefreshTokenSecretUri)
+var hasAPIKeys = !empty(apiKeysSecretUri) || !empty(apiKeys)
 var stateDir = '/var/lib/connector'
+// The webhook and the HTTP API listen on httpPort, behind the ingress; health probes and metrics on
+// healthPort, which the ingress does not route to (CONNECTOR_HEALTH_ADDR).
+var httpPort = 8080
+var healthPort = 9090
 
 // Container Apps secrets: Key Vault references are resolved with the managed identity; plain values come
 // from @secure() parameters and never appear in outputs.
@@ -124,6 +154,23 @@ var secrets = concat(
           name: 'partnercenter-refresh-token'
           keyVaultUrl: partnerCenterRefreshTokenSecretUri
           identity: identityId
+        }
+      ]
+    : [],
+  !empty(apiKeysSecretUri)
+    ? [
+        {
+          name: 'connector-api-keys'
+          keyVaultUrl: apiKeysSecretUri
+          identity: identityId
+        }
+      ]
+    : [],
+  empty(apiKeysSecretUri) && !empty(apiKeys)
+    ? [
+        {
+          name: 'connector-api-keys'
+          value: apiKeys
         }
       ]
     : []
@@ -164,7 +211,11 @@ var env = concat(
     }
     {
       name: 'CONNECTOR_HTTP_ADDR'
-      value: ':8080'
+      value: ':${httpPort}'
+    }
+    {
+      name: 'CONNECTOR_HEALTH_ADDR'
+      value: ':${healthPort}'
     }
     {
       // The app's own ingress FQDN is <app>.<environment default domain>.
@@ -184,7 +235,56 @@ var env = concat(
       name: 'CONNECTOR_LOG_LEVEL'
       value: logLevel
     }
+    {
+      name: 'CONNECTOR_API_AUTHORITY'
+      value: apiAuthority
+    }
+    {
+      name: 'CONNECTOR_API_RATE'
+      value: string(apiRate)
+    }
   ],
+  // The HTTP API (the Power Automate custom connector's) is on when Entra ID or API keys are configured.
+  !empty(apiTenantId)
+    ? [
+        {
+          name: 'CONNECTOR_API_TENANT_ID'
+          value: apiTenantId
+        }
+      ]
+    : [],
+  !empty(apiAudiences)
+    ? [
+        {
+          name: 'CONNECTOR_API_AUDIENCES'
+          value: join(apiAudiences, ',')
+        }
+      ]
+    : [],
+  hasAPIKeys
+    ? [
+        {
+          name: 'CONNECTOR_API_KEYS'
+          secretRef: 'connector-api-keys'
+        }
+      ]
+    : [],
+  !empty(notifyUserIds)
+    ? [
+        {
+          name: 'CONNECTOR_NOTIFY_USERS'
+          value: join(notifyUserIds, ',')
+        }
+      ]
+    : [],
+  !empty(notifyTopicName)
+    ? [
+        {
+          name: 'SERVICEBUS_NOTIFY_TOPIC'
+          value: notifyTopicName
+        }
+      ]
+    : [],
   hasClientSecret
     ? [
         {
@@ -287,10 +387,10 @@ resource app 'Microsoft.App/containerApps@2025-01-01' = {
     configuration: {
       activeRevisionsMode: 'Single'
       ingress: {
-        // Public: Dataverse posts to /webhooks/dataverse and Power Automate calls the API. /metrics is
-        // served on the same port; restrict it at the ingress if it must not be public.
+        // Public: Dataverse posts to /webhooks/dataverse and Power Automate calls the API (/api/v1).
+        // /healthz, /readyz and /metrics are on healthPort, which the ingress does not reach.
         external: true
-        targetPort: 8080
+        targetPort: httpPort
         transport: 'auto'
         allowInsecure: false
       }
@@ -324,7 +424,7 @@ resource app 'Microsoft.App/containerApps@2025-01-01' = {
               type: 'Liveness'
               httpGet: {
                 path: '/healthz'
-                port: 8080
+                port: healthPort
               }
               initialDelaySeconds: 5
               periodSeconds: 10
@@ -334,7 +434,7 @@ resource app 'Microsoft.App/containerApps@2025-01-01' = {
               type: 'Readiness'
               httpGet: {
                 path: '/readyz'
-                port: 8080
+                port: healthPort
               }
               initialDelaySeconds: 2
               periodSeconds: 5
