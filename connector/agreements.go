@@ -494,19 +494,7 @@ func (g *Agreements) callFailed(ctx context.Context, f mapping.AgreementFacts, e
 		status = schema.AttestationFailed
 	}
 	return g.write(ctx, a, dataverse.Row{"csp_attestationstatus": int(status),
-		"csp_attestationmessage": agreementRefusal(re, err), "csp_systemmessage": mapping.SystemMessage(err, 1)})
-}
-
-// agreementRefusal says in words what Partner Center refused and what to do.
-func agreementRefusal(re *partnercenter.ResponseError, err error) string {
-	what := fmt.Sprint(err)
-	if re != nil {
-		what = strings.TrimSuffix(strings.TrimSpace(re.Description), ".")
-		if re.Code != "" {
-			what += " (Partner Center error " + re.Code + ")"
-		}
-	}
-	return "Partner Center refused it: " + what + ". Correct what it names (the signatory, the template's Template ID, the provider account's tenant), then set Attestation status to Link requested again."
+		"csp_attestationmessage": mapping.AgreementRefusal(re, err), "csp_systemmessage": mapping.SystemMessage(err, 1)})
 }
 
 func agreementName(f mapping.AgreementFacts) string {

@@ -412,3 +412,21 @@ func TestAgreementFinalizeRefusedIsExplained(t *testing.T) {
 	assert.NotContains(t, a.AttestationMessage, "Awaiting Provisioning")
 	assert.NotEqual(t, schema.StatusActive, a.Status)
 }
+
+// 600002 is "Organization registration id value is not supported" in Partner Center's error table (not a
+// date in the future): the row says so in words, with what to check.
+func TestAgreementRefusal600002SaysOrganizationRegistrationID(t *testing.T) {
+	t.Parallel()
+	r := newAgRig(t, schema.PartnerDirectBill)
+	r.PCS.Inject(partnercentertest.Fault{Method: http.MethodPost, Path: "attestations/enhanced", Status: http.StatusBadRequest,
+		Code: partnercentertest.CodeOrgRegistrationIDNotSupported, Description: "Organization registration id value is not supported", Times: 1})
+	r.Request(t, nil)
+	require.NoError(t, r.Run(t))
+	a := r.Read(t)
+	assert.Equal(t, schema.AttestationFailed, a.AttestationStatus)
+	assert.Contains(t, a.AttestationMessage, "organization registration")
+	assert.Contains(t, a.AttestationMessage, "600002")
+	assert.NotContains(t, a.AttestationMessage, "date")
+	assert.Contains(t, a.AttestationMessage, "Link requested again", "says what to do next")
+	assert.Contains(t, a.SystemMessage, "600002")
+}

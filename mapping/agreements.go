@@ -446,6 +446,27 @@ func LinkSentMessage(a schema.Agreement, att partnercenter.Attestation, url stri
 		created, signatoryContact(a), url, until)
 }
 
+// AgreementRefusal says in words what Partner Center refused about an agreement (a link request, a
+// partner attestation, finalizing an accepted link), and what to do. err is the call's error; re may be
+// nil when it is not a Partner Center answer.
+func AgreementRefusal(re *partnercenter.ResponseError, err error) string {
+	if re == nil {
+		return fmt.Sprintf("Partner Center refused it: %v. Correct what it names, then set Attestation status to Link requested again.", err)
+	}
+	what := strings.TrimSuffix(strings.TrimSpace(re.Description), ".")
+	switch re.Code {
+	case partnercenter.CodeOrgRegistrationIDNotSupported:
+		// The table's meaning; the description is kept because the same number has been seen for other
+		// agreement refusals.
+		return fmt.Sprintf("Partner Center does not accept the customer's organization registration ID (Partner Center error %s: %s). Check the customer's company details in Partner Center (its organization registration number), then set Attestation status to Link requested again.",
+			re.Code, what)
+	}
+	if re.Code != "" {
+		what += " (Partner Center error " + re.Code + ")"
+	}
+	return "Partner Center refused it: " + what + ". Correct what it names (the signatory, the template's Template ID, the provider account's tenant), then set Attestation status to Link requested again."
+}
+
 // attestedMessage says who accepted, how, and when (Date agreed, as Partner Center reports it), and when the
 // connector confirmed it (Verified on): two moments that are easy to mistake for one another.
 func attestedMessage(who string, path schema.AcceptancePath, date, now time.Time) string {

@@ -240,7 +240,7 @@ func TestAgreementsLegacyAndDirectSign(t *testing.T) {
 
 	contact := partnercenter.Contact{FirstName: "Ann", LastName: "Lee", Email: "ann@a.example"}
 	_, err = e.client.CreateAgreement(ctx, tenant(1), partnercenter.Agreement{PrimaryContact: contact, TemplateID: mcaTemplate, DateAgreed: time.Now().Add(time.Hour)})
-	assert.Equal(t, partnercenter.CodeAgreementDateInFuture, partnercenter.ErrorCode(err), err)
+	assert.Equal(t, partnercenter.CodeOrgRegistrationIDNotSupported, partnercenter.ErrorCode(err), err)
 
 	agreed := time.Now().Add(-time.Hour).In(time.FixedZone("UTC+10", 10*3600))
 	created, err := e.client.CreateAgreement(ctx, tenant(1), partnercenter.Agreement{PrimaryContact: contact, TemplateID: mcaTemplate, DateAgreed: agreed})
