@@ -424,7 +424,7 @@ func TestAgreementRefusal600002SaysOrganizationRegistrationID(t *testing.T) {
 	require.NoError(t, r.Run(t))
 	a := r.Read(t)
 	assert.Equal(t, schema.AttestationFailed, a.AttestationStatus)
-	assert.Contains(t, a.AttestationMessage, "organization registration")
+	assert.Contains(t, a.AttestationMessage, "organization registration number", "says what to check")
 	assert.Contains(t, a.AttestationMessage, "600002")
 	assert.NotContains(t, a.AttestationMessage, "date")
 	assert.Contains(t, a.AttestationMessage, "Link requested again", "says what to do next")
