@@ -21,6 +21,15 @@ import (
 // AttestationCheckJob is the job's name on its csp_job row.
 const AttestationCheckJob = "Attestation Check"
 
+// DefaultLinkLifetime and MaxLinkLifetime bound the connector's count of an acceptance link's life when
+// Partner Center does not say: Microsoft publishes no lifetime, and the peers that do cap theirs at seven
+// days (CloudCockpit takes 5 to 10080 minutes).
+const (
+	DefaultLinkLifetime = 7 * 24 * time.Hour
+	MinLinkLifetime     = 5 * time.Minute
+	MaxLinkLifetime     = 7 * 24 * time.Hour
+)
+
 // Agreements drives the Microsoft Customer Agreement for each customer (DESIGN §6): it requests acceptance
 // links through the enhanced attestation API, records partner attestations (the legacy form), checks what
 // the customer did, creates Pending agreements for a template in bulk, and records how and when each
@@ -38,8 +47,12 @@ type Agreements struct {
 	BatchSize int
 	// CallTimeout bounds each Partner Center call, so a long Retry-After does not hold a worker (60 s).
 	CallTimeout time.Duration
-	Now         func() time.Time
-	Logger      *slog.Logger
+	// LinkLifetime is how long the connector counts an acceptance link as open when Partner Center does not
+	// say when it expires (DefaultLinkLifetime). It is the connector's own bookkeeping: no source documents
+	// a lifetime field Partner Center would accept, so none is sent (partnercenter/attestation.go).
+	LinkLifetime time.Duration
+	Now          func() time.Time
+	Logger       *slog.Logger
 }
 
 // load reads the row and what the check needs: the row, then one $batch for its provider account and
@@ -249,7 +262,8 @@ func (g *Agreements) requestLink(ctx context.Context, f mapping.AgreementFacts, 
 		if err != nil {
 			return g.callFailed(ctx, f, err)
 		}
-		if !att.Status.Is(partnercenter.AttestationExpired) && !(att.Status.Is(partnercenter.AttestationPending) && !att.ExpiresAt.IsZero() && att.ExpiresAt.Before(now)) {
+		expires := cmp.Or(att.ExpiresAt, a.LinkExpiresOn)
+		if !att.Status.Is(partnercenter.AttestationExpired) && !(att.Status.Is(partnercenter.AttestationPending) && !expires.IsZero() && expires.Before(now)) {
 			// Never a second attestation while one is open: check the open one instead.
 			return g.applyCheck(ctx, f, mapping.CheckInput{Attestation: &att})
 		}
@@ -267,6 +281,10 @@ func (g *Agreements) requestLink(ctx context.Context, f mapping.AgreementFacts, 
 	cancel()
 	if err != nil {
 		return g.callFailed(ctx, f, err)
+	}
+	if att.ExpiresAt.IsZero() {
+		// Partner Center did not say: the connector counts the link's life itself.
+		att.ExpiresAt = cmp.Or(att.CreatedAt, now).Add(g.linkLifetime())
 	}
 	url := partnercenter.AcceptanceURL(att.ID)
 	msg := mapping.LinkSentMessage(a, att, url)
@@ -512,6 +530,10 @@ func nullTime(t time.Time) any {
 }
 
 func (g *Agreements) callTimeout() time.Duration { return cmp.Or(g.CallTimeout, 60*time.Second) }
+
+func (g *Agreements) linkLifetime() time.Duration {
+	return min(max(cmp.Or(g.LinkLifetime, DefaultLinkLifetime), MinLinkLifetime), MaxLinkLifetime)
+}
 
 func (g *Agreements) now() time.Time {
 	if g.Now != nil {

@@ -346,7 +346,7 @@ func DecideCheck(a schema.Agreement, in CheckInput, now time.Time) CheckOutcome 
 			Message: fmt.Sprintf("%s accepted through the acceptance link earlier, but Partner Center now reports the attestation as %s. The connector keeps this agreement as Customer accepted and checks again at its next run; if it stays so, open a support request with Microsoft quoting attestation %s.",
 				signatoryName(a, "The signatory"), statusText(att.Status), orNone(att.ID))}
 
-	case att != nil && expired(att, now):
+	case att != nil && expired(a, att, now):
 		sent := ""
 		if !att.CreatedAt.IsZero() {
 			sent = " on " + FormatTime(att.CreatedAt)
@@ -530,9 +530,11 @@ func acceptedAt(att *partnercenter.Attestation) time.Time {
 }
 
 // expired: Partner Center says so, or a link it still calls Pending (or something unknown) is past its
-// expiry. Finalized and Accepted never get here.
-func expired(att *partnercenter.Attestation, now time.Time) bool {
-	return att.Status.Is(partnercenter.AttestationExpired) || (!att.ExpiresAt.IsZero() && att.ExpiresAt.Before(now))
+// expiry: Partner Center's, or the one the connector recorded when Partner Center gave none. Finalized and
+// Accepted never get here.
+func expired(a schema.Agreement, att *partnercenter.Attestation, now time.Time) bool {
+	e := expiry(a, att)
+	return att.Status.Is(partnercenter.AttestationExpired) || (!e.IsZero() && e.Before(now))
 }
 
 // expiry is the link's expiry as Partner Center says it now, or as the row recorded it when it was sent.

@@ -542,3 +542,20 @@ func TestWaitingForCustomer(t *testing.T) {
 		})
 	}
 }
+
+// Partner Center may not say when a link expires: the expiry the connector recorded on the row (its own
+// link lifetime) then decides, and a link past it is Expired, not waited on for ever.
+func TestDecideCheckExpiresByTheRowsLinkExpiryWhenPartnerCenterGivesNone(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+	a := schema.Agreement{AttestationStatus: schema.AttestationLinkSent, AttestationID: "att-1", SignatoryFirstName: "Ann", SignatoryEmail: "ann@contoso.com",
+		LinkExpiresOn: now.Add(-time.Minute)}
+	att := &partnercenter.Attestation{ID: "att-1", Status: partnercenter.AttestationPending, CreatedAt: now.Add(-7 * 24 * time.Hour)}
+	out := mapping.DecideCheck(a, mapping.CheckInput{Attestation: att}, now)
+	assert.Equal(t, schema.AttestationExpired, out.Status, out.Message)
+	assert.Contains(t, out.Message, "Link requested")
+
+	a.LinkExpiresOn = now.Add(time.Hour)
+	out = mapping.DecideCheck(a, mapping.CheckInput{Attestation: att}, now)
+	assert.Equal(t, schema.AttestationLinkSent, out.Status, out.Message)
+}

@@ -51,8 +51,10 @@ const (
 	defaultRequestsPerMinute = 500 // "500 requests per minute per tenant identifier" (customer and subscription resources)
 	defaultMaxPageSize       = 500
 	defaultRefundWindow      = 168 * time.Hour // new commerce: seven days after purchase or seat addition
-	// defaultAttestationTTL is inferred: Microsoft does not publish how long an acceptance link lives.
-	defaultAttestationTTL = 30 * 24 * time.Hour
+	// DefaultAttestationTTL is how long an acceptance link lives unless Options.AttestationTTL says
+	// otherwise. Microsoft does not publish it; the peers that do cap theirs at seven days (CloudCockpit's
+	// API takes a link lifetime of 5 to 10080 minutes), so the simulator uses that.
+	DefaultAttestationTTL = 7 * 24 * time.Hour
 	sandboxMaxCustomers   = 75
 	sandboxMaxSubs        = 5
 	sandboxMaxSeats       = 25
@@ -89,8 +91,9 @@ type Options struct {
 	RequireContractVersion bool
 	// MaxPageSize caps the customers page size; 0 means 500.
 	MaxPageSize int
-	// AttestationTTL is how long an enhanced attestation link stays acceptable; 0 means 30 days, an
-	// inferred value (Microsoft does not publish one).
+	// AttestationTTL is how long an enhanced attestation link stays acceptable; 0 means
+	// DefaultAttestationTTL, seven days (Microsoft does not publish a lifetime; peers cap theirs at seven
+	// days). Past it a pending attestation reads Expired and cannot be accepted or finalized.
 	AttestationTTL time.Duration
 	// OnAttestation, when set, is called (on its own goroutine) with each new attestation and its
 	// signatory's e-mail: the sandbox plays the customer with it (AcceptAttestation, ExpireAttestation).
@@ -243,7 +246,7 @@ func New(opts Options) *Server {
 		s.opts.MaxPageSize = defaultMaxPageSize
 	}
 	if s.opts.AttestationTTL <= 0 {
-		s.opts.AttestationTTL = defaultAttestationTTL
+		s.opts.AttestationTTL = DefaultAttestationTTL
 	}
 	return s
 }
