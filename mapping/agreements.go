@@ -244,21 +244,33 @@ func isTenantID(s string) bool {
 	return err == nil
 }
 
-// LegacyAttestationProblems validates a partner attestation (legacy form: an admin records that the
-// customer accepted, with signatory name, e-mail and Date agreed): SignatoryProblems without country and
-// language, plus a Date agreed that is present and not after now. Instants are compared, so a time later
-// today on the admin's clock that has passed in UTC is fine; a refusal names the UTC time, the one Partner
-// Center compares.
-func LegacyAttestationProblems(a schema.Agreement, now time.Time) []string {
-	p := signatoryProblems(a, false)
-	switch {
-	case a.DateAgreed.IsZero():
-		p = append(p, "Date agreed is empty: enter when the customer accepted the Microsoft Customer Agreement.")
-	case a.DateAgreed.After(now):
-		p = append(p, fmt.Sprintf("Date agreed is in the future: it is %s, and it is now %s. Partner Center accepts only a date that has passed, compared in UTC; enter when the customer actually accepted.",
-			FormatTime(a.DateAgreed), FormatTime(now)))
+// LegacyAttestationRetired is when Microsoft retired the legacy partner attestation: the API that recorded
+// a signatory and a date without the customer's own acceptance, the Partner Center attestation page and the
+// bulk tool (reference/attestation.md §6).
+func LegacyAttestationRetired() time.Time { return time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC) }
+
+// IsLegacyPartnerAttestation reports a link request set up for the retired partner attestation: Acceptance
+// path Partner attestation with a Date agreed entered to be recorded. A partner attestation now goes
+// through the enhanced flow, where Microsoft records when the customer accepted, so a date typed in has
+// nowhere to go.
+func IsLegacyPartnerAttestation(a schema.Agreement) bool {
+	return a.AcceptancePath == schema.AcceptancePartnerAttestation && !a.DateAgreed.IsZero()
+}
+
+// LegacyPartnerAttestationMessage is the row's message for IsLegacyPartnerAttestation: nothing was sent,
+// why, and the two ways on.
+func LegacyPartnerAttestationMessage(a schema.Agreement) string {
+	return fmt.Sprintf("Nothing was sent to Partner Center: this agreement asks to record a partner attestation with the date you entered (%s), and Microsoft retired that on %s. Since then Partner Center records the Microsoft Customer Agreement only when the customer accepts it on Microsoft's acceptance page or in the Microsoft 365 admin center. To go on, clear Date agreed, check the signatory's country and language, and set Attestation status to Link requested: the connector creates the attestation through Microsoft's enhanced flow and puts the acceptance link on this agreement for %s to accept (the acceptance path stays Partner attestation). Or ask the customer to accept in the Microsoft 365 admin center, then set Attestation status to Not started so the connector checks for it.",
+		FormatTime(a.DateAgreed), LegacyAttestationRetired().Format("2 January 2006"), signatoryContact(a))
+}
+
+// LinkPath is the acceptance path a row's link records: Partner attestation when the partner asked for one
+// (it goes through the same enhanced flow), else Acceptance link.
+func LinkPath(a schema.Agreement) schema.AcceptancePath {
+	if a.AcceptancePath == schema.AcceptancePartnerAttestation {
+		return schema.AcceptancePartnerAttestation
 	}
-	return p
+	return schema.AcceptanceLink
 }
 
 // WaitingForCustomer reports whether a check job should look at the row: active, not yet accepted
@@ -300,7 +312,7 @@ func DecideCheck(a schema.Agreement, in CheckInput, now time.Time) CheckOutcome 
 				date = current[i].DateAgreed
 			}
 		}
-		return CheckOutcome{Status: schema.AttestationAttested, Path: schema.AcceptanceLink, Active: true, DateAgreed: date,
+		return CheckOutcome{Status: schema.AttestationAttested, Path: LinkPath(a), Active: true, DateAgreed: date,
 			Message: attestedMessage(signatoryName(a, "the signatory"), schema.AcceptanceLink, date, now)}
 
 	case att != nil && att.Status.Is(partnercenter.AttestationAccepted):
@@ -309,15 +321,15 @@ func DecideCheck(a schema.Agreement, in CheckInput, now time.Time) CheckOutcome 
 		if !date.IsZero() {
 			when = " on " + FormatTime(date) + " (as Partner Center reports it)"
 		}
-		return CheckOutcome{Status: schema.AttestationCustomerAccepted, Path: schema.AcceptanceLink, DateAgreed: date, Finalize: true,
+		return CheckOutcome{Status: schema.AttestationCustomerAccepted, Path: LinkPath(a), DateAgreed: date, Finalize: true,
 			Message: fmt.Sprintf("%s accepted the Microsoft Customer Agreement through the acceptance link%s. The connector is now recording the agreement in Partner Center; this agreement becomes Attested when that is done.",
 				signatoryName(a, "The signatory"), when)}
 
 	case len(current) > 0:
-		g, path := current[0], schema.AcceptancePartnerAttestation
+		g, how := current[0], schema.AcceptancePartnerAttestation
 		for _, c := range current {
 			if carriesAttestation(c, a, att) {
-				g, path = c, schema.AcceptanceLink
+				g, how = c, schema.AcceptanceLink
 				break
 			}
 			if c.DateAgreed.After(g.DateAgreed) {
@@ -328,8 +340,11 @@ func DecideCheck(a schema.Agreement, in CheckInput, now time.Time) CheckOutcome 
 		if who == "" {
 			who = "the customer"
 		}
-		msg := attestedMessage(who, path, g.DateAgreed, now)
-		if path == schema.AcceptancePartnerAttestation && att != nil {
+		msg := attestedMessage(who, how, g.DateAgreed, now)
+		path := how
+		if how == schema.AcceptanceLink {
+			path = LinkPath(a) // made from this row's attestation: the path the row asked for
+		} else if att != nil {
 			msg += " The acceptance link sent from this agreement is no longer needed."
 		}
 		return CheckOutcome{Status: schema.AttestationAttested, Path: path, Active: true, DateAgreed: g.DateAgreed, Message: msg}
@@ -426,7 +441,7 @@ func FinalizedOutcome(a schema.Agreement, att partnercenter.Attestation, already
 	if alreadyExisted {
 		msg += " Partner Center already had this agreement recorded, so nothing was created twice."
 	}
-	return CheckOutcome{Status: schema.AttestationAttested, Path: schema.AcceptanceLink, Active: true, DateAgreed: date, Message: msg}
+	return CheckOutcome{Status: schema.AttestationAttested, Path: LinkPath(a), Active: true, DateAgreed: date, Message: msg}
 }
 
 // LinkSentMessage is the row's message after an attestation was created.
