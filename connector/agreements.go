@@ -21,9 +21,18 @@ import (
 // AttestationCheckJob is the job's name on its csp_job row.
 const AttestationCheckJob = "Attestation Check"
 
+// DefaultLinkLifetime and MaxLinkLifetime bound the connector's count of an acceptance link's life when
+// Partner Center does not say: Microsoft publishes no lifetime, and the peers that do cap theirs at seven
+// days (CloudCockpit takes 5 to 10080 minutes).
+const (
+	DefaultLinkLifetime = 7 * 24 * time.Hour
+	MinLinkLifetime     = 5 * time.Minute
+	MaxLinkLifetime     = 7 * 24 * time.Hour
+)
+
 // Agreements drives the Microsoft Customer Agreement for each customer (DESIGN §6): it requests acceptance
-// links through the enhanced attestation API, records partner attestations (the legacy form), checks what
-// the customer did, creates Pending agreements for a template in bulk, and records how and when each
+// links through the enhanced attestation API (for partner attestations too, since the legacy form was
+// retired on 5 January 2026), checks what the customer did, creates Pending agreements for a template in bulk, and records how and when each
 // customer accepted.
 type Agreements struct {
 	DV *dataverse.Client
@@ -38,8 +47,12 @@ type Agreements struct {
 	BatchSize int
 	// CallTimeout bounds each Partner Center call, so a long Retry-After does not hold a worker (60 s).
 	CallTimeout time.Duration
-	Now         func() time.Time
-	Logger      *slog.Logger
+	// LinkLifetime is how long the connector counts an acceptance link as open when Partner Center does not
+	// say when it expires (DefaultLinkLifetime). It is the connector's own bookkeeping: no source documents
+	// a lifetime field Partner Center would accept, so none is sent (partnercenter/attestation.go).
+	LinkLifetime time.Duration
+	Now          func() time.Time
+	Logger       *slog.Logger
 }
 
 // load reads the row and what the check needs: the row, then one $batch for its provider account and
@@ -169,7 +182,7 @@ func (g *Agreements) Handle(ctx context.Context, w Work) error {
 	}
 	switch {
 	case a.AttestationStatus == schema.AttestationLinkRequested && a.AcceptancePath == schema.AcceptancePartnerAttestation:
-		return g.recordPartnerAttestation(ctx, f)
+		return g.partnerAttestation(ctx, f, requester(w))
 	case a.AttestationStatus == schema.AttestationLinkRequested:
 		return g.requestLink(ctx, f, requester(w))
 	case a.Status == schema.StatusActive:
@@ -249,7 +262,8 @@ func (g *Agreements) requestLink(ctx context.Context, f mapping.AgreementFacts, 
 		if err != nil {
 			return g.callFailed(ctx, f, err)
 		}
-		if !att.Status.Is(partnercenter.AttestationExpired) && !(att.Status.Is(partnercenter.AttestationPending) && !att.ExpiresAt.IsZero() && att.ExpiresAt.Before(now)) {
+		expires := cmp.Or(att.ExpiresAt, a.LinkExpiresOn)
+		if !att.Status.Is(partnercenter.AttestationExpired) && !(att.Status.Is(partnercenter.AttestationPending) && !expires.IsZero() && expires.Before(now)) {
 			// Never a second attestation while one is open: check the open one instead.
 			return g.applyCheck(ctx, f, mapping.CheckInput{Attestation: &att})
 		}
@@ -268,10 +282,14 @@ func (g *Agreements) requestLink(ctx context.Context, f mapping.AgreementFacts, 
 	if err != nil {
 		return g.callFailed(ctx, f, err)
 	}
+	if att.ExpiresAt.IsZero() {
+		// Partner Center did not say: the connector counts the link's life itself.
+		att.ExpiresAt = cmp.Or(att.CreatedAt, now).Add(g.linkLifetime())
+	}
 	url := partnercenter.AcceptanceURL(att.ID)
 	msg := mapping.LinkSentMessage(a, att, url)
 	if err := g.write(ctx, a, dataverse.Row{
-		"csp_attestationstatus": int(schema.AttestationLinkSent), "csp_acceptancepath": int(schema.AcceptanceLink),
+		"csp_attestationstatus": int(schema.AttestationLinkSent), "csp_acceptancepath": int(mapping.LinkPath(a)),
 		"csp_attestationid": att.ID, "csp_acceptanceurl": url, "csp_linkexpireson": nullTime(att.ExpiresAt),
 		"csp_attestationmessage": msg, "csp_systemmessage": nil,
 	}); err != nil {
@@ -286,48 +304,20 @@ func (g *Agreements) requestLink(ctx context.Context, f mapping.AgreementFacts, 
 	return nil
 }
 
-// recordPartnerAttestation records an acceptance the partner attests to (the legacy form: contact and
-// date). 600061 means Partner Center has it already: done.
-func (g *Agreements) recordPartnerAttestation(ctx context.Context, f mapping.AgreementFacts) error {
+// partnerAttestation serves a link request whose Acceptance path is Partner attestation. Microsoft retired
+// the legacy partner attestation (signatory and date recorded through create agreement, the Partner Center
+// attestation page, the bulk tool) on 5 January 2026: a partner who holds evidence of the customer's
+// acceptance now attests through the enhanced flow like everyone else (create the attestation, the
+// signatory accepts on Microsoft's page, the agreement is created with the attestation id), and the row
+// keeps Partner attestation as its path. A row set up the old way (a Date agreed entered to be recorded)
+// is never sent through the retired call: it becomes Failed, saying what to do now.
+func (g *Agreements) partnerAttestation(ctx context.Context, f mapping.AgreementFacts, who dataverse.GUID) error {
 	a := f.Agreement
-	now := g.now()
-	problems := append(mapping.LegacyAttestationProblems(a, now), beyondSignatory(f)...)
-	if len(problems) > 0 {
+	if mapping.IsLegacyPartnerAttestation(a) {
 		return g.write(ctx, a, dataverse.Row{"csp_attestationstatus": int(schema.AttestationFailed),
-			"csp_attestationmessage": "The partner attestation was not recorded: " + strings.Join(problems, " ") + " Correct this, then set Attestation status to Link requested again."})
+			"csp_attestationmessage": mapping.LegacyPartnerAttestationMessage(a), "csp_systemmessage": nil})
 	}
-	templateID := ""
-	if f.Template != nil {
-		templateID = f.Template.TemplateID
-	}
-	cctx, cancel := context.WithTimeout(partnercenter.WithRequestID(ctx, uuid.NewSHA1(uuid.NameSpaceOID, []byte("partner-attestation:"+a.ID.String())).String()), g.callTimeout())
-	_, err := g.PC.CreateAgreement(cctx, f.ProviderAccount.TenantID, partnercenter.Agreement{
-		PrimaryContact: partnercenter.Contact{FirstName: strings.TrimSpace(a.SignatoryFirstName), LastName: strings.TrimSpace(a.SignatoryLastName),
-			Email: strings.TrimSpace(a.SignatoryEmail), PhoneNumber: strings.TrimSpace(a.SignatoryPhone)},
-		TemplateID: templateID, DateAgreed: a.DateAgreed.UTC(), Type: partnercenter.MicrosoftCustomerAgreement,
-	})
-	cancel()
-	existed := partnercenter.IsAlreadyExists(err)
-	if err != nil && !existed {
-		return g.callFailed(ctx, f, err)
-	}
-	what := "recorded in Partner Center"
-	if existed {
-		what = "already recorded in Partner Center (600061), so nothing was sent again"
-	}
-	return g.accepted(ctx, f, dataverse.Row{
-		"csp_attestationstatus": int(schema.AttestationAttested), "csp_acceptancepath": int(schema.AcceptancePartnerAttestation),
-		"statuscode": schema.StatusActive, "csp_verifiedon": now.UTC(), "csp_systemmessage": nil,
-		"csp_attestationmessage": fmt.Sprintf("Partner attestation %s: %s %s accepted on %s (the date you entered); confirmed by the connector on %s.",
-			what, strings.TrimSpace(a.SignatoryFirstName), strings.TrimSpace(a.SignatoryLastName), mapping.FormatTime(a.DateAgreed), mapping.FormatTime(now)),
-	})
-}
-
-// beyondSignatory is what stops a request besides the signatory fields (mapping, provider, template): the
-// legacy form checks its own fields.
-func beyondSignatory(f mapping.AgreementFacts) []string {
-	own := mapping.SignatoryProblems(f.Agreement)
-	return slices.DeleteFunc(mapping.LinkRequestProblems(f), func(p string) bool { return slices.Contains(own, p) })
+	return g.requestLink(ctx, f, who)
 }
 
 // check reads what Partner Center says about a waiting row and moves it. Reads, fewest first: the row's
@@ -494,19 +484,7 @@ func (g *Agreements) callFailed(ctx context.Context, f mapping.AgreementFacts, e
 		status = schema.AttestationFailed
 	}
 	return g.write(ctx, a, dataverse.Row{"csp_attestationstatus": int(status),
-		"csp_attestationmessage": agreementRefusal(re, err), "csp_systemmessage": mapping.SystemMessage(err, 1)})
-}
-
-// agreementRefusal says in words what Partner Center refused and what to do.
-func agreementRefusal(re *partnercenter.ResponseError, err error) string {
-	what := fmt.Sprint(err)
-	if re != nil {
-		what = strings.TrimSuffix(strings.TrimSpace(re.Description), ".")
-		if re.Code != "" {
-			what += " (Partner Center error " + re.Code + ")"
-		}
-	}
-	return "Partner Center refused it: " + what + ". Correct what it names (the signatory, the template's Template ID, the provider account's tenant), then set Attestation status to Link requested again."
+		"csp_attestationmessage": mapping.AgreementRefusal(re, err), "csp_systemmessage": mapping.SystemMessage(err, 1)})
 }
 
 func agreementName(f mapping.AgreementFacts) string {
@@ -524,6 +502,10 @@ func nullTime(t time.Time) any {
 }
 
 func (g *Agreements) callTimeout() time.Duration { return cmp.Or(g.CallTimeout, 60*time.Second) }
+
+func (g *Agreements) linkLifetime() time.Duration {
+	return min(max(cmp.Or(g.LinkLifetime, DefaultLinkLifetime), MinLinkLifetime), MaxLinkLifetime)
+}
 
 func (g *Agreements) now() time.Time {
 	if g.Now != nil {

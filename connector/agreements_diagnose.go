@@ -119,6 +119,8 @@ func agreementNextStep(a schema.Agreement, d AgreementDiagnosis, out mapping.Che
 		return "Nothing: accepted, and Partner Center still confirms it. Each check refreshes Verified on."
 	case a.Status == schema.StatusActive:
 		return "Nothing: the row is accepted. Partner Center does not show the acceptance in this read (it can lag); the row is never moved back by such a read."
+	case a.AttestationStatus == schema.AttestationLinkRequested && mapping.IsLegacyPartnerAttestation(a):
+		return mapping.LegacyPartnerAttestationMessage(a)
 	case a.AttestationStatus == schema.AttestationLinkRequested && len(d.Problems) > 0:
 		return "The link request cannot be sent: " + strings.Join(d.Problems, " ")
 	case a.AttestationStatus == schema.AttestationLinkRequested:

@@ -227,42 +227,70 @@ func TestAgreementAcceptedDirectlyInTheAdminCenter(t *testing.T) {
 	assert.Equal(t, a.VerifiedOn, b.VerifiedOn, "not confirmed by this read: Verified on stays")
 }
 
-func TestAgreementPartnerAttestationLegacyForm(t *testing.T) {
+// agreementPosts are the create-agreement calls Partner Center received for the tenant.
+func (r *agRig) agreementPosts() []partnercentertest.Request {
+	var out []partnercentertest.Request
+	for _, q := range r.PCS.Requests() {
+		if q.Method == http.MethodPost && q.Path == "customers/"+r.Tenant+"/agreements" {
+			out = append(out, q)
+		}
+	}
+	return out
+}
+
+// A row set up for the legacy partner attestation (Partner attestation with a Date agreed to record) is
+// never sent through the create-agreement call Microsoft retired on 5 January 2026: it is Failed, a status
+// a person acts from, with a message that says why and what to do now.
+func TestAgreementPartnerAttestationLegacyFormIsRetired(t *testing.T) {
 	t.Parallel()
 	r := newAgRig(t, schema.PartnerDirectBill)
-	// A date in the future (in UTC) is refused before anything is sent.
-	r.Request(t, dataverse.Row{"csp_acceptancepath": int(schema.AcceptancePartnerAttestation), "csp_dateagreed": r.Clock.Now().Add(2 * time.Hour)})
-	require.NoError(t, r.Run(t))
-	a := r.Read(t)
-	assert.Equal(t, schema.AttestationFailed, a.AttestationStatus)
-	assert.Contains(t, a.AttestationMessage, "future")
-
+	r.PCS.ResetRequests()
 	agreed := r.Clock.Now().Add(-48 * time.Hour)
 	r.Request(t, dataverse.Row{"csp_acceptancepath": int(schema.AcceptancePartnerAttestation), "csp_dateagreed": agreed, "csp_signatorycountry": nil, "csp_signatorylanguage": nil})
+	require.NoError(t, r.Run(t))
+
+	a := r.Read(t)
+	assert.Equal(t, schema.AttestationFailed, a.AttestationStatus)
+	assert.Equal(t, schema.AgreementPending, a.Status, "not accepted")
+	for _, phrase := range []string{"Nothing was sent to Partner Center", "retired", "5 January 2026", "clear Date agreed", "Link requested", "Microsoft 365 admin center"} {
+		assert.Contains(t, a.AttestationMessage, phrase)
+	}
+	assert.NotContains(t, a.AttestationMessage, "http")
+	assert.Empty(t, r.agreementPosts(), "no create-agreement call: the legacy one is retired")
+	assert.Empty(t, r.PCS.Attestations(), "nothing is created before a person says how to go on")
+
+	// Doing what the message says goes through the enhanced flow.
+	r.Request(t, dataverse.Row{"csp_acceptancepath": int(schema.AcceptancePartnerAttestation), "csp_dateagreed": nil})
+	require.NoError(t, r.Run(t))
+	a = r.Read(t)
+	assert.Equal(t, schema.AttestationLinkSent, a.AttestationStatus, a.AttestationMessage)
+	assert.NotEmpty(t, a.AttestationID)
+}
+
+// A partner attestation goes through the enhanced flow: the attestation, the signatory's acceptance on
+// Microsoft's page, then the agreement created with the attestation id; the row keeps its path.
+func TestAgreementPartnerAttestationGoesThroughTheEnhancedFlow(t *testing.T) {
+	t.Parallel()
+	r := newAgRig(t, schema.PartnerDirectBill)
+	r.Request(t, dataverse.Row{"csp_acceptancepath": int(schema.AcceptancePartnerAttestation)})
+	require.NoError(t, r.Run(t))
+	a := r.Read(t)
+	require.Equal(t, schema.AttestationLinkSent, a.AttestationStatus, a.AttestationMessage)
+	assert.Equal(t, schema.AcceptancePartnerAttestation, a.AcceptancePath)
+	assert.Equal(t, partnercenter.AcceptanceURL(a.AttestationID), a.AcceptanceURL)
+	assert.Empty(t, r.agreementPosts(), "no agreement before the customer accepts")
+
+	require.NoError(t, r.PCS.AcceptAttestation(a.AttestationID))
 	require.NoError(t, r.Run(t))
 	a = r.Read(t)
 	assert.Equal(t, schema.AttestationAttested, a.AttestationStatus, a.AttestationMessage)
 	assert.Equal(t, schema.StatusActive, a.Status)
 	assert.Equal(t, schema.AcceptancePartnerAttestation, a.AcceptancePath)
-	assert.Equal(t, agreed, a.DateAgreed)
-	ags, err := r.G.PC.Agreements(t.Context(), r.Tenant, partnercenter.MicrosoftCustomerAgreement)
+	assert.False(t, a.DateAgreed.IsZero(), "Partner Center's acceptance date")
+	require.Len(t, r.agreementPosts(), 1, "one create-agreement call, with the attestation id")
+	att, err := r.G.PC.GetAttestation(t.Context(), a.AttestationID)
 	require.NoError(t, err)
-	require.Len(t, ags, 1)
-	assert.Equal(t, "zoe.obrien@contoso.com", ags[0].PrimaryContact.Email)
-}
-
-func TestAgreementPartnerAttestationAlreadyRecordedCountsAsDone(t *testing.T) {
-	t.Parallel()
-	r := newAgRig(t, schema.PartnerDirectBill)
-	agreed := r.Clock.Now().Add(-48 * time.Hour)
-	_, err := r.G.PC.CreateAgreement(t.Context(), r.Tenant, partnercenter.Agreement{TemplateID: partnercentertest.MCATemplateID, DateAgreed: agreed,
-		PrimaryContact: partnercenter.Contact{FirstName: "Zoë", LastName: "O'Brien-Łukasz", Email: "zoe.obrien@contoso.com"}})
-	require.NoError(t, err)
-	r.Request(t, dataverse.Row{"csp_acceptancepath": int(schema.AcceptancePartnerAttestation), "csp_dateagreed": agreed})
-	require.NoError(t, r.Run(t))
-	a := r.Read(t)
-	assert.Equal(t, schema.AttestationAttested, a.AttestationStatus, a.AttestationMessage)
-	assert.Contains(t, a.AttestationMessage, "600061")
+	assert.True(t, att.Status.Is(partnercenter.AttestationFinalized), "the agreement was made from the attestation")
 }
 
 func TestAgreementLinkRequestValidation(t *testing.T) {
@@ -411,4 +439,22 @@ func TestAgreementFinalizeRefusedIsExplained(t *testing.T) {
 	assert.Contains(t, a.AttestationMessage, "Link requested again")
 	assert.NotContains(t, a.AttestationMessage, "Awaiting Provisioning")
 	assert.NotEqual(t, schema.StatusActive, a.Status)
+}
+
+// 600002 is "Organization registration id value is not supported" in Partner Center's error table (not a
+// date in the future): the row says so in words, with what to check.
+func TestAgreementRefusal600002SaysOrganizationRegistrationID(t *testing.T) {
+	t.Parallel()
+	r := newAgRig(t, schema.PartnerDirectBill)
+	r.PCS.Inject(partnercentertest.Fault{Method: http.MethodPost, Path: "attestations/enhanced", Status: http.StatusBadRequest,
+		Code: partnercentertest.CodeOrgRegistrationIDNotSupported, Description: "Organization registration id value is not supported", Times: 1})
+	r.Request(t, nil)
+	require.NoError(t, r.Run(t))
+	a := r.Read(t)
+	assert.Equal(t, schema.AttestationFailed, a.AttestationStatus)
+	assert.Contains(t, a.AttestationMessage, "organization registration number", "says what to check")
+	assert.Contains(t, a.AttestationMessage, "600002")
+	assert.NotContains(t, a.AttestationMessage, "date")
+	assert.Contains(t, a.AttestationMessage, "Link requested again", "says what to do next")
+	assert.Contains(t, a.SystemMessage, "600002")
 }

@@ -111,7 +111,7 @@ func apiRoutes() []apiRoute {
 			Params: []apiParam{agID}, Responses: []apiResponse{ok("The agreement.", AgreementView{})}, handle: getByID("agreementId", "agreement", (*apiCall).agreement, agreementView)},
 		{Method: "POST", Path: APIPrefix + "/agreements/{agreementId}/request-link", ID: "RequestAcceptanceLink", Role: operate,
 			Summary:     "Request an acceptance link",
-			Description: "Sends the customer's signatory Microsoft's link to accept the Microsoft Customer Agreement. Fields given here are saved on the agreement first; an open link is never replaced.",
+			Description: "Sends the customer's signatory Microsoft's link to accept the Microsoft Customer Agreement. Fields given here are saved on the agreement first; an open link is never replaced. A partner attestation goes through the same link (Microsoft retired the legacy partner attestation, signatory and date recorded without the link, on 5 January 2026): the agreement keeps Partner attestation as its path, and a Date agreed entered for the retired form is cleared.",
 			Params:      []apiParam{agID}, Body: LinkRequest{}, BodyDescription: "The signatory; fields left out keep what the agreement has.",
 			Responses: []apiResponse{ok("The agreement after the request: Link sent, with the link.", AgreementView{})}, handle: requestAcceptanceLink},
 		{Method: "POST", Path: APIPrefix + "/agreements/check", ID: "RunAttestationCheck", Role: operate,
@@ -450,8 +450,11 @@ func requestAcceptanceLink(c *apiCall) (apiResult, error) {
 		return apiResult{}, badRequest("The link cannot be requested: "+fields[0].Message, fields...)
 	}
 	changes["csp_attestationstatus"] = int(schema.AttestationLinkRequested)
-	if a.AcceptancePath == schema.AcceptancePartnerAttestation {
-		changes["csp_acceptancepath"] = nil
+	if mapping.IsLegacyPartnerAttestation(f.Agreement) {
+		// A partner attestation goes through the enhanced flow since Microsoft retired the legacy one
+		// (5 January 2026); asking for a link is what the row's message tells a person to do, and the date
+		// typed in for the retired call has nowhere to go: Partner Center records when the customer accepts.
+		changes["csp_dateagreed"] = nil
 	}
 	if _, err := g.DV.Update(c.ctx(), schema.SetAgreements, id, changes, &dataverse.UpdateOptions{IfMatch: a.ETag}); err != nil {
 		return apiResult{}, err

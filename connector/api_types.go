@@ -81,7 +81,7 @@ type AgreementView struct {
 	TemplateID         string     `json:"templateId,omitempty" desc:"The agreement template."`
 	Status             string     `json:"status" desc:"Pending until the customer accepted, then Active; Inactive when no longer checked." enum:"Pending,Active,Inactive"`
 	AttestationStatus  string     `json:"attestationStatus" desc:"Where the acceptance stands, as the form shows it (Not started, Link sent, Attested, Accepted directly, Expired, Failed…)."`
-	AcceptancePath     string     `json:"acceptancePath,omitempty" desc:"How the customer accepted: Acceptance link, Partner attestation, Microsoft 365 admin center or Manual."`
+	AcceptancePath     string     `json:"acceptancePath,omitempty" desc:"How the customer accepted: Acceptance link, Partner attestation (since 5 January 2026 also through Microsoft's acceptance link: the legacy form was retired), Microsoft 365 admin center or Manual."`
 	AcceptanceURL      string     `json:"acceptanceUrl,omitempty" desc:"Microsoft's acceptance link sent to the signatory."`
 	LinkExpiresOn      *time.Time `json:"linkExpiresOn,omitempty" desc:"When the acceptance link expires."`
 	DateAgreed         *time.Time `json:"dateAgreed,omitempty" desc:"When the customer accepted, as Partner Center reports it."`

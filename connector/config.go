@@ -133,6 +133,9 @@ type Config struct {
 	NotifyInApp, NotifyWebhooks bool
 	NotifyTopic                 string
 	NotifyDigestOver            int
+	// LinkLifetime is how long an acceptance link counts as open when Partner Center does not say
+	// (CONNECTOR_LINK_LIFETIME, default 7 days, at most 7 days).
+	LinkLifetime time.Duration
 
 	LogLevel slog.Level
 }
@@ -318,6 +321,15 @@ func (c *Config) loadRuntime(get func(string, string) string, needIntake bool, b
 			bad("CONNECTOR_REPORT_AFTER %q must be a duration of at least 1m, such as 24h", raw)
 		} else {
 			c.ReportAfter = d
+		}
+	}
+	c.LinkLifetime = DefaultLinkLifetime
+	if raw := get("CONNECTOR_LINK_LIFETIME", ""); raw != "" {
+		d, err := time.ParseDuration(raw)
+		if err != nil || d < MinLinkLifetime || d > MaxLinkLifetime {
+			bad("CONNECTOR_LINK_LIFETIME %q must be a duration from 5m to 168h (7 days), such as 72h", raw)
+		} else {
+			c.LinkLifetime = d
 		}
 	}
 	c.ShutdownTimeout = 30 * time.Second

@@ -133,6 +133,7 @@ type syncRun struct {
 // customer: about 60 bytes, so 20,000 customers cost about a megabyte.
 type existingRow struct {
 	tenant, id, account uuid.UUID
+	company             string         // the customer's company as the row has it (else its name): agreements are named by it
 	etag                dataverse.ETag // writes are guarded: a person's edit since the read wins
 	synced              uint64         // hash of the columns the sync writes from Partner Center
 	message             uint64         // hash of the mapping message
@@ -173,7 +174,7 @@ func (r *syncRun) provider(ctx context.Context, pr schema.Provider) (SyncCounts,
 		}
 		for _, ex := range existing {
 			if ex.active && ex.account != uuid.Nil && !sortedHas(have, ex.id) {
-				r.agreementOps = append(r.agreementOps, pendingAgreementOp(ex.id, ex.account, t, ex.tenant.String()))
+				r.agreementOps = append(r.agreementOps, pendingAgreementOp(ex.id, ex.account, t, cmp.Or(ex.company, ex.tenant.String())))
 			}
 		}
 	}
@@ -241,7 +242,7 @@ func (r *syncRun) loadExisting(ctx context.Context, pr schema.Provider) ([]exist
 		}
 		mapped := pa.MappingStatus == schema.MappingMapped || pa.MappingStatus == schema.MappingAutoMapped
 		rows = append(rows, existingRow{
-			tenant: tenant, id: pa.ID, account: pa.Account.ID, etag: pa.ETag, synced: syncedHash(pa.Name, pa.Domain, pa.CompanyName, pa.Relationship),
+			tenant: tenant, id: pa.ID, account: pa.Account.ID, etag: pa.ETag, company: cmp.Or(strings.TrimSpace(pa.CompanyName), strings.TrimSpace(pa.Name)), synced: syncedHash(pa.Name, pa.Domain, pa.CompanyName, pa.Relationship),
 			message: syncedHash(pa.MappingMessage), status: pa.MappingStatus, active: pa.State == schema.StateActive,
 			leftToUs:   pa.Account.IsZero() && !mapped && !strings.HasPrefix(pa.MappingMessage, clearedByHand),
 			clearedNow: pa.Account.IsZero() && mapped,

@@ -605,3 +605,24 @@ func TestProviderAccountSyncNoticesAMappingRemovedWithoutAnEvent(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, r.Rows(t)[tAlpine].Account.IsZero(), "and stays left to people")
 }
+
+// An agreement made later for a customer mapped earlier (here: after a failed create) is named by the
+// customer's company, as the ones made when a customer is first mapped are, never by its tenant id.
+func TestProviderAccountSyncNamesAgreementsOfMappedCustomersByCompany(t *testing.T) {
+	t.Parallel()
+	r := newPARig(t, paOptions{})
+	r.Account(t, "Alpine Ski House", "alpineskihouse.com", "")
+	tenant := r.Customer(t, "Alpine Ski House", "alpineskihouse.com")
+	r.DVS.Inject(dataversetest.Fault{InBatch: true, Method: http.MethodPatch, Path: "csp_agreements", Status: http.StatusBadRequest, Times: 1})
+	_, err := r.P.Sync(t.Context())
+	require.NoError(t, err)
+	require.Empty(t, r.Agreements(t))
+
+	counts, err := r.P.Sync(t.Context())
+	require.NoError(t, err)
+	require.Equal(t, 1, counts.Agreements)
+	ags := r.Agreements(t)
+	require.Len(t, ags, 1)
+	assert.Equal(t, "Microsoft Customer Agreement – Alpine Ski House", ags[0].Name)
+	assert.NotContains(t, ags[0].Name, tenant)
+}

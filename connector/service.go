@@ -142,7 +142,7 @@ func NewService(cfg Config, opts ServiceOptions) (*Service, error) {
 	s.Accounts = &ProviderAccounts{DV: s.DV, PC: s.PC, Notify: func(n Notification) { s.Notifications.Publish(n) }, BatchSize: cfg.DataverseBatchSize,
 		DigestOver: cfg.NotifyDigestOver, Now: opts.Now, Logger: log.With("workflow", "provider-accounts")}
 	s.Agreements = &Agreements{DV: s.DV, PC: s.PC, Notify: func(n Notification) { s.Notifications.Publish(n) }, BatchSize: cfg.DataverseBatchSize,
-		Now: opts.Now, Logger: log.With("workflow", "agreements"),
+		LinkLifetime: cfg.LinkLifetime, Now: opts.Now, Logger: log.With("workflow", "agreements"),
 		Wake: func(ctx context.Context, ids []dataverse.GUID) { s.submitAll(ctx, schema.TableAgreement, ids) }}
 	if cfg.NotifyInApp {
 		s.Agreements.NotifyUser = func(ctx context.Context, user dataverse.GUID, n Notice) error {

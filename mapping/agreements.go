@@ -244,21 +244,33 @@ func isTenantID(s string) bool {
 	return err == nil
 }
 
-// LegacyAttestationProblems validates a partner attestation (legacy form: an admin records that the
-// customer accepted, with signatory name, e-mail and Date agreed): SignatoryProblems without country and
-// language, plus a Date agreed that is present and not after now. Instants are compared, so a time later
-// today on the admin's clock that has passed in UTC is fine; a refusal names the UTC time, the one Partner
-// Center compares.
-func LegacyAttestationProblems(a schema.Agreement, now time.Time) []string {
-	p := signatoryProblems(a, false)
-	switch {
-	case a.DateAgreed.IsZero():
-		p = append(p, "Date agreed is empty: enter when the customer accepted the Microsoft Customer Agreement.")
-	case a.DateAgreed.After(now):
-		p = append(p, fmt.Sprintf("Date agreed is in the future: it is %s, and it is now %s. Partner Center accepts only a date that has passed, compared in UTC; enter when the customer actually accepted.",
-			FormatTime(a.DateAgreed), FormatTime(now)))
+// LegacyAttestationRetired is when Microsoft retired the legacy partner attestation: the API that recorded
+// a signatory and a date without the customer's own acceptance, the Partner Center attestation page and the
+// bulk tool (reference/attestation.md §6).
+func LegacyAttestationRetired() time.Time { return time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC) }
+
+// IsLegacyPartnerAttestation reports a link request set up for the retired partner attestation: Acceptance
+// path Partner attestation with a Date agreed entered to be recorded. A partner attestation now goes
+// through the enhanced flow, where Microsoft records when the customer accepted, so a date typed in has
+// nowhere to go.
+func IsLegacyPartnerAttestation(a schema.Agreement) bool {
+	return a.AcceptancePath == schema.AcceptancePartnerAttestation && !a.DateAgreed.IsZero()
+}
+
+// LegacyPartnerAttestationMessage is the row's message for IsLegacyPartnerAttestation: nothing was sent,
+// why, and the two ways on.
+func LegacyPartnerAttestationMessage(a schema.Agreement) string {
+	return fmt.Sprintf("Nothing was sent to Partner Center: this agreement asks to record a partner attestation with the date you entered (%s), and Microsoft retired that on %s. Since then Partner Center records the Microsoft Customer Agreement only when the customer accepts it on Microsoft's acceptance page or in the Microsoft 365 admin center. To go on, clear Date agreed, check the signatory's country and language, and set Attestation status to Link requested: the connector creates the attestation through Microsoft's enhanced flow and puts the acceptance link on this agreement for %s to accept (the acceptance path stays Partner attestation). Or ask the customer to accept in the Microsoft 365 admin center, then set Attestation status to Not started so the connector checks for it.",
+		FormatTime(a.DateAgreed), LegacyAttestationRetired().Format("2 January 2006"), signatoryContact(a))
+}
+
+// LinkPath is the acceptance path a row's link records: Partner attestation when the partner asked for one
+// (it goes through the same enhanced flow), else Acceptance link.
+func LinkPath(a schema.Agreement) schema.AcceptancePath {
+	if a.AcceptancePath == schema.AcceptancePartnerAttestation {
+		return schema.AcceptancePartnerAttestation
 	}
-	return p
+	return schema.AcceptanceLink
 }
 
 // WaitingForCustomer reports whether a check job should look at the row: active, not yet accepted
@@ -300,7 +312,7 @@ func DecideCheck(a schema.Agreement, in CheckInput, now time.Time) CheckOutcome 
 				date = current[i].DateAgreed
 			}
 		}
-		return CheckOutcome{Status: schema.AttestationAttested, Path: schema.AcceptanceLink, Active: true, DateAgreed: date,
+		return CheckOutcome{Status: schema.AttestationAttested, Path: LinkPath(a), Active: true, DateAgreed: date,
 			Message: attestedMessage(signatoryName(a, "the signatory"), schema.AcceptanceLink, date, now)}
 
 	case att != nil && att.Status.Is(partnercenter.AttestationAccepted):
@@ -309,15 +321,15 @@ func DecideCheck(a schema.Agreement, in CheckInput, now time.Time) CheckOutcome 
 		if !date.IsZero() {
 			when = " on " + FormatTime(date) + " (as Partner Center reports it)"
 		}
-		return CheckOutcome{Status: schema.AttestationCustomerAccepted, Path: schema.AcceptanceLink, DateAgreed: date, Finalize: true,
+		return CheckOutcome{Status: schema.AttestationCustomerAccepted, Path: LinkPath(a), DateAgreed: date, Finalize: true,
 			Message: fmt.Sprintf("%s accepted the Microsoft Customer Agreement through the acceptance link%s. The connector is now recording the agreement in Partner Center; this agreement becomes Attested when that is done.",
 				signatoryName(a, "The signatory"), when)}
 
 	case len(current) > 0:
-		g, path := current[0], schema.AcceptancePartnerAttestation
+		g, how := current[0], schema.AcceptancePartnerAttestation
 		for _, c := range current {
 			if carriesAttestation(c, a, att) {
-				g, path = c, schema.AcceptanceLink
+				g, how = c, schema.AcceptanceLink
 				break
 			}
 			if c.DateAgreed.After(g.DateAgreed) {
@@ -328,8 +340,11 @@ func DecideCheck(a schema.Agreement, in CheckInput, now time.Time) CheckOutcome 
 		if who == "" {
 			who = "the customer"
 		}
-		msg := attestedMessage(who, path, g.DateAgreed, now)
-		if path == schema.AcceptancePartnerAttestation && att != nil {
+		msg := attestedMessage(who, how, g.DateAgreed, now)
+		path := how
+		if how == schema.AcceptanceLink {
+			path = LinkPath(a) // made from this row's attestation: the path the row asked for
+		} else if att != nil {
 			msg += " The acceptance link sent from this agreement is no longer needed."
 		}
 		return CheckOutcome{Status: schema.AttestationAttested, Path: path, Active: true, DateAgreed: g.DateAgreed, Message: msg}
@@ -346,7 +361,7 @@ func DecideCheck(a schema.Agreement, in CheckInput, now time.Time) CheckOutcome 
 			Message: fmt.Sprintf("%s accepted through the acceptance link earlier, but Partner Center now reports the attestation as %s. The connector keeps this agreement as Customer accepted and checks again at its next run; if it stays so, open a support request with Microsoft quoting attestation %s.",
 				signatoryName(a, "The signatory"), statusText(att.Status), orNone(att.ID))}
 
-	case att != nil && expired(att, now):
+	case att != nil && expired(a, att, now):
 		sent := ""
 		if !att.CreatedAt.IsZero() {
 			sent = " on " + FormatTime(att.CreatedAt)
@@ -426,7 +441,7 @@ func FinalizedOutcome(a schema.Agreement, att partnercenter.Attestation, already
 	if alreadyExisted {
 		msg += " Partner Center already had this agreement recorded, so nothing was created twice."
 	}
-	return CheckOutcome{Status: schema.AttestationAttested, Path: schema.AcceptanceLink, Active: true, DateAgreed: date, Message: msg}
+	return CheckOutcome{Status: schema.AttestationAttested, Path: LinkPath(a), Active: true, DateAgreed: date, Message: msg}
 }
 
 // LinkSentMessage is the row's message after an attestation was created.
@@ -444,6 +459,27 @@ func LinkSentMessage(a schema.Agreement, att partnercenter.Attestation, url stri
 	}
 	return fmt.Sprintf("Acceptance link created%s for %s: send them this link to read and accept the Microsoft Customer Agreement: %s (it is also in Acceptance link). %s The connector notices when they accept and marks this agreement Attested.",
 		created, signatoryContact(a), url, until)
+}
+
+// AgreementRefusal says in words what Partner Center refused about an agreement (a link request, a
+// partner attestation, finalizing an accepted link), and what to do. err is the call's error; re may be
+// nil when it is not a Partner Center answer.
+func AgreementRefusal(re *partnercenter.ResponseError, err error) string {
+	if re == nil {
+		return fmt.Sprintf("Partner Center refused it: %v. Correct what it names, then set Attestation status to Link requested again.", err)
+	}
+	what := strings.TrimSuffix(strings.TrimSpace(re.Description), ".")
+	switch re.Code {
+	case partnercenter.CodeOrgRegistrationIDNotSupported:
+		// The table's meaning; the description is kept because the same number has been seen for other
+		// agreement refusals.
+		return fmt.Sprintf("Partner Center does not accept the customer's organization registration ID (Partner Center error %s: %s). Check the customer's company details in Partner Center (its organization registration number), then set Attestation status to Link requested again.",
+			re.Code, what)
+	}
+	if re.Code != "" {
+		what += " (Partner Center error " + re.Code + ")"
+	}
+	return "Partner Center refused it: " + what + ". Correct what it names (the signatory, the template's Template ID, the provider account's tenant), then set Attestation status to Link requested again."
 }
 
 // attestedMessage says who accepted, how, and when (Date agreed, as Partner Center reports it), and when the
@@ -509,9 +545,11 @@ func acceptedAt(att *partnercenter.Attestation) time.Time {
 }
 
 // expired: Partner Center says so, or a link it still calls Pending (or something unknown) is past its
-// expiry. Finalized and Accepted never get here.
-func expired(att *partnercenter.Attestation, now time.Time) bool {
-	return att.Status.Is(partnercenter.AttestationExpired) || (!att.ExpiresAt.IsZero() && att.ExpiresAt.Before(now))
+// expiry: Partner Center's, or the one the connector recorded when Partner Center gave none. Finalized and
+// Accepted never get here.
+func expired(a schema.Agreement, att *partnercenter.Attestation, now time.Time) bool {
+	e := expiry(a, att)
+	return att.Status.Is(partnercenter.AttestationExpired) || (!e.IsZero() && e.Before(now))
 }
 
 // expiry is the link's expiry as Partner Center says it now, or as the row recorded it when it was sent.

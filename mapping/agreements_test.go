@@ -479,40 +479,6 @@ func TestLinkSentMessage(t *testing.T) {
 	}
 }
 
-func TestLegacyAttestationProblems(t *testing.T) {
-	t.Parallel()
-	// Late evening in UTC: the admin's clock, two hours ahead, already shows tomorrow.
-	late := time.Date(2026, 11, 21, 23, 30, 0, 0, time.UTC)
-	ahead := time.FixedZone("UTC+2", 2*60*60)
-	tests := []struct {
-		name    string
-		change  func(a *schema.Agreement)
-		phrases []string
-	}{
-		{name: "yesterday", change: func(a *schema.Agreement) { a.DateAgreed = late.Add(-24 * time.Hour) }},
-		{name: "now", change: func(a *schema.Agreement) { a.DateAgreed = late }},
-		{name: "tomorrow on the admin's clock, past in UTC", change: func(a *schema.Agreement) { a.DateAgreed = time.Date(2026, 11, 22, 1, 0, 0, 0, ahead) }},
-		{name: "future in UTC", change: func(a *schema.Agreement) { a.DateAgreed = time.Date(2026, 11, 22, 2, 0, 0, 0, ahead) },
-			phrases: []string{"Date agreed is in the future", "it is 22 Nov 2026 00:00 UTC", "it is now 21 Nov 2026 23:30 UTC", "compared in UTC"}},
-		{name: "no date", change: func(a *schema.Agreement) { a.DateAgreed = time.Time{} }, phrases: []string{"Date agreed is empty"}},
-		{name: "country and language are not needed", change: func(a *schema.Agreement) {
-			a.DateAgreed, a.SignatoryCountry, a.SignatoryLanguage = late.Add(-time.Hour), "", "english"
-		}},
-		{name: "signatory e-mail still checked", change: func(a *schema.Agreement) { a.DateAgreed, a.SignatoryEmail = late.Add(-time.Hour), "a@b" },
-			phrases: []string{"Signatory email", "no full domain"}},
-		{name: "signatory name still checked", change: func(a *schema.Agreement) { a.DateAgreed, a.SignatoryLastName = late.Add(-time.Hour), "" },
-			phrases: []string{"Signatory last name is empty"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			a := signedRow()
-			tt.change(&a)
-			assertOneProblem(t, mapping.LegacyAttestationProblems(a, late), tt.phrases)
-		})
-	}
-}
-
 func TestWaitingForCustomer(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -541,4 +507,21 @@ func TestWaitingForCustomer(t *testing.T) {
 			assert.Equal(t, tt.want, mapping.WaitingForCustomer(a))
 		})
 	}
+}
+
+// Partner Center may not say when a link expires: the expiry the connector recorded on the row (its own
+// link lifetime) then decides, and a link past it is Expired, not waited on for ever.
+func TestDecideCheckExpiresByTheRowsLinkExpiryWhenPartnerCenterGivesNone(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+	a := schema.Agreement{AttestationStatus: schema.AttestationLinkSent, AttestationID: "att-1", SignatoryFirstName: "Ann", SignatoryEmail: "ann@contoso.com",
+		LinkExpiresOn: now.Add(-time.Minute)}
+	att := &partnercenter.Attestation{ID: "att-1", Status: partnercenter.AttestationPending, CreatedAt: now.Add(-7 * 24 * time.Hour)}
+	out := mapping.DecideCheck(a, mapping.CheckInput{Attestation: att}, now)
+	assert.Equal(t, schema.AttestationExpired, out.Status, out.Message)
+	assert.Contains(t, out.Message, "Link requested")
+
+	a.LinkExpiresOn = now.Add(time.Hour)
+	out = mapping.DecideCheck(a, mapping.CheckInput{Attestation: att}, now)
+	assert.Equal(t, schema.AttestationLinkSent, out.Status, out.Message)
 }

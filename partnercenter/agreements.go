@@ -62,9 +62,14 @@ func (c *Client) Agreements(ctx context.Context, tenantID, agreementType string)
 	return p.Items, err
 }
 
-// CreateAgreement records a partner attestation of an agreement (the legacy form: contact and date).
-// DateAgreed is sent in UTC; a date in the future is refused by Partner Center (600002). An identical
-// existing agreement is refused with 600061 (IsAlreadyExists). Needs app+user authentication.
+// CreateAgreement records a partner attestation of an agreement in the legacy form: contact and date, no
+// attestation. DateAgreed is sent in UTC; a date in the future was refused by Partner Center (seen as
+// 600002, see CodeOrgRegistrationIDNotSupported). An identical existing agreement is refused with 600061
+// (IsAlreadyExists). Needs app+user authentication.
+//
+// Deprecated: Microsoft retired the legacy partner attestation on 5 January 2026: the Microsoft Customer
+// Agreement is now confirmed through the enhanced attestation (CreateAttestation, the customer's acceptance
+// on Microsoft's page, then CreateAgreementFromAttestation). The connector no longer calls this.
 //
 // API: POST /v1/customers/{customer-tenant-id}/agreements
 func (c *Client) CreateAgreement(ctx context.Context, tenantID string, a Agreement) (Agreement, error) {

@@ -11,6 +11,26 @@ package partnercenter
 //     fields attestationId, status, createdDateTime, expirationDateTime, acceptedDateTime; the read
 //     GET /v1/attestations/enhanced/{id}; the status values; the create-agreement body carrying
 //     attestationId; the acceptance URL form (seen in two independent integrations).
+//
+// Sources searched again (March 2026 pass: Microsoft's integration-sandbox article, public code, the API
+// guides of CSP platforms that implement the flow). Nothing found corrects a field above:
+//   - https://learn.microsoft.com/partner-center/customers/integrate-sandbox-confirm-customer-accept:
+//     only the opening (through signatoryLastName) is readable; no response, status or lifetime.
+//   - No public code calls /v1/attestations/enhanced (searched "attestations/enhanced").
+//   - Cloudmore, https://kb.cloudmore.com/kb/api-guide-for-mca-partner-attestation: stages create →
+//     acceptance → finalization; operations start, get status, finalize, get customer acceptance status;
+//     no Microsoft field names or status values.
+//   - CloudCockpit, https://developer.cloudcockpit.com/operation/operation-post-v1-customers-parameter-provider-instances-parameter-mca-status
+//     and …/operation-get-v1-customers-mca: its own API takes a link lifetime "expirationTime" in
+//     minutes, 5 to 10080 (seven days), and reports the states required, linkgenerated,
+//     customeraccepted, linkexpired, agreementcreated. These are CloudCockpit's names, not Microsoft's
+//     wire names; they agree with the lifecycle modelled here (Pending, Accepted, Expired, Finalized).
+//
+// Link lifetime: Microsoft documents none, and no source documents a field that asks Partner Center for
+// one, so AttestationRequest sends none. CloudCockpit's bounds suggest Microsoft accepts a lifetime of up
+// to seven days, but its wire name is unknown: the connector keeps its own count instead
+// (Agreements.LinkLifetime, CONNECTOR_LINK_LIFETIME, default and maximum seven days) whenever
+// expirationDateTime is missing from the answer.
 
 import (
 	"context"

@@ -33,6 +33,10 @@ import (
 // DefaultEndpoint is Partner Center's global endpoint.
 const DefaultEndpoint = "https://api.partnercenter.microsoft.com"
 
+// ContractVersion is the MS-Contract-Version every request carries: Partner Center's REST headers list it
+// as required, with the value v1.
+const ContractVersion = "v1"
+
 // Defaults.
 const (
 	// DefaultTenantRequests per DefaultTenantWindow is Partner Center's published limit for the customer
@@ -246,6 +250,8 @@ func (c *Client) do(ctx context.Context, cl call) (*http.Response, error) {
 	h.Set("Accept", "application/json")
 	h.Set("MS-RequestId", requestID) // one per logical call: retries below resend the same request
 	h.Set("MS-CorrelationId", correlation)
+	// Listed as required in Partner Center's REST headers (headers.md), though the .NET SDK never sends it.
+	h.Set("MS-Contract-Version", ContractVersion)
 	h.Set("MS-PartnerCenter-Application", "csp-connector")
 	if body != nil {
 		h.Set("Content-Type", "application/json")

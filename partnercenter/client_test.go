@@ -240,7 +240,7 @@ func TestAgreementsLegacyAndDirectSign(t *testing.T) {
 
 	contact := partnercenter.Contact{FirstName: "Ann", LastName: "Lee", Email: "ann@a.example"}
 	_, err = e.client.CreateAgreement(ctx, tenant(1), partnercenter.Agreement{PrimaryContact: contact, TemplateID: mcaTemplate, DateAgreed: time.Now().Add(time.Hour)})
-	assert.Equal(t, partnercenter.CodeAgreementDateInFuture, partnercenter.ErrorCode(err), err)
+	assert.Equal(t, partnercenter.CodeOrgRegistrationIDNotSupported, partnercenter.ErrorCode(err), err)
 
 	agreed := time.Now().Add(-time.Hour).In(time.FixedZone("UTC+10", 10*3600))
 	created, err := e.client.CreateAgreement(ctx, tenant(1), partnercenter.Agreement{PrimaryContact: contact, TemplateID: mcaTemplate, DateAgreed: agreed})
@@ -444,4 +444,35 @@ func TestSandboxCaps(t *testing.T) {
 		_, err = e.client.Checkout(ctx, tenant(1), big.ID)
 	}
 	assert.True(t, partnercenter.IsSandboxLimit(err) || (big.LineItems != nil && big.LineItems[0].Error != nil && big.LineItems[0].Error.ErrorCode == 10009), "26 seats exceed the sandbox cap: %v", err)
+}
+
+// Partner Center's REST headers list MS-Contract-Version: v1 as required: every request carries it, reads
+// and writes, app-only and app+user, through a simulator that refuses requests without it.
+func TestEveryRequestCarriesContractVersion(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	e := newEnv(t, partnercentertest.Options{RequireContractVersion: true}, &partnercenter.ClientOptions{PageSize: 2})
+	for i := range 5 {
+		require.NoError(t, e.srv.AddCustomer(partnercentertest.Customer{TenantID: tenant(i), CompanyName: fmt.Sprintf("C%d", i)}))
+	}
+	e.srv.ResetRequests()
+	for _, err := range e.client.Customers(ctx, nil) {
+		require.NoError(t, err)
+	}
+	_, err := e.client.AgreementMetadata(ctx, partnercenter.MicrosoftCustomerAgreement)
+	require.NoError(t, err)
+	_, err = e.client.DirectSignedStatus(ctx, tenant(1))
+	require.NoError(t, err)
+	a, err := e.client.CreateAttestation(ctx, partnercenter.AttestationRequest{CustomerTenantID: tenant(1), Country: "NL", Language: "nl-NL",
+		CompanyName: "C1", SignatoryFirstName: "Ann", SignatoryLastName: "Lee", SignatoryEmail: "ann@c1.example"})
+	require.NoError(t, err)
+	_, err = e.client.GetAttestation(ctx, a.ID)
+	require.NoError(t, err)
+
+	log := e.srv.Requests()
+	require.GreaterOrEqual(t, len(log), 7, "three pages of customers and four single calls")
+	for _, r := range log {
+		assert.Equal(t, "v1", r.ContractVersion, "%s %s", r.Method, r.Path)
+		assert.Less(t, r.Status, 300, "%s %s", r.Method, r.Path)
+	}
 }

@@ -12,41 +12,48 @@ import (
 	"time"
 )
 
-// Partner Center error codes the connector branches on (reference: partnercenter.md §2.4, §4.4, §7).
-// Codes are not unique across Partner Center's domains; helpers pair them with the HTTP status where
-// that matters.
+// Partner Center error codes the connector branches on, with the meaning Partner Center gives each: its
+// REST error-code table (error-codes.md) unless another source is named (reference: partnercenter.md §2.4,
+// §4.4, §7). Codes are not unique across Partner Center's domains; helpers pair them with the HTTP status
+// where that matters. Every code here has a source; the codes whose meaning has none are the simulator's
+// own choices, kept together in partnercentertest/errors.go ("Codes without a source").
 const (
-	CodeTokenMissing             = "800001"
-	CodeMCANotAccepted           = "13605"
-	CodeNoCommerceRelationship   = "20002"
-	CodeSubscriptionNotFound     = "20003"
-	CodeETagInvalid              = "2055"
-	CodeAddOnParentNotActive     = "27009"
-	CodeSandboxLimit             = "800018"
-	CodeOrderInProgress          = "800060"
-	CodeCartBeingProcessed       = "800064"
-	CodeCartAlreadySubmitted     = "800065"
-	CodeMaxSubscriptions         = "800066"
-	CodeMaxSeats                 = "800067"
-	CodeQuantityCannotDecrease   = "800090"
-	CodeSeatReductionWindowEnded = "900257"
-	CodeSubscriptionSuspended    = "800091"
-	CodeSubscriptionNotReady     = "800082"
-	CodeCancellationWindowEnded  = "900117"
-	CodeAgreementDateInFuture    = "600002"
-	CodeAgreementAlreadyExists   = "600061"
-	CodeCartSandboxLimit         = "10009"
-	CodeOrderNotFound            = "20000"
-	CodeQuantityWhileSuspending  = "2001"
-	CodeQuantityOutOfRange       = "2002"
-	CodeDeletedNotUpdatable      = "2011"
-	CodeCartItemErrors           = "800009"
-	CodeRemainingSeatsExceeded   = "800088"
-	CodeRemainingAssetsExceeded  = "800089"
-	CodeSandboxAzurePlanLimit    = "900116"
-	CodeResellerMPANotAccepted   = "900123"
-	CodePartnerMPANotAccepted    = "900124"
-	CodeRoleLacksRights          = "900150"
+	CodeTokenMissing             = "800001" // 401 partner token missing in request context
+	CodeMCANotAccepted           = "13605"  // 403 no Microsoft Customer Agreement: purchase blocked
+	CodeNoCommerceRelationship   = "20002"  // 403 the partner has no commerce relationship with the customer
+	CodeSubscriptionNotFound     = "20003"  // 404 subscription not found
+	CodeETagInvalid              = "2055"   // 400 ETag no longer valid
+	CodeAddOnParentNotActive     = "27009"  // 409 an add-on cannot be enabled while its parent is not active
+	CodeSandboxLimit             = "800018" // 400 the sandbox limit has been met
+	CodeOrderInProgress          = "800060" // 409 order in progress, check history later
+	CodeCartBeingProcessed       = "800064" // 409 the cart is being processed by another request
+	CodeCartAlreadySubmitted     = "800065" // 400 an already submitted cart cannot be checked out
+	CodeMaxSubscriptions         = "800066" // 403 maximum subscriptions per customer (sandbox)
+	CodeMaxSeats                 = "800067" // 403 maximum seats per subscription (sandbox)
+	CodeQuantityCannotDecrease   = "800090" // 400 the subscription quantity cannot be decreased
+	CodeSeatReductionWindowEnded = "900257" // 400 past the window for reducing seats
+	CodeSubscriptionSuspended    = "800091" // 400 a suspended subscription cannot be updated
+	CodeSubscriptionNotReady     = "800082" // 400 the subscription is not ready to be updated, retry later
+	CodeCancellationWindowEnded  = "900117" // 400 past the cancellation window
+	// CodeOrgRegistrationIDNotSupported is 600002, "Organization registration id value is not supported"
+	// in Partner Center's error table. In 2018 the legacy create-agreement call was seen answering a
+	// future dateAgreed with the same number ("Date of agreement cannot be greater than the current date",
+	// github.com/microsoft/Partner-Center-PowerShell/issues/26): never infer the cause from this code
+	// alone; read the description that came with it.
+	CodeOrgRegistrationIDNotSupported = "600002"
+	CodeAgreementAlreadyExists        = "600061" // 400 PartnerConfirmedAgreementAlreadyExists (confirm-customer-consent-customer-agreement.md)
+	CodeCartSandboxLimit              = "10009"  // cart line item SandboxLimitExceeded (cart-resources.md)
+	CodeOrderNotFound                 = "20000"  // 404 order ID not found
+	CodeQuantityWhileSuspending       = "2001"   // 400 quantity change while the subscription is being suspended
+	CodeQuantityOutOfRange            = "2002"   // 400 quantity outside the allowed minimum and maximum
+	CodeDeletedNotUpdatable           = "2011"   // 400 a deleted subscription cannot be updated
+	CodeCartItemErrors                = "800009" // 400 error in cart item(s)
+	CodeRemainingSeatsExceeded        = "800088" // 403 requested seats exceed the remaining seats per subscription
+	CodeRemainingAssetsExceeded       = "800089" // 403 requested seats exceed the remaining assets per customer
+	CodeSandboxAzurePlanLimit         = "900116" // 400 sandbox Azure plan limit
+	CodeResellerMPANotAccepted        = "900123" // 403 the indirect reseller has not accepted the Microsoft Partner Agreement
+	CodePartnerMPANotAccepted         = "900124" // 403 your company has not accepted the Microsoft Partner Agreement
+	CodeRoleLacksRights               = "900150" // 403 the role lacks rights for the operation
 )
 
 // maxErrorBody bounds how much of an error body is read.

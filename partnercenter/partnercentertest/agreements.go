@@ -197,7 +197,7 @@ func (s *Server) createAgreement(o *op, rt *route) result {
 		return invalidInput("dateAgreed %q is not a date-time.", req.DateAgreed).result()
 	}
 	if date.After(s.now()) {
-		return agreementError(http.StatusBadRequest, CodeAgreementDateInFuture, "InvalidDateAgreed",
+		return agreementError(http.StatusBadRequest, CodeOrgRegistrationIDNotSupported, "InvalidDateAgreed",
 			"Date of agreement cannot be greater than the current date").result()
 	}
 	if dup := c.agreementWith(typ.agreementType, *req.PrimaryContact); dup {

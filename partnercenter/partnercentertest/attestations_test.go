@@ -43,7 +43,7 @@ func TestAttestationLifecycle(t *testing.T) {
 		assert.Equal(t, "Ann", created["signatoryFirstName"])
 		assert.Equal(t, "https://cdn.partner.microsoft.com/mca/?attestationid="+id, created["attestationUrl"])
 		assert.Equal(t, start.Format(time.RFC3339Nano), created["createdDateTime"])
-		assert.Equal(t, start.Add(30*24*time.Hour).Format(time.RFC3339Nano), created["expirationDateTime"], "30 days by default (inferred)")
+		assert.Equal(t, start.Add(7*24*time.Hour).Format(time.RFC3339Nano), created["expirationDateTime"], "7 days by default")
 		assert.Equal(t, []string{id}, srv.Attestations())
 
 		res = app.do(http.MethodPost, "customers/"+cust+"/agreements", finalizeBody(id))
@@ -122,6 +122,35 @@ func TestAttestationExpiry(t *testing.T) {
 		assert.Error(t, srv.AcceptAttestation(uuid.NewString()))
 		assert.Error(t, srv.ExpireAttestation(uuid.NewString()))
 		assert.Equal(t, []string{byClock, byHand, accepted}, srv.Attestations())
+	})
+}
+
+// The link lifetime is a setting; by default it is seven days, the cap peers put on theirs, and a link not
+// accepted by then reads Expired and can be neither accepted nor finalized.
+func TestAttestationLinkLifetimeDefaultsToSevenDays(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		srv := partnercentertest.New(partnercentertest.Options{})
+		cust := customerID(1)
+		require.NoError(t, srv.AddCustomer(partnercentertest.Customer{TenantID: cust, CompanyName: "Contoso"}))
+		app := appClient(t, srv)
+		start := time.Now().UTC()
+		res := app.do(http.MethodPost, "attestations/enhanced", attestationBody(cust))
+		require.Equal(t, http.StatusCreated, res.status, "%s", res.body)
+		created := res.object(t)
+		id := created["attestationId"].(string)
+		assert.Equal(t, start.Add(partnercentertest.DefaultAttestationTTL).Format(time.RFC3339Nano), created["expirationDateTime"])
+		assert.Equal(t, 7*24*time.Hour, partnercentertest.DefaultAttestationTTL)
+
+		time.Sleep(7*24*time.Hour - time.Second)
+		app = appClient(t, srv) // access tokens last an hour
+		assert.Equal(t, partnercentertest.AttestationPending, app.getOK("attestations/enhanced/" + id)["status"], "open until the seventh day ends")
+		time.Sleep(time.Second)
+		assert.Equal(t, partnercentertest.AttestationExpired, app.getOK("attestations/enhanced/" + id)["status"])
+		assert.Error(t, srv.AcceptAttestation(id), "an expired link cannot be accepted")
+		res = app.do(http.MethodPost, "customers/"+cust+"/agreements", finalizeBody(id))
+		require.Equal(t, http.StatusBadRequest, res.status)
+		assert.Equal(t, partnercentertest.CodeAttestationExpired, res.code(t))
 	})
 }
 

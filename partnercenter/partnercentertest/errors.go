@@ -9,14 +9,13 @@ import (
 	"time"
 )
 
-// Error codes the simulator answers with. Most are Partner Center's own, from its REST error-code table
-// (error-codes.md, 2023 revision) and the reference; the ones marked "simulator's choice" or "inferred"
-// have no documented equivalent and were picked so that every failure carries a distinct, stable code.
+// Error codes the simulator answers with: Partner Center's own, from its REST error-code table
+// (error-codes.md, 2023 revision) and the pages named in the reference. The codes whose meaning no source
+// gives are in the next block, and only there.
 const (
 	CodeTokenMissing          = 800001 // 401 Partner Token missing in request context (also unknown and expired tokens)
 	CodeInvalidInput          = 800002 // 400 Invalid request input
 	CodeAppOnlyNotSupported   = 900329 // 403 This resource does not support application-only authentication
-	CodeAppUserNotSupported   = 900308 // 403 Insufficient privileges: the operation takes app-only tokens (simulator's choice; undocumented case)
 	CodeNotFound              = 1000   // 404 Not found (unknown path, attestation)
 	CodeInvalidCustomerID     = 900118 // 400 Invalid Customer ID (not a GUID)
 	CodeTenantNotFound        = 60003  // 404 Tenant not found (unknown customer)
@@ -46,11 +45,23 @@ const (
 	CodeReductionWindow       = 900257 // 400 You have passed your {0}-day window for reducing seats (no refundable seats left)
 
 	// Agreements and attestation (the agreements error shape).
-	CodeAgreementDateInFuture     = 600002 // 400 Date of agreement cannot be greater than the current date
-	CodeAgreementExists           = 600061 // 400 PartnerConfirmedAgreementAlreadyExists
-	CodeAttestationNotAccepted    = 600030 // 400 inferred: the customer has not accepted the agreement yet
-	CodeAttestationExpired        = 600031 // 400 inferred: the attestation link expired
-	CodeAttestationAlreadyPending = 600062 // 409 inferred: an attestation is already pending for the customer
+	CodeAgreementExists = 600061 // 400 PartnerConfirmedAgreementAlreadyExists (confirm-customer-consent-customer-agreement.md)
+	// CodeOrgRegistrationIDNotSupported is 600002: "Organization registration id value is not supported"
+	// in the error-code table. The simulator answers it where Partner Center was seen to: the legacy
+	// create-agreement call with a future dateAgreed, described "Date of agreement cannot be greater than
+	// the current date" (github.com/microsoft/Partner-Center-PowerShell/issues/26, 2018). One number, two
+	// meanings: clients must read the description.
+	CodeOrgRegistrationIDNotSupported = 600002
+)
+
+// Codes without a source: no Partner Center page, sample or captured answer says which code Partner Center
+// gives for these failures. The simulator picked them so that every failure carries a distinct, stable
+// code; the connector never branches on them. Correct them here once the real ones are known.
+const (
+	CodeAppUserNotSupported       = 900308 // 403 an app+user token on an operation that takes app-only tokens
+	CodeAttestationNotAccepted    = 600030 // 400 create agreement from an attestation the customer has not accepted yet
+	CodeAttestationExpired        = 600031 // 400 create agreement from an attestation whose link expired
+	CodeAttestationAlreadyPending = 600062 // 409 create an attestation while one is pending for the customer
 )
 
 // Cart line-item error codes (cart-resources.md; CartErrorCode.cs).

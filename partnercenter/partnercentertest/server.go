@@ -39,6 +39,9 @@ import (
 // APIPath is the prefix of every Partner Center REST path.
 const APIPath = "/v1/"
 
+// contractVersion is the MS-Contract-Version value Partner Center's REST headers document.
+const contractVersion = "v1"
+
 // inMemoryURL is the base URL of a simulator that is not listening. The .test top-level domain never
 // resolves (RFC 2606), so only InMemoryClient reaches it.
 const inMemoryURL = "http://partnercenter.test"
@@ -48,8 +51,10 @@ const (
 	defaultRequestsPerMinute = 500 // "500 requests per minute per tenant identifier" (customer and subscription resources)
 	defaultMaxPageSize       = 500
 	defaultRefundWindow      = 168 * time.Hour // new commerce: seven days after purchase or seat addition
-	// defaultAttestationTTL is inferred: Microsoft does not publish how long an acceptance link lives.
-	defaultAttestationTTL = 30 * 24 * time.Hour
+	// DefaultAttestationTTL is how long an acceptance link lives unless Options.AttestationTTL says
+	// otherwise. Microsoft does not publish it; the peers that do cap theirs at seven days (CloudCockpit's
+	// API takes a link lifetime of 5 to 10080 minutes), so the simulator uses that.
+	DefaultAttestationTTL = 7 * 24 * time.Hour
 	sandboxMaxCustomers   = 75
 	sandboxMaxSubs        = 5
 	sandboxMaxSeats       = 25
@@ -80,10 +85,15 @@ type Options struct {
 	// the operation needs (for PARTNERCENTER_AUTH=none against a loopback simulator). A header that is
 	// present is still checked.
 	AuthOptional bool
+	// RequireContractVersion refuses (400) an API request without MS-Contract-Version: v1. Partner Center's
+	// REST headers list the header as required, but the .NET SDK never sends it and works, so the service
+	// evidently does not enforce it; by default the simulator only records it (Request.ContractVersion).
+	RequireContractVersion bool
 	// MaxPageSize caps the customers page size; 0 means 500.
 	MaxPageSize int
-	// AttestationTTL is how long an enhanced attestation link stays acceptable; 0 means 30 days, an
-	// inferred value (Microsoft does not publish one).
+	// AttestationTTL is how long an enhanced attestation link stays acceptable; 0 means
+	// DefaultAttestationTTL, seven days (Microsoft does not publish a lifetime; peers cap theirs at seven
+	// days). Past it a pending attestation reads Expired and cannot be accepted or finalized.
 	AttestationTTL time.Duration
 	// OnAttestation, when set, is called (on its own goroutine) with each new attestation and its
 	// signatory's e-mail: the sandbox plays the customer with it (AcceptAttestation, ExpireAttestation).
@@ -142,6 +152,8 @@ type Request struct {
 	// RequestID and CorrelationID are the MS-RequestId and MS-CorrelationId the client sent, or the ones
 	// generated for it.
 	RequestID, CorrelationID string
+	// ContractVersion is the MS-Contract-Version the client sent ("" when it sent none).
+	ContractVersion string
 	// Replayed marks a write answered from the idempotency store (same MS-RequestId as an earlier one).
 	Replayed bool
 }
@@ -234,7 +246,7 @@ func New(opts Options) *Server {
 		s.opts.MaxPageSize = defaultMaxPageSize
 	}
 	if s.opts.AttestationTTL <= 0 {
-		s.opts.AttestationTTL = defaultAttestationTTL
+		s.opts.AttestationTTL = DefaultAttestationTTL
 	}
 	return s
 }
@@ -455,7 +467,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		path = r.URL.Path
 	}
 	path = strings.TrimSuffix(path, "/")
-	entry := Request{Method: r.Method, Path: path, Query: r.URL.RawQuery, Tenant: tenantOf(path), RequestID: requestID, CorrelationID: correlationID}
+	entry := Request{Method: r.Method, Path: path, Query: r.URL.RawQuery, Tenant: tenantOf(path), RequestID: requestID, CorrelationID: correlationID,
+		ContractVersion: r.Header.Get("MS-Contract-Version")}
 	recorded := false
 	rw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 	rw.onHeader = func(status int) { entry.Status, recorded = status, true; s.record(entry) }
@@ -496,6 +509,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if !inAPI {
 		s.notFound(r.URL.Path).result().write(rw)
+		return
+	}
+	if s.opts.RequireContractVersion && !strings.EqualFold(entry.ContractVersion, contractVersion) {
+		invalidInput("The MS-Contract-Version header must be %s; the request had %q.", contractVersion, entry.ContractVersion).result().write(rw)
 		return
 	}
 	o := &op{method: r.Method, path: path, segments: strings.Split(path, "/"), query: r.URL.Query(), header: r.Header, body: body, who: who}
