@@ -70,6 +70,7 @@ func Settings() []Setting {
 		{"CONNECTOR_NOTIFY_WEBHOOKS", "true", "Post notifications to the webhook subscriptions registered in Dataverse (csp_webhooksubscription: the Power Automate trigger): true or false"},
 		{"SERVICEBUS_NOTIFY_TOPIC", "", "Service Bus topic the connector publishes notifications on, for flows that listen there (empty: off). Uses the Service Bus connection above; the identity needs Azure Service Bus Data Sender on the topic"},
 		{"CONNECTOR_NOTIFY_DIGEST_OVER", "20", "A provider account sync that finds more rows needing a person than this sends one digest instead of one notification each (1–1000)"},
+		{"CONNECTOR_LINK_LIFETIME", "168h", "How long an acceptance link is treated as open when Partner Center does not say (from 5m to 168h, the 7 days peers use; Microsoft documents no lifetime)"},
 		{"CONNECTOR_REPORT_AFTER", "24h", "How long a license change may wait or stay failed before the License Change Health Report lists it"},
 		{"CONNECTOR_LOG_LEVEL", "info", "Log level: debug, info, warn, error (JSON logs on stderr)"},
 	}

@@ -76,6 +76,9 @@ param apiRate int = 600
 @description('systemuser ids (GUIDs) of the people who get in-app notifications (CONNECTOR_NOTIFY_USERS): changes a Manual provider needs, the weekly license change report. infra/README.md says how to find them. Empty: no in-app notifications.')
 param notifyUserIds array = []
 
+@description('Hosts of your own (names, IP addresses or CIDR prefixes) that webhook subscriptions may call although they are internal (CONNECTOR_WEBHOOK_ALLOW_HOSTS). Empty: callbacks must be https to public addresses, as Power Automate\'s are.')
+param webhookAllowHosts array = []
+
 @description('Publish notifications on the Service Bus topic this template creates (SERVICEBUS_NOTIFY_TOPIC), for flows and services that subscribe to it.')
 param publishNotificationsToTopic bool = true
 
@@ -199,6 +202,7 @@ module app 'modules/containerapp.bicep' = {
     apiKeys: apiKeys
     apiRate: apiRate
     notifyUserIds: notifyUserIds
+    webhookAllowHosts: webhookAllowHosts
     notifyTopicName: publishNotificationsToTopic ? serviceBus.outputs.topicName : ''
     serviceBusNamespaceName: serviceBus.outputs.namespaceName
     serviceBusNamespaceFqdn: serviceBus.outputs.namespaceFqdn

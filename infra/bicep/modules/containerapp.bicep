@@ -54,6 +54,9 @@ param notifyTopicName string = ''
 @description('systemuser ids of the people who get in-app notifications (CONNECTOR_NOTIFY_USERS).')
 param notifyUserIds array = []
 
+@description('Hosts of the partner\'s own that webhook callbacks may reach although internal (CONNECTOR_WEBHOOK_ALLOW_HOSTS): names, IP addresses or CIDR prefixes.')
+param webhookAllowHosts array = []
+
 @description('Entra ID tenant whose tokens the HTTP API accepts (CONNECTOR_API_TENANT_ID); empty: no Entra ID sign-in.')
 param apiTenantId string = ''
 
@@ -266,6 +269,14 @@ var env = concat(
         {
           name: 'CONNECTOR_API_KEYS'
           secretRef: 'connector-api-keys'
+        }
+      ]
+    : [],
+  !empty(webhookAllowHosts)
+    ? [
+        {
+          name: 'CONNECTOR_WEBHOOK_ALLOW_HOSTS'
+          value: join(webhookAllowHosts, ',')
         }
       ]
     : [],
