@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -72,7 +73,7 @@ func Settings() []Setting {
 		{"CONNECTOR_NOTIFY_DIGEST_OVER", "20", "A provider account sync that finds more rows needing a person than this sends one digest instead of one notification each (1–1000)"},
 		{"CONNECTOR_LINK_LIFETIME", "168h", "How long an acceptance link is treated as open when Partner Center does not say (from 5m to 168h, the 7 days peers use; Microsoft documents no lifetime)"},
 		{"CONNECTOR_REPORT_AFTER", "24h", "How long a license change may wait or stay failed before the License Change Health Report lists it"},
-		{"CONNECTOR_LOG_LEVEL", "info", "Log level: debug, info, warn, error (JSON logs on stderr)"},
+		{"CONNECTOR_LOG_LEVEL", "info", "Log level: debug, info, warn, error (run and sandbox log JSON on stderr; other commands log warnings as text unless --verbose)"},
 	}
 }
 
@@ -85,6 +86,57 @@ const (
 	// NeedIntake: the command receives events (Service Bus or webhook; at least one must be configured).
 	NeedIntake = "need:intake"
 )
+
+// What a command may read besides its requirements: LoadConfig checks nothing more for them, the command's
+// help lists their settings.
+const (
+	// UsesServiceBus: the command uses Service Bus when it is configured.
+	UsesServiceBus = "uses:servicebus"
+	// UsesRegistration: the command registers the event intake in Dataverse.
+	UsesRegistration = "uses:registration"
+	// UsesNotifications: the command may notify people.
+	UsesNotifications = "uses:notifications"
+)
+
+// SettingsFor lists, in Settings order, the settings a command with these requirements (Need…, Uses…, or
+// variable names) reads: what its help shows.
+func SettingsFor(required ...string) []Setting {
+	names := map[string]bool{"CONNECTOR_LOG_LEVEL": true}
+	prefixes := []string{}
+	for _, r := range required {
+		switch r {
+		case NeedDataverse:
+			prefixes = append(prefixes, "DATAVERSE_")
+		case NeedPartnerCenter:
+			prefixes = append(prefixes, "PARTNERCENTER_")
+		case NeedIntake: // the service itself: everything but the installer's send rule
+			prefixes = append(prefixes, "SERVICEBUS_", "CONNECTOR_")
+		case UsesServiceBus:
+			names["SERVICEBUS_NAMESPACE"], names["SERVICEBUS_CONNECTION_STRING"], names["SERVICEBUS_QUEUE"] = true, true, true
+		case UsesRegistration:
+			for _, n := range []string{"SERVICEBUS_NAMESPACE", "SERVICEBUS_CONNECTION_STRING", "SERVICEBUS_QUEUE", "SERVICEBUS_SEND_CONNECTION_STRING",
+				"CONNECTOR_PUBLIC_URL", "CONNECTOR_WEBHOOK_KEY", "CONNECTOR_WEBHOOK_HEADER"} {
+				names[n] = true
+			}
+		case UsesNotifications:
+			prefixes = append(prefixes, "CONNECTOR_NOTIFY_")
+			names["SERVICEBUS_NOTIFY_TOPIC"] = true
+		default:
+			names[r] = true
+		}
+	}
+	var out []Setting
+	for _, s := range Settings() {
+		keep := names[s.Name]
+		for _, p := range prefixes {
+			keep = keep || strings.HasPrefix(s.Name, p)
+		}
+		if keep && !(slices.Contains(required, NeedIntake) && s.Name == "SERVICEBUS_SEND_CONNECTION_STRING") {
+			out = append(out, s)
+		}
+	}
+	return out
+}
 
 // DefaultQueue is the Service Bus queue name the infrastructure creates.
 const DefaultQueue = "dataverse-events"
@@ -154,6 +206,9 @@ func LoadConfig(getenv func(string) string, required ...string) (Config, error) 
 	}
 	needs := map[string]bool{}
 	for _, name := range required {
+		if strings.HasPrefix(name, "uses:") {
+			continue
+		}
 		if strings.HasPrefix(name, "need:") {
 			needs[name] = true
 			continue
@@ -183,7 +238,13 @@ func LoadConfig(getenv func(string) string, required ...string) (Config, error) 
 		}
 	}
 	switch c.DataverseAuth {
-	case AuthDefault, AuthManagedIdentity:
+	case AuthDefault:
+		// Left unset against a simulator, azidentity would try every sign-in it knows and fail with a chain
+		// of errors that never says what to set.
+		if u, err := url.Parse(c.DataverseURL); get("DATAVERSE_AUTH", "") == "" && c.DataverseURL != "" && err == nil && IsLoopback(u.Hostname()) {
+			bad("DATAVERSE_URL %s is a local simulator (a loopback address), which takes no sign-in: set DATAVERSE_AUTH=none (or DATAVERSE_AUTH=default to sign in anyway)", c.DataverseURL)
+		}
+	case AuthManagedIdentity:
 	case AuthNone:
 		if u, err := url.Parse(c.DataverseURL); c.DataverseURL != "" && (err != nil || !IsLoopback(u.Hostname())) {
 			bad("DATAVERSE_AUTH=none is accepted only when DATAVERSE_URL is a loopback address (a local simulator); use default or managed-identity for %s", c.DataverseURL)
@@ -230,6 +291,10 @@ func (c *Config) loadPartnerCenter(get func(string, string) string, needed bool,
 			bad("PARTNERCENTER_AUTH=none is accepted only when PARTNERCENTER_ENDPOINT is a loopback address (a local simulator)")
 		}
 	case AuthDefault:
+		if needed && get("PARTNERCENTER_AUTH", "") == "" && err == nil && IsLoopback(endpoint.Hostname()) && c.PartnerCenterTenantID == "" && c.PartnerCenterClientID == "" {
+			bad("PARTNERCENTER_ENDPOINT %s is a local simulator (a loopback address), which takes no sign-in: set PARTNERCENTER_AUTH=none (or PARTNERCENTER_TENANT_ID and PARTNERCENTER_CLIENT_ID to sign in anyway)", c.PartnerCenterEndpoint)
+			break
+		}
 		if needed && c.PartnerCenterTenantID == "" {
 			bad("PARTNERCENTER_TENANT_ID is required")
 		}

@@ -97,3 +97,25 @@ func TestLoggedConfigurationHasNoSecrets(t *testing.T) {
 	assert.Contains(t, logged.String(), `"partnercenter_client_secret_set":true`)
 	assert.Contains(t, logged.String(), `"partnercenter_client_id":"client"`)
 }
+
+// TestLoopbackDataverseWithoutAuthSaysSetNone: a simulator's URL with DATAVERSE_AUTH left unset would send
+// azidentity through every sign-in it knows; the configuration says what to set instead, with the other
+// problems.
+func TestLoopbackDataverseWithoutAuthSaysSetNone(t *testing.T) {
+	t.Parallel()
+	_, err := connector.LoadConfig(env(map[string]string{"DATAVERSE_URL": "http://127.0.0.1:8091", "PARTNERCENTER_ENDPOINT": "http://localhost:8092",
+		"CONNECTOR_LOG_LEVEL": "chatty"}), connector.NeedDataverse, connector.NeedPartnerCenter)
+	var ce *connector.ConfigError
+	require.ErrorAs(t, err, &ce)
+	assert.Equal(t, []string{
+		"DATAVERSE_URL http://127.0.0.1:8091 is a local simulator (a loopback address), which takes no sign-in: set DATAVERSE_AUTH=none (or DATAVERSE_AUTH=default to sign in anyway)",
+		"PARTNERCENTER_ENDPOINT http://localhost:8092 is a local simulator (a loopback address), which takes no sign-in: set PARTNERCENTER_AUTH=none (or PARTNERCENTER_TENANT_ID and PARTNERCENTER_CLIENT_ID to sign in anyway)",
+		`CONNECTOR_LOG_LEVEL "chatty" is not one of debug, info, warn, error`,
+	}, ce.Problems)
+
+	// Said explicitly, it is a choice: a loopback proxy in front of a real environment.
+	_, err = connector.LoadConfig(env(map[string]string{"DATAVERSE_URL": "http://127.0.0.1:8091", "DATAVERSE_AUTH": "default"}), connector.NeedDataverse)
+	assert.NoError(t, err)
+	_, err = connector.LoadConfig(env(map[string]string{"DATAVERSE_URL": "http://127.0.0.1:8091", "DATAVERSE_AUTH": "none"}), connector.NeedDataverse)
+	assert.NoError(t, err)
+}

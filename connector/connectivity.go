@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -28,6 +29,9 @@ type Check struct {
 	Detail  string        `json:"detail" desc:"What it found, in words."`
 	Took    time.Duration `json:"-"`
 	TookMS  int64         `json:"tookMs" desc:"How long it took, in milliseconds."`
+	// System is the error as the client returned it, for the provider's system message and the log; never
+	// shown to people as the message.
+	System string `json:"-"`
 }
 
 // ConnectivityReport is the outcome of Verify Connectivity.
@@ -45,8 +49,8 @@ func (r ConnectivityReport) Message() string {
 		case c.Skipped:
 		case c.OK:
 			passed = append(passed, c.Name)
-		default:
-			failed = append(failed, c.Name+": "+c.Detail)
+		case !slices.Contains(failed, c.Detail): // each detail names its service; two checks of one service may fail alike
+			failed = append(failed, c.Detail)
 		}
 	}
 	if len(failed) == 0 {
@@ -65,6 +69,9 @@ type Connectivity struct {
 	Health     *Health
 	Now        func() time.Time
 	Logger     *slog.Logger
+	// Timeout bounds one verification (0: none beyond the clients' own retries); the checks run side by
+	// side, so it bounds each of them.
+	Timeout time.Duration
 	// OnConnected runs after a verification that succeeded (the provisioner retries the changes it held
 	// for connectivity).
 	OnConnected func(ctx context.Context)
@@ -80,57 +87,95 @@ func (c *Connectivity) Last() ConnectivityReport {
 	return c.last
 }
 
-// Verify runs every check.
+// Verify runs every check, side by side: a service that does not answer does not hold up the others.
 func (c *Connectivity) Verify(ctx context.Context) ConnectivityReport {
+	if c.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.Timeout)
+		defer cancel()
+	}
 	r := ConnectivityReport{At: c.now(), OK: true}
-	add := func(name, component string, start time.Time, err error, okDetail string) {
-		ch := Check{Name: name, OK: err == nil, Detail: okDetail, Took: time.Since(start)}
-		ch.TookMS = ch.Took.Milliseconds()
-		if errors.Is(err, errSkipped) {
-			ch.OK, ch.Skipped, ch.Detail = true, true, strings.TrimPrefix(err.Error(), errSkipped.Error()+": ")
-		} else if err != nil {
-			ch.Detail = explain(name, err)
-			r.OK = false
-		}
-		r.Checks = append(r.Checks, ch)
-		if c.Health != nil && !ch.Skipped {
-			c.Health.Set(component, errIf(err, ch.Detail))
-		}
+	checks := []struct {
+		name, component string
+		run             func(ctx context.Context) (okDetail string, err error)
+	}{
+		{"Dataverse", "dataverse", func(ctx context.Context) (string, error) {
+			who, err := c.DV.WhoAmI(ctx)
+			return fmt.Sprintf("signed in as application user %s in organization %s", who.UserID, who.OrganizationID), err
+		}},
+		{"Partner Center", "partnercenter", func(ctx context.Context) (string, error) {
+			var first string
+			var err error
+			for cust, err2 := range c.PC.Customers(ctx, &partnercenter.ListCustomersOptions{PageSize: 1}) {
+				err = err2
+				if err == nil {
+					first = cust.ID
+				}
+				break
+			}
+			if first == "" && err == nil {
+				return "the customer list answered, empty (app-only token)", nil
+			}
+			return "customers can be listed (app-only token)", err
+		}},
+		{"Partner Center app+user", "partnercenter_appuser", func(ctx context.Context) (string, error) {
+			_, err := c.PC.RelationshipRequestURL(ctx)
+			if errors.Is(err, partnercenter.ErrNoCredential) {
+				err = fmt.Errorf("%w: no refresh token configured (PARTNERCENTER_REFRESH_TOKEN_FILE); agreement reads and the direct-sign check are unavailable", errSkipped)
+			}
+			return "the partner's delegated (app+user) token works", err
+		}},
+		{"Service Bus", "servicebus_access", func(ctx context.Context) (string, error) {
+			return fmt.Sprintf("queue %s can be read", c.Queue), c.checkServiceBus(ctx)
+		}},
 	}
-
-	start := time.Now()
-	who, err := c.DV.WhoAmI(ctx)
-	add("Dataverse", "dataverse", start, err, fmt.Sprintf("signed in as application user %s in organization %s", who.UserID, who.OrganizationID))
-
-	start = time.Now()
-	var first string
-	for cust, err2 := range c.PC.Customers(ctx, &partnercenter.ListCustomersOptions{PageSize: 1}) {
-		err = err2
-		if err == nil {
-			first = cust.ID
-		}
-		break
+	r.Checks = make([]Check, len(checks))
+	var wg sync.WaitGroup
+	for i, chk := range checks {
+		wg.Go(func() {
+			start := time.Now()
+			detail, err := chk.run(ctx)
+			ch := Check{Name: chk.name, OK: err == nil, Detail: detail, Took: time.Since(start)}
+			ch.TookMS = ch.Took.Milliseconds()
+			if errors.Is(err, errSkipped) {
+				ch.OK, ch.Skipped, ch.Detail = true, true, strings.TrimPrefix(err.Error(), errSkipped.Error()+": ")
+			} else if err != nil {
+				ch.Detail, ch.System = explain(chk.name, err), err.Error()
+				c.logger().Warn("connectivity check failed", "check", chk.name, "error", err)
+			}
+			r.Checks[i] = ch
+			if c.Health != nil && !ch.Skipped {
+				c.Health.Set(chk.component, errIf(err, ch.Detail))
+			}
+		})
 	}
-	detail := "customers can be listed (app-only token)"
-	if first == "" && err == nil {
-		detail = "the customer list answered, empty (app-only token)"
+	wg.Wait()
+	for _, ch := range r.Checks {
+		r.OK = r.OK && ch.OK
 	}
-	add("Partner Center", "partnercenter", start, err, detail)
-
-	start = time.Now()
-	_, err = c.PC.RelationshipRequestURL(ctx)
-	if errors.Is(err, partnercenter.ErrNoCredential) {
-		err = fmt.Errorf("%w: no refresh token configured (PARTNERCENTER_REFRESH_TOKEN_FILE); agreement reads and the direct-sign check are unavailable", errSkipped)
-	}
-	add("Partner Center app+user", "partnercenter_appuser", start, err, "the partner's delegated (app+user) token works")
-
-	start = time.Now()
-	err = c.checkServiceBus(ctx)
-	add("Service Bus", "servicebus_access", start, err, fmt.Sprintf("queue %s can be read", c.Queue))
 	c.mu.Lock()
 	c.last = r
 	c.mu.Unlock()
 	return r
+}
+
+// SystemMessage is the failed checks' errors as the clients returned them, for the provider row's system
+// message ("" when every check passed).
+func (r ConnectivityReport) SystemMessage() string {
+	var lines []string
+	for _, c := range r.Checks {
+		if !c.OK && c.System != "" {
+			lines = append(lines, c.Name+": "+c.System)
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+func (c *Connectivity) logger() *slog.Logger {
+	if c.Logger != nil {
+		return c.Logger
+	}
+	return slog.New(slog.DiscardHandler)
 }
 
 var errSkipped = errors.New("skipped")
@@ -161,16 +206,22 @@ func (c *Connectivity) checkServiceBus(ctx context.Context) error {
 	return err
 }
 
-// explain turns a check's error into words an admin can act on.
+// explain turns a check's error into words an admin can act on. The error itself (addresses, Go's network
+// errors) goes to the system message and the log, not here.
 func explain(name string, err error) string {
 	var sbErr *azservicebus.Error
 	var netErr net.Error
+	var tokenErr *partnercenter.TokenError
+	var signIn interface{ NonRetriable() } // azidentity's failures: no credential worked, or one was refused
 	switch {
 	case strings.HasPrefix(name, "Dataverse") && dataverse.IsUnauthorized(err):
 		return "Dataverse refused the connector's token (401): check that the identity has an application user in the environment."
 	case strings.HasPrefix(name, "Dataverse") && dataverse.IsForbidden(err):
 		return "Dataverse says the application user lacks permission (403): give it a security role with access to the csp_ tables."
-	case strings.HasPrefix(name, "Partner Center") && partnercenter.IsUnauthorized(err):
+	case strings.HasPrefix(name, "Dataverse") && errors.As(err, &signIn):
+		return "The connector could not sign in to Dataverse: no Azure identity was available or it was refused. Check DATAVERSE_AUTH (managed-identity on Azure, or sign in with the Azure CLI for default; none only for a local simulator)."
+	case strings.HasPrefix(name, "Partner Center") && partnercenter.IsUnauthorized(err),
+		strings.HasPrefix(name, "Partner Center") && (errors.As(err, &tokenErr) || errors.As(err, &signIn)):
 		return "Partner Center refused the credentials (401): check PARTNERCENTER_TENANT_ID, PARTNERCENTER_CLIENT_ID and the secret or refresh token, and that the app is registered in Partner Center."
 	case strings.HasPrefix(name, "Partner Center") && partnercenter.IsForbidden(err):
 		return "Partner Center denied access (403): the app or the user behind the refresh token lacks the Admin or Sales agent role, or consent is missing."
@@ -180,11 +231,29 @@ func explain(name string, err error) string {
 		return "Service Bus refused access: give the identity the Azure Service Bus Data Receiver role on the namespace, or check the connection string."
 	case errors.As(err, &sbErr) && sbErr.Code == azservicebus.CodeNotFound:
 		return "The Service Bus queue does not exist: check SERVICEBUS_QUEUE."
-	case errors.As(err, &netErr), errors.Is(err, context.DeadlineExceeded):
-		return fmt.Sprintf("%s could not be reached (%v): check the address and the network.", name, err)
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Sprintf("The connector could not reach %s in the time allowed: check its address (%s) and the network.", service(name), addressSetting(name))
+	case errors.As(err, &netErr):
+		return fmt.Sprintf("The connector could not reach %s (network error): check its address (%s) and the network.", service(name), addressSetting(name))
 	default:
-		return fmt.Sprintf("%s check failed: %v", name, err)
+		return fmt.Sprintf("%s answered with an error the connector does not recognise; the system message and the connector's log have it.", service(name))
 	}
+}
+
+// service is the service a check calls ("Partner Center app+user" calls Partner Center).
+func service(check string) string {
+	return strings.TrimSuffix(check, " app+user")
+}
+
+// addressSetting names the setting that holds a checked service's address.
+func addressSetting(name string) string {
+	switch {
+	case strings.HasPrefix(name, "Dataverse"):
+		return "DATAVERSE_URL"
+	case strings.HasPrefix(name, "Partner Center"):
+		return "PARTNERCENTER_ENDPOINT"
+	}
+	return "SERVICEBUS_NAMESPACE or SERVICEBUS_CONNECTION_STRING"
 }
 
 // Job returns the Verify Connectivity job: verify, then write the outcome on every Partner Center
@@ -220,10 +289,11 @@ func (c *Connectivity) record(ctx context.Context, rep ConnectivityReport, id *d
 			return counts, err
 		}
 		counts.Processed++
-		changes := dataverse.Row{"csp_lastverifiedon": rep.At.UTC(), "csp_connectivitystatus": int(status), "csp_connectivitymessage": rep.Message()}
+		changes := dataverse.Row{"csp_lastverifiedon": rep.At.UTC(), "csp_connectivitystatus": int(status), "csp_connectivitymessage": rep.Message(),
+			"csp_systemmessage": rep.SystemMessage()}
 		if p.Type != schema.ProviderAutomatic {
 			changes = dataverse.Row{"csp_lastverifiedon": rep.At.UTC(), "csp_connectivitystatus": int(schema.ConnectivityNotVerified),
-				"csp_connectivitymessage": "This provider is not Automatic: the connector does not call it, so there is nothing to verify."}
+				"csp_connectivitymessage": "This provider is not Automatic: the connector does not call it, so there is nothing to verify.", "csp_systemmessage": ""}
 		}
 		if _, err := c.DV.Update(ctx, schema.SetProviders, p.ID, changes, nil); err != nil {
 			if dataverse.IsNotFound(err) {
@@ -275,7 +345,7 @@ func (c *Connectivity) HandleProviderRow(ctx context.Context, w Work) error {
 // ProviderTrigger is the event that wakes HandleProviderRow.
 func ProviderTrigger() Trigger {
 	return Trigger{Table: schema.TableProvider, Message: "Update", Columns: []string{"csp_verifyrequestedon"},
-		WriteBack: []string{"csp_connectivitystatus", "csp_connectivitymessage", "csp_lastverifiedon"}}
+		WriteBack: []string{"csp_connectivitystatus", "csp_connectivitymessage", "csp_systemmessage", "csp_lastverifiedon"}}
 }
 
 func (c *Connectivity) now() time.Time {

@@ -2,6 +2,7 @@ package connector
 
 import (
 	"context"
+	"net"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
+	"github.com/cspconnector/csp-connector/partnercenter"
 	"github.com/cspconnector/csp-connector/partnercenter/partnercentertest"
 )
 
@@ -98,4 +100,38 @@ func TestVerifyRequestedOnOneProvider(t *testing.T) {
 	before := len(sb.PartnerCenter.Requests())
 	require.NoError(t, conn.HandleProviderRow(t.Context(), Work{Key: WorkKey{Table: schema.TableProvider, ID: pc.ID}}))
 	assert.Equal(t, before, len(sb.PartnerCenter.Requests()))
+}
+
+// TestUnreachablePartnerCenterIsSaidInPlainWords: when the retries run out on a network error, the
+// provider row says so in words; the Go error (dial tcp, the request URL) goes to its system message.
+func TestUnreachablePartnerCenterIsSaidInPlainWords(t *testing.T) {
+	t.Parallel()
+	sb := testSandbox(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	dead := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	pc, err := partnercenter.NewClient("http://"+dead, partnercenter.Credentials{}, &partnercenter.ClientOptions{MaxRetries: 1, MinRetryWait: time.Millisecond, MaxRetryWait: time.Millisecond})
+	require.NoError(t, err)
+	conn := &Connectivity{DV: sb.DataverseClient, PC: pc, Queue: DefaultQueue}
+	jobs := NewJobs(sb.DataverseClient, []Job{conn.Job(15 * time.Minute)}, JobsOptions{Instance: "a"})
+
+	res, err := jobs.RunNow(t.Context(), VerifyConnectivityJob, schema.TriggerRunNow)
+	require.NoError(t, err)
+	assert.Equal(t, schema.RunFailed, res.Status)
+	p := providers(t, sb.DataverseClient)["Microsoft Partner Center"]
+	assert.Equal(t, schema.ConnectivityNotConnected, p.ConnectivityStatus)
+	assert.Equal(t, "Not connected. The connector could not reach Partner Center (network error): check its address (PARTNERCENTER_ENDPOINT) and the network.", p.ConnectivityMessage)
+	for _, raw := range []string{"dial tcp", "connection refused", dead, "http://", "%2F"} {
+		assert.NotContains(t, p.ConnectivityMessage, raw)
+	}
+	assert.Contains(t, p.SystemMessage, "dial tcp "+dead, "the error is kept for whoever investigates")
+
+	// Once it answers again, the system message is cleared with the status.
+	conn.PC = sb.PartnerCenterClient
+	_, err = jobs.RunNow(t.Context(), VerifyConnectivityJob, schema.TriggerRunNow)
+	require.NoError(t, err)
+	p = providers(t, sb.DataverseClient)["Microsoft Partner Center"]
+	assert.Equal(t, schema.ConnectivityConnected, p.ConnectivityStatus)
+	assert.Empty(t, p.SystemMessage)
 }

@@ -53,8 +53,9 @@ type SyncCounts struct {
 	// Seen is the customers Partner Center listed.
 	Seen, Created, Updated, Unchanged, Deactivated int
 	// Mapped is rows mapped automatically; NeedMapping is rows left Unmapped or Ambiguous for a person
-	// (new ones and ones that changed to it).
-	Mapped, NeedMapping int
+	// by this sync (new ones and ones that changed to it); NeedPerson is every listed customer's row that
+	// is Unmapped or Ambiguous after it, the new ones and the ones that were already.
+	Mapped, NeedMapping, NeedPerson int
 	// Agreements is the Pending agreements created for newly mapped rows.
 	Agreements int
 	// Failed is rows Dataverse refused to write (each is in the log, with the reason).
@@ -69,14 +70,15 @@ func (c *SyncCounts) add(o SyncCounts) {
 	c.Deactivated += o.Deactivated
 	c.Mapped += o.Mapped
 	c.NeedMapping += o.NeedMapping
+	c.NeedPerson += o.NeedPerson
 	c.Agreements += o.Agreements
 	c.Failed += o.Failed
 }
 
 // String is the run's one-line summary.
 func (c SyncCounts) String() string {
-	return fmt.Sprintf("%d customers seen: %d created, %d updated, %d unchanged, %d deactivated; %d mapped automatically, %d need a person; %d agreements created; %d failed",
-		c.Seen, c.Created, c.Updated, c.Unchanged, c.Deactivated, c.Mapped, c.NeedMapping, c.Agreements, c.Failed)
+	return fmt.Sprintf("%d customers seen: %d created, %d updated, %d unchanged, %d deactivated; %d mapped automatically, %d need a person (%d newly); %d agreements created; %d failed",
+		c.Seen, c.Created, c.Updated, c.Unchanged, c.Deactivated, c.Mapped, c.NeedPerson, c.NeedMapping, c.Agreements, c.Failed)
 }
 
 // Job is the scheduled sync.
@@ -220,7 +222,7 @@ func (r *syncRun) provider(ctx context.Context, pr schema.Provider) (SyncCounts,
 	c, err = r.deactivateGone(ctx, existing)
 	counts.add(c)
 	log.Info("provider accounts synced", "seen", counts.Seen, "created", counts.Created, "updated", counts.Updated,
-		"deactivated", counts.Deactivated, "mapped", counts.Mapped, "need_mapping", counts.NeedMapping, "failed", counts.Failed)
+		"deactivated", counts.Deactivated, "mapped", counts.Mapped, "need_person", counts.NeedPerson, "need_person_newly", counts.NeedMapping, "failed", counts.Failed)
 	return counts, err
 }
 
@@ -293,6 +295,7 @@ type pending struct {
 	created bool
 	mapped  *mapping.Match // set when this write maps or re-decides the mapping
 	notify  bool           // the row newly needs a person
+	status  schema.MappingStatus
 }
 
 func (r *syncRun) writeChunk(ctx context.Context, pr schema.Provider, existing []existingRow, templates []schema.AgreementTemplate, chunk []partnercenter.Customer) (SyncCounts, error) {
@@ -346,8 +349,17 @@ func (r *syncRun) writeChunk(ctx context.Context, pr schema.Provider, existing [
 				}
 			}
 		}
+		if ex != nil {
+			w.status = ex.status
+		}
+		if st, ok := row["csp_mappingstatus"].(schema.MappingStatus); ok {
+			w.status = st
+		}
 		if len(row) == 0 {
 			counts.Unchanged++
+			if needsPerson(w.status) {
+				counts.NeedPerson++
+			}
 			continue
 		}
 		row["csp_lastsyncedon"] = now
@@ -382,6 +394,9 @@ func (r *syncRun) writeChunk(ctx context.Context, pr schema.Provider, existing [
 			counts.Created++
 		} else {
 			counts.Updated++
+		}
+		if needsPerson(w.status) {
+			counts.NeedPerson++
 		}
 		if w.mapped == nil {
 			continue

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
+	"github.com/cspconnector/csp-connector/partnercenter/partnercentertest"
 )
 
 // TestAgreementsCommands: `connector agreements create --template`, `connector agreements check` and
@@ -32,10 +33,31 @@ func TestAgreementsCommands(t *testing.T) {
 	require.NotEqual(t, dataverse.GUID{}, template)
 	require.NotEqual(t, dataverse.GUID{}, contosoAgreement)
 
-	// Fabrikam is mapped but has no agreement yet; Contoso has one.
+	// The templates, with what --template accepts.
 	var out bytes.Buffer
-	require.NoError(t, run(ctx, []string{"agreements", "create", "--template", template.String()}, ps.env, nil, &out, io.Discard))
+	require.NoError(t, run(ctx, []string{"agreements", "templates"}, ps.env, nil, &out, io.Discard))
+	assert.Regexp(t, `(?m)^NAME\s+TEMPLATE ID\s+TYPE\s+ACTIVE\s+ROW ID$`, out.String())
+	assert.Regexp(t, `(?m)^Microsoft Customer Agreement\s+`+partnercentertest.MCATemplateID+`\s+Microsoft Customer Agreement\s+yes\s+`+template.String()+`$`, out.String())
+	out.Reset()
+	require.NoError(t, run(ctx, []string{"agreements", "templates", "-o", "json"}, ps.env, nil, &out, io.Discard))
+	var list struct{ Templates []map[string]any }
+	require.NoError(t, json.Unmarshal(out.Bytes(), &list), out.String())
+	require.Len(t, list.Templates, 1)
+	assert.Equal(t, map[string]any{"name": "Microsoft Customer Agreement", "templateId": partnercentertest.MCATemplateID, "type": "Microsoft Customer Agreement",
+		"active": true, "id": template.String()}, list.Templates[0])
+
+	// Fabrikam is mapped but has no agreement yet; Contoso has one. The template by its name...
+	out.Reset()
+	require.NoError(t, run(ctx, []string{"agreements", "create", "--template", "microsoft customer agreement"}, ps.env, nil, &out, io.Discard))
 	assert.Contains(t, out.String(), "1 Pending agreement(s) created; 1 mapped provider account(s) had one already.")
+	// ... by Microsoft's template id, and by its row id: the same template.
+	for _, name := range []string{partnercentertest.MCATemplateID, template.String()} {
+		out.Reset()
+		require.NoError(t, run(ctx, []string{"agreements", "create", "--template", name}, ps.env, nil, &out, io.Discard))
+		assert.Contains(t, out.String(), "0 Pending agreement(s) created; 2 mapped provider account(s) had one already.")
+	}
+	err := run(ctx, []string{"agreements", "create", "--template", "Nope"}, ps.env, nil, io.Discard, io.Discard)
+	assert.ErrorContains(t, err, `no agreement template is named "Nope"`)
 
 	out.Reset()
 	require.NoError(t, run(ctx, []string{"agreements", "check"}, ps.env, nil, &out, io.Discard))

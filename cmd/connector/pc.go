@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,15 +24,15 @@ func pcCommand(getenv func(string) string, stdout, stderr io.Writer) *cobra.Comm
 		Short: "Read customers, subscriptions and agreements from Partner Center (read-only)",
 	}
 	cmd.PersistentFlags().StringVarP(&output, "output", "o", "text", "text, or json for scripts")
-	client := func(ctx context.Context) (*partnercenter.Client, error) {
+	client := func(cmd *cobra.Command) (*partnercenter.Client, error) {
 		if output != "text" && output != "json" {
 			return nil, errors.New("--output must be text or json")
 		}
-		cfg, err := connector.LoadConfig(getenv, connector.NeedPartnerCenter)
+		cfg, log, err := loadConfig(cmd, getenv, stderr)
 		if err != nil {
 			return nil, err
 		}
-		return connector.NewPartnerCenterClient(cfg, newLogger(stderr, cfg.LogLevel), nil)
+		return connector.NewPartnerCenterClient(cfg, log, reportWaits("Partner Center", nil, stderr))
 	}
 
 	var namePrefix, domainPrefix string
@@ -42,7 +41,7 @@ func pcCommand(getenv func(string) string, stdout, stderr io.Writer) *cobra.Comm
 		Short: "List the partner's customers (streamed page by page)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			pc, err := client(cmd.Context())
+			pc, err := client(cmd)
 			if err != nil {
 				return err
 			}
@@ -66,7 +65,7 @@ func pcCommand(getenv func(string) string, stdout, stderr io.Writer) *cobra.Comm
 		Short: "Show one customer",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			pc, err := client(cmd.Context())
+			pc, err := client(cmd)
 			if err != nil {
 				return err
 			}
@@ -101,7 +100,7 @@ func pcCommand(getenv func(string) string, stdout, stderr io.Writer) *cobra.Comm
 		Short: "List a customer's subscriptions",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			pc, err := client(cmd.Context())
+			pc, err := client(cmd)
 			if err != nil {
 				return err
 			}
@@ -130,7 +129,7 @@ func pcCommand(getenv func(string) string, stdout, stderr io.Writer) *cobra.Comm
 		Short: "Show one subscription, with the seats that may still be removed and until when",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			pc, err := client(cmd.Context())
+			pc, err := client(cmd)
 			if err != nil {
 				return err
 			}
@@ -178,7 +177,7 @@ func pcCommand(getenv func(string) string, stdout, stderr io.Writer) *cobra.Comm
 		Short: "Show whether a customer has accepted the Microsoft Customer Agreement, and how",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			pc, err := client(cmd.Context())
+			pc, err := client(cmd)
 			if err != nil {
 				return err
 			}
@@ -208,7 +207,9 @@ func pcCommand(getenv func(string) string, stdout, stderr io.Writer) *cobra.Comm
 			return w.Flush()
 		},
 	}
-	cmd.AddCommand(customers, customer, subscriptions, subscription, agreements)
+	for _, sub := range []*cobra.Command{customers, customer, subscriptions, subscription, agreements} {
+		cmd.AddCommand(withSettings(sub, connector.NeedPartnerCenter))
+	}
 	return cmd
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -21,15 +22,20 @@ import (
 
 // provisioningService builds the service the provisioning commands use: Dataverse and Partner Center, no
 // intake (nothing is received; the commands act on the row they are given).
-func provisioningService(getenv func(string) string, stderr io.Writer, output string) (*connector.Service, error) {
+func provisioningService(cmd *cobra.Command, getenv func(string) string, stderr io.Writer, output string) (*connector.Service, error) {
 	if output != "text" && output != "json" {
 		return nil, errors.New("--output must be text or json")
 	}
-	cfg, err := connector.LoadConfig(getenv, connector.NeedDataverse, connector.NeedPartnerCenter)
+	cfg, log, err := loadConfig(cmd, getenv, stderr)
 	if err != nil {
 		return nil, err
 	}
-	return newService(cfg, newLogger(stderr, cfg.LogLevel))
+	return newService(cfg, log, stderr)
+}
+
+// provisioningSettings are what the commands built on provisioningService need.
+func provisioningSettings() []string {
+	return []string{connector.NeedDataverse, connector.NeedPartnerCenter, connector.UsesServiceBus, connector.UsesNotifications}
 }
 
 // parseRowID reads a row id argument, saying which kind of row was expected when it is not one.
@@ -61,7 +67,7 @@ connector's sweep.`,
 			if err != nil {
 				return err
 			}
-			svc, err := provisioningService(getenv, stderr, output)
+			svc, err := provisioningService(cmd, getenv, stderr, output)
 			if err != nil {
 				return err
 			}
@@ -104,7 +110,7 @@ connector's sweep.`,
 		},
 	}
 	lcl.Flags().StringVarP(&output, "output", "o", "text", "text, or json for scripts")
-	cmd.AddCommand(lcl)
+	cmd.AddCommand(withSettings(lcl, provisioningSettings()...))
 	return cmd
 }
 
@@ -143,11 +149,11 @@ func diagnoseCommand(getenv func(string) string, stdout, stderr io.Writer) *cobr
 		Use:   "lcl <id>",
 		Short: "Walk the provisioning decision for one License Change Log, check by check",
 		Long: `Walk the provisioning decision for one License Change Log without changing anything: every check with
-its rule (DESIGN §5), whether it passed and why; Partner Center's copy of the subscription when the
+its rule number, whether it passed and why; Partner Center's copy of the subscription when the
 checks before it pass (a read); what the connector would do now; and the row's current state.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runDiagnosis(cmd.Context(), "license change log", args[0], getenv, stdout, stderr, output,
+			return runDiagnosis(cmd, "license change log", args[0], getenv, stdout, stderr, output,
 				func(ctx context.Context, s *connector.Service, id dataverse.GUID) (connector.Diagnosis, error) {
 					return s.Prov.Diagnose(ctx, id)
 				},
@@ -159,12 +165,21 @@ checks before it pass (a read); what the connector would do now; and the row's c
 		Short: "List a subscription's license changes oldest first, with what holds each",
 		Long: `List a subscription's License Change Logs in the order the connector pushes them (oldest first), with
 each one's state and, for pending ones, what holds or failed it (from the rules that need no Partner
-Center call). Changes nothing.`,
+Center call). The id is the subscription row's, or Partner Center's subscription id (its Provider
+subscription ID column, as connector pc subscriptions lists it). Changes nothing.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runDiagnosis(cmd.Context(), "subscription", args[0], getenv, stdout, stderr, output,
+			return runDiagnosis(cmd, "subscription", args[0], getenv, stdout, stderr, output,
 				func(ctx context.Context, s *connector.Service, id dataverse.GUID) (connector.SubscriptionDiagnosis, error) {
-					return s.Prov.DiagnoseSubscription(ctx, id)
+					d, err := s.Prov.DiagnoseSubscription(ctx, id)
+					if !dataverse.IsNotFound(err) {
+						return d, err
+					}
+					rowID, found, ferr := subscriptionByPCID(ctx, s.DV, args[0])
+					if ferr != nil || !found {
+						return d, cmp.Or(ferr, err)
+					}
+					return s.Prov.DiagnoseSubscription(ctx, rowID)
 				}, printSubscriptionDiagnosis)
 		},
 	}
@@ -178,14 +193,36 @@ which way the customer accepted, and what to do next. It only reads: the "we acc
 Pending" guide, automated.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runDiagnosis(cmd.Context(), "agreement", args[0], getenv, stdout, stderr, output,
+			return runDiagnosis(cmd, "agreement", args[0], getenv, stdout, stderr, output,
 				func(ctx context.Context, s *connector.Service, id dataverse.GUID) (connector.AgreementDiagnosis, error) {
 					return s.Agreements.Diagnose(ctx, id)
 				}, printAgreementDiagnosis)
 		},
 	}
-	cmd.AddCommand(lcl, subscription, agreement)
+	cmd.AddCommand(withSettings(lcl, provisioningSettings()...), withSettings(subscription, provisioningSettings()...), withSettings(agreement, provisioningSettings()...))
 	return cmd
+}
+
+// subscriptionByPCID finds the subscription row of a Partner Center subscription id. The same id under two
+// provider accounts (a customer moved between providers) is an error that lists both rows.
+func subscriptionByPCID(ctx context.Context, dv *dataverse.Client, pcID string) (dataverse.GUID, bool, error) {
+	var ids []dataverse.GUID
+	q := &dataverse.Query{Select: []string{"csp_subscriptionid"}, Filter: dataverse.Eq("csp_pcsubscriptionid", strings.TrimSpace(pcID)), Top: 2}
+	for raw, err := range dv.List(ctx, schema.SetSubscriptions, q) {
+		if err != nil {
+			return dataverse.GUID{}, false, err
+		}
+		if id, ok := raw.GUID("csp_subscriptionid"); ok {
+			ids = append(ids, id)
+		}
+	}
+	switch len(ids) {
+	case 0:
+		return dataverse.GUID{}, false, nil
+	case 1:
+		return ids[0], true, nil
+	}
+	return dataverse.GUID{}, false, fmt.Errorf("Partner Center subscription %s has more than one subscription row (%s, %s…): give the row id", pcID, ids[0], ids[1])
 }
 
 // runWord says what one provisioning run did, by its verdict.
@@ -267,7 +304,7 @@ func printDiagnosis(w io.Writer, dg connector.Diagnosis) {
 	writeState(tw, dg.LCL)
 	_ = tw.Flush()
 
-	fmt.Fprintln(w, "\nChecks (rules of DESIGN §5; - is a preliminary)")
+	fmt.Fprintln(w, "\nChecks (rule number, or - for a preliminary)")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, c := range dg.Decision.Checks {
 		mark, rule := "✓", "-"
@@ -378,17 +415,17 @@ func when(t time.Time) string {
 
 // runDiagnosis is what both diagnose commands do: parse the row id, build the service, diagnose, and print
 // text or JSON; a missing row is named.
-func runDiagnosis[T any](ctx context.Context, kind, arg string, getenv func(string) string, stdout, stderr io.Writer, output string,
+func runDiagnosis[T any](cmd *cobra.Command, kind, arg string, getenv func(string) string, stdout, stderr io.Writer, output string,
 	diagnose func(context.Context, *connector.Service, dataverse.GUID) (T, error), print func(io.Writer, T)) error {
 	id, err := parseRowID(kind, arg)
 	if err != nil {
 		return err
 	}
-	svc, err := provisioningService(getenv, stderr, output)
+	svc, err := provisioningService(cmd, getenv, stderr, output)
 	if err != nil {
 		return err
 	}
-	d, err := diagnose(ctx, svc, id)
+	d, err := diagnose(cmd.Context(), svc, id)
 	if dataverse.IsNotFound(err) {
 		return fmt.Errorf("no %s %s", kind, id)
 	}

@@ -215,6 +215,14 @@ func TestDiagnoseSubscriptionListsChangesOldestFirst(t *testing.T) {
 	require.Len(t, sd.Changes, 3)
 	assert.Equal(t, []dataverse.GUID{due, sooner, later}, []dataverse.GUID{sd.Changes[0].ID, sd.Changes[1].ID, sd.Changes[2].ID})
 	assert.Contains(t, sd.Changes[2].Blocker, "Scheduled for")
+
+	// Partner Center's subscription id, as `connector pc subscriptions` lists it, names the same row.
+	out, err = ps.run(t, "diagnose", "subscription", pcID, "-o", "json")
+	require.NoError(t, err)
+	var byPC connector.SubscriptionDiagnosis
+	require.NoError(t, json.Unmarshal([]byte(out), &byPC), out)
+	assert.Equal(t, sub, byPC.ID)
+	assert.Len(t, byPC.Changes, 3)
 }
 
 func TestProvisionLCLPushesAQuantityChange(t *testing.T) {
@@ -353,7 +361,7 @@ Message         Partner Center is not answering: the connector tries again.
 System message  Partner Center HTTP 503
                 Request: GET /v1/customers/x/subscriptions/y
 
-Checks (rules of DESIGN §5; - is a preliminary)
+Checks (rule number, or - for a preliminary)
   ✓  -  Awaiting Provisioning  status Awaiting Provisioning
   ✗  8  Partner Center status  first line
                                second line

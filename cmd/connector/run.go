@@ -24,10 +24,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		Short: "CSP Connector keeps Dynamics 365 (Dataverse) and Microsoft Partner Center in step",
 		Long: `CSP Connector keeps Dynamics 365 (Dataverse) and Microsoft Partner Center in step.
 
-Configuration comes from environment variables (see the README); every problem is reported at once.`,
+Configuration comes from environment variables (see the README; each command's --help lists the ones it
+reads); every problem is reported at once. Commands print their result on stdout and warnings on stderr;
+run and sandbox log JSON on stderr at CONNECTOR_LOG_LEVEL.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.PersistentFlags().Bool("verbose", false, "log at CONNECTOR_LOG_LEVEL (info by default) on stderr, not only warnings")
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
@@ -39,7 +42,8 @@ Configuration comes from environment variables (see the README); every problem i
 	return root.ExecuteContext(ctx)
 }
 
-// newLogger writes JSON logs to stderr at the configured level.
+// newLogger writes JSON logs to stderr at the configured level: the service's logs (run, sandbox), for a
+// log collector. Commands a person runs log through loadConfig's instead.
 func newLogger(stderr io.Writer, level slog.Level) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
 }
@@ -75,7 +79,7 @@ Dataverse's. Nothing leaves this machine and no Azure or Microsoft account is ne
 	cmd.Flags().StringVar(&addr, "dataverse-addr", "127.0.0.1:8091", "loopback address of the Dataverse simulator (port 0 picks a free one)")
 	cmd.Flags().StringVar(&pcAddr, "partnercenter-addr", "127.0.0.1:8092", "loopback address of the Partner Center simulator (port 0 picks a free one)")
 	cmd.Flags().StringVar(&connAddr, "addr", "127.0.0.1:8090", "address the connector serves its webhook, health and metrics on (port 0 picks a free one)")
-	return cmd
+	return withSettings(cmd)
 }
 
 func dataverseCommand(getenv func(string) string, stdout, stderr io.Writer) *cobra.Command {
@@ -105,12 +109,11 @@ the command fail. Secrets are write-only in Dataverse: an existing endpoint keep
 			if output != "text" && output != "json" {
 				return fmt.Errorf("--output must be text or json")
 			}
-			cfg, err := connector.LoadConfig(getenv, connector.NeedDataverse)
+			cfg, log, err := loadConfig(cmd, getenv, stderr)
 			if err != nil {
 				return err
 			}
-			log := newLogger(stderr, cfg.LogLevel)
-			dv, err := connector.NewDataverseClient(cfg, log, nil)
+			dv, err := connector.NewDataverseClient(cfg, log, reportWaits("Dataverse", nil, stderr))
 			if err != nil {
 				return err
 			}
@@ -129,7 +132,7 @@ the command fail. Secrets are write-only in Dataverse: an existing endpoint keep
 	install.Flags().BoolVar(&dryRun, "dry-run", false, "print the plan and change nothing")
 	install.Flags().BoolVar(&rotate, "rotate-secrets", false, "send the endpoint's key or SAS key again (after rotating it)")
 	install.Flags().StringVarP(&output, "output", "o", "text", "text, or json for scripts")
-	cmd.AddCommand(install)
+	cmd.AddCommand(withSettings(install, connector.NeedDataverse, connector.UsesRegistration))
 	return cmd
 }
 

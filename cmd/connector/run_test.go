@@ -261,6 +261,11 @@ func TestVerifyAndJobsCommands(t *testing.T) {
 	assert.Regexp(t, `Service Bus\s+skipped\s+\d+ms\s+events arrive by webhook`, out.String())
 	assert.Contains(t, out.String(), "Connected: Dataverse, Partner Center, Partner Center app+user answered.")
 
+	// Recorded only when asked to.
+	out.Reset()
+	require.NoError(t, run(t.Context(), []string{"verify", "--write"}, getenv(env), nil, &out, io.Discard))
+	assert.Contains(t, out.String(), "Connected: Dataverse, Partner Center, Partner Center app+user answered.")
+
 	out.Reset()
 	require.NoError(t, run(t.Context(), []string{"jobs", "run", connector.VerifyConnectivityJob}, getenv(env), nil, &out, io.Discard))
 	assert.Regexp(t, `^Verify Connectivity: succeeded in \S+ \(processed 1, created 0, updated 1, failed 0\)`, out.String())
@@ -275,7 +280,7 @@ func TestVerifyAndJobsCommands(t *testing.T) {
 		require.NoError(t, err)
 		runs++
 	}
-	assert.Equal(t, 2, runs, "verify and jobs run both recorded a run")
+	assert.Equal(t, 2, runs, "verify --write and jobs run recorded a run, verify alone none")
 
 	// Partner Center refuses the token: verify says so and exits non-zero, with JSON for scripts.
 	sb.PartnerCenter.Inject(partnercentertest.Fault{Status: 401})

@@ -20,17 +20,22 @@ import (
 )
 
 // newService builds the connector service from the configuration: clients instrumented for /metrics,
-// and the Service Bus client when one is configured.
-func newService(cfg connector.Config, log *slog.Logger) (*connector.Service, error) {
+// and the Service Bus client when one is configured. A command run by a person passes its stderr as
+// waits: what the clients retry is said there as it happens (nil: only logged).
+func newService(cfg connector.Config, log *slog.Logger, waits io.Writer) (*connector.Service, error) {
 	if cfg.Instance == "" {
 		cfg.Instance, _ = os.Hostname()
 	}
 	m := connector.NewMetrics()
-	dv, err := connector.NewDataverseClient(cfg, log, m.Instrument("dataverse", nil))
+	dvHTTP, pcHTTP := m.Instrument("dataverse", nil), m.Instrument("partnercenter", nil)
+	if waits != nil {
+		dvHTTP, pcHTTP = reportWaits("Dataverse", dvHTTP, waits), reportWaits("Partner Center", pcHTTP, waits)
+	}
+	dv, err := connector.NewDataverseClient(cfg, log, dvHTTP)
 	if err != nil {
 		return nil, err
 	}
-	pc, err := connector.NewPartnerCenterClient(cfg, log, m.Instrument("partnercenter", nil))
+	pc, err := connector.NewPartnerCenterClient(cfg, log, pcHTTP)
 	if err != nil {
 		return nil, err
 	}
@@ -48,13 +53,14 @@ func newService(cfg connector.Config, log *slog.Logger) (*connector.Service, err
 }
 
 func runCommand(getenv func(string) string, stderr io.Writer) *cobra.Command {
-	return &cobra.Command{
+	return withSettings(&cobra.Command{
 		Use:   "run",
 		Short: "Run the connector service",
 		Long: `Run the connector: receive Dataverse events from Service Bus (SERVICEBUS_NAMESPACE or
 SERVICEBUS_CONNECTION_STRING) and/or the webhook (CONNECTOR_WEBHOOK_KEY), reconcile the rows they name,
 run scheduled jobs, and serve /webhooks/dataverse, /healthz, /readyz and /metrics on CONNECTOR_HTTP_ADDR.
-SIGTERM stops intake, lets running work finish for CONNECTOR_SHUTDOWN_TIMEOUT, and exits.`,
+SIGTERM stops intake, lets running work finish for CONNECTOR_SHUTDOWN_TIMEOUT, and exits. It logs JSON
+on stderr at CONNECTOR_LOG_LEVEL.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := connector.LoadConfig(getenv, connector.NeedDataverse, connector.NeedPartnerCenter, connector.NeedIntake)
@@ -63,45 +69,63 @@ SIGTERM stops intake, lets running work finish for CONNECTOR_SHUTDOWN_TIMEOUT, a
 			}
 			log := newLogger(stderr, cfg.LogLevel)
 			log.Info("starting", "config", cfg)
-			svc, err := newService(cfg, log)
+			svc, err := newService(cfg, log, nil)
 			if err != nil {
 				return err
 			}
 			return svc.Run(cmd.Context())
 		},
-	}
+	}, connector.NeedDataverse, connector.NeedPartnerCenter, connector.NeedIntake)
 }
+
+// verifyTimeout bounds a verification a person waits for at a terminal; the service's own checks wait
+// for the clients' full retries.
+const verifyTimeout = 30 * time.Second
 
 func verifyCommand(getenv func(string) string, stdout, stderr io.Writer) *cobra.Command {
 	var output string
+	var write bool
+	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "verify",
-		Short: "Verify connectivity to Dataverse, Partner Center and Service Bus",
-		Long: `Run the Verify Connectivity job now: check Dataverse (WhoAmI), Partner Center (app-only, and
-app+user when a refresh token is configured) and Service Bus (when configured), record the run in the
-job's history and the outcome on every Partner Center provider row, and print it. Exits non-zero when a
-check fails.`,
+		Short: "Verify connectivity to Dataverse, Partner Center and Service Bus from here",
+		Long: `Check Dataverse (WhoAmI), Partner Center (app-only, and app+user when a refresh token is configured)
+and Service Bus (when configured) with this configuration, side by side, and print what each answered.
+A service that does not answer is retried for up to --timeout; each failed attempt is said on stderr.
+Exits non-zero when a check fails.
+
+It writes nothing: the provider rows keep what the running connector found. With --write it runs the
+Verify Connectivity job instead, as the connector does on its schedule: the run goes in the job's
+history, the outcome on every Partner Center provider row, and a success retries the license changes
+held for connectivity. Use --write only with the service's own configuration.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if output != "text" && output != "json" {
 				return errors.New("--output must be text or json")
 			}
-			cfg, err := connector.LoadConfig(getenv, connector.NeedDataverse, connector.NeedPartnerCenter)
+			if timeout <= 0 {
+				return errors.New("--timeout must be a positive duration such as 30s")
+			}
+			cfg, log, err := loadConfig(cmd, getenv, stderr)
 			if err != nil {
 				return err
 			}
-			svc, err := newService(cfg, newLogger(stderr, cfg.LogLevel))
+			svc, err := newService(cfg, log, stderr)
 			if err != nil {
 				return err
 			}
-			// In a queue of its own: a successful check retries the license changes held for connectivity.
-			err = svc.Work(cmd.Context(), func(ctx context.Context) error {
-				_, err := svc.Jobs.RunNow(ctx, connector.VerifyConnectivityJob, schema.TriggerRunNow)
-				return err
-			})
-			rep := svc.Conn.Last()
+			svc.Conn.Timeout = timeout
+			var rep connector.ConnectivityReport
+			if write {
+				// In a queue of its own: a successful check retries the license changes held for connectivity.
+				err = svc.Work(cmd.Context(), func(ctx context.Context) error {
+					_, err := svc.Jobs.RunNow(ctx, connector.VerifyConnectivityJob, schema.TriggerRunNow)
+					return err
+				})
+				rep = svc.Conn.Last()
+			}
 			if rep.At.IsZero() {
-				// The job could not run (its row could not be written): check anyway and print.
+				// Not asked to write, or the job could not run (its row could not be written): check and print.
 				rep = svc.Conn.Verify(cmd.Context())
 			}
 			if output == "json" {
@@ -123,7 +147,9 @@ check fails.`,
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "text, or json for scripts")
-	return cmd
+	cmd.Flags().BoolVar(&write, "write", false, "run the Verify Connectivity job: record the run and write the outcome on the provider rows")
+	cmd.Flags().DurationVar(&timeout, "timeout", verifyTimeout, "how long to wait for a service that does not answer")
+	return withSettings(cmd, connector.NeedDataverse, connector.NeedPartnerCenter, connector.UsesServiceBus)
 }
 
 func printReport(w io.Writer, rep connector.ConnectivityReport) {
@@ -154,16 +180,16 @@ func failedNames(rep connector.ConnectivityReport) string {
 
 func jobsCommand(getenv func(string) string, stdout, stderr io.Writer) *cobra.Command {
 	cmd := &cobra.Command{Use: "jobs", Short: "List and run the connector's scheduled jobs"}
-	list := &cobra.Command{
+	list := withSettings(&cobra.Command{
 		Use:   "list",
 		Short: "List the jobs with their schedule and last run",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := connector.LoadConfig(getenv, connector.NeedDataverse)
+			cfg, log, err := loadConfig(cmd, getenv, stderr)
 			if err != nil {
 				return err
 			}
-			dv, err := connector.NewDataverseClient(cfg, newLogger(stderr, cfg.LogLevel), nil)
+			dv, err := connector.NewDataverseClient(cfg, log, reportWaits("Dataverse", nil, stderr))
 			if err != nil {
 				return err
 			}
@@ -181,17 +207,17 @@ func jobsCommand(getenv func(string) string, stdout, stderr io.Writer) *cobra.Co
 			}
 			return tw.Flush()
 		},
-	}
+	}, connector.NeedDataverse)
 	runJob := &cobra.Command{
 		Use:   "run <name>",
 		Short: "Run a job now, under its lease, and record the run",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := connector.LoadConfig(getenv, connector.NeedDataverse, connector.NeedPartnerCenter)
+			cfg, log, err := loadConfig(cmd, getenv, stderr)
 			if err != nil {
 				return err
 			}
-			svc, err := newService(cfg, newLogger(stderr, cfg.LogLevel))
+			svc, err := newService(cfg, log, stderr)
 			if err != nil {
 				return err
 			}
@@ -213,7 +239,7 @@ func jobsCommand(getenv func(string) string, stdout, stderr io.Writer) *cobra.Co
 			return nil
 		},
 	}
-	cmd.AddCommand(list, runJob)
+	cmd.AddCommand(list, withSettings(runJob, connector.NeedDataverse, connector.NeedPartnerCenter, connector.UsesServiceBus, connector.UsesNotifications))
 	return cmd
 }
 

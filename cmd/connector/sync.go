@@ -15,7 +15,7 @@ import (
 
 func syncCommand(getenv func(string) string, stdout, stderr io.Writer) *cobra.Command {
 	cmd := &cobra.Command{Use: "sync", Short: "Sync rows from Partner Center"}
-	accounts := &cobra.Command{
+	accounts := withSettings(&cobra.Command{
 		Use:   "provider-accounts",
 		Short: "Sync Partner Center customers into Provider Accounts and map them to Accounts (the Provider Account Sync job, run now)",
 		Long: `Lists every customer of each active Automatic provider in Partner Center, creates or updates its
@@ -25,11 +25,11 @@ as the Provider Account Sync job: under the job's lease (a sync running elsewher
 message) and recorded in the job's run history.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := connector.LoadConfig(getenv, connector.NeedDataverse, connector.NeedPartnerCenter)
+			cfg, log, err := loadConfig(cmd, getenv, stderr)
 			if err != nil {
 				return err
 			}
-			svc, err := newService(cfg, newLogger(stderr, cfg.LogLevel))
+			svc, err := newService(cfg, log, stderr)
 			if err != nil {
 				return err
 			}
@@ -40,8 +40,8 @@ message) and recorded in the job's run history.`,
 						return
 					}
 					last = time.Now()
-					fmt.Fprintf(stderr, "\r%s: %d customers, %d created, %d updated, %d mapped, %d need a person ", p.Provider,
-						p.Counts.Seen, p.Counts.Created, p.Counts.Updated, p.Counts.Mapped, p.Counts.NeedMapping)
+					fmt.Fprintf(stderr, "\r%s: %d customers, %d created, %d updated, %d mapped, %d need a person (%d newly) ", p.Provider,
+						p.Counts.Seen, p.Counts.Created, p.Counts.Updated, p.Counts.Mapped, p.Counts.NeedPerson, p.Counts.NeedMapping)
 				}
 			}
 			var res connector.RunResult
@@ -59,7 +59,7 @@ message) and recorded in the job's run history.`,
 			fmt.Fprintf(stdout, "%s: %s in %s. %s\n", res.Job, connector.RunStatusWord(res.Status), res.Ended.Sub(res.Started).Round(time.Millisecond), res.Counts.Summary)
 			return res.Err
 		},
-	}
+	}, connector.NeedDataverse, connector.NeedPartnerCenter, connector.UsesServiceBus, connector.UsesNotifications)
 	cmd.AddCommand(accounts)
 	return cmd
 }

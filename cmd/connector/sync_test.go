@@ -31,6 +31,8 @@ func TestSyncProviderAccountsCommand(t *testing.T) {
 	t.Log(out.String())
 	assert.Contains(t, out.String(), "Provider Account Sync: succeeded")
 	assert.Contains(t, out.String(), "8 customers seen: 6 created, 2 updated")
+	// Litware (two accounts fit) and Adventure Works (none does) are left to a person.
+	assert.Contains(t, out.String(), "2 need a person (2 newly)")
 
 	raw, err := ps.sb.DataverseClient.GetByKey(ctx, schema.SetProviderAccounts, dataverse.Key{dataverse.LookupValue("csp_provider"): ps.provider, "csp_tenantid": tenant},
 		&dataverse.GetOptions{Select: dataverse.Columns[schema.ProviderAccount]()})
@@ -49,4 +51,5 @@ func TestSyncProviderAccountsCommand(t *testing.T) {
 	out.Reset()
 	require.NoError(t, run(ctx, []string{"sync", "provider-accounts"}, ps.env, nil, &out, io.Discard))
 	assert.Contains(t, out.String(), "8 customers seen: 0 created, 0 updated, 8 unchanged")
+	assert.Contains(t, out.String(), "2 need a person (0 newly)", "the rows still need a person, though none newly")
 }

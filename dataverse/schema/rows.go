@@ -19,6 +19,7 @@ type Provider struct {
 	AutoMatch           bool               `dataverse:"csp_automatch"`
 	ConnectivityStatus  ConnectivityStatus `dataverse:"csp_connectivitystatus"`
 	ConnectivityMessage string             `dataverse:"csp_connectivitymessage"`
+	SystemMessage       string             `dataverse:"csp_systemmessage"`
 	LastVerifiedOn      time.Time          `dataverse:"csp_lastverifiedon"`
 	VerifyRequestedOn   time.Time          `dataverse:"csp_verifyrequestedon"`
 	State               int                `dataverse:"statecode,readonly"`

@@ -124,6 +124,7 @@ func Schema() dataverse.Schema {
 		yesNo("csp_automatch", "Map provider accounts automatically"),
 		choice("csp_connectivitystatus", "Connectivity", opt(ConnectivityNotVerified, "Not verified"), opt(ConnectivityConnected, "Connected"), opt(ConnectivityNotConnected, "Not connected")),
 		memo("csp_connectivitymessage", "Connectivity message"),
+		memo("csp_systemmessage", "System message"),
 		when("csp_lastverifiedon", "Last verified on"),
 		when("csp_verifyrequestedon", "Verify requested on"),
 	)
