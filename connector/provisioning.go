@@ -144,6 +144,10 @@ func (p *Provisioner) once(ctx context.Context, id dataverse.GUID, owned claimTo
 	}
 	out.Decision = d
 	if d.Verdict == mapping.Skip {
+		if done(l) {
+			// Archived, or made by hand (Provisioned, Not Applicable): it no longer holds the changes after it.
+			p.wakeLater(ctx, f)
+		}
 		return out, owned, nil
 	}
 	out.Written, err = p.settle(ctx, f, d, l.ETag)
@@ -202,6 +206,10 @@ func (p *Provisioner) settle(ctx context.Context, f mapping.LCLFacts, d mapping.
 		return false, fmt.Errorf("provision %s: write the outcome: %w", l.ID, err)
 	}
 	p.log().Info("change log settled", "lcl", l.ID, "verdict", d.Verdict.String(), "held", d.HeldLabel, "message", d.Message)
+	if l.ProvisioningStatus != status || l.HeldReason != held {
+		// What the changes after it wait for changed (it failed, or is no longer failed): they say so now.
+		p.wakeLater(ctx, f)
+	}
 	if d.NotConnected && f.Provider != nil {
 		p.markNotConnected(ctx, f, d)
 	}
@@ -659,16 +667,45 @@ func (p *Provisioner) finish(ctx context.Context, c *claimed, res result) error 
 	return nil
 }
 
-// wake submits what this success unblocks: the next change of the same subscription, and the add-ons
+// done reports a change that holds nothing up any more: archived, or Provisioned or Not Applicable (a
+// person may set those by hand).
+func done(l schema.LicenseChangeLog) bool {
+	return l.State != schema.StateActive || l.ProvisioningStatus == schema.ProvisioningProvisioned ||
+		l.ProvisioningStatus == schema.ProvisioningNotApplicable
+}
+
+// laterToWake are the changes after f.LCL whose decision depends on it: the next one in line, and, when
+// f.LCL is the first pending change of the subscription, those held Blocked (their message names it).
+func laterToWake(f mapping.LCLFacts) []dataverse.GUID {
+	var ids []dataverse.GUID
+	head := len(f.Earlier()) == 0
+	for i, o := range f.Later() {
+		if o.ProvisioningStatus == schema.ProvisioningAwaiting && (i == 0 || head && o.HeldReason == schema.HeldBlocked) {
+			ids = append(ids, o.ID)
+		}
+	}
+	return ids
+}
+
+// wakeLater submits the changes after f.LCL whose decision depends on it, when it changed: archived,
+// provisioned, failed, or no longer failed. Their message then says what holds them now, and they run at
+// once when nothing does, instead of at the sweep's safety net.
+func (p *Provisioner) wakeLater(ctx context.Context, f mapping.LCLFacts) {
+	if p.Wake == nil {
+		return
+	}
+	if ids := laterToWake(f); len(ids) > 0 {
+		p.Wake(ctx, ids)
+	}
+}
+
+// wake submits what this success unblocks: the changes after it of the same subscription, and the add-ons
 // waiting for a subscription that was just bought.
 func (p *Provisioner) wake(ctx context.Context, c *claimed, res result) {
 	if p.Wake == nil {
 		return
 	}
-	var ids []dataverse.GUID
-	if later := c.f.Later(); len(later) > 0 {
-		ids = append(ids, later[0].ID)
-	}
+	ids := laterToWake(c.f)
 	if res.purchased {
 		q := &dataverse.Query{Select: []string{"csp_subscriptionid"}, Filter: dataverse.LookupEq("csp_parentsubscription", c.f.Subscription.ID)}
 		var children []dataverse.Filter
@@ -843,13 +880,14 @@ func sameMinute(a, b time.Time) bool {
 }
 
 // LCLTriggers are the events that wake the provisioner: a change log created, or changed in a way that
-// asks for provisioning (status set back to Awaiting, a new quantity, date, type or subscription).
+// asks for provisioning (status set back to Awaiting, a new quantity, date, type or subscription) or that
+// frees the changes after it (archived: statecode).
 func LCLTriggers() []Trigger {
 	writeBack := []string{"csp_provisioningstatus", "csp_provisioningmessage", "csp_systemmessage", "csp_attemptid", "csp_claimexpireson",
 		"csp_attempts", "csp_provisionedon", "csp_pcorderid", "csp_pccartid", "csp_pcsubscriptionid", "csp_heldreason", "csp_nextattempton"}
 	return []Trigger{
 		{Table: schema.TableLicenseChangeLog, Message: "Create", WriteBack: writeBack},
 		{Table: schema.TableLicenseChangeLog, Message: "Update", WriteBack: writeBack,
-			Columns: []string{"csp_provisioningstatus", "csp_quantity", "csp_effectivedate", "csp_changetype", "csp_subscription"}},
+			Columns: []string{"csp_provisioningstatus", "csp_quantity", "csp_effectivedate", "csp_changetype", "csp_subscription", "statecode"}},
 	}
 }

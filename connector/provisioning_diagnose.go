@@ -65,7 +65,9 @@ type Diagnosis struct {
 }
 
 // Diagnose walks the provisioning decision for one LCL without changing anything: the same reads and the
-// same rules as a run, and Partner Center's subscription read (a GET) when the rules before it pass.
+// same rules as a run, and Partner Center's subscription read (a GET) when the rules before it pass. A
+// Failed change is walked as a retry would see it (set back to Awaiting Provisioning), so its checks show
+// what stops it now; the next step repeats the remedy its message names.
 func (p *Provisioner) Diagnose(ctx context.Context, id dataverse.GUID) (Diagnosis, error) {
 	f, err := p.load(ctx, id)
 	if err != nil {
@@ -78,20 +80,29 @@ func (p *Provisioner) Diagnose(ctx context.Context, id dataverse.GUID) (Diagnosi
 		dg.Next = fmt.Sprintf("Attempt %s is making this change now (its claim runs until %s). If no replica is running it, the sweep resumes it after that.", f.LCL.AttemptID, mapping.FormatTime(f.LCL.ClaimExpiresOn))
 		return dg, nil
 	}
-	d := mapping.Decide(f, now)
+	failed := f.LCL.State == schema.StateActive && f.LCL.ProvisioningStatus == schema.ProvisioningFailed
+	walked := mapping.AsRetried(f)
+	d := mapping.Decide(walked, now)
+	if failed && len(d.Checks) > 0 && d.Checks[0].Passed {
+		d.Checks[0].Detail = "status Failed Provisioning: walked as if set back to Awaiting Provisioning"
+	}
 	if d.Verdict == mapping.Proceed && f.LCL.ChangeType != schema.ChangePurchase {
 		pc, err := p.PC.Subscription(ctx, f.ProviderAccount.TenantID, f.Subscription.PCSubscriptionID)
 		if err != nil {
-			d = mapping.Failure(d, f, err, now)
+			d = mapping.Failure(d, walked, err, now)
 			dg.PartnerCenter = &PartnerCenterView{SubscriptionID: f.Subscription.PCSubscriptionID, ReadError: d.Message, ReadErrorSystemText: d.System}
 		} else {
 			dg.PartnerCenter = &PartnerCenterView{SubscriptionID: pc.ID, Status: string(pc.Status), Quantity: pc.Quantity, RefundableNow: pc.Refundable(now),
 				CancellableUntil: pc.CancellationAllowedUntilDate, CommitmentEndDate: pc.CommitmentEndDate}
-			d = mapping.CheckPartnerCenter(d, f, pc, now)
+			d = mapping.CheckPartnerCenter(d, walked, pc, now)
 		}
 	}
 	dg.Decision = d
-	dg.Next = nextStep(f, d, dg.PartnerCenter)
+	if failed {
+		dg.Next = failedNextStep(f, d)
+	} else {
+		dg.Next = nextStep(f, d, dg.PartnerCenter)
+	}
 	return dg, nil
 }
 
@@ -110,17 +121,38 @@ func nextStep(f mapping.LCLFacts, d mapping.Decision, pc *PartnerCenterView) str
 		}
 		return "Nothing stops it: the connector would claim the change and push it to Partner Center now."
 	case mapping.Hold:
+		if d.Held == schema.HeldBlocked {
+			return fmt.Sprintf("It stays Awaiting Provisioning (%s): it runs as soon as the earlier change is provisioned or archived.", d.HeldLabel)
+		}
 		next := "when what holds it clears"
 		if !d.NextAttempt.IsZero() {
 			next = "at " + mapping.FormatTime(d.NextAttempt)
 		}
 		return fmt.Sprintf("It stays Awaiting Provisioning (%s); the connector looks again %s.", d.HeldLabel, next)
 	case mapping.Fail:
-		return "It would be set to Failed Provisioning: a person must act on the message, then set it back to Awaiting Provisioning."
+		return fmt.Sprintf("It would be set to Failed Provisioning, and a person must act on its message: %s.", d.Remedy.Step())
 	case mapping.NotApplicable:
 		return "It would be set to Not Applicable: nothing is pushed."
 	}
 	return "Nothing: " + d.Message
+}
+
+// failedNextStep says what a person does about a Failed change, given the walk as a retry would see it:
+// the remedy of the failure it would meet again, or, when the checks pass now, the remedy the row's
+// message names (a refusal only Partner Center can repeat).
+func failedNextStep(f mapping.LCLFacts, d mapping.Decision) string {
+	switch d.Verdict {
+	case mapping.Fail:
+		return fmt.Sprintf("It stays Failed Provisioning until a person acts on its message: %s.", d.Remedy.Step())
+	case mapping.Hold:
+		return fmt.Sprintf("It stays Failed Provisioning until a person sets Provisioning Status back to Awaiting Provisioning; it would then wait (%s): %s", d.HeldLabel, d.Message)
+	case mapping.NotApplicable:
+		return "It stays Failed Provisioning until a person sets Provisioning Status back to Awaiting Provisioning; it would then be set to Not Applicable: " + d.Message
+	}
+	if mapping.RemedyOf(f.LCL.ProvisioningMessage) == mapping.RemedyArchive {
+		return fmt.Sprintf("It stays Failed Provisioning until a person acts on its message: %s.", mapping.RemedyArchive.Step())
+	}
+	return fmt.Sprintf("It stays Failed Provisioning until a person acts. The checks the connector makes before calling Partner Center pass now (Partner Center decides the rest): %s.", mapping.RemedyRetry.Step())
 }
 
 // SubscriptionDiagnosis is `connector diagnose subscription`: the subscription and its changes oldest
@@ -186,11 +218,19 @@ func (p *Provisioner) DiagnoseSubscription(ctx context.Context, id dataverse.GUI
 				line.Blocker = "nothing: it is pushed on its next run"
 			}
 		} else if pending {
-			line.Blocker = "failed: a person must fix it and set it back to Awaiting Provisioning, or archive it; later changes wait for it"
+			line.Blocker = "failed: " + failedStep(l) + "; later changes wait for it"
 		}
 		out.Changes = append(out.Changes, line)
 	}
 	return out, nil
+}
+
+// failedStep is what a person does about a failed change: the remedy its message names, the same words.
+func failedStep(l schema.LicenseChangeLog) string {
+	if r := mapping.RemedyOf(l.ProvisioningMessage); r != mapping.RemedyNone {
+		return r.Step()
+	}
+	return "a person must act on its message: fix it and " + mapping.RemedyRetry.Step() + ", or archive it"
 }
 
 func subscriptionStatus(s schema.Subscription) string {

@@ -20,8 +20,8 @@ import (
 func Failure(d Decision, f LCLFacts, err error, now time.Time) Decision {
 	w := walk{d: d}
 	sys := SystemMessage(err, f.LCL.Attempts)
-	stop := func(rule int, name string, v Verdict, msg string) Decision {
-		out := w.stop(rule, name, v, msg)
+	fail := func(rule int, name, what string, r Remedy) Decision {
+		out := w.fail(rule, name, what, r)
 		out.System = sys
 		return out
 	}
@@ -54,17 +54,17 @@ func Failure(d Decision, f LCLFacts, err error, now time.Time) Decision {
 
 	switch {
 	case re.StatusCode == 404 && code == partnercenter.CodeSubscriptionNotFound:
-		return stop(4, "Partner Center subscription", Fail, fmt.Sprintf(
-			"Partner Center has no subscription %s for customer %s: check the subscription's Provider subscription ID, then set this change back to Awaiting Provisioning.", subscriptionID(f), tenant))
+		return fail(4, "Partner Center subscription", fmt.Sprintf(
+			"Partner Center has no subscription %s for customer %s: check the subscription's Provider subscription ID.", subscriptionID(f), tenant), RemedyRetry)
 	case re.StatusCode == 404 && code == partnercenter.CodeOrderNotFound:
-		return stop(12, "Partner Center order", Fail, fmt.Sprintf(
-			"Partner Center does not know the order %s recorded on this change: check the customer's orders in Partner Center before trying again, so nothing is bought twice.", f.LCL.PCOrderID))
+		return fail(12, "Partner Center order", fmt.Sprintf(
+			"Partner Center does not know the order %s recorded on this change: check the customer's orders in Partner Center before trying again, so nothing is bought twice.", f.LCL.PCOrderID), RemedyRetry)
 	case re.StatusCode == 404:
-		return stop(4, "Partner Center customer", Fail, fmt.Sprintf(
-			"Tenant %s is not a customer in Partner Center: check the provider account's Provider specific account ID, or ask the customer to accept the reseller relationship. Then set this change back to Awaiting Provisioning.", tenant))
+		return fail(4, "Partner Center customer", fmt.Sprintf(
+			"Tenant %s is not a customer in Partner Center: check the provider account's Provider specific account ID, or ask the customer to accept the reseller relationship.", tenant), RemedyRetry)
 	case code == partnercenter.CodeNoCommerceRelationship:
-		return stop(4, "Partner Center customer", Fail, fmt.Sprintf(
-			"The partner has no reseller relationship with tenant %s in Partner Center: ask the customer to accept one, then set this change back to Awaiting Provisioning.", tenant))
+		return fail(4, "Partner Center customer", fmt.Sprintf(
+			"The partner has no reseller relationship with tenant %s in Partner Center: ask the customer to accept one.", tenant), RemedyRetry)
 	case partnercenter.IsThrottled(err):
 		return hold(11, "Partner Center throttling", schema.HeldRetrying, retry,
 			fmt.Sprintf("Partner Center asked the connector to slow down (throttled): it tries again at %s.", FormatTime(retry)))
@@ -77,47 +77,49 @@ func Failure(d Decision, f LCLFacts, err error, now time.Time) Decision {
 		d.NotConnected = true
 		return d
 	case partnercenter.IsSeatReductionRefused(err):
-		return stop(9, "Seat reduction", Fail, fmt.Sprintf(
-			"Partner Center refused the seat reduction: %s Reduce at renewal instead, or set a quantity Partner Center allows now.", sentence(refundableText(re))))
+		return fail(9, "Seat reduction", fmt.Sprintf(
+			"Partner Center refused the seat reduction: %s Set a quantity Partner Center allows now, or reduce at renewal instead.", sentence(refundableText(re))), RemedyRetryOrArchive)
 	}
-	return stop(12, "Partner Center accepts the change", Fail, Refusal(err))
+	what, r := Refusal(err)
+	return fail(12, "Partner Center accepts the change", what, r)
 }
 
-// Refusal says in words why Partner Center refused a change (rule 12), and what to do.
-func Refusal(err error) string {
+// Refusal says in words why Partner Center refused a change (rule 12) and what to do about it; the
+// remedy's step completes the message.
+func Refusal(err error) (string, Remedy) {
 	re := responseError(err)
 	if re == nil {
-		return fmt.Sprintf("Partner Center refused the change: %v.", err)
+		return fmt.Sprintf("Partner Center refused the change: %v.", err), RemedyRetry
 	}
 	what := sentence(re.Description)
 	switch re.Code {
 	case partnercenter.CodeMCANotAccepted:
-		return "The customer has not accepted the Microsoft Customer Agreement, so Partner Center blocks purchases: get it accepted (the customer's Agreement row: request an acceptance link), then set this change back to Awaiting Provisioning."
+		return "The customer has not accepted the Microsoft Customer Agreement, so Partner Center blocks purchases: get it accepted (the customer's Agreement row: request an acceptance link).", RemedyRetry
 	case partnercenter.CodeSandboxLimit, partnercenter.CodeMaxSubscriptions, partnercenter.CodeMaxSeats, partnercenter.CodeCartSandboxLimit, partnercenter.CodeSandboxAzurePlanLimit:
-		return "This is a Partner Center integration sandbox, and it caps customers, subscriptions and seats: " + what + " Use a smaller quantity, or test against a production account."
+		return "This is a Partner Center integration sandbox, and it caps customers, subscriptions and seats: " + what + " Use a smaller quantity, or test against a production account.", RemedyRetry
 	case partnercenter.CodeQuantityOutOfRange, partnercenter.CodeRemainingSeatsExceeded, partnercenter.CodeRemainingAssetsExceeded:
-		return "Partner Center does not allow this quantity for the product: " + what + " Enter a quantity within the product's limits, then set this change back to Awaiting Provisioning."
+		return "Partner Center does not allow this quantity for the product: " + what + " Enter a quantity within the product's limits.", RemedyRetry
 	case partnercenter.CodeSubscriptionSuspended, partnercenter.CodeQuantityWhileSuspending:
-		return "The subscription is suspended in Partner Center: reactivate it first (a Reactivate change), then set this change back to Awaiting Provisioning."
+		return "The subscription is suspended in Partner Center: reactivate it first (a Reactivate change).", RemedyRetry
 	case partnercenter.CodeDeletedNotUpdatable:
-		return "The subscription is cancelled or expired in Partner Center and can no longer be changed: buy a new subscription if the customer still needs it."
+		return "The subscription is cancelled or expired in Partner Center and can no longer be changed: buy a new subscription if the customer still needs it.", RemedyArchive
 	case partnercenter.CodeCancellationWindowEnded:
-		return "Partner Center no longer allows cancelling this subscription: " + what + " Turn auto-renew off so it ends at renewal, and archive this change."
+		return "Partner Center no longer allows cancelling this subscription: " + what + " Turn auto-renew off so it ends at renewal.", RemedyArchive
 	case partnercenter.CodeAddOnParentNotActive:
-		return "This add-on's parent subscription is not active in Partner Center: reactivate the parent first, then set this change back to Awaiting Provisioning."
+		return "This add-on's parent subscription is not active in Partner Center: reactivate the parent first.", RemedyRetry
 	case partnercenter.CodeResellerMPANotAccepted:
-		return "The indirect reseller has not accepted the Microsoft Partner Agreement, so Partner Center refuses the order: the reseller must accept it in Partner Center first."
+		return "The indirect reseller has not accepted the Microsoft Partner Agreement, so Partner Center refuses the order: the reseller must accept it in Partner Center first.", RemedyRetryOrArchive
 	case partnercenter.CodePartnerMPANotAccepted:
-		return "Your company has not accepted the latest Microsoft Partner Agreement in Partner Center: a global admin must accept it (Partner Center → Settings → Legal), then set this change back to Awaiting Provisioning."
+		return "Your company has not accepted the latest Microsoft Partner Agreement in Partner Center: a global admin must accept it (Partner Center → Settings → Legal).", RemedyRetry
 	case partnercenter.CodeCartItemErrors:
-		return "Partner Center refused the order's items: " + strings.Join(re.Data, "; ") + ". Check the subscription's Offer ID, term and billing cycle, then set this change back to Awaiting Provisioning."
+		return "Partner Center refused the order's items: " + strings.Join(re.Data, "; ") + ". Check the subscription's Offer ID, term and billing cycle.", RemedyRetry
 	case partnercenter.CodeCartAlreadySubmitted:
-		return "Partner Center says this change's cart was already checked out, but the connector could not find its order: check the customer's orders in Partner Center. If the order exists, enter its id in Provider order ID and set the change back to Awaiting Provisioning; if not, clear Provider cart ID first."
+		return "Partner Center says this change's cart was already checked out, but the connector could not find its order: check the customer's orders in Partner Center. If the order exists, enter its id in Provider order ID; if not, clear Provider cart ID.", RemedyRetry
 	}
 	if re.Code != "" {
-		return fmt.Sprintf("Partner Center refused the change (error %s): %s Fix what it names, then set this change back to Awaiting Provisioning.", re.Code, what)
+		return fmt.Sprintf("Partner Center refused the change (error %s): %s Fix what it names.", re.Code, what), RemedyRetry
 	}
-	return fmt.Sprintf("Partner Center refused the change (HTTP %d): %s Fix what it names, then set this change back to Awaiting Provisioning.", re.StatusCode, what)
+	return fmt.Sprintf("Partner Center refused the change (HTTP %d): %s Fix what it names.", re.StatusCode, what), RemedyRetry
 }
 
 // refusal reports the 403 codes that are business refusals, not missing permissions.

@@ -47,6 +47,83 @@ func (v Verdict) String() string {
 // MarshalText writes the verdict as its word (for --output json).
 func (v Verdict) MarshalText() ([]byte, error) { return []byte(v.String()), nil }
 
+// Remedy is what a person does about a failed change. A failure's message ends with its remedy's text,
+// and `connector diagnose lcl` names the same step: one text per remedy, so the row and diagnose cannot
+// disagree about what to do.
+type Remedy int
+
+// Remedies.
+const (
+	RemedyNone           Remedy = iota // not a failure
+	RemedyRetry                        // fix what the message names, then set the change back to Awaiting Provisioning
+	RemedyArchive                      // it cannot be made as asked: archive it, and the changes after it go ahead
+	RemedyRetryOrArchive               // either: change it so it can be made and try again, or archive it
+)
+
+// The steps the remedies name, in the words of the form.
+const (
+	retryStep   = "set Provisioning Status back to Awaiting Provisioning to try again"
+	archiveStep = "archive this change (Status Reason: Archived)"
+	// laterGoAhead is what archiving does for the changes after it: they are woken at once.
+	laterGoAhead = "the later changes of this subscription then go ahead"
+)
+
+// Step is the remedy's step in words: "set Provisioning Status back to Awaiting Provisioning to try again".
+func (r Remedy) Step() string {
+	switch r {
+	case RemedyRetry:
+		return retryStep
+	case RemedyArchive:
+		return archiveStep + ": it cannot be made as asked, and " + laterGoAhead
+	case RemedyRetryOrArchive:
+		return retryStep + ", or " + archiveStep + " if it should not happen: " + laterGoAhead
+	}
+	return ""
+}
+
+// Text is the remedy as the closing sentence of a failure's message.
+func (r Remedy) Text() string {
+	if r == RemedyNone {
+		return ""
+	}
+	return "Then " + r.Step() + "."
+}
+
+// RemedyOf reads the remedy a failure's message ends with (RemedyNone when it ends with none): what the
+// row told people to do, for diagnose to repeat.
+func RemedyOf(message string) Remedy {
+	for _, r := range []Remedy{RemedyRetry, RemedyArchive, RemedyRetryOrArchive} {
+		if strings.HasSuffix(message, r.Text()) {
+			return r
+		}
+	}
+	return RemedyNone
+}
+
+// AsRetried is f as a retry would see it: a Failed change set back to Awaiting Provisioning. Diagnose walks
+// a failed change so, to show what would stop it now.
+func AsRetried(f LCLFacts) LCLFacts {
+	if f.LCL.State == schema.StateActive && f.LCL.ProvisioningStatus == schema.ProvisioningFailed {
+		f.LCL.ProvisioningStatus = schema.ProvisioningAwaiting
+	}
+	return f
+}
+
+func (r Remedy) String() string {
+	switch r {
+	case RemedyRetry:
+		return "retry"
+	case RemedyArchive:
+		return "archive"
+	case RemedyRetryOrArchive:
+		return "retry or archive"
+	}
+	return ""
+}
+
+// MarshalText writes the remedy as its word (for --output json).
+func (r Remedy) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
+
 // Check is one step of the decision walk, as `connector diagnose lcl` prints it.
 type Check struct {
 	// Rule is the row of DESIGN §5's table the check belongs to; 0 for the preliminaries.
@@ -66,6 +143,8 @@ type Decision struct {
 	// Message is for people (csp_provisioningmessage); System for support (csp_systemmessage).
 	Message string `json:"message,omitempty" desc:"What it means, in plain words."`
 	System  string `json:"system,omitempty" desc:"Technical detail for support."`
+	// Remedy is what a person does about a Fail; Message ends with its Text.
+	Remedy Remedy `json:"remedy,omitempty" desc:"What a person does about a failure: retry, archive, or retry or archive."`
 	// NotConnected asks for the provider to be marked not connected (rule 10).
 	NotConnected bool `json:"notConnected,omitempty" desc:"True when the provider is to be marked not connected."`
 	// Notify asks for the people who handle changes to be told (a Manual provider's change).
@@ -141,6 +220,13 @@ func (w *walk) stop(rule int, name string, v Verdict, message string) Decision {
 	return w.d
 }
 
+// fail stops the walk with a failure: what went wrong and what to do about it, then the remedy's step.
+func (w *walk) fail(rule int, name, what string, r Remedy) Decision {
+	d := w.stop(rule, name, Fail, strings.TrimSpace(sentence(what)+" "+r.Text()))
+	d.Remedy = r
+	return d
+}
+
 func (w *walk) hold(rule int, name string, reason schema.HeldReason, next time.Time, message string) Decision {
 	d := w.stop(rule, name, Hold, message)
 	d.Held, d.HeldLabel, d.NextAttempt = reason, HeldLabel(reason), next
@@ -161,8 +247,8 @@ func Decide(f LCLFacts, now time.Time) Decision {
 		return w.stop(0, "Awaiting Provisioning", Skip, fmt.Sprintf("The change is %s: only changes Awaiting Provisioning are pushed. Set it back to Awaiting Provisioning to push it.", ProvisioningLabel(l.ProvisioningStatus)))
 	}
 	w.pass(0, "Awaiting Provisioning", "status %s", ProvisioningLabel(l.ProvisioningStatus))
-	if msg := validate(l); msg != "" {
-		return w.stop(0, "Complete", Fail, msg)
+	if msg, r := validate(l); msg != "" {
+		return w.fail(0, "Complete", msg, r)
 	}
 	w.pass(0, "Complete", "%s", describeRequest(l))
 
@@ -189,8 +275,8 @@ func Decide(f LCLFacts, now time.Time) Decision {
 		w.pass(2, "Provider type", "%s is Automatic", name(f.Provider.Name, "the provider"))
 	}
 
-	if msg := missingMapping(f); msg != "" {
-		return w.stop(4, "Mapping", Fail, msg)
+	if msg, r := missingMapping(f); msg != "" {
+		return w.fail(4, "Mapping", msg, r)
 	}
 	w.pass(4, "Mapping", "subscription %s, provider %s, provider account %s (tenant %s)", name(f.Subscription.Name, f.Subscription.ID.String()),
 		name(f.Provider.Name, f.Provider.ID.String()), name(f.ProviderAccount.Name, f.ProviderAccount.ID.String()), f.ProviderAccount.TenantID)
@@ -210,7 +296,7 @@ func Decide(f LCLFacts, now time.Time) Decision {
 	} else {
 		switch {
 		case f.Parent == nil:
-			return w.stop(6, "Parent subscription", Fail, fmt.Sprintf("Subscription %s is an add-on, but its parent subscription no longer exists in Dynamics: set its Parent subscription, then set this change back to Awaiting Provisioning.", name(f.Subscription.Name, "")))
+			return w.fail(6, "Parent subscription", fmt.Sprintf("Subscription %s is an add-on, but its parent subscription no longer exists in Dynamics: set its Parent subscription.", name(f.Subscription.Name, "")), RemedyRetry)
 		case f.Parent.PCSubscriptionID == "":
 			return w.hold(6, "Parent subscription", schema.HeldWaitingForParent, time.Time{},
 				fmt.Sprintf("Waiting for the parent subscription %s to be provisioned: this add-on change runs as soon as it is.", name(f.Parent.Name, f.Parent.ID.String())))
@@ -222,7 +308,7 @@ func Decide(f LCLFacts, now time.Time) Decision {
 		e := earlier[0]
 		if e.ProvisioningStatus == schema.ProvisioningFailed {
 			return w.hold(7, "Earlier changes", schema.HeldBlocked, time.Time{}, fmt.Sprintf(
-				"Blocked by the earlier change %s of this subscription, which failed: fix it and set it back to Awaiting Provisioning, or archive it (Status Reason: Archived) if it should not happen. This change follows it automatically.",
+				"Blocked by the earlier change %s of this subscription, which failed: do what its message says (fix it and set it back to Awaiting Provisioning, or archive it). This change follows as soon as it is provisioned or archived.",
 				LCLName(e)))
 		}
 		d := w.hold(7, "Earlier changes", schema.HeldBlocked, time.Time{}, fmt.Sprintf(
@@ -234,10 +320,10 @@ func Decide(f LCLFacts, now time.Time) Decision {
 
 	if l.ChangeType != schema.ChangeReactivate && l.ChangeType != schema.ChangePurchase {
 		if f.Subscription.State != schema.StateActive {
-			return w.stop(8, "Subscription status", Fail, fmt.Sprintf("Subscription %s is inactive in Dynamics: reactivate it first (a Reactivate change), then set this change back to Awaiting Provisioning.", name(f.Subscription.Name, "")))
+			return w.fail(8, "Subscription status", fmt.Sprintf("Subscription %s is inactive in Dynamics: reactivate it first (a Reactivate change).", name(f.Subscription.Name, "")), RemedyRetry)
 		}
 		if f.Subscription.Status == schema.SubscriptionSuspended && l.ChangeType != schema.ChangeSuspend {
-			return w.stop(8, "Subscription status", Fail, fmt.Sprintf("Subscription %s is suspended: reactivate it first (a Reactivate change), then set this change back to Awaiting Provisioning.", name(f.Subscription.Name, "")))
+			return w.fail(8, "Subscription status", fmt.Sprintf("Subscription %s is suspended: reactivate it first (a Reactivate change).", name(f.Subscription.Name, "")), RemedyRetry)
 		}
 	}
 	w.pass(8, "Subscription status", "active in Dynamics")
@@ -245,48 +331,48 @@ func Decide(f LCLFacts, now time.Time) Decision {
 	return w.d
 }
 
-// validate reports an LCL whose own fields cannot describe a change.
-func validate(l schema.LicenseChangeLog) string {
+// validate reports an LCL whose own fields cannot describe a change, and what to do about it.
+func validate(l schema.LicenseChangeLog) (string, Remedy) {
 	switch l.ChangeType {
 	case schema.ChangePurchase, schema.ChangeQuantity:
 		if l.Quantity == nil {
-			return "New quantity is empty: enter the total number of seats the subscription should have, then set the change back to Awaiting Provisioning."
+			return "New quantity is empty: enter the total number of seats the subscription should have.", RemedyRetry
 		}
 		if *l.Quantity < 1 {
-			return fmt.Sprintf("New quantity is %d: a subscription needs at least 1 seat. To remove it entirely use a Cancel change.", *l.Quantity)
+			return fmt.Sprintf("New quantity is %d: a subscription needs at least 1 seat. Enter at least 1, or, to remove the subscription entirely, use a Cancel change instead.", *l.Quantity), RemedyRetryOrArchive
 		}
 	case schema.ChangeSuspend, schema.ChangeReactivate, schema.ChangeCancel:
 	default:
-		return "Change type is empty or unknown: choose Purchase, Quantity, Suspend, Reactivate or Cancel, then set the change back to Awaiting Provisioning."
+		return "Change type is empty or unknown: choose Purchase, Quantity, Suspend, Reactivate or Cancel.", RemedyRetry
 	}
 	if l.Subscription.ID == uuid.Nil {
-		return "The change names no subscription: set its Subscription, then set it back to Awaiting Provisioning."
+		return "The change names no subscription: set its Subscription.", RemedyRetry
 	}
-	return ""
+	return "", RemedyNone
 }
 
-// missingMapping names the first missing link between the change and a Partner Center customer.
-func missingMapping(f LCLFacts) string {
-	const retry = " Then set this change back to Awaiting Provisioning."
+// missingMapping names the first missing link between the change and a Partner Center customer, and what
+// to do about it.
+func missingMapping(f LCLFacts) (string, Remedy) {
 	switch {
 	case f.Subscription == nil:
-		return "The change's subscription no longer exists in Dynamics: point the change at the right subscription." + retry
+		return "The change's subscription no longer exists in Dynamics: point the change at the right subscription.", RemedyRetryOrArchive
 	case f.Provider == nil:
-		return fmt.Sprintf("Subscription %s has no provider: set its Provider."+retry, name(f.Subscription.Name, ""))
+		return fmt.Sprintf("Subscription %s has no provider: set its Provider.", name(f.Subscription.Name, "")), RemedyRetry
 	case f.Provider.State != schema.StateActive:
-		return fmt.Sprintf("Provider %s is inactive: activate it, or move the subscription to an active provider."+retry, name(f.Provider.Name, ""))
+		return fmt.Sprintf("Provider %s is inactive: activate it, or move the subscription to an active provider.", name(f.Provider.Name, "")), RemedyRetry
 	case f.ProviderAccount == nil:
-		return fmt.Sprintf("Subscription %s has no provider account: set its Provider account to the customer's (Provider Accounts lists every Partner Center customer)."+retry, name(f.Subscription.Name, ""))
+		return fmt.Sprintf("Subscription %s has no provider account: set its Provider account to the customer's (Provider Accounts lists every Partner Center customer).", name(f.Subscription.Name, "")), RemedyRetry
 	case f.ProviderAccount.TenantID == "":
-		return fmt.Sprintf("Provider account %s has no Provider specific account ID: enter the customer's Microsoft tenant id."+retry, name(f.ProviderAccount.Name, ""))
+		return fmt.Sprintf("Provider account %s has no Provider specific account ID: enter the customer's Microsoft tenant id.", name(f.ProviderAccount.Name, "")), RemedyRetry
 	case f.ProviderAccount.State != schema.StateActive:
-		return fmt.Sprintf("Provider account %s is inactive: the customer's relationship with the partner was removed in Partner Center. Restore the reseller relationship, sync provider accounts, and try again.", name(f.ProviderAccount.Name, ""))
+		return fmt.Sprintf("Provider account %s is inactive: the customer's relationship with the partner was removed in Partner Center. Restore the reseller relationship and sync provider accounts.", name(f.ProviderAccount.Name, "")), RemedyRetry
 	case f.LCL.ChangeType == schema.ChangePurchase && f.Subscription.PCSubscriptionID != "" && f.LCL.PCOrderID == "" && f.LCL.PCCartID == "":
-		return fmt.Sprintf("Subscription %s already exists in Partner Center (%s): buying it again would create a second subscription. Use a Quantity change to add seats.", name(f.Subscription.Name, ""), f.Subscription.PCSubscriptionID)
+		return fmt.Sprintf("Subscription %s already exists in Partner Center (%s): buying it again would create a second subscription. Use a Quantity change to add seats.", name(f.Subscription.Name, ""), f.Subscription.PCSubscriptionID), RemedyArchive
 	case f.LCL.ChangeType != schema.ChangePurchase && f.Subscription.PCSubscriptionID == "" && !purchasePending(f):
-		return fmt.Sprintf("Subscription %s has no Provider subscription ID, so the connector cannot find it in Partner Center: enter its Partner Center subscription id, or buy it first with a Purchase change."+retry, name(f.Subscription.Name, ""))
+		return fmt.Sprintf("Subscription %s has no Provider subscription ID, so the connector cannot find it in Partner Center: enter its Partner Center subscription id, or buy it first with a Purchase change.", name(f.Subscription.Name, "")), RemedyRetry
 	}
-	return ""
+	return "", RemedyNone
 }
 
 // purchasePending reports an earlier purchase of the subscription that is not done: rule 7 holds the change
@@ -317,14 +403,14 @@ func CheckPartnerCenter(d Decision, f LCLFacts, pc partnercenter.Subscription, n
 	case pc.Status.Is(partnercenter.SubscriptionSuspended) && (l.ChangeType == schema.ChangeReactivate || l.ChangeType == schema.ChangeSuspend):
 		w.pass(8, "Partner Center status", "suspended")
 	case pc.Status.Is(partnercenter.SubscriptionSuspended):
-		return w.stop(8, "Partner Center status", Fail, "The subscription is suspended in Partner Center: reactivate it first (a Reactivate change), then set this change back to Awaiting Provisioning.")
+		return w.fail(8, "Partner Center status", "The subscription is suspended in Partner Center: reactivate it first (a Reactivate change).", RemedyRetry)
 	case pc.Status.Is(partnercenter.SubscriptionDeleted) && l.ChangeType == schema.ChangeCancel:
 		// Cancelled already (by an attempt that did not live to write it back, or in the portal): done.
 		w.pass(8, "Partner Center status", "cancelled already")
 		w.d.Verdict = Proceed
 		return w.d
 	case pc.Status.Is(partnercenter.SubscriptionDeleted), pc.Status.Is(partnercenter.SubscriptionExpired), pc.Status.Is(partnercenter.SubscriptionDisabled):
-		return w.stop(8, "Partner Center status", Fail, fmt.Sprintf("The subscription is %s in Partner Center: it can no longer be changed. Buy a new subscription (a Purchase change on a new subscription row) if the customer still needs it.", statusWord(status)))
+		return w.fail(8, "Partner Center status", fmt.Sprintf("The subscription is %s in Partner Center: it can no longer be changed. Buy a new subscription (a Purchase change on a new subscription row) if the customer still needs it.", statusWord(status)), RemedyArchive)
 	default:
 		return w.hold(8, "Partner Center status", schema.HeldRetrying, now.Add(RetryDelay(l.Attempts, 0)),
 			fmt.Sprintf("The subscription is %s in Partner Center: the connector tries again when it is active.", statusWord(status)))
@@ -337,13 +423,13 @@ func CheckPartnerCenter(d Decision, f LCLFacts, pc partnercenter.Subscription, n
 			w.pass(9, "Seat reduction", "not a reduction (%d → %d)", pc.Quantity, target)
 			break
 		}
-		if msg := checkReduction(f, pc, pc.Quantity-target, now); msg != "" {
-			return w.stop(9, "Seat reduction", Fail, msg)
+		if msg, r := checkReduction(f, pc, pc.Quantity-target, now); msg != "" {
+			return w.fail(9, "Seat reduction", msg, r)
 		}
 		w.pass(9, "Seat reduction", "%d seat(s) may be removed now; this removes %d", pc.Refundable(now), pc.Quantity-target)
 	case schema.ChangeCancel:
-		if msg := checkBehavior(f, now); msg != "" {
-			return w.stop(9, "Cancellation", Fail, msg)
+		if msg, r := checkBehavior(f, now); msg != "" {
+			return w.fail(9, "Cancellation", msg, r)
 		}
 		until := pc.CancellationAllowedUntilDate
 		if until == nil || !now.Before(*until) {
@@ -351,7 +437,7 @@ func CheckPartnerCenter(d Decision, f LCLFacts, pc partnercenter.Subscription, n
 			if until != nil {
 				msg += fmt.Sprintf(" (the cancellation window ended %s)", FormatTime(*until))
 			}
-			return w.stop(9, "Cancellation", Fail, msg+". Turn auto-renew off so it ends at renewal"+renewalHint(f, pc)+", and archive this change.")
+			return w.fail(9, "Cancellation", msg+". Turn auto-renew off so it ends at renewal"+renewalHint(f, pc)+".", RemedyArchive)
 		}
 		w.pass(9, "Cancellation", "allowed until %s", FormatTime(*until))
 	default:
@@ -362,43 +448,43 @@ func CheckPartnerCenter(d Decision, f LCLFacts, pc partnercenter.Subscription, n
 }
 
 // checkReduction applies the subscription's reduction behaviour and Partner Center's refundable seats.
-func checkReduction(f LCLFacts, pc partnercenter.Subscription, remove int, now time.Time) string {
-	if msg := checkBehavior(f, now); msg != "" {
-		return msg
+func checkReduction(f LCLFacts, pc partnercenter.Subscription, remove int, now time.Time) (string, Remedy) {
+	if msg, r := checkBehavior(f, now); msg != "" {
+		return msg, r
 	}
 	refundable := pc.Refundable(now)
 	if remove <= refundable {
-		return ""
+		return "", RemedyNone
 	}
 	target := pc.Quantity - remove
 	if refundable == 0 {
-		return fmt.Sprintf("Partner Center allows no seat reduction now (seats %d → %d asked): the seats are past their refund window. Reduce at renewal%s instead, and archive this change.",
-			pc.Quantity, target, renewalHint(f, pc))
+		return fmt.Sprintf("Partner Center allows no seat reduction now (seats %d → %d asked): the seats are past their refund window. Reduce at renewal%s instead.",
+			pc.Quantity, target, renewalHint(f, pc)), RemedyArchive
 	}
-	return fmt.Sprintf("Partner Center allows removing at most %d seat(s) now, until %s (seats %d → %d asked, which removes %d). Set a new quantity of at least %d, or reduce the rest at renewal%s.",
-		refundable, FormatTime(earliestRefundDeadline(pc, now)), pc.Quantity, target, remove, pc.Quantity-refundable, renewalHint(f, pc))
+	return fmt.Sprintf("Partner Center allows removing at most %d seat(s) now, until %s (seats %d → %d asked, which removes %d). Set a new quantity of at least %d, or reduce at renewal%s instead.",
+		refundable, FormatTime(earliestRefundDeadline(pc, now)), pc.Quantity, target, remove, pc.Quantity-refundable, renewalHint(f, pc)), RemedyRetryOrArchive
 }
 
 // checkBehavior applies the subscription row's Seat reduction setting and window.
-func checkBehavior(f LCLFacts, now time.Time) string {
+func checkBehavior(f LCLFacts, now time.Time) (string, Remedy) {
 	s := f.Subscription
 	switch s.ReductionBehavior {
 	case schema.ReductionDisallowed:
-		return fmt.Sprintf("Seat reductions are not allowed for subscription %s (Seat reduction: Disallowed). Reduce at renewal%s instead, and archive this change.", name(s.Name, ""), renewalDate(s.CommitmentEndDate))
+		return fmt.Sprintf("Seat reductions are not allowed for subscription %s (Seat reduction: Disallowed). Reduce at renewal%s instead.", name(s.Name, ""), renewalDate(s.CommitmentEndDate)), RemedyArchive
 	case schema.ReductionAllowedWithinWindow:
 		if s.ReductionWindowHrs <= 0 {
-			return fmt.Sprintf("Subscription %s allows reductions within a window, but its Reduction window (hours) is empty: enter it, then set this change back to Awaiting Provisioning.", name(s.Name, ""))
+			return fmt.Sprintf("Subscription %s allows reductions within a window, but its Reduction window (hours) is empty: enter it.", name(s.Name, "")), RemedyRetry
 		}
 		if s.ActualProvisionedOn.IsZero() {
-			return fmt.Sprintf("Subscription %s allows reductions within %d hours of provisioning, but its Actual provisioned on date is empty: enter it, then set this change back to Awaiting Provisioning.", name(s.Name, ""), s.ReductionWindowHrs)
+			return fmt.Sprintf("Subscription %s allows reductions within %d hours of provisioning, but its Actual provisioned on date is empty: enter it.", name(s.Name, ""), s.ReductionWindowHrs), RemedyRetry
 		}
 		end := s.ActualProvisionedOn.Add(time.Duration(s.ReductionWindowHrs) * time.Hour)
 		if !now.Before(end) {
-			return fmt.Sprintf("The reduction window of subscription %s ended %s (%d hours after it was provisioned on %s). Reduce at renewal%s instead, and archive this change.",
-				name(s.Name, ""), FormatTime(end), s.ReductionWindowHrs, FormatTime(s.ActualProvisionedOn), renewalDate(s.CommitmentEndDate))
+			return fmt.Sprintf("The reduction window of subscription %s ended %s (%d hours after it was provisioned on %s). Reduce at renewal%s instead.",
+				name(s.Name, ""), FormatTime(end), s.ReductionWindowHrs, FormatTime(s.ActualProvisionedOn), renewalDate(s.CommitmentEndDate)), RemedyArchive
 		}
 	}
-	return ""
+	return "", RemedyNone
 }
 
 func earliestRefundDeadline(pc partnercenter.Subscription, now time.Time) time.Time {

@@ -3,6 +3,7 @@ package mapping_test
 import (
 	"fmt"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -141,6 +142,7 @@ func TestDecideRules(t *testing.T) {
 			for _, m := range tt.message {
 				assert.Contains(t, d.Message, m)
 			}
+			assertRemedy(t, d)
 		})
 	}
 }
@@ -285,8 +287,22 @@ func TestCheckPartnerCenterReductionsAndStatus(t *testing.T) {
 			for _, m := range tt.message {
 				assert.Contains(t, d.Message, m)
 			}
+			assertRemedy(t, d)
 		})
 	}
+}
+
+// assertRemedy checks that a failure names one remedy and its message ends with that remedy's words
+// (what diagnose says too), and that nothing else carries one.
+func assertRemedy(t *testing.T, d mapping.Decision) {
+	t.Helper()
+	if d.Verdict != mapping.Fail {
+		assert.Equal(t, mapping.RemedyNone, d.Remedy)
+		return
+	}
+	require.NotEqual(t, mapping.RemedyNone, d.Remedy, d.Message)
+	assert.True(t, strings.HasSuffix(d.Message, " "+d.Remedy.Text()), "%q ends with %q", d.Message, d.Remedy.Text())
+	assert.NotContains(t, strings.TrimSuffix(d.Message, d.Remedy.Text()), "Awaiting Provisioning", "the remedy alone says what to do next")
 }
 
 func pcErr(status int, code, description string) error {
@@ -356,6 +372,7 @@ func TestFailureTranslatesPartnerCenter(t *testing.T) {
 			for _, m := range tt.message {
 				assert.Contains(t, d.Message, m)
 			}
+			assertRemedy(t, d)
 			assert.Contains(t, d.System, "Attempts: 3", "support sees the attempt count")
 			if _, ok := tt.err.(*net.OpError); !ok && tt.err != nil && !errorsIsNoCredential(tt.err) {
 				assert.Contains(t, d.System, "MS-RequestId")
