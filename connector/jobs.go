@@ -125,7 +125,7 @@ func (j *Jobs) Ensure(ctx context.Context) error {
 	for _, job := range j.jobs {
 		_, err := j.dv.Upsert(ctx, schema.SetJobs, dataverse.Key{"csp_name": job.Name}, dataverse.Row{
 			"csp_name": job.Name, "csp_schedule": formatSchedule(job.Schedule), "csp_enabled": true,
-		}, &dataverse.UpsertOptions{Mode: dataverse.UpsertCreateOnly})
+		}, &dataverse.UpsertOptions{Mode: dataverse.UpsertCreateOnly, PrimaryKey: schema.PrimaryKey(schema.TableJob)})
 		if err != nil && !dataverse.IsDuplicate(err) && !dataverse.IsConflict(err) {
 			return fmt.Errorf("jobs: create the row of %q: %w", job.Name, err)
 		}

@@ -353,7 +353,8 @@ func (r *syncRun) writeChunk(ctx context.Context, pr schema.Provider, existing [
 		if ex == nil {
 			row["csp_provider@odata.bind"] = dataverse.Bind(schema.SetProviders, pr.ID)
 			row["csp_tenantid"] = tenant.String()
-			ops = append(ops, dataverse.UpsertOp(schema.SetProviderAccounts, providerAccountKey(pr.ID, tenant), row, dataverse.UpsertCreateOrUpdate))
+			ops = append(ops, dataverse.UpsertOp(schema.SetProviderAccounts, providerAccountKey(pr.ID, tenant), row,
+				&dataverse.UpsertOptions{PrimaryKey: schema.PrimaryKey(schema.TableProviderAccount)}))
 		} else {
 			ops = append(ops, dataverse.UpdateOp(schema.SetProviderAccounts, ex.id, row, &dataverse.UpdateOptions{IfMatch: ex.etag}))
 		}
@@ -377,7 +378,7 @@ func (r *syncRun) writeChunk(ctx context.Context, pr schema.Provider, existing [
 			p.logger().Warn("writing a provider account failed", "tenant", w.cust.ID, "error", res.Err)
 			continue
 		}
-		if w.created {
+		if res.Created() { // an upsert may find the row another replica created: then it updated it
 			counts.Created++
 		} else {
 			counts.Updated++
@@ -580,7 +581,7 @@ func pendingAgreementOp(providerAccount, account uuid.UUID, template schema.Agre
 		row["csp_account@odata.bind"] = dataverse.Bind(schema.SetAccounts, account)
 	}
 	key := dataverse.Key{dataverse.LookupValue("csp_provideraccount"): providerAccount, dataverse.LookupValue("csp_agreementtemplate"): template.ID}
-	return dataverse.UpsertOp(schema.SetAgreements, key, row, dataverse.UpsertCreateOnly)
+	return dataverse.UpsertOp(schema.SetAgreements, key, row, &dataverse.UpsertOptions{Mode: dataverse.UpsertCreateOnly, PrimaryKey: schema.PrimaryKey(schema.TableAgreement)})
 }
 
 // createAgreements runs pendingAgreementOps in batches of batchSize; an agreement that exists already is

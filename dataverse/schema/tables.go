@@ -314,6 +314,10 @@ func StandardTables() []dataverse.Table {
 	}
 }
 
+// PrimaryKey returns the primary key column of a table by its logical name: <logical name>id, as
+// dataverse.Table.PrimaryKey. Upserts need it to learn the id of the row they wrote.
+func PrimaryKey(table string) string { return dataverse.Table{LogicalName: table}.PrimaryKey() }
+
 // OptionLabel returns the label of a choice value of a table's column ("" when unknown), as forms show it.
 func OptionLabel(table, column string, value int) string {
 	return optionLabels()[optionKey{table, column, value}]
