@@ -1,6 +1,7 @@
 package connector
 
 import (
+	"cmp"
 	"context"
 	"crypto/subtle"
 	"fmt"
@@ -320,7 +321,7 @@ func mapProviderAccount(c *apiCall) (apiResult, error) {
 	if pa.Account.ID != account || pa.MappingStatus != schema.MappingMapped {
 		_, err := c.svc().DV.Update(c.ctx(), schema.SetProviderAccounts, id, dataverse.Row{
 			"csp_account@odata.bind": dataverse.Bind(schema.SetAccounts, account), "csp_mappingstatus": schema.MappingMapped,
-			"csp_mappingmessage": fmt.Sprintf("Mapped through the API by %s on %s.", c.who.Name, mapping.FormatTime(c.api.opts.Now())),
+			"csp_mappingmessage": schema.Fit(schema.TableProviderAccount, "csp_mappingmessage", fmt.Sprintf("Mapped through the API by %s on %s.", c.who.Name, mapping.FormatTime(c.api.opts.Now()))),
 		}, &dataverse.UpdateOptions{IfMatch: pa.ETag})
 		if err != nil {
 			return apiResult{}, err
@@ -420,6 +421,9 @@ func requestAcceptanceLink(c *apiCall) (apiResult, error) {
 		if err := c.decode(&req); err != nil {
 			return apiResult{}, err
 		}
+	}
+	if fields := req.tooLong(); len(fields) > 0 {
+		return apiResult{}, badRequest("A field is too long: "+fields[0].Field+" "+fields[0].Message+".", fields...)
 	}
 	g := c.svc().Agreements
 	f, err := g.load(c.ctx(), id)
@@ -749,7 +753,7 @@ func subscribeWebhook(c *apiCall) (apiResult, error) {
 	if eventType == "" {
 		fields = append(fields, FieldError{Field: "eventType", Message: "must be one of " + strings.Join(notificationTypeNames(), ", ")})
 	}
-	if msg := callbackProblem(req.CallbackURL, c.svc().allowHTTPLoopbackWebhooks); msg != "" {
+	if msg := cmp.Or(lengthProblem(schema.TableWebhookSubscription, "csp_callbackurl", req.CallbackURL), callbackProblem(req.CallbackURL, c.svc().allowHTTPLoopbackWebhooks)); msg != "" {
 		fields = append(fields, FieldError{Field: "callbackUrl", Message: msg})
 	}
 	if len(fields) > 0 {
@@ -774,8 +778,8 @@ func subscribeWebhook(c *apiCall) (apiResult, error) {
 	}
 	u, _ := url.Parse(req.CallbackURL)
 	id, err := dv.Create(c.ctx(), schema.SetWebhookSubscriptions, dataverse.Row{
-		"csp_name": cut(fmt.Sprintf("%s → %s", eventType, u.Hostname()), 100), "csp_eventtype": eventType.EventType(),
-		"csp_callbackurl": req.CallbackURL, "csp_owner": cut(c.who.ID, 200),
+		"csp_name": schema.Fit(schema.TableWebhookSubscription, "csp_name", fmt.Sprintf("%s → %s", eventType, u.Hostname())), "csp_eventtype": eventType.EventType(),
+		"csp_callbackurl": req.CallbackURL, "csp_owner": schema.Fit(schema.TableWebhookSubscription, "csp_owner", c.who.ID),
 	})
 	if err != nil {
 		return apiResult{}, err

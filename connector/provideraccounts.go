@@ -271,19 +271,11 @@ func syncedHash(fields ...string) uint64 {
 // customerColumns are the columns the sync writes from a customer, cut to the columns' lengths so a long
 // name cannot fail the write or differ from what is stored on every run.
 func customerColumns(c partnercenter.Customer) (name, domain, company, relationship string) {
-	company = cut(c.CompanyProfile.CompanyName, 255)
-	domain = cut(c.CompanyProfile.Domain, 255)
-	name = cut(cmp.Or(c.CompanyProfile.CompanyName, c.CompanyProfile.Domain, c.ID), 200)
-	relationship = cut(string(c.RelationshipToPartner), 100)
+	company = schema.Fit(schema.TableProviderAccount, "csp_companyname", c.CompanyProfile.CompanyName)
+	domain = schema.Fit(schema.TableProviderAccount, "csp_domain", c.CompanyProfile.Domain)
+	name = schema.Fit(schema.TableProviderAccount, "csp_name", cmp.Or(c.CompanyProfile.CompanyName, c.CompanyProfile.Domain, c.ID))
+	relationship = schema.Fit(schema.TableProviderAccount, "csp_relationship", string(c.RelationshipToPartner))
 	return name, domain, company, relationship
-}
-
-func cut(s string, n int) string {
-	r := []rune(s)
-	if len(r) <= n {
-		return s
-	}
-	return string(r[:n])
 }
 
 // pending is one row write of a chunk and what to do once it is written.
@@ -334,7 +326,7 @@ func (r *syncRun) writeChunk(ctx context.Context, pr schema.Provider, existing [
 			if err != nil {
 				return counts, err
 			}
-			msg := cut(m.message, 4000)
+			msg := schema.Fit(schema.TableProviderAccount, "csp_mappingmessage", m.message)
 			if ex == nil || m.status != ex.status || syncedHash(msg) != ex.message {
 				// A row already Unmapped or Ambiguous whose candidates changed gets the new message
 				// without a second notice.
@@ -571,7 +563,7 @@ func sortedHas(ids []uuid.UUID, id uuid.UUID) bool {
 // one deactivated since) is left as it is.
 func pendingAgreementOp(providerAccount, account uuid.UUID, template schema.AgreementTemplate, customer string) dataverse.Op {
 	row := dataverse.Row{
-		"csp_name":                         cut(cmp.Or(template.Name, "Agreement")+" – "+customer, 200),
+		"csp_name":                         schema.Fit(schema.TableAgreement, "csp_name", cmp.Or(template.Name, "Agreement")+" – "+customer),
 		"csp_provideraccount@odata.bind":   dataverse.Bind(schema.SetProviderAccounts, providerAccount),
 		"csp_agreementtemplate@odata.bind": dataverse.Bind(schema.SetAgreementTemplates, template.ID),
 		"csp_attestationstatus":            schema.AttestationNotStarted,
@@ -737,7 +729,7 @@ func (r *syncRun) needsMapping(pr schema.Provider, id uuid.UUID, cust partnercen
 	r.needing = append(r.needing, Notification{
 		Type: NotifyProviderAccountNeedsMapping,
 		Notice: Notice{
-			Title: cut(fmt.Sprintf("Map %s to an account", name), 160),
+			Title: fmt.Sprintf("Map %s to an account", name),
 			Body:  m.Message, Icon: NoticeWarning, Table: schema.TableProviderAccount, RowID: id,
 		},
 		Data: map[string]any{
@@ -887,7 +879,7 @@ func (p *ProviderAccounts) Handle(ctx context.Context, w Work) error {
 	if p.Notify != nil {
 		name := cmp.Or(pa.CompanyName, pa.Name, pa.TenantID)
 		p.Notify(Notification{Type: NotifyProviderAccountNeedsMapping,
-			Notice: Notice{Title: cut(fmt.Sprintf("Map %s to an account", name), 160), Body: msg, Icon: NoticeWarning, Table: schema.TableProviderAccount, RowID: pa.ID},
+			Notice: Notice{Title: fmt.Sprintf("Map %s to an account", name), Body: msg, Icon: NoticeWarning, Table: schema.TableProviderAccount, RowID: pa.ID},
 			Data: map[string]any{"providerAccountId": pa.ID.String(), "providerId": pa.Provider.ID.String(), "tenantId": pa.TenantID,
 				"companyName": pa.CompanyName, "domain": pa.Domain, "mappingStatus": "Unmapped"}})
 	}
