@@ -422,9 +422,6 @@ func requestAcceptanceLink(c *apiCall) (apiResult, error) {
 			return apiResult{}, err
 		}
 	}
-	if fields := req.tooLong(); len(fields) > 0 {
-		return apiResult{}, badRequest("A field is too long: "+fields[0].Field+" "+fields[0].Message+".", fields...)
-	}
 	g := c.svc().Agreements
 	f, err := g.load(c.ctx(), id)
 	if dataverse.IsNotFound(err) {
@@ -445,13 +442,24 @@ func requestAcceptanceLink(c *apiCall) (apiResult, error) {
 	case a.AttestationStatus == schema.AttestationLinkSent && a.LinkExpiresOn.After(c.api.opts.Now()):
 		return apiResult{body: agreementView(a)}, nil // the open link: a retried request gets the same
 	}
+	// A field longer than its column is refused here, before anything is written, rather than by Dataverse.
+	fields := req.tooLong()
+	named := map[string]bool{}
+	for _, fe := range fields {
+		named[fe.Field] = true
+	}
 	changes := req.apply(&f.Agreement)
-	var fields []FieldError
 	for _, p := range mapping.LinkRequestProblems(f) {
-		fields = append(fields, FieldError{Field: problemField(p), Message: p})
+		if field := problemField(p); !named[field] {
+			fields = append(fields, FieldError{Field: field, Message: p})
+		}
 	}
 	if len(fields) > 0 {
-		return apiResult{}, badRequest("The link cannot be requested: "+fields[0].Message, fields...)
+		first := fields[0].Message
+		if named[fields[0].Field] {
+			first = fields[0].Field + " " + first
+		}
+		return apiResult{}, badRequest("The link cannot be requested: "+first, fields...)
 	}
 	changes["csp_attestationstatus"] = int(schema.AttestationLinkRequested)
 	if a.AcceptancePath == schema.AcceptancePartnerAttestation {
