@@ -206,6 +206,7 @@ func requester(w Work) dataverse.GUID {
 // write changes the row (If-Match: an admin's edit since the read wins; the next event or check decides
 // again). It writes nothing when the row already says it.
 func (g *Agreements) write(ctx context.Context, a schema.Agreement, changes dataverse.Row) error {
+	schema.FitRow(schema.TableAgreement, changes) // messages carry error text of any length
 	current, err := dataverse.Marshal(a)
 	if err != nil {
 		return err

@@ -112,7 +112,7 @@ func (g *Agreements) CreateForTemplate(ctx context.Context, templateID dataverse
 
 // templateMessage writes what the run did and when it finished: the request it served is done.
 func (g *Agreements) templateMessage(ctx context.Context, t schema.AgreementTemplate, msg string) error {
-	_, err := g.DV.Update(ctx, schema.SetAgreementTemplates, t.ID, dataverse.Row{"csp_createmessage": msg, "csp_createdoneon": g.now().UTC()}, nil)
+	_, err := g.DV.Update(ctx, schema.SetAgreementTemplates, t.ID, dataverse.Row{"csp_createmessage": schema.Fit(schema.TableAgreementTemplate, "csp_createmessage", msg), "csp_createdoneon": g.now().UTC()}, nil)
 	return err
 }
 

@@ -1,6 +1,7 @@
 package connector
 
 import (
+	"cmp"
 	"context"
 	"crypto/subtle"
 	"fmt"
@@ -320,7 +321,7 @@ func mapProviderAccount(c *apiCall) (apiResult, error) {
 	if pa.Account.ID != account || pa.MappingStatus != schema.MappingMapped {
 		_, err := c.svc().DV.Update(c.ctx(), schema.SetProviderAccounts, id, dataverse.Row{
 			"csp_account@odata.bind": dataverse.Bind(schema.SetAccounts, account), "csp_mappingstatus": schema.MappingMapped,
-			"csp_mappingmessage": fmt.Sprintf("Mapped through the API by %s on %s.", c.who.Name, mapping.FormatTime(c.api.opts.Now())),
+			"csp_mappingmessage": schema.Fit(schema.TableProviderAccount, "csp_mappingmessage", fmt.Sprintf("Mapped through the API by %s on %s.", c.who.Name, mapping.FormatTime(c.api.opts.Now()))),
 		}, &dataverse.UpdateOptions{IfMatch: pa.ETag})
 		if err != nil {
 			return apiResult{}, err
@@ -441,13 +442,24 @@ func requestAcceptanceLink(c *apiCall) (apiResult, error) {
 	case a.AttestationStatus == schema.AttestationLinkSent && a.LinkExpiresOn.After(c.api.opts.Now()):
 		return apiResult{body: agreementView(a)}, nil // the open link: a retried request gets the same
 	}
+	// A field longer than its column is refused here, before anything is written, rather than by Dataverse.
+	fields := req.tooLong()
+	named := map[string]bool{}
+	for _, fe := range fields {
+		named[fe.Field] = true
+	}
 	changes := req.apply(&f.Agreement)
-	var fields []FieldError
 	for _, p := range mapping.LinkRequestProblems(f) {
-		fields = append(fields, FieldError{Field: problemField(p), Message: p})
+		if field := problemField(p); !named[field] {
+			fields = append(fields, FieldError{Field: field, Message: p})
+		}
 	}
 	if len(fields) > 0 {
-		return apiResult{}, badRequest("The link cannot be requested: "+fields[0].Message, fields...)
+		first := fields[0].Message
+		if named[fields[0].Field] {
+			first = fields[0].Field + " " + first
+		}
+		return apiResult{}, badRequest("The link cannot be requested: "+first, fields...)
 	}
 	changes["csp_attestationstatus"] = int(schema.AttestationLinkRequested)
 	if mapping.IsLegacyPartnerAttestation(f.Agreement) {
@@ -752,7 +764,7 @@ func subscribeWebhook(c *apiCall) (apiResult, error) {
 	if eventType == "" {
 		fields = append(fields, FieldError{Field: "eventType", Message: "must be one of " + strings.Join(notificationTypeNames(), ", ")})
 	}
-	if msg := callbackProblem(req.CallbackURL, c.svc().callbacks); msg != "" {
+	if msg := cmp.Or(lengthProblem(schema.TableWebhookSubscription, "csp_callbackurl", req.CallbackURL), callbackProblem(req.CallbackURL, c.svc().callbacks)); msg != "" {
 		fields = append(fields, FieldError{Field: "callbackUrl", Message: msg})
 	}
 	if len(fields) > 0 {
@@ -793,8 +805,8 @@ func subscribeWebhook(c *apiCall) (apiResult, error) {
 	}
 	u, _ := url.Parse(req.CallbackURL)
 	id, err := dv.Create(c.ctx(), schema.SetWebhookSubscriptions, dataverse.Row{
-		"csp_name": cut(fmt.Sprintf("%s → %s", eventType, u.Hostname()), 100), "csp_eventtype": eventType.EventType(),
-		"csp_callbackurl": req.CallbackURL, "csp_owner": cut(c.who.ID, 200),
+		"csp_name": schema.Fit(schema.TableWebhookSubscription, "csp_name", fmt.Sprintf("%s → %s", eventType, u.Hostname())), "csp_eventtype": eventType.EventType(),
+		"csp_callbackurl": req.CallbackURL, "csp_owner": schema.Fit(schema.TableWebhookSubscription, "csp_owner", c.who.ID),
 	})
 	if err != nil {
 		return apiResult{}, err

@@ -1165,3 +1165,23 @@ func TestAPIRunJobRightAfterItFinished(t *testing.T) {
 	op.post(jobPath(VerifyConnectivityJob)+"/run", nil).accepted(t, base, &next)
 	assert.NotEqual(t, first.ID, next.ID, "a new run")
 }
+
+// TestAPIRefusesFieldsLongerThanTheirColumns: a signatory name longer than its column is a 400 naming the
+// field, checked before anything is written; Dataverse's refusal (and its URL) never reaches the caller.
+func TestAPIRefusesFieldsLongerThanTheirColumns(t *testing.T) {
+	t.Parallel()
+	sb := apiSandbox(t)
+	op := operatorClient(t, sb)
+	linkPath := APIPrefix + "/agreements/" + sb.contosoAgreement.String() + "/request-link"
+
+	long := strings.Repeat("é", schema.MaxLength(schema.TableAgreement, "csp_signatorylastname")+1)
+	a := op.post(linkPath, LinkRequest{SignatoryFirstName: "Ada", SignatoryLastName: long, SignatoryEmail: "ada@contoso.example",
+		SignatoryCompany: "Contoso", SignatoryCountry: "GB", SignatoryLanguage: "en-GB"})
+	p := a.problem(t, http.StatusBadRequest)
+	require.Len(t, p.Errors, 1, "%s", a.Body)
+	assert.Equal(t, "signatoryLastName", p.Errors[0].Field)
+	assert.Contains(t, p.Errors[0].Message, "at most 100")
+	assert.NotContains(t, string(a.Body), "/api/data/", "no Dataverse URL in the answer")
+	assert.NotContains(t, string(a.Body), "maximum allowed length", "no Dataverse error text in the answer")
+	assert.Empty(t, readAgreement(t, sb, sb.contosoAgreement).SignatoryFirstName, "the refused request wrote nothing")
+}

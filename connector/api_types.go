@@ -1,6 +1,7 @@
 package connector
 
 import (
+	"fmt"
 	"net/url"
 	"time"
 
@@ -120,6 +121,35 @@ func (r LinkRequest) apply(a *schema.Agreement) dataverse.Row {
 	set("csp_signatorycountry", r.SignatoryCountry, &a.SignatoryCountry)
 	set("csp_signatorylanguage", r.SignatoryLanguage, &a.SignatoryLanguage)
 	return changes
+}
+
+// tooLong names the fields longer than the agreement's columns hold. What a person typed is refused,
+// never cut: a shortened name or address would be sent to Microsoft as if it were right.
+func (r LinkRequest) tooLong() []FieldError {
+	var out []FieldError
+	for _, f := range []struct{ field, column, value string }{
+		{"signatoryFirstName", "csp_signatoryfirstname", r.SignatoryFirstName},
+		{"signatoryLastName", "csp_signatorylastname", r.SignatoryLastName},
+		{"signatoryEmail", "csp_signatoryemail", r.SignatoryEmail},
+		{"signatoryPhone", "csp_signatoryphone", r.SignatoryPhone},
+		{"signatoryCompany", "csp_signatorycompany", r.SignatoryCompany},
+		{"signatoryCountry", "csp_signatorycountry", r.SignatoryCountry},
+		{"signatoryLanguage", "csp_signatorylanguage", r.SignatoryLanguage},
+	} {
+		if problem := lengthProblem(schema.TableAgreement, f.column, f.value); problem != "" {
+			out = append(out, FieldError{Field: f.field, Message: problem})
+		}
+	}
+	return out
+}
+
+// lengthProblem says why value does not fit the declared length of table.column, or "" when it fits.
+// Lengths count as Dataverse counts them (dataverse.TextLength).
+func lengthProblem(table, column, value string) string {
+	if n, limit := dataverse.TextLength(value), schema.MaxLength(table, column); limit > 0 && n > limit {
+		return fmt.Sprintf("is %d characters long; at most %d fit", n, limit)
+	}
+	return ""
 }
 
 // AgreementTemplateView is a template in the API.

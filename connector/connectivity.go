@@ -295,6 +295,7 @@ func (c *Connectivity) record(ctx context.Context, rep ConnectivityReport, id *d
 			changes = dataverse.Row{"csp_lastverifiedon": rep.At.UTC(), "csp_connectivitystatus": int(schema.ConnectivityNotVerified),
 				"csp_connectivitymessage": "This provider is not Automatic: the connector does not call it, so there is nothing to verify.", "csp_systemmessage": ""}
 		}
+		schema.FitRow(schema.TableProvider, changes)
 		if _, err := c.DV.Update(ctx, schema.SetProviders, p.ID, changes, nil); err != nil {
 			if dataverse.IsNotFound(err) {
 				continue

@@ -125,7 +125,7 @@ func (j *Jobs) Ensure(ctx context.Context) error {
 	for _, job := range j.jobs {
 		_, err := j.dv.Upsert(ctx, schema.SetJobs, dataverse.Key{"csp_name": job.Name}, dataverse.Row{
 			"csp_name": job.Name, "csp_schedule": formatSchedule(job.Schedule), "csp_enabled": true,
-		}, &dataverse.UpsertOptions{Mode: dataverse.UpsertCreateOnly})
+		}, &dataverse.UpsertOptions{Mode: dataverse.UpsertCreateOnly, PrimaryKey: schema.PrimaryKey(schema.TableJob)})
 		if err != nil && !dataverse.IsDuplicate(err) && !dataverse.IsConflict(err) {
 			return fmt.Errorf("jobs: create the row of %q: %w", job.Name, err)
 		}
@@ -309,7 +309,7 @@ func (j *Jobs) run(ctx context.Context, name string, trigger schema.RunTrigger, 
 	if _, err := j.dv.Update(finish, schema.SetJobRuns, res.RunID, dataverse.Row{
 		"csp_finishedon": res.Ended.UTC(), "csp_status": int(res.Status),
 		"csp_processed": res.Counts.Processed, "csp_created": res.Counts.Created,
-		"csp_updated": res.Counts.Updated, "csp_failed": res.Counts.Failed, "csp_errormessage": nullable(errMsg),
+		"csp_updated": res.Counts.Updated, "csp_failed": res.Counts.Failed, "csp_errormessage": nullable(schema.Fit(schema.TableJobRun, "csp_errormessage", errMsg)),
 		"csp_deactivated": res.Counts.Deactivated, "csp_mapped": res.Counts.Mapped, "csp_unmapped": res.Counts.Unmapped,
 	}, nil); err != nil {
 		log.Error("recording the run's outcome failed", "error", err)
@@ -323,12 +323,12 @@ func (j *Jobs) run(ctx context.Context, name string, trigger schema.RunTrigger, 
 	// announced once, when it starts failing.
 	if res.Status == schema.RunFailed && row.LastStatus != schema.RunFailed && j.opts.Publish != nil {
 		j.opts.Publish(Notification{Type: NotifyJobFailed,
-			Notice: Notice{Title: cut(name+" failed", 160), Body: msg, Icon: NoticeFailure, Table: schema.TableJob, RowID: row.ID},
+			Notice: Notice{Title: name + " failed", Body: msg, Icon: NoticeFailure, Table: schema.TableJob, RowID: row.ID},
 			Data:   map[string]any{"job": name, "runId": res.RunID.String()}})
 	}
 	j.release(finish, row.ID, dataverse.Row{
 		"csp_lastrunon": res.Started.UTC(), "csp_nextrunon": res.Started.Add(sched).UTC(),
-		"csp_laststatus": int(res.Status), "csp_message": msg,
+		"csp_laststatus": int(res.Status), "csp_message": schema.Fit(schema.TableJob, "csp_message", msg),
 	})
 	return res, nil
 }

@@ -231,3 +231,25 @@ func TestJobFailedIsAnnouncedOnceWhenItStartsFailing(t *testing.T) {
 	run()
 	assert.Len(t, published, 2, "failing again after a success is announced")
 }
+
+// TestEnsureCreatesJobRowsOnFirstStart: Dataverse answers an upsert by alternate key with the key values
+// in OData-EntityId (csp_jobs(csp_name='…')), not the row's id; creating the job rows on first start must
+// not depend on reading an id from it.
+func TestEnsureCreatesJobRowsOnFirstStart(t *testing.T) {
+	t.Parallel()
+	sb := testSandbox(t)
+	dv := sb.DataverseClient
+	jobs := NewJobs(dv, []Job{{Name: "Provider Account Sync Twin", Schedule: 4 * time.Hour, Run: func(ctx context.Context) (RunCounts, error) {
+		return RunCounts{}, nil
+	}}}, JobsOptions{Instance: "replica-a"})
+	require.NoError(t, jobs.Ensure(t.Context()))
+	created := readJob(t, dv, "Provider Account Sync Twin")
+	assert.True(t, created.Enabled)
+	assert.Equal(t, "4h", created.Schedule)
+
+	// A second start leaves the row as the admin set it.
+	_, err := dv.Update(t.Context(), schema.SetJobs, created.ID, dataverse.Row{"csp_enabled": false}, nil)
+	require.NoError(t, err)
+	require.NoError(t, jobs.Ensure(t.Context()))
+	assert.False(t, readJob(t, dv, "Provider Account Sync Twin").Enabled)
+}

@@ -657,3 +657,34 @@ func TestWebhookCallbackURLsNeverAppearInLogsErrorsOrStats(t *testing.T) {
 		assert.NotContains(t, text, secret, "%s carry a callback URL:\n%s", what, text)
 	}
 }
+
+// TestInAppNoticeBodyFitsTheColumn: appnotification.body holds at most 500 characters; the simulator
+// refuses more, as Dataverse does, and the notifier fits a longer text (the rest is on the linked row).
+func TestInAppNoticeBodyFitsTheColumn(t *testing.T) {
+	t.Parallel()
+	sb := testSandbox(t)
+	dv := sb.DataverseClient
+	me, err := dv.WhoAmI(t.Context())
+	require.NoError(t, err)
+
+	long := strings.Repeat("The provider account needs a person. ", 40) // 1,480 characters
+	_, err = dv.Create(t.Context(), schema.SetAppNotifications, dataverse.Row{
+		"title": "too long", "body": long, "ownerid@odata.bind": "/" + schema.SetSystemUsers + "(" + me.UserID.String() + ")",
+	})
+	require.Error(t, err)
+	assert.True(t, dataverse.IsBadRequest(err), "the simulator refuses a body over 500 characters: %v", err)
+
+	row := uuid.New()
+	n := &InAppNotifier{DV: dv, Recipients: []dataverse.GUID{me.UserID}}
+	require.NoError(t, n.Notify(t.Context(), Notice{Title: "Map Contoso to an account", Body: long, Icon: NoticeWarning, Table: schema.TableProviderAccount, RowID: row}))
+	var bodies []string
+	for _, r := range sb.Dataverse.Rows(schema.TableAppNotification) {
+		if r["title"] == "Map Contoso to an account" {
+			bodies = append(bodies, r["body"].(string))
+		}
+	}
+	require.Len(t, bodies, 1)
+	assert.Equal(t, 500, dataverse.TextLength(bodies[0]))
+	assert.True(t, strings.HasSuffix(bodies[0], "…"), "a shortened body says so")
+	assert.True(t, strings.HasPrefix(long, strings.TrimSuffix(bodies[0], "…")))
+}

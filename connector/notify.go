@@ -51,8 +51,9 @@ func (n *InAppNotifier) Notify(ctx context.Context, nt Notice) error {
 	var b dataverse.Batch
 	for _, user := range n.Recipients {
 		row := dataverse.Row{
-			"title":              truncate(nt.Title, 160),
-			"body":               truncate(nt.Body, 5000),
+			// The body holds at most 500 characters: a longer notice says the rest in the row it links to.
+			"title":              schema.Fit(schema.TableAppNotification, "title", nt.Title),
+			"body":               schema.Fit(schema.TableAppNotification, "body", nt.Body),
 			"icontype":           int(nt.Icon),
 			"toasttype":          200000000, // timed
 			"ttlinseconds":       7 * 24 * 3600,

@@ -274,19 +274,11 @@ func syncedHash(fields ...string) uint64 {
 // customerColumns are the columns the sync writes from a customer, cut to the columns' lengths so a long
 // name cannot fail the write or differ from what is stored on every run.
 func customerColumns(c partnercenter.Customer) (name, domain, company, relationship string) {
-	company = cut(c.CompanyProfile.CompanyName, 255)
-	domain = cut(c.CompanyProfile.Domain, 255)
-	name = cut(cmp.Or(c.CompanyProfile.CompanyName, c.CompanyProfile.Domain, c.ID), 200)
-	relationship = cut(string(c.RelationshipToPartner), 100)
+	company = schema.Fit(schema.TableProviderAccount, "csp_companyname", c.CompanyProfile.CompanyName)
+	domain = schema.Fit(schema.TableProviderAccount, "csp_domain", c.CompanyProfile.Domain)
+	name = schema.Fit(schema.TableProviderAccount, "csp_name", cmp.Or(c.CompanyProfile.CompanyName, c.CompanyProfile.Domain, c.ID))
+	relationship = schema.Fit(schema.TableProviderAccount, "csp_relationship", string(c.RelationshipToPartner))
 	return name, domain, company, relationship
-}
-
-func cut(s string, n int) string {
-	r := []rune(s)
-	if len(r) <= n {
-		return s
-	}
-	return string(r[:n])
 }
 
 // pending is one row write of a chunk and what to do once it is written.
@@ -338,7 +330,7 @@ func (r *syncRun) writeChunk(ctx context.Context, pr schema.Provider, existing [
 			if err != nil {
 				return counts, err
 			}
-			msg := cut(m.message, 4000)
+			msg := schema.Fit(schema.TableProviderAccount, "csp_mappingmessage", m.message)
 			if ex == nil || m.status != ex.status || syncedHash(msg) != ex.message {
 				// A row already Unmapped or Ambiguous whose candidates changed gets the new message
 				// without a second notice.
@@ -366,7 +358,8 @@ func (r *syncRun) writeChunk(ctx context.Context, pr schema.Provider, existing [
 		if ex == nil {
 			row["csp_provider@odata.bind"] = dataverse.Bind(schema.SetProviders, pr.ID)
 			row["csp_tenantid"] = tenant.String()
-			ops = append(ops, dataverse.UpsertOp(schema.SetProviderAccounts, providerAccountKey(pr.ID, tenant), row, dataverse.UpsertCreateOrUpdate))
+			ops = append(ops, dataverse.UpsertOp(schema.SetProviderAccounts, providerAccountKey(pr.ID, tenant), row,
+				&dataverse.UpsertOptions{PrimaryKey: schema.PrimaryKey(schema.TableProviderAccount)}))
 		} else {
 			ops = append(ops, dataverse.UpdateOp(schema.SetProviderAccounts, ex.id, row, &dataverse.UpdateOptions{IfMatch: ex.etag}))
 		}
@@ -390,7 +383,7 @@ func (r *syncRun) writeChunk(ctx context.Context, pr schema.Provider, existing [
 			p.logger().Warn("writing a provider account failed", "tenant", w.cust.ID, "error", res.Err)
 			continue
 		}
-		if w.created {
+		if res.Created() { // an upsert may find the row another replica created: then it updated it
 			counts.Created++
 		} else {
 			counts.Updated++
@@ -586,7 +579,7 @@ func sortedHas(ids []uuid.UUID, id uuid.UUID) bool {
 // one deactivated since) is left as it is.
 func pendingAgreementOp(providerAccount, account uuid.UUID, template schema.AgreementTemplate, customer string) dataverse.Op {
 	row := dataverse.Row{
-		"csp_name":                         cut(cmp.Or(template.Name, "Agreement")+" – "+customer, 200),
+		"csp_name":                         schema.Fit(schema.TableAgreement, "csp_name", cmp.Or(template.Name, "Agreement")+" – "+customer),
 		"csp_provideraccount@odata.bind":   dataverse.Bind(schema.SetProviderAccounts, providerAccount),
 		"csp_agreementtemplate@odata.bind": dataverse.Bind(schema.SetAgreementTemplates, template.ID),
 		"csp_attestationstatus":            schema.AttestationNotStarted,
@@ -596,7 +589,7 @@ func pendingAgreementOp(providerAccount, account uuid.UUID, template schema.Agre
 		row["csp_account@odata.bind"] = dataverse.Bind(schema.SetAccounts, account)
 	}
 	key := dataverse.Key{dataverse.LookupValue("csp_provideraccount"): providerAccount, dataverse.LookupValue("csp_agreementtemplate"): template.ID}
-	return dataverse.UpsertOp(schema.SetAgreements, key, row, dataverse.UpsertCreateOnly)
+	return dataverse.UpsertOp(schema.SetAgreements, key, row, &dataverse.UpsertOptions{Mode: dataverse.UpsertCreateOnly, PrimaryKey: schema.PrimaryKey(schema.TableAgreement)})
 }
 
 // createAgreements runs pendingAgreementOps in batches of batchSize; an agreement that exists already is
@@ -752,7 +745,7 @@ func (r *syncRun) needsMapping(pr schema.Provider, id uuid.UUID, cust partnercen
 	r.needing = append(r.needing, Notification{
 		Type: NotifyProviderAccountNeedsMapping,
 		Notice: Notice{
-			Title: cut(fmt.Sprintf("Map %s to an account", name), 160),
+			Title: fmt.Sprintf("Map %s to an account", name),
 			Body:  m.Message, Icon: NoticeWarning, Table: schema.TableProviderAccount, RowID: id,
 		},
 		Data: map[string]any{
@@ -902,7 +895,7 @@ func (p *ProviderAccounts) Handle(ctx context.Context, w Work) error {
 	if p.Notify != nil {
 		name := cmp.Or(pa.CompanyName, pa.Name, pa.TenantID)
 		p.Notify(Notification{Type: NotifyProviderAccountNeedsMapping,
-			Notice: Notice{Title: cut(fmt.Sprintf("Map %s to an account", name), 160), Body: msg, Icon: NoticeWarning, Table: schema.TableProviderAccount, RowID: pa.ID},
+			Notice: Notice{Title: fmt.Sprintf("Map %s to an account", name), Body: msg, Icon: NoticeWarning, Table: schema.TableProviderAccount, RowID: pa.ID},
 			Data: map[string]any{"providerAccountId": pa.ID.String(), "providerId": pa.Provider.ID.String(), "tenantId": pa.TenantID,
 				"companyName": pa.CompanyName, "domain": pa.Domain, "mappingStatus": "Unmapped"}})
 	}

@@ -181,7 +181,10 @@ func (p *Provisioner) settle(ctx context.Context, f mapping.LCLFacts, d mapping.
 		}
 	}
 	set("csp_provisioningstatus", int(status), l.ProvisioningStatus == status)
-	set("csp_provisioningmessage", d.Message, l.ProvisioningMessage == d.Message)
+	// Compared as stored: fitted to the columns' lengths.
+	message := schema.Fit(schema.TableLicenseChangeLog, "csp_provisioningmessage", d.Message)
+	system = schema.Fit(schema.TableLicenseChangeLog, "csp_systemmessage", system)
+	set("csp_provisioningmessage", message, l.ProvisioningMessage == message)
 	set("csp_systemmessage", nullable(system), l.SystemMessage == system)
 	held := d.Held
 	if d.Verdict != mapping.Hold {
@@ -219,7 +222,7 @@ func (p *Provisioner) settle(ctx context.Context, f mapping.LCLFacts, d mapping.
 			tenant = f.ProviderAccount.TenantID
 		}
 		p.Publish(Notification{Type: NotifyLicenseChangeFailed,
-			Notice: Notice{Title: cut("License change failed: "+strings.TrimSpace(l.Name), 160), Body: d.Message, Icon: NoticeFailure,
+			Notice: Notice{Title: "License change failed: " + strings.TrimSpace(l.Name), Body: d.Message, Icon: NoticeFailure,
 				Table: schema.TableLicenseChangeLog, RowID: l.ID},
 			Data: map[string]any{"licenseChangeLogId": l.ID.String(), "tenantId": tenant}})
 	}
@@ -619,7 +622,7 @@ func (p *Provisioner) finish(ctx context.Context, c *claimed, res result) error 
 	lcl := dataverse.Row{
 		"csp_provisioningstatus":  int(schema.ProvisioningProvisioned),
 		"csp_provisionedon":       now,
-		"csp_provisioningmessage": res.message,
+		"csp_provisioningmessage": schema.Fit(schema.TableLicenseChangeLog, "csp_provisioningmessage", res.message),
 		"csp_systemmessage":       fmt.Sprintf("Attempt id: %s (attempt %d), finished %s.", c.attempt, l.Attempts, now.Format(time.RFC3339)),
 		"csp_claimexpireson":      nil,
 		"csp_heldreason":          nil,

@@ -9,10 +9,11 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+
+	"github.com/cspconnector/csp-connector/dataverse"
 )
 
 // NewServiceBusClient connects to the namespace the configuration names: with the connection string when
@@ -244,7 +245,7 @@ func (l *ServiceBusListener) settle(rcv *azservicebus.Receiver, m *azservicebus.
 		log.Warn("message abandoned; the broker will deliver it again", "error", s.Err)
 		err = rcv.AbandonMessage(ctx, m, nil)
 	case SettleDeadLetter:
-		reason, desc := s.Reason, truncate(s.Description, 4000)
+		reason, desc := s.Reason, dataverse.FitText(s.Description, 4000) // the broker's dead-letter description, kept short
 		log.Warn("message dead-lettered", "reason", reason, "description", desc)
 		err = rcv.DeadLetterMessage(ctx, m, &azservicebus.DeadLetterOptions{Reason: &reason, ErrorDescription: &desc})
 	}
@@ -316,15 +317,4 @@ func derefString(p *string) string {
 		return ""
 	}
 	return *p
-}
-
-// truncate cuts s to at most n bytes without splitting a character.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
 }

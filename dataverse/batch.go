@@ -29,6 +29,8 @@ type Op struct {
 	body       []byte
 	idempotent bool
 	err        error
+	// primaryKey names the column an UpsertOp asked back: its result's id is there.
+	primaryKey string
 }
 
 // GetOp reads a row inside a batch (not allowed inside a change set).
@@ -73,12 +75,14 @@ func UpdateOp(entitySet string, id GUID, changes Row, opts *UpdateOptions) Op {
 	return op
 }
 
-// UpsertOp writes a row by alternate key inside a batch.
-func UpsertOp(entitySet string, key Key, row Row, mode UpsertMode) Op {
-	path, err := keyPath(entitySet, key)
-	op := Op{method: http.MethodPatch, path: path, idempotent: mode != UpsertCreateOnly, header: upsertHeader(mode)}
-	op.body, op.err = marshalOnce(err, row)
-	return op
+// UpsertOp writes a row by alternate key inside a batch; opts.PrimaryKey is required (see UpsertOptions).
+// Read the row's id with OpResult.ID and whether it was created with OpResult.Created.
+func UpsertOp(entitySet string, key Key, row Row, opts *UpsertOptions) Op {
+	req, err := upsertRequest(entitySet, key, row, opts)
+	if err != nil {
+		return Op{err: err}
+	}
+	return Op{method: req.method, path: req.path, query: req.query, header: req.header, body: req.body, idempotent: req.idempotent, primaryKey: opts.PrimaryKey}
 }
 
 // DeleteOp removes a row inside a batch.
@@ -109,14 +113,33 @@ type OpResult struct {
 	Body       []byte
 	// Err is the operation's failure (a *ResponseError for an answer from Dataverse), or nil.
 	Err error
+
+	// primaryKey is the UpsertOp's primary key column; create marks a CreateOp.
+	primaryKey string
+	create     bool
 }
 
-// ID returns the id of the row the operation created or upserted (from OData-EntityId).
+// ID returns the id of the row the operation created or upserted: a CreateOp's from OData-EntityId, an
+// UpsertOp's from the representation it asked for (its OData-EntityId names the row by key values).
 func (r OpResult) ID() (GUID, error) {
 	if r.Err != nil {
 		return GUID{}, r.Err
 	}
+	if r.primaryKey != "" {
+		row, err := r.Row()
+		if err != nil {
+			return GUID{}, err
+		}
+		res, err := upsertResult(r.StatusCode, row, r.primaryKey)
+		return res.ID, err
+	}
 	return idFromEntityID(r.Header.Get("OData-EntityId"))
+}
+
+// Created reports whether the operation succeeded and created its row: always for a CreateOp, for an
+// UpsertOp when Dataverse answered 201 Created rather than 200 OK (an existing row updated).
+func (r OpResult) Created() bool {
+	return r.Err == nil && (r.create || r.StatusCode == http.StatusCreated)
 }
 
 // Row decodes the operation's JSON body (a GetOp, or a write that asked for its representation).
@@ -418,6 +441,18 @@ func parsePart(part *multipart.Part) (partResponse, error) {
 // answers with one error for the whole set (everything in it was rolled back); when Dataverse stopped at
 // the first failure, the operations after it have no part and get ErrNotExecuted.
 func (b *Batch) match(responses []batchResponse) []OpResult {
+	out := b.matchParts(responses)
+	i := 0
+	for _, p := range b.parts {
+		for _, op := range p.ops {
+			out[i].primaryKey, out[i].create = op.primaryKey, op.method == http.MethodPost
+			i++
+		}
+	}
+	return out
+}
+
+func (b *Batch) matchParts(responses []batchResponse) []OpResult {
 	out := make([]OpResult, 0, b.n)
 	for i, p := range b.parts {
 		if i >= len(responses) {

@@ -61,7 +61,7 @@ func TestBatchRequestIsCRLFMultipart(t *testing.T) {
 	var b Batch
 	b.Add(GetOp("accounts", uuid.MustParse("00000000-0000-0000-0000-000000000001"), &GetOptions{Select: []string{"name"}}))
 	b.AddChangeSet(
-		UpsertOp("csp_provideraccounts", Key{"csp_tenantid": "a b"}, Row{"csp_name": "x"}, UpsertCreateOrUpdate),
+		UpsertOp("csp_provideraccounts", Key{"csp_tenantid": "a b"}, Row{"csp_name": "x"}, &UpsertOptions{PrimaryKey: "csp_provideraccountid"}),
 		UpdateOp("accounts", uuid.MustParse("00000000-0000-0000-0000-000000000002"), Row{"name": "y"}, &UpdateOptions{IfMatch: `W/"7"`}),
 	)
 	body, err := b.encode("batch_test", APIPath)
@@ -87,10 +87,10 @@ func TestBatchRequestIsCRLFMultipart(t *testing.T) {
 		assert.NotEmpty(t, p.Header.Get("Content-Id"))
 		req, err := http.ReadRequest(bufio.NewReader(p))
 		require.NoError(t, err)
-		lines = append(lines, req.Method+" "+req.URL.String()+" "+req.Header.Get("If-Match"))
+		lines = append(lines, req.Method+" "+req.URL.String()+" "+req.Header.Get("If-Match")+req.Header.Get("Prefer"))
 	}
 	assert.Equal(t, []string{
-		"PATCH /api/data/v9.2/csp_provideraccounts(csp_tenantid='a%20b') ",
+		"PATCH /api/data/v9.2/csp_provideraccounts(csp_tenantid='a%20b')?%24select=csp_provideraccountid return=representation",
 		`PATCH /api/data/v9.2/accounts(00000000-0000-0000-0000-000000000002) W/"7"`,
 	}, lines)
 }
@@ -111,7 +111,7 @@ func TestBatchValidation(t *testing.T) {
 	bad.Add(CreateOp("not a set", Row{}))
 	assert.Error(t, bad.validate())
 	var mixed Batch
-	mixed.Add(UpsertOp("a", Key{"k": "v"}, Row{}, UpsertCreateOrUpdate))
+	mixed.Add(UpsertOp("a", Key{"k": "v"}, Row{}, &UpsertOptions{PrimaryKey: "aid"}))
 	assert.True(t, mixed.idempotent())
 	mixed.Add(CreateOp("a", Row{}))
 	assert.False(t, mixed.idempotent(), "a create makes the batch unsafe to resend")

@@ -138,32 +138,52 @@ func TestExecuteManyUsesFewRequests(t *testing.T) {
 	for i := range ops {
 		ops[i] = dataverse.UpsertOp(schema.SetProviderAccounts,
 			dataverse.Key{dataverse.LookupValue("csp_provider"): provider, "csp_tenantid": fmt.Sprintf("tenant-%04d", i)},
-			dataverse.Row{"csp_name": fmt.Sprintf("Customer %d", i)}, dataverse.UpsertCreateOrUpdate)
+			dataverse.Row{"csp_name": fmt.Sprintf("Customer %d", i)}, &dataverse.UpsertOptions{PrimaryKey: schema.PrimaryKey(schema.TableProviderAccount)})
 	}
 	// One bad row must not sink the others.
 	ops[1234] = dataverse.UpsertOp(schema.SetProviderAccounts, dataverse.Key{dataverse.LookupValue("csp_provider"): provider, "csp_tenantid": "bad"},
-		dataverse.Row{"csp_name": strings.Repeat("x", 300)}, dataverse.UpsertCreateOrUpdate)
+		dataverse.Row{"csp_name": strings.Repeat("x", 300)}, &dataverse.UpsertOptions{PrimaryKey: schema.PrimaryKey(schema.TableProviderAccount)})
 	srv.ResetRequests()
 	results, err := c.ExecuteMany(ctx, ops, nil)
 	require.NoError(t, err)
 	require.Len(t, results, len(ops))
 	failed := 0
+	ids := map[int]dataverse.GUID{}
 	for i, r := range results {
 		if r.Err != nil {
 			failed++
 			assert.Equal(t, 1234, i)
 			assert.True(t, dataverse.IsBadRequest(r.Err))
+			assert.False(t, r.Created())
+			continue
 		}
+		// The id comes from the representation: OData-EntityId names the row by its key values.
+		id, err := r.ID()
+		require.NoError(t, err)
+		row, ok := srv.Row(schema.TableProviderAccount, id.String())
+		require.True(t, ok, "operation %d names row %s", i, id)
+		assert.Equal(t, fmt.Sprintf("tenant-%04d", i), row["csp_tenantid"])
+		assert.True(t, r.Created(), "operation %d created its row", i)
+		ids[i] = id
 	}
 	assert.Equal(t, 1, failed)
 	assert.Len(t, srv.Rows(schema.TableProviderAccount), 2499)
 	batches := countRequests(srv, http.MethodPost, "$batch")
 	assert.Equal(t, 3, batches, "2500 operations at 1000 per batch")
 
-	// Running the same upserts again changes rows in place: still 2499 rows.
-	_, err = c.ExecuteMany(ctx, ops, nil)
+	// Running the same upserts again changes rows in place: still 2499 rows, the same ids, none created.
+	results, err = c.ExecuteMany(ctx, ops, nil)
 	require.NoError(t, err)
 	assert.Len(t, srv.Rows(schema.TableProviderAccount), 2499)
+	for i, r := range results {
+		if i == 1234 {
+			continue
+		}
+		id, err := r.ID()
+		require.NoError(t, err)
+		assert.Equal(t, ids[i], id)
+		assert.False(t, r.Created(), "operation %d updated its row", i)
+	}
 }
 
 func TestExecuteManySplitsABatchThatTimedOut(t *testing.T) {
@@ -171,7 +191,7 @@ func TestExecuteManySplitsABatchThatTimedOut(t *testing.T) {
 		c, srv := newMemoryEnv(t, &dataverse.ClientOptions{BatchSize: 8, MaxRetries: 1})
 		ops := make([]dataverse.Op, 8)
 		for i := range ops {
-			ops[i] = dataverse.UpsertOp(schema.SetAccounts, dataverse.Key{"accountid": uuid.New()}, dataverse.Row{"name": fmt.Sprint(i)}, dataverse.UpsertCreateOrUpdate)
+			ops[i] = dataverse.UpsertOp(schema.SetAccounts, dataverse.Key{"accountid": uuid.New()}, dataverse.Row{"name": fmt.Sprint(i)}, &dataverse.UpsertOptions{PrimaryKey: schema.PrimaryKey(schema.TableAccount)})
 		}
 		// The full batch of 8 times out (twice: the try and its retry); the halves go through.
 		srv.Inject(dataversetest.Fault{Path: "$batch", Status: http.StatusGatewayTimeout, Times: 2})

@@ -79,7 +79,7 @@ func upsertRows(b *testing.B, rows int, bulk bool) upsertRun {
 	for i := range ops {
 		keys[i] = dataverse.Key{dataverse.LookupValue("csp_provider"): provider, "csp_tenantid": fmt.Sprintf("00000000-0000-4000-8000-%012d", i)}
 		bodies[i] = dataverse.Row{"csp_name": fmt.Sprintf("Customer %d", i), "csp_domain": fmt.Sprintf("customer%d.onmicrosoft.com", i)}
-		ops[i] = dataverse.UpsertOp(schema.SetProviderAccounts, keys[i], bodies[i], dataverse.UpsertCreateOrUpdate)
+		ops[i] = dataverse.UpsertOp(schema.SetProviderAccounts, keys[i], bodies[i], &dataverse.UpsertOptions{PrimaryKey: schema.PrimaryKey(schema.TableProviderAccount)})
 	}
 	srv.SetLatency(*benchLatency)
 	srv.ResetRequests()
@@ -92,7 +92,7 @@ func upsertRows(b *testing.B, rows int, bulk bool) upsertRun {
 		}
 	} else {
 		for i := range keys {
-			_, err := c.Upsert(ctx, schema.SetProviderAccounts, keys[i], bodies[i], nil)
+			_, err := c.Upsert(ctx, schema.SetProviderAccounts, keys[i], bodies[i], &dataverse.UpsertOptions{PrimaryKey: schema.PrimaryKey(schema.TableProviderAccount)})
 			require.NoError(b, err)
 		}
 	}

@@ -151,27 +151,34 @@ func TestUpsertByAlternateKey(t *testing.T) {
 	provider := createProvider(t, ctx, c, "Partner Center")
 	key := dataverse.Key{dataverse.LookupValue("csp_provider"): provider, "csp_tenantid": "O'Brien-tenant"}
 
+	pk := schema.PrimaryKey(schema.TableProviderAccount)
+
 	// Update-only on a missing row: not found, nothing created.
-	_, err := c.Upsert(ctx, schema.SetProviderAccounts, key, dataverse.Row{"csp_name": "x"}, &dataverse.UpsertOptions{Mode: dataverse.UpsertUpdateOnly})
+	_, err := c.Upsert(ctx, schema.SetProviderAccounts, key, dataverse.Row{"csp_name": "x"}, &dataverse.UpsertOptions{Mode: dataverse.UpsertUpdateOnly, PrimaryKey: pk})
 	assert.True(t, dataverse.IsNotFound(err), err)
 	assert.Empty(t, srv.Rows(schema.TableProviderAccount))
 
-	first, err := c.Upsert(ctx, schema.SetProviderAccounts, key, dataverse.Row{"csp_name": "O'Brien Ltd"},
-		&dataverse.UpsertOptions{ReportCreated: true, PrimaryKey: "csp_provideraccountid"})
+	// Dataverse names a row upserted by alternate key by its key values in OData-EntityId; the id and
+	// whether the row was created come from the representation.
+	first, err := c.Upsert(ctx, schema.SetProviderAccounts, key, dataverse.Row{"csp_name": "O'Brien Ltd"}, &dataverse.UpsertOptions{PrimaryKey: pk})
 	require.NoError(t, err)
 	assert.True(t, first.Created)
+	_, exists := srv.Row(schema.TableProviderAccount, first.ID.String())
+	assert.True(t, exists, "the upsert returns the id of the row it created")
 
-	second, err := c.Upsert(ctx, schema.SetProviderAccounts, key, dataverse.Row{"csp_name": "O'Brien Limited"},
-		&dataverse.UpsertOptions{ReportCreated: true, PrimaryKey: "csp_provideraccountid"})
+	second, err := c.Upsert(ctx, schema.SetProviderAccounts, key, dataverse.Row{"csp_name": "O'Brien Limited"}, &dataverse.UpsertOptions{PrimaryKey: pk})
 	require.NoError(t, err)
 	assert.False(t, second.Created)
 	assert.Equal(t, first.ID, second.ID)
 
-	plain, err := c.Upsert(ctx, schema.SetProviderAccounts, key, dataverse.Row{"csp_domain": "obrien.example"}, nil)
+	third, err := c.Upsert(ctx, schema.SetProviderAccounts, key, dataverse.Row{"csp_domain": "obrien.example"}, &dataverse.UpsertOptions{Mode: dataverse.UpsertUpdateOnly, PrimaryKey: pk})
 	require.NoError(t, err)
-	assert.Equal(t, first.ID, plain.ID)
+	assert.Equal(t, dataverse.UpsertResult{ID: first.ID}, third)
 
-	_, err = c.Upsert(ctx, schema.SetProviderAccounts, key, dataverse.Row{"csp_name": "again"}, &dataverse.UpsertOptions{Mode: dataverse.UpsertCreateOnly})
+	_, err = c.Upsert(ctx, schema.SetProviderAccounts, key, dataverse.Row{"csp_name": "x"}, nil)
+	assert.ErrorContains(t, err, "PrimaryKey is required", "without the primary key the upsert could not say which row it wrote")
+
+	_, err = c.Upsert(ctx, schema.SetProviderAccounts, key, dataverse.Row{"csp_name": "again"}, &dataverse.UpsertOptions{Mode: dataverse.UpsertCreateOnly, PrimaryKey: pk})
 	assert.True(t, dataverse.IsConflict(err), err)
 
 	rows := srv.Rows(schema.TableProviderAccount)

@@ -296,64 +296,76 @@ const (
 // UpsertResult says which row an upsert wrote.
 type UpsertResult struct {
 	ID GUID
-	// Created is true when the row was created; known only when the upsert asked (ReportCreated).
+	// Created is true when the row was created (201 Created), false when an existing row was updated.
 	Created bool
 }
 
 // UpsertOptions shapes an upsert.
 type UpsertOptions struct {
 	Mode UpsertMode
-	// ReportCreated asks Dataverse to say whether the row was created (201) or updated (200), at the cost
-	// of a retrieve on the server.
-	ReportCreated bool
-	// PrimaryKey is the table's primary key column, needed only with ReportCreated.
+	// PrimaryKey is the table's primary key column (<logicalname>id); it is required. Dataverse names a
+	// row upserted by alternate key by its key values in OData-EntityId, never by its id, so the upsert
+	// asks for the row back (Prefer: return=representation, $select of this column only), which also says
+	// whether it was created (201) or updated (200).
 	PrimaryKey string
 }
 
-// Upsert writes a row addressed by its alternate key. Do not repeat the key columns in row: Dataverse takes
-// them from the address.
-//
-// API: PATCH /{entitySet}({key}) (If-None-Match: * to create only, If-Match: * to update only)
-func (c *Client) Upsert(ctx context.Context, entitySet string, key Key, row Row, opts *UpsertOptions) (UpsertResult, error) {
-	path, err := keyPath(entitySet, key)
-	if err != nil {
-		return UpsertResult{}, err
-	}
+// upsertRequest builds the PATCH of an upsert: its address, conditional headers and the representation it
+// asks for.
+func upsertRequest(entitySet string, key Key, row Row, opts *UpsertOptions) (request, error) {
 	var o UpsertOptions
 	if opts != nil {
 		o = *opts
 	}
+	path, err := keyPath(entitySet, key)
+	if err != nil {
+		return request{}, err
+	}
+	if o.PrimaryKey == "" {
+		return request{}, fmt.Errorf("dataverse: upsert %s: UpsertOptions.PrimaryKey is required: Dataverse names the row it wrote only in its representation", path)
+	}
+	vals, err := (&Query{Select: []string{o.PrimaryKey}}).values()
+	if err != nil {
+		return request{}, err
+	}
 	body, err := json.Marshal(row)
 	if err != nil {
-		return UpsertResult{}, fmt.Errorf("dataverse: upsert %s: encode row: %w", path, err)
+		return request{}, fmt.Errorf("dataverse: upsert %s: encode row: %w", path, err)
 	}
 	h := upsertHeader(o.Mode)
-	var vals url.Values
+	h.Set("Prefer", "return=representation")
+	return request{method: http.MethodPatch, path: path, query: vals, header: h, body: body, idempotent: o.Mode != UpsertCreateOnly}, nil
+}
+
+// upsertResult reads the row id and whether it was created from an upsert's representation.
+func upsertResult(status int, row Row, primaryKey string) (UpsertResult, error) {
+	id, ok := row.GUID(primaryKey)
+	if !ok {
+		return UpsertResult{}, fmt.Errorf("dataverse: the upsert's answer (%d) has no %s", status, primaryKey)
+	}
+	return UpsertResult{ID: id, Created: status == http.StatusCreated}, nil
+}
+
+// Upsert writes a row addressed by its alternate key and returns its id and whether it was created. Do
+// not repeat the key columns in row: Dataverse takes them from the address. opts.PrimaryKey is required.
+//
+// API: PATCH /{entitySet}({key})?$select={primary key} with Prefer: return=representation (If-None-Match: *
+// to create only, If-Match: * to update only) → 201 created / 200 updated, with the row
+func (c *Client) Upsert(ctx context.Context, entitySet string, key Key, row Row, opts *UpsertOptions) (UpsertResult, error) {
+	req, err := upsertRequest(entitySet, key, row, opts)
+	if err != nil {
+		return UpsertResult{}, err
+	}
 	var out Row
-	var target any
-	if o.ReportCreated {
-		if o.PrimaryKey == "" {
-			return UpsertResult{}, fmt.Errorf("dataverse: upsert %s: ReportCreated needs PrimaryKey", path)
-		}
-		if vals, err = (&Query{Select: []string{o.PrimaryKey}}).values(); err != nil {
-			return UpsertResult{}, err
-		}
-		h.Set("Prefer", "return=representation")
-		target = &out
-	}
-	resp, err := c.doJSON(ctx, request{method: http.MethodPatch, path: path, query: vals, header: h, body: body, idempotent: o.Mode != UpsertCreateOnly}, target)
+	resp, err := c.doJSON(ctx, req, &out)
 	if err != nil {
-		return UpsertResult{}, fmt.Errorf("dataverse: upsert %s: %w", path, err)
+		return UpsertResult{}, fmt.Errorf("dataverse: upsert %s: %w", req.path, err)
 	}
-	if o.ReportCreated {
-		id, _ := out.GUID(o.PrimaryKey)
-		return UpsertResult{ID: id, Created: resp.StatusCode == http.StatusCreated}, nil
-	}
-	id, err := idFromEntityID(resp.Header.Get("OData-EntityId"))
+	res, err := upsertResult(resp.StatusCode, out, opts.PrimaryKey)
 	if err != nil {
-		return UpsertResult{}, fmt.Errorf("dataverse: upsert %s: %w", path, err)
+		return UpsertResult{}, fmt.Errorf("dataverse: upsert %s: %w", req.path, err)
 	}
-	return UpsertResult{ID: id}, nil
+	return res, nil
 }
 
 func upsertHeader(mode UpsertMode) http.Header {

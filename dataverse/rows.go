@@ -224,18 +224,16 @@ func checkEntitySet(name string) error {
 	return nil
 }
 
-// idFromEntityID extracts the row id from an OData-EntityId header: …/accounts(<guid>).
+// idFromEntityID extracts the row id from the OData-EntityId header of a create: …/accounts(<guid>). A
+// header naming the row by key values (an upsert by alternate key) has no id, and is refused rather than
+// read: a GUID in it may be a lookup's.
 func idFromEntityID(v string) (GUID, error) {
 	open := strings.LastIndexByte(v, '(')
 	end := strings.LastIndexByte(v, ')')
-	if open < 0 || end < open {
+	if open < 0 || end < open || end != len(v)-1 {
 		return GUID{}, fmt.Errorf("dataverse: OData-EntityId %q has no row id", v)
 	}
-	inner := v[open+1 : end]
-	if i := strings.IndexByte(inner, '='); i >= 0 { // accounts(accountid=<guid>)
-		inner = inner[i+1:]
-	}
-	id, err := uuid.Parse(inner)
+	id, err := uuid.Parse(v[open+1 : end])
 	if err != nil {
 		return GUID{}, fmt.Errorf("dataverse: OData-EntityId %q has no row id: %w", v, err)
 	}

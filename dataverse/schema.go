@@ -3,6 +3,7 @@ package dataverse
 import (
 	"fmt"
 	"strings"
+	"unicode/utf16"
 )
 
 // ColumnType is the kind of a Dataverse column (its AttributeType).
@@ -250,4 +251,54 @@ func (s Schema) Validate() error {
 		return fmt.Errorf("dataverse: schema: %s", strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+// Ellipsis ends a text that FitText shortened.
+const Ellipsis = "…"
+
+// TextLength is the length of s as Dataverse measures a String or Memo column against its MaxLength: in
+// UTF-16 code units (.NET string length), so a character outside the Basic Multilingual Plane, such as
+// most emoji, counts 2.
+func TextLength(s string) int {
+	n := 0
+	for _, r := range s {
+		n += utf16.RuneLen(r)
+	}
+	return n
+}
+
+// FitText returns s unchanged when it fits in maxLength UTF-16 code units (see TextLength), else its
+// longest prefix of whole characters that fits together with a closing Ellipsis. A character is never
+// split, so no lone surrogate reaches Dataverse. maxLength <= 0 means no limit.
+func FitText(s string, maxLength int) string {
+	if maxLength <= 0 || len(s) <= maxLength || TextLength(s) <= maxLength {
+		return s // len(s) bytes is never fewer than its UTF-16 units
+	}
+	budget := maxLength - TextLength(Ellipsis)
+	if budget < 0 {
+		return ""
+	}
+	n, end := 0, len(s)
+	for i, r := range s {
+		if n+utf16.RuneLen(r) > budget {
+			end = i
+			break
+		}
+		n += utf16.RuneLen(r)
+	}
+	return s[:end] + Ellipsis
+}
+
+// Fit shortens every text value of row written to a String or Memo column of t to the column's MaxLength
+// (FitText). Other values, and properties that are not declared columns, are left as they are.
+func (t Table) Fit(row Row) {
+	for name, v := range row {
+		s, ok := v.(string)
+		if !ok {
+			continue
+		}
+		if c, ok := t.Column(name); ok && (c.Type == TypeString || c.Type == TypeMemo) {
+			row[name] = FitText(s, c.MaxLength)
+		}
+	}
 }

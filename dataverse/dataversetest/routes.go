@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -325,7 +326,12 @@ func (s *Server) rowOp(o op, t *table, inner string, undoLog *[]undo) result {
 			}
 			s.note(o, change{message: "Update", table: t, id: r.id, pre: pre, post: r, written: writtenColumns(values)})
 		}
-		return s.writeResult(o, t, r, created)
+		res := s.writeResult(o, t, r, created)
+		if byKey && res.header != nil {
+			// Dataverse names a row upserted by alternate key by its key values, not its id.
+			res.header.Set("Odata-Entityid", o.base()+t.def.EntitySetName+keyAddress(inner))
+		}
+		return res
 	}
 	return fail(&apiError{status: 405, message: "The requested resource does not support http method '" + o.method + "'."})
 }
@@ -368,11 +374,11 @@ func (s *Server) create(o op, t *table, undoLog *[]undo) result {
 	return s.writeResult(o, t, r, true)
 }
 
-// writeResult answers a create or upsert: 204 with OData-EntityId, or the row with return=representation.
+// writeResult answers a create, update or upsert: 204 with OData-EntityId, or, with return=representation,
+// the row (201 when it was created, 200 when updated) and no OData-EntityId.
 func (s *Server) writeResult(o op, t *table, r *record, created bool) result {
-	h := http.Header{"Odata-Entityid": {o.base() + t.def.EntitySetName + "(" + r.id + ")"}}
 	if !strings.Contains(o.header.Get("Prefer"), "return=representation") {
-		return result{status: http.StatusNoContent, header: h}
+		return result{status: http.StatusNoContent, header: http.Header{"Odata-Entityid": {o.base() + t.def.EntitySetName + "(" + r.id + ")"}}}
 	}
 	sel, e := selection(t, o.query.Get("$select"))
 	if e != nil {
@@ -382,12 +388,25 @@ func (s *Server) writeResult(o op, t *table, r *record, created bool) result {
 	if created {
 		status = http.StatusCreated
 	}
-	if o.method == http.MethodPost {
-		h = nil
-	}
 	body := s.render(t, r, sel, wantsAnnotations(o.header))
 	body["@odata.context"] = o.base() + "$metadata#" + t.def.EntitySetName + "/$entity"
-	return result{status: status, header: h, body: body}
+	return result{status: status, body: body}
+}
+
+// keyAddress renders an alternate-key address as Dataverse names the row in OData-EntityId:
+// (name=literal,…), literals percent-encoded but for their quotes, as in
+// csp_jobs(csp_name='Provider%20Account%20Sync').
+func keyAddress(inner string) string {
+	parts, err := splitKey(inner)
+	if err != nil {
+		return "(" + url.PathEscape(inner) + ")"
+	}
+	names := slices.Sorted(maps.Keys(parts))
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = n + "=" + strings.ReplaceAll(url.PathEscape(parts[n]), "%27", "'")
+	}
+	return "(" + strings.Join(out, ",") + ")"
 }
 
 // decodeBody converts a JSON row into column values: unknown properties, wrong types, over-long text and

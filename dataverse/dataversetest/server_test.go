@@ -483,12 +483,14 @@ func TestAlternateKey(t *testing.T) {
 
 	res := c.do(http.MethodPatch, byKey("'abc'"), map[string]any{"csp_name": "first"})
 	require.Equal(t, http.StatusNoContent, res.status, "%s", res.body)
-	id := entityID(t, res.header.Get("OData-EntityId"))
+	assert.Equal(t, srv.URL+api+"csp_provideraccounts(_csp_provider_value="+provider+",csp_tenantid='abc')", res.header.Get("OData-EntityId"),
+		"an upsert by alternate key is named by its key values, not its id")
+	id := c.get(byKey("'abc'"))["csp_provideraccountid"].(string)
 
 	t.Run("upsert updates the same row", func(t *testing.T) {
 		res := c.do(http.MethodPatch, byKey("'abc'"), map[string]any{"csp_name": "second"})
 		require.Equal(t, http.StatusNoContent, res.status, "%s", res.body)
-		assert.Equal(t, id, entityID(t, res.header.Get("OData-EntityId")))
+		assert.Equal(t, srv.URL+api+"csp_provideraccounts(_csp_provider_value="+provider+",csp_tenantid='abc')", res.header.Get("OData-EntityId"))
 		row := c.get(byKey("'abc'"))
 		assert.Equal(t, id, row["csp_provideraccountid"])
 		assert.Equal(t, "second", row["csp_name"])
@@ -496,8 +498,19 @@ func TestAlternateKey(t *testing.T) {
 		assert.Equal(t, provider, row["_csp_provider_value"])
 		assert.Len(t, srv.Rows("csp_provideraccount"), 1)
 
-		res = c.do(http.MethodPatch, byKey("'abc'"), map[string]any{"csp_name": "third"}, "Prefer", "return=representation")
+		res = c.do(http.MethodPatch, byKey("'abc'")+"?$select=csp_provideraccountid", map[string]any{"csp_name": "third"}, "Prefer", "return=representation")
 		require.Equal(t, http.StatusOK, res.status, "an upsert that updates is 200: %s", res.body)
+		assert.Equal(t, id, res.json(t)["csp_provideraccountid"], "the representation carries the id")
+		assert.Empty(t, res.header.Get("OData-EntityId"), "the row is in the body")
+	})
+
+	t.Run("key values in OData-EntityId are percent-encoded", func(t *testing.T) {
+		res := c.do(http.MethodPatch, byKey("'Provider%20Account%20Sync'"), map[string]any{"csp_name": "spaced"})
+		require.Equal(t, http.StatusNoContent, res.status, "%s", res.body)
+		assert.Equal(t, srv.URL+api+"csp_provideraccounts(_csp_provider_value="+provider+",csp_tenantid='Provider%20Account%20Sync')", res.header.Get("OData-EntityId"))
+		res = c.do(http.MethodPatch, byKey("'new-one'")+"?$select=csp_provideraccountid", map[string]any{"csp_name": "created"}, "Prefer", "return=representation")
+		require.Equal(t, http.StatusCreated, res.status, "an upsert that creates is 201: %s", res.body)
+		assert.NotEqual(t, id, res.json(t)["csp_provideraccountid"])
 	})
 
 	t.Run("key values match case-insensitively", func(t *testing.T) {
@@ -521,7 +534,7 @@ func TestAlternateKey(t *testing.T) {
 	t.Run("If-None-Match * on a new key creates", func(t *testing.T) {
 		res := c.do(http.MethodPatch, byKey("'def'"), map[string]any{"csp_name": "created"}, "If-None-Match", "*")
 		require.Equal(t, http.StatusNoContent, res.status, "%s", res.body)
-		assert.NotEqual(t, id, entityID(t, res.header.Get("OData-EntityId")))
+		assert.NotEqual(t, id, c.get(byKey("'def'"))["csp_provideraccountid"])
 	})
 
 	t.Run("GET by a missing key", func(t *testing.T) {
@@ -564,7 +577,8 @@ func TestAlternateKey(t *testing.T) {
 	t.Run("doubled quotes in a key literal", func(t *testing.T) {
 		res := c.do(http.MethodPatch, byKey("'O''Brien'"), map[string]any{"csp_name": "quoted"})
 		require.Equal(t, http.StatusNoContent, res.status, "%s", res.body)
-		quoted := entityID(t, res.header.Get("OData-EntityId"))
+		assert.Equal(t, srv.URL+api+"csp_provideraccounts(_csp_provider_value="+provider+",csp_tenantid='O''Brien')", res.header.Get("OData-EntityId"))
+		quoted := c.get(byKey("'O''Brien'"))["csp_provideraccountid"].(string)
 		row := c.get("csp_provideraccounts(" + quoted + ")")
 		assert.Equal(t, "O'Brien", row["csp_tenantid"])
 		assert.Equal(t, quoted, c.get(byKey("'O''Brien'"))["csp_provideraccountid"])

@@ -139,7 +139,7 @@ func convert(t *table, c dataverse.Column, raw any) (any, *apiError) {
 		if !ok {
 			return nil, bad()
 		}
-		if c.MaxLength > 0 && len([]rune(s)) > c.MaxLength {
+		if c.MaxLength > 0 && dataverse.TextLength(s) > c.MaxLength { // UTF-16 code units, as Dataverse counts
 			return nil, &apiError{status: 400, code: dataverse.CodeValidation, message: fmt.Sprintf(
 				"A validation error occurred.  The length of the '%s' attribute of the '%s' entity exceeded the maximum allowed length of '%d'.",
 				c.LogicalName, t.def.LogicalName, c.MaxLength)}

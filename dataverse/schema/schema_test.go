@@ -101,3 +101,47 @@ func TestChoiceConstantsAreDeclaredOptions(t *testing.T) {
 	agreement, _ := s.Table(schema.TableAgreement)
 	assert.Contains(t, agreement.AllStatusReasons(), dataverse.Option{Value: schema.AgreementPending, Label: "Pending", State: schema.StateActive})
 }
+
+// TestFit: text is fitted to its column's declared length as Dataverse counts it (UTF-16 code units), cut
+// on a whole character and marked with "…".
+func TestFit(t *testing.T) {
+	t.Parallel()
+	name := schema.MaxLength(schema.TableAgreement, "csp_signatorylastname")
+	require.Equal(t, 100, name)
+	tests := []struct {
+		name, in, want string
+	}{
+		{"ASCII that fits", strings.Repeat("a", 100), strings.Repeat("a", 100)},
+		{"ASCII one too long", strings.Repeat("a", 101), strings.Repeat("a", 99) + "…"},
+		{"multibyte counts one each", strings.Repeat("é", 100), strings.Repeat("é", 100)},
+		{"multibyte too long", strings.Repeat("é", 150), strings.Repeat("é", 99) + "…"},
+		{"emoji count two each", strings.Repeat("😀", 50), strings.Repeat("😀", 50)},
+		{"emoji too long are never split", strings.Repeat("😀", 51), strings.Repeat("😀", 49) + "…"},
+		{"emoji at the edge", strings.Repeat("a", 98) + "😀b", strings.Repeat("a", 98) + "…"},
+		{"empty", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := schema.Fit(schema.TableAgreement, "csp_signatorylastname", tt.in)
+			assert.Equal(t, tt.want, got)
+			assert.LessOrEqual(t, dataverse.TextLength(got), 100)
+		})
+	}
+	assert.Equal(t, 500, schema.MaxLength(schema.TableAppNotification, "body"), "appnotification.body holds 500 characters")
+	assert.Panics(t, func() { schema.Fit(schema.TableAgreement, "csp_nosuchcolumn", "x") })
+
+	row := dataverse.Row{"csp_attestationmessage": strings.Repeat("x", 5000), "csp_attestationstatus": 1, "csp_signatorycountry": "GBR"}
+	schema.FitRow(schema.TableAgreement, row)
+	assert.Equal(t, 4000, dataverse.TextLength(row["csp_attestationmessage"].(string)))
+	assert.Equal(t, "G…", row["csp_signatorycountry"])
+	assert.Equal(t, 1, row["csp_attestationstatus"])
+}
+
+func TestTextLengthCountsUTF16(t *testing.T) {
+	t.Parallel()
+	assert.Equal(t, 3, dataverse.TextLength("abc"))
+	assert.Equal(t, 2, dataverse.TextLength("éü"))
+	assert.Equal(t, 2, dataverse.TextLength("😀"))
+	assert.Equal(t, "abc", dataverse.FitText("abc", 0), "no limit")
+	assert.Equal(t, "…", dataverse.FitText("abc", 1))
+}

@@ -303,7 +303,9 @@ func StandardTables() []dataverse.Table {
 		),
 		std(TableTeam, SetTeams, "Team", name("name")),
 		std(TableAppNotification, SetAppNotifications, "Notification", name("title"),
-			dataverse.Column{LogicalName: "body", DisplayName: "Body", Type: dataverse.TypeMemo, MaxLength: 5000},
+			// Body is at most 500 characters (appnotification table reference); what does not fit is where
+			// the notice's link leads.
+			dataverse.Column{LogicalName: "body", DisplayName: "Body", Type: dataverse.TypeMemo, MaxLength: 500},
 			lookup("ownerid", "Owner", TableSystemUser),
 			choice("icontype", "Icon type", dataverse.Option{Value: 100000000, Label: "Info"}, dataverse.Option{Value: 100000001, Label: "Success"},
 				dataverse.Option{Value: 100000002, Label: "Failure"}, dataverse.Option{Value: 100000003, Label: "Warning"},
@@ -314,6 +316,63 @@ func StandardTables() []dataverse.Table {
 		),
 	}
 }
+
+// PrimaryKey returns the primary key column of a table by its logical name: <logical name>id, as
+// dataverse.Table.PrimaryKey. Upserts need it to learn the id of the row they wrote.
+func PrimaryKey(table string) string { return dataverse.Table{LogicalName: table}.PrimaryKey() }
+
+// MaxLength returns the declared MaxLength of a text column of a table (by logical names), 0 when it is
+// not a declared String or Memo column.
+func MaxLength(table, column string) int {
+	c, ok := textColumns()[columnKey{table, column}]
+	if !ok {
+		return 0
+	}
+	return c.MaxLength
+}
+
+// Fit returns text fitted to the declared length of table.column (dataverse.FitText: counted in UTF-16
+// code units as Dataverse counts, cut on a character and ended with "…"). Every text the connector writes
+// that it did not check against the column first goes through Fit or FitRow, so no write fails on length.
+// It panics on a column that is not a declared text column: that is a typo, not data.
+func Fit(table, column, text string) string {
+	c, ok := textColumns()[columnKey{table, column}]
+	if !ok {
+		panic("schema: " + table + "." + column + " is not a declared text column")
+	}
+	return dataverse.FitText(text, c.MaxLength)
+}
+
+// FitRow fits every text value of a row written to table (by logical name) to its column (Fit).
+func FitRow(table string, row dataverse.Row) {
+	if t, ok := tables()[table]; ok {
+		t.Fit(row)
+	}
+}
+
+type columnKey struct{ table, column string }
+
+// tables indexes Schema() by logical name once.
+var tables = sync.OnceValue(func() map[string]dataverse.Table {
+	m := map[string]dataverse.Table{}
+	for _, t := range Schema().Tables {
+		m[t.LogicalName] = t
+	}
+	return m
+})
+
+// textColumns indexes the String and Memo columns of Schema() once.
+var textColumns = sync.OnceValue(func() map[columnKey]dataverse.Column {
+	m := map[columnKey]dataverse.Column{}
+	for _, t := range Schema().Tables {
+		for _, c := range t.AllColumns() {
+			if c.Type == dataverse.TypeString || c.Type == dataverse.TypeMemo {
+				m[columnKey{t.LogicalName, c.LogicalName}] = c
+			}
+		}
+	}
+	return m
+})
 
 // OptionLabel returns the label of a choice value of a table's column ("" when unknown), as forms show it.
 func OptionLabel(table, column string, value int) string {
