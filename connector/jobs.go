@@ -20,7 +20,7 @@ type Job struct {
 	// Name is csp_name, the job's unique key.
 	Name string
 	// Schedule is the default interval written when the row is created; the row's csp_schedule (a Go
-	// duration such as 15m or 24h) rules after that.
+	// duration such as 30s, 15m or 1h30m) rules after that.
 	Schedule time.Duration
 	// Run does the work and reports what it did. An error marks the run Failed (or Partially succeeded when
 	// the counts show some success); its text is written on the run for people, so make it plain words.
@@ -530,24 +530,37 @@ func runMessage(res RunResult) string {
 	return b.String()
 }
 
-// parseSchedule reads csp_schedule: a duration such as 15m, 1h or 24h (at least a minute). A value it
-// cannot read falls back to def and says so, for the job row's message.
+// minSchedule is the shortest schedule a job row may hold: the sandbox checks attestations every 30 s,
+// and anything shorter would run a job on every check of the runner.
+const minSchedule = 30 * time.Second
+
+// parseSchedule reads csp_schedule: a duration such as 30s, 15m, 1h30m or 24h (at least 30s), in the
+// shape formatSchedule writes. A value it cannot read falls back to def and says so, for the job row's
+// message.
 func parseSchedule(raw string, def time.Duration) (time.Duration, string) {
 	raw = strings.TrimSpace(raw)
 	if raw == "" {
 		return def, ""
 	}
 	d, err := time.ParseDuration(raw)
-	if err != nil || d < time.Minute {
-		return def, fmt.Sprintf("The schedule %q is not an interval such as 15m, 1h or 24h (at least 1m); running every %s until it is corrected.", raw, formatSchedule(def))
+	if err != nil || d < minSchedule {
+		return def, fmt.Sprintf("The schedule %q is not an interval such as 30s, 15m, 1h30m or 24h (at least %s); running every %s until it is corrected.",
+			raw, formatSchedule(minSchedule), formatSchedule(def))
 	}
 	return d, ""
 }
 
+// formatSchedule writes an interval as csp_schedule holds it: a Go duration without its zero units
+// (30s, 10m, 1h30m, 24h), which parseSchedule reads back as the same interval.
 func formatSchedule(d time.Duration) string {
-	s := d.String()
-	s = strings.TrimSuffix(s, "0s")
-	return strings.TrimSuffix(s, "0m")
+	s := d.String() // 30s, 10m0s, 1h30m0s, 24h0m0s, 1h0m30s
+	if rest, ok := strings.CutSuffix(s, "m0s"); ok {
+		s = rest + "m"
+	}
+	if rest, ok := strings.CutSuffix(s, "h0m"); ok {
+		s = rest + "h"
+	}
+	return s
 }
 
 func nullable(s string) any {

@@ -180,7 +180,7 @@ func TestJobDueAndRunNowRequests(t *testing.T) {
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return runs.Load() == 2 }, 5*time.Second, 10*time.Millisecond, "Run Now runs it")
 	require.Eventually(t, func() bool { return !readJob(t, dv, "Sync").LastRunOn.Before(clock.Now().Add(-time.Second)) }, 5*time.Second, 10*time.Millisecond)
-	assert.Contains(t, readJob(t, dv, "Sync").Message, `The schedule "every hour" is not an interval such as 15m`, "a bad admin entry is explained on the row")
+	assert.Contains(t, readJob(t, dv, "Sync").Message, `The schedule "every hour" is not an interval such as 30s, 15m`, "a bad admin entry is explained on the row")
 	last := jobRuns(t, dv)
 	assert.Equal(t, schema.TriggerRunNow, last[len(last)-1].Trigger)
 
@@ -230,4 +230,54 @@ func TestJobFailedIsAnnouncedOnceWhenItStartsFailing(t *testing.T) {
 	fail = true
 	run()
 	assert.Len(t, published, 2, "failing again after a success is announced")
+}
+
+// TestScheduleFormatAndParse: the schedule written on a job row is the interval itself, in the shape an
+// admin types (30s, 10m, 1h30m), and reading it back gives the same interval.
+func TestScheduleFormatAndParse(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		every time.Duration
+		want  string
+	}{
+		{30 * time.Second, "30s"},
+		{45 * time.Second, "45s"},
+		{90 * time.Second, "1m30s"},
+		{time.Minute, "1m"},
+		{2 * time.Minute, "2m"},
+		{10 * time.Minute, "10m"},
+		{15 * time.Minute, "15m"},
+		{30 * time.Minute, "30m"},
+		{time.Hour, "1h"},
+		{time.Hour + 30*time.Minute, "1h30m"},
+		{time.Hour + 30*time.Second, "1h0m30s"},
+		{6 * time.Hour, "6h"},
+		{10 * time.Hour, "10h"},
+		{24 * time.Hour, "24h"},
+		{7 * 24 * time.Hour, "168h"},
+	} {
+		t.Run(tc.want, func(t *testing.T) {
+			t.Parallel()
+			assert.Equal(t, tc.want, formatSchedule(tc.every))
+			got, problem := parseSchedule(formatSchedule(tc.every), 5*time.Minute)
+			assert.Empty(t, problem)
+			assert.Equal(t, tc.every, got, "what is written reads back as the same interval")
+		})
+	}
+}
+
+func TestParseScheduleRefusesWhatIsNotAnInterval(t *testing.T) {
+	t.Parallel()
+	for _, raw := range []string{"every hour", "3", "10", "-5m", "0s", "5s", "1d"} {
+		got, problem := parseSchedule(raw, 30*time.Second)
+		assert.Equal(t, 30*time.Second, got, raw)
+		assert.Contains(t, problem, "running every 30s until it is corrected", raw)
+		assert.NotContains(t, problem, "every 3 ", raw)
+	}
+	got, problem := parseSchedule("  2h ", time.Minute)
+	assert.Equal(t, 2*time.Hour, got)
+	assert.Empty(t, problem)
+	got, problem = parseSchedule("", 15*time.Minute)
+	assert.Equal(t, 15*time.Minute, got)
+	assert.Empty(t, problem)
 }
