@@ -141,22 +141,7 @@ func (j *Jobs) Run(ctx, workCtx context.Context) {
 	t := time.NewTicker(j.opts.Tick)
 	defer t.Stop()
 	for {
-		for name := range j.jobs {
-			row, err := j.read(ctx, name)
-			if err != nil {
-				if ctx.Err() == nil {
-					j.log.Warn("reading a job row failed", "job", name, "error", err)
-				}
-				continue
-			}
-			if trigger, due := j.due(row); due {
-				wg.Go(func() {
-					if _, err := j.run(workCtx, name, trigger, true, nil); err != nil && !errors.Is(err, ErrLeaseHeld) && !errors.Is(err, errAlreadyRunning) && !errors.Is(err, errNotDue) {
-						j.log.Warn("job run failed", "job", name, "error", err)
-					}
-				})
-			}
-		}
+		j.check(ctx, workCtx, &wg)
 		select {
 		case <-ctx.Done():
 			return
@@ -165,16 +150,63 @@ func (j *Jobs) Run(ctx, workCtx context.Context) {
 	}
 }
 
-// due says whether the job should run now and why.
+// check reads every job's row once: it starts (in wg) the jobs that are due and answers Run Now
+// requests dated no later than the last run.
+func (j *Jobs) check(ctx, workCtx context.Context, wg *sync.WaitGroup) {
+	for name := range j.jobs {
+		row, err := j.read(ctx, name)
+		if err != nil {
+			if ctx.Err() == nil {
+				j.log.Warn("reading a job row failed", "job", name, "error", err)
+			}
+			continue
+		}
+		if trigger, due := j.due(row); due {
+			wg.Go(func() {
+				if _, err := j.run(workCtx, name, trigger, true, nil); err != nil && !errors.Is(err, ErrLeaseHeld) && !errors.Is(err, errAlreadyRunning) && !errors.Is(err, errNotDue) {
+					j.log.Warn("job run failed", "job", name, "error", err)
+				}
+			})
+			continue
+		}
+		j.answerStaleRequest(ctx, row)
+	}
+}
+
+// due says whether the job should run now and why. A Run Now request later than the last run is due
+// at once, even one dated in the future: a request means now (the run clears it).
 func (j *Jobs) due(row schema.Job) (schema.RunTrigger, bool) {
 	now := j.opts.Now()
-	if !row.RunRequestedOn.IsZero() && row.RunRequestedOn.After(row.LastRunOn) {
+	if requestOf(row.RunRequestedOn, row.LastRunOn) == requestWaiting {
 		return schema.TriggerRunNow, true
 	}
 	if row.Enabled && !now.Before(row.NextRunOn) {
 		return schema.TriggerSchedule, true
 	}
 	return 0, false
+}
+
+// runRequestedColumn is csp_runrequestedon's display name, for messages.
+const runRequestedColumn = "Run requested on"
+
+// answerStaleRequest answers a Run Now request dated no later than the last run: the row says it was
+// already carried out and the request is cleared (with If-Match: a replica that answered it first, or an
+// admin who set it again meanwhile, wins). A job whose lease is held is left alone: the run's end clears
+// what it served, and the next check answers the rest.
+func (j *Jobs) answerStaleRequest(ctx context.Context, row schema.Job) {
+	if requestOf(row.RunRequestedOn, row.LastRunOn) != requestStale {
+		return
+	}
+	if row.LeaseOwner != "" && row.LeaseExpiresOn.After(j.opts.Now()) {
+		return
+	}
+	note := staleRequestNote(runRequestedColumn, row.RunRequestedOn, row.LastRunOn, "the job ran",
+		"To run it again, set Run requested on again (the Run Now button sets it to now).")
+	_, err := j.dv.Update(ctx, schema.SetJobs, row.ID, dataverse.Row{"csp_runrequestedon": nil, "csp_message": withNote(note, runRequestedColumn, row.Message)},
+		&dataverse.UpdateOptions{IfMatch: row.ETag})
+	if err != nil && !dataverse.IsConflict(err) && ctx.Err() == nil {
+		j.log.Warn("answering a Run Now request failed", "job", row.Name, "error", err)
+	}
 }
 
 var (
@@ -201,6 +233,7 @@ func (j *Jobs) HandleJobRow(ctx context.Context, w Work) error {
 		}
 		return err
 	}
+	j.answerStaleRequest(ctx, row)
 	return nil
 }
 
@@ -280,7 +313,7 @@ func (j *Jobs) run(ctx context.Context, name string, trigger schema.RunTrigger, 
 		"csp_instance":       j.opts.Instance,
 	})
 	if err != nil {
-		j.release(context.WithoutCancel(ctx), row.ID, nil)
+		j.release(context.WithoutCancel(ctx), row.ID, nil, time.Time{})
 		return RunResult{}, fmt.Errorf("jobs: record the run of %q: %w", name, err)
 	}
 	if onStart != nil {
@@ -319,6 +352,11 @@ func (j *Jobs) run(ctx context.Context, name string, trigger schema.RunTrigger, 
 	if schedProblem != "" {
 		msg += " " + schedProblem
 	}
+	// The run answers the Run Now request the row held when it started, whatever started it.
+	served := row.RunRequestedOn
+	if inFuture(served, res.Started) {
+		msg += " " + futureRequestNote(runRequestedColumn, served, res.Started, "the job ran")
+	}
 	// A job that keeps failing (Verify Connectivity every 15 minutes while Partner Center is down) is
 	// announced once, when it starts failing.
 	if res.Status == schema.RunFailed && row.LastStatus != schema.RunFailed && j.opts.Publish != nil {
@@ -329,7 +367,7 @@ func (j *Jobs) run(ctx context.Context, name string, trigger schema.RunTrigger, 
 	j.release(finish, row.ID, dataverse.Row{
 		"csp_lastrunon": res.Started.UTC(), "csp_nextrunon": res.Started.Add(sched).UTC(),
 		"csp_laststatus": int(res.Status), "csp_message": msg,
-	})
+	}, served)
 	return res, nil
 }
 
@@ -405,8 +443,9 @@ func (j *Jobs) keepLease(ctx context.Context, id dataverse.GUID, cancel context.
 	}
 }
 
-// release clears the lease (if still ours) and writes the outcome columns.
-func (j *Jobs) release(ctx context.Context, id dataverse.GUID, outcome dataverse.Row) {
+// release clears the lease (if still ours) and writes the outcome columns. served is the Run Now request
+// the run answered: it is cleared unless someone set a new one while the job ran.
+func (j *Jobs) release(ctx context.Context, id dataverse.GUID, outcome dataverse.Row, served time.Time) {
 	for attempt := 0; attempt < 3; attempt++ {
 		row, err := j.readByID(ctx, id)
 		if err != nil {
@@ -420,6 +459,9 @@ func (j *Jobs) release(ctx context.Context, id dataverse.GUID, outcome dataverse
 		if row.LeaseOwner == j.opts.Instance {
 			changes["csp_leaseowner"] = nil
 			changes["csp_leaseexpireson"] = nil
+		}
+		if !served.IsZero() && row.RunRequestedOn.Equal(served) {
+			changes["csp_runrequestedon"] = nil
 		}
 		if len(changes) == 0 {
 			return

@@ -3,6 +3,7 @@ package connector
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -280,4 +281,103 @@ func TestParseScheduleRefusesWhatIsNotAnInterval(t *testing.T) {
 	got, problem = parseSchedule("", 15*time.Minute)
 	assert.Equal(t, 15*time.Minute, got)
 	assert.Empty(t, problem)
+}
+
+// TestRunNowDatedInTheFutureRunsOnce: Run requested on set three hours ahead runs the job once, now, on
+// one of two replicas, and the row says so; it does not run again on every check.
+func TestRunNowDatedInTheFutureRunsOnce(t *testing.T) {
+	t.Parallel()
+	sb := testSandbox(t)
+	dv := sb.DataverseClient
+	var runs atomic.Int32
+	clock := &testClock{t: time.Now().UTC().Truncate(time.Second)}
+	job := Job{Name: "Provisioning Sweep", Schedule: time.Hour, Run: func(ctx context.Context) (RunCounts, error) {
+		runs.Add(1)
+		return RunCounts{Summary: "0 license change(s) submitted for provisioning"}, nil
+	}}
+	replicas := []*Jobs{
+		NewJobs(dv, []Job{job}, JobsOptions{Instance: "replica-a", Now: clock.Now}),
+		NewJobs(dv, []Job{job}, JobsOptions{Instance: "replica-b", Now: clock.Now}),
+	}
+	require.NoError(t, replicas[0].Ensure(t.Context()))
+	check := func() {
+		var wg sync.WaitGroup
+		for _, r := range replicas {
+			wg.Go(func() { r.check(t.Context(), t.Context(), &wg) })
+		}
+		wg.Wait()
+	}
+	check()
+	require.Equal(t, int32(1), runs.Load(), "a new job is due at once")
+
+	clock.Add(time.Minute)
+	requested := clock.Now().Add(3 * time.Hour)
+	row := readJob(t, dv, job.Name)
+	_, err := dv.Update(t.Context(), schema.SetJobs, row.ID, dataverse.Row{"csp_runrequestedon": requested}, nil)
+	require.NoError(t, err)
+	for range 8 {
+		check()
+		clock.Add(5 * time.Second)
+	}
+	assert.Equal(t, int32(2), runs.Load(), "the request ran the job once")
+	row = readJob(t, dv, job.Name)
+	assert.True(t, row.RunRequestedOn.IsZero(), "the request is cleared once carried out")
+	assert.Equal(t, clock.Now().Add(-8*5*time.Second), row.LastRunOn)
+	assert.Contains(t, row.Message, "Last run ")
+	assert.Contains(t, row.Message, "Run requested on was set to "+requested.Format("2 Jan 2006 15:04 UTC")+", a time still to come; a request means now, so the job ran at")
+	runsRecorded := jobRuns(t, dv)
+	require.Len(t, runsRecorded, 2)
+	assert.Equal(t, schema.TriggerRunNow, runsRecorded[1].Trigger)
+}
+
+// TestRunNowDatedBeforeTheLastRunIsAnswered: a request dated no later than the last run does not run
+// the job; the row says it was already done and how to ask again, once.
+func TestRunNowDatedBeforeTheLastRunIsAnswered(t *testing.T) {
+	t.Parallel()
+	sb := testSandbox(t)
+	dv := sb.DataverseClient
+	var runs atomic.Int32
+	clock := &testClock{t: time.Now().UTC().Truncate(time.Second)}
+	jobs := NewJobs(dv, []Job{{Name: "Sync", Schedule: time.Hour, Run: func(ctx context.Context) (RunCounts, error) {
+		runs.Add(1)
+		return RunCounts{Summary: "3 things synced"}, nil
+	}}}, JobsOptions{Instance: "a", Now: clock.Now})
+	require.NoError(t, jobs.Ensure(t.Context()))
+	_, err := jobs.RunNow(t.Context(), "Sync", schema.TriggerSchedule)
+	require.NoError(t, err)
+	lastRun := clock.Now()
+	clock.Add(10 * time.Minute)
+
+	for _, wake := range []func(){
+		func() { var wg sync.WaitGroup; jobs.check(t.Context(), t.Context(), &wg); wg.Wait() },
+		func() {
+			require.NoError(t, jobs.HandleJobRow(t.Context(), Work{Key: WorkKey{Table: schema.TableJob, ID: readJob(t, dv, "Sync").ID}}))
+		},
+	} {
+		row := readJob(t, dv, "Sync")
+		_, err = dv.Update(t.Context(), schema.SetJobs, row.ID, dataverse.Row{"csp_runrequestedon": lastRun.Add(-time.Hour)}, nil)
+		require.NoError(t, err)
+		wake()
+		wake()
+		assert.Equal(t, int32(1), runs.Load(), "nothing runs again")
+		row = readJob(t, dv, "Sync")
+		assert.True(t, row.RunRequestedOn.IsZero(), "the request is answered and cleared")
+		assert.Equal(t, lastRun, row.LastRunOn)
+		want := "Run requested on was set to " + lastRun.Add(-time.Hour).Format("2 Jan 2006 15:04 UTC") +
+			", which is not after the last time the job ran (" + lastRun.Format("2 Jan 2006 15:04 UTC") + "): that was already done"
+		assert.True(t, strings.HasPrefix(row.Message, want), row.Message)
+		assert.Contains(t, row.Message, "To run it again, set Run requested on again (the Run Now button sets it to now).\nLast run ")
+		assert.Contains(t, row.Message, "succeeded: 3 things synced.", "the last run's message stays below the note")
+		assert.Equal(t, 1, strings.Count(row.Message, "Run requested on was set to"), "one note, not one per answer")
+	}
+
+	// A request later than the last run runs it.
+	row := readJob(t, dv, "Sync")
+	_, err = dv.Update(t.Context(), schema.SetJobs, row.ID, dataverse.Row{"csp_runrequestedon": clock.Now()}, nil)
+	require.NoError(t, err)
+	require.NoError(t, jobs.HandleJobRow(t.Context(), Work{Key: WorkKey{Table: schema.TableJob, ID: row.ID}}))
+	assert.Equal(t, int32(2), runs.Load())
+	row = readJob(t, dv, "Sync")
+	assert.True(t, row.RunRequestedOn.IsZero())
+	assert.NotContains(t, row.Message, "Run requested on", "a request carried out as asked needs no note")
 }
