@@ -240,7 +240,7 @@ func (j *Jobs) HandleJobRow(ctx context.Context, w Work) error {
 // JobTrigger is the event that wakes HandleJobRow.
 func JobTrigger() Trigger {
 	return Trigger{Table: schema.TableJob, Message: "Update", Columns: []string{"csp_runrequestedon"},
-		WriteBack: []string{"csp_lastrunon", "csp_nextrunon", "csp_laststatus", "csp_leaseowner", "csp_leaseexpireson", "csp_message"}}
+		WriteBack: []string{"csp_lastrunon", "csp_nextrunon", "csp_laststatus", "csp_leaseowner", "csp_leaseexpireson", "csp_message", "csp_runrequestedon"}}
 }
 
 // RunNow runs the named job at once under its lease and records the run. It returns ErrLeaseHeld when
