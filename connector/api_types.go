@@ -139,7 +139,7 @@ type AgreementTemplateList struct {
 type TemplateCreation struct {
 	TemplateID  string     `json:"templateId" desc:"The template's row id."`
 	Status      string     `json:"status" desc:"running while the agreements are being created, done when finished." enum:"running,done"`
-	RequestedOn *time.Time `json:"requestedOn,omitempty" desc:"When it was requested."`
+	RequestedOn *time.Time `json:"requestedOn,omitempty" desc:"When it was requested, while it waits or runs (the request is cleared once carried out)."`
 	DoneOn      *time.Time `json:"doneOn,omitempty" desc:"When it finished."`
 	Message     string     `json:"message,omitempty" desc:"What the last creation did, in plain words."`
 }

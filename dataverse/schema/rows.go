@@ -51,8 +51,9 @@ type AgreementTemplate struct {
 	AgreementType AgreementType  `dataverse:"csp_agreementtype"`
 	Provider      dataverse.Ref  `dataverse:"csp_provider,lookup=csp_providers"`
 	AgreementLink string         `dataverse:"csp_agreementlink"`
-	// CreateRequestedOn is set by the template's Create Agreements button (or the API); CreateMessage says
-	// what the last run did and CreateDoneOn when it finished: a request newer than it is still to do.
+	// CreateRequestedOn is set by the template's Create Agreements button (or the API) and cleared by the
+	// run that carries it out; CreateMessage says what the last run did and CreateDoneOn when it finished:
+	// a request newer than it is still to do.
 	CreateRequestedOn time.Time `dataverse:"csp_createrequestedon"`
 	CreateMessage     string    `dataverse:"csp_createmessage"`
 	CreateDoneOn      time.Time `dataverse:"csp_createdoneon"`
