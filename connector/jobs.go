@@ -562,8 +562,8 @@ func runMessage(res RunResult) string {
 	default:
 		fmt.Fprintf(&b, "Last run %s failed", when)
 	}
-	if res.Counts.Summary != "" {
-		b.WriteString(": " + res.Counts.Summary)
+	if summary := strings.TrimRight(res.Counts.Summary, ".:; "); summary != "" {
+		b.WriteString(": " + summary)
 	}
 	b.WriteString(".")
 	if res.Err != nil {
@@ -603,6 +603,37 @@ func formatSchedule(d time.Duration) string {
 		s = rest + "h"
 	}
 	return s
+}
+
+// plainDuration writes an interval the way people read it: "24 hours", "7 days", "1 hour 30 minutes",
+// "90 seconds" stays "1 minute 30 seconds". Whole days are days from two days up; below a second it
+// rounds to the second.
+func plainDuration(d time.Duration) string {
+	d = d.Round(time.Second)
+	if d <= 0 {
+		return "0 seconds"
+	}
+	unit := func(n int64, one string) string {
+		if n == 1 {
+			return "1 " + one
+		}
+		return fmt.Sprintf("%d %ss", n, one)
+	}
+	const day = 24 * time.Hour
+	var parts []string
+	if d >= 2*day && d%day == 0 {
+		return unit(int64(d/day), "day")
+	}
+	if h := d / time.Hour; h > 0 {
+		parts = append(parts, unit(int64(h), "hour"))
+	}
+	if m := d % time.Hour / time.Minute; m > 0 {
+		parts = append(parts, unit(int64(m), "minute"))
+	}
+	if s := d % time.Minute / time.Second; s > 0 {
+		parts = append(parts, unit(int64(s), "second"))
+	}
+	return strings.Join(parts, " ")
 }
 
 func nullable(s string) any {

@@ -381,3 +381,26 @@ func TestRunNowDatedBeforeTheLastRunIsAnswered(t *testing.T) {
 	assert.True(t, row.RunRequestedOn.IsZero())
 	assert.NotContains(t, row.Message, "Run requested on", "a request carried out as asked needs no note")
 }
+
+func TestPlainDuration(t *testing.T) {
+	t.Parallel()
+	for d, want := range map[time.Duration]string{
+		24 * time.Hour:                "24 hours",
+		time.Hour:                     "1 hour",
+		30 * time.Minute:              "30 minutes",
+		time.Hour + 30*time.Minute:    "1 hour 30 minutes",
+		90 * time.Second:              "1 minute 30 seconds",
+		30 * time.Second:              "30 seconds",
+		36 * time.Hour:                "36 hours",
+		48 * time.Hour:                "2 days",
+		7 * 24 * time.Hour:            "7 days",
+		49 * time.Hour:                "49 hours",
+		time.Minute:                   "1 minute",
+		1500 * time.Millisecond:       "2 seconds",
+		0:                             "0 seconds",
+		2*time.Hour + 1*time.Second:   "2 hours 1 second",
+		26*time.Hour + 15*time.Minute: "26 hours 15 minutes",
+	} {
+		assert.Equal(t, want, plainDuration(d), d.String())
+	}
+}
