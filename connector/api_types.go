@@ -189,6 +189,7 @@ type JobRunView struct {
 	Created    int        `json:"created" desc:"Rows it created."`
 	Updated    int        `json:"updated" desc:"Rows it updated."`
 	Failed     int        `json:"failed" desc:"Items that failed."`
+	Summary    string     `json:"summary,omitempty" desc:"What it did, in plain words."`
 	Error      string     `json:"error,omitempty" desc:"Why it failed, in plain words."`
 	Instance   string     `json:"instance,omitempty" desc:"The replica that ran it."`
 }
@@ -292,11 +293,22 @@ func jobView(row schema.Job, now time.Time) JobView {
 	return v
 }
 
+// RunResultView is a finished run as the API shows it, for `connector jobs run -o json`.
+func RunResultView(res RunResult) JobRunView {
+	v := JobRunView{ID: res.RunID.String(), Job: res.Job, Status: RunStatusWord(res.Status), Trigger: triggerName(res.Trigger),
+		StartedOn: res.Started.UTC(), FinishedOn: timePtr(res.Ended.UTC()), Processed: res.Counts.Processed, Created: res.Counts.Created,
+		Updated: res.Counts.Updated, Failed: res.Counts.Failed, Summary: res.Counts.Summary}
+	if res.Err != nil {
+		v.Error = res.Err.Error()
+	}
+	return v
+}
+
 // jobRunView is a run; one still in progress whose job no replica holds any more was abandoned (its
 // replica stopped mid-run).
 func jobRunView(name string, run schema.JobRun, job schema.Job, now time.Time) JobRunView {
 	v := JobRunView{ID: run.ID.String(), Job: name, Trigger: triggerName(run.Trigger), StartedOn: run.StartedOn.UTC(), FinishedOn: timePtr(run.FinishedOn),
-		Processed: run.Processed, Created: run.Created, Updated: run.Updated, Failed: run.Failed, Error: run.ErrorMessage, Instance: run.Instance}
+		Processed: run.Processed, Created: run.Created, Updated: run.Updated, Failed: run.Failed, Summary: run.Summary, Error: run.ErrorMessage, Instance: run.Instance}
 	switch {
 	case run.Status == schema.RunInProgress && (job.LeaseOwner == "" || !now.Before(job.LeaseExpiresOn)):
 		v.Status = "abandoned"

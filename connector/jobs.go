@@ -344,6 +344,7 @@ func (j *Jobs) run(ctx context.Context, name string, trigger schema.RunTrigger, 
 		"csp_processed": res.Counts.Processed, "csp_created": res.Counts.Created,
 		"csp_updated": res.Counts.Updated, "csp_failed": res.Counts.Failed, "csp_errormessage": nullable(errMsg),
 		"csp_deactivated": res.Counts.Deactivated, "csp_mapped": res.Counts.Mapped, "csp_unmapped": res.Counts.Unmapped,
+		"csp_summary": nullable(res.Counts.Summary),
 	}, nil); err != nil {
 		log.Error("recording the run's outcome failed", "error", err)
 	}

@@ -263,7 +263,18 @@ func TestVerifyAndJobsCommands(t *testing.T) {
 
 	out.Reset()
 	require.NoError(t, run(t.Context(), []string{"jobs", "run", connector.VerifyConnectivityJob}, getenv(env), nil, &out, io.Discard))
-	assert.Regexp(t, `^Verify Connectivity: succeeded in \S+ \(processed 1, created 0, updated 1, failed 0\)`, out.String())
+	assert.Regexp(t, `^Verify Connectivity: succeeded in \S+ \(processed 1, created 0, updated 1, failed 0\)\. 1 provider\(s\) marked connected\.\n$`, out.String())
+
+	out.Reset()
+	require.NoError(t, run(t.Context(), []string{"jobs", "run", connector.VerifyConnectivityJob, "-o", "json"}, getenv(env), nil, &out, io.Discard))
+	var ran connector.JobRunView
+	require.NoError(t, json.Unmarshal(out.Bytes(), &ran), out.String())
+	assert.Equal(t, connector.VerifyConnectivityJob, ran.Job)
+	assert.Equal(t, "succeeded", ran.Status)
+	assert.Equal(t, "run_now", ran.Trigger)
+	assert.Equal(t, 1, ran.Processed)
+	assert.Equal(t, "1 provider(s) marked connected", ran.Summary)
+	assert.NotEmpty(t, ran.ID)
 
 	out.Reset()
 	require.NoError(t, run(t.Context(), []string{"jobs", "list"}, getenv(env), nil, &out, io.Discard))
@@ -275,7 +286,7 @@ func TestVerifyAndJobsCommands(t *testing.T) {
 		require.NoError(t, err)
 		runs++
 	}
-	assert.Equal(t, 2, runs, "verify and jobs run both recorded a run")
+	assert.Equal(t, 3, runs, "verify and both jobs runs recorded a run")
 
 	// Partner Center refuses the token: verify says so and exits non-zero, with JSON for scripts.
 	sb.PartnerCenter.Inject(partnercentertest.Fault{Status: 401})

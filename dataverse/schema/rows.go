@@ -154,7 +154,8 @@ type Job struct {
 	Message        string         `dataverse:"csp_message"`
 }
 
-// JobRun is a csp_jobrun row.
+// JobRun is a csp_jobrun row. Summary is what the run did in plain words ("3 provider(s) marked
+// connected"); ErrorMessage why it failed.
 type JobRun struct {
 	ID           dataverse.GUID `dataverse:"csp_jobrunid,readonly"`
 	ETag         dataverse.ETag `dataverse:"@odata.etag"`
@@ -171,6 +172,7 @@ type JobRun struct {
 	Deactivated  int            `dataverse:"csp_deactivated"`
 	Mapped       int            `dataverse:"csp_mapped"`
 	Unmapped     int            `dataverse:"csp_unmapped"`
+	Summary      string         `dataverse:"csp_summary"`
 	ErrorMessage string         `dataverse:"csp_errormessage"`
 	Instance     string         `dataverse:"csp_instance"`
 }
