@@ -215,17 +215,26 @@ func TestRunEndToEndOverServiceBus(t *testing.T) {
 	p := provider()
 	assert.Equal(t, schema.ConnectivityConnected, p.ConnectivityStatus)
 	assert.Contains(t, p.ConnectivityMessage, "Connected:")
-	// Besides the admin's event, the connector's own license change write-backs (the demo changes it
-	// provisions at start) are posted too, and dropped by the loop guard: every message is completed.
+	assert.True(t, p.VerifyRequestedOn.IsZero(), "the request is answered and cleared")
+	// Besides the admin's event, the connector's own write-backs are posted too (the demo changes it
+	// provisions at start, its clearing of the request it answered), and dropped by the loop guard: every
+	// message is completed.
 	require.NoError(t, sb.Dataverse.WaitDeliveries(t.Context()))
-	var adminEvents int
+	var adminEvents, ownEvents int
 	for _, d := range sb.Dataverse.Deliveries() {
 		assert.True(t, d.Delivered(), "%+v", d)
 		if d.Table == schema.TableProvider {
-			adminEvents++
+			ev, err := connector.DecodeEvent(d.Body)
+			require.NoError(t, err)
+			if ev.InitiatingUserID == sb.AdminID {
+				adminEvents++
+			} else {
+				ownEvents++
+			}
 		}
 	}
-	assert.Equal(t, 1, adminEvents, "only the admin's write of the provider raised an event")
+	assert.Equal(t, 1, adminEvents, "the admin's write of the provider raised one event")
+	assert.Equal(t, 1, ownEvents, "the connector's clearing of the request raised one, which it ignores")
 	require.Eventually(t, func() bool {
 		stats := broker.Stats(t, connector.DefaultQueue)
 		return stats.Active == 0 && stats.Locked == 0
