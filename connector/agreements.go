@@ -158,7 +158,7 @@ func AgreementTriggers() []Trigger {
 // TemplateTriggers wake the bulk create: the template's Create Agreements button sets csp_createrequestedon.
 func TemplateTriggers() []Trigger {
 	return []Trigger{{Table: schema.TableAgreementTemplate, Message: "Update", Columns: []string{"csp_createrequestedon"},
-		WriteBack: []string{"csp_createmessage", "csp_createdoneon"}}}
+		WriteBack: []string{"csp_createmessage", "csp_createdoneon", "csp_createrequestedon"}}}
 }
 
 // Handle reconciles one agreement row: a requested link or partner attestation is carried out; a row

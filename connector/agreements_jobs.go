@@ -58,13 +58,9 @@ func (g *Agreements) CheckJob(every time.Duration) Job {
 // reads the accounts and the template's existing agreements once; each create is an upsert by the
 // agreement's alternate key that only creates, so a retry or a second replica cannot double one.
 func (g *Agreements) CreateForTemplate(ctx context.Context, templateID dataverse.GUID) (created, existing int, err error) {
-	raw, err := g.DV.Get(ctx, schema.SetAgreementTemplates, templateID, &dataverse.GetOptions{Select: dataverse.Columns[schema.AgreementTemplate]()})
+	t, err := g.template(ctx, templateID)
 	if err != nil {
 		return 0, 0, fmt.Errorf("create agreements: read template %s: %w", templateID, err)
-	}
-	var t schema.AgreementTemplate
-	if err := dataverse.Unmarshal(raw, &t); err != nil {
-		return 0, 0, err
 	}
 	if t.State != schema.StateActive {
 		return 0, 0, g.templateMessage(ctx, t, "This template is inactive: activate it before creating agreements.")
@@ -110,29 +106,65 @@ func (g *Agreements) CreateForTemplate(ctx context.Context, templateID dataverse
 	return created, existing, g.templateMessage(ctx, t, msg)
 }
 
-// templateMessage writes what the run did and when it finished: the request it served is done.
+// createRequestedColumn is csp_createrequestedon's display name, for messages.
+const createRequestedColumn = "Create agreements requested on"
+
+// templateMessage writes what the run did and when it finished, and clears the Create Agreements request
+// the run answered (t is the template as the run read it at its start): a request set again while the run
+// went on stays, for a run of its own.
 func (g *Agreements) templateMessage(ctx context.Context, t schema.AgreementTemplate, msg string) error {
-	_, err := g.DV.Update(ctx, schema.SetAgreementTemplates, t.ID, dataverse.Row{"csp_createmessage": schema.Fit(schema.TableAgreementTemplate, "csp_createmessage", msg), "csp_createdoneon": g.now().UTC()}, nil)
-	return err
+	served, done := t.CreateRequestedOn, g.now().UTC()
+	if inFuture(served, done) {
+		msg += " " + futureRequestNote(createRequestedColumn, served, done, "the agreements were created")
+	}
+	for attempt := 0; ; attempt++ {
+		changes := dataverse.Row{"csp_createmessage": schema.Fit(schema.TableAgreementTemplate, "csp_createmessage", msg), "csp_createdoneon": done}
+		if !served.IsZero() && t.CreateRequestedOn.Equal(served) {
+			changes["csp_createrequestedon"] = nil
+		}
+		_, err := g.DV.Update(ctx, schema.SetAgreementTemplates, t.ID, changes, &dataverse.UpdateOptions{IfMatch: t.ETag})
+		if !dataverse.IsConflict(err) || attempt == 2 {
+			return err
+		}
+		if t, err = g.template(ctx, t.ID); err != nil {
+			return err
+		}
+	}
+}
+
+func (g *Agreements) template(ctx context.Context, id dataverse.GUID) (schema.AgreementTemplate, error) {
+	raw, err := g.DV.Get(ctx, schema.SetAgreementTemplates, id, &dataverse.GetOptions{Select: dataverse.Columns[schema.AgreementTemplate]()})
+	if err != nil {
+		return schema.AgreementTemplate{}, err
+	}
+	var t schema.AgreementTemplate
+	return t, dataverse.Unmarshal(raw, &t)
 }
 
 // HandleTemplate is the work handler of the template's Create Agreements button.
-// It is level-triggered: only a request newer than the last finished run is carried out, so the event of
-// a request and the API's own submission of it (or a redelivered event) run it once.
+// It is level-triggered: a request later than the last finished run is carried out (at once, even one
+// dated in the future) and cleared, so the event of a request and the API's own submission of it (or a
+// redelivered event) run it once; a request dated no later than the last run is answered on the row.
 func (g *Agreements) HandleTemplate(ctx context.Context, w Work) error {
-	raw, err := g.DV.Get(ctx, schema.SetAgreementTemplates, w.Key.ID, &dataverse.GetOptions{Select: []string{"csp_createrequestedon", "csp_createdoneon"}})
+	t, err := g.template(ctx, w.Key.ID)
 	if dataverse.IsNotFound(err) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	var t schema.AgreementTemplate
-	if err := dataverse.Unmarshal(raw, &t); err != nil {
-		return err
-	}
-	if !CreationPending(t) {
+	switch requestOf(t.CreateRequestedOn, t.CreateDoneOn) {
+	case requestNone:
 		return nil
+	case requestStale:
+		note := staleRequestNote(createRequestedColumn, t.CreateRequestedOn, t.CreateDoneOn, "agreements were created",
+			"To create agreements again, press Create Agreements (it sets Create agreements requested on to now).")
+		_, err := g.DV.Update(ctx, schema.SetAgreementTemplates, t.ID, dataverse.Row{"csp_createrequestedon": nil,
+			"csp_createmessage": withNote(note, createRequestedColumn, t.CreateMessage)}, &dataverse.UpdateOptions{IfMatch: t.ETag})
+		if dataverse.IsConflict(err) || dataverse.IsNotFound(err) {
+			return nil // changed meanwhile: its own event looks again
+		}
+		return err
 	}
 	_, _, err = g.CreateForTemplate(ctx, w.Key.ID)
 	if dataverse.IsNotFound(err) {
@@ -141,7 +173,8 @@ func (g *Agreements) HandleTemplate(ctx context.Context, w Work) error {
 	return err
 }
 
-// CreationPending reports whether a template's Create Agreements request has not been carried out yet.
+// CreationPending reports whether a template's Create Agreements request has not been carried out yet:
+// one later than the last run (the run clears the request it carries out).
 func CreationPending(t schema.AgreementTemplate) bool {
-	return !t.CreateRequestedOn.IsZero() && t.CreateDoneOn.Before(t.CreateRequestedOn)
+	return requestOf(t.CreateRequestedOn, t.CreateDoneOn) == requestWaiting
 }

@@ -3,6 +3,7 @@ package connector
 import (
 	"context"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -457,4 +458,81 @@ func TestAgreementRefusal600002SaysOrganizationRegistrationID(t *testing.T) {
 	assert.NotContains(t, a.AttestationMessage, "date")
 	assert.Contains(t, a.AttestationMessage, "Link requested again", "says what to do next")
 	assert.Contains(t, a.SystemMessage, "600002")
+}
+
+// TestCreateAgreementsRequestedInTheFutureOrThePast: Create agreements requested on dated hours ahead
+// creates once, now, and says so (the API's creation is done, not running for ever); one dated before the
+// last creation creates nothing and says it was already done.
+func TestCreateAgreementsRequestedInTheFutureOrThePast(t *testing.T) {
+	t.Parallel()
+	r := newAgRig(t, schema.PartnerDirectBill)
+	ctx := t.Context()
+	read := func() schema.AgreementTemplate {
+		tpl, err := r.G.template(ctx, r.Template)
+		require.NoError(t, err)
+		return tpl
+	}
+	handle := func() {
+		require.NoError(t, r.G.HandleTemplate(ctx, Work{Key: WorkKey{Table: schema.TableAgreementTemplate, ID: r.Template}}))
+	}
+	agreements := func() int {
+		n := 0
+		for _, err := range r.DV.List(ctx, schema.SetAgreements, &dataverse.Query{Select: []string{"csp_agreementid"}}) {
+			require.NoError(t, err)
+			n++
+		}
+		return n
+	}
+	acc, err := r.DV.Create(ctx, schema.SetAccounts, dataverse.Row{"name": "Fabrikam"})
+	require.NoError(t, err)
+	fabrikam, err := r.DV.Create(ctx, schema.SetProviderAccounts, dataverse.Row{"csp_name": "Fabrikam", "csp_tenantid": uuid.NewString(),
+		"csp_provider@odata.bind": dataverse.Bind(schema.SetProviders, r.Provider), "csp_account@odata.bind": dataverse.Bind(schema.SetAccounts, acc)})
+	require.NoError(t, err)
+
+	requested := r.Clock.Now().Add(3 * time.Hour)
+	_, err = r.DV.Update(ctx, schema.SetAgreementTemplates, r.Template, dataverse.Row{"csp_createrequestedon": requested}, nil)
+	require.NoError(t, err)
+	handle()
+	require.Equal(t, 2, agreements(), "Fabrikam got its agreement")
+	done := r.Clock.Now()
+	tpl := read()
+	assert.True(t, tpl.CreateRequestedOn.IsZero(), "the request is cleared once carried out")
+	assert.Equal(t, done, tpl.CreateDoneOn)
+	assert.False(t, CreationPending(tpl), "the API's creation reads done")
+	assert.Contains(t, tpl.CreateMessage, "1 Pending agreement(s) created")
+	assert.Contains(t, tpl.CreateMessage, "Create agreements requested on was set to "+requested.Format("2 Jan 2006 15:04 UTC")+
+		", a time still to come; a request means now, so the agreements were created at "+done.Format("2 Jan 2006 15:04 UTC"))
+
+	// Fabrikam's agreement is deleted: a wake-up that re-ran the request would create it again.
+	for raw, err := range r.DV.List(ctx, schema.SetAgreements, &dataverse.Query{Select: []string{"csp_agreementid"}, Filter: dataverse.LookupEq("csp_provideraccount", fabrikam)}) {
+		require.NoError(t, err)
+		id, _ := raw.GUID("csp_agreementid")
+		require.NoError(t, r.DV.Delete(ctx, schema.SetAgreements, id, nil))
+	}
+	for range 5 {
+		r.Clock.Advance(10 * time.Second)
+		handle()
+	}
+	assert.Equal(t, 1, agreements(), "carried out once")
+
+	// Dated before the last creation: answered, nothing created.
+	r.Clock.Advance(time.Hour)
+	_, err = r.DV.Update(ctx, schema.SetAgreementTemplates, r.Template, dataverse.Row{"csp_createrequestedon": done.Add(-time.Hour)}, nil)
+	require.NoError(t, err)
+	handle()
+	handle()
+	assert.Equal(t, 1, agreements(), "nothing created")
+	tpl = read()
+	assert.True(t, tpl.CreateRequestedOn.IsZero(), "the request is answered and cleared")
+	assert.Equal(t, done, tpl.CreateDoneOn)
+	assert.True(t, strings.HasPrefix(tpl.CreateMessage, "Create agreements requested on was set to "+done.Add(-time.Hour).Format("2 Jan 2006 15:04 UTC")+
+		", which is not after the last time agreements were created ("+done.Format("2 Jan 2006 15:04 UTC")+"): that was already done"), tpl.CreateMessage)
+	assert.Contains(t, tpl.CreateMessage, "press Create Agreements (it sets Create agreements requested on to now).\nOn ", "the last creation's message stays below the note")
+
+	// A request now creates it again.
+	_, err = r.DV.Update(ctx, schema.SetAgreementTemplates, r.Template, dataverse.Row{"csp_createrequestedon": r.Clock.Now()}, nil)
+	require.NoError(t, err)
+	handle()
+	assert.Equal(t, 2, agreements())
+	assert.NotContains(t, read().CreateMessage, "requested on", "a request carried out as asked needs no note")
 }

@@ -559,7 +559,7 @@ func getAgreementCreation(c *apiCall) (apiResult, error) {
 	if err != nil {
 		return apiResult{}, err
 	}
-	if t.CreateRequestedOn.IsZero() {
+	if t.CreateRequestedOn.IsZero() && t.CreateDoneOn.IsZero() {
 		return apiResult{}, notFound("Create Agreements was never requested on this template.")
 	}
 	if CreationPending(t) {

@@ -493,6 +493,7 @@ func TestAPISyncProviderAccounts(t *testing.T) {
 	assert.Equal(t, "succeeded", done.Status)
 	assert.NotNil(t, done.FinishedOn)
 	assert.Positive(t, done.Processed)
+	assert.Contains(t, done.Summary, "customers seen: ", "the run's summary in plain words")
 	assert.Empty(t, last.Header.Get("Retry-After"))
 
 	var next JobRunView

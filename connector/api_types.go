@@ -169,7 +169,7 @@ type AgreementTemplateList struct {
 type TemplateCreation struct {
 	TemplateID  string     `json:"templateId" desc:"The template's row id."`
 	Status      string     `json:"status" desc:"running while the agreements are being created, done when finished." enum:"running,done"`
-	RequestedOn *time.Time `json:"requestedOn,omitempty" desc:"When it was requested."`
+	RequestedOn *time.Time `json:"requestedOn,omitempty" desc:"When it was requested, while it waits or runs (the request is cleared once carried out)."`
 	DoneOn      *time.Time `json:"doneOn,omitempty" desc:"When it finished."`
 	Message     string     `json:"message,omitempty" desc:"What the last creation did, in plain words."`
 }
@@ -219,6 +219,7 @@ type JobRunView struct {
 	Created    int        `json:"created" desc:"Rows it created."`
 	Updated    int        `json:"updated" desc:"Rows it updated."`
 	Failed     int        `json:"failed" desc:"Items that failed."`
+	Summary    string     `json:"summary,omitempty" desc:"What it did, in plain words."`
 	Error      string     `json:"error,omitempty" desc:"Why it failed, in plain words."`
 	Instance   string     `json:"instance,omitempty" desc:"The replica that ran it."`
 }
@@ -323,11 +324,22 @@ func jobView(row schema.Job, now time.Time) JobView {
 	return v
 }
 
+// RunResultView is a finished run as the API shows it, for `connector jobs run -o json`.
+func RunResultView(res RunResult) JobRunView {
+	v := JobRunView{ID: res.RunID.String(), Job: res.Job, Status: RunStatusWord(res.Status), Trigger: triggerName(res.Trigger),
+		StartedOn: res.Started.UTC(), FinishedOn: timePtr(res.Ended.UTC()), Processed: res.Counts.Processed, Created: res.Counts.Created,
+		Updated: res.Counts.Updated, Failed: res.Counts.Failed, Summary: res.Counts.Summary}
+	if res.Err != nil {
+		v.Error = res.Err.Error()
+	}
+	return v
+}
+
 // jobRunView is a run; one still in progress whose job no replica holds any more was abandoned (its
 // replica stopped mid-run).
 func jobRunView(name string, run schema.JobRun, job schema.Job, now time.Time) JobRunView {
 	v := JobRunView{ID: run.ID.String(), Job: name, Trigger: triggerName(run.Trigger), StartedOn: run.StartedOn.UTC(), FinishedOn: timePtr(run.FinishedOn),
-		Processed: run.Processed, Created: run.Created, Updated: run.Updated, Failed: run.Failed, Error: run.ErrorMessage, Instance: run.Instance}
+		Processed: run.Processed, Created: run.Created, Updated: run.Updated, Failed: run.Failed, Summary: run.Summary, Error: run.ErrorMessage, Instance: run.Instance}
 	switch {
 	case run.Status == schema.RunInProgress && (job.LeaseOwner == "" || !now.Before(job.LeaseExpiresOn)):
 		v.Status = "abandoned"

@@ -269,18 +269,15 @@ func (c *Connectivity) Job(schedule time.Duration) Job {
 	}}
 }
 
-// record writes the report on the Automatic provider rows (only the one with id, when id is set).
+// record writes the report on the Automatic provider rows (only the one with id, when id is set). A
+// Verify Connectivity request a row held is answered by this verification and cleared.
 func (c *Connectivity) record(ctx context.Context, rep ConnectivityReport, id *dataverse.GUID) (RunCounts, error) {
 	filter := dataverse.Eq("csp_type", schema.ProviderAutomatic)
 	if id != nil {
 		filter = dataverse.Eq("csp_providerid", *id)
 	}
-	status := schema.ConnectivityConnected
-	if !rep.OK {
-		status = schema.ConnectivityNotConnected
-	}
 	var counts RunCounts
-	for r, err := range c.DV.List(ctx, schema.SetProviders, &dataverse.Query{Select: []string{"csp_providerid", "csp_type", "csp_name"}, Filter: filter}) {
+	for r, err := range c.DV.List(ctx, schema.SetProviders, &dataverse.Query{Select: dataverse.Columns[schema.Provider](), Filter: filter}) {
 		if err != nil {
 			return counts, err
 		}
@@ -289,14 +286,7 @@ func (c *Connectivity) record(ctx context.Context, rep ConnectivityReport, id *d
 			return counts, err
 		}
 		counts.Processed++
-		changes := dataverse.Row{"csp_lastverifiedon": rep.At.UTC(), "csp_connectivitystatus": int(status), "csp_connectivitymessage": rep.Message(),
-			"csp_systemmessage": rep.SystemMessage()}
-		if p.Type != schema.ProviderAutomatic {
-			changes = dataverse.Row{"csp_lastverifiedon": rep.At.UTC(), "csp_connectivitystatus": int(schema.ConnectivityNotVerified),
-				"csp_connectivitymessage": "This provider is not Automatic: the connector does not call it, so there is nothing to verify.", "csp_systemmessage": ""}
-		}
-		schema.FitRow(schema.TableProvider, changes)
-		if _, err := c.DV.Update(ctx, schema.SetProviders, p.ID, changes, nil); err != nil {
+		if err := c.recordProvider(ctx, p, rep); err != nil {
 			if dataverse.IsNotFound(err) {
 				continue
 			}
@@ -318,22 +308,75 @@ func (c *Connectivity) record(ctx context.Context, rep ConnectivityReport, id *d
 	return counts, nil
 }
 
+// verifyRequestedColumn is csp_verifyrequestedon's display name, for messages.
+const verifyRequestedColumn = "Verify requested on"
+
+// recordProvider writes the report on one provider row, with If-Match so that a Verify Connectivity
+// request set while the checks ran is kept for its own run rather than cleared.
+func (c *Connectivity) recordProvider(ctx context.Context, p schema.Provider, rep ConnectivityReport) error {
+	for attempt := 0; ; attempt++ {
+		status, msg := schema.ConnectivityConnected, rep.Message()
+		if !rep.OK {
+			status = schema.ConnectivityNotConnected
+		}
+		if p.Type != schema.ProviderAutomatic {
+			status, msg = schema.ConnectivityNotVerified, "This provider is not Automatic: the connector does not call it, so there is nothing to verify."
+		}
+		system := rep.SystemMessage()
+		if p.Type != schema.ProviderAutomatic {
+			system = ""
+		}
+		changes := dataverse.Row{"csp_lastverifiedon": rep.At.UTC(), "csp_connectivitystatus": int(status), "csp_systemmessage": system}
+		if servedBy(p.VerifyRequestedOn, rep.At, c.now()) {
+			changes["csp_verifyrequestedon"] = nil
+			if inFuture(p.VerifyRequestedOn, rep.At) {
+				msg += " " + futureRequestNote(verifyRequestedColumn, p.VerifyRequestedOn, rep.At, "connectivity was verified")
+			}
+		}
+		changes["csp_connectivitymessage"] = msg
+		schema.FitRow(schema.TableProvider, changes)
+		_, err := c.DV.Update(ctx, schema.SetProviders, p.ID, changes, &dataverse.UpdateOptions{IfMatch: p.ETag})
+		if !dataverse.IsConflict(err) || attempt == 2 {
+			return err
+		}
+		if p, err = c.provider(ctx, p.ID); err != nil {
+			return err
+		}
+	}
+}
+
+func (c *Connectivity) provider(ctx context.Context, id dataverse.GUID) (schema.Provider, error) {
+	r, err := c.DV.Get(ctx, schema.SetProviders, id, &dataverse.GetOptions{Select: dataverse.Columns[schema.Provider]()})
+	if err != nil {
+		return schema.Provider{}, err
+	}
+	var p schema.Provider
+	return p, dataverse.Unmarshal(r, &p)
+}
+
 // HandleProviderRow is the work handler for csp_provider rows: a csp_verifyrequestedon later than
-// csp_lastverifiedon runs the checks for that provider.
+// csp_lastverifiedon runs the checks for that provider (at once, even when dated in the future); one
+// dated no later than the last verification is answered on the row and cleared.
 func (c *Connectivity) HandleProviderRow(ctx context.Context, w Work) error {
-	r, err := c.DV.Get(ctx, schema.SetProviders, w.Key.ID, &dataverse.GetOptions{Select: dataverse.Columns[schema.Provider]()})
+	p, err := c.provider(ctx, w.Key.ID)
 	if dataverse.IsNotFound(err) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	var p schema.Provider
-	if err := dataverse.Unmarshal(r, &p); err != nil {
+	switch requestOf(p.VerifyRequestedOn, p.LastVerifiedOn) {
+	case requestNone:
+		return nil
+	case requestStale:
+		note := staleRequestNote(verifyRequestedColumn, p.VerifyRequestedOn, p.LastVerifiedOn, "connectivity was verified",
+			"The status shown is from that verification; to verify again, set Verify requested on again (the Verify Connectivity button sets it to now).")
+		_, err := c.DV.Update(ctx, schema.SetProviders, p.ID, dataverse.Row{"csp_verifyrequestedon": nil,
+			"csp_connectivitymessage": withNote(note, verifyRequestedColumn, p.ConnectivityMessage)}, &dataverse.UpdateOptions{IfMatch: p.ETag})
+		if dataverse.IsConflict(err) || dataverse.IsNotFound(err) {
+			return nil // changed meanwhile: its own event looks again
+		}
 		return err
-	}
-	if p.VerifyRequestedOn.IsZero() || !p.VerifyRequestedOn.After(p.LastVerifiedOn) {
-		return nil // already answered
 	}
 	rep := ConnectivityReport{At: c.now(), OK: true}
 	if p.Type == schema.ProviderAutomatic {
@@ -346,7 +389,7 @@ func (c *Connectivity) HandleProviderRow(ctx context.Context, w Work) error {
 // ProviderTrigger is the event that wakes HandleProviderRow.
 func ProviderTrigger() Trigger {
 	return Trigger{Table: schema.TableProvider, Message: "Update", Columns: []string{"csp_verifyrequestedon"},
-		WriteBack: []string{"csp_connectivitystatus", "csp_connectivitymessage", "csp_systemmessage", "csp_lastverifiedon"}}
+		WriteBack: []string{"csp_connectivitystatus", "csp_connectivitymessage", "csp_systemmessage", "csp_lastverifiedon", "csp_verifyrequestedon"}}
 }
 
 func (c *Connectivity) now() time.Time {

@@ -3,6 +3,7 @@ package connector
 import (
 	"context"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -134,4 +135,74 @@ func TestUnreachablePartnerCenterIsSaidInPlainWords(t *testing.T) {
 	p = providers(t, sb.DataverseClient)["Microsoft Partner Center"]
 	assert.Equal(t, schema.ConnectivityConnected, p.ConnectivityStatus)
 	assert.Empty(t, p.SystemMessage)
+}
+
+// TestVerifyRequestedInTheFutureOrThePast: a Verify requested on dated hours ahead verifies once, now, and
+// says so; one dated before the last verification verifies nothing and says it was already done.
+func TestVerifyRequestedInTheFutureOrThePast(t *testing.T) {
+	t.Parallel()
+	sb := testSandbox(t)
+	dv := sb.DataverseClient
+	clock := &testClock{t: time.Now().UTC().Truncate(time.Second)}
+	conn := &Connectivity{DV: dv, PC: sb.PartnerCenterClient, Queue: DefaultQueue, Now: clock.Now}
+	pc := providers(t, dv)["Microsoft Partner Center"]
+	handle := func() {
+		require.NoError(t, conn.HandleProviderRow(t.Context(), Work{Key: WorkKey{Table: schema.TableProvider, ID: pc.ID}}))
+	}
+
+	requested := clock.Now().Add(3 * time.Hour)
+	_, err := dv.Update(t.Context(), schema.SetProviders, pc.ID, dataverse.Row{"csp_verifyrequestedon": requested}, nil)
+	require.NoError(t, err)
+	handle()
+	verifiedAt := clock.Now()
+	p := providers(t, dv)["Microsoft Partner Center"]
+	assert.Equal(t, verifiedAt, p.LastVerifiedOn)
+	assert.True(t, p.VerifyRequestedOn.IsZero(), "the request is cleared once carried out")
+	assert.Equal(t, schema.ConnectivityConnected, p.ConnectivityStatus)
+	assert.Contains(t, p.ConnectivityMessage, "Connected: ")
+	assert.Contains(t, p.ConnectivityMessage, "Verify requested on was set to "+requested.Format("2 Jan 2006 15:04 UTC")+
+		", a time still to come; a request means now, so connectivity was verified at "+verifiedAt.Format("2 Jan 2006 15:04 UTC"))
+
+	calls := len(sb.PartnerCenter.Requests())
+	for range 5 { // more wake-ups (duplicate events, the sweep) do nothing
+		clock.Add(10 * time.Second)
+		handle()
+	}
+	assert.Equal(t, calls, len(sb.PartnerCenter.Requests()), "verified once")
+
+	// Dated before the last verification: answered, not verified again.
+	clock.Add(time.Hour)
+	_, err = dv.Update(t.Context(), schema.SetProviders, pc.ID, dataverse.Row{"csp_verifyrequestedon": verifiedAt.Add(-time.Hour)}, nil)
+	require.NoError(t, err)
+	handle()
+	handle()
+	assert.Equal(t, calls, len(sb.PartnerCenter.Requests()), "not verified again")
+	p = providers(t, dv)["Microsoft Partner Center"]
+	assert.Equal(t, verifiedAt, p.LastVerifiedOn)
+	assert.True(t, p.VerifyRequestedOn.IsZero(), "the request is answered and cleared")
+	assert.True(t, strings.HasPrefix(p.ConnectivityMessage, "Verify requested on was set to "+verifiedAt.Add(-time.Hour).Format("2 Jan 2006 15:04 UTC")+
+		", which is not after the last time connectivity was verified ("+verifiedAt.Format("2 Jan 2006 15:04 UTC")+"): that was already done"), p.ConnectivityMessage)
+	assert.Contains(t, p.ConnectivityMessage, "the Verify Connectivity button sets it to now).\nConnected: ", "the last verification's outcome stays below the note")
+	assert.Equal(t, 1, strings.Count(p.ConnectivityMessage, "which is not after the last time"), "one note, not one per answer")
+}
+
+// TestVerifyConnectivityJobAnswersAWaitingRequest: the scheduled verification answers a request made
+// before it started, so the request's own event finds nothing left to do.
+func TestVerifyConnectivityJobAnswersAWaitingRequest(t *testing.T) {
+	t.Parallel()
+	sb := testSandbox(t)
+	dv := sb.DataverseClient
+	conn := &Connectivity{DV: dv, PC: sb.PartnerCenterClient, Queue: DefaultQueue}
+	pc := providers(t, dv)["Microsoft Partner Center"]
+	_, err := dv.Update(t.Context(), schema.SetProviders, pc.ID, dataverse.Row{"csp_verifyrequestedon": time.Now().Add(-time.Minute)}, nil)
+	require.NoError(t, err)
+	jobs := NewJobs(dv, []Job{conn.Job(15 * time.Minute)}, JobsOptions{Instance: "a"})
+	_, err = jobs.RunNow(t.Context(), VerifyConnectivityJob, schema.TriggerSchedule)
+	require.NoError(t, err)
+	p := providers(t, dv)["Microsoft Partner Center"]
+	assert.True(t, p.VerifyRequestedOn.IsZero())
+	assert.NotContains(t, p.ConnectivityMessage, "Verify requested on")
+	calls := len(sb.PartnerCenter.Requests())
+	require.NoError(t, conn.HandleProviderRow(t.Context(), Work{Key: WorkKey{Table: schema.TableProvider, ID: pc.ID}}))
+	assert.Equal(t, calls, len(sb.PartnerCenter.Requests()))
 }

@@ -20,7 +20,7 @@ type Job struct {
 	// Name is csp_name, the job's unique key.
 	Name string
 	// Schedule is the default interval written when the row is created; the row's csp_schedule (a Go
-	// duration such as 15m or 24h) rules after that.
+	// duration such as 30s, 15m or 1h30m) rules after that.
 	Schedule time.Duration
 	// Run does the work and reports what it did. An error marks the run Failed (or Partially succeeded when
 	// the counts show some success); its text is written on the run for people, so make it plain words.
@@ -141,22 +141,7 @@ func (j *Jobs) Run(ctx, workCtx context.Context) {
 	t := time.NewTicker(j.opts.Tick)
 	defer t.Stop()
 	for {
-		for name := range j.jobs {
-			row, err := j.read(ctx, name)
-			if err != nil {
-				if ctx.Err() == nil {
-					j.log.Warn("reading a job row failed", "job", name, "error", err)
-				}
-				continue
-			}
-			if trigger, due := j.due(row); due {
-				wg.Go(func() {
-					if _, err := j.run(workCtx, name, trigger, true, nil); err != nil && !errors.Is(err, ErrLeaseHeld) && !errors.Is(err, errAlreadyRunning) && !errors.Is(err, errNotDue) {
-						j.log.Warn("job run failed", "job", name, "error", err)
-					}
-				})
-			}
-		}
+		j.check(ctx, workCtx, &wg)
 		select {
 		case <-ctx.Done():
 			return
@@ -165,16 +150,63 @@ func (j *Jobs) Run(ctx, workCtx context.Context) {
 	}
 }
 
-// due says whether the job should run now and why.
+// check reads every job's row once: it starts (in wg) the jobs that are due and answers Run Now
+// requests dated no later than the last run.
+func (j *Jobs) check(ctx, workCtx context.Context, wg *sync.WaitGroup) {
+	for name := range j.jobs {
+		row, err := j.read(ctx, name)
+		if err != nil {
+			if ctx.Err() == nil {
+				j.log.Warn("reading a job row failed", "job", name, "error", err)
+			}
+			continue
+		}
+		if trigger, due := j.due(row); due {
+			wg.Go(func() {
+				if _, err := j.run(workCtx, name, trigger, true, nil); err != nil && !errors.Is(err, ErrLeaseHeld) && !errors.Is(err, errAlreadyRunning) && !errors.Is(err, errNotDue) {
+					j.log.Warn("job run failed", "job", name, "error", err)
+				}
+			})
+			continue
+		}
+		j.answerStaleRequest(ctx, row)
+	}
+}
+
+// due says whether the job should run now and why. A Run Now request later than the last run is due
+// at once, even one dated in the future: a request means now (the run clears it).
 func (j *Jobs) due(row schema.Job) (schema.RunTrigger, bool) {
 	now := j.opts.Now()
-	if !row.RunRequestedOn.IsZero() && row.RunRequestedOn.After(row.LastRunOn) {
+	if requestOf(row.RunRequestedOn, row.LastRunOn) == requestWaiting {
 		return schema.TriggerRunNow, true
 	}
 	if row.Enabled && !now.Before(row.NextRunOn) {
 		return schema.TriggerSchedule, true
 	}
 	return 0, false
+}
+
+// runRequestedColumn is csp_runrequestedon's display name, for messages.
+const runRequestedColumn = "Run requested on"
+
+// answerStaleRequest answers a Run Now request dated no later than the last run: the row says it was
+// already carried out and the request is cleared (with If-Match: a replica that answered it first, or an
+// admin who set it again meanwhile, wins). A job whose lease is held is left alone: the run's end clears
+// what it served, and the next check answers the rest.
+func (j *Jobs) answerStaleRequest(ctx context.Context, row schema.Job) {
+	if requestOf(row.RunRequestedOn, row.LastRunOn) != requestStale {
+		return
+	}
+	if row.LeaseOwner != "" && row.LeaseExpiresOn.After(j.opts.Now()) {
+		return
+	}
+	note := staleRequestNote(runRequestedColumn, row.RunRequestedOn, row.LastRunOn, "the job ran",
+		"To run it again, set Run requested on again (the Run Now button sets it to now).")
+	_, err := j.dv.Update(ctx, schema.SetJobs, row.ID, dataverse.Row{"csp_runrequestedon": nil, "csp_message": withNote(note, runRequestedColumn, row.Message)},
+		&dataverse.UpdateOptions{IfMatch: row.ETag})
+	if err != nil && !dataverse.IsConflict(err) && ctx.Err() == nil {
+		j.log.Warn("answering a Run Now request failed", "job", row.Name, "error", err)
+	}
 }
 
 var (
@@ -201,13 +233,14 @@ func (j *Jobs) HandleJobRow(ctx context.Context, w Work) error {
 		}
 		return err
 	}
+	j.answerStaleRequest(ctx, row)
 	return nil
 }
 
 // JobTrigger is the event that wakes HandleJobRow.
 func JobTrigger() Trigger {
 	return Trigger{Table: schema.TableJob, Message: "Update", Columns: []string{"csp_runrequestedon"},
-		WriteBack: []string{"csp_lastrunon", "csp_nextrunon", "csp_laststatus", "csp_leaseowner", "csp_leaseexpireson", "csp_message"}}
+		WriteBack: []string{"csp_lastrunon", "csp_nextrunon", "csp_laststatus", "csp_leaseowner", "csp_leaseexpireson", "csp_message", "csp_runrequestedon"}}
 }
 
 // RunNow runs the named job at once under its lease and records the run. It returns ErrLeaseHeld when
@@ -280,7 +313,7 @@ func (j *Jobs) run(ctx context.Context, name string, trigger schema.RunTrigger, 
 		"csp_instance":       j.opts.Instance,
 	})
 	if err != nil {
-		j.release(context.WithoutCancel(ctx), row.ID, nil)
+		j.release(context.WithoutCancel(ctx), row.ID, nil, time.Time{})
 		return RunResult{}, fmt.Errorf("jobs: record the run of %q: %w", name, err)
 	}
 	if onStart != nil {
@@ -311,6 +344,7 @@ func (j *Jobs) run(ctx context.Context, name string, trigger schema.RunTrigger, 
 		"csp_processed": res.Counts.Processed, "csp_created": res.Counts.Created,
 		"csp_updated": res.Counts.Updated, "csp_failed": res.Counts.Failed, "csp_errormessage": nullable(schema.Fit(schema.TableJobRun, "csp_errormessage", errMsg)),
 		"csp_deactivated": res.Counts.Deactivated, "csp_mapped": res.Counts.Mapped, "csp_unmapped": res.Counts.Unmapped,
+		"csp_summary": nullable(schema.Fit(schema.TableJobRun, "csp_summary", res.Counts.Summary)),
 	}, nil); err != nil {
 		log.Error("recording the run's outcome failed", "error", err)
 	}
@@ -318,6 +352,11 @@ func (j *Jobs) run(ctx context.Context, name string, trigger schema.RunTrigger, 
 	msg := runMessage(res)
 	if schedProblem != "" {
 		msg += " " + schedProblem
+	}
+	// The run answers the Run Now request the row held when it started, whatever started it.
+	served := row.RunRequestedOn
+	if inFuture(served, res.Started) {
+		msg += " " + futureRequestNote(runRequestedColumn, served, res.Started, "the job ran")
 	}
 	// A job that keeps failing (Verify Connectivity every 15 minutes while Partner Center is down) is
 	// announced once, when it starts failing.
@@ -329,7 +368,7 @@ func (j *Jobs) run(ctx context.Context, name string, trigger schema.RunTrigger, 
 	j.release(finish, row.ID, dataverse.Row{
 		"csp_lastrunon": res.Started.UTC(), "csp_nextrunon": res.Started.Add(sched).UTC(),
 		"csp_laststatus": int(res.Status), "csp_message": schema.Fit(schema.TableJob, "csp_message", msg),
-	})
+	}, served)
 	return res, nil
 }
 
@@ -405,8 +444,9 @@ func (j *Jobs) keepLease(ctx context.Context, id dataverse.GUID, cancel context.
 	}
 }
 
-// release clears the lease (if still ours) and writes the outcome columns.
-func (j *Jobs) release(ctx context.Context, id dataverse.GUID, outcome dataverse.Row) {
+// release clears the lease (if still ours) and writes the outcome columns. served is the Run Now request
+// the run answered: it is cleared unless someone set a new one while the job ran.
+func (j *Jobs) release(ctx context.Context, id dataverse.GUID, outcome dataverse.Row, served time.Time) {
 	for attempt := 0; attempt < 3; attempt++ {
 		row, err := j.readByID(ctx, id)
 		if err != nil {
@@ -420,6 +460,9 @@ func (j *Jobs) release(ctx context.Context, id dataverse.GUID, outcome dataverse
 		if row.LeaseOwner == j.opts.Instance {
 			changes["csp_leaseowner"] = nil
 			changes["csp_leaseexpireson"] = nil
+		}
+		if !served.IsZero() && row.RunRequestedOn.Equal(served) {
+			changes["csp_runrequestedon"] = nil
 		}
 		if len(changes) == 0 {
 			return
@@ -520,8 +563,8 @@ func runMessage(res RunResult) string {
 	default:
 		fmt.Fprintf(&b, "Last run %s failed", when)
 	}
-	if res.Counts.Summary != "" {
-		b.WriteString(": " + res.Counts.Summary)
+	if summary := strings.TrimRight(res.Counts.Summary, ".:; "); summary != "" {
+		b.WriteString(": " + summary)
 	}
 	b.WriteString(".")
 	if res.Err != nil {
@@ -530,24 +573,68 @@ func runMessage(res RunResult) string {
 	return b.String()
 }
 
-// parseSchedule reads csp_schedule: a duration such as 15m, 1h or 24h (at least a minute). A value it
-// cannot read falls back to def and says so, for the job row's message.
+// minSchedule is the shortest schedule a job row may hold: the sandbox checks attestations every 30 s,
+// and anything shorter would run a job on every check of the runner.
+const minSchedule = 30 * time.Second
+
+// parseSchedule reads csp_schedule: a duration such as 30s, 15m, 1h30m or 24h (at least 30s), in the
+// shape formatSchedule writes. A value it cannot read falls back to def and says so, for the job row's
+// message.
 func parseSchedule(raw string, def time.Duration) (time.Duration, string) {
 	raw = strings.TrimSpace(raw)
 	if raw == "" {
 		return def, ""
 	}
 	d, err := time.ParseDuration(raw)
-	if err != nil || d < time.Minute {
-		return def, fmt.Sprintf("The schedule %q is not an interval such as 15m, 1h or 24h (at least 1m); running every %s until it is corrected.", raw, formatSchedule(def))
+	if err != nil || d < minSchedule {
+		return def, fmt.Sprintf("The schedule %q is not an interval such as 30s, 15m, 1h30m or 24h (at least %s); running every %s until it is corrected.",
+			raw, formatSchedule(minSchedule), formatSchedule(def))
 	}
 	return d, ""
 }
 
+// formatSchedule writes an interval as csp_schedule holds it: a Go duration without its zero units
+// (30s, 10m, 1h30m, 24h), which parseSchedule reads back as the same interval.
 func formatSchedule(d time.Duration) string {
-	s := d.String()
-	s = strings.TrimSuffix(s, "0s")
-	return strings.TrimSuffix(s, "0m")
+	s := d.String() // 30s, 10m0s, 1h30m0s, 24h0m0s, 1h0m30s
+	if rest, ok := strings.CutSuffix(s, "m0s"); ok {
+		s = rest + "m"
+	}
+	if rest, ok := strings.CutSuffix(s, "h0m"); ok {
+		s = rest + "h"
+	}
+	return s
+}
+
+// plainDuration writes an interval the way people read it: "24 hours", "7 days", "1 hour 30 minutes",
+// "90 seconds" stays "1 minute 30 seconds". Whole days are days from two days up; below a second it
+// rounds to the second.
+func plainDuration(d time.Duration) string {
+	d = d.Round(time.Second)
+	if d <= 0 {
+		return "0 seconds"
+	}
+	unit := func(n int64, one string) string {
+		if n == 1 {
+			return "1 " + one
+		}
+		return fmt.Sprintf("%d %ss", n, one)
+	}
+	const day = 24 * time.Hour
+	var parts []string
+	if d >= 2*day && d%day == 0 {
+		return unit(int64(d/day), "day")
+	}
+	if h := d / time.Hour; h > 0 {
+		parts = append(parts, unit(int64(h), "hour"))
+	}
+	if m := d % time.Hour / time.Minute; m > 0 {
+		parts = append(parts, unit(int64(m), "minute"))
+	}
+	if s := d % time.Minute / time.Second; s > 0 {
+		parts = append(parts, unit(int64(s), "second"))
+	}
+	return strings.Join(parts, " ")
 }
 
 func nullable(s string) any {

@@ -3,6 +3,7 @@ package connector
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -86,12 +87,14 @@ func TestJobRunRecordsHistoryAndReleasesTheLease(t *testing.T) {
 	assert.Equal(t, schema.TriggerRunNow, runs[0].Trigger)
 	assert.Equal(t, 7, runs[0].Processed)
 	assert.Equal(t, 2, runs[0].Updated)
+	assert.Equal(t, "7 things counted", runs[0].Summary, "the run's summary has a column of its own")
 	assert.Equal(t, "replica-a", runs[0].Instance)
 	assert.False(t, runs[0].FinishedOn.IsZero())
 	assert.Equal(t, row.ID, runs[0].Job.ID)
 	assert.Equal(t, schema.RunFailed, runs[1].Status)
 	assert.Equal(t, 3, runs[1].Failed)
 	assert.Equal(t, "Partner Center refused every request", runs[1].ErrorMessage)
+	assert.Empty(t, runs[1].Summary)
 
 	_, err = jobs.RunNow(t.Context(), "No Such Job", schema.TriggerRunNow)
 	assert.ErrorContains(t, err, `no job named "No Such Job"`)
@@ -180,7 +183,7 @@ func TestJobDueAndRunNowRequests(t *testing.T) {
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return runs.Load() == 2 }, 5*time.Second, 10*time.Millisecond, "Run Now runs it")
 	require.Eventually(t, func() bool { return !readJob(t, dv, "Sync").LastRunOn.Before(clock.Now().Add(-time.Second)) }, 5*time.Second, 10*time.Millisecond)
-	assert.Contains(t, readJob(t, dv, "Sync").Message, `The schedule "every hour" is not an interval such as 15m`, "a bad admin entry is explained on the row")
+	assert.Contains(t, readJob(t, dv, "Sync").Message, `The schedule "every hour" is not an interval such as 30s, 15m`, "a bad admin entry is explained on the row")
 	last := jobRuns(t, dv)
 	assert.Equal(t, schema.TriggerRunNow, last[len(last)-1].Trigger)
 
@@ -252,4 +255,176 @@ func TestEnsureCreatesJobRowsOnFirstStart(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, jobs.Ensure(t.Context()))
 	assert.False(t, readJob(t, dv, "Provider Account Sync Twin").Enabled)
+}
+
+// TestScheduleFormatAndParse: the schedule written on a job row is the interval itself, in the shape an
+// admin types (30s, 10m, 1h30m), and reading it back gives the same interval.
+func TestScheduleFormatAndParse(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		every time.Duration
+		want  string
+	}{
+		{30 * time.Second, "30s"},
+		{45 * time.Second, "45s"},
+		{90 * time.Second, "1m30s"},
+		{time.Minute, "1m"},
+		{2 * time.Minute, "2m"},
+		{10 * time.Minute, "10m"},
+		{15 * time.Minute, "15m"},
+		{30 * time.Minute, "30m"},
+		{time.Hour, "1h"},
+		{time.Hour + 30*time.Minute, "1h30m"},
+		{time.Hour + 30*time.Second, "1h0m30s"},
+		{6 * time.Hour, "6h"},
+		{10 * time.Hour, "10h"},
+		{24 * time.Hour, "24h"},
+		{7 * 24 * time.Hour, "168h"},
+	} {
+		t.Run(tc.want, func(t *testing.T) {
+			t.Parallel()
+			assert.Equal(t, tc.want, formatSchedule(tc.every))
+			got, problem := parseSchedule(formatSchedule(tc.every), 5*time.Minute)
+			assert.Empty(t, problem)
+			assert.Equal(t, tc.every, got, "what is written reads back as the same interval")
+		})
+	}
+}
+
+func TestParseScheduleRefusesWhatIsNotAnInterval(t *testing.T) {
+	t.Parallel()
+	for _, raw := range []string{"every hour", "3", "10", "-5m", "0s", "5s", "1d"} {
+		got, problem := parseSchedule(raw, 30*time.Second)
+		assert.Equal(t, 30*time.Second, got, raw)
+		assert.Contains(t, problem, "running every 30s until it is corrected", raw)
+		assert.NotContains(t, problem, "every 3 ", raw)
+	}
+	got, problem := parseSchedule("  2h ", time.Minute)
+	assert.Equal(t, 2*time.Hour, got)
+	assert.Empty(t, problem)
+	got, problem = parseSchedule("", 15*time.Minute)
+	assert.Equal(t, 15*time.Minute, got)
+	assert.Empty(t, problem)
+}
+
+// TestRunNowDatedInTheFutureRunsOnce: Run requested on set three hours ahead runs the job once, now, on
+// one of two replicas, and the row says so; it does not run again on every check.
+func TestRunNowDatedInTheFutureRunsOnce(t *testing.T) {
+	t.Parallel()
+	sb := testSandbox(t)
+	dv := sb.DataverseClient
+	var runs atomic.Int32
+	clock := &testClock{t: time.Now().UTC().Truncate(time.Second)}
+	job := Job{Name: "Provisioning Sweep", Schedule: time.Hour, Run: func(ctx context.Context) (RunCounts, error) {
+		runs.Add(1)
+		return RunCounts{Summary: "0 license change(s) submitted for provisioning"}, nil
+	}}
+	replicas := []*Jobs{
+		NewJobs(dv, []Job{job}, JobsOptions{Instance: "replica-a", Now: clock.Now}),
+		NewJobs(dv, []Job{job}, JobsOptions{Instance: "replica-b", Now: clock.Now}),
+	}
+	require.NoError(t, replicas[0].Ensure(t.Context()))
+	check := func() {
+		var wg sync.WaitGroup
+		for _, r := range replicas {
+			wg.Go(func() { r.check(t.Context(), t.Context(), &wg) })
+		}
+		wg.Wait()
+	}
+	check()
+	require.Equal(t, int32(1), runs.Load(), "a new job is due at once")
+
+	clock.Add(time.Minute)
+	requested := clock.Now().Add(3 * time.Hour)
+	row := readJob(t, dv, job.Name)
+	_, err := dv.Update(t.Context(), schema.SetJobs, row.ID, dataverse.Row{"csp_runrequestedon": requested}, nil)
+	require.NoError(t, err)
+	for range 8 {
+		check()
+		clock.Add(5 * time.Second)
+	}
+	assert.Equal(t, int32(2), runs.Load(), "the request ran the job once")
+	row = readJob(t, dv, job.Name)
+	assert.True(t, row.RunRequestedOn.IsZero(), "the request is cleared once carried out")
+	assert.Equal(t, clock.Now().Add(-8*5*time.Second), row.LastRunOn)
+	assert.Contains(t, row.Message, "Last run ")
+	assert.Contains(t, row.Message, "Run requested on was set to "+requested.Format("2 Jan 2006 15:04 UTC")+", a time still to come; a request means now, so the job ran at")
+	runsRecorded := jobRuns(t, dv)
+	require.Len(t, runsRecorded, 2)
+	assert.Equal(t, schema.TriggerRunNow, runsRecorded[1].Trigger)
+}
+
+// TestRunNowDatedBeforeTheLastRunIsAnswered: a request dated no later than the last run does not run
+// the job; the row says it was already done and how to ask again, once.
+func TestRunNowDatedBeforeTheLastRunIsAnswered(t *testing.T) {
+	t.Parallel()
+	sb := testSandbox(t)
+	dv := sb.DataverseClient
+	var runs atomic.Int32
+	clock := &testClock{t: time.Now().UTC().Truncate(time.Second)}
+	jobs := NewJobs(dv, []Job{{Name: "Sync", Schedule: time.Hour, Run: func(ctx context.Context) (RunCounts, error) {
+		runs.Add(1)
+		return RunCounts{Summary: "3 things synced"}, nil
+	}}}, JobsOptions{Instance: "a", Now: clock.Now})
+	require.NoError(t, jobs.Ensure(t.Context()))
+	_, err := jobs.RunNow(t.Context(), "Sync", schema.TriggerSchedule)
+	require.NoError(t, err)
+	lastRun := clock.Now()
+	clock.Add(10 * time.Minute)
+
+	for _, wake := range []func(){
+		func() { var wg sync.WaitGroup; jobs.check(t.Context(), t.Context(), &wg); wg.Wait() },
+		func() {
+			require.NoError(t, jobs.HandleJobRow(t.Context(), Work{Key: WorkKey{Table: schema.TableJob, ID: readJob(t, dv, "Sync").ID}}))
+		},
+	} {
+		row := readJob(t, dv, "Sync")
+		_, err = dv.Update(t.Context(), schema.SetJobs, row.ID, dataverse.Row{"csp_runrequestedon": lastRun.Add(-time.Hour)}, nil)
+		require.NoError(t, err)
+		wake()
+		wake()
+		assert.Equal(t, int32(1), runs.Load(), "nothing runs again")
+		row = readJob(t, dv, "Sync")
+		assert.True(t, row.RunRequestedOn.IsZero(), "the request is answered and cleared")
+		assert.Equal(t, lastRun, row.LastRunOn)
+		want := "Run requested on was set to " + lastRun.Add(-time.Hour).Format("2 Jan 2006 15:04 UTC") +
+			", which is not after the last time the job ran (" + lastRun.Format("2 Jan 2006 15:04 UTC") + "): that was already done"
+		assert.True(t, strings.HasPrefix(row.Message, want), row.Message)
+		assert.Contains(t, row.Message, "To run it again, set Run requested on again (the Run Now button sets it to now).\nLast run ")
+		assert.Contains(t, row.Message, "succeeded: 3 things synced.", "the last run's message stays below the note")
+		assert.Equal(t, 1, strings.Count(row.Message, "Run requested on was set to"), "one note, not one per answer")
+	}
+
+	// A request later than the last run runs it.
+	row := readJob(t, dv, "Sync")
+	_, err = dv.Update(t.Context(), schema.SetJobs, row.ID, dataverse.Row{"csp_runrequestedon": clock.Now()}, nil)
+	require.NoError(t, err)
+	require.NoError(t, jobs.HandleJobRow(t.Context(), Work{Key: WorkKey{Table: schema.TableJob, ID: row.ID}}))
+	assert.Equal(t, int32(2), runs.Load())
+	row = readJob(t, dv, "Sync")
+	assert.True(t, row.RunRequestedOn.IsZero())
+	assert.NotContains(t, row.Message, "Run requested on", "a request carried out as asked needs no note")
+}
+
+func TestPlainDuration(t *testing.T) {
+	t.Parallel()
+	for d, want := range map[time.Duration]string{
+		24 * time.Hour:                "24 hours",
+		time.Hour:                     "1 hour",
+		30 * time.Minute:              "30 minutes",
+		time.Hour + 30*time.Minute:    "1 hour 30 minutes",
+		90 * time.Second:              "1 minute 30 seconds",
+		30 * time.Second:              "30 seconds",
+		36 * time.Hour:                "36 hours",
+		48 * time.Hour:                "2 days",
+		7 * 24 * time.Hour:            "7 days",
+		49 * time.Hour:                "49 hours",
+		time.Minute:                   "1 minute",
+		1500 * time.Millisecond:       "2 seconds",
+		0:                             "0 seconds",
+		2*time.Hour + 1*time.Second:   "2 hours 1 second",
+		26*time.Hour + 15*time.Minute: "26 hours 15 minutes",
+	} {
+		assert.Equal(t, want, plainDuration(d), d.String())
+	}
 }

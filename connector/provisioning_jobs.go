@@ -152,11 +152,11 @@ func (p *Provisioner) HealthReport(ctx context.Context, after time.Duration) (Ru
 		}
 	}
 	if counts.Processed == 0 {
-		counts.Summary = fmt.Sprintf("No license change has waited or stayed failed for more than %s.", after)
-		return counts, counts.Summary, nil
+		counts.Summary = fmt.Sprintf("No license change has waited or stayed failed for more than %s", plainDuration(after))
+		return counts, counts.Summary + ".", nil
 	}
-	counts.Summary = fmt.Sprintf("%d license change(s) waiting or failed for more than %s (%d failed); oldest first:", counts.Processed, after, counts.Failed)
-	body := counts.Summary + "\n" + strings.Join(lines, "\n")
+	counts.Summary = fmt.Sprintf("%d license change(s) waiting or failed for more than %s (%d failed)", counts.Processed, plainDuration(after), counts.Failed)
+	body := counts.Summary + ", oldest first:\n" + strings.Join(lines, "\n")
 	if counts.Processed > len(lines) {
 		body += fmt.Sprintf("\n… and %d more (see the License Change Logs view filtered on Awaiting and Failed Provisioning).", counts.Processed-len(lines))
 	}

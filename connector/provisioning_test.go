@@ -317,3 +317,33 @@ func TestAFailureAfterTheClaimWritesItsHoldAgain(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 1, n, "still found by the next successful verification")
 }
+
+// TestHealthReportSaysItsThresholdInWords: the report's summary, on the job row, reads "24 hours" and ends
+// with one full stop.
+func TestHealthReportSaysItsThresholdInWords(t *testing.T) {
+	t.Parallel()
+	r := newProvRig(t, provOptions{})
+	jobs := NewJobs(r.DV, []Job{r.P.ReportJob(7*24*time.Hour, 24*time.Hour)}, JobsOptions{Instance: "a", Now: r.Clock.Now})
+	res, err := jobs.RunNow(t.Context(), ProvisioningReportJob, schema.TriggerSchedule)
+	require.NoError(t, err)
+	assert.Equal(t, "No license change has waited or stayed failed for more than 24 hours", res.Counts.Summary)
+	row := readJob(t, r.DV, ProvisioningReportJob)
+	assert.True(t, strings.HasSuffix(row.Message, "succeeded: No license change has waited or stayed failed for more than 24 hours."), row.Message)
+	assert.NotContains(t, row.Message, "..")
+	assert.NotContains(t, row.Message, "24h0m0s")
+	assert.Equal(t, "168h", row.Schedule)
+
+	s := r.Subscription(t, 10, time.Hour, nil)
+	r.LCL(t, s.Row, schema.ChangeQuantity, 11, dataverse.Row{"csp_name": "Old and failed", "csp_provisioningstatus": int(schema.ProvisioningFailed)})
+	r.Clock.Advance(25 * time.Hour)
+	var notices []Notice
+	r.P.Notify = func(_ context.Context, n Notice) error { notices = append(notices, n); return nil }
+	jobs = NewJobs(r.DV, []Job{r.P.ReportJob(7*24*time.Hour, 24*time.Hour)}, JobsOptions{Instance: "a", Now: r.Clock.Now})
+	res, err = jobs.RunNow(t.Context(), ProvisioningReportJob, schema.TriggerRunNow)
+	require.NoError(t, err)
+	assert.Equal(t, "1 license change(s) waiting or failed for more than 24 hours (1 failed)", res.Counts.Summary)
+	row = readJob(t, r.DV, ProvisioningReportJob)
+	assert.True(t, strings.HasSuffix(row.Message, "partly succeeded: 1 license change(s) waiting or failed for more than 24 hours (1 failed)."), row.Message)
+	require.Len(t, notices, 1)
+	assert.True(t, strings.HasPrefix(notices[0].Body, "1 license change(s) waiting or failed for more than 24 hours (1 failed), oldest first:\n- "), notices[0].Body)
+}

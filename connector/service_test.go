@@ -244,7 +244,7 @@ func TestSandboxEndToEndOverWebhook(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, schema.ConnectivityConnected, p.ConnectivityStatus)
 	assert.Contains(t, p.ConnectivityMessage, "Connected:")
-	assert.False(t, p.VerifyRequestedOn.After(p.LastVerifiedOn), "the request is answered")
+	assert.True(t, p.VerifyRequestedOn.IsZero(), "the request is answered and cleared")
 
 	// Every event raised so far (including any the connector's write-back raised) has been posted and
 	// answered; what the webhook accepted is in the queue or done. Let the queue drain.
@@ -259,14 +259,15 @@ func TestSandboxEndToEndOverWebhook(t *testing.T) {
 		require.NoError(t, err)
 		posted = append(posted, fmt.Sprintf("%s of %s by %s: %d after %d attempt(s) %s", d.Message, d.Table, who[ev.InitiatingUserID], d.StatusCode, d.Attempts, d.Err))
 	}
-	require.Equal(t, []string{"Update of csp_provider by the admin: 202 after 1 attempt(s) "}, posted,
-		"only the admin's write raised an event, and the webhook accepted it: the connector's write-backs (verify outcome, job lease and history) raise none")
+	require.Equal(t, []string{"Update of csp_provider by the admin: 202 after 1 attempt(s) ", "Update of csp_provider by the connector: 202 after 1 attempt(s) "}, posted,
+		"the admin's write raised an event, and so did the connector's clearing of the request it answered (its step's column); "+
+			"the other write-backs (verify outcome, job lease and history) raise none")
 	assert.Equal(t, int(dataverse.EndpointWebhook), deliveries[0].Contract)
 	assert.Equal(t, p.ID, deliveries[0].RowID)
 
-	// The loop guard: the connector's writes did not come back as work. One event in, one handler run,
-	// one pass of Partner Center checks, and the job ran only at start.
-	assert.Equal(t, float64(1), count(m, "csp_events_received_total", webhook)-received0, "events received")
+	// The loop guard: the connector's writes did not come back as work. Two events in, the connector's own
+	// ignored, one handler run, one pass of Partner Center checks, and the job ran only at start.
+	assert.Equal(t, float64(2), count(m, "csp_events_received_total", webhook)-received0, "events received")
 	assert.Equal(t, float64(1), count(m, "csp_events_settled_total", map[string]string{"source": SourceWebhook, "outcome": "accepted"})-accepted0, "events accepted")
 	assert.Equal(t, float64(1), count(m, "csp_handler_duration_seconds", map[string]string{"table": schema.TableProvider}), "provider handler runs")
 	var paths []string

@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"io"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/cspconnector/csp-connector/connector"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
 	"github.com/cspconnector/csp-connector/partnercenter/partnercentertest"
@@ -77,4 +79,28 @@ func TestAgreementsCommands(t *testing.T) {
 	require.NoError(t, json.Unmarshal(out.Bytes(), &d))
 	assert.Equal(t, "Pending", d["status"])
 	assert.Equal(t, ps.tenant, d["tenantId"])
+}
+
+// TestAgreementsCheckKeepsTheSandboxSchedule: the sandbox's service writes the Attestation Check's row with
+// its 30-second schedule; `connector agreements check` (whose own default is an hour) runs it and the
+// row still says 30s, with the next run 30 seconds after this one.
+func TestAgreementsCheckKeepsTheSandboxSchedule(t *testing.T) {
+	t.Parallel()
+	ps := startProvSandbox(t)
+	ctx := t.Context()
+	require.NoError(t, ps.sb.Service.Jobs.Ensure(ctx), "the sandbox's service creates the job rows when it starts")
+	read := func() schema.Job {
+		r, err := ps.sb.DataverseClient.GetByKey(ctx, schema.SetJobs, dataverse.Key{"csp_name": connector.AttestationCheckJob}, &dataverse.GetOptions{Select: dataverse.Columns[schema.Job]()})
+		require.NoError(t, err)
+		var j schema.Job
+		require.NoError(t, dataverse.Unmarshal(r, &j))
+		return j
+	}
+	require.Equal(t, "30s", read().Schedule)
+
+	require.NoError(t, run(ctx, []string{"agreements", "check"}, ps.env, nil, io.Discard, io.Discard))
+	job := read()
+	assert.Equal(t, "30s", job.Schedule)
+	assert.Equal(t, 30*time.Second, job.NextRunOn.Sub(job.LastRunOn), "still every 30 seconds")
+	assert.NotContains(t, job.Message, "schedule")
 }

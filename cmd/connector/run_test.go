@@ -215,17 +215,26 @@ func TestRunEndToEndOverServiceBus(t *testing.T) {
 	p := provider()
 	assert.Equal(t, schema.ConnectivityConnected, p.ConnectivityStatus)
 	assert.Contains(t, p.ConnectivityMessage, "Connected:")
-	// Besides the admin's event, the connector's own license change write-backs (the demo changes it
-	// provisions at start) are posted too, and dropped by the loop guard: every message is completed.
+	assert.True(t, p.VerifyRequestedOn.IsZero(), "the request is answered and cleared")
+	// Besides the admin's event, the connector's own write-backs are posted too (the demo changes it
+	// provisions at start, its clearing of the request it answered), and dropped by the loop guard: every
+	// message is completed.
 	require.NoError(t, sb.Dataverse.WaitDeliveries(t.Context()))
-	var adminEvents int
+	var adminEvents, ownEvents int
 	for _, d := range sb.Dataverse.Deliveries() {
 		assert.True(t, d.Delivered(), "%+v", d)
 		if d.Table == schema.TableProvider {
-			adminEvents++
+			ev, err := connector.DecodeEvent(d.Body)
+			require.NoError(t, err)
+			if ev.InitiatingUserID == sb.AdminID {
+				adminEvents++
+			} else {
+				ownEvents++
+			}
 		}
 	}
-	assert.Equal(t, 1, adminEvents, "only the admin's write of the provider raised an event")
+	assert.Equal(t, 1, adminEvents, "the admin's write of the provider raised one event")
+	assert.Equal(t, 1, ownEvents, "the connector's clearing of the request raised one, which it ignores")
 	require.Eventually(t, func() bool {
 		stats := broker.Stats(t, connector.DefaultQueue)
 		return stats.Active == 0 && stats.Locked == 0
@@ -268,7 +277,18 @@ func TestVerifyAndJobsCommands(t *testing.T) {
 
 	out.Reset()
 	require.NoError(t, run(t.Context(), []string{"jobs", "run", connector.VerifyConnectivityJob}, getenv(env), nil, &out, io.Discard))
-	assert.Regexp(t, `^Verify Connectivity: succeeded in \S+ \(processed 1, created 0, updated 1, failed 0\)`, out.String())
+	assert.Regexp(t, `^Verify Connectivity: succeeded in \S+ \(processed 1, created 0, updated 1, failed 0\)\. 1 provider\(s\) marked connected\.\n$`, out.String())
+
+	out.Reset()
+	require.NoError(t, run(t.Context(), []string{"jobs", "run", connector.VerifyConnectivityJob, "-o", "json"}, getenv(env), nil, &out, io.Discard))
+	var ran connector.JobRunView
+	require.NoError(t, json.Unmarshal(out.Bytes(), &ran), out.String())
+	assert.Equal(t, connector.VerifyConnectivityJob, ran.Job)
+	assert.Equal(t, "succeeded", ran.Status)
+	assert.Equal(t, "run_now", ran.Trigger)
+	assert.Equal(t, 1, ran.Processed)
+	assert.Equal(t, "1 provider(s) marked connected", ran.Summary)
+	assert.NotEmpty(t, ran.ID)
 
 	out.Reset()
 	require.NoError(t, run(t.Context(), []string{"jobs", "list"}, getenv(env), nil, &out, io.Discard))
@@ -280,7 +300,7 @@ func TestVerifyAndJobsCommands(t *testing.T) {
 		require.NoError(t, err)
 		runs++
 	}
-	assert.Equal(t, 2, runs, "verify --write and jobs run recorded a run, verify alone none")
+	assert.Equal(t, 3, runs, "verify --write and both jobs runs recorded a run, verify alone none")
 
 	// Partner Center refuses the token: verify says so and exits non-zero, with JSON for scripts.
 	sb.PartnerCenter.Inject(partnercentertest.Fault{Status: 401})

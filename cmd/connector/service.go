@@ -208,11 +208,18 @@ func jobsCommand(getenv func(string) string, stdout, stderr io.Writer) *cobra.Co
 			return tw.Flush()
 		},
 	}, connector.NeedDataverse)
+	var output string
 	runJob := &cobra.Command{
 		Use:   "run <name>",
 		Short: "Run a job now, under its lease, and record the run",
-		Args:  cobra.ExactArgs(1),
+		Long: `Runs the job now, under its lease (a run going on elsewhere makes it stop with a message), records
+the run in the job's run history and prints what it did. --output json prints the run as the API's job
+run resource, for scripts.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if output != "text" && output != "json" {
+				return errors.New("--output must be text or json")
+			}
 			cfg, log, err := loadConfig(cmd, getenv, stderr)
 			if err != nil {
 				return err
@@ -231,14 +238,22 @@ func jobsCommand(getenv func(string) string, stdout, stderr io.Writer) *cobra.Co
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "%s: %s in %s (processed %d, created %d, updated %d, failed %d)\n", res.Job, connector.RunStatusWord(res.Status),
-				res.Ended.Sub(res.Started).Round(time.Millisecond), res.Counts.Processed, res.Counts.Created, res.Counts.Updated, res.Counts.Failed)
-			if res.Err != nil {
+			if output == "json" {
+				if err := writeJSON(stdout, connector.RunResultView(res)); err != nil {
+					return err
+				}
 				return res.Err
 			}
-			return nil
+			fmt.Fprintf(stdout, "%s: %s in %s (processed %d, created %d, updated %d, failed %d).", res.Job, connector.RunStatusWord(res.Status),
+				res.Ended.Sub(res.Started).Round(time.Millisecond), res.Counts.Processed, res.Counts.Created, res.Counts.Updated, res.Counts.Failed)
+			if summary := strings.TrimRight(res.Counts.Summary, ".:; "); summary != "" {
+				fmt.Fprintf(stdout, " %s.", summary)
+			}
+			fmt.Fprintln(stdout)
+			return res.Err
 		},
 	}
+	runJob.Flags().StringVarP(&output, "output", "o", "text", "text, or json for scripts")
 	cmd.AddCommand(list, withSettings(runJob, connector.NeedDataverse, connector.NeedPartnerCenter, connector.UsesServiceBus, connector.UsesNotifications))
 	return cmd
 }

@@ -52,8 +52,9 @@ type AgreementTemplate struct {
 	AgreementType AgreementType  `dataverse:"csp_agreementtype"`
 	Provider      dataverse.Ref  `dataverse:"csp_provider,lookup=csp_providers"`
 	AgreementLink string         `dataverse:"csp_agreementlink"`
-	// CreateRequestedOn is set by the template's Create Agreements button (or the API); CreateMessage says
-	// what the last run did and CreateDoneOn when it finished: a request newer than it is still to do.
+	// CreateRequestedOn is set by the template's Create Agreements button (or the API) and cleared by the
+	// run that carries it out; CreateMessage says what the last run did and CreateDoneOn when it finished:
+	// a request newer than it is still to do.
 	CreateRequestedOn time.Time `dataverse:"csp_createrequestedon"`
 	CreateMessage     string    `dataverse:"csp_createmessage"`
 	CreateDoneOn      time.Time `dataverse:"csp_createdoneon"`
@@ -154,7 +155,8 @@ type Job struct {
 	Message        string         `dataverse:"csp_message"`
 }
 
-// JobRun is a csp_jobrun row.
+// JobRun is a csp_jobrun row. Summary is what the run did in plain words ("3 provider(s) marked
+// connected"); ErrorMessage why it failed.
 type JobRun struct {
 	ID           dataverse.GUID `dataverse:"csp_jobrunid,readonly"`
 	ETag         dataverse.ETag `dataverse:"@odata.etag"`
@@ -171,6 +173,7 @@ type JobRun struct {
 	Deactivated  int            `dataverse:"csp_deactivated"`
 	Mapped       int            `dataverse:"csp_mapped"`
 	Unmapped     int            `dataverse:"csp_unmapped"`
+	Summary      string         `dataverse:"csp_summary"`
 	ErrorMessage string         `dataverse:"csp_errormessage"`
 	Instance     string         `dataverse:"csp_instance"`
 }

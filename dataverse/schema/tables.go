@@ -256,6 +256,7 @@ func Schema() dataverse.Schema {
 		whole("csp_deactivated", "Deactivated"),
 		whole("csp_mapped", "Mapped"),
 		whole("csp_unmapped", "Needing mapping"),
+		memo("csp_summary", "Summary"),
 		memo("csp_errormessage", "Error message"),
 		text("csp_instance", "Instance", 200),
 	)
