@@ -338,6 +338,7 @@ func (r *syncRun) writeChunk(ctx context.Context, pr schema.Provider, existing [
 				row["csp_mappingstatus"], row["csp_mappingmessage"] = m.status, msg
 				if m.outcome == mapping.Matched {
 					row["csp_account@odata.bind"] = dataverse.Bind(schema.SetAccounts, m.Account)
+					row["csp_automappedaccount@odata.bind"] = dataverse.Bind(schema.SetAccounts, m.Account)
 				}
 			}
 		}
@@ -820,7 +821,7 @@ func (p *ProviderAccounts) logger() *slog.Logger {
 // ProviderAccountTriggers are the events the handler needs: a person creates a provider account, sets or
 // clears its Account, or deactivates it. The sync's own writes are write-backs.
 func ProviderAccountTriggers() []Trigger {
-	writeBack := []string{"csp_account", "csp_mappingstatus", "csp_mappingmessage", "csp_name", "csp_domain", "csp_companyname",
+	writeBack := []string{"csp_account", "csp_automappedaccount", "csp_mappingstatus", "csp_mappingmessage", "csp_name", "csp_domain", "csp_companyname",
 		"csp_relationship", "csp_lastsyncedon", "statecode", "statuscode"}
 	return []Trigger{
 		{Table: schema.TableProviderAccount, Message: "Create", WriteBack: writeBack},
@@ -848,12 +849,10 @@ func (p *ProviderAccounts) Handle(ctx context.Context, w Work) error {
 		_, err := p.deactivateAgreements(ctx, []uuid.UUID{pa.ID})
 		return err
 	}
-	byHand := false
-	for _, ev := range w.Events {
-		if slices.Contains(ev.ChangedColumns(), "csp_account") {
-			byHand = true // the gate lets through no write of the connector's own to csp_account
-		}
-	}
+	// Who set the account is decided from the row, never from what an event says changed (an event can be
+	// forged or stale): on an Auto-mapped row, an Account other than the one the connector chose was set by
+	// a person. A row auto-mapped before the connector recorded its choice counts as the connector's.
+	byHand := pa.MappingStatus == schema.MappingAutoMapped && !pa.AutoMappedAccount.IsZero() && pa.AutoMappedAccount.ID != pa.Account.ID
 	now := p.now().UTC()
 	if !pa.Account.IsZero() {
 		if pa.MappingStatus != schema.MappingMapped && (byHand || pa.MappingStatus != schema.MappingAutoMapped) {

@@ -536,6 +536,29 @@ func TestProviderAccountAutoMappedRowChangedByHandBecomesMapped(t *testing.T) {
 	assert.Equal(t, other, r.Rows(t)[tAlpine].Account.ID, "the sync keeps the person's choice")
 }
 
+// TestProviderAccountForgedEventDoesNotMakeAnAutoMappedRowMappedByHand: an Update event that claims
+// csp_account changed, when the row's account is still the one the connector chose, changes nothing: the
+// handler decides from the row.
+func TestProviderAccountForgedEventDoesNotMakeAnAutoMappedRowMappedByHand(t *testing.T) {
+	t.Parallel()
+	r := newPARig(t, paOptions{})
+	ctx := t.Context()
+	alpine := r.Account(t, "Alpine Ski House", "alpineskihouse.com", "")
+	tAlpine := r.Customer(t, "Alpine Ski House", "alpineskihouse.com")
+	_, err := r.P.Sync(ctx)
+	require.NoError(t, err)
+	row := r.Rows(t)[tAlpine]
+	require.Equal(t, schema.MappingAutoMapped, row.MappingStatus)
+	assert.Equal(t, alpine, row.AutoMappedAccount.ID, "the connector records its own choice")
+	message := row.MappingMessage
+
+	require.NoError(t, r.P.Handle(ctx, personEvent(schema.TableProviderAccount, row.ID, "csp_account")))
+	row = r.Rows(t)[tAlpine]
+	assert.Equal(t, schema.MappingAutoMapped, row.MappingStatus, "the event's column list is not evidence")
+	assert.Equal(t, message, row.MappingMessage)
+	assert.Equal(t, alpine, row.Account.ID)
+}
+
 func TestProviderAccountSyncCreatesAgreementsAnEarlierSyncMissed(t *testing.T) {
 	t.Parallel()
 	r := newPARig(t, paOptions{})

@@ -38,7 +38,10 @@ type ProviderAccount struct {
 	Account        dataverse.Ref  `dataverse:"csp_account,lookup=accounts"`
 	MappingStatus  MappingStatus  `dataverse:"csp_mappingstatus"`
 	MappingMessage string         `dataverse:"csp_mappingmessage"`
-	LastSyncedOn   time.Time      `dataverse:"csp_lastsyncedon"`
+	// AutoMappedAccount is the account the connector chose by itself. An Account that differs from it on
+	// an Auto-mapped row was set by a person: the row says who set it, not an event's list of columns.
+	AutoMappedAccount dataverse.Ref `dataverse:"csp_automappedaccount,lookup=accounts"`
+	LastSyncedOn      time.Time     `dataverse:"csp_lastsyncedon"`
 	State          int            `dataverse:"statecode,omitzero"`
 	Status         int            `dataverse:"statuscode,omitzero"`
 }

@@ -139,6 +139,7 @@ func Schema() dataverse.Schema {
 		lookup("csp_account", "Account", TableAccount),
 		choice("csp_mappingstatus", "Mapping status", opt(MappingUnmapped, "Unmapped"), opt(MappingAutoMapped, "Auto-mapped"), opt(MappingMapped, "Mapped"), opt(MappingAmbiguous, "Ambiguous")),
 		memo("csp_mappingmessage", "Mapping message"),
+		lookup("csp_automappedaccount", "Auto-mapped account", TableAccount),
 		when("csp_lastsyncedon", "Last synced on"),
 	)
 	account.Keys = []dataverse.AlternateKey{{SchemaName: KeyProviderAccountTenant, Columns: []string{"csp_provider", "csp_tenantid"}}}
