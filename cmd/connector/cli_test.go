@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net"
 	"strings"
@@ -168,4 +169,25 @@ func TestPrintedTextPointsAtNoInternalFiles(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, out, "Checks (rule number, or - for a preliminary)")
 	assert.NotContains(t, out, "DESIGN")
+}
+
+// TestUnreachableDataverseIsSaidInWords: a command that cannot reach Dataverse ends with one line a person
+// reads (which service, where, what to check), not the client's error with its encoded request URL;
+// --verbose adds that detail.
+func TestUnreachableDataverseIsSaidInWords(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	dead := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	env := map[string]string{"DATAVERSE_URL": "http://" + dead, "DATAVERSE_AUTH": "none"}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	var out, errs bytes.Buffer
+	err = run(ctx, []string{"agreements", "templates", "--verbose"}, getenv(env), nil, &out, &errs)
+	require.Error(t, err)
+	assert.Equal(t, "Dataverse at "+dead+" is not answering (nothing is listening there): is it running, and is DATAVERSE_URL right? (--verbose shows the request that failed)", err.Error())
+	assert.NotContains(t, err.Error(), "%24select")
+	assert.Contains(t, errs.String(), "detail: ", "--verbose adds the client's error")
+	assert.Contains(t, errs.String(), "dial tcp "+dead)
 }

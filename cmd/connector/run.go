@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -39,7 +41,47 @@ run and sandbox log JSON on stderr at CONNECTOR_LOG_LEVEL.`,
 		pcCommand(getenv, stdout, stderr), verifyCommand(getenv, stdout, stderr), jobsCommand(getenv, stdout, stderr), inspectCommand(stdin, stdout),
 		provisionCommand(getenv, stdout, stderr), diagnoseCommand(getenv, stdout, stderr), syncCommand(getenv, stdout, stderr),
 		agreementsCommand(getenv, stdout, stderr), apiCommand(stdin, stdout))
-	return root.ExecuteContext(ctx)
+	err := root.ExecuteContext(ctx)
+	if plain, ok := plainFailure(err); ok {
+		if verbose, _ := root.PersistentFlags().GetBool("verbose"); verbose {
+			fmt.Fprintln(stderr, "detail:", err)
+		}
+		return errors.New(plain)
+	}
+	return err
+}
+
+// plainFailure says in words why a command could not reach Dataverse or Partner Center: the error the
+// clients return names the request URL (encoded) and the socket, which is for --verbose, not for people.
+func plainFailure(err error) (string, bool) {
+	var op *net.OpError
+	if err == nil || !errors.As(err, &op) || op.Op != "dial" {
+		return "", false
+	}
+	service, setting := "the service", "its address"
+	switch msg := err.Error(); {
+	case strings.HasPrefix(msg, "dataverse:") || strings.Contains(msg, ": dataverse:"):
+		service, setting = "Dataverse", "DATAVERSE_URL"
+	case strings.HasPrefix(msg, "partnercenter:") || strings.Contains(msg, ": partnercenter:"):
+		service, setting = "Partner Center", "PARTNERCENTER_ENDPOINT"
+	}
+	at := ""
+	if op.Addr != nil {
+		at = " at " + op.Addr.String()
+	}
+	why := "no connection could be made"
+	var errno syscall.Errno
+	switch {
+	case errors.As(err, &errno) && errno == syscall.ECONNREFUSED:
+		why = "nothing is listening there"
+	case op.Timeout():
+		why = "the connection timed out"
+	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		at, why = " at "+dnsErr.Name, "the name does not resolve"
+	}
+	return fmt.Sprintf("%s%s is not answering (%s): is it running, and is %s right? (--verbose shows the request that failed)", service, at, why, setting), true
 }
 
 // newLogger writes JSON logs to stderr at the configured level: the service's logs (run, sandbox), for a
