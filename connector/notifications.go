@@ -1,17 +1,23 @@
 package connector
 
 import (
+	"cmp"
 	"container/heap"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
 )
 
@@ -104,9 +110,22 @@ type NotificationsOptions struct {
 	InApp    *InAppNotifier
 	Topic    *TopicPublisher
 	Webhooks *WebhookDeliverer
-	// QueueSize bounds the notifications waiting for delivery in this replica (default 1000). When it is
-	// full Publish drops the new notification, counts it and warns (at most once a minute): a flood of
-	// notices must not grow memory without bound, and the oldest are the ones people need first.
+	// Outbox is the Dataverse the notifications wait in (csp_notification rows) until every channel is done
+	// with them, so one this replica was delivering when it stopped is delivered by another (at least once:
+	// the channels de-duplicate on the notification's ID). Nil keeps them in memory only, lost when the
+	// process stops.
+	Outbox *dataverse.Client
+	// Instance names this replica in the outbox rows it claims (csp_claimedby).
+	Instance string
+	// Lease is how long a replica holds an outbox row it claimed before another may take it over (default
+	// 5 min): longer than one delivery attempt, so a live replica keeps what it is delivering.
+	Lease time.Duration
+	// PollEvery is how often Run looks for outbox rows due for delivery that no replica holds (default 30 s).
+	PollEvery time.Duration
+	// QueueSize bounds the notifications this replica holds in memory (default 1000). When it is full,
+	// Publish leaves a new notification in the outbox for the next poll of any replica; without an outbox
+	// it drops it, counts it and warns (at most once a minute): a flood of notices must not grow memory
+	// without bound, and the oldest are the ones people need first.
 	QueueSize int
 	// Attempts is how many times each channel tries one notification before giving up (default 6).
 	Attempts int
@@ -114,20 +133,22 @@ type NotificationsOptions struct {
 	// 30 s, 2 min, then 10 min, each ±20% so replicas and notifications do not retry in step.
 	Backoff func(attempt int) time.Duration
 	Logger  *slog.Logger
-	// Now stamps notifications and paces the queue-full warning (time.Now when nil). Retries wait on real
-	// timers.
+	// Now stamps notifications, the outbox's times (next attempt, lease) and paces the queue-full warning
+	// (time.Now when nil). Retries in this replica wait on real timers.
 	Now func() time.Time
 }
 
 // NotificationStats count notifications since start. A notification counts once per channel.
 type NotificationStats struct {
-	// Published counts notifications accepted by Publish; Dropped those refused because the queue was full.
+	// Published counts notifications accepted by Publish; Dropped those refused because the queue was full
+	// (only without an outbox).
 	Published, Dropped int
 	// Delivered counts notifications a channel delivered (for webhooks: to every subscription there was,
-	// none included; a subscription found gone counts as done).
+	// none included; a subscription found gone counts as done; for in-app: to every recipient, a user found
+	// gone counting as done).
 	Delivered ChannelCounts
-	// Failed counts notifications a channel gave up on (for webhooks: at least one subscription never got
-	// it).
+	// Failed counts notifications a channel gave up on (for webhooks and in-app: at least one subscription
+	// or recipient never got it).
 	Failed ChannelCounts
 }
 
@@ -140,36 +161,62 @@ type ChannelCounts struct {
 // rest, few enough not to crowd Dataverse, which the in-app and webhook channels both call.
 const notificationWorkers = 4
 
+// notificationNamespace derives the ids of a notification's outbox row (when its ID is not a UUID) and of
+// its in-app notifications (UUID v5), so every replica and every retry computes the same ones.
+var notificationNamespace = uuid.MustParse("5b0f2d8e-61c4-4f0b-9a57-2c1e0d4c7a13")
+
 // Notifications delivers notifications to every channel that is on, in the background: Publish never
-// waits for a delivery. Each channel of each notification is delivered and retried on its own, so a
-// failing flow delays nothing else. The queue is in memory: what is still pending when the process stops
-// is lost (Run logs how many).
+// waits for a delivery. All channels of a notification are tried in one attempt; a retry goes only to the
+// channels, in-app recipients and webhook subscriptions that have not got it yet, so a failing flow delays
+// nothing else. With an outbox, what a replica has not finished when it stops is taken over by another;
+// without one, it is lost (Run logs how many).
 type Notifications struct {
 	opts NotificationsOptions
 	log  *slog.Logger
-	work chan *notificationTask // unbuffered: a task leaves the ready list only when a worker takes it
+	work chan *pendingNotification // unbuffered: a notification leaves the ready list only when a worker takes it
 	wake chan struct{}
 
 	running            atomic.Bool
 	noRecipientsLogged atomic.Bool
 
 	mu       sync.Mutex
-	ready    []*notificationTask // only dispatch removes, from the front; everyone else appends
+	ready    []*pendingNotification // only dispatch removes, from the front; everyone else appends
 	retries  retryHeap
-	pending  map[*pendingNotification]struct{}
+	pending  map[string]*pendingNotification // by ID: what this replica holds
 	stats    NotificationStats
 	lastWarn time.Time // last queue-full warning
 }
 
-// pendingNotification is a published notification until every channel is done with it.
+// pendingNotification is a notification this replica is delivering (it published it, or claimed it from
+// the outbox) until every channel is done with it or another replica takes it over. Only the worker
+// running it touches its fields, and it runs on one worker at a time.
 type pendingNotification struct {
-	nt        Notification
-	remaining int           // channels not done; guarded by Notifications.mu
-	done      chan struct{} // closed when remaining reaches 0
-	// hooks is the webhook channel's progress across attempts. Only the worker running the webhook task
-	// touches it, and a task runs on one worker at a time.
-	hooks *webhookProgress
+	nt       Notification
+	state    deliveryState
+	attempts int       // made so far
+	due      time.Time // when a retry may run (real clock)
+	// row is the outbox row (uuid.Nil: in memory only); etag its version after this replica's last write
+	// ("" right after the create: the write that follows uses If-Match: *).
+	row  dataverse.GUID
+	etag dataverse.ETag
+	// reclaim says the claim was released with the last write (the row waits for its next attempt), so the
+	// next attempt claims the row again first.
+	reclaim bool
+	done    chan struct{} // closed when this replica is done with it
 }
+
+// deliveryState is what is left to deliver of one notification. It is kept in the outbox row
+// (csp_deliverystate) after each failed attempt, so a retry, in this replica or another, sends only to
+// those that have not got it yet.
+type deliveryState struct {
+	// InApp are the recipients (systemuser ids) still to notify; InAppFailed says one was given up on.
+	InApp       []dataverse.GUID `json:"inApp,omitempty"`
+	InAppFailed bool             `json:"inAppFailed,omitempty"`
+	Topic       bool             `json:"topic,omitempty"`
+	Webhooks    *webhookProgress `json:"webhooks,omitempty"`
+}
+
+func (s deliveryState) finished() bool { return len(s.InApp) == 0 && !s.Topic && s.Webhooks == nil }
 
 type deliveryChannel int
 
@@ -191,14 +238,6 @@ func (c deliveryChannel) String() string {
 	return "unknown"
 }
 
-// notificationTask is one channel of one notification: ready, waiting in the retry heap, or with a worker.
-type notificationTask struct {
-	p        *pendingNotification
-	channel  deliveryChannel
-	attempts int       // made so far
-	due      time.Time // when a retry may run
-}
-
 // NewNotifications returns the notification channels; Run delivers.
 func NewNotifications(o NotificationsOptions) *Notifications {
 	if o.QueueSize <= 0 {
@@ -216,8 +255,14 @@ func NewNotifications(o NotificationsOptions) *Notifications {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Notifications{opts: o, log: o.Logger.With("component", "notifications"), work: make(chan *notificationTask),
-		wake: make(chan struct{}, 1), pending: map[*pendingNotification]struct{}{}}
+	if o.Lease <= 0 {
+		o.Lease = 5 * time.Minute
+	}
+	if o.PollEvery <= 0 {
+		o.PollEvery = 30 * time.Second
+	}
+	return &Notifications{opts: o, log: o.Logger.With("component", "notifications"), work: make(chan *pendingNotification),
+		wake: make(chan struct{}, 1), pending: map[string]*pendingNotification{}}
 }
 
 // defaultNotificationBackoff waits 1 s, 5 s, 30 s, 2 min, then 10 min after the first, second, … failed
@@ -228,8 +273,13 @@ func defaultNotificationBackoff(attempt int) time.Duration {
 	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
 }
 
-// Publish queues nt for every channel that is on and returns its ID. It never blocks: when the queue is
-// full the notification is dropped and counted (Stats().Dropped).
+// outboxWriteTimeout bounds Publish's write of the outbox row: the caller's work waits for it.
+const outboxWriteTimeout = 30 * time.Second
+
+// Publish queues nt for every channel that is on and returns its ID. With an outbox it first writes the
+// notification there (one request, so what the caller wrote before it is announced even if this replica
+// stops); it never waits for a delivery. Without an outbox, when the queue is full the notification is
+// dropped and counted (Stats().Dropped).
 func (n *Notifications) Publish(nt Notification) string {
 	if nt.ID == "" {
 		nt.ID = uuid.NewString()
@@ -238,43 +288,117 @@ func (n *Notifications) Publish(nt Notification) string {
 	if nt.Time.IsZero() {
 		nt.Time = now
 	}
-	var channels []deliveryChannel
+	var state deliveryState
 	if n.opts.InApp != nil {
-		channels = append(channels, channelInApp)
+		if len(n.opts.InApp.Recipients) == 0 {
+			// Nothing to deliver to is a configuration choice, not a failure.
+			if n.noRecipientsLogged.CompareAndSwap(false, true) {
+				n.log.Info("in-app notifications have no recipients; they are not sent", "error", ErrNoRecipients)
+			}
+		} else {
+			state.InApp = slices.Clone(n.opts.InApp.Recipients)
+		}
 	}
-	if n.opts.Topic != nil {
-		channels = append(channels, channelTopic)
-	}
+	state.Topic = n.opts.Topic != nil
 	if n.opts.Webhooks != nil {
-		channels = append(channels, channelWebhooks)
+		state.Webhooks = newWebhookProgress()
 	}
 
 	n.mu.Lock()
-	if len(n.pending) >= n.opts.QueueSize {
-		n.stats.Dropped++
-		dropped := n.stats.Dropped
+	full := len(n.pending) >= n.opts.QueueSize
+	if full {
+		dropped := n.opts.Outbox == nil
+		if dropped {
+			n.stats.Dropped++
+		} else {
+			n.stats.Published++
+		}
 		warn := n.lastWarn.IsZero() || now.Sub(n.lastWarn) >= time.Minute
 		if warn {
 			n.lastWarn = now
 		}
+		total := n.stats.Dropped
 		n.mu.Unlock()
+		if !dropped {
+			if !state.finished() {
+				// Due at once and held by nobody: the next poll of any replica takes it.
+				n.writeOutbox(&pendingNotification{nt: nt, state: state, row: outboxRowID(nt.ID)}, now)
+			}
+			if warn {
+				n.log.Warn("notification queue is full: new notifications wait in Dataverse for the next poll", "notification", nt.ID,
+					"type", nt.Type, "queue_size", n.opts.QueueSize)
+			}
+			return nt.ID
+		}
 		if warn {
 			n.log.Warn("notification queue is full: dropping new notifications until deliveries catch up",
-				"notification", nt.ID, "type", nt.Type, "queue_size", n.opts.QueueSize, "dropped_total", dropped)
+				"notification", nt.ID, "type", nt.Type, "queue_size", n.opts.QueueSize, "dropped_total", total)
 		}
 		return nt.ID
 	}
 	n.stats.Published++
-	if len(channels) > 0 {
-		p := &pendingNotification{nt: nt, remaining: len(channels), done: make(chan struct{}), hooks: newWebhookProgress()}
-		n.pending[p] = struct{}{}
-		for _, c := range channels {
-			n.ready = append(n.ready, &notificationTask{p: p, channel: c})
+	n.mu.Unlock()
+	if state.finished() {
+		return nt.ID
+	}
+	p := &pendingNotification{nt: nt, state: state, done: make(chan struct{})}
+	if n.opts.Outbox != nil {
+		// Held by this replica for a lease: the others leave it alone while it is delivered here.
+		p.row = outboxRowID(nt.ID)
+		if !n.writeOutbox(p, now.Add(n.opts.Lease)) {
+			p.row = uuid.Nil
 		}
 	}
+	n.mu.Lock()
+	n.pending[nt.ID] = p
+	n.ready = append(n.ready, p)
 	n.mu.Unlock()
 	n.signal()
 	return nt.ID
+}
+
+// outboxRowID is the outbox row of the notification with id: the id itself when it is a UUID.
+func outboxRowID(id string) dataverse.GUID {
+	if u, err := uuid.Parse(id); err == nil {
+		return u
+	}
+	return uuid.NewSHA1(notificationNamespace, []byte(id))
+}
+
+// writeOutbox creates p's outbox row, due at next, and reports whether it is there. A notification whose
+// row could not be written is delivered from memory only.
+//
+// API: POST /csp_notifications
+func (n *Notifications) writeOutbox(p *pendingNotification, next time.Time) bool {
+	payload, err := json.Marshal(p.nt)
+	if err == nil && len(payload) > schema.MaxLength(schema.TableNotification, "csp_payload") {
+		err = errors.New("the notification is too large for the outbox")
+	}
+	var state []byte
+	if err == nil {
+		state, err = json.Marshal(p.state)
+	}
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), outboxWriteTimeout)
+		_, err = n.opts.Outbox.Create(ctx, schema.SetNotifications, dataverse.Row{
+			schema.PrimaryKey(schema.TableNotification): p.row.String(),
+			"csp_name":          schema.Fit(schema.TableNotification, "csp_name", cmp.Or(p.nt.Title, string(p.nt.Type))),
+			"csp_eventid":       schema.Fit(schema.TableNotification, "csp_eventid", p.nt.ID),
+			"csp_type":          schema.Fit(schema.TableNotification, "csp_type", string(p.nt.Type)),
+			"csp_payload":       string(payload),
+			"csp_deliverystate": string(state),
+			"csp_attempts":      0,
+			"csp_nextattempton": next.UTC(),
+			"csp_claimedby":     schema.Fit(schema.TableNotification, "csp_claimedby", n.opts.Instance),
+		})
+		cancel()
+	}
+	if err != nil && !dataverse.IsDuplicate(err) { // a duplicate: published again with the same ID, already there
+		n.log.Warn("could not write the notification to the outbox; it is delivered from memory and lost if this replica stops first",
+			"notification", p.nt.ID, "type", p.nt.Type, "error", err)
+		return false
+	}
+	return true
 }
 
 func (n *Notifications) signal() {
@@ -284,8 +408,9 @@ func (n *Notifications) signal() {
 	}
 }
 
-// Run delivers until ctx ends, with a few workers; a delivery cut short by ctx is not an attempt and stays
-// queued for the next Run. Only one Run may be active at a time.
+// Run delivers until ctx ends, with a few workers, and with an outbox polls it for notifications due that
+// no replica holds; a delivery cut short by ctx is not an attempt and stays queued for the next Run. Only
+// one Run may be active at a time.
 func (n *Notifications) Run(ctx context.Context) {
 	if !n.running.CompareAndSwap(false, true) {
 		n.log.Error("notifications: Run called while another Run is active; ignored")
@@ -299,8 +424,24 @@ func (n *Notifications) Run(ctx context.Context) {
 				select {
 				case <-ctx.Done():
 					return
-				case t := <-n.work:
-					n.attempt(ctx, t)
+				case p := <-n.work:
+					n.attempt(ctx, p)
+				}
+			}
+		})
+	}
+	if n.opts.Outbox != nil {
+		workers.Go(func() {
+			tick := time.NewTicker(n.opts.PollEvery)
+			defer tick.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+				}
+				if _, err := n.poll(ctx); err != nil && ctx.Err() == nil {
+					n.log.Warn("could not read the notification outbox; trying again at the next poll", "error", err)
 				}
 			}
 		})
@@ -311,11 +452,97 @@ func (n *Notifications) Run(ctx context.Context) {
 	left := len(n.pending)
 	n.mu.Unlock()
 	if left > 0 {
-		n.log.Warn("notifications stopped with deliveries pending; they are lost if the process exits", "pending", left)
+		if n.opts.Outbox != nil {
+			n.log.Info("notifications stopped with deliveries pending; another replica delivers them when this one's claim expires", "pending", left)
+		} else {
+			n.log.Warn("notifications stopped with deliveries pending; they are lost if the process exits", "pending", left)
+		}
 	}
 }
 
-// dispatch hands ready tasks to workers and moves retries whose time has come to the ready list.
+// outboxPollSize is how many due outbox rows one poll reads.
+const outboxPollSize = 50
+
+// poll claims the outbox rows that are due (their last attempt's wait is over, or the replica that held
+// them stopped before its lease ran out) and queues them, and returns how many it took. A row another
+// replica claims first is left to it.
+//
+// API: GET /csp_notifications?$filter=csp_nextattempton le {now}, then PATCH each with If-Match
+func (n *Notifications) poll(ctx context.Context) (int, error) {
+	now := n.opts.Now()
+	q := &dataverse.Query{Filter: dataverse.Le("csp_nextattempton", now.UTC()), OrderBy: []string{"csp_nextattempton"}, Top: outboxPollSize}
+	taken := 0
+	for row, err := range n.opts.Outbox.List(ctx, schema.SetNotifications, q) {
+		if err != nil {
+			return taken, fmt.Errorf("notifications: read the outbox: %w", err)
+		}
+		var r schema.Notification
+		if err := dataverse.Unmarshal(row, &r); err != nil {
+			return taken, fmt.Errorf("notifications: read the outbox: %w", err)
+		}
+		n.mu.Lock()
+		_, held := n.pending[r.EventID]
+		room := len(n.pending) < n.opts.QueueSize
+		n.mu.Unlock()
+		if !room {
+			break
+		}
+		if held {
+			continue
+		}
+		p := &pendingNotification{row: r.ID, etag: r.ETag, attempts: r.Attempts, done: make(chan struct{})}
+		if err := json.Unmarshal([]byte(r.Payload), &p.nt); err != nil {
+			n.log.Error("an outbox notification cannot be read; deleting it", "notification", r.EventID, "row", r.ID, "error", err)
+			n.deleteRow(ctx, p)
+			continue
+		}
+		if err := json.Unmarshal([]byte(r.DeliveryState), &p.state); err != nil {
+			n.log.Error("an outbox notification's delivery state cannot be read; deleting it", "notification", r.EventID, "row", r.ID, "error", err)
+			n.deleteRow(ctx, p)
+			continue
+		}
+		if !n.claim(ctx, p) {
+			continue
+		}
+		n.log.Info("delivering a notification from the outbox", "notification", p.nt.ID, "type", p.nt.Type, "attempts", p.attempts, "held_by", r.ClaimedBy)
+		n.mu.Lock()
+		if _, held := n.pending[p.nt.ID]; held {
+			n.mu.Unlock()
+			continue
+		}
+		n.pending[p.nt.ID] = p
+		n.ready = append(n.ready, p)
+		n.mu.Unlock()
+		n.signal()
+		taken++
+	}
+	return taken, nil
+}
+
+// claim takes p's outbox row for this replica for a lease, and reports whether it did: false when the
+// row changed since this replica last wrote or read it (another replica claimed it) or is gone
+// (delivered). A claim Dataverse could not answer counts as taken: delivering twice is safe, never is not.
+//
+// API: PATCH /csp_notifications({id}) with If-Match
+func (n *Notifications) claim(ctx context.Context, p *pendingNotification) bool {
+	row, err := n.opts.Outbox.Update(ctx, schema.SetNotifications, p.row, dataverse.Row{
+		"csp_nextattempton": n.opts.Now().Add(n.opts.Lease).UTC(),
+		"csp_claimedby":     schema.Fit(schema.TableNotification, "csp_claimedby", n.opts.Instance),
+	}, &dataverse.UpdateOptions{IfMatch: p.etag, Select: []string{"csp_notificationid"}})
+	switch {
+	case err == nil:
+		p.etag = row.ETag()
+		p.reclaim = false
+		return true
+	case dataverse.IsConflict(err) || dataverse.IsNotFound(err):
+		return false
+	}
+	n.log.Warn("could not claim an outbox notification; delivering it anyway", "notification", p.nt.ID, "error", err)
+	p.reclaim = false
+	return true
+}
+
+// dispatch hands ready notifications to workers and moves retries whose time has come to the ready list.
 func (n *Notifications) dispatch(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
@@ -324,10 +551,10 @@ func (n *Notifications) dispatch(ctx context.Context) {
 		n.mu.Lock()
 		now := time.Now()
 		for len(n.retries) > 0 && !n.retries[0].due.After(now) {
-			n.ready = append(n.ready, heap.Pop(&n.retries).(*notificationTask))
+			n.ready = append(n.ready, heap.Pop(&n.retries).(*pendingNotification))
 		}
-		var out chan<- *notificationTask
-		var head *notificationTask
+		var out chan<- *pendingNotification
+		var head *pendingNotification
 		if len(n.ready) > 0 {
 			out, head = n.work, n.ready[0]
 		}
@@ -352,89 +579,207 @@ func (n *Notifications) dispatch(ctx context.Context) {
 	}
 }
 
-// attempt delivers one task once and decides what comes next: done, given up, or retried later.
-func (n *Notifications) attempt(ctx context.Context, t *notificationTask) {
-	err := n.deliver(ctx, t)
-	if err != nil && ctx.Err() != nil {
-		n.requeue(t) // shutting down: the attempt did not really happen
+// attempt delivers one notification once to every channel, recipient and subscription that has not got
+// it, and decides what comes next: done, retried later (recorded in the outbox first), or handed over.
+func (n *Notifications) attempt(ctx context.Context, p *pendingNotification) {
+	if p.reclaim && p.row != uuid.Nil && !n.claim(ctx, p) {
+		if ctx.Err() != nil {
+			n.requeue(p)
+			return
+		}
+		n.log.Debug("another replica took over the notification", "notification", p.nt.ID)
+		n.release(p)
 		return
 	}
-	t.attempts++
-	log := n.log.With("notification", t.p.nt.ID, "type", t.p.nt.Type, "channel", t.channel.String(), "attempt", t.attempts)
-	var permanent *permanentError
-	switch {
-	case err == nil:
-		n.finish(t, outcomeDelivered)
-	case t.channel == channelInApp && errors.Is(err, ErrNoRecipients):
-		// Nothing to deliver to is a configuration choice, not a failure, and retrying changes nothing.
-		if n.noRecipientsLogged.CompareAndSwap(false, true) {
-			log.Info("in-app notifications have no recipients; they are not sent", "error", err)
+	final := p.attempts+1 >= n.opts.Attempts
+	var problems []string
+	if len(p.state.InApp) > 0 {
+		if err := n.deliverInApp(ctx, p, final); err != nil {
+			problems = append(problems, err.Error())
 		}
-		n.finish(t, outcomeSkipped)
-	case errors.As(err, &permanent) || t.attempts >= n.opts.Attempts:
-		log.Warn("notification delivery failed; giving up", "error", err)
-		n.finish(t, outcomeFailed)
-	default:
-		wait := n.opts.Backoff(t.attempts)
-		log.Debug("notification delivery failed; retrying", "error", err, "retry_in", wait)
-		n.mu.Lock()
-		t.due = time.Now().Add(wait)
-		heap.Push(&n.retries, t)
-		n.mu.Unlock()
-		n.signal()
 	}
-}
-
-func (n *Notifications) deliver(ctx context.Context, t *notificationTask) error {
-	switch t.channel {
-	case channelInApp:
-		return n.opts.InApp.Notify(ctx, t.p.nt.Notice)
-	case channelTopic:
-		return n.opts.Topic.Publish(ctx, t.p.nt)
-	case channelWebhooks:
-		return n.opts.Webhooks.deliver(ctx, t.p.nt, t.p.hooks, t.attempts+1 >= n.opts.Attempts)
+	if p.state.Topic {
+		if err := n.deliverTopic(ctx, p, final); err != nil {
+			problems = append(problems, err.Error())
+		}
 	}
-	return nil
-}
-
-func (n *Notifications) requeue(t *notificationTask) {
+	if p.state.Webhooks != nil {
+		if err := n.deliverWebhooks(ctx, p, final); err != nil {
+			problems = append(problems, err.Error())
+		}
+	}
+	if ctx.Err() != nil && !p.state.finished() {
+		n.requeue(p) // shutting down: the attempt did not really happen
+		return
+	}
+	p.attempts++
+	if p.state.finished() {
+		n.deleteRow(ctx, p)
+		n.release(p)
+		return
+	}
+	wait := n.opts.Backoff(p.attempts)
+	n.log.Debug("notification delivery failed; retrying", "notification", p.nt.ID, "type", p.nt.Type, "attempt", p.attempts,
+		"error", strings.Join(problems, "; "), "retry_in", wait)
+	if p.row != uuid.Nil && !n.record(ctx, p, n.opts.Now().Add(wait), strings.Join(problems, "\n")) {
+		n.release(p)
+		return
+	}
 	n.mu.Lock()
-	n.ready = append(n.ready, t)
+	p.due = time.Now().Add(wait)
+	heap.Push(&n.retries, p)
 	n.mu.Unlock()
 	n.signal()
 }
 
-type deliveryOutcome int
+// deliverInApp notifies the recipients still waiting; each created or found already there is done.
+func (n *Notifications) deliverInApp(ctx context.Context, p *pendingNotification, final bool) error {
+	inApp := n.opts.InApp
+	if inApp == nil {
+		inApp = &InAppNotifier{DV: n.opts.Outbox}
+	}
+	log := n.log.With("notification", p.nt.ID, "type", p.nt.Type, "channel", channelInApp.String(), "attempt", p.attempts+1)
+	left, refused, err := inApp.deliver(ctx, p.nt.ID, p.nt.Notice, p.state.InApp, log)
+	p.state.InApp = left
+	p.state.InAppFailed = p.state.InAppFailed || refused
+	if err != nil && ctx.Err() == nil && final {
+		log.Warn("notification delivery failed; giving up", "error", err, "recipients_missed", len(left))
+		p.state.InApp, p.state.InAppFailed = nil, true
+	}
+	if len(p.state.InApp) == 0 {
+		n.count(channelInApp, !p.state.InAppFailed)
+	}
+	return err
+}
 
-const (
-	outcomeDelivered deliveryOutcome = iota
-	outcomeFailed
-	outcomeSkipped // nothing to deliver to: neither delivered nor failed
-)
+func (n *Notifications) deliverTopic(ctx context.Context, p *pendingNotification, final bool) error {
+	if n.opts.Topic == nil {
+		return n.giveUpIfFinal(p, channelTopic, errors.New("notifications topic: not configured on this replica"), final)
+	}
+	err := n.opts.Topic.Publish(ctx, p.nt)
+	switch {
+	case err == nil:
+		p.state.Topic = false
+		n.count(channelTopic, true)
+		return nil
+	case ctx.Err() != nil:
+		return err
+	}
+	var permanent *permanentError
+	return n.giveUpIfFinal(p, channelTopic, err, final || errors.As(err, &permanent))
+}
 
-// finish counts a channel's outcome and releases the notification when it was the last channel.
-func (n *Notifications) finish(t *notificationTask, o deliveryOutcome) {
+func (n *Notifications) deliverWebhooks(ctx context.Context, p *pendingNotification, final bool) error {
+	if n.opts.Webhooks == nil {
+		return n.giveUpIfFinal(p, channelWebhooks, errors.New("webhooks: not configured on this replica"), final)
+	}
+	err := n.opts.Webhooks.deliver(ctx, p.nt, p.state.Webhooks, final)
+	switch {
+	case err == nil:
+		p.state.Webhooks = nil
+		n.count(channelWebhooks, true)
+		return nil
+	case ctx.Err() != nil:
+		return err
+	}
+	var permanent *permanentError
+	return n.giveUpIfFinal(p, channelWebhooks, err, final || errors.As(err, &permanent))
+}
+
+// giveUpIfFinal ends a channel that failed when no attempt follows, and returns err.
+func (n *Notifications) giveUpIfFinal(p *pendingNotification, c deliveryChannel, err error, giveUp bool) error {
+	if !giveUp {
+		return err
+	}
+	n.log.Warn("notification delivery failed; giving up", "notification", p.nt.ID, "type", p.nt.Type, "channel", c.String(),
+		"attempt", p.attempts+1, "error", err)
+	switch c {
+	case channelTopic:
+		p.state.Topic = false
+	case channelWebhooks:
+		p.state.Webhooks = nil
+	}
+	n.count(c, false)
+	return err
+}
+
+func (n *Notifications) count(c deliveryChannel, delivered bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	switch o {
-	case outcomeDelivered:
-		n.stats.Delivered.add(t.channel, 1)
-	case outcomeFailed:
-		n.stats.Failed.add(t.channel, 1)
-	}
-	t.p.remaining--
-	if t.p.remaining == 0 {
-		delete(n.pending, t.p)
-		close(t.p.done)
+	if delivered {
+		n.stats.Delivered.add(c, 1)
+	} else {
+		n.stats.Failed.add(c, 1)
 	}
 }
 
-// Flush waits until every notification published so far is delivered or given up on, or ctx ends (then
-// it returns ctx.Err()). It is for CLI commands and tests; it needs Run to be running.
+// record writes what is left to deliver and when to try again, releasing the claim until then, and
+// reports whether this replica still holds the notification: false when another replica took it over
+// meanwhile (its lease ran out) or it is gone.
+//
+// API: PATCH /csp_notifications({id}) with If-Match
+func (n *Notifications) record(ctx context.Context, p *pendingNotification, next time.Time, problem string) bool {
+	state, err := json.Marshal(p.state)
+	if err != nil {
+		n.log.Error("could not record a notification's delivery state", "notification", p.nt.ID, "error", err)
+		return true
+	}
+	row, err := n.opts.Outbox.Update(ctx, schema.SetNotifications, p.row, dataverse.Row{
+		"csp_deliverystate": string(state), "csp_attempts": p.attempts, "csp_nextattempton": next.UTC(),
+		"csp_systemmessage": schema.Fit(schema.TableNotification, "csp_systemmessage", problem),
+	}, &dataverse.UpdateOptions{IfMatch: p.etag, Select: []string{"csp_notificationid"}})
+	switch {
+	case err == nil:
+		p.etag, p.reclaim = row.ETag(), true
+		return true
+	case dataverse.IsConflict(err) || dataverse.IsNotFound(err):
+		n.log.Info("another replica took over the notification", "notification", p.nt.ID)
+		return false
+	}
+	// The retry here goes ahead; the row keeps the older state, so a replica that takes it over after the
+	// lease may deliver again what was delivered (the channels de-duplicate on the ID).
+	n.log.Warn("could not record a notification's delivery state", "notification", p.nt.ID, "error", err)
+	return true
+}
+
+// deleteRow removes a delivered notification from the outbox.
+//
+// API: DELETE /csp_notifications({id})
+func (n *Notifications) deleteRow(ctx context.Context, p *pendingNotification) {
+	if p.row == uuid.Nil {
+		return
+	}
+	err := n.opts.Outbox.Delete(context.WithoutCancel(ctx), schema.SetNotifications, p.row, &dataverse.DeleteOptions{IfMatch: p.etag})
+	if err != nil && !dataverse.IsNotFound(err) && !dataverse.IsConflict(err) {
+		n.log.Warn("could not remove a delivered notification from the outbox; it may be delivered again (with the same ID)",
+			"notification", p.nt.ID, "error", err)
+	}
+}
+
+func (n *Notifications) requeue(p *pendingNotification) {
+	n.mu.Lock()
+	n.ready = append(n.ready, p)
+	n.mu.Unlock()
+	n.signal()
+}
+
+// release ends this replica's hold of p: delivered, given up on, or taken over.
+func (n *Notifications) release(p *pendingNotification) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.pending[p.nt.ID] == p {
+		delete(n.pending, p.nt.ID)
+	}
+	close(p.done)
+}
+
+// Flush waits until every notification this replica holds (published here or taken from the outbox) is
+// delivered, given up on or taken over by another replica, or ctx ends (then it returns ctx.Err()). It
+// is for CLI commands and tests; it needs Run to be running.
 func (n *Notifications) Flush(ctx context.Context) error {
 	n.mu.Lock()
 	waits := make([]chan struct{}, 0, len(n.pending))
-	for p := range n.pending {
+	for _, p := range n.pending {
 		waits = append(waits, p.done)
 	}
 	n.mu.Unlock()
@@ -473,12 +818,12 @@ func (e *permanentError) Error() string { return e.err.Error() }
 func (e *permanentError) Unwrap() error { return e.err }
 
 // retryHeap orders waiting retries by due time.
-type retryHeap []*notificationTask
+type retryHeap []*pendingNotification
 
 func (h retryHeap) Len() int           { return len(h) }
 func (h retryHeap) Less(i, j int) bool { return h[i].due.Before(h[j].due) }
 func (h retryHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *retryHeap) Push(x any)        { *h = append(*h, x.(*notificationTask)) }
+func (h *retryHeap) Push(x any)        { *h = append(*h, x.(*pendingNotification)) }
 func (h *retryHeap) Pop() any {
 	old := *h
 	t := old[len(old)-1]

@@ -48,16 +48,17 @@ type WebhookDeliverer struct {
 
 // webhookProgress is one notification's webhook delivery across attempts, so a retry posts only to the
 // subscriptions that have not got it yet.
+// It is kept in the outbox row as JSON.
 type webhookProgress struct {
-	done    map[dataverse.GUID]bool   // delivered, or found gone
-	refused map[dataverse.GUID]string // given up on for this notification, with the reason
-	// eligible are the subscriptions there were at the first attempt: a retry goes to them only, not to a
-	// flow that subscribed after the event.
-	eligible map[dataverse.GUID]bool
+	Done    map[dataverse.GUID]bool   `json:"done,omitempty"`    // delivered, or found gone
+	Refused map[dataverse.GUID]string `json:"refused,omitempty"` // given up on for this notification, with the reason
+	// Eligible are the subscriptions there were at the first attempt: a retry goes to them only, not to a
+	// flow that subscribed after the event. Nil until the first attempt read them.
+	Eligible map[dataverse.GUID]bool `json:"eligible,omitempty"`
 }
 
 func newWebhookProgress() *webhookProgress {
-	return &webhookProgress{done: map[dataverse.GUID]bool{}, refused: map[dataverse.GUID]string{}}
+	return &webhookProgress{Done: map[dataverse.GUID]bool{}, Refused: map[dataverse.GUID]string{}}
 }
 
 // Deliver posts nt once to every active subscription of its type and returns what failed, naming
@@ -99,21 +100,27 @@ func (d *WebhookDeliverer) deliver(ctx context.Context, nt Notification, progres
 	client := d.client()
 	log := d.logger().With("notification", nt.ID, "type", nt.Type)
 	var retry []error
-	if progress.eligible == nil {
-		progress.eligible = map[dataverse.GUID]bool{}
+	if progress.Done == nil {
+		progress.Done = map[dataverse.GUID]bool{}
+	}
+	if progress.Refused == nil {
+		progress.Refused = map[dataverse.GUID]string{}
+	}
+	if progress.Eligible == nil {
+		progress.Eligible = map[dataverse.GUID]bool{}
 		for _, s := range subs {
-			progress.eligible[s.ID] = true
+			progress.Eligible[s.ID] = true
 		}
 	}
 	for _, s := range subs {
-		if progress.done[s.ID] || progress.refused[s.ID] != "" || !progress.eligible[s.ID] {
+		if progress.Done[s.ID] || progress.Refused[s.ID] != "" || !progress.Eligible[s.ID] {
 			continue
 		}
 		callback, problem := d.callbackURL(s.CallbackURL)
 		if problem != "" {
 			log.Warn("webhook subscription has a callback URL the connector will not call; correct or delete the subscription",
 				"subscription", s.ID, "problem", "callback URL "+problem)
-			progress.refused[s.ID] = "callback URL " + problem
+			progress.Refused[s.ID] = "callback URL " + problem
 			d.countMissed(ctx, s)
 			continue
 		}
@@ -122,14 +129,14 @@ func (d *WebhookDeliverer) deliver(ctx context.Context, nt Notification, progres
 		case failure == errCallbackAddress.Error():
 			log.Warn("webhook subscription's callback resolves to an address the connector does not call; correct or delete the subscription",
 				"subscription", s.ID)
-			progress.refused[s.ID] = failure
+			progress.Refused[s.ID] = failure
 			d.countMissed(ctx, s)
 		case failure == "" && status >= 200 && status < 300:
-			progress.done[s.ID] = true
+			progress.Done[s.ID] = true
 			d.resetFailures(ctx, s)
 		case status == http.StatusNotFound || status == http.StatusGone:
 			// The flow was deleted or its trigger changed; Power Automate will not call unsubscribe for it.
-			progress.done[s.ID] = true
+			progress.Done[s.ID] = true
 			d.deleteSubscription(ctx, s, status)
 		case failure != "" || retryableStatus(status):
 			if failure == "" {
@@ -141,12 +148,12 @@ func (d *WebhookDeliverer) deliver(ctx context.Context, nt Notification, progres
 			}
 		default:
 			// 3xx and other 4xx: the flow refuses this notification, and would again.
-			progress.refused[s.ID] = fmt.Sprintf("HTTP %d", status)
+			progress.Refused[s.ID] = fmt.Sprintf("HTTP %d", status)
 			d.countMissed(ctx, s)
 		}
 	}
 	var refused []error
-	for id, reason := range progress.refused {
+	for id, reason := range progress.Refused {
 		refused = append(refused, fmt.Errorf("webhook subscription %s: %s (not retried)", id, reason))
 	}
 	if len(retry) > 0 {

@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+
+	"github.com/google/uuid"
 
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
@@ -50,22 +53,7 @@ func (n *InAppNotifier) Notify(ctx context.Context, nt Notice) error {
 	}
 	var b dataverse.Batch
 	for _, user := range n.Recipients {
-		row := dataverse.Row{
-			// The body holds at most 500 characters: a longer notice says the rest in the row it links to.
-			"title":              schema.Fit(schema.TableAppNotification, "title", nt.Title),
-			"body":               schema.Fit(schema.TableAppNotification, "body", nt.Body),
-			"icontype":           int(nt.Icon),
-			"toasttype":          200000000, // timed
-			"ttlinseconds":       7 * 24 * 3600,
-			"ownerid@odata.bind": "/" + schema.SetSystemUsers + "(" + user.String() + ")",
-		}
-		if nt.Table != "" {
-			data, _ := json.Marshal(map[string]any{"actions": []map[string]any{{
-				"title": "Open", "data": map[string]any{"url": fmt.Sprintf("?pagetype=entityrecord&etn=%s&id=%s", nt.Table, nt.RowID), "navigationTarget": "newWindow"},
-			}}})
-			row["data"] = string(data)
-		}
-		b.Add(dataverse.CreateOp(schema.SetAppNotifications, row))
+		b.Add(dataverse.CreateOp(schema.SetAppNotifications, noticeRow(nt, user)))
 	}
 	results, err := n.DV.ExecuteBatch(ctx, &b, &dataverse.BatchOptions{ContinueOnError: true})
 	if err != nil {
@@ -81,4 +69,70 @@ func (n *InAppNotifier) Notify(ctx context.Context, nt Notice) error {
 		return fmt.Errorf("notify: %w", errors.Join(errs...))
 	}
 	return nil
+}
+
+// noticeRow is the appnotification row that shows nt to user.
+func noticeRow(nt Notice, user dataverse.GUID) dataverse.Row {
+	row := dataverse.Row{
+		// The body holds at most 500 characters: a longer notice says the rest in the row it links to.
+		"title":              schema.Fit(schema.TableAppNotification, "title", nt.Title),
+		"body":               schema.Fit(schema.TableAppNotification, "body", nt.Body),
+		"icontype":           int(nt.Icon),
+		"toasttype":          200000000, // timed
+		"ttlinseconds":       7 * 24 * 3600,
+		"ownerid@odata.bind": "/" + schema.SetSystemUsers + "(" + user.String() + ")",
+	}
+	if nt.Table != "" {
+		data, _ := json.Marshal(map[string]any{"actions": []map[string]any{{
+			"title": "Open", "data": map[string]any{"url": fmt.Sprintf("?pagetype=entityrecord&etn=%s&id=%s", nt.Table, nt.RowID), "navigationTarget": "newWindow"},
+		}}})
+		row["data"] = string(data)
+	}
+	return row
+}
+
+// inAppNotificationID is the id of the in-app notification of event eventID for user: the same in every
+// attempt and every replica, so creating it again is refused as a duplicate instead of notifying twice.
+func inAppNotificationID(eventID string, user dataverse.GUID) dataverse.GUID {
+	return uuid.NewSHA1(notificationNamespace, []byte(eventID+"/"+user.String()))
+}
+
+// deliver notifies the recipients of event eventID, one $batch for all, and returns those to try again.
+// A recipient is done when its notification is created or was already (a duplicate id: an earlier attempt
+// made it); refused says one will never get it because Dataverse refuses the notification itself (a
+// recipient who is not a user any more is logged and counts as done). Each recipient's outcome is its
+// own, so one that fails does not send the others a second copy.
+//
+// API: POST /appnotifications (in a $batch, with appnotificationid derived from the event id)
+func (n *InAppNotifier) deliver(ctx context.Context, eventID string, nt Notice, recipients []dataverse.GUID, log *slog.Logger) (retry []dataverse.GUID, refused bool, err error) {
+	var b dataverse.Batch
+	for _, user := range recipients {
+		row := noticeRow(nt, user)
+		row[schema.PrimaryKey(schema.TableAppNotification)] = inAppNotificationID(eventID, user).String()
+		b.Add(dataverse.CreateOp(schema.SetAppNotifications, row))
+	}
+	results, err := n.DV.ExecuteBatch(ctx, &b, &dataverse.BatchOptions{ContinueOnError: true})
+	if err != nil {
+		return recipients, false, fmt.Errorf("notify: %w", err)
+	}
+	var errs []error
+	for i, r := range results {
+		user := recipients[i]
+		switch {
+		case r.Err == nil || dataverse.IsDuplicate(r.Err):
+		case dataverse.IsNotFound(r.Err):
+			// As a webhook whose flow is gone, a user who is gone counts as done.
+			log.Warn("an in-app notification recipient is not a user any more; remove them from CONNECTOR_NOTIFY_USERS", "recipient", user)
+		case dataverse.IsBadRequest(r.Err) || dataverse.IsForbidden(r.Err):
+			log.Warn("Dataverse refused an in-app notification for a recipient; not retried", "recipient", user, "error", r.Err)
+			refused = true
+		default:
+			retry = append(retry, user)
+			errs = append(errs, fmt.Errorf("recipient %s: %w", user, r.Err))
+		}
+	}
+	if len(errs) > 0 {
+		return retry, refused, fmt.Errorf("notify: %w", errors.Join(errs...))
+	}
+	return nil, refused, nil
 }

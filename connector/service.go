@@ -123,7 +123,9 @@ func NewService(cfg Config, opts ServiceOptions) (*Service, error) {
 				log.Info("connectivity verified: retrying held license changes", "count", n)
 			}
 		}}
-	no := NotificationsOptions{Logger: log, Now: opts.Now}
+	// Notifications wait in the outbox table until delivered, so one a stopped replica was delivering is
+	// delivered by another.
+	no := NotificationsOptions{Logger: log, Now: opts.Now, Outbox: s.DV, Instance: cfg.Instance}
 	if cfg.NotifyInApp && len(cfg.NotifyUsers) > 0 {
 		no.InApp = &InAppNotifier{DV: s.DV, Recipients: cfg.NotifyUsers}
 	}

@@ -55,6 +55,7 @@ func TestInstallCreatesTheSchemaAndASecondRunChangesNothing(t *testing.T) {
 	assert.Equal(t, "create solution CSPConnector", summaries[1])
 	assert.Contains(t, summaries, "create table csp_licensechangelog (License Change Log), entity set csp_licensechangelogs")
 	assert.Contains(t, summaries, "add lookup csp_provideraccount.csp_provider → csp_provider")
+	assert.Contains(t, summaries, "create table csp_notification (Connector Notification), entity set csp_notifications", "the notification outbox")
 	assert.Contains(t, summaries, "add key csp_provideraccount_tenant on csp_provideraccount (csp_provider, csp_tenantid)")
 	assert.Contains(t, summaries, `add status reason 418700102 "Archived" to csp_licensechangelog (state 1)`)
 	// Order: every table before any lookup (a lookup needs its target), keys after their columns.

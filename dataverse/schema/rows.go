@@ -193,6 +193,21 @@ type WebhookSubscription struct {
 	State               int            `dataverse:"statecode,omitzero"`
 }
 
+// Notification is a csp_notification row: one notification in the outbox.
+type Notification struct {
+	ID            dataverse.GUID `dataverse:"csp_notificationid,readonly"`
+	ETag          dataverse.ETag `dataverse:"@odata.etag"`
+	Name          string         `dataverse:"csp_name"`
+	EventID       string         `dataverse:"csp_eventid"`
+	Type          string         `dataverse:"csp_type"`
+	Payload       string         `dataverse:"csp_payload"`
+	DeliveryState string         `dataverse:"csp_deliverystate"`
+	Attempts      int            `dataverse:"csp_attempts"`
+	NextAttemptOn time.Time      `dataverse:"csp_nextattempton"`
+	ClaimedBy     string         `dataverse:"csp_claimedby"`
+	SystemMessage string         `dataverse:"csp_systemmessage"`
+}
+
 // Account is the part of a standard account row the connector reads.
 type Account struct {
 	ID      dataverse.GUID `dataverse:"accountid,readonly"`

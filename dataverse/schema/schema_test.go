@@ -29,7 +29,8 @@ func TestTypedRowsMatchSchema(t *testing.T) {
 		schema.TableAgreementTemplate: schema.AgreementTemplate{}, schema.TableAgreement: schema.Agreement{},
 		schema.TableSubscription: schema.Subscription{}, schema.TableLicenseChangeLog: schema.LicenseChangeLog{},
 		schema.TableJob: schema.Job{}, schema.TableJobRun: schema.JobRun{}, schema.TableWebhookSubscription: schema.WebhookSubscription{},
-		schema.TableAccount: schema.Account{}, schema.TableContact: schema.Contact{},
+		schema.TableNotification: schema.Notification{},
+		schema.TableAccount:      schema.Account{}, schema.TableContact: schema.Contact{},
 	}
 	for _, table := range s.Tables {
 		if !table.Standard {

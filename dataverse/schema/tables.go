@@ -30,6 +30,7 @@ const (
 	TableJob                 = "csp_job"
 	TableJobRun              = "csp_jobrun"
 	TableWebhookSubscription = "csp_webhooksubscription"
+	TableNotification        = "csp_notification"
 	TableAccount             = "account"
 	TableContact             = "contact"
 	TableSystemUser          = "systemuser"
@@ -48,6 +49,7 @@ const (
 	SetJobs                 = "csp_jobs"
 	SetJobRuns              = "csp_jobruns"
 	SetWebhookSubscriptions = "csp_webhooksubscriptions"
+	SetNotifications        = "csp_notifications"
 	SetAccounts             = "accounts"
 	SetContacts             = "contacts"
 	SetSystemUsers          = "systemusers"
@@ -271,11 +273,27 @@ func Schema() dataverse.Schema {
 		whole("csp_consecutivefailures", "Consecutive failures"),
 	)
 
+	// The outbox: a notification is written here before any channel is tried, and deleted once every
+	// channel is done with it, so one that a replica was delivering when it stopped is delivered by another.
+	outbox := table(TableNotification, SetNotifications, "Connector Notification", "Connector Notifications",
+		"A notification waiting for delivery to in-app recipients, the topic and webhook subscriptions; deleted once delivered.", "Title",
+		text("csp_eventid", "Event ID", 100),
+		text("csp_type", "Type", 100),
+		dataverse.Column{LogicalName: "csp_payload", DisplayName: "Payload", Type: dataverse.TypeMemo, MaxLength: 1048576,
+			Description: "The notification as JSON, as the channels send it."},
+		dataverse.Column{LogicalName: "csp_deliverystate", DisplayName: "Delivery state", Type: dataverse.TypeMemo, MaxLength: 100000,
+			Description: "JSON: the channels, in-app recipients and webhook subscriptions still to deliver to."},
+		whole("csp_attempts", "Attempts"),
+		when("csp_nextattempton", "Next attempt on"),
+		text("csp_claimedby", "Claimed by", 200),
+		memo("csp_systemmessage", "System message"),
+	)
+
 	return dataverse.Schema{
 		Prefix: Prefix, OptionValuePrefix: OptionValuePrefix,
 		PublisherName: PublisherName, PublisherDisplayName: PublisherDisplayName,
 		SolutionName: SolutionName, SolutionDisplayName: SolutionDisplayName,
-		Tables: append([]dataverse.Table{provider, account, template, agreement, subscription, lcl, job, run, hook}, StandardTables()...),
+		Tables: append([]dataverse.Table{provider, account, template, agreement, subscription, lcl, job, run, hook, outbox}, StandardTables()...),
 	}
 }
 
