@@ -27,7 +27,7 @@ lint: ## go vet, and gofmt must have nothing to change
 fuzz: ## every fuzz target for FUZZTIME each (default 30s): filter escaping, the filter parser, the event decoder, the Partner Center simulator, company-name normalisation
 	bash .ci/fuzz-one FuzzFilterLiteralEscaping ./dataverse/ $(FUZZTIME)
 	bash .ci/fuzz-one FuzzParseFilter ./dataverse/dataversetest/ $(FUZZTIME)
-	bash .ci/fuzz-one FuzzDecodeEvent ./connector/ $(FUZZTIME)
+	bash .ci/fuzz-one FuzzDecodeEvent ./connector/event/ $(FUZZTIME)
 	bash .ci/fuzz-one FuzzServeHTTP ./partnercenter/partnercentertest/ $(FUZZTIME)
 	bash .ci/fuzz-one FuzzNormalizeCompanyName ./mapping/ $(FUZZTIME)
 

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/cspconnector/csp-connector/connector/event"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/dataversetest"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
@@ -105,7 +106,7 @@ func (r *agRig) Request(t testing.TB, extra dataverse.Row) {
 func (r *agRig) Run(t testing.TB) error {
 	t.Helper()
 	return r.G.Handle(t.Context(), Work{Key: WorkKey{Table: schema.TableAgreement, ID: r.Row},
-		Events: []Event{{Message: "Update", Table: schema.TableAgreement, RowID: r.Row, InitiatingUserID: uuid.New()}}})
+		Events: []event.Event{{Message: "Update", Table: schema.TableAgreement, RowID: r.Row, InitiatingUserID: uuid.New()}}})
 }
 
 func (r *agRig) Read(t testing.TB) schema.Agreement {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/cspconnector/csp-connector/connector/apiauth"
 	"github.com/cspconnector/csp-connector/dataverse"
+	"github.com/cspconnector/csp-connector/internal/jsontree"
 	"github.com/cspconnector/csp-connector/partnercenter"
 )
 
@@ -554,11 +555,11 @@ func (c *apiCall) decode(v any) error {
 	}
 	// encoding/json is lenient where a caller's mistake should show: it takes the first of several values,
 	// the last of duplicate members and a member name in any case. The body is read strictly first.
-	root, err := parseJSON(c.body)
+	root, err := jsontree.Parse(c.body)
 	if err != nil {
 		return badRequest("The body is not valid JSON: " + err.Error() + ".")
 	}
-	if root.kind != jsonObject {
+	if root.Kind != jsontree.Object {
 		return badRequest("The body must be a JSON object.")
 	}
 	if fields := strictMembers(root, reflect.TypeOf(v).Elem()); len(fields) > 0 {
@@ -585,7 +586,7 @@ func (c *apiCall) decode(v any) error {
 
 // strictMembers checks an object's member names against the JSON names of struct type t: each must be
 // written exactly as documented, and once.
-func strictMembers(obj *jsonNode, t reflect.Type) []FieldError {
+func strictMembers(obj *jsontree.Node, t reflect.Type) []FieldError {
 	known := map[string]bool{}
 	for f := range t.Fields() {
 		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
@@ -595,7 +596,7 @@ func strictMembers(obj *jsonNode, t reflect.Type) []FieldError {
 	}
 	var fields []FieldError
 	seen := map[string]bool{}
-	for _, k := range obj.keys {
+	for _, k := range obj.Keys {
 		switch {
 		case seen[k]:
 			fields = append(fields, FieldError{Field: k, Message: "is given more than once"})

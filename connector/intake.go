@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/cspconnector/csp-connector/connector/event"
 	"github.com/cspconnector/csp-connector/dataverse"
 )
 
@@ -59,7 +60,7 @@ type Gate struct {
 }
 
 // Judge decides on ev.
-func (g *Gate) Judge(ev Event) Verdict {
+func (g *Gate) Judge(ev event.Event) Verdict {
 	if g.OrganizationID != (dataverse.GUID{}) && ev.OrganizationID != g.OrganizationID {
 		return Verdict{ActionReject, ReasonForeignOrganization, fmt.Sprintf(
 			"the event comes from organization %s (%s) but this connector serves %s: check which environment's service endpoint posts to this queue",
@@ -98,11 +99,11 @@ func (g *Gate) Judge(ev Event) Verdict {
 	return Verdict{ActionIgnore, "NoTriggerColumn", "no trigger column changed: " + strings.Join(changed, ", ")}
 }
 
-func (g *Gate) caused(ev Event) bool {
+func (g *Gate) caused(ev event.Event) bool {
 	return g.SelfUserID != (dataverse.GUID{}) && ev.InitiatingUserID == g.SelfUserID
 }
 
-func (g *Gate) triggersFor(ev Event) []Trigger {
+func (g *Gate) triggersFor(ev event.Event) []Trigger {
 	var out []Trigger
 	for _, tr := range g.Triggers {
 		if strings.EqualFold(tr.Message, ev.Message) && (tr.Table == ev.Table || tr.Table == "") {
@@ -113,7 +114,7 @@ func (g *Gate) triggersFor(ev Event) []Trigger {
 }
 
 // KeyFor is the work key of an event: its row, or for an unbound custom API its message name.
-func KeyFor(ev Event) WorkKey {
+func KeyFor(ev event.Event) WorkKey {
 	if ev.Table == "" || ev.Table == "none" {
 		return WorkKey{Table: ev.Message}
 	}
@@ -161,15 +162,15 @@ type Intake struct {
 
 // Receive decodes and judges body. It returns the event (when it decoded) and, unless the event is to be
 // processed, the settlement to apply at once.
-func (in *Intake) Receive(body []byte, source string, truncatedHint bool) (Event, *Settlement) {
+func (in *Intake) Receive(body []byte, source string, truncatedHint bool) (event.Event, *Settlement) {
 	in.Metrics.received(source)
-	ev, err := DecodeEvent(body)
+	ev, err := event.Decode(body)
 	if err != nil {
-		var de *DecodeError
+		var de *event.DecodeError
 		if errors.As(err, &de) {
-			return Event{}, &Settlement{Action: SettleDeadLetter, Reason: de.Reason, Description: de.Detail}
+			return event.Event{}, &Settlement{Action: SettleDeadLetter, Reason: de.Reason, Description: de.Detail}
 		}
-		return Event{}, &Settlement{Action: SettleDeadLetter, Reason: ReasonMalformed, Description: err.Error()}
+		return event.Event{}, &Settlement{Action: SettleDeadLetter, Reason: event.ReasonMalformed, Description: err.Error()}
 	}
 	if truncatedHint {
 		ev.Truncated = true
@@ -189,7 +190,7 @@ func (in *Intake) Receive(body []byte, source string, truncatedHint bool) (Event
 
 // Process runs the event's work and waits for it: complete on success or when no handler wants it,
 // abandon on failure.
-func (in *Intake) Process(ctx context.Context, ev Event, source string) Settlement {
+func (in *Intake) Process(ctx context.Context, ev event.Event, source string) Settlement {
 	err := in.Queue.Do(ctx, WorkItem{Key: KeyFor(ev), Event: &ev, Source: source})
 	switch {
 	case err == nil, errors.Is(err, ErrNoHandler):

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/cspconnector/csp-connector/connector/event"
 	"github.com/cspconnector/csp-connector/dataverse"
 )
 
@@ -36,13 +37,13 @@ func testGate() *Gate {
 	}}
 }
 
-func updateEvent(user uuid.UUID, cols ...string) Event {
+func updateEvent(user uuid.UUID, cols ...string) event.Event {
 	attrs := map[string]any{}
 	for _, c := range cols {
 		attrs[c] = nil
 	}
-	return Event{Message: "Update", Table: "csp_licensechangelog", RowID: testRow, OrganizationID: testOrg, InitiatingUserID: user,
-		Target: &EventEntity{Table: "csp_licensechangelog", ID: testRow, Attributes: attrs, Columns: cols}}
+	return event.Event{Message: "Update", Table: "csp_licensechangelog", RowID: testRow, OrganizationID: testOrg, InitiatingUserID: user,
+		Target: &event.Entity{Table: "csp_licensechangelog", ID: testRow, Attributes: attrs, Columns: cols}}
 }
 
 func TestGateJudge(t *testing.T) {
@@ -55,15 +56,15 @@ func TestGateJudge(t *testing.T) {
 	truncated.InitiatingUserID = testUser
 	create := updateEvent(testSelf, "csp_quantity", "csp_name")
 	create.Message = "Create"
-	deleted := Event{Message: "Delete", Table: "csp_licensechangelog", RowID: testRow, OrganizationID: testOrg, InitiatingUserID: testUser,
+	deleted := event.Event{Message: "Delete", Table: "csp_licensechangelog", RowID: testRow, OrganizationID: testOrg, InitiatingUserID: testUser,
 		TargetRef: &dataverse.Ref{Table: "csp_licensechangelog", ID: testRow}}
 	account := updateEvent(testUser, "name")
 	account.Table = "account"
-	customAPI := Event{Message: "csp_RunJob", OrganizationID: testOrg, InitiatingUserID: testUser}
+	customAPI := event.Event{Message: "csp_RunJob", OrganizationID: testOrg, InitiatingUserID: testUser}
 
 	cases := []struct {
 		name   string
-		ev     Event
+		ev     event.Event
 		action Action
 		reason string
 	}{

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/cspconnector/csp-connector/connector/event"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
 	"github.com/cspconnector/csp-connector/mapping"
@@ -51,8 +52,8 @@ func TestArchivingAFailedBlockerProvisionsTheChangeItHeld(t *testing.T) {
 
 	// The admin archives the failed change. That is an event the provisioner is woken by…
 	gate := &Gate{SelfUserID: uuid.New(), Triggers: LCLTriggers()}
-	archive := Event{Message: "Update", Table: schema.TableLicenseChangeLog, RowID: first, InitiatingUserID: uuid.New(),
-		Target: &EventEntity{Table: schema.TableLicenseChangeLog, ID: first, Columns: []string{"statecode", "statuscode", "modifiedon"}}}
+	archive := event.Event{Message: "Update", Table: schema.TableLicenseChangeLog, RowID: first, InitiatingUserID: uuid.New(),
+		Target: &event.Entity{Table: schema.TableLicenseChangeLog, ID: first, Columns: []string{"statecode", "statuscode", "modifiedon"}}}
 	assert.Equal(t, ActionProcess, gate.Judge(archive).Action, "archiving a change log wakes the provisioner")
 	_, err = r.DV.Update(t.Context(), schema.SetLicenseChangeLogs, first, dataverse.Row{"statecode": schema.StateInactive, "statuscode": schema.LCLArchived}, nil)
 	require.NoError(t, err)

@@ -13,6 +13,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
+	"github.com/cspconnector/csp-connector/connector/event"
 	"github.com/cspconnector/csp-connector/dataverse"
 )
 
@@ -203,7 +204,7 @@ func (l *ServiceBusListener) handle(ctx, workCtx context.Context, rcv *azservice
 	var s Settlement
 	body := m.Body
 	if ct := derefString(m.ContentType); ct != "" && !strings.Contains(strings.ToLower(ct), "json") {
-		s = Settlement{Action: SettleDeadLetter, Reason: ReasonNotJSON, Description: fmt.Sprintf(
+		s = Settlement{Action: SettleDeadLetter, Reason: event.ReasonNotJSON, Description: fmt.Sprintf(
 			"the message's content type is %q: set the Dataverse service endpoint's message format to Json (messageformat 2)", ct)}
 	} else if ev, early := l.intake.Receive(body, SourceServiceBus, truncatedMessage(m)); early != nil {
 		s = *early

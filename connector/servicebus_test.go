@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/cspconnector/csp-connector/connector/event"
 	"github.com/cspconnector/csp-connector/internal/fakesb"
 )
 
@@ -167,7 +168,7 @@ func TestServiceBusDeadLettersWhatCanNeverSucceed(t *testing.T) {
 	}
 	assert.Contains(t, reasons["<Entity><LogicalName>account</LogicalName></Entity>"], "NotJson: the body is XML: set the Dataverse service endpoint's message format to Json")
 	assert.Contains(t, reasons["\x00\x01binary"], "NotJson")
-	assert.Contains(t, reasons[`{"MessageName":"Update"}`], ReasonMalformed)
+	assert.Contains(t, reasons[`{"MessageName":"Update"}`], event.ReasonMalformed)
 	var foreign string
 	for body, reason := range reasons {
 		if len(body) > 0 && body[0] == '{' && body != `{"MessageName":"Update"}` {

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cspconnector/csp-connector/connector/event"
 	"github.com/cspconnector/csp-connector/dataverse"
 )
 
@@ -34,7 +35,7 @@ const (
 // WorkItem is one request to reconcile a key. Event is the Dataverse event that asked for it, if any.
 type WorkItem struct {
 	Key    WorkKey
-	Event  *Event
+	Event  *event.Event
 	Source string
 }
 
@@ -43,7 +44,7 @@ type WorkItem struct {
 // woke them.
 type Work struct {
 	Key     WorkKey
-	Events  []Event
+	Events  []event.Event
 	Sources []string
 }
 
@@ -96,7 +97,7 @@ type queueEntry struct {
 }
 
 type workBatch struct {
-	events   []Event
+	events   []event.Event
 	sources  []string
 	waiters  []chan error
 	attempts int // earlier failed runs of detached work

@@ -12,6 +12,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/cspconnector/csp-connector/connector/event"
 )
 
 func key(n byte) WorkKey { return WorkKey{Table: "csp_licensechangelog", ID: uuid.UUID{n}} }
@@ -43,7 +45,7 @@ func TestQueueCollapsesDuplicatesWhileWaiting(t *testing.T) {
 		require.NoError(t, q.Submit(t.Context(), WorkItem{Key: key(1), Source: SourceSweep}))
 		synctest.Wait() // key 1 is running and holds the only worker
 		for i := range 5 {
-			ev := Event{Message: "Update", OperationID: string(rune('a' + i))}
+			ev := event.Event{Message: "Update", OperationID: string(rune('a' + i))}
 			require.NoError(t, q.Submit(t.Context(), WorkItem{Key: key(2), Event: &ev, Source: SourceServiceBus}))
 		}
 		require.NoError(t, q.Submit(t.Context(), WorkItem{Key: key(2), Source: SourceWebhook}))

@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/cspconnector/csp-connector/connector"
+	"github.com/cspconnector/csp-connector/connector/event"
 )
 
 // maxInspectSize bounds what inspect reads: Dataverse never posts more than 256 KB.
@@ -43,14 +43,14 @@ It needs no configuration. --output json prints one JSON object for scripts.`,
 			if len(body) > maxInspectSize {
 				return fmt.Errorf("the message is larger than %d bytes; Dataverse messages are at most 256 KB", maxInspectSize)
 			}
-			e, err := connector.DecodeEvent(body)
+			e, err := event.Decode(body)
 			if err != nil {
 				return err
 			}
 			if output == "json" {
-				return writeJSON(stdout, connector.Inspect(e))
+				return writeJSON(stdout, event.Inspect(e))
 			}
-			connector.WriteInspect(stdout, e)
+			event.WriteInspect(stdout, e)
 			return nil
 		},
 	}

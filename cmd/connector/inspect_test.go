@@ -13,7 +13,7 @@ import (
 
 func TestInspectNeedsNoConfiguration(t *testing.T) {
 	t.Parallel()
-	const file = "../../connector/testdata/webhook-remoteexecutioncontext-contact-update.json"
+	const file = "../../connector/event/testdata/webhook-remoteexecutioncontext-contact-update.json"
 	var out bytes.Buffer
 	require.NoError(t, run(t.Context(), []string{"inspect", file}, getenv(nil), nil, &out, &bytes.Buffer{}))
 	assert.Contains(t, out.String(), "Update of contact 6d81597f-0f9f-e711-8122-000d3aa2331c")

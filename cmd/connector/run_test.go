@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cspconnector/csp-connector/connector"
+	"github.com/cspconnector/csp-connector/connector/event"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/dataversetest"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
@@ -224,7 +225,7 @@ func TestRunEndToEndOverServiceBus(t *testing.T) {
 	for _, d := range sb.Dataverse.Deliveries() {
 		assert.True(t, d.Delivered(), "%+v", d)
 		if d.Table == schema.TableProvider {
-			ev, err := connector.DecodeEvent(d.Body)
+			ev, err := event.Decode(d.Body)
 			require.NoError(t, err)
 			if ev.InitiatingUserID == sb.AdminID {
 				adminEvents++

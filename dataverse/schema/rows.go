@@ -42,8 +42,8 @@ type ProviderAccount struct {
 	// an Auto-mapped row was set by a person: the row says who set it, not an event's list of columns.
 	AutoMappedAccount dataverse.Ref `dataverse:"csp_automappedaccount,lookup=accounts"`
 	LastSyncedOn      time.Time     `dataverse:"csp_lastsyncedon"`
-	State          int            `dataverse:"statecode,omitzero"`
-	Status         int            `dataverse:"statuscode,omitzero"`
+	State             int           `dataverse:"statecode,omitzero"`
+	Status            int           `dataverse:"statuscode,omitzero"`
 }
 
 // AgreementTemplate is a csp_agreementtemplate row.

@@ -1,4 +1,9 @@
-package connector
+// Package jsontree parses a JSON document once into a tree that callers walk, with a limit on nesting.
+// It serves decoders that would otherwise call json.Unmarshal level by level — which scans each level's
+// whole input again, so a deeply nested document costs time and memory quadratic in its depth — and
+// readers that must see what encoding/json hides (duplicate members, member names in another case, a
+// second value after the first).
+package jsontree
 
 import (
 	"encoding/json"
@@ -8,71 +13,69 @@ import (
 	"unicode/utf8"
 )
 
-// maxEventDepth bounds how deeply a message's JSON may nest. Dataverse's own messages nest about ten
-// levels (context → InputParameters → Target → Attributes → value → an entity's Attributes…); a body
-// nested deeper was not written by Dataverse.
-const maxEventDepth = 64
+// MaxDepth bounds how deeply a document may nest.
+const MaxDepth = 64
 
-// jsonKind is the kind of one JSON value.
-type jsonKind uint8
+// Kind is the Kind of one JSON value.
+type Kind uint8
 
 const (
-	jsonNull jsonKind = iota
-	jsonBool
-	jsonNumber
-	jsonString
-	jsonObject
-	jsonArray
+	Null Kind = iota
+	Bool
+	Number
+	String
+	Object
+	Array
 )
 
-// jsonNode is one value of a message, parsed once. The event decoder walks this tree instead of calling
+// Node is one value of a message, parsed once. The event decoder walks this tree instead of calling
 // json.Unmarshal at every level: json.Unmarshal scans the whole of its input, so decoding level by level
 // re-read every nested entity once per level above it (quadratic in the depth — an attacker's deeply
 // nested message cost seconds and hundreds of megabytes before anything checked it).
-type jsonNode struct {
-	kind jsonKind
-	// raw is the value as sent: a sub-slice of the decoder's own copy of the body.
-	raw []byte
-	// text is a string's decoded text, a number's digits, or "true"/"false".
-	text string
-	// keys and items are an object's member names and values in the order sent, or an array's items.
-	keys  []string
-	items []*jsonNode
+type Node struct {
+	Kind Kind
+	// Raw is the value as sent: a sub-slice of the decoder's own copy of the body.
+	Raw []byte
+	// Text is a string's decoded Text, a number's digits, or "true"/"false".
+	Text string
+	// Keys and Items are an object's member names and values in the order sent, or an array's Items.
+	Keys  []string
+	Items []*Node
 }
 
 // member returns the object member called name: the last one sent, matched exactly or, as
 // encoding/json does, case-insensitively; nil when there is none or v is not an object.
-func (v *jsonNode) member(name string) *jsonNode {
-	if v == nil || v.kind != jsonObject {
+func (v *Node) Member(name string) *Node {
+	if v == nil || v.Kind != Object {
 		return nil
 	}
-	var found *jsonNode
-	for i, k := range v.keys {
+	var found *Node
+	for i, k := range v.Keys {
 		if k == name || strings.EqualFold(k, name) {
-			found = v.items[i]
+			found = v.Items[i]
 		}
 	}
 	return found
 }
 
-// str returns a string value's text; ok is false for any other kind (a missing member included).
-func (v *jsonNode) str() (string, bool) {
-	if v == nil || v.kind != jsonString {
+// str returns a string value's text; ok is false for any other Kind (a missing member included).
+func (v *Node) Str() (string, bool) {
+	if v == nil || v.Kind != String {
 		return "", false
 	}
-	return v.text, true
+	return v.Text, true
 }
 
 // isNull reports a member that is absent or null.
-func (v *jsonNode) isNull() bool { return v == nil || v.kind == jsonNull }
+func (v *Node) IsNull() bool { return v == nil || v.Kind == Null }
 
-// errTooDeep is returned for a body nested deeper than maxEventDepth.
-var errTooDeep = fmt.Errorf("it nests deeper than %d levels", maxEventDepth)
+// ErrTooDeep is returned for a body nested deeper than MaxDepth.
+var ErrTooDeep = fmt.Errorf("it nests deeper than %d levels", MaxDepth)
 
-// parseJSON parses body in one pass into a tree, refusing anything that is not exactly one JSON value
-// (surrounding white space aside) or that nests deeper than maxEventDepth.
-func parseJSON(body []byte) (*jsonNode, error) {
-	p := jsonParser{b: body}
+// Parse parses body in one pass into a tree, refusing anything that is not exactly one JSON value
+// (surrounding white space aside) or that nests deeper than MaxDepth.
+func Parse(body []byte) (*Node, error) {
+	p := parser{b: body}
 	v, err := p.value(0)
 	if err != nil {
 		return nil, err
@@ -84,16 +87,16 @@ func parseJSON(body []byte) (*jsonNode, error) {
 	return v, nil
 }
 
-type jsonParser struct {
+type parser struct {
 	b []byte
 	i int
 }
 
-func (p *jsonParser) errorf(format string, args ...any) error {
+func (p *parser) errorf(format string, args ...any) error {
 	return fmt.Errorf("at byte %d: %s", p.i, fmt.Sprintf(format, args...))
 }
 
-func (p *jsonParser) space() {
+func (p *parser) space() {
 	for p.i < len(p.b) {
 		switch p.b[p.i] {
 		case ' ', '\t', '\n', '\r':
@@ -104,7 +107,7 @@ func (p *jsonParser) space() {
 	}
 }
 
-func (p *jsonParser) value(depth int) (*jsonNode, error) {
+func (p *parser) value(depth int) (*Node, error) {
 	p.space()
 	if p.i >= len(p.b) {
 		return nil, p.errorf("unexpected end of the body")
@@ -112,10 +115,10 @@ func (p *jsonParser) value(depth int) (*jsonNode, error) {
 	start := p.i
 	switch c := p.b[p.i]; {
 	case c == '{' || c == '[':
-		if depth >= maxEventDepth {
-			return nil, errTooDeep
+		if depth >= MaxDepth {
+			return nil, ErrTooDeep
 		}
-		var v *jsonNode
+		var v *Node
 		var err error
 		if c == '{' {
 			v, err = p.object(depth + 1)
@@ -125,46 +128,46 @@ func (p *jsonParser) value(depth int) (*jsonNode, error) {
 		if err != nil {
 			return nil, err
 		}
-		v.raw = p.b[start:p.i]
+		v.Raw = p.b[start:p.i]
 		return v, nil
 	case c == '"':
 		s, err := p.string()
 		if err != nil {
 			return nil, err
 		}
-		return &jsonNode{kind: jsonString, raw: p.b[start:p.i], text: s}, nil
+		return &Node{Kind: String, Raw: p.b[start:p.i], Text: s}, nil
 	case c == 't':
-		return p.literal("true", jsonBool)
+		return p.literal("true", Bool)
 	case c == 'f':
-		return p.literal("false", jsonBool)
+		return p.literal("false", Bool)
 	case c == 'n':
-		return p.literal("null", jsonNull)
+		return p.literal("null", Null)
 	case c == '-' || (c >= '0' && c <= '9'):
 		if err := p.number(); err != nil {
 			return nil, err
 		}
 		raw := p.b[start:p.i]
-		return &jsonNode{kind: jsonNumber, raw: raw, text: string(raw)}, nil
+		return &Node{Kind: Number, Raw: raw, Text: string(raw)}, nil
 	default:
 		return nil, p.errorf("unexpected %q", c)
 	}
 }
 
-func (p *jsonParser) literal(word string, kind jsonKind) (*jsonNode, error) {
+func (p *parser) literal(word string, kind Kind) (*Node, error) {
 	if !strings.HasPrefix(string(p.b[p.i:min(len(p.b), p.i+len(word))]), word) {
 		return nil, p.errorf("invalid literal")
 	}
 	raw := p.b[p.i : p.i+len(word)]
 	p.i += len(word)
-	v := &jsonNode{kind: kind, raw: raw}
-	if kind == jsonBool {
-		v.text = word
+	v := &Node{Kind: kind, Raw: raw}
+	if kind == Bool {
+		v.Text = word
 	}
 	return v, nil
 }
 
 // number checks JSON's number grammar: -? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?
-func (p *jsonParser) number() error {
+func (p *parser) number() error {
 	digits := func() int {
 		n := 0
 		for p.i < len(p.b) && p.b[p.i] >= '0' && p.b[p.i] <= '9' {
@@ -202,7 +205,7 @@ func (p *jsonParser) number() error {
 
 // string reads a quoted string at p.i. A string without escapes is taken as it is (invalid UTF-8
 // replaced, as encoding/json does); one with escapes is decoded by encoding/json, which reads only it.
-func (p *jsonParser) string() (string, error) {
+func (p *parser) string() (string, error) {
 	start := p.i
 	p.i++
 	escaped := false
@@ -260,8 +263,8 @@ func isHex(c byte) bool {
 	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
 }
 
-func (p *jsonParser) object(depth int) (*jsonNode, error) {
-	v := &jsonNode{kind: jsonObject}
+func (p *parser) object(depth int) (*Node, error) {
+	v := &Node{Kind: Object}
 	p.i++ // {
 	p.space()
 	if p.i < len(p.b) && p.b[p.i] == '}' {
@@ -286,8 +289,8 @@ func (p *jsonParser) object(depth int) (*jsonNode, error) {
 		if err != nil {
 			return nil, err
 		}
-		v.keys = append(v.keys, key)
-		v.items = append(v.items, item)
+		v.Keys = append(v.Keys, key)
+		v.Items = append(v.Items, item)
 		p.space()
 		if p.i >= len(p.b) {
 			return nil, p.errorf("unexpected end of the body")
@@ -304,8 +307,8 @@ func (p *jsonParser) object(depth int) (*jsonNode, error) {
 	}
 }
 
-func (p *jsonParser) array(depth int) (*jsonNode, error) {
-	v := &jsonNode{kind: jsonArray}
+func (p *parser) array(depth int) (*Node, error) {
+	v := &Node{Kind: Array}
 	p.i++ // [
 	p.space()
 	if p.i < len(p.b) && p.b[p.i] == ']' {
@@ -317,7 +320,7 @@ func (p *jsonParser) array(depth int) (*jsonNode, error) {
 		if err != nil {
 			return nil, err
 		}
-		v.items = append(v.items, item)
+		v.Items = append(v.Items, item)
 		p.space()
 		if p.i >= len(p.b) {
 			return nil, p.errorf("unexpected end of the body")

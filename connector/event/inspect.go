@@ -1,4 +1,4 @@
-package connector
+package event
 
 import (
 	"encoding/json"
@@ -73,7 +73,7 @@ func Inspect(e Event) InspectJSON {
 
 // jsonImages renders every image and picks the one for preImage/postImage: the only one, or the first by
 // alias when there are several.
-func jsonImages(images map[string]EventEntity) (map[string]map[string]any, map[string]any) {
+func jsonImages(images map[string]Entity) (map[string]map[string]any, map[string]any) {
 	if len(images) == 0 {
 		return nil, map[string]any{}
 	}
@@ -112,7 +112,7 @@ func jsonValue(v any) any {
 			out[i] = int(c)
 		}
 		return out
-	case EventEntity:
+	case Entity:
 		return map[string]any{"table": x.Table, "id": x.ID.String(), "attributes": jsonAttributes(x.Attributes)}
 	}
 	return v
@@ -155,7 +155,7 @@ func WriteInspect(w io.Writer, e Event) {
 	}
 }
 
-func writeEntity(w io.Writer, title string, ent EventEntity) {
+func writeEntity(w io.Writer, title string, ent Entity) {
 	fmt.Fprintf(w, "%s:\n", title)
 	for _, col := range ent.Columns {
 		line := fmt.Sprintf("  %s = %s", col, valueText(ent.Attributes[col]))

@@ -1,4 +1,4 @@
-package connector
+package event
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/cspconnector/csp-connector/dataverse"
+	"github.com/cspconnector/csp-connector/internal/jsontree"
 )
 
 // Event is one Dataverse event — a RemoteExecutionContext posted to Service Bus (message format Json) or
@@ -41,19 +42,19 @@ type Event struct {
 	OperationCreatedOn time.Time
 	// Target is the written row for Create and Update: only the submitted columns and the ones Dataverse
 	// maintains. TargetRef is the row for Delete and for bound custom APIs.
-	Target    *EventEntity
+	Target    *Entity
 	TargetRef *dataverse.Ref
 	// Parameters are the other input parameters (a custom API's), decoded like attribute values.
 	Parameters map[string]any
 	// PreImages and PostImages are the registered images by alias.
-	PreImages, PostImages map[string]EventEntity
+	PreImages, PostImages map[string]Entity
 	// Truncated is set when Dataverse dropped the parameters and images because the message was too large
 	// (MessageMaxSizeExceeded, or the webhook header x-ms-dynamics-msg-size-exceeded): re-read the row.
 	Truncated bool
 }
 
-// EventEntity is a row inside an event: its attributes, decoded by their __type, and formatted values.
-type EventEntity struct {
+// Entity is a row inside an event: its attributes, decoded by their __type, and formatted values.
+type Entity struct {
 	Table string
 	ID    dataverse.GUID
 	// Attributes maps column → value: string, bool, int64, float64, time.Time (UTC), dataverse.Ref
@@ -104,10 +105,10 @@ func IsDecodeError(err error) bool {
 	return errors.As(err, &de)
 }
 
-// DecodeEvent reads a RemoteExecutionContext. It is lenient — unknown fields are ignored, values of
+// Decode reads a RemoteExecutionContext. It is lenient — unknown fields are ignored, values of
 // unexpected shape are kept raw — and strict only about what the connector cannot do without: the
 // operation, the table and the row.
-func DecodeEvent(body []byte) (Event, error) {
+func Decode(body []byte) (Event, error) {
 	body = bytes.TrimSpace(bytes.TrimPrefix(body, []byte("\ufeff")))
 	switch {
 	case len(body) == 0:
@@ -122,25 +123,25 @@ func DecodeEvent(body []byte) (Event, error) {
 	}
 	// One copy of the body, parsed once: values kept raw are slices of it, so the caller's buffer can be
 	// reused and nothing is copied per level.
-	root, err := parseJSON(bytes.Clone(body))
-	if errors.Is(err, errTooDeep) {
-		return Event{}, &DecodeError{ReasonMalformed, "the message nests deeper than " + strconv.Itoa(maxEventDepth) + " levels; Dataverse's own messages nest about ten"}
+	root, err := jsontree.Parse(bytes.Clone(body))
+	if errors.Is(err, jsontree.ErrTooDeep) {
+		return Event{}, &DecodeError{ReasonMalformed, "the message nests deeper than " + strconv.Itoa(jsontree.MaxDepth) + " levels; Dataverse's own messages nest about ten"}
 	}
 	if err != nil {
 		return Event{}, &DecodeError{ReasonNotJSON, "the body is not a JSON object: " + err.Error()}
 	}
-	if root.kind != jsonObject {
+	if root.Kind != jsontree.Object {
 		return Event{}, &DecodeError{ReasonNotJSON, "the body is not a JSON object"}
 	}
-	m := root.member
+	m := root.Member
 	e := Event{
 		CorrelationID: guidText(m("CorrelationId")), OperationID: guidText(m("OperationId")), RequestID: guidText(m("RequestId")),
 		Depth: intOf(m("Depth")), Mode: intOf(m("Mode")), Stage: intOf(m("Stage")),
 	}
-	e.Message, _ = m("MessageName").str()
-	e.Table, _ = m("PrimaryEntityName").str()
-	e.OrganizationName, _ = m("OrganizationName").str()
-	if exceeded := m("MessageMaxSizeExceeded"); !exceeded.isNull() && !(exceeded.kind == jsonBool && exceeded.text == "false") {
+	e.Message, _ = m("MessageName").Str()
+	e.Table, _ = m("PrimaryEntityName").Str()
+	e.OrganizationName, _ = m("OrganizationName").Str()
+	if exceeded := m("MessageMaxSizeExceeded"); !exceeded.IsNull() && !(exceeded.Kind == jsontree.Bool && exceeded.Text == "false") {
 		e.Truncated = true
 	}
 	e.RowID, _ = guidOf(m("PrimaryEntityId"))
@@ -195,35 +196,35 @@ func isUnboundMessage(m string) bool {
 
 type keyValue struct {
 	key   string
-	value *jsonNode
+	value *jsontree.Node
 }
 
 // keyValues reads a WCF-style [{"key","value"}] list; anything else yields nothing.
-func keyValues(list *jsonNode) []keyValue {
-	if list == nil || list.kind != jsonArray {
+func keyValues(list *jsontree.Node) []keyValue {
+	if list == nil || list.Kind != jsontree.Array {
 		return nil
 	}
-	out := make([]keyValue, 0, len(list.items))
-	for _, item := range list.items {
-		if item.kind != jsonObject {
+	out := make([]keyValue, 0, len(list.Items))
+	for _, item := range list.Items {
+		if item.Kind != jsontree.Object {
 			return nil
 		}
-		key := item.member("key")
-		k, ok := key.str()
-		if !ok && !key.isNull() {
+		key := item.Member("key")
+		k, ok := key.Str()
+		if !ok && !key.IsNull() {
 			return nil
 		}
-		out = append(out, keyValue{k, item.member("value")})
+		out = append(out, keyValue{k, item.Member("value")})
 	}
 	return out
 }
 
-func imagesOf(list *jsonNode) map[string]EventEntity {
-	var out map[string]EventEntity
+func imagesOf(list *jsontree.Node) map[string]Entity {
+	var out map[string]Entity
 	for _, kv := range keyValues(list) {
 		if ent, ok := entityOf(kv.value); ok {
 			if out == nil {
-				out = map[string]EventEntity{}
+				out = map[string]Entity{}
 			}
 			out[kv.key] = ent
 		}
@@ -232,36 +233,36 @@ func imagesOf(list *jsonNode) map[string]EventEntity {
 }
 
 // optionalString reads a member that must be a string when present.
-func optionalString(v *jsonNode) (string, bool) {
-	if v.isNull() {
+func optionalString(v *jsontree.Node) (string, bool) {
+	if v.IsNull() {
 		return "", true
 	}
-	return v.str()
+	return v.Str()
 }
 
 // entityOf reads an Entity: it has Attributes (the doc's image entities carry no __type).
-func entityOf(v *jsonNode) (EventEntity, bool) {
-	if v == nil || v.kind != jsonObject || v.member("Attributes") == nil {
-		return EventEntity{}, false
+func entityOf(v *jsontree.Node) (Entity, bool) {
+	if v == nil || v.Kind != jsontree.Object || v.Member("Attributes") == nil {
+		return Entity{}, false
 	}
-	typ, ok1 := optionalString(v.member("__type"))
-	table, ok2 := optionalString(v.member("LogicalName"))
+	typ, ok1 := optionalString(v.Member("__type"))
+	table, ok2 := optionalString(v.Member("LogicalName"))
 	if !ok1 || !ok2 || (typ != "" && !strings.HasPrefix(typ, "Entity:")) {
-		return EventEntity{}, false
+		return Entity{}, false
 	}
-	out := EventEntity{Table: table, Attributes: map[string]any{}}
-	if rv := v.member("RowVersion"); !rv.isNull() {
-		out.RowVersion = strings.Trim(string(rv.raw), `"`)
+	out := Entity{Table: table, Attributes: map[string]any{}}
+	if rv := v.Member("RowVersion"); !rv.IsNull() {
+		out.RowVersion = strings.Trim(string(rv.Raw), `"`)
 	}
-	out.ID, _ = guidOf(v.member("Id"))
-	for _, kv := range keyValues(v.member("Attributes")) {
+	out.ID, _ = guidOf(v.Member("Id"))
+	for _, kv := range keyValues(v.Member("Attributes")) {
 		if _, dup := out.Attributes[kv.key]; !dup {
 			out.Columns = append(out.Columns, kv.key)
 		}
 		out.Attributes[kv.key] = valueOf(kv.value)
 	}
-	for _, kv := range keyValues(v.member("FormattedValues")) {
-		if s, ok := kv.value.str(); ok {
+	for _, kv := range keyValues(v.Member("FormattedValues")) {
+		if s, ok := kv.value.Str(); ok {
 			if out.FormattedValues == nil {
 				out.FormattedValues = map[string]string{}
 			}
@@ -274,24 +275,24 @@ func entityOf(v *jsonNode) (EventEntity, bool) {
 // valueOf decodes an attribute value by its __type: EntityReference, OptionSetValue, Money, a list of
 // OptionSetValues (multi-select), a /Date(ms)/ date, or a plain JSON value. A value of any other shape is
 // kept raw without being looked into, so no part of a message is decoded twice.
-func valueOf(v *jsonNode) any {
-	if v.isNull() {
+func valueOf(v *jsontree.Node) any {
+	if v.IsNull() {
 		return nil
 	}
-	switch v.kind {
-	case jsonString:
-		if t, ok := parseWCFDate(v.text); ok {
+	switch v.Kind {
+	case jsontree.String:
+		if t, ok := parseWCFDate(v.Text); ok {
 			return t
 		}
-		return v.text
-	case jsonObject:
-		typ, ok1 := optionalString(v.member("__type"))
-		table, ok2 := optionalString(v.member("LogicalName"))
-		name, ok3 := optionalString(v.member("Name"))
+		return v.Text
+	case jsontree.Object:
+		typ, ok1 := optionalString(v.Member("__type"))
+		table, ok2 := optionalString(v.Member("LogicalName"))
+		name, ok3 := optionalString(v.Member("Name"))
 		if !ok1 || !ok2 || !ok3 {
-			return json.RawMessage(v.raw)
+			return json.RawMessage(v.Raw)
 		}
-		id, value := v.member("Id"), v.member("Value")
+		id, value := v.Member("Id"), v.Member("Value")
 		kind, _, _ := strings.Cut(typ, ":")
 		switch {
 		case kind == "EntityReference" || (kind == "" && table != "" && id != nil && value == nil):
@@ -303,7 +304,7 @@ func valueOf(v *jsonNode) any {
 		case kind == "Money":
 			var f float64
 			if value != nil {
-				f, _ = strconv.ParseFloat(string(value.raw), 64)
+				f, _ = strconv.ParseFloat(string(value.Raw), 64)
 			}
 			return Money(f)
 		case strings.HasPrefix(kind, "Entity") && kind != "EntityReference":
@@ -311,28 +312,28 @@ func valueOf(v *jsonNode) any {
 				return ent
 			}
 		}
-		return json.RawMessage(v.raw)
-	case jsonArray:
-		choices := make([]Choice, 0, len(v.items))
-		for _, it := range v.items {
-			typ, _ := it.member("__type").str()
+		return json.RawMessage(v.Raw)
+	case jsontree.Array:
+		choices := make([]Choice, 0, len(v.Items))
+		for _, it := range v.Items {
+			typ, _ := it.Member("__type").Str()
 			if kind, _, _ := strings.Cut(typ, ":"); kind != "OptionSetValue" {
-				return json.RawMessage(v.raw)
+				return json.RawMessage(v.Raw)
 			}
-			choices = append(choices, Choice(intOf(it.member("Value"))))
+			choices = append(choices, Choice(intOf(it.Member("Value"))))
 		}
 		return choices
-	case jsonBool:
-		return v.text == "true"
+	case jsontree.Bool:
+		return v.Text == "true"
 	}
-	n := json.Number(v.text)
+	n := json.Number(v.Text)
 	if i, err := n.Int64(); err == nil {
 		return i
 	}
 	if f, err := n.Float64(); err == nil {
 		return f
 	}
-	return json.RawMessage(v.raw)
+	return json.RawMessage(v.Raw)
 }
 
 // parseWCFDate reads "/Date(1506384247000)/" and "/Date(1506409448000-0700)/": milliseconds since the
@@ -357,8 +358,8 @@ func parseWCFDate(s string) (time.Time, bool) {
 	return time.UnixMilli(ms).UTC(), true
 }
 
-func dateOf(v *jsonNode) (time.Time, bool) {
-	s, ok := v.str()
+func dateOf(v *jsontree.Node) (time.Time, bool) {
+	s, ok := v.Str()
 	if !ok {
 		return time.Time{}, false
 	}
@@ -369,8 +370,8 @@ func dateOf(v *jsonNode) (time.Time, bool) {
 	return t.UTC(), err == nil
 }
 
-func guidOf(v *jsonNode) (dataverse.GUID, bool) {
-	s, ok := v.str()
+func guidOf(v *jsontree.Node) (dataverse.GUID, bool) {
+	s, ok := v.Str()
 	if !ok {
 		return dataverse.GUID{}, false
 	}
@@ -378,17 +379,17 @@ func guidOf(v *jsonNode) (dataverse.GUID, bool) {
 	return id, err == nil
 }
 
-func guidText(v *jsonNode) string {
-	s, _ := v.str()
+func guidText(v *jsontree.Node) string {
+	s, _ := v.Str()
 	return s
 }
 
 // intOf reads an integer sent as a number or as a string of digits.
-func intOf(v *jsonNode) int {
-	if v == nil || (v.kind != jsonNumber && v.kind != jsonString) {
+func intOf(v *jsontree.Node) int {
+	if v == nil || (v.Kind != jsontree.Number && v.Kind != jsontree.String) {
 		return 0
 	}
-	n, err := strconv.ParseInt(v.text, 10, 32)
+	n, err := strconv.ParseInt(v.Text, 10, 32)
 	if err != nil {
 		return 0
 	}

@@ -1,4 +1,4 @@
-package connector_test
+package event_test
 
 import (
 	"encoding/json"
@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/cspconnector/csp-connector/connector"
+	"github.com/cspconnector/csp-connector/connector/event"
 	"github.com/cspconnector/csp-connector/dataverse"
 )
 
@@ -26,7 +26,7 @@ func contactUpdate(t testing.TB) []byte {
 
 func TestDecodeDocumentedContactUpdate(t *testing.T) {
 	t.Parallel()
-	e, err := connector.DecodeEvent(contactUpdate(t))
+	e, err := event.Decode(contactUpdate(t))
 	require.NoError(t, err)
 	assert.Equal(t, "Update", e.Message)
 	assert.Equal(t, "contact", e.Table)
@@ -77,14 +77,14 @@ const typedMessage = `{
 
 func TestDecodeTypedValues(t *testing.T) {
 	t.Parallel()
-	e, err := connector.DecodeEvent([]byte("\ufeff" + typedMessage))
+	e, err := event.Decode([]byte("\ufeff" + typedMessage))
 	require.NoError(t, err)
 	assert.Equal(t, "e73ffc82-e292-ed11-aad1-000d3a9933c9", e.RowID.String(), "braces and upper case are accepted")
 	assert.Equal(t, 2, e.Depth, "numbers sent as strings are read")
 	a := e.Target.Attributes
-	assert.Equal(t, connector.Choice(418700000), a["csp_provisioningstatus"])
-	assert.Equal(t, connector.Money(2154.32), a["csp_price"])
-	assert.Equal(t, []connector.Choice{1, 3}, a["csp_regions"])
+	assert.Equal(t, event.Choice(418700000), a["csp_provisioningstatus"])
+	assert.Equal(t, event.Money(2154.32), a["csp_price"])
+	assert.Equal(t, []event.Choice{1, 3}, a["csp_regions"])
 	assert.Equal(t, dataverse.Ref{Table: "csp_subscription", ID: uuid.MustParse("a4c1340d-6911-4758-bba3-0c4c6007d161"), Name: "M365 BP"}, a["csp_subscription"])
 	assert.Equal(t, int64(12), a["csp_quantity"])
 	assert.Equal(t, 0.5, a["csp_ratio"])
@@ -94,7 +94,7 @@ func TestDecodeTypedValues(t *testing.T) {
 	assert.Equal(t, "5948260", e.Target.RowVersion)
 	assert.Equal(t, int64(10), e.PreImages["pre"].Attributes["csp_quantity"])
 
-	j := connector.Inspect(e)
+	j := event.Inspect(e)
 	out, err := json.Marshal(j)
 	require.NoError(t, err)
 	var back map[string]any
@@ -115,7 +115,7 @@ func TestDecodeTypedValues(t *testing.T) {
 
 func TestDecodeCustomAPIAndTruncatedMessages(t *testing.T) {
 	t.Parallel()
-	e, err := connector.DecodeEvent([]byte(`{"MessageName": "csp_RequestAttestationLink", "PrimaryEntityName": "csp_agreement", "PrimaryEntityId": "e73ffc82-e292-ed11-aad1-000d3a9933c9",
+	e, err := event.Decode([]byte(`{"MessageName": "csp_RequestAttestationLink", "PrimaryEntityName": "csp_agreement", "PrimaryEntityId": "e73ffc82-e292-ed11-aad1-000d3a9933c9",
 		"InputParameters": [{"key": "Target", "value": {"__type": "EntityReference:http://schemas.microsoft.com/xrm/2011/Contracts", "Id": "e73ffc82-e292-ed11-aad1-000d3a9933c9", "LogicalName": "csp_agreement", "Name": null}},
 		                    {"key": "Language", "value": "nl-NL"}]}`))
 	require.NoError(t, err)
@@ -125,7 +125,7 @@ func TestDecodeCustomAPIAndTruncatedMessages(t *testing.T) {
 	assert.Nil(t, e.Target)
 	assert.Equal(t, map[string]any{"Language": "nl-NL"}, e.Parameters)
 
-	e, err = connector.DecodeEvent([]byte(`{"MessageName": "Update", "PrimaryEntityName": "csp_agreement", "PrimaryEntityId": "e73ffc82-e292-ed11-aad1-000d3a9933c9", "MessageMaxSizeExceeded": true}`))
+	e, err = event.Decode([]byte(`{"MessageName": "Update", "PrimaryEntityName": "csp_agreement", "PrimaryEntityId": "e73ffc82-e292-ed11-aad1-000d3a9933c9", "MessageMaxSizeExceeded": true}`))
 	require.NoError(t, err)
 	assert.True(t, e.Truncated)
 	assert.Nil(t, e.Target)
@@ -136,20 +136,20 @@ func TestDecodeRefusesWhatCanNeverSucceed(t *testing.T) {
 	tests := []struct {
 		name, body, reason, detail string
 	}{
-		{"xml format", `<RemoteExecutionContext xmlns="http://schemas.microsoft.com/xrm/2011/Contracts"/>`, connector.ReasonNotJSON, "message format to Json"},
-		{"binary format", "@\x1eRemoteExecutionContext", connector.ReasonNotJSON, "message format to Json"},
-		{"empty", "  ", connector.ReasonMalformed, "empty"},
-		{"broken json", `{"MessageName": `, connector.ReasonNotJSON, "not a JSON object"},
-		{"other json", `{"hello": "world"}`, connector.ReasonMalformed, "no MessageName, no PrimaryEntityName"},
-		{"no row", `{"MessageName": "Update", "PrimaryEntityName": "contact"}`, connector.ReasonMalformed, "no PrimaryEntityId"},
+		{"xml format", `<RemoteExecutionContext xmlns="http://schemas.microsoft.com/xrm/2011/Contracts"/>`, event.ReasonNotJSON, "message format to Json"},
+		{"binary format", "@\x1eRemoteExecutionContext", event.ReasonNotJSON, "message format to Json"},
+		{"empty", "  ", event.ReasonMalformed, "empty"},
+		{"broken json", `{"MessageName": `, event.ReasonNotJSON, "not a JSON object"},
+		{"other json", `{"hello": "world"}`, event.ReasonMalformed, "no MessageName, no PrimaryEntityName"},
+		{"no row", `{"MessageName": "Update", "PrimaryEntityName": "contact"}`, event.ReasonMalformed, "no PrimaryEntityId"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			_, err := connector.DecodeEvent([]byte(tt.body))
+			_, err := event.Decode([]byte(tt.body))
 			require.Error(t, err)
-			assert.True(t, connector.IsDecodeError(err))
-			var de *connector.DecodeError
+			assert.True(t, event.IsDecodeError(err))
+			var de *event.DecodeError
 			require.ErrorAs(t, err, &de)
 			assert.Equal(t, tt.reason, de.Reason)
 			assert.Contains(t, de.Detail, tt.detail)
@@ -159,10 +159,10 @@ func TestDecodeRefusesWhatCanNeverSucceed(t *testing.T) {
 
 func TestWriteInspectIsReadable(t *testing.T) {
 	t.Parallel()
-	e, err := connector.DecodeEvent([]byte(typedMessage))
+	e, err := event.Decode([]byte(typedMessage))
 	require.NoError(t, err)
 	var b strings.Builder
-	connector.WriteInspect(&b, e)
+	event.WriteInspect(&b, e)
 	for _, want := range []string{
 		"Update of csp_licensechangelog e73ffc82-e292-ed11-aad1-000d3a9933c9",
 		`csp_provisioningstatus = option 418700000 ("Awaiting Provisioning")`,
@@ -183,17 +183,17 @@ func FuzzDecodeEvent(f *testing.F) {
 	f.Add(nestedEntityMessage(14, 1, 3))
 	f.Add(nestedEntityMessage(30, 1, 3))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		e, err := connector.DecodeEvent(body)
+		e, err := event.Decode(body)
 		if err != nil {
-			assert.True(t, connector.IsDecodeError(err))
+			assert.True(t, event.IsDecodeError(err))
 			return
 		}
 		assert.NotEmpty(t, e.Message)
 		assert.NotEmpty(t, e.Table)
-		_, err = json.Marshal(connector.Inspect(e))
+		_, err = json.Marshal(event.Inspect(e))
 		assert.NoError(t, err)
 		var b strings.Builder
-		connector.WriteInspect(&b, e)
+		event.WriteInspect(&b, e)
 	})
 }
 
@@ -206,7 +206,7 @@ func BenchmarkDecodeEvent(b *testing.B) {
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := connector.DecodeEvent(body); err != nil {
+		if _, err := event.Decode(body); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -237,11 +237,11 @@ func nestedEntityMessage(levels, attrs, strLen int) []byte {
 func TestDecodeBoundsNesting(t *testing.T) {
 	t.Parallel()
 	// Twelve entities deep (about 50 levels of JSON) still decodes, to the innermost value.
-	e, err := connector.DecodeEvent(nestedEntityMessage(12, 2, 20))
+	e, err := event.Decode(nestedEntityMessage(12, 2, 20))
 	require.NoError(t, err)
 	v := any(*e.Target)
 	for range 12 {
-		ent, ok := v.(connector.EventEntity)
+		ent, ok := v.(event.Entity)
 		require.True(t, ok)
 		assert.Len(t, ent.Attributes["csp_a1"], 20)
 		v = ent.Attributes["csp_inner"]
@@ -249,25 +249,25 @@ func TestDecodeBoundsNesting(t *testing.T) {
 	assert.Equal(t, "innermost", v)
 
 	// 800 levels (the attack's 240 KB) is refused as malformed, so it is dead-lettered with the reason.
-	_, err = connector.DecodeEvent(nestedEntityMessage(800, 1, 200))
-	var de *connector.DecodeError
+	_, err = event.Decode(nestedEntityMessage(800, 1, 200))
+	var de *event.DecodeError
 	require.ErrorAs(t, err, &de)
-	assert.Equal(t, connector.ReasonMalformed, de.Reason)
+	assert.Equal(t, event.ReasonMalformed, de.Reason)
 	assert.Contains(t, de.Detail, "nests deeper than 64 levels")
 
 	// Arrays nested inside an attribute are kept raw without being looked into, however deep.
 	deepArray := strings.Repeat("[", 50) + strings.Repeat("]", 50)
-	e, err = connector.DecodeEvent([]byte(`{"MessageName":"Update","PrimaryEntityName":"x","PrimaryEntityId":"e73ffc82-e292-ed11-aad1-000d3a9933c9","InputParameters":[{"key":"Target","value":{"Attributes":[{"key":"a","value":` + deepArray + `}]}}]}`))
+	e, err = event.Decode([]byte(`{"MessageName":"Update","PrimaryEntityName":"x","PrimaryEntityId":"e73ffc82-e292-ed11-aad1-000d3a9933c9","InputParameters":[{"key":"Target","value":{"Attributes":[{"key":"a","value":` + deepArray + `}]}}]}`))
 	require.NoError(t, err)
 	assert.JSONEq(t, deepArray, string(e.Target.Attributes["a"].(json.RawMessage)))
 }
 
 func TestDecodeRefusesTrailingData(t *testing.T) {
 	t.Parallel()
-	_, err := connector.DecodeEvent(append(contactUpdate(t), []byte(` {"MessageName":"Delete"}`)...))
-	var de *connector.DecodeError
+	_, err := event.Decode(append(contactUpdate(t), []byte(` {"MessageName":"Delete"}`)...))
+	var de *event.DecodeError
 	require.ErrorAs(t, err, &de)
-	assert.Equal(t, connector.ReasonNotJSON, de.Reason)
+	assert.Equal(t, event.ReasonNotJSON, de.Reason)
 	assert.Contains(t, de.Detail, "after the JSON value")
 }
 
@@ -288,7 +288,7 @@ func BenchmarkDecodeEventSize(b *testing.B) {
 			var m0, m1 runtime.MemStats
 			runtime.ReadMemStats(&m0)
 			for b.Loop() {
-				if _, err := connector.DecodeEvent(body); err != nil {
+				if _, err := event.Decode(body); err != nil {
 					b.Fatal(err)
 				}
 			}
