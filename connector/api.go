@@ -22,6 +22,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/cspconnector/csp-connector/connector/apiauth"
+	"github.com/cspconnector/csp-connector/connector/metrics"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/internal/jsontree"
 	"github.com/cspconnector/csp-connector/partnercenter"
@@ -63,7 +64,7 @@ type APIOptions struct {
 	// RatePerMinute is each caller's allowance (0: 600).
 	RatePerMinute int
 	Logger        *slog.Logger
-	Metrics       *Metrics
+	Metrics       *metrics.Recorder
 	Now           func() time.Time
 }
 
@@ -185,7 +186,7 @@ func (a *API) operation(rt apiRoute) http.Handler {
 				status = http.StatusInternalServerError
 				writeProblem(w, &apiError{status: status, detail: "The connector failed on an internal error; see its log. Read the row before retrying: part of the work may be done."})
 			}
-			a.opts.Metrics.apiRequest(rt.ID, status)
+			a.opts.Metrics.APIRequest(rt.ID, status)
 			a.opts.Logger.Debug("API request", "operation", rt.ID, "status", status, "took_ms", a.opts.Now().Sub(start).Milliseconds())
 		}()
 		fail := func(err error) {

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/cspconnector/csp-connector/connector/event"
+	"github.com/cspconnector/csp-connector/connector/metrics"
 	"github.com/cspconnector/csp-connector/dataverse"
 )
 
@@ -157,13 +158,13 @@ type Intake struct {
 	Gate    *Gate
 	Queue   *Queue
 	Logger  *slog.Logger
-	Metrics *Metrics
+	Metrics *metrics.Recorder
 }
 
 // Receive decodes and judges body. It returns the event (when it decoded) and, unless the event is to be
 // processed, the settlement to apply at once.
 func (in *Intake) Receive(body []byte, source string, truncatedHint bool) (event.Event, *Settlement) {
-	in.Metrics.received(source)
+	in.Metrics.Received(source)
 	ev, err := event.Decode(body)
 	if err != nil {
 		var de *event.DecodeError

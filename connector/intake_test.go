@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cspconnector/csp-connector/connector/event"
+	"github.com/cspconnector/csp-connector/connector/metrics"
 	"github.com/cspconnector/csp-connector/dataverse"
 )
 
@@ -128,7 +129,7 @@ func newTestIntake(t *testing.T, rec *recorder, opts QueueOptions) *Intake {
 	d.Handle("csp_licensechangelog", rec.handle)
 	q := NewQueue(d.Dispatch, opts)
 	startQueue(t, q)
-	return &Intake{Gate: testGate(), Queue: q, Metrics: NewMetrics()}
+	return &Intake{Gate: testGate(), Queue: q, Metrics: metrics.New()}
 }
 
 func TestWebhook(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cspconnector/csp-connector/connector/metrics"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
 )
@@ -63,7 +64,7 @@ type JobsOptions struct {
 	Tick    time.Duration
 	Now     func() time.Time
 	Logger  *slog.Logger
-	Metrics *Metrics
+	Metrics *metrics.Recorder
 	// Publish announces a run that failed (JobFailed) to the flows that listen; nil: not announced.
 	Publish func(Notification)
 }
@@ -332,7 +333,7 @@ func (j *Jobs) run(ctx context.Context, name string, trigger schema.RunTrigger, 
 	res.Ended = j.opts.Now()
 	res.Status = runStatus(res, ctx)
 	log.Info("job run finished", "status", statusName(res.Status), "processed", res.Counts.Processed, "failed", res.Counts.Failed, "error", res.Err)
-	j.opts.Metrics.jobRun(name, statusName(res.Status))
+	j.opts.Metrics.JobRun(name, statusName(res.Status))
 
 	finish := context.WithoutCancel(ctx) // record the outcome even when shutting down
 	errMsg := ""

@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/cspconnector/csp-connector/connector/apiauth"
+	"github.com/cspconnector/csp-connector/connector/metrics"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/dataversetest"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
@@ -77,7 +78,7 @@ type Sandbox struct {
 	mcaTemplate           dataverse.GUID
 	listener              net.Listener
 	partnerCenterProvider dataverse.GUID
-	metrics               *Metrics
+	metrics               *metrics.Recorder
 }
 
 // demoChange is a demonstration License Change Log and the outcome the connector gives it.
@@ -106,7 +107,7 @@ func StartSandbox(ctx context.Context, opts SandboxOptions) (*Sandbox, error) {
 	if err != nil {
 		return nil, err
 	}
-	sb := &Sandbox{Dataverse: dv, Seeded: map[string]int{}, DemoChanges: map[string]dataverse.GUID{}, metrics: NewMetrics()}
+	sb := &Sandbox{Dataverse: dv, Seeded: map[string]int{}, DemoChanges: map[string]dataverse.GUID{}, metrics: metrics.New()}
 	cfg := Config{DataverseURL: dv.URL, DataverseAuth: AuthNone, DataverseMaxConcurrency: dataverse.DefaultMaxConcurrency, DataverseBatchSize: dataverse.DefaultBatchSize}
 	if sb.DataverseClient, err = NewDataverseClient(cfg, log, sb.metrics.Instrument("dataverse", dv.Client())); err != nil {
 		sb.Close()

@@ -15,6 +15,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
 	"github.com/cspconnector/csp-connector/connector/apiauth"
+	"github.com/cspconnector/csp-connector/connector/metrics"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
 	"github.com/cspconnector/csp-connector/partnercenter"
@@ -25,7 +26,7 @@ import (
 type Service struct {
 	cfg        Config
 	log        *slog.Logger
-	Metrics    *Metrics
+	Metrics    *metrics.Recorder
 	Health     *Health
 	DV         *dataverse.Client
 	PC         *partnercenter.Client
@@ -66,7 +67,7 @@ type Service struct {
 // and tuning for tests.
 type ServiceOptions struct {
 	Logger     *slog.Logger
-	Metrics    *Metrics
+	Metrics    *metrics.Recorder
 	DV         *dataverse.Client
 	PC         *partnercenter.Client
 	ServiceBus *azservicebus.Client
@@ -100,7 +101,7 @@ func NewService(cfg Config, opts ServiceOptions) (*Service, error) {
 	}
 	m := opts.Metrics
 	if m == nil {
-		m = NewMetrics()
+		m = metrics.New()
 	}
 	if opts.DV == nil || opts.PC == nil {
 		return nil, errors.New("connector: the service needs a Dataverse and a Partner Center client")

@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cspconnector/csp-connector/connector/event"
+	"github.com/cspconnector/csp-connector/connector/metrics"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/dataversetest"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
@@ -107,7 +108,7 @@ func fetch(t *testing.T, method, url, body string) (int, string) {
 
 // sample reads one series from m's registry: a counter's or gauge's value, or a histogram's count. ok is
 // false when no series of name has every label in want.
-func sample(m *Metrics, name string, want map[string]string) (v float64, ok bool) {
+func sample(m *metrics.Recorder, name string, want map[string]string) (v float64, ok bool) {
 	families, err := m.Registry().Gather()
 	if err != nil {
 		return 0, false
@@ -141,7 +142,7 @@ func sample(m *Metrics, name string, want map[string]string) (v float64, ok bool
 }
 
 // count is sample's value, zero when the series does not exist yet.
-func count(m *Metrics, name string, want map[string]string) float64 {
+func count(m *metrics.Recorder, name string, want map[string]string) float64 {
 	v, _ := sample(m, name, want)
 	return v
 }
@@ -373,7 +374,7 @@ func TestHealthReportsEachComponentUnderItsOwnName(t *testing.T) {
 func TestServiceMetrics(t *testing.T) {
 	t.Parallel()
 	sb := serviceSandbox(t)
-	m := NewMetrics()
+	m := metrics.New()
 	opts := sandboxClients(t, sb, m.Instrument, nil)
 	opts.Metrics = m
 	svc, err := NewService(serviceConfig(), opts)

@@ -14,6 +14,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
 	"github.com/cspconnector/csp-connector/connector/event"
+	"github.com/cspconnector/csp-connector/connector/metrics"
 	"github.com/cspconnector/csp-connector/dataverse"
 )
 
@@ -48,7 +49,7 @@ type ServiceBusOptions struct {
 	// up to a minute (default 1 s).
 	ReconnectDelay time.Duration
 	Logger         *slog.Logger
-	Metrics        *Metrics
+	Metrics        *metrics.Recorder
 }
 
 // ServiceBusListener receives Dataverse events from a Service Bus queue in peek-lock mode and settles
@@ -264,7 +265,7 @@ func (l *ServiceBusListener) settle(rcv *azservicebus.Receiver, m *azservicebus.
 			outcome = "settlefailed"
 		}
 	}
-	l.intake.Metrics.settled(SourceServiceBus, outcome)
+	l.intake.Metrics.Settled(SourceServiceBus, outcome)
 }
 
 // keepLock renews m's lock at half its remaining time until ctx ends; it closes lost when the lock is

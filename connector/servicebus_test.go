@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cspconnector/csp-connector/connector/event"
+	"github.com/cspconnector/csp-connector/connector/metrics"
 	"github.com/cspconnector/csp-connector/internal/fakesb"
 )
 
@@ -37,7 +38,7 @@ func sbClient(t testing.TB, b *fakesb.Broker) *azservicebus.Client {
 type listenerRig struct {
 	broker     *fakesb.Broker
 	listener   *ServiceBusListener
-	metrics    *Metrics
+	metrics    *metrics.Recorder
 	stop       context.CancelFunc // stops receiving (SIGTERM)
 	stopWork   context.CancelFunc // ends the shutdown bound
 	done       chan struct{}
@@ -72,7 +73,7 @@ func startRig(t *testing.T, o rigOptions) *listenerRig {
 		o.broker.Queues = []string{"events"}
 	}
 	b := fakesb.Start(t, o.broker)
-	r := &listenerRig{broker: b, metrics: NewMetrics(), done: make(chan struct{})}
+	r := &listenerRig{broker: b, metrics: metrics.New(), done: make(chan struct{})}
 	d := NewDispatcher()
 	d.Handle("csp_licensechangelog", func(ctx context.Context, w Work) error {
 		r.handlerRun.Add(1)

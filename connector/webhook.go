@@ -63,7 +63,7 @@ func (in *Intake) Webhook(opts WebhookOptions) http.Handler {
 		}
 		addr := remoteHost(r)
 		if wait := failures.blocked(addr); wait > 0 {
-			in.Metrics.settled(SourceWebhook, "unauthorized")
+			in.Metrics.Settled(SourceWebhook, "unauthorized")
 			w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
 			writeJSON(w, http.StatusTooManyRequests, map[string]string{"error": "too many wrong webhook keys from this address; wait before trying again"})
 			return
@@ -76,7 +76,7 @@ func (in *Intake) Webhook(opts WebhookOptions) http.Handler {
 		got := sha256.Sum256([]byte(presented))
 		if opts.Key == "" || presented == "" || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
 			failures.fail(addr)
-			in.Metrics.settled(SourceWebhook, "unauthorized")
+			in.Metrics.Settled(SourceWebhook, "unauthorized")
 			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or wrong webhook key"})
 			return
 		}
@@ -84,7 +84,7 @@ func (in *Intake) Webhook(opts WebhookOptions) http.Handler {
 		if err != nil {
 			var tooBig *http.MaxBytesError
 			if errors.As(err, &tooBig) {
-				in.Metrics.settled(SourceWebhook, "rejected")
+				in.Metrics.Settled(SourceWebhook, "rejected")
 				writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": "body larger than the webhook accepts"})
 				return
 			}
@@ -97,10 +97,10 @@ func (in *Intake) Webhook(opts WebhookOptions) http.Handler {
 		if early != nil {
 			switch early.Action {
 			case SettleDeadLetter:
-				in.Metrics.settled(SourceWebhook, "rejected")
+				in.Metrics.Settled(SourceWebhook, "rejected")
 				writeJSON(w, http.StatusBadRequest, map[string]string{"error": early.Reason, "detail": early.Description})
 			default:
-				in.Metrics.settled(SourceWebhook, "ignored")
+				in.Metrics.Settled(SourceWebhook, "ignored")
 				writeJSON(w, http.StatusAccepted, map[string]string{"status": "ignored", "reason": early.Reason})
 			}
 			return
@@ -109,12 +109,12 @@ func (in *Intake) Webhook(opts WebhookOptions) http.Handler {
 		defer cancel()
 		key := KeyFor(ev)
 		if err := in.Queue.Submit(ctx, WorkItem{Key: key, Event: &ev, Source: SourceWebhook}); err != nil {
-			in.Metrics.settled(SourceWebhook, "busy")
+			in.Metrics.Settled(SourceWebhook, "busy")
 			w.Header().Set("Retry-After", "30")
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "the connector is busy or stopping: " + err.Error()})
 			return
 		}
-		in.Metrics.settled(SourceWebhook, "accepted")
+		in.Metrics.Settled(SourceWebhook, "accepted")
 		writeJSON(w, http.StatusAccepted, map[string]string{"status": "accepted", "key": key.String()})
 	})
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cspconnector/csp-connector/connector/event"
+	"github.com/cspconnector/csp-connector/connector/metrics"
 	"github.com/cspconnector/csp-connector/dataverse"
 )
 
@@ -72,7 +73,7 @@ type QueueOptions struct {
 	Retries    int
 	RetryDelay time.Duration
 	Logger     *slog.Logger
-	Metrics    *Metrics
+	Metrics    *metrics.Recorder
 }
 
 // Queue is the one work queue: keyed by (table, row), duplicates for a key collapse into one run, one run
@@ -82,7 +83,7 @@ type Queue struct {
 	dispatch Handler
 	opts     QueueOptions
 	log      *slog.Logger
-	metrics  *Metrics
+	metrics  *metrics.Recorder
 
 	mu      sync.Mutex
 	entries map[WorkKey]*queueEntry
@@ -184,7 +185,7 @@ func (q *Queue) submit(ctx context.Context, item WorkItem, wait bool) (chan erro
 	q.entries[item.Key] = e
 	q.addLocked(e, item, done)
 	q.ready <- item.Key
-	q.metrics.queueDepth(len(q.entries))
+	q.metrics.QueueDepth(len(q.entries))
 	return done, nil
 }
 
@@ -265,7 +266,7 @@ func (q *Queue) stop() {
 		}
 		delete(q.entries, key)
 	}
-	q.metrics.queueDepth(len(q.entries))
+	q.metrics.QueueDepth(len(q.entries))
 	q.mu.Unlock()
 }
 
@@ -283,7 +284,14 @@ func (q *Queue) runKey(ctx context.Context, key WorkKey) {
 
 	started := time.Now()
 	err := q.safeDispatch(ctx, Work{Key: key, Events: b.events, Sources: b.sources})
-	q.metrics.handled(key.Table, err, time.Since(started))
+	result := "ok"
+	switch {
+	case errors.Is(err, ErrNoHandler):
+		result = "nohandler"
+	case err != nil:
+		result = "error"
+	}
+	q.metrics.Handled(key.Table, result, time.Since(started))
 	if err != nil && !errors.Is(err, ErrNoHandler) {
 		q.log.Warn("work failed", "key", key.String(), "sources", b.sources, "attempt", b.attempts+1, "error", err)
 	}
@@ -318,7 +326,7 @@ func (q *Queue) runKey(ctx context.Context, key WorkKey) {
 	}
 	delete(q.entries, key)
 	<-q.slots
-	q.metrics.queueDepth(len(q.entries))
+	q.metrics.QueueDepth(len(q.entries))
 }
 
 // resubmit puts a failed detached batch back, merged with anything that arrived meanwhile.
@@ -346,7 +354,7 @@ func (q *Queue) resubmit(key WorkKey, b *workBatch) {
 	}
 	q.entries[key] = &queueEntry{next: b}
 	q.ready <- key
-	q.metrics.queueDepth(len(q.entries))
+	q.metrics.QueueDepth(len(q.entries))
 }
 
 // safeDispatch turns a handler panic into an error: one bad row must not stop the connector.

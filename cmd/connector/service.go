@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cspconnector/csp-connector/connector"
+	"github.com/cspconnector/csp-connector/connector/metrics"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
 )
@@ -26,7 +27,7 @@ func newService(cfg connector.Config, log *slog.Logger, waits io.Writer) (*conne
 	if cfg.Instance == "" {
 		cfg.Instance, _ = os.Hostname()
 	}
-	m := connector.NewMetrics()
+	m := metrics.New()
 	dvHTTP, pcHTTP := m.Instrument("dataverse", nil), m.Instrument("partnercenter", nil)
 	if waits != nil {
 		dvHTTP, pcHTTP = reportWaits("Dataverse", dvHTTP, waits), reportWaits("Partner Center", pcHTTP, waits)

@@ -1,7 +1,8 @@
-package connector
+// Package metrics holds the connector's Prometheus metrics: events received and settled per intake,
+// handler runs per table, the work queue's depth, job runs, API requests and outbound HTTP calls.
+package metrics
 
 import (
-	"errors"
 	"net/http"
 	"strconv"
 	"time"
@@ -11,9 +12,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// Metrics are the connector's Prometheus metrics, on a registry of their own (no global state). A nil
-// *Metrics records nothing, so components work without one in tests.
-type Metrics struct {
+// Recorder records the connector's Prometheus metrics, on a registry of their own (no global state). A nil
+// *Recorder records nothing, so components work without one in tests.
+type Recorder struct {
 	registry        *prometheus.Registry
 	eventsReceived  *prometheus.CounterVec
 	eventsSettled   *prometheus.CounterVec
@@ -26,9 +27,9 @@ type Metrics struct {
 	httpAPI         *prometheus.CounterVec
 }
 
-// NewMetrics registers the connector's metrics and the Go runtime's on a new registry.
-func NewMetrics() *Metrics {
-	m := &Metrics{
+// New registers the connector's metrics and the Go runtime's on a new registry.
+func New() *Recorder {
+	m := &Recorder{
 		registry: prometheus.NewRegistry(),
 		eventsReceived: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "csp_events_received_total", Help: "Dataverse events received, by intake (servicebus, webhook).",
@@ -66,52 +67,45 @@ func NewMetrics() *Metrics {
 }
 
 // Handler serves the metrics in the Prometheus text format.
-func (m *Metrics) Handler() http.Handler {
+func (m *Recorder) Handler() http.Handler {
 	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{Registry: m.registry})
 }
 
 // Registry is the registry the metrics live on (tests gather from it).
-func (m *Metrics) Registry() *prometheus.Registry { return m.registry }
+func (m *Recorder) Registry() *prometheus.Registry { return m.registry }
 
-func (m *Metrics) received(source string) {
+func (m *Recorder) Received(source string) {
 	if m != nil {
 		m.eventsReceived.WithLabelValues(source).Inc()
 	}
 }
 
-func (m *Metrics) settled(source, outcome string) {
+func (m *Recorder) Settled(source, outcome string) {
 	if m != nil {
 		m.eventsSettled.WithLabelValues(source, outcome).Inc()
 	}
 }
 
-func (m *Metrics) handled(table string, err error, d time.Duration) {
-	if m == nil {
-		return
+// Handled records one handler run for table: result is ok, error or nohandler.
+func (m *Recorder) Handled(table, result string, d time.Duration) {
+	if m != nil {
+		m.handlerDuration.WithLabelValues(table, result).Observe(d.Seconds())
 	}
-	result := "ok"
-	switch {
-	case errors.Is(err, ErrNoHandler):
-		result = "nohandler"
-	case err != nil:
-		result = "error"
-	}
-	m.handlerDuration.WithLabelValues(table, result).Observe(d.Seconds())
 }
 
-func (m *Metrics) queueDepth(n int) {
+func (m *Recorder) QueueDepth(n int) {
 	if m != nil {
 		m.queueDepthGauge.Set(float64(n))
 	}
 }
 
-func (m *Metrics) jobRun(job, status string) {
+func (m *Recorder) JobRun(job, status string) {
 	if m != nil {
 		m.jobRuns.WithLabelValues(job, status).Inc()
 	}
 }
 
-func (m *Metrics) apiRequest(operation string, status int) {
+func (m *Recorder) APIRequest(operation string, status int) {
 	if m != nil {
 		m.httpAPI.WithLabelValues(operation, strconv.Itoa(status)).Inc()
 	}
@@ -119,7 +113,7 @@ func (m *Metrics) apiRequest(operation string, status int) {
 
 // Instrument wraps an HTTP client's transport so that every request to target is counted by status, and
 // 429 answers with their Retry-After. hc may be nil (a default client).
-func (m *Metrics) Instrument(target string, hc *http.Client) *http.Client {
+func (m *Recorder) Instrument(target string, hc *http.Client) *http.Client {
 	if hc == nil {
 		hc = &http.Client{Timeout: 2 * time.Minute}
 	}
@@ -138,7 +132,7 @@ func (m *Metrics) Instrument(target string, hc *http.Client) *http.Client {
 type instrumentedTransport struct {
 	next   http.RoundTripper
 	target string
-	m      *Metrics
+	m      *Recorder
 }
 
 func (t instrumentedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
