@@ -193,14 +193,24 @@ func TestSweepSubmitsDueHeadsAndExpiredClaims(t *testing.T) {
 	live := r.LCL(t, b.Row, schema.ChangeQuantity, 18, dataverse.Row{"csp_provisioningstatus": int(schema.ProvisioningInProgress),
 		"csp_claimexpireson": now.Add(time.Minute), "csp_attemptid": "busy-replica"})
 	r.LCL(t, b.Row, schema.ChangeQuantity, 19, dataverse.Row{"csp_provisioningstatus": int(schema.ProvisioningProvisioned)})
+	// Archived, or set Failed by hand, while a replica that died was making the change: the claim left on
+	// the row is all that says its outcome is still to be written.
+	archivedExpired := r.LCL(t, b.Row, schema.ChangeQuantity, 20, dataverse.Row{"csp_provisioningstatus": int(schema.ProvisioningInProgress),
+		"csp_claimexpireson": now.Add(-time.Minute), "csp_attemptid": "dead-replica", "statecode": schema.StateInactive, "statuscode": schema.LCLArchived})
+	failedExpired := r.LCL(t, b.Row, schema.ChangeQuantity, 21, dataverse.Row{"csp_provisioningstatus": int(schema.ProvisioningFailed),
+		"csp_claimexpireson": now.Add(-time.Minute), "csp_attemptid": "dead-replica"})
+	archivedLive := r.LCL(t, b.Row, schema.ChangeQuantity, 22, dataverse.Row{"csp_provisioningstatus": int(schema.ProvisioningInProgress),
+		"csp_claimexpireson": now.Add(time.Minute), "csp_attemptid": "busy-replica", "statecode": schema.StateInactive, "statuscode": schema.LCLArchived})
+	r.LCL(t, b.Row, schema.ChangeQuantity, 23, dataverse.Row{"csp_provisioningstatus": int(schema.ProvisioningAwaiting),
+		"statecode": schema.StateInactive, "statuscode": schema.LCLArchived})
 
 	n, err := r.P.Sweep(t.Context())
 	require.NoError(t, err)
 	woken := idStrings(r.Woken())
-	assert.Equal(t, 3, n)
-	assert.ElementsMatch(t, []string{aFirst.String(), noSubscription.String(), expired.String()}, woken,
-		"due heads (one per subscription), rows without a subscription, expired claims")
-	for _, not := range []dataverse.GUID{future, retryLater, manual, live} {
+	assert.Equal(t, 5, n)
+	assert.ElementsMatch(t, []string{aFirst.String(), noSubscription.String(), expired.String(), archivedExpired.String(), failedExpired.String()}, woken,
+		"due heads (one per subscription), rows without a subscription, expired claims (on active rows or not)")
+	for _, not := range []dataverse.GUID{future, retryLater, manual, live, archivedLive} {
 		assert.NotContains(t, woken, not.String())
 	}
 
