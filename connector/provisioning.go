@@ -310,7 +310,7 @@ func (p *Provisioner) release(ctx context.Context, f mapping.LCLFacts, d mapping
 // guarded by its ETag, unless the row already says exactly that; it also releases a claim the row held.
 func (p *Provisioner) settle(ctx context.Context, f mapping.LCLFacts, d mapping.Decision, etag dataverse.ETag) (bool, error) {
 	l := f.LCL
-	if d.InLine && l.ProvisioningStatus == schema.ProvisioningAwaiting && l.HeldReason == 0 {
+	if d.InLine && l.ProvisioningStatus == schema.ProvisioningAwaiting && l.HeldReason == 0 && l.ClaimExpiresOn.IsZero() {
 		return false, nil // next in line: the change before it wakes it, no need to say so on the row
 	}
 	status := map[mapping.Verdict]schema.ProvisioningStatus{mapping.NotApplicable: schema.ProvisioningNotApplicable,
@@ -345,7 +345,8 @@ func (p *Provisioner) settle(ctx context.Context, f mapping.LCLFacts, d mapping.
 	set("csp_heldreason", nullableChoice(int(held)), l.HeldReason == held)
 	// A hold that only moves its next look by less than a minute is not worth a write (and an event).
 	set("csp_nextattempton", nullableTime(next), sameMinute(l.NextAttemptOn, next))
-	if l.ProvisioningStatus == schema.ProvisioningInProgress {
+	if l.ProvisioningStatus == schema.ProvisioningInProgress || (!l.ClaimExpiresOn.IsZero() && !p.now().Before(l.ClaimExpiresOn)) {
+		// Its claim, or one left expired on a row set back to Awaiting by hand: the sweep stops finding it.
 		changes["csp_claimexpireson"] = nil
 	}
 	if len(changes) == 0 {

@@ -327,3 +327,26 @@ func TestAFailureAfterTheClaimWritesItsHoldAgain(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 1, n, "still found by the next successful verification")
 }
+
+// TestAClaimLeftOnARowSetBackToAwaitingIsReleasedByItsHold has a row set back to Awaiting Provisioning by
+// hand while a replica that died held it, now scheduled for later: the hold written on it releases the
+// expired claim, so the sweep stops finding it as an expired claim.
+func TestAClaimLeftOnARowSetBackToAwaitingIsReleasedByItsHold(t *testing.T) {
+	t.Parallel()
+	r := newProvRig(t, provOptions{})
+	now := r.Clock.Now()
+	s := r.Subscription(t, 10, time.Hour, nil)
+	id := r.LCL(t, s.Row, schema.ChangeQuantity, 12, dataverse.Row{"csp_effectivedate": now.Add(time.Hour),
+		"csp_claimexpireson": now.Add(-time.Minute), "csp_attemptid": "dead-replica"})
+
+	out, err := r.P.Provision(t.Context(), id)
+	require.NoError(t, err)
+	assert.Equal(t, mapping.Hold, out.Decision.Verdict, out.Decision.Message)
+	l := r.Read(t, id)
+	assert.Equal(t, schema.HeldScheduled, l.HeldReason)
+	assert.True(t, l.ClaimExpiresOn.IsZero(), "the expired claim is released")
+	r.Woken()
+	_, err = r.P.Sweep(t.Context())
+	require.NoError(t, err)
+	assert.NotContains(t, idStrings(r.Woken()), id.String())
+}
