@@ -143,6 +143,11 @@ func (p *Provisioner) once(ctx context.Context, id dataverse.GUID, owned claimTo
 		return p.perform(ctx, f, d, owned, nil)
 	}
 	out.Decision = d
+	if d.Verdict == mapping.Skip && leftClaim(l, owned, now) {
+		// Archived, or its status set by hand, while an attempt was making the change (this run, or one
+		// that died): find out whether the change went out, and say so on the row.
+		return p.resolve(ctx, f, d, owned)
+	}
 	if d.Verdict == mapping.Skip {
 		if done(l) {
 			// Archived, or made by hand (Provisioned, Not Applicable): it no longer holds the changes after it.
@@ -154,11 +159,158 @@ func (p *Provisioner) once(ctx context.Context, id dataverse.GUID, owned claimTo
 	return out, owned, err
 }
 
+// leftClaim reports a claim left on a row that is no longer to be provisioned (archived, or its status set
+// by hand): held by this run, or expired.
+func leftClaim(l schema.LicenseChangeLog, owned claimToken, now time.Time) bool {
+	if l.ProvisioningStatus != schema.ProvisioningInProgress && l.ClaimExpiresOn.IsZero() {
+		return false
+	}
+	return owned.holds(l) || !now.Before(l.ClaimExpiresOn)
+}
+
+// resolve settles a claim left on a row no longer to be provisioned. Partner Center is the truth: when it
+// shows the change, the row becomes Provisioned (archived rows stay archived) and the subscription row
+// shows it, with a message saying what happened; when it does not, the claim is released and a row left
+// Provisioning goes back to Awaiting Provisioning, saying the change was not made. Nothing is sent to
+// Partner Center.
+func (p *Provisioner) resolve(ctx context.Context, f mapping.LCLFacts, d mapping.Decision, owned claimToken) (Outcome, claimToken, error) {
+	out := Outcome{LCL: f.LCL.ID, Decision: d}
+	l := f.LCL
+	c := &claimed{f: f, attempt: l.AttemptID, token: claimToken{attempt: l.AttemptID, expires: l.ClaimExpiresOn}, etag: l.ETag, resumed: true}
+	if why := unobservable(f); why != "" {
+		return p.release(ctx, f, d, owned, schema.ProvisioningFailed, fmt.Sprintf(
+			"The connector cannot check whether this change was made in Partner Center, because %s: check the subscription in Partner Center and correct the subscription row by hand.", why))
+	}
+	res, made, err := p.observe(ctx, c)
+	if err != nil {
+		return out, owned, err // the claim stays; the sweep comes back to it
+	}
+	if !made {
+		return p.release(ctx, f, d, owned, schema.ProvisioningAwaiting, notMadeMessage(l, res))
+	}
+	message, err := p.finish(ctx, c, res, l)
+	if err != nil {
+		return out, owned, err
+	}
+	out.Decision = mapping.Decision{Verdict: mapping.Proceed, Message: message, Checks: d.Checks}
+	out.Written, out.Changed = true, message
+	p.wake(ctx, c, res)
+	return out, owned, nil
+}
+
+// unobservable says why Partner Center cannot be asked about f's change ("" when it can).
+func unobservable(f mapping.LCLFacts) string {
+	l := f.LCL
+	switch {
+	case f.Subscription == nil:
+		return "its subscription no longer exists in Dynamics"
+	case f.ProviderAccount == nil || f.ProviderAccount.TenantID == "":
+		return "its subscription has no provider account with a tenant id"
+	case l.ChangeType == schema.ChangePurchase && l.Quantity == nil:
+		return "its New quantity is empty"
+	case l.ChangeType != schema.ChangePurchase && f.Subscription.PCSubscriptionID == "":
+		return "its subscription has no Provider subscription ID"
+	case l.ChangeType == schema.ChangeQuantity && l.Quantity == nil:
+		return "its New quantity is empty"
+	}
+	return ""
+}
+
+// observe reads from Partner Center whether the claimed change is there: the order of a purchase (recorded,
+// or found through the recorded cart), or the subscription's quantity or status.
+func (p *Provisioner) observe(ctx context.Context, c *claimed) (result, bool, error) {
+	l, tenant := c.f.LCL, c.f.ProviderAccount.TenantID
+	if l.ChangeType == schema.ChangePurchase {
+		orderID := l.PCOrderID
+		if orderID == "" && l.PCCartID != "" {
+			var err error
+			if orderID, err = p.findOrder(ctx, tenant, l.PCCartID, c.f.Subscription.OfferID, *l.Quantity); err != nil {
+				return result{}, false, err
+			}
+		}
+		if orderID == "" {
+			return result{purchased: true}, false, nil
+		}
+		res, err := p.purchased(ctx, c, orderID)
+		return res, err == nil, err
+	}
+	callCtx, cancel := p.callContext(ctx)
+	pc, err := p.PC.Subscription(callCtx, tenant, c.f.Subscription.PCSubscriptionID)
+	cancel()
+	if err != nil {
+		return result{}, false, err
+	}
+	res := result{quantity: pc.Quantity, status: pc.Status}
+	var made bool
+	switch l.ChangeType {
+	case schema.ChangeQuantity:
+		made = pc.Quantity == *l.Quantity
+	case schema.ChangeSuspend:
+		made = pc.Status.Is(partnercenter.SubscriptionSuspended)
+	case schema.ChangeReactivate:
+		made = pc.Status.Is(partnercenter.SubscriptionActive)
+	case schema.ChangeCancel:
+		made = pc.Status.Is(partnercenter.SubscriptionDeleted)
+	}
+	if made {
+		res.message = alreadyMessage(l, pc, true)
+	}
+	return res, made, nil
+}
+
+// notMadeMessage says a change was not made because its row was archived (or deactivated) first, and what Partner Center
+// shows instead.
+func notMadeMessage(l schema.LicenseChangeLog, res result) string {
+	what := "sent the change, and "
+	switch {
+	case res.purchased:
+		what = "placed the order."
+	case l.ChangeType == schema.ChangeQuantity:
+		what += fmt.Sprintf("Partner Center has %d seats.", res.quantity)
+	default:
+		what += "the subscription is " + pcStatusWord(res.status) + " in Partner Center."
+	}
+	done := "archived"
+	if l.State != schema.StateActive && l.Status != schema.LCLArchived {
+		done = "deactivated"
+	}
+	return "Not made in Partner Center: the row was " + done + " before the connector " + what + " To have it made after all, activate the row again."
+}
+
+// release clears a claim left on a row no longer to be provisioned, when the change was not made: a row
+// left Provisioning gets status and message; a status set by hand stays with its message.
+func (p *Provisioner) release(ctx context.Context, f mapping.LCLFacts, d mapping.Decision, owned claimToken, status schema.ProvisioningStatus, message string) (Outcome, claimToken, error) {
+	l := f.LCL
+	out := Outcome{LCL: l.ID, Decision: d}
+	changes := dataverse.Row{"csp_claimexpireson": nil}
+	if l.ProvisioningStatus == schema.ProvisioningInProgress {
+		message = schema.Fit(schema.TableLicenseChangeLog, "csp_provisioningmessage", message)
+		changes["csp_provisioningstatus"], changes["csp_provisioningmessage"] = int(status), message
+		changes["csp_heldreason"], changes["csp_nextattempton"] = nil, nil
+		out.Decision.Message = message
+	}
+	_, err := p.DV.Update(ctx, schema.SetLicenseChangeLogs, l.ID, changes, &dataverse.UpdateOptions{IfMatch: l.ETag})
+	switch {
+	case dataverse.IsConflict(err):
+		return out, owned, errConflict
+	case dataverse.IsNotFound(err):
+		return out, owned, nil
+	case err != nil:
+		return out, owned, fmt.Errorf("provision %s: release the claim: %w", l.ID, err)
+	}
+	out.Written = true
+	p.log().Info("claim released: the change was not made", "lcl", l.ID, "attempt", l.AttemptID, "message", out.Decision.Message)
+	if done(l) {
+		p.wakeLater(ctx, f)
+	}
+	return out, owned, nil
+}
+
 // settle writes a decision that does not change Partner Center (Not Applicable, held, failed) on the row,
 // guarded by its ETag, unless the row already says exactly that; it also releases a claim the row held.
 func (p *Provisioner) settle(ctx context.Context, f mapping.LCLFacts, d mapping.Decision, etag dataverse.ETag) (bool, error) {
 	l := f.LCL
-	if d.InLine && l.ProvisioningStatus == schema.ProvisioningAwaiting && l.HeldReason == 0 {
+	if d.InLine && l.ProvisioningStatus == schema.ProvisioningAwaiting && l.HeldReason == 0 && l.ClaimExpiresOn.IsZero() {
 		return false, nil // next in line: the change before it wakes it, no need to say so on the row
 	}
 	status := map[mapping.Verdict]schema.ProvisioningStatus{mapping.NotApplicable: schema.ProvisioningNotApplicable,
@@ -193,7 +345,8 @@ func (p *Provisioner) settle(ctx context.Context, f mapping.LCLFacts, d mapping.
 	set("csp_heldreason", nullableChoice(int(held)), l.HeldReason == held)
 	// A hold that only moves its next look by less than a minute is not worth a write (and an event).
 	set("csp_nextattempton", nullableTime(next), sameMinute(l.NextAttemptOn, next))
-	if l.ProvisioningStatus == schema.ProvisioningInProgress {
+	if l.ProvisioningStatus == schema.ProvisioningInProgress || (!l.ClaimExpiresOn.IsZero() && !p.now().Before(l.ClaimExpiresOn)) {
+		// Its claim, or one left expired on a row set back to Awaiting by hand: the sweep stops finding it.
 		changes["csp_claimexpireson"] = nil
 	}
 	if len(changes) == 0 {
@@ -277,6 +430,7 @@ func (p *Provisioner) claim(ctx context.Context, l schema.LicenseChangeLog, resu
 type claimed struct {
 	f       mapping.LCLFacts
 	attempt string
+	token   claimToken
 	etag    dataverse.ETag
 	// resumed marks an attempt taken up again (an expired claim, or a pass after the row changed): what
 	// Partner Center already shows may be its own earlier work.
@@ -291,6 +445,9 @@ type result struct {
 	orderID        string
 	subscriptionID string
 	purchased      bool
+	// sent marks a change this run sent to Partner Center (an update or a checkout that went through), as
+	// opposed to one Partner Center already showed.
+	sent bool
 }
 
 // perform claims the row and makes the change. pc is Partner Center's subscription as just read (nil for
@@ -312,7 +469,7 @@ func (p *Provisioner) perform(ctx context.Context, f mapping.LCLFacts, d mapping
 	if resume == "" {
 		f.LCL.Attempts++
 	}
-	c := &claimed{f: f, attempt: attempt, etag: etag, resumed: resume != ""}
+	c := &claimed{f: f, attempt: attempt, token: token, etag: etag, resumed: resume != ""}
 	if hook := p.faults.afterClaim; hook != nil {
 		if err := hook(f.LCL.ID); err != nil {
 			return out, token, err
@@ -344,11 +501,15 @@ func (p *Provisioner) perform(ctx context.Context, f mapping.LCLFacts, d mapping
 			return out, token, err
 		}
 	}
-	if err := p.finish(ctx, c, res); err != nil {
+	// The row as the claim left it: finish compares what it finds on a conflict with this.
+	cur := c.f.LCL
+	cur.ETag, cur.ProvisioningStatus, cur.AttemptID, cur.ClaimExpiresOn = c.etag, schema.ProvisioningInProgress, attempt, token.expires
+	message, err := p.finish(ctx, c, res, cur)
+	if err != nil {
 		return out, token, err
 	}
-	out.Written, out.Changed = true, res.message
-	out.Decision.Message = res.message
+	out.Written, out.Changed = true, message
+	out.Decision.Message = message
 	p.wake(ctx, c, res)
 	return out, token, nil
 }
@@ -408,7 +569,7 @@ func (p *Provisioner) update(ctx context.Context, c *claimed, pc partnercenter.S
 		if err != nil {
 			return result{}, err
 		}
-		res.quantity, res.status = got.Quantity, got.Status
+		res.quantity, res.status, res.sent = got.Quantity, got.Status, true
 		break
 	}
 	res.message = changedMessage(l, before)
@@ -516,7 +677,9 @@ func (p *Provisioner) purchase(ctx context.Context, c *claimed) (result, error) 
 	if err := p.record(ctx, c, dataverse.Row{"csp_pcorderid": ord.ID}); err != nil {
 		return result{}, err
 	}
-	return purchaseResult(ord, sub, quantity)
+	res, err := purchaseResult(ord, sub, quantity)
+	res.sent = true
+	return res, err
 }
 
 // purchased completes a purchase whose order is known.
@@ -613,29 +776,116 @@ func keys(r dataverse.Row) []string {
 	return out
 }
 
-// finish writes Provisioned on the LCL and the new state on the subscription row, in one change set: both
-// or neither. The LCL write is guarded by the claim's ETag, so an admin's edit since the claim is never
-// overwritten (the run reads the row again and decides again).
-func (p *Provisioner) finish(ctx context.Context, c *claimed, res result) error {
-	now := p.now().UTC()
-	l, sub := c.f.LCL, c.f.Subscription
-	lcl := dataverse.Row{
-		"csp_provisioningstatus":  int(schema.ProvisioningProvisioned),
-		"csp_provisionedon":       now,
-		"csp_provisioningmessage": schema.Fit(schema.TableLicenseChangeLog, "csp_provisioningmessage", res.message),
-		"csp_systemmessage":       fmt.Sprintf("Attempt id: %s (attempt %d), finished %s.", c.attempt, l.Attempts, now.Format(time.RFC3339)),
-		"csp_claimexpireson":      nil,
-		"csp_heldreason":          nil,
-		"csp_nextattempton":       nil,
+// finish writes the outcome of a change Partner Center now shows (made by this run, or found there): the
+// LCL Provisioned with what happened, and the subscription row as Partner Center has it, in one change set:
+// both or neither. cur is the LCL as this run last knew it (its ETag guards the write); c.f.LCL is the
+// change that was made. An admin's edit since is never overwritten, and the outcome is never dropped for
+// it: on a 412 the row is read again and the outcome written onto it as it is now, saying what happened
+// (archived, or its status set by hand, while the change was being made). Only a new target entered in
+// time on an active row (a new quantity) sends the run back to decide again, once the subscription row
+// shows what Partner Center has. It returns the message written ("" when the row was deleted).
+func (p *Provisioner) finish(ctx context.Context, c *claimed, res result, cur schema.LicenseChangeLog) (string, error) {
+	id := c.f.LCL.ID
+	subRow := subscriptionChanges(c.f, res, p.now().UTC())
+	for try := 0; ; try++ {
+		now := p.now().UTC()
+		message := outcomeMessage(c.f.LCL, cur, res, now)
+		lcl := dataverse.Row{
+			"csp_provisioningstatus":  int(schema.ProvisioningProvisioned),
+			"csp_provisionedon":       now,
+			"csp_provisioningmessage": schema.Fit(schema.TableLicenseChangeLog, "csp_provisioningmessage", message),
+			"csp_systemmessage":       fmt.Sprintf("Attempt id: %s (attempt %d), finished %s.", c.attempt, cur.Attempts, now.Format(time.RFC3339)),
+			"csp_claimexpireson":      nil,
+			"csp_heldreason":          nil,
+			"csp_nextattempton":       nil,
+		}
+		if res.purchased && res.subscriptionID != "" {
+			lcl["csp_pcsubscriptionid"] = res.subscriptionID
+		}
+		var b dataverse.Batch
+		ops := []dataverse.Op{dataverse.UpdateOp(schema.SetLicenseChangeLogs, id, lcl, &dataverse.UpdateOptions{IfMatch: cur.ETag})}
+		if len(subRow) > 0 {
+			ops = append(ops, dataverse.UpdateOp(schema.SetSubscriptions, c.f.Subscription.ID, subRow, nil))
+		}
+		b.AddChangeSet(ops...)
+		results, err := p.DV.ExecuteBatch(ctx, &b, nil)
+		if err != nil {
+			return "", fmt.Errorf("provision %s: write Provisioned: %w", id, err)
+		}
+		// A failed change set answers every operation with the one failure: 412 or 404 means the change's
+		// row was edited or deleted since this run read it (or, seen below, the subscription row deleted).
+		stale := dataverse.IsConflict(results[0].Err) || dataverse.IsNotFound(results[0].Err)
+		for _, r := range results {
+			if !stale && r.Err != nil && !errors.Is(r.Err, dataverse.ErrNotExecuted) {
+				return "", fmt.Errorf("provision %s: write Provisioned: %w", id, r.Err)
+			}
+		}
+		if !stale {
+			p.log().Info("change log provisioned", "lcl", id, "attempt", c.attempt, "message", message)
+			return message, nil
+		}
+		if try == 2 {
+			return "", fmt.Errorf("provision %s: write Provisioned: the row kept changing: %w", id, errConflict)
+		}
+		fresh, err := p.readLCL(ctx, id)
+		if dataverse.IsNotFound(err) {
+			// Deleted while the change was made: nowhere to say so, but the subscription row still shows it.
+			p.log().Warn("the change log was deleted while its change was made; recording the change on the subscription only",
+				"lcl", id, "attempt", c.attempt, "message", res.message)
+			return "", p.updateSubscription(ctx, c, subRow)
+		}
+		if err != nil {
+			return "", fmt.Errorf("provision %s: read the row again: %w", id, err)
+		}
+		if !c.token.holds(fresh) {
+			return "", errConflict // another attempt holds it now: decide again (it finds the change made)
+		}
+		if fresh.ETag == cur.ETag && len(subRow) > 0 {
+			// The change's row is as it was: it is the subscription row that is gone. Write the outcome alone.
+			subRow = nil
+			continue
+		}
+		if retargeted(c.f.LCL, fresh) {
+			// A new target entered in time: the subscription row first shows what was made, then the run
+			// decides again and makes the new target.
+			if err := p.updateSubscription(ctx, c, subRow); err != nil {
+				return "", err
+			}
+			return "", errConflict
+		}
+		p.log().Info("the change log was edited while its change was made; writing the outcome onto it as it is now", "lcl", id)
+		cur = fresh
 	}
+}
+
+// retargeted reports an active change whose target an admin changed after the change l was made: the new
+// target is still to be made. A purchase is not: what was bought stays bought.
+func retargeted(l, now schema.LicenseChangeLog) bool {
+	if now.State != schema.StateActive || l.ChangeType == schema.ChangePurchase ||
+		(now.ProvisioningStatus != schema.ProvisioningInProgress && now.ProvisioningStatus != schema.ProvisioningAwaiting) {
+		return false
+	}
+	return now.ChangeType != l.ChangeType || now.Subscription.ID != l.Subscription.ID || !equalQuantity(now.Quantity, l.Quantity)
+}
+
+func equalQuantity(a, b *int) bool {
+	return (a == nil) == (b == nil) && (a == nil || *a == *b)
+}
+
+// subscriptionChanges are the columns of the subscription row that must change to show what Partner
+// Center now has after res.
+func subscriptionChanges(f mapping.LCLFacts, res result, now time.Time) dataverse.Row {
+	l, sub := f.LCL, f.Subscription
 	subRow := dataverse.Row{}
+	if sub == nil {
+		return subRow
+	}
 	if res.quantity != sub.Quantity && (l.ChangeType == schema.ChangeQuantity || l.ChangeType == schema.ChangePurchase) {
 		subRow["csp_quantity"] = res.quantity
 	}
 	switch {
 	case res.purchased:
-		if res.subscriptionID != "" {
-			lcl["csp_pcsubscriptionid"] = res.subscriptionID
+		if res.subscriptionID != "" && res.subscriptionID != sub.PCSubscriptionID {
 			subRow["csp_pcsubscriptionid"] = res.subscriptionID
 		}
 		if sub.ActualProvisionedOn.IsZero() {
@@ -648,26 +898,91 @@ func (p *Provisioner) finish(ctx context.Context, c *claimed, res result) error 
 	case l.ChangeType == schema.ChangeCancel:
 		subRow["statecode"], subRow["statuscode"] = schema.StateInactive, schema.StatusInactive
 	}
-	var b dataverse.Batch
-	ops := []dataverse.Op{dataverse.UpdateOp(schema.SetLicenseChangeLogs, l.ID, lcl, &dataverse.UpdateOptions{IfMatch: c.etag})}
-	if len(subRow) > 0 {
-		ops = append(ops, dataverse.UpdateOp(schema.SetSubscriptions, sub.ID, subRow, nil))
+	return subRow
+}
+
+// updateSubscription writes what Partner Center now shows on the subscription row alone.
+func (p *Provisioner) updateSubscription(ctx context.Context, c *claimed, subRow dataverse.Row) error {
+	if len(subRow) == 0 {
+		return nil
 	}
-	b.AddChangeSet(ops...)
-	results, err := p.DV.ExecuteBatch(ctx, &b, nil)
+	_, err := p.DV.Update(ctx, schema.SetSubscriptions, c.f.Subscription.ID, subRow, nil)
+	if dataverse.IsNotFound(err) {
+		return nil
+	}
 	if err != nil {
-		return fmt.Errorf("provision %s: write Provisioned: %w", l.ID, err)
+		return fmt.Errorf("provision %s: write the subscription: %w", c.f.LCL.ID, err)
 	}
-	for _, r := range results {
-		if dataverse.IsConflict(r.Err) {
-			return errConflict
-		}
-		if r.Err != nil && !errors.Is(r.Err, dataverse.ErrNotExecuted) {
-			return fmt.Errorf("provision %s: write Provisioned: %w", l.ID, r.Err)
-		}
-	}
-	p.log().Info("change log provisioned", "lcl", l.ID, "attempt", c.attempt, "message", res.message)
 	return nil
+}
+
+// readLCL reads one change log with every column.
+func (p *Provisioner) readLCL(ctx context.Context, id dataverse.GUID) (schema.LicenseChangeLog, error) {
+	var l schema.LicenseChangeLog
+	r, err := p.DV.Get(ctx, schema.SetLicenseChangeLogs, id, &dataverse.GetOptions{Select: dataverse.Columns[schema.LicenseChangeLog]()})
+	if err != nil {
+		return l, err
+	}
+	return l, dataverse.Unmarshal(r, &l)
+}
+
+// undoStep ends the message of a change made although someone tried to stop it.
+const undoStep = "if the change should not have happened, create a new change to undo it."
+
+// outcomeMessage says what the change made did, on the row as it is now (cur): when an admin archived it
+// or set its status while it was being made, what Partner Center now shows, when, and why the row says so.
+func outcomeMessage(made, cur schema.LicenseChangeLog, res result, now time.Time) string {
+	var what, then string
+	switch {
+	case cur.State != schema.StateActive && cur.Status != schema.LCLArchived:
+		what, then = "the row was deactivated", " The row stays inactive; "+undoStep
+	case cur.State != schema.StateActive:
+		what, then = "the row was archived", " The row stays archived; "+undoStep
+	case cur.ProvisioningStatus == schema.ProvisioningAwaiting:
+		what = "its Provisioning Status was set to " + mapping.ProvisioningLabel(cur.ProvisioningStatus)
+		then = " It is Provisioned because the change was made: there is nothing left to retry."
+	case cur.ProvisioningStatus != schema.ProvisioningInProgress && cur.ProvisioningStatus != schema.ProvisioningProvisioned:
+		what = "its Provisioning Status was set to " + mapping.ProvisioningLabel(cur.ProvisioningStatus)
+		then = " It is Provisioned because the change was made; " + undoStep
+	}
+	if what == "" {
+		msg := res.message
+		if res.purchased && cur.Quantity != nil && *cur.Quantity != res.quantity {
+			msg += fmt.Sprintf(" New quantity was changed to %d while the order was being placed: Partner Center has the %d seat(s) bought. For %d, create a Quantity change.",
+				*cur.Quantity, res.quantity, *cur.Quantity)
+		}
+		return msg
+	}
+	shows := pcShows(made.ChangeType, res)
+	if res.sent {
+		return fmt.Sprintf("%s: this change was made at %s although %s while it was being made.%s", shows, mapping.FormatTime(now), what, then)
+	}
+	return fmt.Sprintf("%s, as this change asks (checked at %s), although %s while it was being made.%s", shows, mapping.FormatTime(now), what, then)
+}
+
+// pcShows says what Partner Center now shows after a change of this type: "Partner Center now has 15 seats".
+func pcShows(change schema.ChangeType, res result) string {
+	switch {
+	case res.purchased:
+		s := fmt.Sprintf("Partner Center now has %d seats (order %s", res.quantity, res.orderID)
+		if res.subscriptionID != "" {
+			s += ", subscription " + res.subscriptionID
+		}
+		return s + ")"
+	case change == schema.ChangeQuantity:
+		return fmt.Sprintf("Partner Center now has %d seats", res.quantity)
+	}
+	return "The subscription is now " + pcStatusWord(res.status) + " in Partner Center"
+}
+
+func pcStatusWord(s partnercenter.Enum) string {
+	switch {
+	case s.Is(partnercenter.SubscriptionDeleted):
+		return "cancelled"
+	case s == "":
+		return "in an unknown state"
+	}
+	return strings.ToLower(string(s))
 }
 
 // done reports a change that holds nothing up any more: archived, or Provisioned or Not Applicable (a

@@ -465,102 +465,111 @@ func TestProvisionReplicasRace(t *testing.T) {
 }
 
 // TestProvisionAdminEditsWhileProvisioning has an admin edit the row between the claim and the call, or
-// between the call and the write-back. The write-back's If-Match refuses the stale write; the run reads
-// the row again and decides again, and the admin's values stay. What the row finally says matches what
-// Partner Center did.
+// between the call and the write-back, or delete it; with crash set, the process dies right after the edit
+// and the sweep finds the row once the claim expired, archived or not. Whatever the admin did, what Partner
+// Center now shows ends up on the subscription row and in the change's message, the claim is released and
+// the status is true: Provisioned when the change went out (archived rows stay archived), never left
+// Provisioning. A new target entered in time is made too.
 func TestProvisionAdminEditsWhileProvisioning(t *testing.T) {
 	t.Parallel()
-	provisioned := func(t *testing.T, l schema.LicenseChangeLog) {
-		assert.Equal(t, schema.ProvisioningProvisioned, l.ProvisioningStatus, l.ProvisioningMessage)
-		assert.Equal(t, 1, l.Attempts, "one run, one attempt")
+	const (
+		made = "21 Nov 2026 10:00 UTC" // the rig's clock during the run
+		// undo is how a message about a change made although someone tried to stop it ends.
+		undo = "if the change should not have happened, create a new change to undo it."
+	)
+	archivedRow := dataverse.Row{"statecode": schema.StateInactive, "statuscode": schema.LCLArchived}
+	status := func(s schema.ProvisioningStatus) dataverse.Row {
+		return dataverse.Row{"csp_provisioningstatus": int(s), "csp_provisioningmessage": "Stopped by an admin."}
 	}
-	// bought checks the one purchase made: its seats in Partner Center and on the subscription row.
-	bought := func(t *testing.T, r *provRig, s schema.Subscription, seats int) {
-		assert.Equal(t, 1, r.PCS.Orders(r.Tenant), "bought once")
-		subs := r.PCS.Subscriptions(r.Tenant)
-		if assert.Len(t, subs, 1) {
-			assert.Equal(t, seats, r.PCQuantity(t, subs[0]))
-			assert.Equal(t, subs[0], s.PCSubscriptionID)
-		}
-		assert.Equal(t, seats, s.Quantity)
+	type want struct {
+		deleted  bool                      // the change's row is gone
+		status   schema.ProvisioningStatus // csp_provisioningstatus
+		archived bool                      // statecode Inactive, status reason Archived
+		inactive bool                      // statecode Inactive, status reason Inactive (deactivated)
+		quantity int                       // the change's csp_quantity
+		message  string                    // exact; for a purchase %[1]s is the order id, %[2]s the subscription's
+		seats    int                       // in Partner Center and on the subscription row
+		changes  int                       // updates Partner Center carried out (quantity changes) or orders (purchases)
+		verdict  mapping.Verdict
 	}
 	tests := []struct {
 		name      string
 		purchase  bool // a purchase of 5 seats; otherwise a quantity change 10 → 15
 		afterCall bool // the edit lands after the Partner Center call; otherwise right after the claim
+		crash     bool // the process dies right after the edit; the sweep finds the row after the claim expired
 		edit      dataverse.Row
-		verdict   mapping.Verdict
-		check     func(t *testing.T, r *provRig, pcID string, l schema.LicenseChangeLog, s schema.Subscription)
+		delete    bool // the admin deletes the row instead
+		want      want
 	}{
-		{name: "new quantity after the claim", edit: dataverse.Row{"csp_quantity": 20}, verdict: mapping.Proceed,
-			check: func(t *testing.T, r *provRig, pcID string, l schema.LicenseChangeLog, s schema.Subscription) {
-				provisioned(t, l)
-				assert.Equal(t, 20, *l.Quantity)
-				assert.Equal(t, 20, r.PCQuantity(t, pcID))
-				assert.Equal(t, 20, s.Quantity)
-				assert.Equal(t, 2, pcChanges(r, pcID), "the stale target, then the admin's")
-				assert.Equal(t, "Seats 15 → 20 in Partner Center.", l.ProvisioningMessage)
-			}},
-		{name: "new quantity after the call", afterCall: true, edit: dataverse.Row{"csp_quantity": 20}, verdict: mapping.Proceed,
-			check: func(t *testing.T, r *provRig, pcID string, l schema.LicenseChangeLog, s schema.Subscription) {
-				provisioned(t, l)
-				assert.Equal(t, 20, *l.Quantity)
-				assert.Equal(t, 20, r.PCQuantity(t, pcID))
-				assert.Equal(t, 20, s.Quantity)
-				assert.Equal(t, 2, pcChanges(r, pcID))
-				assert.Equal(t, "Seats 15 → 20 in Partner Center.", l.ProvisioningMessage)
-			}},
-		{name: "renamed after the claim", edit: dataverse.Row{"csp_name": "Renamed by an admin"}, verdict: mapping.Proceed,
-			check: func(t *testing.T, r *provRig, pcID string, l schema.LicenseChangeLog, s schema.Subscription) {
-				provisioned(t, l)
-				assert.Equal(t, "Renamed by an admin", l.Name)
-				assert.Equal(t, 15, r.PCQuantity(t, pcID))
-				assert.Equal(t, 15, s.Quantity)
-				assert.Equal(t, 1, pcChanges(r, pcID))
-			}},
-		{name: "renamed after the call", afterCall: true, edit: dataverse.Row{"csp_name": "Renamed by an admin"}, verdict: mapping.Proceed,
-			check: func(t *testing.T, r *provRig, pcID string, l schema.LicenseChangeLog, s schema.Subscription) {
-				provisioned(t, l)
-				assert.Equal(t, "Renamed by an admin", l.Name)
-				assert.Equal(t, 15, r.PCQuantity(t, pcID))
-				assert.Equal(t, 15, s.Quantity)
-				assert.Equal(t, 1, pcChanges(r, pcID))
-			}},
-		{name: "set Failed after the call", afterCall: true, verdict: mapping.Skip,
-			edit: dataverse.Row{"csp_provisioningstatus": int(schema.ProvisioningFailed), "csp_provisioningmessage": "Stopped by an admin."},
-			check: func(t *testing.T, r *provRig, pcID string, l schema.LicenseChangeLog, _ schema.Subscription) {
-				assert.Equal(t, schema.ProvisioningFailed, l.ProvisioningStatus)
-				assert.Equal(t, "Stopped by an admin.", l.ProvisioningMessage)
-				assert.Equal(t, 1, pcChanges(r, pcID), "nothing more after the admin's stop")
-			}},
-		{name: "archived after the claim", verdict: mapping.Skip,
-			edit: dataverse.Row{"statecode": schema.StateInactive, "statuscode": schema.LCLArchived},
-			check: func(t *testing.T, r *provRig, pcID string, l schema.LicenseChangeLog, _ schema.Subscription) {
-				assert.Equal(t, schema.StateInactive, l.State)
-				assert.Equal(t, schema.LCLArchived, l.Status)
-				assert.NotEqual(t, schema.ProvisioningProvisioned, l.ProvisioningStatus)
-				assert.LessOrEqual(t, pcChanges(r, pcID), 1, "nothing more after the admin's stop")
-			}},
-		{name: "purchase: new quantity after the claim", purchase: true, edit: dataverse.Row{"csp_quantity": 7}, verdict: mapping.Proceed,
-			check: func(t *testing.T, r *provRig, _ string, l schema.LicenseChangeLog, s schema.Subscription) {
-				provisioned(t, l)
-				assert.Equal(t, 7, *l.Quantity)
-				bought(t, r, s, 7)
-				assert.Contains(t, l.ProvisioningMessage, "Bought 7 seat(s)")
-			}},
-		{name: "purchase: new quantity after checkout", purchase: true, afterCall: true, edit: dataverse.Row{"csp_quantity": 7}, verdict: mapping.Proceed,
-			check: func(t *testing.T, r *provRig, _ string, l schema.LicenseChangeLog, s schema.Subscription) {
-				provisioned(t, l)
-				assert.Equal(t, 7, *l.Quantity, "the admin's value stays")
-				bought(t, r, s, 5) // the row says what was bought, not what was asked too late
-				assert.Contains(t, l.ProvisioningMessage, "Bought 5 seat(s)")
-			}},
-		{name: "purchase: renamed after the claim", purchase: true, edit: dataverse.Row{"csp_name": "Renamed by an admin"}, verdict: mapping.Proceed,
-			check: func(t *testing.T, r *provRig, _ string, l schema.LicenseChangeLog, s schema.Subscription) {
-				provisioned(t, l)
-				assert.Equal(t, "Renamed by an admin", l.Name)
-				bought(t, r, s, 5)
-			}},
+		{name: "new quantity after the claim", edit: dataverse.Row{"csp_quantity": 20},
+			want: want{status: schema.ProvisioningProvisioned, quantity: 20, message: "Seats 15 → 20 in Partner Center.", seats: 20, changes: 2}},
+		{name: "new quantity after the call", afterCall: true, edit: dataverse.Row{"csp_quantity": 20},
+			want: want{status: schema.ProvisioningProvisioned, quantity: 20, message: "Seats 15 → 20 in Partner Center.", seats: 20, changes: 2}},
+		{name: "renamed after the claim", edit: dataverse.Row{"csp_name": "Renamed by an admin"},
+			want: want{status: schema.ProvisioningProvisioned, quantity: 15, message: "Seats 10 → 15 in Partner Center.", seats: 15, changes: 1}},
+		{name: "renamed after the call", afterCall: true, edit: dataverse.Row{"csp_name": "Renamed by an admin"},
+			want: want{status: schema.ProvisioningProvisioned, quantity: 15, message: "Seats 10 → 15 in Partner Center.", seats: 15, changes: 1}},
+		{name: "archived after the claim", edit: archivedRow,
+			want: want{status: schema.ProvisioningProvisioned, archived: true, quantity: 15, seats: 15, changes: 1,
+				message: "Partner Center now has 15 seats: this change was made at " + made + " although the row was archived while it was being made. The row stays archived; " + undo}},
+		{name: "archived after the call", afterCall: true, edit: archivedRow,
+			want: want{status: schema.ProvisioningProvisioned, archived: true, quantity: 15, seats: 15, changes: 1,
+				message: "Partner Center now has 15 seats: this change was made at " + made + " although the row was archived while it was being made. The row stays archived; " + undo}},
+		{name: "deactivated after the call", afterCall: true, edit: dataverse.Row{"statecode": schema.StateInactive},
+			want: want{status: schema.ProvisioningProvisioned, inactive: true, quantity: 15, seats: 15, changes: 1,
+				message: "Partner Center now has 15 seats: this change was made at " + made + " although the row was deactivated while it was being made. The row stays inactive; " + undo}},
+		{name: "archived with a new quantity after the call", afterCall: true, edit: dataverse.Row{"statecode": schema.StateInactive, "statuscode": schema.LCLArchived, "csp_quantity": 20},
+			want: want{status: schema.ProvisioningProvisioned, archived: true, quantity: 20, seats: 15, changes: 1,
+				message: "Partner Center now has 15 seats: this change was made at " + made + " although the row was archived while it was being made. The row stays archived; " + undo}},
+		{name: "set Failed after the claim", edit: status(schema.ProvisioningFailed),
+			want: want{status: schema.ProvisioningProvisioned, quantity: 15, seats: 15, changes: 1,
+				message: "Partner Center now has 15 seats: this change was made at " + made + " although its Provisioning Status was set to Failed Provisioning while it was being made. It is Provisioned because the change was made; " + undo}},
+		{name: "set Failed after the call", afterCall: true, edit: status(schema.ProvisioningFailed),
+			want: want{status: schema.ProvisioningProvisioned, quantity: 15, seats: 15, changes: 1,
+				message: "Partner Center now has 15 seats: this change was made at " + made + " although its Provisioning Status was set to Failed Provisioning while it was being made. It is Provisioned because the change was made; " + undo}},
+		{name: "set Not Applicable after the call", afterCall: true, edit: status(schema.ProvisioningNotApplicable),
+			want: want{status: schema.ProvisioningProvisioned, quantity: 15, seats: 15, changes: 1,
+				message: "Partner Center now has 15 seats: this change was made at " + made + " although its Provisioning Status was set to Not Applicable while it was being made. It is Provisioned because the change was made; " + undo}},
+		{name: "set Awaiting after the call", afterCall: true, edit: status(schema.ProvisioningAwaiting),
+			want: want{status: schema.ProvisioningProvisioned, quantity: 15, seats: 15, changes: 1,
+				message: "Partner Center now has 15 seats: this change was made at " + made + " although its Provisioning Status was set to Awaiting Provisioning while it was being made. It is Provisioned because the change was made: there is nothing left to retry."}},
+		{name: "set Provisioned after the call", afterCall: true, edit: status(schema.ProvisioningProvisioned),
+			want: want{status: schema.ProvisioningProvisioned, quantity: 15, message: "Seats 10 → 15 in Partner Center.", seats: 15, changes: 1}},
+		{name: "deleted after the claim", delete: true, want: want{deleted: true, seats: 15, changes: 1}},
+		{name: "deleted after the call", afterCall: true, delete: true, want: want{deleted: true, seats: 15, changes: 1}},
+
+		// The process dies right after the edit; the sweep finds the row once the claim expired.
+		{name: "archived after the claim, then a crash", crash: true, edit: archivedRow,
+			want: want{status: schema.ProvisioningAwaiting, archived: true, quantity: 15, seats: 10, changes: 0, verdict: mapping.Skip,
+				message: "Not made in Partner Center: the row was archived before the connector sent the change, and Partner Center has 10 seats. To have it made after all, activate the row again."}},
+		{name: "archived after the call, then a crash", afterCall: true, crash: true, edit: archivedRow,
+			want: want{status: schema.ProvisioningProvisioned, archived: true, quantity: 15, seats: 15, changes: 1,
+				message: "Partner Center now has 15 seats, as this change asks (checked at 21 Nov 2026 10:11 UTC), although the row was archived while it was being made. The row stays archived; " + undo}},
+		{name: "set Failed after the call, then a crash", afterCall: true, crash: true, edit: status(schema.ProvisioningFailed),
+			want: want{status: schema.ProvisioningProvisioned, quantity: 15, seats: 15, changes: 1,
+				message: "Partner Center now has 15 seats, as this change asks (checked at 21 Nov 2026 10:11 UTC), although its Provisioning Status was set to Failed Provisioning while it was being made. It is Provisioned because the change was made; " + undo}},
+		{name: "set Failed after the claim, then a crash", crash: true, edit: status(schema.ProvisioningFailed),
+			want: want{status: schema.ProvisioningFailed, quantity: 15, seats: 10, changes: 0, verdict: mapping.Skip, message: "Stopped by an admin."}},
+
+		{name: "purchase: new quantity after the claim", purchase: true, edit: dataverse.Row{"csp_quantity": 7},
+			want: want{status: schema.ProvisioningProvisioned, quantity: 7, seats: 7, changes: 1,
+				message: "Bought 7 seat(s) in Partner Center: order %[1]s, subscription %[2]s."}},
+		{name: "purchase: new quantity after checkout", purchase: true, afterCall: true, edit: dataverse.Row{"csp_quantity": 7},
+			want: want{status: schema.ProvisioningProvisioned, quantity: 7, seats: 5, changes: 1,
+				message: "Bought 5 seat(s) in Partner Center: order %[1]s, subscription %[2]s. New quantity was changed to 7 while the order was being placed: Partner Center has the 5 seat(s) bought. For 7, create a Quantity change."}},
+		{name: "purchase: renamed after the claim", purchase: true, edit: dataverse.Row{"csp_name": "Renamed by an admin"},
+			want: want{status: schema.ProvisioningProvisioned, quantity: 5, seats: 5, changes: 1,
+				message: "Bought 5 seat(s) in Partner Center: order %[1]s, subscription %[2]s."}},
+		{name: "purchase: archived after the claim", purchase: true, edit: archivedRow,
+			want: want{status: schema.ProvisioningAwaiting, archived: true, quantity: 5, changes: 0, verdict: mapping.Skip,
+				message: "Not made in Partner Center: the row was archived before the connector placed the order. To have it made after all, activate the row again."}},
+		{name: "purchase: archived after checkout", purchase: true, afterCall: true, edit: archivedRow,
+			want: want{status: schema.ProvisioningProvisioned, archived: true, quantity: 5, seats: 5, changes: 1,
+				message: "Partner Center now has 5 seats (order %[1]s, subscription %[2]s): this change was made at " + made + " although the row was archived while it was being made. The row stays archived; " + undo}},
+		{name: "purchase: archived after checkout, then a crash", purchase: true, afterCall: true, crash: true, edit: archivedRow,
+			want: want{status: schema.ProvisioningProvisioned, archived: true, quantity: 5, seats: 5, changes: 1,
+				message: "Partner Center now has 5 seats (order %[1]s, subscription %[2]s), as this change asks (checked at 21 Nov 2026 10:11 UTC), although the row was archived while it was being made. The row stays archived; " + undo}},
+		{name: "purchase: deleted after checkout", purchase: true, afterCall: true, delete: true, want: want{deleted: true, seats: 5, changes: 1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -576,12 +585,21 @@ func TestProvisionAdminEditsWhileProvisioning(t *testing.T) {
 				id = r.LCL(t, s.Row, schema.ChangeQuantity, 15, nil)
 			}
 			var edits atomic.Int32
+			crashed := errors.New("the process died")
 			admin := func(lcl dataverse.GUID) error {
-				if edits.Add(1) == 1 {
-					_, err := r.DV.Update(t.Context(), schema.SetLicenseChangeLogs, lcl, tt.edit, nil)
-					return err
+				if edits.Add(1) != 1 {
+					return nil
 				}
-				return nil
+				var err error
+				if tt.delete {
+					err = r.DV.Delete(t.Context(), schema.SetLicenseChangeLogs, lcl, nil)
+				} else {
+					_, err = r.DV.Update(t.Context(), schema.SetLicenseChangeLogs, lcl, tt.edit, nil)
+				}
+				if err == nil && tt.crash {
+					return crashed
+				}
+				return err
 			}
 			p := restarted(r)
 			if tt.afterCall {
@@ -591,10 +609,72 @@ func TestProvisionAdminEditsWhileProvisioning(t *testing.T) {
 			}
 
 			out, err := p.Provision(t.Context(), id)
-			require.NoError(t, err)
 			require.Positive(t, edits.Load(), "the admin's edit happened mid-change")
-			assert.Equal(t, tt.verdict, out.Decision.Verdict, out.Decision.Message)
-			tt.check(t, r, s.PCID, r.Read(t, id), r.ReadSubscription(t, s.Row))
+			if tt.crash {
+				require.ErrorIs(t, err, crashed)
+				r.Clock.Advance(DefaultClaimTTL + time.Minute)
+				r.Woken()
+				_, serr := r.P.Sweep(t.Context())
+				require.NoError(t, serr)
+				require.Contains(t, idStrings(r.Woken()), id.String(), "the sweep finds the claim left behind, on an active row or not")
+				out, err = restarted(r).Provision(t.Context(), id)
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.want.verdict, out.Decision.Verdict, out.Decision.Message)
+
+			// The subscription row shows what Partner Center shows.
+			sr := r.ReadSubscription(t, s.Row)
+			if tt.purchase {
+				assert.Equal(t, tt.want.changes, r.PCS.Orders(r.Tenant), "orders placed")
+				subs := r.PCS.Subscriptions(r.Tenant)
+				if tt.want.changes == 0 {
+					assert.Empty(t, subs)
+					assert.Empty(t, sr.PCSubscriptionID)
+				} else if assert.Len(t, subs, 1) {
+					s.PCID = subs[0]
+					assert.Equal(t, s.PCID, sr.PCSubscriptionID)
+				}
+			} else {
+				assert.Equal(t, tt.want.changes, pcChanges(r, s.PCID), "updates Partner Center carried out")
+			}
+			if s.PCID != "" {
+				assert.Equal(t, tt.want.seats, r.PCQuantity(t, s.PCID), "seats in Partner Center")
+			}
+			assert.Equal(t, tt.want.seats, sr.Quantity, "seats on the subscription row")
+
+			if tt.want.deleted {
+				_, err := r.DV.Get(t.Context(), schema.SetLicenseChangeLogs, id, nil)
+				assert.True(t, dataverse.IsNotFound(err), "the row stays deleted: %v", err)
+				return
+			}
+			l := r.Read(t, id)
+			assert.Equal(t, tt.want.status, l.ProvisioningStatus, l.ProvisioningMessage)
+			message := tt.want.message
+			if strings.Contains(message, "%[1]s") {
+				message = fmt.Sprintf(message, l.PCOrderID, s.PCID)
+			}
+			assert.Equal(t, message, l.ProvisioningMessage)
+			switch {
+			case tt.want.archived:
+				assert.Equal(t, schema.StateInactive, l.State)
+				assert.Equal(t, schema.LCLArchived, l.Status)
+			case tt.want.inactive:
+				assert.Equal(t, schema.StateInactive, l.State)
+				assert.Equal(t, schema.StatusInactive, l.Status)
+			default:
+				assert.Equal(t, schema.StateActive, l.State)
+			}
+			assert.Equal(t, tt.want.quantity, *l.Quantity, "the admin's value stays")
+			assert.True(t, l.ClaimExpiresOn.IsZero(), "the claim is released")
+			assert.Equal(t, 1, l.Attempts, "one attempt")
+			if tt.want.status == schema.ProvisioningProvisioned {
+				assert.False(t, l.ProvisionedOn.IsZero(), "when it was provisioned")
+				if tt.purchase {
+					assert.Equal(t, s.PCID, l.PCSubscriptionID)
+				}
+			} else {
+				assert.True(t, l.ProvisionedOn.IsZero())
+			}
 		})
 	}
 }

@@ -19,7 +19,7 @@ var sweepColumns = []string{"csp_licensechangelogid", "csp_name", "_csp_subscrip
 
 // Sweep finds every LCL that needs a run, so nothing depends on an event arriving: changes Awaiting
 // Provisioning that are due (no next attempt, or its time has come; a Manual provider's are left to a
-// person), and claims that expired (a replica died mid-change). Of a subscription's due changes only the
+// person), and claims that expired (a replica died mid-change), on active rows or not. Of a subscription's due changes only the
 // first is submitted: each success wakes the next, in order. It returns how many it submitted.
 func (p *Provisioner) Sweep(ctx context.Context) (int, error) {
 	if p.Wake == nil {
@@ -58,10 +58,11 @@ func (p *Provisioner) Sweep(ctx context.Context) (int, error) {
 	for _, l := range heads {
 		ids = append(ids, l.ID)
 	}
-	expired := dataverse.And(
-		dataverse.Eq("statecode", schema.StateActive),
-		dataverse.Eq("csp_provisioningstatus", schema.ProvisioningInProgress),
-		dataverse.Or(dataverse.IsNull("csp_claimexpireson"), dataverse.Lt("csp_claimexpireson", now)),
+	// Active or not, whatever its status: a row archived (or set Failed by hand) while a replica that then
+	// died was making its change still needs the outcome written, and only the claim left on it says so.
+	expired := dataverse.Or(
+		dataverse.And(dataverse.Eq("csp_provisioningstatus", schema.ProvisioningInProgress), dataverse.IsNull("csp_claimexpireson")),
+		dataverse.Lt("csp_claimexpireson", now),
 	)
 	for r, err := range p.DV.List(ctx, schema.SetLicenseChangeLogs, &dataverse.Query{Select: []string{"csp_licensechangelogid"}, Filter: expired}) {
 		if err != nil {

@@ -193,14 +193,24 @@ func TestSweepSubmitsDueHeadsAndExpiredClaims(t *testing.T) {
 	live := r.LCL(t, b.Row, schema.ChangeQuantity, 18, dataverse.Row{"csp_provisioningstatus": int(schema.ProvisioningInProgress),
 		"csp_claimexpireson": now.Add(time.Minute), "csp_attemptid": "busy-replica"})
 	r.LCL(t, b.Row, schema.ChangeQuantity, 19, dataverse.Row{"csp_provisioningstatus": int(schema.ProvisioningProvisioned)})
+	// Archived, or set Failed by hand, while a replica that died was making the change: the claim left on
+	// the row is all that says its outcome is still to be written.
+	archivedExpired := r.LCL(t, b.Row, schema.ChangeQuantity, 20, dataverse.Row{"csp_provisioningstatus": int(schema.ProvisioningInProgress),
+		"csp_claimexpireson": now.Add(-time.Minute), "csp_attemptid": "dead-replica", "statecode": schema.StateInactive, "statuscode": schema.LCLArchived})
+	failedExpired := r.LCL(t, b.Row, schema.ChangeQuantity, 21, dataverse.Row{"csp_provisioningstatus": int(schema.ProvisioningFailed),
+		"csp_claimexpireson": now.Add(-time.Minute), "csp_attemptid": "dead-replica"})
+	archivedLive := r.LCL(t, b.Row, schema.ChangeQuantity, 22, dataverse.Row{"csp_provisioningstatus": int(schema.ProvisioningInProgress),
+		"csp_claimexpireson": now.Add(time.Minute), "csp_attemptid": "busy-replica", "statecode": schema.StateInactive, "statuscode": schema.LCLArchived})
+	r.LCL(t, b.Row, schema.ChangeQuantity, 23, dataverse.Row{"csp_provisioningstatus": int(schema.ProvisioningAwaiting),
+		"statecode": schema.StateInactive, "statuscode": schema.LCLArchived})
 
 	n, err := r.P.Sweep(t.Context())
 	require.NoError(t, err)
 	woken := idStrings(r.Woken())
-	assert.Equal(t, 3, n)
-	assert.ElementsMatch(t, []string{aFirst.String(), noSubscription.String(), expired.String()}, woken,
-		"due heads (one per subscription), rows without a subscription, expired claims")
-	for _, not := range []dataverse.GUID{future, retryLater, manual, live} {
+	assert.Equal(t, 5, n)
+	assert.ElementsMatch(t, []string{aFirst.String(), noSubscription.String(), expired.String(), archivedExpired.String(), failedExpired.String()}, woken,
+		"due heads (one per subscription), rows without a subscription, expired claims (on active rows or not)")
+	for _, not := range []dataverse.GUID{future, retryLater, manual, live, archivedLive} {
 		assert.NotContains(t, woken, not.String())
 	}
 
@@ -346,4 +356,27 @@ func TestHealthReportSaysItsThresholdInWords(t *testing.T) {
 	assert.True(t, strings.HasSuffix(row.Message, "partly succeeded: 1 license change(s) waiting or failed for more than 24 hours (1 failed)."), row.Message)
 	require.Len(t, notices, 1)
 	assert.True(t, strings.HasPrefix(notices[0].Body, "1 license change(s) waiting or failed for more than 24 hours (1 failed), oldest first:\n- "), notices[0].Body)
+}
+
+// TestAClaimLeftOnARowSetBackToAwaitingIsReleasedByItsHold has a row set back to Awaiting Provisioning by
+// hand while a replica that died held it, now scheduled for later: the hold written on it releases the
+// expired claim, so the sweep stops finding it as an expired claim.
+func TestAClaimLeftOnARowSetBackToAwaitingIsReleasedByItsHold(t *testing.T) {
+	t.Parallel()
+	r := newProvRig(t, provOptions{})
+	now := r.Clock.Now()
+	s := r.Subscription(t, 10, time.Hour, nil)
+	id := r.LCL(t, s.Row, schema.ChangeQuantity, 12, dataverse.Row{"csp_effectivedate": now.Add(time.Hour),
+		"csp_claimexpireson": now.Add(-time.Minute), "csp_attemptid": "dead-replica"})
+
+	out, err := r.P.Provision(t.Context(), id)
+	require.NoError(t, err)
+	assert.Equal(t, mapping.Hold, out.Decision.Verdict, out.Decision.Message)
+	l := r.Read(t, id)
+	assert.Equal(t, schema.HeldScheduled, l.HeldReason)
+	assert.True(t, l.ClaimExpiresOn.IsZero(), "the expired claim is released")
+	r.Woken()
+	_, err = r.P.Sweep(t.Context())
+	require.NoError(t, err)
+	assert.NotContains(t, idStrings(r.Woken()), id.String())
 }
