@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
 	"github.com/cspconnector/csp-connector/mapping"
@@ -147,8 +148,8 @@ func providerID(f mapping.AgreementFacts) dataverse.GUID {
 
 // AgreementTriggers are the events that wake the workflow: an admin asks for a link (or records a partner
 // attestation) by setting the attestation status, and the "Create Agreements" button of a template.
-func AgreementTriggers() []Trigger {
-	return []Trigger{
+func AgreementTriggers() []work.Trigger {
+	return []work.Trigger{
 		{Table: schema.TableAgreement, Message: "Update", Columns: []string{"csp_attestationstatus"},
 			WriteBack: []string{"csp_attestationstatus", "csp_acceptancepath", "csp_attestationid", "csp_acceptanceurl", "csp_linkexpireson",
 				"csp_dateagreed", "csp_verifiedon", "csp_attestationmessage", "csp_systemmessage", "statecode", "statuscode"}},
@@ -156,14 +157,14 @@ func AgreementTriggers() []Trigger {
 }
 
 // TemplateTriggers wake the bulk create: the template's Create Agreements button sets csp_createrequestedon.
-func TemplateTriggers() []Trigger {
-	return []Trigger{{Table: schema.TableAgreementTemplate, Message: "Update", Columns: []string{"csp_createrequestedon"},
+func TemplateTriggers() []work.Trigger {
+	return []work.Trigger{{Table: schema.TableAgreementTemplate, Message: "Update", Columns: []string{"csp_createrequestedon"},
 		WriteBack: []string{"csp_createmessage", "csp_createdoneon", "csp_createrequestedon"}}}
 }
 
 // Handle reconciles one agreement row: a requested link or partner attestation is carried out; a row
 // waiting on the customer is checked; an accepted row is only re-verified (never moved back).
-func (g *Agreements) Handle(ctx context.Context, w Work) error {
+func (g *Agreements) Handle(ctx context.Context, w work.Batch) error {
 	f, err := g.load(ctx, w.Key.ID)
 	if dataverse.IsNotFound(err) {
 		return nil
@@ -194,7 +195,7 @@ func (g *Agreements) Handle(ctx context.Context, w Work) error {
 }
 
 // requester is the person whose change asked for the work (the admin who set Link requested).
-func requester(w Work) dataverse.GUID {
+func requester(w work.Batch) dataverse.GUID {
 	for _, ev := range slices.Backward(w.Events) {
 		if ev.InitiatingUserID != (dataverse.GUID{}) {
 			return ev.InitiatingUserID

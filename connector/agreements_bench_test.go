@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
+	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/dataversetest"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
@@ -393,7 +394,7 @@ func (r *agBenchRig) run(b *testing.B) (agBenchCounts, time.Duration) {
 		failures []string
 		done     = make(chan struct{})
 	)
-	var q *Queue
+	var q *work.Queue
 	g := &Agreements{DV: r.DV, PC: r.PC,
 		Notify: func(n Notification) {
 			if n.Type == NotifyAgreementAccepted {
@@ -405,14 +406,14 @@ func (r *agBenchRig) run(b *testing.B) (agBenchCounts, time.Duration) {
 		ctx = context.WithoutCancel(ctx)
 		go func() {
 			for _, id := range ids {
-				if err := q.Submit(ctx, WorkItem{Key: WorkKey{Table: schema.TableAgreement, ID: id}, Source: SourceSweep}); err != nil {
+				if err := q.Submit(ctx, work.Item{Key: work.Key{Table: schema.TableAgreement, ID: id}, Source: work.SourceSweep}); err != nil {
 					return
 				}
 			}
 		}()
 	}
 	// g.Handle, counting the rows it got through.
-	handle := func(ctx context.Context, w Work) error {
+	handle := func(ctx context.Context, w work.Batch) error {
 		err := g.Handle(ctx, w)
 		mu.Lock()
 		defer mu.Unlock()
@@ -426,7 +427,7 @@ func (r *agBenchRig) run(b *testing.B) (agBenchCounts, time.Duration) {
 		}
 		return nil
 	}
-	q = NewQueue(handle, QueueOptions{Workers: benchWorkers})
+	q = work.NewQueue(handle, work.Options{Workers: benchWorkers})
 	ctx, cancel := context.WithCancel(context.WithoutCancel(b.Context()))
 	stopped := make(chan struct{})
 	go func() { q.Run(ctx, ctx); close(stopped) }()

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
 	"github.com/cspconnector/csp-connector/mapping"
@@ -43,7 +44,7 @@ func (g *Agreements) CheckJob(every time.Duration) Job {
 				g.Wake(ctx, ids)
 			} else {
 				for _, id := range ids {
-					if err := g.Handle(ctx, Work{Key: WorkKey{Table: schema.TableAgreement, ID: id}}); err != nil {
+					if err := g.Handle(ctx, work.Batch{Key: work.Key{Table: schema.TableAgreement, ID: id}}); err != nil {
 						return RunCounts{Processed: len(ids)}, err
 					}
 				}
@@ -145,7 +146,7 @@ func (g *Agreements) template(ctx context.Context, id dataverse.GUID) (schema.Ag
 // It is level-triggered: a request later than the last finished run is carried out (at once, even one
 // dated in the future) and cleared, so the event of a request and the API's own submission of it (or a
 // redelivered event) run it once; a request dated no later than the last run is answered on the row.
-func (g *Agreements) HandleTemplate(ctx context.Context, w Work) error {
+func (g *Agreements) HandleTemplate(ctx context.Context, w work.Batch) error {
 	t, err := g.template(ctx, w.Key.ID)
 	if dataverse.IsNotFound(err) {
 		return nil

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cspconnector/csp-connector/connector/event"
+	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/dataversetest"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
@@ -105,7 +106,7 @@ func (r *agRig) Request(t testing.TB, extra dataverse.Row) {
 // Run handles the row as an admin's event would.
 func (r *agRig) Run(t testing.TB) error {
 	t.Helper()
-	return r.G.Handle(t.Context(), Work{Key: WorkKey{Table: schema.TableAgreement, ID: r.Row},
+	return r.G.Handle(t.Context(), work.Batch{Key: work.Key{Table: schema.TableAgreement, ID: r.Row},
 		Events: []event.Event{{Message: "Update", Table: schema.TableAgreement, RowID: r.Row, InitiatingUserID: uuid.New()}}})
 }
 
@@ -474,7 +475,7 @@ func TestCreateAgreementsRequestedInTheFutureOrThePast(t *testing.T) {
 		return tpl
 	}
 	handle := func() {
-		require.NoError(t, r.G.HandleTemplate(ctx, Work{Key: WorkKey{Table: schema.TableAgreementTemplate, ID: r.Template}}))
+		require.NoError(t, r.G.HandleTemplate(ctx, work.Batch{Key: work.Key{Table: schema.TableAgreementTemplate, ID: r.Template}}))
 	}
 	agreements := func() int {
 		n := 0

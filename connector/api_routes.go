@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cspconnector/csp-connector/connector/apiauth"
+	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
 	"github.com/cspconnector/csp-connector/mapping"
@@ -329,7 +330,7 @@ func mapProviderAccount(c *apiCall) (apiResult, error) {
 	}
 	// The Pending agreements of the mapped row, as the form's change would bring (the gate drops the
 	// event of the connector's own write to the account).
-	if err := c.svc().Accounts.Handle(c.ctx(), Work{Key: WorkKey{Table: schema.TableProviderAccount, ID: id}}); err != nil {
+	if err := c.svc().Accounts.Handle(c.ctx(), work.Batch{Key: work.Key{Table: schema.TableProviderAccount, ID: id}}); err != nil {
 		return apiResult{}, err
 	}
 	pa, err = c.providerAccount(id)
@@ -471,11 +472,11 @@ func requestAcceptanceLink(c *apiCall) (apiResult, error) {
 	if _, err := g.DV.Update(c.ctx(), schema.SetAgreements, id, changes, &dataverse.UpdateOptions{IfMatch: a.ETag}); err != nil {
 		return apiResult{}, err
 	}
-	if err := g.Handle(c.ctx(), Work{Key: WorkKey{Table: schema.TableAgreement, ID: id}}); err != nil {
+	if err := g.Handle(c.ctx(), work.Batch{Key: work.Key{Table: schema.TableAgreement, ID: id}}); err != nil {
 		// The row says Link requested: the work queue tries it again (the gate drops the event of the
 		// connector's own write, and the check job does not look at requested rows).
 		s := c.svc()
-		if qerr := s.Queue.Submit(s.background(), WorkItem{Key: WorkKey{Table: schema.TableAgreement, ID: id}, Source: SourceAPI}); qerr != nil {
+		if qerr := s.Queue.Submit(s.background(), work.Item{Key: work.Key{Table: schema.TableAgreement, ID: id}, Source: work.SourceAPI}); qerr != nil {
 			c.api.opts.Logger.Warn("could not queue the link request for a retry", "agreement", id, "error", qerr)
 		}
 		return apiResult{}, err
@@ -544,7 +545,7 @@ func createAgreementsForTemplate(c *apiCall) (apiResult, error) {
 		t.CreateRequestedOn = now
 	}
 	s := c.svc()
-	if err := s.Queue.Submit(s.background(), WorkItem{Key: WorkKey{Table: schema.TableAgreementTemplate, ID: id}, Source: SourceAPI}); err != nil {
+	if err := s.Queue.Submit(s.background(), work.Item{Key: work.Key{Table: schema.TableAgreementTemplate, ID: id}, Source: work.SourceAPI}); err != nil {
 		return apiResult{}, err
 	}
 	return apiResult{status: http.StatusAccepted, body: templateCreation(t), location: APIPrefix + "/agreement-templates/" + id.String() + "/creation", retryAfter: apiRetryAfter}, nil
@@ -598,7 +599,7 @@ func provisionLCL(c *apiCall) (apiResult, error) {
 			return apiResult{}, err
 		}
 	}
-	if err := c.svc().Queue.Do(c.ctx(), WorkItem{Key: WorkKey{Table: schema.TableLicenseChangeLog, ID: id}, Source: SourceAPI}); err != nil {
+	if err := c.svc().Queue.Do(c.ctx(), work.Item{Key: work.Key{Table: schema.TableLicenseChangeLog, ID: id}, Source: work.SourceAPI}); err != nil {
 		return apiResult{}, err
 	}
 	l, err = c.lcl(id)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
+	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
 	"github.com/cspconnector/csp-connector/partnercenter"
@@ -357,7 +358,7 @@ func (c *Connectivity) provider(ctx context.Context, id dataverse.GUID) (schema.
 // HandleProviderRow is the work handler for csp_provider rows: a csp_verifyrequestedon later than
 // csp_lastverifiedon runs the checks for that provider (at once, even when dated in the future); one
 // dated no later than the last verification is answered on the row and cleared.
-func (c *Connectivity) HandleProviderRow(ctx context.Context, w Work) error {
+func (c *Connectivity) HandleProviderRow(ctx context.Context, w work.Batch) error {
 	p, err := c.provider(ctx, w.Key.ID)
 	if dataverse.IsNotFound(err) {
 		return nil
@@ -387,8 +388,8 @@ func (c *Connectivity) HandleProviderRow(ctx context.Context, w Work) error {
 }
 
 // ProviderTrigger is the event that wakes HandleProviderRow.
-func ProviderTrigger() Trigger {
-	return Trigger{Table: schema.TableProvider, Message: "Update", Columns: []string{"csp_verifyrequestedon"},
+func ProviderTrigger() work.Trigger {
+	return work.Trigger{Table: schema.TableProvider, Message: "Update", Columns: []string{"csp_verifyrequestedon"},
 		WriteBack: []string{"csp_connectivitystatus", "csp_connectivitymessage", "csp_systemmessage", "csp_lastverifiedon", "csp_verifyrequestedon"}}
 }
 

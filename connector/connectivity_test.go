@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
 	"github.com/cspconnector/csp-connector/partnercenter"
@@ -83,13 +84,13 @@ func TestVerifyRequestedOnOneProvider(t *testing.T) {
 	pc, manual := ps["Microsoft Partner Center"], ps["Distributor portal (manual)"]
 
 	// Nothing requested: nothing done.
-	require.NoError(t, conn.HandleProviderRow(t.Context(), Work{Key: WorkKey{Table: schema.TableProvider, ID: pc.ID}}))
+	require.NoError(t, conn.HandleProviderRow(t.Context(), work.Batch{Key: work.Key{Table: schema.TableProvider, ID: pc.ID}}))
 	assert.True(t, providers(t, dv)["Microsoft Partner Center"].LastVerifiedOn.IsZero())
 
 	for _, id := range []dataverse.GUID{pc.ID, manual.ID} {
 		_, err := dv.Update(t.Context(), schema.SetProviders, id, dataverse.Row{"csp_verifyrequestedon": time.Now().Add(-time.Second)}, nil)
 		require.NoError(t, err)
-		require.NoError(t, conn.HandleProviderRow(t.Context(), Work{Key: WorkKey{Table: schema.TableProvider, ID: id}}))
+		require.NoError(t, conn.HandleProviderRow(t.Context(), work.Batch{Key: work.Key{Table: schema.TableProvider, ID: id}}))
 	}
 	ps = providers(t, dv)
 	assert.Equal(t, schema.ConnectivityConnected, ps["Microsoft Partner Center"].ConnectivityStatus)
@@ -99,7 +100,7 @@ func TestVerifyRequestedOnOneProvider(t *testing.T) {
 
 	// Answered: a second wake-up (a duplicate event) does not verify again.
 	before := len(sb.PartnerCenter.Requests())
-	require.NoError(t, conn.HandleProviderRow(t.Context(), Work{Key: WorkKey{Table: schema.TableProvider, ID: pc.ID}}))
+	require.NoError(t, conn.HandleProviderRow(t.Context(), work.Batch{Key: work.Key{Table: schema.TableProvider, ID: pc.ID}}))
 	assert.Equal(t, before, len(sb.PartnerCenter.Requests()))
 }
 
@@ -147,7 +148,7 @@ func TestVerifyRequestedInTheFutureOrThePast(t *testing.T) {
 	conn := &Connectivity{DV: dv, PC: sb.PartnerCenterClient, Queue: DefaultQueue, Now: clock.Now}
 	pc := providers(t, dv)["Microsoft Partner Center"]
 	handle := func() {
-		require.NoError(t, conn.HandleProviderRow(t.Context(), Work{Key: WorkKey{Table: schema.TableProvider, ID: pc.ID}}))
+		require.NoError(t, conn.HandleProviderRow(t.Context(), work.Batch{Key: work.Key{Table: schema.TableProvider, ID: pc.ID}}))
 	}
 
 	requested := clock.Now().Add(3 * time.Hour)
@@ -203,6 +204,6 @@ func TestVerifyConnectivityJobAnswersAWaitingRequest(t *testing.T) {
 	assert.True(t, p.VerifyRequestedOn.IsZero())
 	assert.NotContains(t, p.ConnectivityMessage, "Verify requested on")
 	calls := len(sb.PartnerCenter.Requests())
-	require.NoError(t, conn.HandleProviderRow(t.Context(), Work{Key: WorkKey{Table: schema.TableProvider, ID: pc.ID}}))
+	require.NoError(t, conn.HandleProviderRow(t.Context(), work.Batch{Key: work.Key{Table: schema.TableProvider, ID: pc.ID}}))
 	assert.Equal(t, calls, len(sb.PartnerCenter.Requests()))
 }

@@ -10,23 +10,9 @@ import (
 
 	"github.com/cspconnector/csp-connector/connector/event"
 	"github.com/cspconnector/csp-connector/connector/metrics"
+	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/dataverse"
 )
-
-// Trigger is one kind of Dataverse event that wakes the connector: a message on a table and, for Update,
-// the columns whose change matters. The same declaration registers the Dataverse step (its filtering
-// attributes are Columns) and drives the loop guard.
-type Trigger struct {
-	Table   string
-	Message string // Create, Update, Delete, or a custom API's unique name
-	// Columns are the trigger columns (Update only; empty: any change).
-	Columns []string
-	// WriteBack are the columns the connector itself writes on this table. A change the connector made to
-	// them never wakes it, even if they are trigger columns too.
-	WriteBack []string
-	// Images are the pre/post images the handler reads from the event.
-	Images []dataverse.StepImage
-}
 
 // Dead-letter reasons the intake adds to the decoder's.
 const (
@@ -57,7 +43,7 @@ const (
 type Gate struct {
 	OrganizationID dataverse.GUID // zero: not checked
 	SelfUserID     dataverse.GUID // zero: no loop guard
-	Triggers       []Trigger
+	Triggers       []work.Trigger
 }
 
 // Judge decides on ev.
@@ -104,22 +90,14 @@ func (g *Gate) caused(ev event.Event) bool {
 	return g.SelfUserID != (dataverse.GUID{}) && ev.InitiatingUserID == g.SelfUserID
 }
 
-func (g *Gate) triggersFor(ev event.Event) []Trigger {
-	var out []Trigger
+func (g *Gate) triggersFor(ev event.Event) []work.Trigger {
+	var out []work.Trigger
 	for _, tr := range g.Triggers {
 		if strings.EqualFold(tr.Message, ev.Message) && (tr.Table == ev.Table || tr.Table == "") {
 			out = append(out, tr)
 		}
 	}
 	return out
-}
-
-// KeyFor is the work key of an event: its row, or for an unbound custom API its message name.
-func KeyFor(ev event.Event) WorkKey {
-	if ev.Table == "" || ev.Table == "none" {
-		return WorkKey{Table: ev.Message}
-	}
-	return WorkKey{Table: ev.Table, ID: ev.RowID}
 }
 
 // Settlement is what becomes of one delivered message. The Service Bus intake turns it into complete,
@@ -156,7 +134,7 @@ func (a SettleAction) String() string {
 // listener and the webhook so both decide the same way.
 type Intake struct {
 	Gate    *Gate
-	Queue   *Queue
+	Queue   *work.Queue
 	Logger  *slog.Logger
 	Metrics *metrics.Recorder
 }
@@ -192,9 +170,9 @@ func (in *Intake) Receive(body []byte, source string, truncatedHint bool) (event
 // Process runs the event's work and waits for it: complete on success or when no handler wants it,
 // abandon on failure.
 func (in *Intake) Process(ctx context.Context, ev event.Event, source string) Settlement {
-	err := in.Queue.Do(ctx, WorkItem{Key: KeyFor(ev), Event: &ev, Source: source})
+	err := in.Queue.Do(ctx, work.Item{Key: work.KeyFor(ev), Event: &ev, Source: source})
 	switch {
-	case err == nil, errors.Is(err, ErrNoHandler):
+	case err == nil, errors.Is(err, work.ErrNoHandler):
 		return Settlement{Action: SettleComplete}
 	default:
 		return Settlement{Action: SettleAbandon, Err: err}

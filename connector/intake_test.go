@@ -18,6 +18,7 @@ import (
 
 	"github.com/cspconnector/csp-connector/connector/event"
 	"github.com/cspconnector/csp-connector/connector/metrics"
+	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/dataverse"
 )
 
@@ -29,7 +30,7 @@ var (
 )
 
 func testGate() *Gate {
-	return &Gate{OrganizationID: testOrg, SelfUserID: testSelf, Triggers: []Trigger{
+	return &Gate{OrganizationID: testOrg, SelfUserID: testSelf, Triggers: []work.Trigger{
 		{Table: "csp_licensechangelog", Message: "Create"},
 		{Table: "csp_licensechangelog", Message: "Update", Columns: []string{"csp_provisioningstatus", "csp_quantity"},
 			WriteBack: []string{"csp_provisioningstatus", "csp_provisioningmessage"}},
@@ -89,8 +90,8 @@ func TestGateJudge(t *testing.T) {
 			assert.Equal(t, tc.reason, v.Reason)
 		})
 	}
-	assert.Equal(t, WorkKey{Table: "csp_RunJob"}, KeyFor(customAPI))
-	assert.Equal(t, WorkKey{Table: "csp_licensechangelog", ID: testRow}, KeyFor(deleted))
+	assert.Equal(t, work.Key{Table: "csp_RunJob"}, work.KeyFor(customAPI))
+	assert.Equal(t, work.Key{Table: "csp_licensechangelog", ID: testRow}, work.KeyFor(deleted))
 }
 
 // eventJSON is a minimal RemoteExecutionContext for an Update.
@@ -107,27 +108,27 @@ func eventJSON(org, user uuid.UUID, table string, row uuid.UUID, cols ...string)
 
 type recorder struct {
 	mu   sync.Mutex
-	work []Work
+	work []work.Batch
 	err  error
 }
 
-func (r *recorder) handle(ctx context.Context, w Work) error {
+func (r *recorder) handle(ctx context.Context, w work.Batch) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.work = append(r.work, w)
 	return r.err
 }
 
-func (r *recorder) runs() []Work {
+func (r *recorder) runs() []work.Batch {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]Work(nil), r.work...)
+	return append([]work.Batch(nil), r.work...)
 }
 
-func newTestIntake(t *testing.T, rec *recorder, opts QueueOptions) *Intake {
-	d := NewDispatcher()
+func newTestIntake(t *testing.T, rec *recorder, opts work.Options) *Intake {
+	d := work.NewDispatcher()
 	d.Handle("csp_licensechangelog", rec.handle)
-	q := NewQueue(d.Dispatch, opts)
+	q := work.NewQueue(d.Dispatch, opts)
 	startQueue(t, q)
 	return &Intake{Gate: testGate(), Queue: q, Metrics: metrics.New()}
 }
@@ -136,7 +137,7 @@ func TestWebhook(t *testing.T) {
 	t.Parallel()
 	const secret = "0123456789abcdef-key"
 	rec := &recorder{}
-	in := newTestIntake(t, rec, QueueOptions{Workers: 2})
+	in := newTestIntake(t, rec, work.Options{Workers: 2})
 	byCode := httptest.NewServer(in.Webhook(WebhookOptions{Key: secret, MaxBody: 4096}))
 	defer byCode.Close()
 	byHeader := httptest.NewServer(in.Webhook(WebhookOptions{Key: secret, Header: "x-api-key"}))
@@ -194,8 +195,8 @@ func TestWebhook(t *testing.T) {
 		return n == 2
 	}, 5*time.Second, 10*time.Millisecond, "the two accepted events reach the handler, and only they")
 	for _, w := range rec.runs() {
-		assert.Equal(t, WorkKey{Table: "csp_licensechangelog", ID: testRow}, w.Key)
-		assert.Equal(t, []string{SourceWebhook}, w.Sources)
+		assert.Equal(t, work.Key{Table: "csp_licensechangelog", ID: testRow}, w.Key)
+		assert.Equal(t, []string{work.SourceWebhook}, w.Sources)
 	}
 }
 
@@ -204,9 +205,9 @@ func TestWebhookAnswers503WhenTheQueueIsFull(t *testing.T) {
 	const secret = "0123456789abcdef-key"
 	block := make(chan struct{})
 	defer close(block)
-	d := NewDispatcher()
-	d.Handle("csp_licensechangelog", func(ctx context.Context, w Work) error { <-block; return nil })
-	q := NewQueue(d.Dispatch, QueueOptions{Workers: 1, Limit: 1})
+	d := work.NewDispatcher()
+	d.Handle("csp_licensechangelog", func(ctx context.Context, w work.Batch) error { <-block; return nil })
+	q := work.NewQueue(d.Dispatch, work.Options{Workers: 1, Limit: 1})
 	startQueue(t, q)
 	in := &Intake{Gate: testGate(), Queue: q}
 	srv := httptest.NewServer(in.Webhook(WebhookOptions{Key: secret, SubmitTimeout: 50 * time.Millisecond}))
@@ -230,7 +231,7 @@ func TestWebhookThrottlesWrongKeys(t *testing.T) {
 	now := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
 	var mu sync.Mutex
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	in := newTestIntake(t, &recorder{}, QueueOptions{Workers: 1})
+	in := newTestIntake(t, &recorder{}, work.Options{Workers: 1})
 	h := in.Webhook(WebhookOptions{Key: secret, FailedKeys: 3, FailedKeyEvery: 10 * time.Second, Now: clock})
 	post := func(addr, code string) int {
 		r := httptest.NewRequest(http.MethodPost, WebhookPath+"?code="+code, strings.NewReader(eventJSON(testOrg, testUser, "csp_licensechangelog", testRow, "csp_quantity")))
@@ -256,7 +257,7 @@ func TestWebhookThrottlesWrongKeys(t *testing.T) {
 func TestWebhookBodyErrorsNameNoAddresses(t *testing.T) {
 	t.Parallel()
 	const secret = "0123456789abcdef-key"
-	in := newTestIntake(t, &recorder{}, QueueOptions{Workers: 1})
+	in := newTestIntake(t, &recorder{}, work.Options{Workers: 1})
 	srv := httptest.NewUnstartedServer(in.Webhook(WebhookOptions{Key: secret}))
 	srv.Config.ReadTimeout = 200 * time.Millisecond
 	srv.Start()
@@ -284,4 +285,12 @@ func TestWebhookBodyErrorsNameNoAddresses(t *testing.T) {
 		assert.Contains(t, string(b), "not a JSON object", body)
 		assert.NotContains(t, string(b), "XML", body)
 	}
+}
+
+// startQueue runs q until the test ends.
+func startQueue(t *testing.T, q *work.Queue) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { q.Run(ctx, ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cspconnector/csp-connector/connector/metrics"
+	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
 )
@@ -216,7 +217,7 @@ var (
 )
 
 // HandleJobRow is the work handler for csp_job rows: a changed csp_runrequestedon runs the job now.
-func (j *Jobs) HandleJobRow(ctx context.Context, w Work) error {
+func (j *Jobs) HandleJobRow(ctx context.Context, w work.Batch) error {
 	row, err := j.readByID(ctx, w.Key.ID)
 	if dataverse.IsNotFound(err) {
 		return nil
@@ -239,8 +240,8 @@ func (j *Jobs) HandleJobRow(ctx context.Context, w Work) error {
 }
 
 // JobTrigger is the event that wakes HandleJobRow.
-func JobTrigger() Trigger {
-	return Trigger{Table: schema.TableJob, Message: "Update", Columns: []string{"csp_runrequestedon"},
+func JobTrigger() work.Trigger {
+	return work.Trigger{Table: schema.TableJob, Message: "Update", Columns: []string{"csp_runrequestedon"},
 		WriteBack: []string{"csp_lastrunon", "csp_nextrunon", "csp_laststatus", "csp_leaseowner", "csp_leaseexpireson", "csp_message", "csp_runrequestedon"}}
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
 )
@@ -375,7 +376,7 @@ func TestRunNowDatedBeforeTheLastRunIsAnswered(t *testing.T) {
 	for _, wake := range []func(){
 		func() { var wg sync.WaitGroup; jobs.check(t.Context(), t.Context(), &wg); wg.Wait() },
 		func() {
-			require.NoError(t, jobs.HandleJobRow(t.Context(), Work{Key: WorkKey{Table: schema.TableJob, ID: readJob(t, dv, "Sync").ID}}))
+			require.NoError(t, jobs.HandleJobRow(t.Context(), work.Batch{Key: work.Key{Table: schema.TableJob, ID: readJob(t, dv, "Sync").ID}}))
 		},
 	} {
 		row := readJob(t, dv, "Sync")
@@ -399,7 +400,7 @@ func TestRunNowDatedBeforeTheLastRunIsAnswered(t *testing.T) {
 	row := readJob(t, dv, "Sync")
 	_, err = dv.Update(t.Context(), schema.SetJobs, row.ID, dataverse.Row{"csp_runrequestedon": clock.Now()}, nil)
 	require.NoError(t, err)
-	require.NoError(t, jobs.HandleJobRow(t.Context(), Work{Key: WorkKey{Table: schema.TableJob, ID: row.ID}}))
+	require.NoError(t, jobs.HandleJobRow(t.Context(), work.Batch{Key: work.Key{Table: schema.TableJob, ID: row.ID}}))
 	assert.Equal(t, int32(2), runs.Load())
 	row = readJob(t, dv, "Sync")
 	assert.True(t, row.RunRequestedOn.IsZero())

@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
 	"github.com/cspconnector/csp-connector/mapping"
@@ -820,10 +821,10 @@ func (p *ProviderAccounts) logger() *slog.Logger {
 
 // ProviderAccountTriggers are the events the handler needs: a person creates a provider account, sets or
 // clears its Account, or deactivates it. The sync's own writes are write-backs.
-func ProviderAccountTriggers() []Trigger {
+func ProviderAccountTriggers() []work.Trigger {
 	writeBack := []string{"csp_account", "csp_automappedaccount", "csp_mappingstatus", "csp_mappingmessage", "csp_name", "csp_domain", "csp_companyname",
 		"csp_relationship", "csp_lastsyncedon", "statecode", "statuscode"}
-	return []Trigger{
+	return []work.Trigger{
 		{Table: schema.TableProviderAccount, Message: "Create", WriteBack: writeBack},
 		{Table: schema.TableProviderAccount, Message: "Update", WriteBack: writeBack, Columns: []string{"csp_account", "statecode"}},
 	}
@@ -833,7 +834,7 @@ func ProviderAccountTriggers() []Trigger {
 // Mapped (the rules never change it again) and gives it the Pending agreements of its provider's active
 // templates; an Account removed by hand makes it Unmapped, left to people, with a notification; a row
 // made Inactive has its agreements made Inactive.
-func (p *ProviderAccounts) Handle(ctx context.Context, w Work) error {
+func (p *ProviderAccounts) Handle(ctx context.Context, w work.Batch) error {
 	raw, err := p.DV.Get(ctx, schema.SetProviderAccounts, w.Key.ID, &dataverse.GetOptions{Select: dataverse.Columns[schema.ProviderAccount]()})
 	if dataverse.IsNotFound(err) {
 		return nil

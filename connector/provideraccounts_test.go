@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cspconnector/csp-connector/connector/event"
+	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/dataversetest"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
@@ -462,8 +463,8 @@ func TestProviderAccountSyncRecordsItsCountsInTheRun(t *testing.T) {
 }
 
 // personEvent is the event of a person's update of the given columns.
-func personEvent(table string, id dataverse.GUID, cols ...string) Work {
-	return Work{Key: WorkKey{Table: table, ID: id}, Events: []event.Event{{Message: "Update", Table: table, RowID: id,
+func personEvent(table string, id dataverse.GUID, cols ...string) work.Batch {
+	return work.Batch{Key: work.Key{Table: table, ID: id}, Events: []event.Event{{Message: "Update", Table: table, RowID: id,
 		Target: &event.Entity{Table: table, ID: id, Columns: cols}}}}
 }
 

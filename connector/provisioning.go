@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
 	"github.com/cspconnector/csp-connector/mapping"
@@ -67,7 +68,7 @@ type provisionFaults struct {
 var errConflict = errors.New("the row changed while the connector worked on it")
 
 // Handle is the work handler for csp_licensechangelog rows.
-func (p *Provisioner) Handle(ctx context.Context, w Work) error {
+func (p *Provisioner) Handle(ctx context.Context, w work.Batch) error {
 	_, err := p.Provision(ctx, w.Key.ID)
 	return err
 }
@@ -1200,10 +1201,10 @@ func sameMinute(a, b time.Time) bool {
 // LCLTriggers are the events that wake the provisioner: a change log created, or changed in a way that
 // asks for provisioning (status set back to Awaiting, a new quantity, date, type or subscription) or that
 // frees the changes after it (archived: statecode).
-func LCLTriggers() []Trigger {
+func LCLTriggers() []work.Trigger {
 	writeBack := []string{"csp_provisioningstatus", "csp_provisioningmessage", "csp_systemmessage", "csp_attemptid", "csp_claimexpireson",
 		"csp_attempts", "csp_provisionedon", "csp_pcorderid", "csp_pccartid", "csp_pcsubscriptionid", "csp_heldreason", "csp_nextattempton"}
-	return []Trigger{
+	return []work.Trigger{
 		{Table: schema.TableLicenseChangeLog, Message: "Create", WriteBack: writeBack},
 		{Table: schema.TableLicenseChangeLog, Message: "Update", WriteBack: writeBack,
 			Columns: []string{"csp_provisioningstatus", "csp_quantity", "csp_effectivedate", "csp_changetype", "csp_subscription", "statecode"}},

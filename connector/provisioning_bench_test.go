@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
+	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/dataversetest"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
@@ -254,21 +255,21 @@ func (r *benchRig) run(b *testing.B, scenario string) (benchCounts, time.Duratio
 		failures    []string
 		done        = make(chan struct{})
 	)
-	var q *Queue
+	var q *work.Queue
 	p := &Provisioner{DV: r.DV, PC: r.PC}
 	// As Service.submitAll: the submissions must not hold up the worker that wakes them.
 	p.Wake = func(ctx context.Context, ids []dataverse.GUID) {
 		ctx = context.WithoutCancel(ctx)
 		go func() {
 			for _, id := range ids {
-				if err := q.Submit(ctx, WorkItem{Key: WorkKey{Table: schema.TableLicenseChangeLog, ID: id}, Source: SourceSweep}); err != nil {
+				if err := q.Submit(ctx, work.Item{Key: work.Key{Table: schema.TableLicenseChangeLog, ID: id}, Source: work.SourceSweep}); err != nil {
 					return
 				}
 			}
 		}()
 	}
 	// p.Handle, counting what each run did.
-	handle := func(ctx context.Context, w Work) error {
+	handle := func(ctx context.Context, w work.Batch) error {
 		out, err := p.Provision(ctx, w.Key.ID)
 		mu.Lock()
 		defer mu.Unlock()
@@ -287,7 +288,7 @@ func (r *benchRig) run(b *testing.B, scenario string) (benchCounts, time.Duratio
 		}
 		return err
 	}
-	q = NewQueue(handle, QueueOptions{Workers: benchWorkers})
+	q = work.NewQueue(handle, work.Options{Workers: benchWorkers})
 	ctx, cancel := context.WithCancel(context.WithoutCancel(b.Context()))
 	stopped := make(chan struct{})
 	go func() { q.Run(ctx, ctx); close(stopped) }()
@@ -302,7 +303,7 @@ func (r *benchRig) run(b *testing.B, scenario string) (benchCounts, time.Duratio
 	case "events":
 		for _, s := range r.Subs {
 			for _, ch := range s.Changes {
-				require.NoError(b, q.Submit(ctx, WorkItem{Key: WorkKey{Table: schema.TableLicenseChangeLog, ID: ch.ID}, Source: SourceServiceBus}))
+				require.NoError(b, q.Submit(ctx, work.Item{Key: work.Key{Table: schema.TableLicenseChangeLog, ID: ch.ID}, Source: work.SourceServiceBus}))
 			}
 		}
 	default:

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/dataversetest"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
@@ -951,13 +952,13 @@ func TestProvisionDuplicateAndOutOfOrderEvents(t *testing.T) {
 	first := r.LCL(t, s.Row, schema.ChangeQuantity, 12, dataverse.Row{"csp_effectivedate": now.Add(-3 * time.Hour).UTC()})
 
 	p := &Provisioner{DV: r.DV, PC: r.PC, Now: r.Clock.Now}
-	q := NewQueue(p.Handle, QueueOptions{Workers: 4})
-	item := func(id dataverse.GUID, source string) WorkItem {
-		return WorkItem{Key: WorkKey{Table: schema.TableLicenseChangeLog, ID: id}, Source: source}
+	q := work.NewQueue(p.Handle, work.Options{Workers: 4})
+	item := func(id dataverse.GUID, source string) work.Item {
+		return work.Item{Key: work.Key{Table: schema.TableLicenseChangeLog, ID: id}, Source: source}
 	}
 	p.Wake = func(ctx context.Context, ids []dataverse.GUID) {
 		for _, id := range ids {
-			assert.NoError(t, q.Submit(ctx, item(id, SourceSweep)))
+			assert.NoError(t, q.Submit(ctx, item(id, work.SourceSweep)))
 		}
 	}
 	startQueue(t, q)
@@ -965,8 +966,8 @@ func TestProvisionDuplicateAndOutOfOrderEvents(t *testing.T) {
 	ctx := t.Context()
 	for range 3 {
 		for _, id := range []dataverse.GUID{third, second, first} {
-			require.NoError(t, q.Submit(ctx, item(id, SourceWebhook)))
-			require.NoError(t, q.Submit(ctx, item(id, SourceServiceBus)))
+			require.NoError(t, q.Submit(ctx, item(id, work.SourceWebhook)))
+			require.NoError(t, q.Submit(ctx, item(id, work.SourceServiceBus)))
 		}
 	}
 	status := func(id dataverse.GUID) schema.ProvisioningStatus {
@@ -984,7 +985,7 @@ func TestProvisionDuplicateAndOutOfOrderEvents(t *testing.T) {
 
 	// Late duplicates of every event, and a sweep, once all is done: nothing more happens.
 	for _, id := range []dataverse.GUID{first, second, third} {
-		require.NoError(t, q.Do(ctx, item(id, SourceServiceBus)))
+		require.NoError(t, q.Do(ctx, item(id, work.SourceServiceBus)))
 	}
 	n, err := p.Sweep(ctx)
 	require.NoError(t, err)

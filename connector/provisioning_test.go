@@ -2,18 +2,18 @@ package connector
 
 import (
 	"context"
-	"github.com/cspconnector/csp-connector/dataverse"
-	"github.com/cspconnector/csp-connector/partnercenter/partnercentertest"
-	"github.com/google/uuid"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
 	"github.com/cspconnector/csp-connector/mapping"
+	"github.com/cspconnector/csp-connector/partnercenter/partnercentertest"
 )
 
 func TestProvisionQuantityChangeEndToEnd(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/dataverse"
 )
 
@@ -14,8 +15,8 @@ const EndpointName = "CSP Connector"
 
 // Triggers lists every event that wakes the connector. The service registers a handler for each, and
 // `connector dataverse install` registers a Dataverse step for each: one declaration for both.
-func Triggers() []Trigger {
-	return slices.Concat([]Trigger{ProviderTrigger(), JobTrigger()}, LCLTriggers(), ProviderAccountTriggers(), AgreementTriggers(), TemplateTriggers())
+func Triggers() []work.Trigger {
+	return slices.Concat([]work.Trigger{ProviderTrigger(), JobTrigger()}, LCLTriggers(), ProviderAccountTriggers(), AgreementTriggers(), TemplateTriggers())
 }
 
 // ErrNoIntakeToRegister is returned when the configuration names no intake to register.
@@ -25,7 +26,7 @@ var ErrNoIntakeToRegister = errors.New("no event intake to register: set SERVICE
 // (Dataverse posts with the Send-only rule in SERVICEBUS_SEND_CONNECTION_STRING) when Service Bus is
 // configured, else a webhook endpoint at CONNECTOR_PUBLIC_URL/webhooks/dataverse with the webhook key;
 // and one asynchronous post-operation step per trigger.
-func RegistrationFor(cfg Config, triggers []Trigger) (dataverse.Registration, error) {
+func RegistrationFor(cfg Config, triggers []work.Trigger) (dataverse.Registration, error) {
 	var ep dataverse.ServiceEndpoint
 	switch {
 	case cfg.ServiceBusNamespace != "" || cfg.ServiceBusConnectionString != "":

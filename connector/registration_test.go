@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cspconnector/csp-connector/connector"
+	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/dataverse"
 )
 
@@ -78,14 +79,14 @@ func TestRegistrationStepsFollowTheTriggers(t *testing.T) {
 	t.Parallel()
 	cfg := connector.Config{PublicURL: "https://connector.contoso.com", WebhookKey: webhookKey}
 	image := dataverse.StepImage{Alias: "pre", Type: dataverse.PreImage, Attributes: []string{"csp_quantity"}}
-	custom := []connector.Trigger{
+	custom := []work.Trigger{
 		{Table: "csp_licensechangelog", Message: "Create", Columns: []string{"csp_quantity"}},
 		{Table: "csp_licensechangelog", Message: "Update", Columns: []string{"csp_quantity", "csp_provisioningstatus"}, WriteBack: []string{"csp_provisioningstatus"}, Images: []dataverse.StepImage{image}},
 		{Table: "csp_licensechangelog", Message: "Delete"},
 		{Table: "csp_subscription", Message: "Update"},
 		{Message: "csp_RunJob"},
 	}
-	for name, triggers := range map[string][]connector.Trigger{"the connector's": connector.Triggers(), "every kind": custom} {
+	for name, triggers := range map[string][]work.Trigger{"the connector's": connector.Triggers(), "every kind": custom} {
 		reg, err := connector.RegistrationFor(cfg, triggers)
 		require.NoError(t, err, name)
 		require.Len(t, reg.Steps, len(triggers), "%s: one step per trigger", name)

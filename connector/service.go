@@ -16,6 +16,7 @@ import (
 
 	"github.com/cspconnector/csp-connector/connector/apiauth"
 	"github.com/cspconnector/csp-connector/connector/metrics"
+	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
 	"github.com/cspconnector/csp-connector/partnercenter"
@@ -31,8 +32,8 @@ type Service struct {
 	DV         *dataverse.Client
 	PC         *partnercenter.Client
 	ServiceBus *azservicebus.Client
-	Dispatcher *Dispatcher
-	Queue      *Queue
+	Dispatcher *work.Dispatcher
+	Queue      *work.Queue
 	Gate       *Gate
 	Intake     *Intake
 	Jobs       *Jobs
@@ -107,8 +108,8 @@ func NewService(cfg Config, opts ServiceOptions) (*Service, error) {
 		return nil, errors.New("connector: the service needs a Dataverse and a Partner Center client")
 	}
 	s := &Service{cfg: cfg, log: log, Metrics: m, Health: NewHealth(), DV: opts.DV, PC: opts.PC, ServiceBus: opts.ServiceBus,
-		Dispatcher: NewDispatcher(), ready: make(chan struct{}), httpLn: opts.Listen, callbacks: CallbackPolicy{AllowLoopback: opts.AllowHTTPLoopbackWebhooks, AllowHosts: cfg.WebhookAllowHosts}}
-	s.Queue = NewQueue(s.Dispatcher.Dispatch, QueueOptions{Workers: cfg.Workers, Limit: cfg.QueueLimit, Logger: log.With("component", "queue"), Metrics: m})
+		Dispatcher: work.NewDispatcher(), ready: make(chan struct{}), httpLn: opts.Listen, callbacks: CallbackPolicy{AllowLoopback: opts.AllowHTTPLoopbackWebhooks, AllowHosts: cfg.WebhookAllowHosts}}
+	s.Queue = work.NewQueue(s.Dispatcher.Dispatch, work.Options{Workers: cfg.Workers, Limit: cfg.QueueLimit, Logger: log.With("component", "queue"), Metrics: m})
 	s.Gate = &Gate{}
 	s.Intake = &Intake{Gate: s.Gate, Queue: s.Queue, Logger: log.With("component", "intake"), Metrics: m}
 	s.Prov = &Provisioner{DV: s.DV, PC: s.PC, Now: opts.Now, Logger: log.With("workflow", "provisioning"),
@@ -212,7 +213,7 @@ func (s *Service) submitAll(ctx context.Context, table string, ids []dataverse.G
 	go func() {
 		defer s.submitting.Add(-1)
 		for _, id := range ids {
-			if err := s.Queue.Submit(ctx, WorkItem{Key: WorkKey{Table: table, ID: id}, Source: SourceSweep}); err != nil {
+			if err := s.Queue.Submit(ctx, work.Item{Key: work.Key{Table: table, ID: id}, Source: work.SourceSweep}); err != nil {
 				s.log.Warn("could not queue a row; the next sweep will find it", "table", table, "id", id, "error", err)
 				return
 			}

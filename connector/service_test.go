@@ -21,6 +21,7 @@ import (
 
 	"github.com/cspconnector/csp-connector/connector/event"
 	"github.com/cspconnector/csp-connector/connector/metrics"
+	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/dataversetest"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
@@ -176,7 +177,7 @@ func TestServiceHandlesEveryTrigger(t *testing.T) {
 	tables := svc.Dispatcher.Tables()
 	for _, tr := range Triggers() {
 		assert.Contains(t, tables, tr.Table, "the trigger %s of %s is registered in Dataverse but nothing handles it", tr.Message, tr.Table)
-		err := svc.Dispatcher.Dispatch(t.Context(), Work{Key: WorkKey{Table: tr.Table, ID: uuid.New()}})
+		err := svc.Dispatcher.Dispatch(t.Context(), work.Batch{Key: work.Key{Table: tr.Table, ID: uuid.New()}})
 		assert.NoError(t, err, "work for %s (a row that does not exist) is nothing to do", tr.Table)
 	}
 	assert.ElementsMatch(t, Triggers(), svc.Dispatcher.Triggers(), "the triggers the service handles are the ones registered in Dataverse")
@@ -222,9 +223,9 @@ func TestSandboxEndToEndOverWebhook(t *testing.T) {
 	}
 	require.NoError(t, sb.Dataverse.WaitDeliveries(t.Context()))
 	require.Eventually(t, func() bool { return svc.Queue.Len() == 0 }, 5*time.Second, 5*time.Millisecond)
-	webhook := map[string]string{"source": SourceWebhook}
+	webhook := map[string]string{"source": work.SourceWebhook}
 	received0 := count(m, "csp_events_received_total", webhook)
-	accepted0 := count(m, "csp_events_settled_total", map[string]string{"source": SourceWebhook, "outcome": "accepted"})
+	accepted0 := count(m, "csp_events_settled_total", map[string]string{"source": work.SourceWebhook, "outcome": "accepted"})
 	sb.Dataverse.ResetDeliveries()
 	sb.PartnerCenter.ResetRequests()
 
@@ -270,7 +271,7 @@ func TestSandboxEndToEndOverWebhook(t *testing.T) {
 	// The loop guard: the connector's writes did not come back as work. Two events in, the connector's own
 	// ignored, one handler run, one pass of Partner Center checks, and the job ran only at start.
 	assert.Equal(t, float64(2), count(m, "csp_events_received_total", webhook)-received0, "events received")
-	assert.Equal(t, float64(1), count(m, "csp_events_settled_total", map[string]string{"source": SourceWebhook, "outcome": "accepted"})-accepted0, "events accepted")
+	assert.Equal(t, float64(1), count(m, "csp_events_settled_total", map[string]string{"source": work.SourceWebhook, "outcome": "accepted"})-accepted0, "events accepted")
 	assert.Equal(t, float64(1), count(m, "csp_handler_duration_seconds", map[string]string{"table": schema.TableProvider}), "provider handler runs")
 	var paths []string
 	for _, r := range sb.PartnerCenter.Requests() {

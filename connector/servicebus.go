@@ -15,6 +15,7 @@ import (
 
 	"github.com/cspconnector/csp-connector/connector/event"
 	"github.com/cspconnector/csp-connector/connector/metrics"
+	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/dataverse"
 )
 
@@ -175,7 +176,7 @@ func (l *ServiceBusListener) receive(ctx, workCtx context.Context, rcv *azservic
 				err = nil
 			}
 			for _, m := range msgs { // received as the context ended: give them back at once
-				inflight.Go(func() { l.settle(rcv, m, Settlement{Action: SettleAbandon, Err: ErrShuttingDown}, nil); <-slots })
+				inflight.Go(func() { l.settle(rcv, m, Settlement{Action: SettleAbandon, Err: work.ErrShuttingDown}, nil); <-slots })
 			}
 			return received, err
 		}
@@ -207,10 +208,10 @@ func (l *ServiceBusListener) handle(ctx, workCtx context.Context, rcv *azservice
 	if ct := derefString(m.ContentType); ct != "" && !strings.Contains(strings.ToLower(ct), "json") {
 		s = Settlement{Action: SettleDeadLetter, Reason: event.ReasonNotJSON, Description: fmt.Sprintf(
 			"the message's content type is %q: set the Dataverse service endpoint's message format to Json (messageformat 2)", ct)}
-	} else if ev, early := l.intake.Receive(body, SourceServiceBus, truncatedMessage(m)); early != nil {
+	} else if ev, early := l.intake.Receive(body, work.SourceServiceBus, truncatedMessage(m)); early != nil {
 		s = *early
 	} else {
-		s = l.intake.Process(workCtx, ev, SourceServiceBus)
+		s = l.intake.Process(workCtx, ev, work.SourceServiceBus)
 	}
 	l.settle(rcv, m, s, &holdUntil{ctx: ctx, lost: lost})
 }
@@ -265,7 +266,7 @@ func (l *ServiceBusListener) settle(rcv *azservicebus.Receiver, m *azservicebus.
 			outcome = "settlefailed"
 		}
 	}
-	l.intake.Metrics.Settled(SourceServiceBus, outcome)
+	l.intake.Metrics.Settled(work.SourceServiceBus, outcome)
 }
 
 // keepLock renews m's lock at half its remaining time until ctx ends; it closes lost when the lock is

@@ -16,6 +16,7 @@ import (
 
 	"github.com/cspconnector/csp-connector/connector/event"
 	"github.com/cspconnector/csp-connector/connector/metrics"
+	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/internal/fakesb"
 )
 
@@ -43,24 +44,14 @@ type listenerRig struct {
 	stopWork   context.CancelFunc // ends the shutdown bound
 	done       chan struct{}
 	handlerRun atomic.Int32
-	queue      *Queue
+	queue      *work.Queue
 }
 
 // queuePending counts the keys that have work waiting behind a run of theirs.
-func (r *listenerRig) queuePending() int {
-	r.queue.mu.Lock()
-	defer r.queue.mu.Unlock()
-	n := 0
-	for _, e := range r.queue.entries {
-		if e.running && e.next != nil {
-			n++
-		}
-	}
-	return n
-}
+func (r *listenerRig) queuePending() int { return r.queue.Backlog() }
 
 type rigOptions struct {
-	handler   Handler
+	handler   work.Handler
 	broker    fakesb.Options
 	listener  ServiceBusOptions
 	workers   int
@@ -74,18 +65,18 @@ func startRig(t *testing.T, o rigOptions) *listenerRig {
 	}
 	b := fakesb.Start(t, o.broker)
 	r := &listenerRig{broker: b, metrics: metrics.New(), done: make(chan struct{})}
-	d := NewDispatcher()
-	d.Handle("csp_licensechangelog", func(ctx context.Context, w Work) error {
+	d := work.NewDispatcher()
+	d.Handle("csp_licensechangelog", func(ctx context.Context, w work.Batch) error {
 		r.handlerRun.Add(1)
 		if o.handler == nil {
 			return nil
 		}
 		return o.handler(ctx, w)
-	}, Trigger{Table: "csp_licensechangelog", Message: "Update", Columns: []string{"csp_quantity"}, WriteBack: []string{"csp_provisioningmessage"}})
+	}, work.Trigger{Table: "csp_licensechangelog", Message: "Update", Columns: []string{"csp_quantity"}, WriteBack: []string{"csp_provisioningmessage"}})
 	if o.workers == 0 {
 		o.workers = 4
 	}
-	q := NewQueue(d.Dispatch, QueueOptions{Workers: o.workers, Limit: max(o.queueSize, 100)})
+	q := work.NewQueue(d.Dispatch, work.Options{Workers: o.workers, Limit: max(o.queueSize, 100)})
 	gate := &Gate{OrganizationID: testOrg, SelfUserID: testSelf, Triggers: d.Triggers()}
 	in := &Intake{Gate: gate, Queue: q, Metrics: r.metrics}
 	lo := o.listener
@@ -183,7 +174,7 @@ func TestServiceBusDeadLettersWhatCanNeverSucceed(t *testing.T) {
 func TestServiceBusAbandonsOnFailureAndTheBrokerRedelivers(t *testing.T) {
 	t.Parallel()
 	var failures atomic.Int32
-	r := startRig(t, rigOptions{handler: func(ctx context.Context, w Work) error {
+	r := startRig(t, rigOptions{handler: func(ctx context.Context, w work.Batch) error {
 		if failures.Add(1) <= 2 {
 			return errors.New("partner center answered 503")
 		}
@@ -198,7 +189,7 @@ func TestServiceBusAbandonsOnFailureAndTheBrokerRedelivers(t *testing.T) {
 
 func TestServiceBusMaxDeliveryCountDeadLetters(t *testing.T) {
 	t.Parallel()
-	r := startRig(t, rigOptions{broker: fakesb.Options{MaxDeliveryCount: 3}, handler: func(ctx context.Context, w Work) error {
+	r := startRig(t, rigOptions{broker: fakesb.Options{MaxDeliveryCount: 3}, handler: func(ctx context.Context, w work.Batch) error {
 		return errors.New("always failing")
 	}})
 	r.send(t, lclEvent(testUser, "csp_quantity"))
@@ -211,7 +202,7 @@ func TestServiceBusMaxDeliveryCountDeadLetters(t *testing.T) {
 
 func TestServiceBusLockRenewalKeepsALongHandlerAlive(t *testing.T) {
 	t.Parallel()
-	r := startRig(t, rigOptions{broker: fakesb.Options{LockDuration: time.Second}, handler: func(ctx context.Context, w Work) error {
+	r := startRig(t, rigOptions{broker: fakesb.Options{LockDuration: time.Second}, handler: func(ctx context.Context, w work.Batch) error {
 		time.Sleep(2500 * time.Millisecond) // 2.5 lock durations
 		return nil
 	}})
@@ -227,7 +218,7 @@ func TestServiceBusLockLostIsRedeliveredAndDoneOnce(t *testing.T) {
 	release := make(chan struct{})
 	started := make(chan struct{})
 	var runs, running, overlapped atomic.Int32
-	r := startRig(t, rigOptions{handler: func(ctx context.Context, w Work) error {
+	r := startRig(t, rigOptions{handler: func(ctx context.Context, w work.Batch) error {
 		if running.Add(1) > 1 {
 			overlapped.Add(1) // the same row running twice at once
 		}
@@ -279,7 +270,7 @@ func TestServiceBusShutdownFinishesRunningWorkAndReturnsTheRest(t *testing.T) {
 	t.Parallel()
 	release := make(chan struct{})
 	started := make(chan struct{}, 10)
-	r := startRig(t, rigOptions{workers: 1, handler: func(ctx context.Context, w Work) error {
+	r := startRig(t, rigOptions{workers: 1, handler: func(ctx context.Context, w work.Batch) error {
 		started <- struct{}{}
 		<-release
 		return nil
@@ -304,7 +295,7 @@ func TestServiceBusShutdownFinishesRunningWorkAndReturnsTheRest(t *testing.T) {
 func TestServiceBusShutdownBoundAbandonsWorkThatDoesNotFinish(t *testing.T) {
 	t.Parallel()
 	started := make(chan struct{})
-	r := startRig(t, rigOptions{handler: func(ctx context.Context, w Work) error {
+	r := startRig(t, rigOptions{handler: func(ctx context.Context, w work.Batch) error {
 		close(started)
 		<-ctx.Done() // a handler stuck on a slow call, honouring its context
 		return ctx.Err()
@@ -326,7 +317,7 @@ func TestServiceBusShutdownBoundAbandonsWorkThatDoesNotFinish(t *testing.T) {
 func TestServiceBusAsksOnlyForFreeSlots(t *testing.T) {
 	t.Parallel()
 	release := make(chan struct{})
-	r := startRig(t, rigOptions{workers: 8, listener: ServiceBusOptions{MaxConcurrent: 3}, handler: func(ctx context.Context, w Work) error {
+	r := startRig(t, rigOptions{workers: 8, listener: ServiceBusOptions{MaxConcurrent: 3}, handler: func(ctx context.Context, w work.Batch) error {
 		<-release
 		return nil
 	}})
@@ -354,10 +345,10 @@ func BenchmarkServiceBusIntake(b *testing.B) {
 	defer sender.Close(context.Background())
 
 	var handled atomic.Int64
-	d := NewDispatcher()
-	d.Handle("csp_licensechangelog", func(ctx context.Context, w Work) error { handled.Add(int64(len(w.Events))); return nil },
-		Trigger{Table: "csp_licensechangelog", Message: "Update", Columns: []string{"csp_quantity"}})
-	q := NewQueue(d.Dispatch, QueueOptions{Workers: concurrency, Limit: 1000})
+	d := work.NewDispatcher()
+	d.Handle("csp_licensechangelog", func(ctx context.Context, w work.Batch) error { handled.Add(int64(len(w.Events))); return nil },
+		work.Trigger{Table: "csp_licensechangelog", Message: "Update", Columns: []string{"csp_quantity"}})
+	q := work.NewQueue(d.Dispatch, work.Options{Workers: concurrency, Limit: 1000})
 	in := &Intake{Gate: &Gate{OrganizationID: testOrg, Triggers: d.Triggers()}, Queue: q}
 	l := NewServiceBusListener(client, in, ServiceBusOptions{Queue: "events", MaxConcurrent: concurrency})
 

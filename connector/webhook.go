@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/cspconnector/csp-connector/connector/work"
 )
 
 // WebhookOptions configure the webhook intake.
@@ -63,7 +65,7 @@ func (in *Intake) Webhook(opts WebhookOptions) http.Handler {
 		}
 		addr := remoteHost(r)
 		if wait := failures.blocked(addr); wait > 0 {
-			in.Metrics.Settled(SourceWebhook, "unauthorized")
+			in.Metrics.Settled(work.SourceWebhook, "unauthorized")
 			w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
 			writeJSON(w, http.StatusTooManyRequests, map[string]string{"error": "too many wrong webhook keys from this address; wait before trying again"})
 			return
@@ -76,7 +78,7 @@ func (in *Intake) Webhook(opts WebhookOptions) http.Handler {
 		got := sha256.Sum256([]byte(presented))
 		if opts.Key == "" || presented == "" || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
 			failures.fail(addr)
-			in.Metrics.Settled(SourceWebhook, "unauthorized")
+			in.Metrics.Settled(work.SourceWebhook, "unauthorized")
 			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or wrong webhook key"})
 			return
 		}
@@ -84,7 +86,7 @@ func (in *Intake) Webhook(opts WebhookOptions) http.Handler {
 		if err != nil {
 			var tooBig *http.MaxBytesError
 			if errors.As(err, &tooBig) {
-				in.Metrics.Settled(SourceWebhook, "rejected")
+				in.Metrics.Settled(work.SourceWebhook, "rejected")
 				writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": "body larger than the webhook accepts"})
 				return
 			}
@@ -93,28 +95,28 @@ func (in *Intake) Webhook(opts WebhookOptions) http.Handler {
 			return
 		}
 		truncated := r.Header.Get("x-ms-dynamics-msg-size-exceeded") != ""
-		ev, early := in.Receive(body, SourceWebhook, truncated)
+		ev, early := in.Receive(body, work.SourceWebhook, truncated)
 		if early != nil {
 			switch early.Action {
 			case SettleDeadLetter:
-				in.Metrics.Settled(SourceWebhook, "rejected")
+				in.Metrics.Settled(work.SourceWebhook, "rejected")
 				writeJSON(w, http.StatusBadRequest, map[string]string{"error": early.Reason, "detail": early.Description})
 			default:
-				in.Metrics.Settled(SourceWebhook, "ignored")
+				in.Metrics.Settled(work.SourceWebhook, "ignored")
 				writeJSON(w, http.StatusAccepted, map[string]string{"status": "ignored", "reason": early.Reason})
 			}
 			return
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), opts.SubmitTimeout)
 		defer cancel()
-		key := KeyFor(ev)
-		if err := in.Queue.Submit(ctx, WorkItem{Key: key, Event: &ev, Source: SourceWebhook}); err != nil {
-			in.Metrics.Settled(SourceWebhook, "busy")
+		key := work.KeyFor(ev)
+		if err := in.Queue.Submit(ctx, work.Item{Key: key, Event: &ev, Source: work.SourceWebhook}); err != nil {
+			in.Metrics.Settled(work.SourceWebhook, "busy")
 			w.Header().Set("Retry-After", "30")
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "the connector is busy or stopping: " + err.Error()})
 			return
 		}
-		in.Metrics.Settled(SourceWebhook, "accepted")
+		in.Metrics.Settled(work.SourceWebhook, "accepted")
 		writeJSON(w, http.StatusAccepted, map[string]string{"status": "accepted", "key": key.String()})
 	})
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cspconnector/csp-connector/connector"
+	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
 	"github.com/cspconnector/csp-connector/mapping"
@@ -121,18 +122,18 @@ func provisionThroughQueue(ctx context.Context, p *connector.Provisioner, id dat
 	// Do returns only the run's error; the handler keeps the outcome. It is read once the queue has
 	// stopped, when no handler can still be writing it (Do returns early when ctx ends).
 	var out connector.Outcome
-	q := connector.NewQueue(func(ctx context.Context, w connector.Work) error {
+	q := work.NewQueue(func(ctx context.Context, w work.Batch) error {
 		var err error
 		out, err = p.Provision(ctx, w.Key.ID)
 		return err
-	}, connector.QueueOptions{Workers: 1, Logger: p.Logger})
+	}, work.Options{Workers: 1, Logger: p.Logger})
 	runCtx, stop := context.WithCancel(ctx)
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
 		q.Run(runCtx, ctx)
 	}()
-	err := q.Do(ctx, connector.WorkItem{Key: connector.WorkKey{Table: schema.TableLicenseChangeLog, ID: id}, Source: connector.SourceCLI})
+	err := q.Do(ctx, work.Item{Key: work.Key{Table: schema.TableLicenseChangeLog, ID: id}, Source: work.SourceCLI})
 	stop()
 	<-stopped
 	return out, err

@@ -1,4 +1,4 @@
-package connector
+package work
 
 import (
 	"context"
@@ -14,14 +14,14 @@ import (
 	"github.com/cspconnector/csp-connector/dataverse"
 )
 
-// WorkKey names one thing to reconcile: a row of a table, or (for an unbound custom API) the API's name
+// Key names one thing to reconcile: a row of a table, or (for an unbound custom API) the API's name
 // with a zero ID.
-type WorkKey struct {
+type Key struct {
 	Table string
 	ID    dataverse.GUID
 }
 
-func (k WorkKey) String() string { return k.Table + "(" + k.ID.String() + ")" }
+func (k Key) String() string { return k.Table + "(" + k.ID.String() + ")" }
 
 // Sources of work, for logs and metrics.
 const (
@@ -33,25 +33,25 @@ const (
 	SourceJob        = "job"
 )
 
-// WorkItem is one request to reconcile a key. Event is the Dataverse event that asked for it, if any.
-type WorkItem struct {
-	Key    WorkKey
+// Item is one request to reconcile a key. Event is the Dataverse event that asked for it, if any.
+type Item struct {
+	Key    Key
 	Event  *event.Event
 	Source string
 }
 
-// Work is what a handler runs on: the key and every event that was collapsed into this run (oldest
+// Batch is what a handler runs on: the key and every event that was collapsed into this run (oldest
 // first; at most maxEventsPerRun are kept, the newest). Handlers re-read the row: events only say what
 // woke them.
-type Work struct {
-	Key     WorkKey
+type Batch struct {
+	Key     Key
 	Events  []event.Event
 	Sources []string
 }
 
 // Handler reconciles one key. It returns nil when the row is where it should be (including when it wrote
 // a message on the row saying why it could not act) and an error only when trying again later may help.
-type Handler func(ctx context.Context, w Work) error
+type Handler func(ctx context.Context, w Batch) error
 
 // ErrNoHandler is the outcome of work for a table no handler is registered for: nothing to do.
 var ErrNoHandler = errors.New("no handler for this table")
@@ -61,14 +61,14 @@ var ErrShuttingDown = errors.New("the connector is shutting down")
 
 const maxEventsPerRun = 16
 
-// QueueOptions configure a Queue.
-type QueueOptions struct {
+// Options configure a Queue.
+type Options struct {
 	// Workers is how many keys run at once (default 8).
 	Workers int
 	// Limit is how many distinct keys may wait or run at once; Submit blocks beyond it (default 1000).
 	Limit int
 	// Retries is how often work nobody waits for (webhook events, sweeps) is retried after a failure, with
-	// exponential backoff from RetryDelay (defaults 5 and 2 s). Work somebody waits for reports the error
+	// exponential backoff from RetryDelay (defaults 5 and 2 s). Batch somebody waits for reports the error
 	// to its submitter instead (Service Bus abandons the message and the broker redelivers it).
 	Retries    int
 	RetryDelay time.Duration
@@ -81,23 +81,23 @@ type QueueOptions struct {
 // kept for one more run after it, because the running handler may have read the row before the change.
 type Queue struct {
 	dispatch Handler
-	opts     QueueOptions
+	opts     Options
 	log      *slog.Logger
 	metrics  *metrics.Recorder
 
 	mu      sync.Mutex
-	entries map[WorkKey]*queueEntry
+	entries map[Key]*queueEntry
 	stopped bool
 	slots   chan struct{} // one per key present; bounds memory and pushes back on submitters
-	ready   chan WorkKey  // keys with a batch waiting and no run in progress (each key at most once)
+	ready   chan Key      // keys with a batch waiting and no run in progress (each key at most once)
 }
 
 type queueEntry struct {
-	next    *workBatch // submissions for the next run; nil when none
+	next    *pending // submissions for the next run; nil when none
 	running bool
 }
 
-type workBatch struct {
+type pending struct {
 	events   []event.Event
 	sources  []string
 	waiters  []chan error
@@ -105,7 +105,7 @@ type workBatch struct {
 }
 
 // NewQueue returns a queue that runs dispatch for each batch of work. Call Run to start the workers.
-func NewQueue(dispatch Handler, opts QueueOptions) *Queue {
+func NewQueue(dispatch Handler, opts Options) *Queue {
 	if opts.Workers <= 0 {
 		opts.Workers = 8
 	}
@@ -128,14 +128,14 @@ func NewQueue(dispatch Handler, opts QueueOptions) *Queue {
 		opts:     opts,
 		log:      opts.Logger,
 		metrics:  opts.Metrics,
-		entries:  map[WorkKey]*queueEntry{},
+		entries:  map[Key]*queueEntry{},
 		slots:    make(chan struct{}, opts.Limit),
-		ready:    make(chan WorkKey, opts.Limit),
+		ready:    make(chan Key, opts.Limit),
 	}
 }
 
 // Submit hands item to the queue without waiting for it to run. It blocks only while the queue is full.
-func (q *Queue) Submit(ctx context.Context, item WorkItem) error {
+func (q *Queue) Submit(ctx context.Context, item Item) error {
 	_, err := q.submit(ctx, item, false)
 	return err
 }
@@ -143,7 +143,7 @@ func (q *Queue) Submit(ctx context.Context, item WorkItem) error {
 // Do hands item to the queue and waits for a run that started after the submission to finish, returning
 // that run's error (ErrNoHandler when nothing handles the table, ErrShuttingDown when the queue stopped
 // first). Several Do calls for one key share one run.
-func (q *Queue) Do(ctx context.Context, item WorkItem) error {
+func (q *Queue) Do(ctx context.Context, item Item) error {
 	done, err := q.submit(ctx, item, true)
 	if err != nil {
 		return err
@@ -156,7 +156,7 @@ func (q *Queue) Do(ctx context.Context, item WorkItem) error {
 	}
 }
 
-func (q *Queue) submit(ctx context.Context, item WorkItem, wait bool) (chan error, error) {
+func (q *Queue) submit(ctx context.Context, item Item, wait bool) (chan error, error) {
 	var done chan error
 	if wait {
 		done = make(chan error, 1)
@@ -190,7 +190,7 @@ func (q *Queue) submit(ctx context.Context, item WorkItem, wait bool) (chan erro
 }
 
 // merge adds item to its key's entry if there is one.
-func (q *Queue) merge(item WorkItem, done chan error) bool {
+func (q *Queue) merge(item Item, done chan error) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.stopped {
@@ -207,9 +207,9 @@ func (q *Queue) merge(item WorkItem, done chan error) bool {
 	return true
 }
 
-func (q *Queue) addLocked(e *queueEntry, item WorkItem, done chan error) {
+func (q *Queue) addLocked(e *queueEntry, item Item, done chan error) {
 	if e.next == nil {
-		e.next = &workBatch{}
+		e.next = &pending{}
 	}
 	b := e.next
 	if item.Event != nil {
@@ -228,7 +228,7 @@ func (q *Queue) addLocked(e *queueEntry, item WorkItem, done chan error) {
 
 // Run starts the workers and blocks until ctx is cancelled and every running handler has returned.
 // Handlers run under handlerCtx, which the caller cancels (later than ctx) to cut off handlers that
-// outlive the shutdown bound. Work still waiting when ctx ends is answered at once with ErrShuttingDown,
+// outlive the shutdown bound. Batch still waiting when ctx ends is answered at once with ErrShuttingDown,
 // so a Service Bus message behind it goes back to the broker for another replica.
 func (q *Queue) Run(ctx, handlerCtx context.Context) {
 	var wg sync.WaitGroup
@@ -270,7 +270,7 @@ func (q *Queue) stop() {
 	q.mu.Unlock()
 }
 
-func (q *Queue) runKey(ctx context.Context, key WorkKey) {
+func (q *Queue) runKey(ctx context.Context, key Key) {
 	q.mu.Lock()
 	e := q.entries[key]
 	if e == nil || e.next == nil {
@@ -283,7 +283,7 @@ func (q *Queue) runKey(ctx context.Context, key WorkKey) {
 	q.mu.Unlock()
 
 	started := time.Now()
-	err := q.safeDispatch(ctx, Work{Key: key, Events: b.events, Sources: b.sources})
+	err := q.safeDispatch(ctx, Batch{Key: key, Events: b.events, Sources: b.sources})
 	result := "ok"
 	switch {
 	case errors.Is(err, ErrNoHandler):
@@ -330,7 +330,7 @@ func (q *Queue) runKey(ctx context.Context, key WorkKey) {
 }
 
 // resubmit puts a failed detached batch back, merged with anything that arrived meanwhile.
-func (q *Queue) resubmit(key WorkKey, b *workBatch) {
+func (q *Queue) resubmit(key Key, b *pending) {
 	select {
 	case q.slots <- struct{}{}:
 	default:
@@ -358,7 +358,7 @@ func (q *Queue) resubmit(key WorkKey, b *workBatch) {
 }
 
 // safeDispatch turns a handler panic into an error: one bad row must not stop the connector.
-func (q *Queue) safeDispatch(ctx context.Context, w Work) (err error) {
+func (q *Queue) safeDispatch(ctx context.Context, w Batch) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("handler for %s panicked: %v", w.Key, r)
@@ -372,4 +372,25 @@ func (q *Queue) Len() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return len(q.entries)
+}
+
+// KeyFor is the work key of an event: its row, or for an unbound custom API its message name.
+func KeyFor(ev event.Event) Key {
+	if ev.Table == "" || ev.Table == "none" {
+		return Key{Table: ev.Message}
+	}
+	return Key{Table: ev.Table, ID: ev.RowID}
+}
+
+// Backlog is the number of keys that have work waiting behind a run of their own.
+func (q *Queue) Backlog() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := 0
+	for _, e := range q.entries {
+		if e.running && e.next != nil {
+			n++
+		}
+	}
+	return n
 }

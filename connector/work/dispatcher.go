@@ -1,9 +1,11 @@
-package connector
+package work
 
 import (
 	"context"
 	"fmt"
 	"sort"
+
+	"github.com/cspconnector/csp-connector/dataverse"
 )
 
 // Dispatcher routes work to the handler registered for its table (or custom API message). Workflows
@@ -28,7 +30,7 @@ func (d *Dispatcher) Handle(table string, h Handler, triggers ...Trigger) {
 }
 
 // Dispatch runs the handler for w's table; ErrNoHandler when there is none.
-func (d *Dispatcher) Dispatch(ctx context.Context, w Work) error {
+func (d *Dispatcher) Dispatch(ctx context.Context, w Batch) error {
 	h, ok := d.handlers[w.Key.Table]
 	if !ok {
 		return ErrNoHandler
@@ -47,4 +49,19 @@ func (d *Dispatcher) Tables() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// Trigger is one kind of Dataverse event that wakes the connector: a message on a table and, for Update,
+// the columns whose change matters. The same declaration registers the Dataverse step (its filtering
+// attributes are Columns) and drives the loop guard.
+type Trigger struct {
+	Table   string
+	Message string // Create, Update, Delete, or a custom API's unique name
+	// Columns are the trigger columns (Update only; empty: any change).
+	Columns []string
+	// WriteBack are the columns the connector itself writes on this table. A change the connector made to
+	// them never wakes it, even if they are trigger columns too.
+	WriteBack []string
+	// Images are the pre/post images the handler reads from the event.
+	Images []dataverse.StepImage
 }

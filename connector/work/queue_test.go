@@ -1,4 +1,4 @@
-package connector
+package work
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 	"github.com/cspconnector/csp-connector/connector/event"
 )
 
-func key(n byte) WorkKey { return WorkKey{Table: "csp_licensechangelog", ID: uuid.UUID{n}} }
+func key(n byte) Key { return Key{Table: "csp_licensechangelog", ID: uuid.UUID{n}} }
 
 // startQueue runs q until the test ends.
 func startQueue(t *testing.T, q *Queue) {
@@ -30,8 +30,8 @@ func TestQueueCollapsesDuplicatesWhileWaiting(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		release := make(chan struct{})
 		var mu sync.Mutex
-		var runs []Work
-		q := NewQueue(func(ctx context.Context, w Work) error {
+		var runs []Batch
+		q := NewQueue(func(ctx context.Context, w Batch) error {
 			if w.Key == key(1) {
 				<-release
 			}
@@ -39,16 +39,16 @@ func TestQueueCollapsesDuplicatesWhileWaiting(t *testing.T) {
 			runs = append(runs, w)
 			mu.Unlock()
 			return nil
-		}, QueueOptions{Workers: 1})
+		}, Options{Workers: 1})
 		startQueue(t, q)
 
-		require.NoError(t, q.Submit(t.Context(), WorkItem{Key: key(1), Source: SourceSweep}))
+		require.NoError(t, q.Submit(t.Context(), Item{Key: key(1), Source: SourceSweep}))
 		synctest.Wait() // key 1 is running and holds the only worker
 		for i := range 5 {
 			ev := event.Event{Message: "Update", OperationID: string(rune('a' + i))}
-			require.NoError(t, q.Submit(t.Context(), WorkItem{Key: key(2), Event: &ev, Source: SourceServiceBus}))
+			require.NoError(t, q.Submit(t.Context(), Item{Key: key(2), Event: &ev, Source: SourceServiceBus}))
 		}
-		require.NoError(t, q.Submit(t.Context(), WorkItem{Key: key(2), Source: SourceWebhook}))
+		require.NoError(t, q.Submit(t.Context(), Item{Key: key(2), Source: SourceWebhook}))
 		assert.Equal(t, 2, q.Len())
 		close(release)
 		synctest.Wait()
@@ -66,7 +66,7 @@ func TestQueueRunsAKeyAgainWhenChangedWhileRunning(t *testing.T) {
 		started := make(chan struct{}, 4)
 		release := make(chan struct{})
 		var runs, concurrent, maxConcurrent atomic.Int32
-		q := NewQueue(func(ctx context.Context, w Work) error {
+		q := NewQueue(func(ctx context.Context, w Batch) error {
 			n := concurrent.Add(1)
 			if n > maxConcurrent.Load() {
 				maxConcurrent.Store(n)
@@ -76,15 +76,15 @@ func TestQueueRunsAKeyAgainWhenChangedWhileRunning(t *testing.T) {
 			<-release
 			concurrent.Add(-1)
 			return nil
-		}, QueueOptions{Workers: 4})
+		}, Options{Workers: 4})
 		startQueue(t, q)
 
 		first := make(chan error, 1)
-		go func() { first <- q.Do(t.Context(), WorkItem{Key: key(1)}) }()
+		go func() { first <- q.Do(t.Context(), Item{Key: key(1)}) }()
 		<-started
 		// A change arrives while the first run is under way: the run may have read the row before it.
 		second := make(chan error, 1)
-		go func() { second <- q.Do(t.Context(), WorkItem{Key: key(1)}) }()
+		go func() { second <- q.Do(t.Context(), Item{Key: key(1)}) }()
 		synctest.Wait()
 		assert.Equal(t, int32(1), runs.Load(), "one run per key at a time")
 		release <- struct{}{}
@@ -106,7 +106,7 @@ func TestQueueRunsDifferentKeysInParallelUpToWorkers(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		release := make(chan struct{})
 		var concurrent, maxConcurrent atomic.Int32
-		q := NewQueue(func(ctx context.Context, w Work) error {
+		q := NewQueue(func(ctx context.Context, w Batch) error {
 			n := concurrent.Add(1)
 			for {
 				m := maxConcurrent.Load()
@@ -117,10 +117,10 @@ func TestQueueRunsDifferentKeysInParallelUpToWorkers(t *testing.T) {
 			<-release
 			concurrent.Add(-1)
 			return nil
-		}, QueueOptions{Workers: 3})
+		}, Options{Workers: 3})
 		startQueue(t, q)
 		for i := range 10 {
-			require.NoError(t, q.Submit(t.Context(), WorkItem{Key: key(byte(i))}))
+			require.NoError(t, q.Submit(t.Context(), Item{Key: key(byte(i))}))
 		}
 		synctest.Wait()
 		assert.Equal(t, int32(3), concurrent.Load())
@@ -134,20 +134,20 @@ func TestQueueRunsDifferentKeysInParallelUpToWorkers(t *testing.T) {
 func TestQueueBackPressureWhenFull(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		release := make(chan struct{})
-		q := NewQueue(func(ctx context.Context, w Work) error { <-release; return nil }, QueueOptions{Workers: 1, Limit: 2})
+		q := NewQueue(func(ctx context.Context, w Batch) error { <-release; return nil }, Options{Workers: 1, Limit: 2})
 		startQueue(t, q)
-		require.NoError(t, q.Submit(t.Context(), WorkItem{Key: key(1)}))
-		require.NoError(t, q.Submit(t.Context(), WorkItem{Key: key(2)}))
+		require.NoError(t, q.Submit(t.Context(), Item{Key: key(1)}))
+		require.NoError(t, q.Submit(t.Context(), Item{Key: key(2)}))
 		// A duplicate of a present key never waits: it takes no new room.
-		require.NoError(t, q.Submit(t.Context(), WorkItem{Key: key(2)}))
+		require.NoError(t, q.Submit(t.Context(), Item{Key: key(2)}))
 
 		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 		defer cancel()
-		err := q.Submit(ctx, WorkItem{Key: key(3)})
+		err := q.Submit(ctx, Item{Key: key(3)})
 		require.ErrorIs(t, err, context.DeadlineExceeded, "a third key must wait for room")
 
 		blocked := make(chan error, 1)
-		go func() { blocked <- q.Submit(t.Context(), WorkItem{Key: key(3)}) }()
+		go func() { blocked <- q.Submit(t.Context(), Item{Key: key(3)}) }()
 		synctest.Wait()
 		select {
 		case <-blocked:
@@ -163,22 +163,22 @@ func TestQueueReportsErrorsToWaitersAndRetriesDetachedWork(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		boom := errors.New("partner center is down")
 		var runs atomic.Int32
-		q := NewQueue(func(ctx context.Context, w Work) error {
+		q := NewQueue(func(ctx context.Context, w Batch) error {
 			if runs.Add(1) <= 3 {
 				return boom
 			}
 			return nil
-		}, QueueOptions{Workers: 1, Retries: 5, RetryDelay: time.Second})
+		}, Options{Workers: 1, Retries: 5, RetryDelay: time.Second})
 		startQueue(t, q)
 
 		// Somebody waits: the error goes to them (Service Bus abandons), no retry inside the queue.
-		require.ErrorIs(t, q.Do(t.Context(), WorkItem{Key: key(1)}), boom)
+		require.ErrorIs(t, q.Do(t.Context(), Item{Key: key(1)}), boom)
 		synctest.Wait()
 		assert.Equal(t, int32(1), runs.Load())
 
 		// Nobody waits (a webhook event): the queue retries with backoff 1 s, 2 s, … until it works.
 		start := time.Now()
-		require.NoError(t, q.Submit(t.Context(), WorkItem{Key: key(2)}))
+		require.NoError(t, q.Submit(t.Context(), Item{Key: key(2)}))
 		synctest.Wait()
 		assert.Equal(t, int32(2), runs.Load())
 		time.Sleep(time.Second)
@@ -194,11 +194,11 @@ func TestQueueReportsErrorsToWaitersAndRetriesDetachedWork(t *testing.T) {
 
 func TestQueueNoHandlerAndPanics(t *testing.T) {
 	d := NewDispatcher()
-	d.Handle("csp_job", func(ctx context.Context, w Work) error { panic("bad row") })
-	q := NewQueue(d.Dispatch, QueueOptions{Workers: 2, Retries: -1})
+	d.Handle("csp_job", func(ctx context.Context, w Batch) error { panic("bad row") })
+	q := NewQueue(d.Dispatch, Options{Workers: 2, Retries: -1})
 	startQueue(t, q)
-	assert.ErrorIs(t, q.Do(t.Context(), WorkItem{Key: WorkKey{Table: "account"}}), ErrNoHandler)
-	err := q.Do(t.Context(), WorkItem{Key: WorkKey{Table: "csp_job"}})
+	assert.ErrorIs(t, q.Do(t.Context(), Item{Key: Key{Table: "account"}}), ErrNoHandler)
+	err := q.Do(t.Context(), Item{Key: Key{Table: "csp_job"}})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "panicked: bad row")
 }
@@ -206,16 +206,16 @@ func TestQueueNoHandlerAndPanics(t *testing.T) {
 func TestQueueShutdownAnswersWaitingWork(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		release := make(chan struct{})
-		q := NewQueue(func(ctx context.Context, w Work) error { <-release; return nil }, QueueOptions{Workers: 1})
+		q := NewQueue(func(ctx context.Context, w Batch) error { <-release; return nil }, Options{Workers: 1})
 		ctx, cancel := context.WithCancel(context.Background())
 		stopped := make(chan struct{})
 		go func() { q.Run(ctx, context.Background()); close(stopped) }()
 
 		running := make(chan error, 1)
-		go func() { running <- q.Do(context.Background(), WorkItem{Key: key(1)}) }()
+		go func() { running <- q.Do(context.Background(), Item{Key: key(1)}) }()
 		synctest.Wait()
 		waiting := make(chan error, 1)
-		go func() { waiting <- q.Do(context.Background(), WorkItem{Key: key(2)}) }()
+		go func() { waiting <- q.Do(context.Background(), Item{Key: key(2)}) }()
 		synctest.Wait()
 
 		cancel()
@@ -229,6 +229,6 @@ func TestQueueShutdownAnswersWaitingWork(t *testing.T) {
 		close(release)
 		require.NoError(t, <-running, "running work finishes")
 		<-stopped
-		assert.ErrorIs(t, q.Do(context.Background(), WorkItem{Key: key(3)}), ErrShuttingDown)
+		assert.ErrorIs(t, q.Do(context.Background(), Item{Key: key(3)}), ErrShuttingDown)
 	})
 }
