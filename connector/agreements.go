@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/cspconnector/csp-connector/connector/notify"
 	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
@@ -39,9 +40,9 @@ type Agreements struct {
 	DV *dataverse.Client
 	PC *partnercenter.Client
 	// Notify publishes events for flows (an agreement accepted); nil sends none.
-	Notify func(Notification)
+	Notify func(notify.Notification)
 	// NotifyUser sends an in-app notice to one user (the admin who asked for a link); nil sends none.
-	NotifyUser func(ctx context.Context, user dataverse.GUID, n Notice) error
+	NotifyUser func(ctx context.Context, user dataverse.GUID, n notify.Notice) error
 	// Wake submits agreement rows to the work queue (the check job's); nil checks them in line.
 	Wake func(ctx context.Context, ids []dataverse.GUID)
 	// BatchSize is the operations per $batch of bulk creates (default dataverse.DefaultBatchSize).
@@ -298,8 +299,8 @@ func (g *Agreements) requestLink(ctx context.Context, f mapping.AgreementFacts, 
 		return err
 	}
 	if g.NotifyUser != nil && who != (dataverse.GUID{}) {
-		if err := g.NotifyUser(ctx, who, Notice{Title: "Acceptance link for " + agreementName(f), Body: msg + " " + url,
-			Icon: NoticeInfo, Table: schema.TableAgreement, RowID: a.ID}); err != nil {
+		if err := g.NotifyUser(ctx, who, notify.Notice{Title: "Acceptance link for " + agreementName(f), Body: msg + " " + url,
+			Icon: notify.NoticeInfo, Table: schema.TableAgreement, RowID: a.ID}); err != nil {
 			g.log().Warn("could not send the link to the requester", "agreement", a.ID, "error", err)
 		}
 	}
@@ -405,8 +406,8 @@ func (g *Agreements) accepted(ctx context.Context, f mapping.AgreementFacts, cha
 		if f.ProviderAccount != nil {
 			tenant = f.ProviderAccount.TenantID
 		}
-		g.Notify(Notification{Type: NotifyAgreementAccepted,
-			Notice: Notice{Title: agreementName(f) + " accepted", Body: fmt.Sprint(changes["csp_attestationmessage"]), Icon: NoticeSuccess,
+		g.Notify(notify.Notification{Type: notify.AgreementAccepted,
+			Notice: notify.Notice{Title: agreementName(f) + " accepted", Body: fmt.Sprint(changes["csp_attestationmessage"]), Icon: notify.NoticeSuccess,
 				Table: schema.TableAgreement, RowID: f.Agreement.ID},
 			Data: map[string]any{"agreementId": f.Agreement.ID.String(), "tenantId": tenant,
 				"acceptancePath": schema.OptionLabel(schema.TableAgreement, "csp_acceptancepath", choiceOf(changes["csp_acceptancepath"]))}})

@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
+	"github.com/cspconnector/csp-connector/connector/notify"
 	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/dataversetest"
@@ -396,8 +397,8 @@ func (r *agBenchRig) run(b *testing.B) (agBenchCounts, time.Duration) {
 	)
 	var q *work.Queue
 	g := &Agreements{DV: r.DV, PC: r.PC,
-		Notify: func(n Notification) {
-			if n.Type == NotifyAgreementAccepted {
+		Notify: func(n notify.Notification) {
+			if n.Type == notify.AgreementAccepted {
 				r.accepted.Add(1)
 			}
 		}}

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cspconnector/csp-connector/connector/event"
+	"github.com/cspconnector/csp-connector/connector/notify"
 	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/dataversetest"
@@ -37,8 +38,8 @@ type agRig struct {
 	Tenant   string
 
 	mu      sync.Mutex
-	events  []Notification
-	toUsers []Notice
+	events  []notify.Notification
+	toUsers []notify.Notice
 }
 
 func newAgRig(t testing.TB, model schema.PartnerModel) *agRig {
@@ -69,8 +70,8 @@ func newAgRig(t testing.TB, model schema.PartnerModel) *agRig {
 	require.NoError(t, err)
 	r.Row = r.agreement(t, r.PA)
 	r.G = &Agreements{DV: dv, PC: pc, Now: clk.Now, CallTimeout: 5 * time.Second,
-		Notify: func(n Notification) { r.mu.Lock(); defer r.mu.Unlock(); r.events = append(r.events, n) },
-		NotifyUser: func(_ context.Context, _ dataverse.GUID, n Notice) error {
+		Notify: func(n notify.Notification) { r.mu.Lock(); defer r.mu.Unlock(); r.events = append(r.events, n) },
+		NotifyUser: func(_ context.Context, _ dataverse.GUID, n notify.Notice) error {
 			r.mu.Lock()
 			defer r.mu.Unlock()
 			r.toUsers = append(r.toUsers, n)
@@ -119,7 +120,7 @@ func (r *agRig) Read(t testing.TB) schema.Agreement {
 	return a
 }
 
-func (r *agRig) Events() []Notification { r.mu.Lock(); defer r.mu.Unlock(); return r.events }
+func (r *agRig) Events() []notify.Notification { r.mu.Lock(); defer r.mu.Unlock(); return r.events }
 
 func TestAgreementLinkAcceptedIsFinalizedAndRecorded(t *testing.T) {
 	t.Parallel()
@@ -152,7 +153,7 @@ func TestAgreementLinkAcceptedIsFinalizedAndRecorded(t *testing.T) {
 	assert.Equal(t, r.Clock.Now(), a.VerifiedOn, "when the connector confirmed it, kept apart")
 	assert.Empty(t, a.SystemMessage)
 	require.Len(t, r.Events(), 1)
-	assert.Equal(t, NotifyAgreementAccepted, r.Events()[0].Type)
+	assert.Equal(t, notify.AgreementAccepted, r.Events()[0].Type)
 
 	ags, err := r.G.PC.Agreements(t.Context(), r.Tenant, partnercenter.MicrosoftCustomerAgreement)
 	require.NoError(t, err)

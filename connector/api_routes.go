@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cspconnector/csp-connector/connector/apiauth"
+	"github.com/cspconnector/csp-connector/connector/notify"
 	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
@@ -756,8 +757,8 @@ func subscribeWebhook(c *apiCall) (apiResult, error) {
 		return apiResult{}, err
 	}
 	var fields []FieldError
-	var eventType NotificationType
-	for _, t := range NotificationTypes() {
+	var eventType notify.Type
+	for _, t := range notify.Types() {
 		if string(t) == req.EventType {
 			eventType = t
 		}
@@ -822,7 +823,7 @@ func webhookPath(id dataverse.GUID) string {
 
 func notificationTypeNames() []string {
 	var out []string
-	for _, t := range NotificationTypes() {
+	for _, t := range notify.Types() {
 		out = append(out, string(t))
 	}
 	return out
@@ -830,7 +831,7 @@ func notificationTypeNames() []string {
 
 // callbackProblem checks a callback URL: absolute https (http only on loopback where allowed), no user
 // information. The URL itself never goes into the message: it is a secret.
-func callbackProblem(raw string, policy CallbackPolicy) string {
+func callbackProblem(raw string, policy notify.CallbackPolicy) string {
 	if raw == "" {
 		return "is required"
 	}

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/cspconnector/csp-connector/connector/notify"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
 )
@@ -353,7 +354,7 @@ func jobRunView(name string, run schema.JobRun, job schema.Job, now time.Time) J
 
 func webhookView(s schema.WebhookSubscription) WebhookSubscriptionView {
 	v := WebhookSubscriptionView{ID: s.ID.String(), Owner: s.Owner, ConsecutiveFailures: s.ConsecutiveFailures}
-	for _, t := range NotificationTypes() {
+	for _, t := range notify.Types() {
 		if t.EventType() == s.EventType {
 			v.EventType = string(t)
 		}

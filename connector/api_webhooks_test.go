@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/cspconnector/csp-connector/connector/notify"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
 	"github.com/cspconnector/csp-connector/partnercenter/partnercentertest"
@@ -29,7 +30,7 @@ type flowCallback struct {
 
 type flowDelivery struct {
 	method, contentType, eventID, eventType string
-	payload                                 Payload
+	payload                                 notify.Payload
 }
 
 func newFlowCallback(t *testing.T) *flowCallback {
@@ -104,7 +105,7 @@ func TestAPIWebhookTrigger(t *testing.T) {
 	callback := flow.srv.URL + "/workflows/4f1c0e/triggers/manual/paths/invoke?api-version=2016-06-01&sig=Zm9yZ2VkLXNpZ25hdHVyZQ"
 	require.NoError(t, sb.Service.Notifications.Flush(waitCtx(t, 10*time.Second)), "the events of the sync at start are delivered before the flow subscribes")
 
-	req := WebhookSubscriptionRequest{CallbackURL: callback, EventType: string(NotifyProviderAccountNeedsMapping)}
+	req := WebhookSubscriptionRequest{CallbackURL: callback, EventType: string(notify.ProviderAccountNeedsMapping)}
 	a := op.post(APIPrefix+"/webhook-subscriptions", req)
 	var sub WebhookSubscriptionView
 	a.ok(t, http.StatusCreated, &sub)
@@ -140,7 +141,7 @@ func TestAPIWebhookTrigger(t *testing.T) {
 	assert.Equal(t, "application/json", d.contentType)
 	assert.NotEmpty(t, d.payload.ID)
 	assert.Equal(t, d.payload.ID, d.eventID, "X-Connector-Event-Id is the event's id")
-	assert.Equal(t, NotifyProviderAccountNeedsMapping, d.payload.Type)
+	assert.Equal(t, notify.ProviderAccountNeedsMapping, d.payload.Type)
 	assert.Equal(t, "ProviderAccountNeedsMapping", d.eventType)
 	assert.Equal(t, paID, d.payload.Data["providerAccountId"])
 	assert.Equal(t, "Unmapped", d.payload.Data["mappingStatus"])

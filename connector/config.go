@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cspconnector/csp-connector/connector/apiauth"
+	"github.com/cspconnector/csp-connector/connector/notify"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/partnercenter"
 )
@@ -370,7 +371,7 @@ func (c *Config) loadRuntime(get func(string, string) string, needIntake bool, b
 	}
 	c.NotifyInApp = boolSetting(get, "CONNECTOR_NOTIFY_INAPP", true, bad)
 	c.NotifyWebhooks = boolSetting(get, "CONNECTOR_NOTIFY_WEBHOOKS", true, bad)
-	if hosts, err := ParseCallbackAllowList(get("CONNECTOR_WEBHOOK_ALLOW_HOSTS", "")); err != nil {
+	if hosts, err := notify.ParseCallbackAllowList(get("CONNECTOR_WEBHOOK_ALLOW_HOSTS", "")); err != nil {
 		bad("CONNECTOR_WEBHOOK_ALLOW_HOSTS: " + err.Error())
 	} else {
 		c.WebhookAllowHosts = hosts

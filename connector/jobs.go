@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cspconnector/csp-connector/connector/metrics"
+	"github.com/cspconnector/csp-connector/connector/notify"
 	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
@@ -67,7 +68,7 @@ type JobsOptions struct {
 	Logger  *slog.Logger
 	Metrics *metrics.Recorder
 	// Publish announces a run that failed (JobFailed) to the flows that listen; nil: not announced.
-	Publish func(Notification)
+	Publish func(notify.Notification)
 }
 
 // Jobs runs jobs on their schedules under leases held on their csp_job rows, so any number of replicas
@@ -363,8 +364,8 @@ func (j *Jobs) run(ctx context.Context, name string, trigger schema.RunTrigger, 
 	// A job that keeps failing (Verify Connectivity every 15 minutes while Partner Center is down) is
 	// announced once, when it starts failing.
 	if res.Status == schema.RunFailed && row.LastStatus != schema.RunFailed && j.opts.Publish != nil {
-		j.opts.Publish(Notification{Type: NotifyJobFailed,
-			Notice: Notice{Title: name + " failed", Body: msg, Icon: NoticeFailure, Table: schema.TableJob, RowID: row.ID},
+		j.opts.Publish(notify.Notification{Type: notify.JobFailed,
+			Notice: notify.Notice{Title: name + " failed", Body: msg, Icon: notify.NoticeFailure, Table: schema.TableJob, RowID: row.ID},
 			Data:   map[string]any{"job": name, "runId": res.RunID.String()}})
 	}
 	j.release(finish, row.ID, dataverse.Row{

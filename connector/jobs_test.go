@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/cspconnector/csp-connector/connector/notify"
 	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
@@ -211,13 +212,13 @@ func TestJobFailedIsAnnouncedOnceWhenItStartsFailing(t *testing.T) {
 	t.Parallel()
 	sb := testSandbox(t)
 	fail := true
-	var published []Notification
+	var published []notify.Notification
 	jobs := NewJobs(sb.DataverseClient, []Job{{Name: "Flaky", Schedule: time.Hour, Run: func(ctx context.Context) (RunCounts, error) {
 		if fail {
 			return RunCounts{Processed: 1, Failed: 1}, errors.New("Partner Center is down")
 		}
 		return RunCounts{Processed: 1}, nil
-	}}}, JobsOptions{Instance: "replica-a", Publish: func(n Notification) { published = append(published, n) }})
+	}}}, JobsOptions{Instance: "replica-a", Publish: func(n notify.Notification) { published = append(published, n) }})
 	require.NoError(t, jobs.Ensure(t.Context()))
 	run := func() {
 		_, err := jobs.RunNow(t.Context(), "Flaky", schema.TriggerRunNow)
@@ -226,7 +227,7 @@ func TestJobFailedIsAnnouncedOnceWhenItStartsFailing(t *testing.T) {
 	run()
 	run()
 	require.Len(t, published, 1, "two failures in a row: one announcement")
-	assert.Equal(t, NotifyJobFailed, published[0].Type)
+	assert.Equal(t, notify.JobFailed, published[0].Type)
 	assert.Equal(t, "Flaky", published[0].Data["job"])
 	assert.Contains(t, published[0].Body, "Partner Center is down")
 	fail = false

@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/cspconnector/csp-connector/connector/notify"
 	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
@@ -31,7 +32,7 @@ type ProviderAccounts struct {
 	DV *dataverse.Client
 	PC *partnercenter.Client
 	// Notify publishes a notification without waiting for its delivery; nil sends none.
-	Notify func(Notification)
+	Notify func(notify.Notification)
 	// BatchSize is the operations per $batch (default dataverse.DefaultBatchSize).
 	BatchSize int
 	// DigestOver: a sync that finds more rows needing a person than this sends one digest instead of one
@@ -126,7 +127,7 @@ type syncRun struct {
 	p        *ProviderAccounts
 	accounts *mapping.AccountIndex
 	// needing holds at most DigestOver+1 notices; beyond, only the count grows and one digest is sent.
-	needing      []Notification
+	needing      []notify.Notification
 	needingCount int
 	// agreementOps are Pending agreements waiting to fill a batch.
 	agreementOps []dataverse.Op
@@ -744,11 +745,11 @@ func (r *syncRun) needsMapping(pr schema.Provider, id uuid.UUID, cust partnercen
 		candidates = append(candidates, map[string]any{"accountId": c.Account.String(), "name": c.Name, "score": c.Score, "reasons": c.Reasons})
 	}
 	name := cmp.Or(cust.CompanyProfile.CompanyName, cust.CompanyProfile.Domain, cust.ID)
-	r.needing = append(r.needing, Notification{
-		Type: NotifyProviderAccountNeedsMapping,
-		Notice: Notice{
+	r.needing = append(r.needing, notify.Notification{
+		Type: notify.ProviderAccountNeedsMapping,
+		Notice: notify.Notice{
 			Title: fmt.Sprintf("Map %s to an account", name),
-			Body:  m.Message, Icon: NoticeWarning, Table: schema.TableProviderAccount, RowID: id,
+			Body:  m.Message, Icon: notify.NoticeWarning, Table: schema.TableProviderAccount, RowID: id,
 		},
 		Data: map[string]any{
 			"providerAccountId": id.String(), "providerId": pr.ID.String(), "provider": pr.Name,
@@ -779,13 +780,13 @@ func (r *syncRun) notify(context.Context) {
 	if r.needingCount > len(names) {
 		more = fmt.Sprintf(" and %d more", r.needingCount-len(names))
 	}
-	p.Notify(Notification{
-		Type: NotifyProviderAccountNeedsMapping,
-		Notice: Notice{
+	p.Notify(notify.Notification{
+		Type: notify.ProviderAccountNeedsMapping,
+		Notice: notify.Notice{
 			Title: fmt.Sprintf("%d provider accounts need mapping", r.needingCount),
 			Body: fmt.Sprintf("The provider account sync could not map %d customers to accounts by itself: %s%s. Open Provider Accounts, view Unmapped and Ambiguous, and choose each one's account.",
 				r.needingCount, strings.Join(names, ", "), more),
-			Icon: NoticeWarning,
+			Icon: notify.NoticeWarning,
 		},
 		Data: map[string]any{"digest": true, "count": r.needingCount},
 	})
@@ -894,8 +895,8 @@ func (p *ProviderAccounts) Handle(ctx context.Context, w work.Batch) error {
 	}
 	if p.Notify != nil {
 		name := cmp.Or(pa.CompanyName, pa.Name, pa.TenantID)
-		p.Notify(Notification{Type: NotifyProviderAccountNeedsMapping,
-			Notice: Notice{Title: fmt.Sprintf("Map %s to an account", name), Body: msg, Icon: NoticeWarning, Table: schema.TableProviderAccount, RowID: pa.ID},
+		p.Notify(notify.Notification{Type: notify.ProviderAccountNeedsMapping,
+			Notice: notify.Notice{Title: fmt.Sprintf("Map %s to an account", name), Body: msg, Icon: notify.NoticeWarning, Table: schema.TableProviderAccount, RowID: pa.ID},
 			Data: map[string]any{"providerAccountId": pa.ID.String(), "providerId": pa.Provider.ID.String(), "tenantId": pa.TenantID,
 				"companyName": pa.CompanyName, "domain": pa.Domain, "mappingStatus": "Unmapped"}})
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cspconnector/csp-connector/connector/event"
+	"github.com/cspconnector/csp-connector/connector/notify"
 	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/dataversetest"
@@ -35,7 +36,7 @@ type paRig struct {
 	Template dataverse.GUID
 
 	mu      sync.Mutex
-	notices []Notification
+	notices []notify.Notification
 }
 
 type paOptions struct {
@@ -69,7 +70,7 @@ func newPARig(t testing.TB, o paOptions) *paRig {
 	r.Template, err = dv.Create(ctx, schema.SetAgreementTemplates, dataverse.Row{"csp_name": "Microsoft Customer Agreement",
 		"csp_agreementtype": int(schema.AgreementMicrosoftCustomerAgreement), "csp_provider@odata.bind": dataverse.Bind(schema.SetProviders, r.Provider)})
 	require.NoError(t, err)
-	r.P = &ProviderAccounts{DV: dv, PC: pc, Now: clk.Now, BatchSize: cmpOr(o.BatchSize, 7), DigestOver: 5, Notify: func(n Notification) {
+	r.P = &ProviderAccounts{DV: dv, PC: pc, Now: clk.Now, BatchSize: cmpOr(o.BatchSize, 7), DigestOver: 5, Notify: func(n notify.Notification) {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		r.notices = append(r.notices, n)
@@ -85,7 +86,7 @@ func cmpOr(v, def int) int {
 }
 
 // Notices returns and forgets the notifications published.
-func (r *paRig) Notices() []Notification {
+func (r *paRig) Notices() []notify.Notification {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	n := r.notices
@@ -227,7 +228,7 @@ func TestProviderAccountSyncCreatesMapsAndNotifies(t *testing.T) {
 	notices := r.Notices()
 	require.Len(t, notices, 1, "18 rows need a person, over the digest threshold of 5: one digest")
 	assert.Contains(t, notices[0].Title, "18 provider accounts need mapping")
-	assert.Equal(t, NotifyProviderAccountNeedsMapping, notices[0].Type)
+	assert.Equal(t, notify.ProviderAccountNeedsMapping, notices[0].Type)
 }
 
 func TestProviderAccountSyncNotifiesEachRowUnderTheThreshold(t *testing.T) {
@@ -242,9 +243,9 @@ func TestProviderAccountSyncNotifiesEachRowUnderTheThreshold(t *testing.T) {
 	rows := r.Rows(t)
 	notices := r.Notices()
 	require.Len(t, notices, 2)
-	byTenant := map[string]Notification{}
+	byTenant := map[string]notify.Notification{}
 	for _, n := range notices {
-		assert.Equal(t, NotifyProviderAccountNeedsMapping, n.Type)
+		assert.Equal(t, notify.ProviderAccountNeedsMapping, n.Type)
 		assert.Equal(t, schema.TableProviderAccount, n.Table, "the in-app notice opens the row")
 		byTenant[fmt.Sprint(n.Data["tenantId"])] = n
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/cspconnector/csp-connector/connector/notify"
 	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
@@ -43,10 +44,10 @@ type Provisioner struct {
 	// leaves them to the sweep.
 	Wake func(ctx context.Context, ids []dataverse.GUID)
 	// Notify tells people about changes they must make themselves (Manual providers); nil: no notices.
-	Notify func(ctx context.Context, n Notice) error
+	Notify func(ctx context.Context, n notify.Notice) error
 	// Publish announces a change that newly failed to the flows that listen (LicenseChangeFailed); nil:
 	// not announced.
-	Publish  func(Notification)
+	Publish  func(notify.Notification)
 	ClaimTTL time.Duration
 	// CallTimeout bounds each Partner Center call, its retries included (default 60 s). A Retry-After
 	// longer than that is not slept through in a worker: the change is held and retried when it says.
@@ -375,14 +376,14 @@ func (p *Provisioner) settle(ctx context.Context, f mapping.LCLFacts, d mapping.
 		if f.ProviderAccount != nil {
 			tenant = f.ProviderAccount.TenantID
 		}
-		p.Publish(Notification{Type: NotifyLicenseChangeFailed,
-			Notice: Notice{Title: "License change failed: " + strings.TrimSpace(l.Name), Body: d.Message, Icon: NoticeFailure,
+		p.Publish(notify.Notification{Type: notify.LicenseChangeFailed,
+			Notice: notify.Notice{Title: "License change failed: " + strings.TrimSpace(l.Name), Body: d.Message, Icon: notify.NoticeFailure,
 				Table: schema.TableLicenseChangeLog, RowID: l.ID},
 			Data: map[string]any{"licenseChangeLogId": l.ID.String(), "tenantId": tenant}})
 	}
 	if d.Notify && p.Notify != nil && l.ProvisioningMessage != d.Message {
-		if err := p.Notify(ctx, Notice{Title: "A license change needs you: " + strings.TrimSpace(l.Name), Body: d.Message,
-			Table: schema.TableLicenseChangeLog, RowID: l.ID, Icon: NoticeWarning}); err != nil {
+		if err := p.Notify(ctx, notify.Notice{Title: "A license change needs you: " + strings.TrimSpace(l.Name), Body: d.Message,
+			Table: schema.TableLicenseChangeLog, RowID: l.ID, Icon: notify.NoticeWarning}); err != nil {
 			p.log().Warn("could not send the notice", "lcl", l.ID, "error", err)
 		}
 	}

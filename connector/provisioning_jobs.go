@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/cspconnector/csp-connector/connector/notify"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
 	"github.com/cspconnector/csp-connector/mapping"
@@ -171,7 +172,7 @@ func (p *Provisioner) ReportJob(schedule, after time.Duration) Job {
 		if err != nil || counts.Processed == 0 || p.Notify == nil {
 			return counts, err
 		}
-		if nerr := p.Notify(ctx, Notice{Title: fmt.Sprintf("%d license change(s) need attention", counts.Processed), Body: body, Icon: NoticeWarning}); nerr != nil {
+		if nerr := p.Notify(ctx, notify.Notice{Title: fmt.Sprintf("%d license change(s) need attention", counts.Processed), Body: body, Icon: notify.NoticeWarning}); nerr != nil {
 			p.log().Warn("could not send the license change report", "error", nerr)
 		}
 		return counts, nil

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/cspconnector/csp-connector/connector/notify"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
 	"github.com/cspconnector/csp-connector/mapping"
@@ -233,8 +234,8 @@ func TestHealthReportListsOldWaitingAndFailedChangesOldestFirst(t *testing.T) {
 	r.Clock.Advance(47 * time.Hour)
 	r.LCL(t, s.Row, schema.ChangeQuantity, 14, dataverse.Row{"csp_name": "Just created"})
 
-	var notices []Notice
-	r.P.Notify = func(_ context.Context, n Notice) error { notices = append(notices, n); return nil }
+	var notices []notify.Notice
+	r.P.Notify = func(_ context.Context, n notify.Notice) error { notices = append(notices, n); return nil }
 	res, err := r.P.ReportJob(7*24*time.Hour, 24*time.Hour).Run(t.Context())
 	require.NoError(t, err)
 	assert.Equal(t, 2, res.Processed)
@@ -346,8 +347,8 @@ func TestHealthReportSaysItsThresholdInWords(t *testing.T) {
 	s := r.Subscription(t, 10, time.Hour, nil)
 	r.LCL(t, s.Row, schema.ChangeQuantity, 11, dataverse.Row{"csp_name": "Old and failed", "csp_provisioningstatus": int(schema.ProvisioningFailed)})
 	r.Clock.Advance(25 * time.Hour)
-	var notices []Notice
-	r.P.Notify = func(_ context.Context, n Notice) error { notices = append(notices, n); return nil }
+	var notices []notify.Notice
+	r.P.Notify = func(_ context.Context, n notify.Notice) error { notices = append(notices, n); return nil }
 	jobs = NewJobs(r.DV, []Job{r.P.ReportJob(7*24*time.Hour, 24*time.Hour)}, JobsOptions{Instance: "a", Now: r.Clock.Now})
 	res, err = jobs.RunNow(t.Context(), ProvisioningReportJob, schema.TriggerRunNow)
 	require.NoError(t, err)

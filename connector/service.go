@@ -16,6 +16,7 @@ import (
 
 	"github.com/cspconnector/csp-connector/connector/apiauth"
 	"github.com/cspconnector/csp-connector/connector/metrics"
+	"github.com/cspconnector/csp-connector/connector/notify"
 	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
@@ -42,8 +43,8 @@ type Service struct {
 	// Accounts syncs and maps provider accounts; Notifications delivers what people and flows must know.
 	Accounts      *ProviderAccounts
 	Agreements    *Agreements
-	Notifications *Notifications
-	topic         *TopicPublisher
+	Notifications *notify.Notifications
+	topic         *notify.TopicPublisher
 	listener      *ServiceBusListener
 	httpLn        net.Listener
 
@@ -59,7 +60,7 @@ type Service struct {
 	// after the shutdown bound.
 	workCtx atomic.Pointer[context.Context]
 	// callbacks is the rule for webhook subscriptions' callback URLs, for subscribing and delivering.
-	callbacks CallbackPolicy
+	callbacks notify.CallbackPolicy
 	// API serves /api/v1 (answering 404 when no authentication is configured).
 	API *API
 }
@@ -108,14 +109,14 @@ func NewService(cfg Config, opts ServiceOptions) (*Service, error) {
 		return nil, errors.New("connector: the service needs a Dataverse and a Partner Center client")
 	}
 	s := &Service{cfg: cfg, log: log, Metrics: m, Health: NewHealth(), DV: opts.DV, PC: opts.PC, ServiceBus: opts.ServiceBus,
-		Dispatcher: work.NewDispatcher(), ready: make(chan struct{}), httpLn: opts.Listen, callbacks: CallbackPolicy{AllowLoopback: opts.AllowHTTPLoopbackWebhooks, AllowHosts: cfg.WebhookAllowHosts}}
+		Dispatcher: work.NewDispatcher(), ready: make(chan struct{}), httpLn: opts.Listen, callbacks: notify.CallbackPolicy{AllowLoopback: opts.AllowHTTPLoopbackWebhooks, AllowHosts: cfg.WebhookAllowHosts}}
 	s.Queue = work.NewQueue(s.Dispatcher.Dispatch, work.Options{Workers: cfg.Workers, Limit: cfg.QueueLimit, Logger: log.With("component", "queue"), Metrics: m})
 	s.Gate = &Gate{}
 	s.Intake = &Intake{Gate: s.Gate, Queue: s.Queue, Logger: log.With("component", "intake"), Metrics: m}
 	s.Prov = &Provisioner{DV: s.DV, PC: s.PC, Now: opts.Now, Logger: log.With("workflow", "provisioning"),
 		Wake: func(ctx context.Context, ids []dataverse.GUID) { s.submitAll(ctx, schema.TableLicenseChangeLog, ids) }}
 	if len(cfg.NotifyUsers) > 0 {
-		s.Prov.Notify = (&InAppNotifier{DV: s.DV, Recipients: cfg.NotifyUsers}).Notify
+		s.Prov.Notify = (&notify.InAppNotifier{DV: s.DV, Recipients: cfg.NotifyUsers}).Notify
 	}
 	s.Conn = &Connectivity{DV: s.DV, PC: s.PC, ServiceBus: s.ServiceBus, Queue: cfg.ServiceBusQueue, Health: s.Health, Logger: log, Now: opts.Now,
 		OnConnected: func(ctx context.Context) {
@@ -127,30 +128,30 @@ func NewService(cfg Config, opts ServiceOptions) (*Service, error) {
 		}}
 	// Notifications wait in the outbox table until delivered, so one a stopped replica was delivering is
 	// delivered by another.
-	no := NotificationsOptions{Logger: log, Now: opts.Now, Outbox: s.DV, Instance: cfg.Instance}
+	no := notify.Options{Logger: log, Now: opts.Now, Outbox: s.DV, Instance: cfg.Instance}
 	if cfg.NotifyInApp && len(cfg.NotifyUsers) > 0 {
-		no.InApp = &InAppNotifier{DV: s.DV, Recipients: cfg.NotifyUsers}
+		no.InApp = &notify.InAppNotifier{DV: s.DV, Recipients: cfg.NotifyUsers}
 	}
 	if cfg.NotifyWebhooks {
-		no.Webhooks = &WebhookDeliverer{DV: s.DV, Logger: log, Callbacks: s.callbacks}
+		no.Webhooks = &notify.WebhookDeliverer{DV: s.DV, Logger: log, Callbacks: s.callbacks}
 	}
 	if cfg.NotifyTopic != "" && s.ServiceBus != nil {
-		topic, err := NewTopicPublisher(s.ServiceBus, cfg.NotifyTopic)
+		topic, err := notify.NewTopicPublisher(s.ServiceBus, cfg.NotifyTopic)
 		if err != nil {
 			return nil, fmt.Errorf("connector: notification topic %s: %w", cfg.NotifyTopic, err)
 		}
 		s.topic, no.Topic = topic, topic
 	}
-	s.Notifications = NewNotifications(no)
-	s.Prov.Publish = func(n Notification) { s.Notifications.Publish(n) }
-	s.Accounts = &ProviderAccounts{DV: s.DV, PC: s.PC, Notify: func(n Notification) { s.Notifications.Publish(n) }, BatchSize: cfg.DataverseBatchSize,
+	s.Notifications = notify.New(no)
+	s.Prov.Publish = func(n notify.Notification) { s.Notifications.Publish(n) }
+	s.Accounts = &ProviderAccounts{DV: s.DV, PC: s.PC, Notify: func(n notify.Notification) { s.Notifications.Publish(n) }, BatchSize: cfg.DataverseBatchSize,
 		DigestOver: cfg.NotifyDigestOver, Now: opts.Now, Logger: log.With("workflow", "provider-accounts")}
-	s.Agreements = &Agreements{DV: s.DV, PC: s.PC, Notify: func(n Notification) { s.Notifications.Publish(n) }, BatchSize: cfg.DataverseBatchSize,
+	s.Agreements = &Agreements{DV: s.DV, PC: s.PC, Notify: func(n notify.Notification) { s.Notifications.Publish(n) }, BatchSize: cfg.DataverseBatchSize,
 		LinkLifetime: cfg.LinkLifetime, Now: opts.Now, Logger: log.With("workflow", "agreements"),
 		Wake: func(ctx context.Context, ids []dataverse.GUID) { s.submitAll(ctx, schema.TableAgreement, ids) }}
 	if cfg.NotifyInApp {
-		s.Agreements.NotifyUser = func(ctx context.Context, user dataverse.GUID, n Notice) error {
-			return (&InAppNotifier{DV: s.DV, Recipients: []dataverse.GUID{user}}).Notify(ctx, n)
+		s.Agreements.NotifyUser = func(ctx context.Context, user dataverse.GUID, n notify.Notice) error {
+			return (&notify.InAppNotifier{DV: s.DV, Recipients: []dataverse.GUID{user}}).Notify(ctx, n)
 		}
 	}
 	auth := opts.APIAuth
@@ -166,7 +167,7 @@ func NewService(cfg Config, opts ServiceOptions) (*Service, error) {
 	syncEvery := cmp.Or(opts.SyncEvery, 6*time.Hour)
 	s.Jobs = NewJobs(s.DV, []Job{s.Conn.Job(verifyEvery), s.Prov.SweepJob(sweepEvery), s.Prov.ReportJob(7*24*time.Hour, cfg.ReportAfter), s.Accounts.Job(syncEvery),
 		s.Agreements.CheckJob(cmp.Or(opts.CheckEvery, time.Hour))},
-		JobsOptions{Instance: cfg.Instance, Tick: opts.JobTick, Logger: log, Metrics: m, Now: opts.Now, Publish: func(n Notification) { s.Notifications.Publish(n) }})
+		JobsOptions{Instance: cfg.Instance, Tick: opts.JobTick, Logger: log, Metrics: m, Now: opts.Now, Publish: func(n notify.Notification) { s.Notifications.Publish(n) }})
 	// Every trigger in Triggers() needs its handler here (a test checks).
 	s.Dispatcher.Handle(ProviderTrigger().Table, s.Conn.HandleProviderRow, ProviderTrigger())
 	s.Dispatcher.Handle(JobTrigger().Table, s.Jobs.HandleJobRow, JobTrigger())

@@ -20,21 +20,6 @@ import (
 	"github.com/cspconnector/csp-connector/internal/fakesb"
 )
 
-// sbClient is the unmodified SDK pointed at the fake broker, with retries short enough for tests.
-func sbClient(t testing.TB, b *fakesb.Broker) *azservicebus.Client {
-	t.Helper()
-	c, err := azservicebus.NewClientFromConnectionString(b.ConnectionString(), &azservicebus.ClientOptions{
-		RetryOptions: azservicebus.RetryOptions{MaxRetries: 2, RetryDelay: 50 * time.Millisecond, MaxRetryDelay: 500 * time.Millisecond},
-	})
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = c.Close(ctx)
-	})
-	return c
-}
-
 // listenerRig is a listener on the fake broker feeding a queue whose handler the test controls.
 type listenerRig struct {
 	broker     *fakesb.Broker
@@ -89,7 +74,7 @@ func startRig(t *testing.T, o rigOptions) *listenerRig {
 	}
 	lo.Metrics = r.metrics
 	lo.Logger = slog.New(slog.NewTextHandler(t.Output(), nil))
-	r.listener = NewServiceBusListener(sbClient(t, b), in, lo)
+	r.listener = NewServiceBusListener(b.Client(t), in, lo)
 	r.queue = q
 
 	ctx, stop := context.WithCancel(context.Background())
@@ -339,7 +324,7 @@ func TestServiceBusAsksOnlyForFreeSlots(t *testing.T) {
 func BenchmarkServiceBusIntake(b *testing.B) {
 	const concurrency = 32
 	broker := fakesb.Start(b, fakesb.Options{})
-	client := sbClient(b, broker)
+	client := broker.Client(b)
 	sender, err := client.NewSender("events", nil)
 	require.NoError(b, err)
 	defer sender.Close(context.Background())

@@ -1,4 +1,4 @@
-package connector
+package notify
 
 import (
 	"context"
@@ -70,7 +70,7 @@ func (p CallbackPolicy) Problem(u *url.URL) string {
 	switch u.Scheme {
 	case "https":
 	case "http":
-		if !(p.AllowLoopback && IsLoopback(host)) {
+		if addr, ok := literalAddr(host); !p.AllowLoopback || !(host == "localhost" || ok && addr.IsLoopback()) {
 			return "must be an https URL"
 		}
 	default:

@@ -1,4 +1,4 @@
-package connector
+package notify
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/dataversetest"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
+	"github.com/cspconnector/csp-connector/internal/testrig"
 )
 
 // countingTransport counts the requests sent through it.
@@ -33,7 +34,7 @@ type outboxRig struct {
 	srv      *dataversetest.Server
 	dv       *dataverse.Client
 	requests *countingTransport
-	clk      *clock
+	clk      *testrig.Clock
 	me       dataverse.GUID
 	hooks    *hooks
 }
@@ -52,7 +53,7 @@ func newOutboxRig(t *testing.T) *outboxRig {
 	require.NoError(t, err)
 	me, err := dv.WhoAmI(t.Context())
 	require.NoError(t, err)
-	return &outboxRig{srv: srv, dv: dv, requests: counter, clk: &clock{t: time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)}, me: me.UserID, hooks: newHooks(t)}
+	return &outboxRig{srv: srv, dv: dv, requests: counter, clk: testrig.NewClock(time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)), me: me.UserID, hooks: newHooks(t)}
 }
 
 // user adds a systemuser and returns its id.
@@ -66,8 +67,8 @@ func (r *outboxRig) user(t *testing.T, name string) dataverse.GUID {
 // replica returns one replica's Notifications on the rig, delivering in-app to recipients and to the
 // webhook subscriptions. Its retries wait an hour of real time, so a retry in these tests is always made
 // by the replica that takes the notification over.
-func (r *outboxRig) replica(name string, recipients ...dataverse.GUID) NotificationsOptions {
-	return NotificationsOptions{
+func (r *outboxRig) replica(name string, recipients ...dataverse.GUID) Options {
+	return Options{
 		InApp:    &InAppNotifier{DV: r.dv, Recipients: recipients},
 		Webhooks: &WebhookDeliverer{DV: r.dv, Callbacks: CallbackPolicy{AllowLoopback: true}},
 		Outbox:   r.dv, Instance: name, Now: r.clk.Now,
@@ -139,14 +140,14 @@ func TestNotificationsOutboxAReplicaThatStopsBeforeDeliveringIsTakenOver(t *test
 	r := newOutboxRig(t)
 	subscribe(t, r.dv, r.hooks.URL("/flow"), 0)
 
-	dead := NewNotifications(r.replica("replica-a", r.me)) // never runs: it stopped right after Publish
+	dead := New(r.replica("replica-a", r.me)) // never runs: it stopped right after Publish
 	id := dead.Publish(mappingNotice(uuid.New()))
 	rows := outboxRows(t, r.dv)
 	require.Len(t, rows, 1, "Publish writes the notification to the outbox before any delivery")
 	assert.Equal(t, id, rows[0].EventID)
 	assert.Equal(t, "replica-a", rows[0].ClaimedBy)
 
-	other := NewNotifications(r.replica("replica-b", r.me))
+	other := New(r.replica("replica-b", r.me))
 	startReplica(t, other)
 	assert.Zero(t, r.takeOver(t, other, time.Minute), "the first replica's lease still holds it")
 	assert.Empty(t, r.hooks.Requests(""))
@@ -157,7 +158,7 @@ func TestNotificationsOutboxAReplicaThatStopsBeforeDeliveringIsTakenOver(t *test
 	assert.Equal(t, id, reqs[0].Header.Get("X-Connector-Event-Id"))
 	assert.Equal(t, map[dataverse.GUID]int{r.me: 1}, inAppByRecipient(t, r.dv))
 	assert.Empty(t, outboxRows(t, r.dv), "delivered: the outbox row is removed")
-	assert.Equal(t, NotificationStats{Delivered: ChannelCounts{InApp: 1, Webhooks: 1}}, other.Stats())
+	assert.Equal(t, Stats{Delivered: ChannelCounts{InApp: 1, Webhooks: 1}}, other.Stats())
 }
 
 // TestNotificationsOutboxRetryAfterAStopGoesOnlyWhereItFailed: the first attempt reached one flow and not
@@ -169,7 +170,7 @@ func TestNotificationsOutboxRetryAfterAStopGoesOnlyWhereItFailed(t *testing.T) {
 	steady := subscribe(t, r.dv, r.hooks.URL("/steady"), 0)
 	subscribe(t, r.dv, r.hooks.URL("/flaky", 500, 202), 0)
 
-	first := NewNotifications(r.replica("replica-a", r.me))
+	first := New(r.replica("replica-a", r.me))
 	stop := startReplica(t, first)
 	id := first.Publish(mappingNotice(uuid.New()))
 	require.Eventually(t, func() bool {
@@ -181,7 +182,7 @@ func TestNotificationsOutboxRetryAfterAStopGoesOnlyWhereItFailed(t *testing.T) {
 	assert.Contains(t, row.SystemMessage, "HTTP 500")
 	assert.Contains(t, row.DeliveryState, steady.String(), "the flow that got it is recorded as done")
 
-	second := NewNotifications(r.replica("replica-b", r.me))
+	second := New(r.replica("replica-b", r.me))
 	startReplica(t, second)
 	assert.Equal(t, 1, r.takeOver(t, second, 2*time.Hour))
 	assert.Len(t, r.hooks.Requests("/steady"), 1, "not posted again")
@@ -205,7 +206,7 @@ func TestNotificationsOutboxCrashMidDeliverySendsAtMostOnceMore(t *testing.T) {
 	subscribe(t, r.dv, r.hooks.URL("/steady"), 0)
 	subscribe(t, r.dv, r.hooks.URL("/hanging", 0), 0)
 
-	first := NewNotifications(r.replica("replica-a", r.me, ada))
+	first := New(r.replica("replica-a", r.me, ada))
 	stop := startReplica(t, first)
 	id := first.Publish(mappingNotice(uuid.New()))
 	require.Eventually(t, func() bool { return len(r.hooks.Requests("/hanging")) == 1 }, flushTimeout, time.Millisecond)
@@ -214,7 +215,7 @@ func TestNotificationsOutboxCrashMidDeliverySendsAtMostOnceMore(t *testing.T) {
 	assert.Equal(t, map[dataverse.GUID]int{r.me: 1, ada: 1}, inAppByRecipient(t, r.dv))
 
 	r.hooks.Release()
-	second := NewNotifications(r.replica("replica-b", r.me, ada))
+	second := New(r.replica("replica-b", r.me, ada))
 	startReplica(t, second)
 	assert.Equal(t, 1, r.takeOver(t, second, 6*time.Minute))
 
@@ -227,7 +228,7 @@ func TestNotificationsOutboxCrashMidDeliverySendsAtMostOnceMore(t *testing.T) {
 		}
 	}
 	assert.Empty(t, outboxRows(t, r.dv))
-	assert.Equal(t, NotificationStats{Delivered: ChannelCounts{InApp: 1, Webhooks: 1}}, second.Stats())
+	assert.Equal(t, Stats{Delivered: ChannelCounts{InApp: 1, Webhooks: 1}}, second.Stats())
 }
 
 // TestNotificationsInAppARecipientGoneDoesNotDuplicateTheOthers: one configured user no longer exists, so
@@ -238,13 +239,13 @@ func TestNotificationsInAppARecipientGoneDoesNotDuplicateTheOthers(t *testing.T)
 	ada := r.user(t, "Ada Lovelace")
 	gone := uuid.New()
 	var logs logCapture
-	n := runNotifications(t, NotificationsOptions{InApp: &InAppNotifier{DV: r.dv, Recipients: []dataverse.GUID{r.me, gone, ada}}, Attempts: 3,
+	n := runNotifications(t, Options{InApp: &InAppNotifier{DV: r.dv, Recipients: []dataverse.GUID{r.me, gone, ada}}, Attempts: 3,
 		Logger: logs.Logger()})
 	n.Publish(mappingNotice(uuid.New()))
 	flush(t, n)
 
 	assert.Equal(t, map[dataverse.GUID]int{r.me: 1, ada: 1}, inAppByRecipient(t, r.dv))
-	assert.Equal(t, NotificationStats{Published: 1, Delivered: ChannelCounts{InApp: 1}}, n.Stats(), "a user found gone counts as done, as a deleted flow does")
+	assert.Equal(t, Stats{Published: 1, Delivered: ChannelCounts{InApp: 1}}, n.Stats(), "a user found gone counts as done, as a deleted flow does")
 	assert.Contains(t, logs.String(), "recipient="+gone.String())
 	assert.Contains(t, logs.String(), "CONNECTOR_NOTIFY_USERS")
 }
@@ -258,7 +259,7 @@ func TestNotificationsOutboxRequestsPerNotification(t *testing.T) {
 	ada := r.user(t, "Ada Lovelace")
 	subscribe(t, r.dv, r.hooks.URL("/flow-a"), 0)
 	subscribe(t, r.dv, r.hooks.URL("/flow-b"), 0)
-	n := NewNotifications(r.replica("replica-a", r.me, ada))
+	n := New(r.replica("replica-a", r.me, ada))
 	startReplica(t, n)
 	before := r.requests.n.Load()
 	for range 10 {

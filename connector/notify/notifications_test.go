@@ -1,4 +1,4 @@
-package connector
+package notify
 
 import (
 	"bytes"
@@ -23,6 +23,7 @@ import (
 	"github.com/cspconnector/csp-connector/dataverse/dataversetest"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
 	"github.com/cspconnector/csp-connector/internal/fakesb"
+	"github.com/cspconnector/csp-connector/internal/testrig"
 )
 
 // notifyTopic is the topic the tests publish to: the fake broker models queues only, and a topic's sender
@@ -34,6 +35,12 @@ const flushTimeout = 15 * time.Second
 
 // notifyDV is a Dataverse client on a fresh simulator with the schema, retrying quickly.
 func notifyDV(t *testing.T) *dataverse.Client {
+	_, dv := notifySimulator(t)
+	return dv
+}
+
+// notifySimulator is the Dataverse simulator with the connector's schema and a client on it.
+func notifySimulator(t *testing.T) (*dataversetest.Server, *dataverse.Client) {
 	t.Helper()
 	dvs, err := dataversetest.NewServer(dataversetest.Options{Tables: schema.Schema().Tables})
 	require.NoError(t, err)
@@ -41,7 +48,7 @@ func notifyDV(t *testing.T) *dataverse.Client {
 	dv, err := dataverse.NewClient(dvs.URL, nil, &dataverse.ClientOptions{HTTPClient: dvs.Client(), MaxRetries: 1,
 		MinRetryWait: time.Millisecond, MaxRetryWait: 10 * time.Millisecond})
 	require.NoError(t, err)
-	return dv
+	return dvs, dv
 }
 
 // logCapture collects every record (Debug and up) as text, safely across goroutines.
@@ -190,12 +197,12 @@ func consecutiveFailures(t *testing.T, dv *dataverse.Client, id dataverse.GUID) 
 }
 
 // runNotifications starts Run until the test ends, with a tiny backoff unless o sets one.
-func runNotifications(t *testing.T, o NotificationsOptions) *Notifications {
+func runNotifications(t *testing.T, o Options) *Notifications {
 	t.Helper()
 	if o.Backoff == nil {
 		o.Backoff = func(int) time.Duration { return time.Millisecond }
 	}
-	n := NewNotifications(o)
+	n := New(o)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -219,7 +226,7 @@ func flush(t *testing.T, n *Notifications) {
 // mappingNotice is a notification as the provider account sync will publish it.
 func mappingNotice(providerAccount dataverse.GUID) Notification {
 	return Notification{
-		Type: NotifyProviderAccountNeedsMapping,
+		Type: ProviderAccountNeedsMapping,
 		Notice: Notice{Title: "Contoso Ltd needs an account", Body: "No account matches the provider account Contoso Ltd. Pick one or create it.",
 			Icon: NoticeWarning, Table: schema.TableProviderAccount, RowID: providerAccount},
 		Data: map[string]any{"providerAccountId": providerAccount.String(), "tenantId": "6b1a2c3d-0000-4000-8000-000000000001",
@@ -253,17 +260,17 @@ func appNotifications(t *testing.T, dv *dataverse.Client) []dataverse.Row {
 
 func TestNotificationTypesMapToEventTypes(t *testing.T) {
 	t.Parallel()
-	want := map[NotificationType]schema.EventType{
-		NotifyProviderAccountNeedsMapping: schema.EventProviderAccountNeedsMapping,
-		NotifyLicenseChangeFailed:         schema.EventLCLFailed,
-		NotifyAgreementAccepted:           schema.EventAgreementAccepted,
-		NotifyJobFailed:                   schema.EventJobFailed,
+	want := map[Type]schema.EventType{
+		ProviderAccountNeedsMapping: schema.EventProviderAccountNeedsMapping,
+		LicenseChangeFailed:         schema.EventLCLFailed,
+		AgreementAccepted:           schema.EventAgreementAccepted,
+		JobFailed:                   schema.EventJobFailed,
 	}
-	assert.Len(t, NotificationTypes(), len(want))
-	for _, typ := range NotificationTypes() {
+	assert.Len(t, Types(), len(want))
+	for _, typ := range Types() {
 		assert.Equal(t, want[typ], typ.EventType(), "%s", typ)
 	}
-	assert.Zero(t, NotificationType("Unknown").EventType())
+	assert.Zero(t, Type("Unknown").EventType())
 }
 
 func TestNotificationDefaultBackoffIsTheScheduleWithJitter(t *testing.T) {
@@ -281,7 +288,7 @@ func TestNotificationDefaultBackoffIsTheScheduleWithJitter(t *testing.T) {
 func TestNotificationPayloadIsRFC3339UTCWithEmptyFieldsPresent(t *testing.T) {
 	t.Parallel()
 	paris := time.FixedZone("CET", 3600)
-	p := Notification{ID: "n1", Type: NotifyJobFailed, Time: time.Date(2026, 11, 21, 11, 0, 0, 0, paris), Notice: Notice{Title: "Sync failed", Body: "Partner Center refused."}}.Payload()
+	p := Notification{ID: "n1", Type: JobFailed, Time: time.Date(2026, 11, 21, 11, 0, 0, 0, paris), Notice: Notice{Title: "Sync failed", Body: "Partner Center refused."}}.Payload()
 	body, err := json.Marshal(p)
 	require.NoError(t, err)
 	assert.JSONEq(t, `{"id":"n1","type":"JobFailed","time":"2026-11-21T10:00:00Z","title":"Sync failed","message":"Partner Center refused.",
@@ -294,15 +301,15 @@ func TestNotificationsFanOutToEveryChannel(t *testing.T) {
 	me, err := dv.WhoAmI(t.Context())
 	require.NoError(t, err)
 	broker := fakesb.Start(t, fakesb.Options{Queues: []string{notifyTopic}})
-	sb := sbClient(t, broker)
+	sb := broker.Client(t)
 	topic, err := NewTopicPublisher(sb, notifyTopic)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = topic.Close(context.Background()) })
 	h := newHooks(t)
 	sub := subscribe(t, dv, h.URL("/flow-a"), 0)
 
-	clk := &clock{t: time.Date(2026, 11, 21, 11, 0, 0, 0, time.FixedZone("CET", 3600))}
-	n := runNotifications(t, NotificationsOptions{
+	clk := testrig.NewClock(time.Date(2026, 11, 21, 11, 0, 0, 0, time.FixedZone("CET", 3600)))
+	n := runNotifications(t, Options{
 		InApp:    &InAppNotifier{DV: dv, Recipients: []dataverse.GUID{me.UserID}},
 		Topic:    topic,
 		Webhooks: &WebhookDeliverer{DV: dv, Callbacks: CallbackPolicy{AllowLoopback: true}},
@@ -342,8 +349,8 @@ func TestNotificationsFanOutToEveryChannel(t *testing.T) {
 	t.Run("topic", func(t *testing.T) {
 		m := receiveOne(t, sb, notifyTopic)
 		assert.Equal(t, id, m.MessageID)
-		assert.Equal(t, "ProviderAccountNeedsMapping", derefString(m.Subject))
-		assert.Equal(t, "application/json", derefString(m.ContentType))
+		assert.Equal(t, "ProviderAccountNeedsMapping", *m.Subject)
+		assert.Equal(t, "application/json", *m.ContentType)
 		assert.Equal(t, map[string]any{"type": "ProviderAccountNeedsMapping", "table": "csp_provideraccount", "rowId": account.String()}, m.ApplicationProperties)
 		var body map[string]any
 		require.NoError(t, json.Unmarshal(m.Body, &body))
@@ -359,14 +366,14 @@ func TestNotificationsFanOutToEveryChannel(t *testing.T) {
 		assert.Equal(t, wantPayload, reqs[0].Payload)
 		assert.Zero(t, consecutiveFailures(t, dv, sub))
 	})
-	assert.Equal(t, NotificationStats{Published: 1, Delivered: ChannelCounts{InApp: 1, Topic: 1, Webhooks: 1}}, n.Stats())
+	assert.Equal(t, Stats{Published: 1, Delivered: ChannelCounts{InApp: 1, Topic: 1, Webhooks: 1}}, n.Stats())
 }
 
 func TestNotificationsChannelSwitchedOffIsNotUsed(t *testing.T) {
 	t.Parallel()
 	queues := map[string]string{"in-app off": "off-inapp", "topic off": "off-topic", "webhooks off": "off-webhooks"}
 	broker := fakesb.Start(t, fakesb.Options{Queues: []string{"off-inapp", "off-topic", "off-webhooks"}})
-	sb := sbClient(t, broker)
+	sb := broker.Client(t)
 	for _, tt := range []struct {
 		name                   string
 		inApp, topic, webhooks bool
@@ -382,7 +389,7 @@ func TestNotificationsChannelSwitchedOffIsNotUsed(t *testing.T) {
 			h := newHooks(t)
 			subscribe(t, dv, h.URL("/flow"), 0)
 			queue := queues[tt.name]
-			var o NotificationsOptions
+			var o Options
 			if tt.inApp {
 				o.InApp = &InAppNotifier{DV: dv, Recipients: []dataverse.GUID{me.UserID}}
 			}
@@ -404,7 +411,7 @@ func TestNotificationsChannelSwitchedOffIsNotUsed(t *testing.T) {
 				}
 				return 0
 			}
-			assert.Equal(t, NotificationStats{Published: 1, Delivered: ChannelCounts{InApp: one(tt.inApp), Topic: one(tt.topic), Webhooks: one(tt.webhooks)}}, n.Stats())
+			assert.Equal(t, Stats{Published: 1, Delivered: ChannelCounts{InApp: one(tt.inApp), Topic: one(tt.topic), Webhooks: one(tt.webhooks)}}, n.Stats())
 			assert.Len(t, appNotifications(t, dv), one(tt.inApp))
 			assert.Len(t, h.Requests(""), one(tt.webhooks))
 			if tt.topic {
@@ -420,12 +427,12 @@ func TestNotificationsInAppWithoutRecipientsIsNeitherRetriedNorAFailure(t *testi
 	t.Parallel()
 	dv := notifyDV(t)
 	var logs logCapture
-	n := runNotifications(t, NotificationsOptions{InApp: &InAppNotifier{DV: dv}, Logger: logs.Logger()})
+	n := runNotifications(t, Options{InApp: &InAppNotifier{DV: dv}, Logger: logs.Logger()})
 	for range 3 {
 		n.Publish(mappingNotice(uuid.New()))
 	}
 	flush(t, n)
-	assert.Equal(t, NotificationStats{Published: 3}, n.Stats())
+	assert.Equal(t, Stats{Published: 3}, n.Stats())
 	assert.Equal(t, 1, strings.Count(logs.String(), "have no recipients"), "logged once, at info:\n%s", logs.String())
 	assert.Contains(t, logs.String(), "level=INFO")
 	assert.NotContains(t, logs.String(), "retrying")
@@ -437,7 +444,7 @@ func TestWebhookRetriesOnlyTheSubscriptionsThatFailed(t *testing.T) {
 	h := newHooks(t)
 	flaky := subscribe(t, dv, h.URL("/flaky", 500, 503, 202), 2)
 	steady := subscribe(t, dv, h.URL("/steady"), 0)
-	n := runNotifications(t, NotificationsOptions{Webhooks: &WebhookDeliverer{DV: dv, Callbacks: CallbackPolicy{AllowLoopback: true}}})
+	n := runNotifications(t, Options{Webhooks: &WebhookDeliverer{DV: dv, Callbacks: CallbackPolicy{AllowLoopback: true}}})
 	id := n.Publish(mappingNotice(uuid.New()))
 	flush(t, n)
 
@@ -447,7 +454,7 @@ func TestWebhookRetriesOnlyTheSubscriptionsThatFailed(t *testing.T) {
 	for _, r := range append(flakyReqs, steadyReqs...) {
 		assert.Equal(t, id, r.Header.Get("X-Connector-Event-Id"), "a retry carries the same id")
 	}
-	assert.Equal(t, NotificationStats{Published: 1, Delivered: ChannelCounts{Webhooks: 1}}, n.Stats())
+	assert.Equal(t, Stats{Published: 1, Delivered: ChannelCounts{Webhooks: 1}}, n.Stats())
 	assert.Zero(t, consecutiveFailures(t, dv, flaky), "a delivery resets the count")
 	assert.Zero(t, consecutiveFailures(t, dv, steady))
 }
@@ -460,7 +467,7 @@ func TestWebhookRetryGoesOnlyToTheSubscriptionsOfTheFirstAttempt(t *testing.T) {
 	h := newHooks(t)
 	subscribe(t, dv, h.URL("/flaky", 500, 202), 0)
 	late := false
-	n := runNotifications(t, NotificationsOptions{Webhooks: &WebhookDeliverer{DV: dv, Callbacks: CallbackPolicy{AllowLoopback: true}},
+	n := runNotifications(t, Options{Webhooks: &WebhookDeliverer{DV: dv, Callbacks: CallbackPolicy{AllowLoopback: true}},
 		Backoff: func(int) time.Duration {
 			if !late { // between the first attempt and the retry
 				subscribe(t, dv, h.URL("/late"), 0)
@@ -481,7 +488,7 @@ func TestWebhookGivingUpCountsOneMissedNotification(t *testing.T) {
 	h := newHooks(t)
 	broken := subscribe(t, dv, h.URL("/broken", 503), 4)
 	rejecting := subscribe(t, dv, h.URL("/rejecting", 400), 0)
-	n := runNotifications(t, NotificationsOptions{Webhooks: &WebhookDeliverer{DV: dv, Callbacks: CallbackPolicy{AllowLoopback: true}}, Attempts: 3})
+	n := runNotifications(t, Options{Webhooks: &WebhookDeliverer{DV: dv, Callbacks: CallbackPolicy{AllowLoopback: true}}, Attempts: 3})
 	n.Publish(mappingNotice(uuid.New()))
 	flush(t, n)
 
@@ -489,7 +496,7 @@ func TestWebhookGivingUpCountsOneMissedNotification(t *testing.T) {
 	assert.Len(t, h.Requests("/rejecting"), 1, "a 4xx other than 404/410/408/429 is not retried")
 	assert.Equal(t, 5, consecutiveFailures(t, dv, broken), "one more missed notification, not one per attempt")
 	assert.Equal(t, 1, consecutiveFailures(t, dv, rejecting))
-	assert.Equal(t, NotificationStats{Published: 1, Failed: ChannelCounts{Webhooks: 1}}, n.Stats())
+	assert.Equal(t, Stats{Published: 1, Failed: ChannelCounts{Webhooks: 1}}, n.Stats())
 }
 
 func TestWebhookGoneCallbacksDeleteTheSubscription(t *testing.T) {
@@ -499,7 +506,7 @@ func TestWebhookGoneCallbacksDeleteTheSubscription(t *testing.T) {
 	notFound := subscribe(t, dv, h.URL("/deleted-flow", 404), 0)
 	gone := subscribe(t, dv, h.URL("/gone-flow", 410), 3)
 	live := subscribe(t, dv, h.URL("/live-flow"), 0)
-	n := runNotifications(t, NotificationsOptions{Webhooks: &WebhookDeliverer{DV: dv, Callbacks: CallbackPolicy{AllowLoopback: true}}})
+	n := runNotifications(t, Options{Webhooks: &WebhookDeliverer{DV: dv, Callbacks: CallbackPolicy{AllowLoopback: true}}})
 	n.Publish(mappingNotice(uuid.New()))
 	flush(t, n)
 
@@ -511,7 +518,7 @@ func TestWebhookGoneCallbacksDeleteTheSubscription(t *testing.T) {
 	assert.NoError(t, err)
 	assert.Len(t, h.Requests("/deleted-flow"), 1)
 	assert.Len(t, h.Requests("/gone-flow"), 1)
-	assert.Equal(t, NotificationStats{Published: 1, Delivered: ChannelCounts{Webhooks: 1}}, n.Stats(), "a gone subscription is done")
+	assert.Equal(t, Stats{Published: 1, Delivered: ChannelCounts{Webhooks: 1}}, n.Stats(), "a gone subscription is done")
 
 	n.Publish(mappingNotice(uuid.New()))
 	flush(t, n)
@@ -558,14 +565,14 @@ func TestWebhookRefusesCallbacksThatAreNotHTTPS(t *testing.T) {
 			var logs logCapture
 			rec := &requestRecorder{}
 			sub := subscribe(t, dv, tt.callback(h), 0)
-			n := runNotifications(t, NotificationsOptions{Logger: logs.Logger(), Webhooks: &WebhookDeliverer{DV: dv, Logger: logs.Logger(),
+			n := runNotifications(t, Options{Logger: logs.Logger(), Webhooks: &WebhookDeliverer{DV: dv, Logger: logs.Logger(),
 				HTTP: &http.Client{Transport: rec}, Callbacks: CallbackPolicy{AllowLoopback: tt.allowLoopback}}})
 			n.Publish(mappingNotice(uuid.New()))
 			flush(t, n)
 
 			assert.Empty(t, rec.Hosts(), "never called")
 			assert.Empty(t, h.Requests(""))
-			assert.Equal(t, NotificationStats{Published: 1, Failed: ChannelCounts{Webhooks: 1}}, n.Stats())
+			assert.Equal(t, Stats{Published: 1, Failed: ChannelCounts{Webhooks: 1}}, n.Stats())
 			assert.Equal(t, 1, consecutiveFailures(t, dv, sub))
 			assert.Equal(t, 1, strings.Count(logs.String(), "will not call"), "refused once, not retried:\n%s", logs.String())
 			assert.Contains(t, logs.String(), "subscription="+sub.String())
@@ -579,8 +586,8 @@ func TestNotificationsPublishNeverBlocksAndDropsWhenTheQueueIsFull(t *testing.T)
 	h := newHooks(t)
 	subscribe(t, dv, h.URL("/hanging-flow", 0), 0)
 	var logs logCapture
-	clk := &clock{t: time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)}
-	n := runNotifications(t, NotificationsOptions{Webhooks: &WebhookDeliverer{DV: dv, Callbacks: CallbackPolicy{AllowLoopback: true}}, QueueSize: 10,
+	clk := testrig.NewClock(time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC))
+	n := runNotifications(t, Options{Webhooks: &WebhookDeliverer{DV: dv, Callbacks: CallbackPolicy{AllowLoopback: true}}, QueueSize: 10,
 		Logger: logs.Logger(), Now: clk.Now})
 
 	published := make(chan struct{})
@@ -595,7 +602,7 @@ func TestNotificationsPublishNeverBlocksAndDropsWhenTheQueueIsFull(t *testing.T)
 	case <-time.After(flushTimeout):
 		require.FailNow(t, "Publish blocked behind a callback that hangs")
 	}
-	assert.Equal(t, NotificationStats{Published: 10, Dropped: 90}, n.Stats())
+	assert.Equal(t, Stats{Published: 10, Dropped: 90}, n.Stats())
 	assert.Equal(t, 1, strings.Count(logs.String(), "notification queue is full"), "one warning for the burst")
 	require.Eventually(t, func() bool { return len(h.Requests("")) == notificationWorkers }, flushTimeout, time.Millisecond,
 		"every worker is held by the hanging callback")
@@ -610,7 +617,7 @@ func TestNotificationsPublishNeverBlocksAndDropsWhenTheQueueIsFull(t *testing.T)
 
 	h.Release()
 	flush(t, n)
-	assert.Equal(t, NotificationStats{Published: 10, Dropped: 91, Delivered: ChannelCounts{Webhooks: 10}}, n.Stats())
+	assert.Equal(t, Stats{Published: 10, Dropped: 91, Delivered: ChannelCounts{Webhooks: 10}}, n.Stats())
 	assert.Len(t, h.Requests(""), 10)
 }
 
@@ -634,7 +641,7 @@ func TestWebhookCallbackURLsNeverAppearInLogsErrorsOrStats(t *testing.T) {
 	}
 	var logs logCapture
 	d := &WebhookDeliverer{DV: dv, Logger: logs.Logger(), Callbacks: CallbackPolicy{AllowLoopback: true}, HTTP: &http.Client{Timeout: 500 * time.Millisecond}}
-	n := runNotifications(t, NotificationsOptions{Webhooks: d, Attempts: 2, Logger: logs.Logger()})
+	n := runNotifications(t, Options{Webhooks: d, Attempts: 2, Logger: logs.Logger()})
 	n.Publish(mappingNotice(uuid.New()))
 	flush(t, n)
 
@@ -651,7 +658,7 @@ func TestWebhookCallbackURLsNeverAppearInLogsErrorsOrStats(t *testing.T) {
 	assert.Len(t, h.Requests("/"+secret+"/500"), 3, "two attempts, then one Deliver")
 
 	stats := n.Stats()
-	assert.Equal(t, NotificationStats{Published: 1, Failed: ChannelCounts{Webhooks: 1}}, stats)
+	assert.Equal(t, Stats{Published: 1, Failed: ChannelCounts{Webhooks: 1}}, stats)
 	assert.Contains(t, logs.String(), "giving up", "the failure was logged")
 	for what, text := range map[string]string{"logs": logs.String(), "Deliver's error": err.Error(), "stats": fmt.Sprintf("%+v", stats)} {
 		assert.NotContains(t, text, secret, "%s carry a callback URL:\n%s", what, text)
@@ -662,8 +669,7 @@ func TestWebhookCallbackURLsNeverAppearInLogsErrorsOrStats(t *testing.T) {
 // refuses more, as Dataverse does, and the notifier fits a longer text (the rest is on the linked row).
 func TestInAppNoticeBodyFitsTheColumn(t *testing.T) {
 	t.Parallel()
-	sb := testSandbox(t)
-	dv := sb.DataverseClient
+	dvs, dv := notifySimulator(t)
 	me, err := dv.WhoAmI(t.Context())
 	require.NoError(t, err)
 
@@ -678,7 +684,7 @@ func TestInAppNoticeBodyFitsTheColumn(t *testing.T) {
 	n := &InAppNotifier{DV: dv, Recipients: []dataverse.GUID{me.UserID}}
 	require.NoError(t, n.Notify(t.Context(), Notice{Title: "Map Contoso to an account", Body: long, Icon: NoticeWarning, Table: schema.TableProviderAccount, RowID: row}))
 	var bodies []string
-	for _, r := range sb.Dataverse.Rows(schema.TableAppNotification) {
+	for _, r := range dvs.Rows(schema.TableAppNotification) {
 		if r["title"] == "Map Contoso to an account" {
 			bodies = append(bodies, r["body"].(string))
 		}

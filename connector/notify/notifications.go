@@ -1,4 +1,4 @@
-package connector
+package notify
 
 import (
 	"cmp"
@@ -21,36 +21,36 @@ import (
 	"github.com/cspconnector/csp-connector/dataverse/schema"
 )
 
-// NotificationType names an event flows subscribe to. Its string is what flows see.
-type NotificationType string
+// Type names an event flows subscribe to. Its string is what flows see.
+type Type string
 
 // Notification types.
 const (
-	NotifyProviderAccountNeedsMapping NotificationType = "ProviderAccountNeedsMapping"
-	NotifyLicenseChangeFailed         NotificationType = "LicenseChangeFailed"
-	NotifyAgreementAccepted           NotificationType = "AgreementAccepted"
-	NotifyJobFailed                   NotificationType = "JobFailed"
+	ProviderAccountNeedsMapping Type = "ProviderAccountNeedsMapping"
+	LicenseChangeFailed         Type = "LicenseChangeFailed"
+	AgreementAccepted           Type = "AgreementAccepted"
+	JobFailed                   Type = "JobFailed"
 )
 
 // EventType is the csp_webhooksubscription.csp_eventtype choice a subscription to t carries; zero for a
 // type the connector does not know.
-func (t NotificationType) EventType() schema.EventType {
+func (t Type) EventType() schema.EventType {
 	switch t {
-	case NotifyProviderAccountNeedsMapping:
+	case ProviderAccountNeedsMapping:
 		return schema.EventProviderAccountNeedsMapping
-	case NotifyLicenseChangeFailed:
+	case LicenseChangeFailed:
 		return schema.EventLCLFailed
-	case NotifyAgreementAccepted:
+	case AgreementAccepted:
 		return schema.EventAgreementAccepted
-	case NotifyJobFailed:
+	case JobFailed:
 		return schema.EventJobFailed
 	}
 	return 0
 }
 
-// NotificationTypes lists every notification type, in the order of their event type choices.
-func NotificationTypes() []NotificationType {
-	return []NotificationType{NotifyProviderAccountNeedsMapping, NotifyLicenseChangeFailed, NotifyAgreementAccepted, NotifyJobFailed}
+// Types lists every notification type, in the order of their event type choices.
+func Types() []Type {
+	return []Type{ProviderAccountNeedsMapping, LicenseChangeFailed, AgreementAccepted, JobFailed}
 }
 
 // Notification is one event for people and flows.
@@ -58,7 +58,7 @@ type Notification struct {
 	// ID is unique (a UUID v4 when empty at Publish); flows de-duplicate on it, since a retried delivery
 	// carries the same ID.
 	ID   string
-	Type NotificationType
+	Type Type
 	// Time is when it happened (the Notifications clock at Publish when zero).
 	Time time.Time
 	// Notice is what the in-app channel shows: Title, Body, Icon and the row (Table, RowID) it opens.
@@ -75,7 +75,7 @@ type Payload struct {
 	// and the topic and the webhooks are separate channels): flows de-duplicate on it.
 	ID string `json:"id"`
 	// Type is the event: ProviderAccountNeedsMapping, LicenseChangeFailed, AgreementAccepted or JobFailed.
-	Type NotificationType `json:"type"`
+	Type Type `json:"type"`
 	// Time is when the event happened, RFC 3339 in UTC ("2026-11-21T10:00:00Z").
 	Time string `json:"time"`
 	// Title is a one-line summary for people ("Contoso Ltd needs an account").
@@ -105,8 +105,8 @@ func (n Notification) Payload() Payload {
 	return p
 }
 
-// NotificationsOptions configure Notifications. A nil channel is switched off.
-type NotificationsOptions struct {
+// Options configure Notifications. A nil channel is switched off.
+type Options struct {
 	InApp    *InAppNotifier
 	Topic    *TopicPublisher
 	Webhooks *WebhookDeliverer
@@ -138,8 +138,8 @@ type NotificationsOptions struct {
 	Now func() time.Time
 }
 
-// NotificationStats count notifications since start. A notification counts once per channel.
-type NotificationStats struct {
+// Stats count notifications since start. A notification counts once per channel.
+type Stats struct {
 	// Published counts notifications accepted by Publish; Dropped those refused because the queue was full
 	// (only without an outbox).
 	Published, Dropped int
@@ -171,7 +171,7 @@ var notificationNamespace = uuid.MustParse("5b0f2d8e-61c4-4f0b-9a57-2c1e0d4c7a13
 // nothing else. With an outbox, what a replica has not finished when it stops is taken over by another;
 // without one, it is lost (Run logs how many).
 type Notifications struct {
-	opts NotificationsOptions
+	opts Options
 	log  *slog.Logger
 	work chan *pendingNotification // unbuffered: a notification leaves the ready list only when a worker takes it
 	wake chan struct{}
@@ -183,7 +183,7 @@ type Notifications struct {
 	ready    []*pendingNotification // only dispatch removes, from the front; everyone else appends
 	retries  retryHeap
 	pending  map[string]*pendingNotification // by ID: what this replica holds
-	stats    NotificationStats
+	stats    Stats
 	lastWarn time.Time // last queue-full warning
 }
 
@@ -238,8 +238,8 @@ func (c deliveryChannel) String() string {
 	return "unknown"
 }
 
-// NewNotifications returns the notification channels; Run delivers.
-func NewNotifications(o NotificationsOptions) *Notifications {
+// New returns the notification channels; Run delivers.
+func New(o Options) *Notifications {
 	if o.QueueSize <= 0 {
 		o.QueueSize = 1000
 	}
@@ -794,7 +794,7 @@ func (n *Notifications) Flush(ctx context.Context) error {
 }
 
 // Stats returns the counts so far.
-func (n *Notifications) Stats() NotificationStats {
+func (n *Notifications) Stats() Stats {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.stats
