@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -23,21 +22,15 @@ func agreementsCommand(getenv func(string) string, stdout, stderr io.Writer) *co
 		Short: "Run the Attestation Check now: move every agreement waiting on the customer by what Partner Center says",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			svc, err := provisioningService(cmd, getenv, stderr, "text")
+			svc, err := commandService(cmd, getenv, stderr)
 			if err != nil {
 				return err
 			}
-			var res connector.RunResult
-			err = svc.Work(cmd.Context(), func(ctx context.Context) error {
-				var err error
-				res, err = svc.Jobs.RunNow(ctx, connector.AttestationCheckJob, schema.TriggerRunNow)
-				return err
-			})
+			res, err := runJob(cmd.Context(), svc, connector.AttestationCheckJob)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "%s: %s in %s. %s\n", res.Job, connector.RunStatusWord(res.Status), res.Ended.Sub(res.Started).Round(time.Millisecond), res.Counts.Summary)
-			return res.Err
+			return printRun(stdout, outputText, res)
 		},
 	}
 	var template string
@@ -49,7 +42,7 @@ none. --template names the template by its name, by Microsoft's template id (its
 by its row id; connector agreements templates lists them.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			svc, err := provisioningService(cmd, getenv, stderr, "text")
+			svc, err := commandService(cmd, getenv, stderr)
 			if err != nil {
 				return err
 			}
@@ -67,20 +60,13 @@ by its row id; connector agreements templates lists them.`,
 	}
 	create.Flags().StringVar(&template, "template", "", "the agreement template: its name, Microsoft's template id, or its row id (required)")
 	_ = create.MarkFlagRequired("template")
-	var output string
+	var output outputFormat
 	templates := &cobra.Command{
 		Use:   "templates",
 		Short: "List the agreement templates: name, Microsoft's template id, type, whether active, row id",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "text" && output != "json" {
-				return errors.New("--output must be text or json")
-			}
-			cfg, log, err := loadConfig(cmd, getenv, stderr)
-			if err != nil {
-				return err
-			}
-			dv, err := connector.NewDataverseClient(cfg, log, reportWaits("Dataverse", nil, stderr))
+			_, dv, err := commandDataverse(cmd, getenv, stderr)
 			if err != nil {
 				return err
 			}
@@ -93,7 +79,7 @@ by its row id; connector agreements templates lists them.`,
 				views = append(views, templateView{ID: t.ID.String(), Name: t.Name, TemplateID: t.TemplateID,
 					Type: schema.OptionLabel(schema.TableAgreementTemplate, "csp_agreementtype", int(t.AgreementType)), Active: t.State == schema.StateActive})
 			}
-			if output == "json" {
+			if output == outputJSON {
 				return writeJSON(stdout, map[string]any{"templates": views})
 			}
 			tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
@@ -108,7 +94,7 @@ by its row id; connector agreements templates lists them.`,
 			return nil
 		},
 	}
-	templates.Flags().StringVarP(&output, "output", "o", "text", "text, or json for scripts")
+	addOutputFlag(templates.Flags(), &output)
 	cmd.AddCommand(withSettings(check, provisioningSettings()...), withSettings(create, provisioningSettings()...), withSettings(templates, connector.NeedDataverse))
 	return cmd
 }

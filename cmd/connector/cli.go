@@ -2,6 +2,7 @@ package main
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/cspconnector/csp-connector/connector"
 )
@@ -59,6 +61,52 @@ func loadConfig(cmd *cobra.Command, getenv func(string) string, stderr io.Writer
 		level = cfg.LogLevel
 	}
 	return cfg, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})), nil
+}
+
+// outputFormat is the value of --output: text for people, json for scripts. Parsing the flag refuses any
+// other, so a command never starts with a format it cannot print.
+type outputFormat string
+
+const (
+	outputText outputFormat = "text"
+	outputJSON outputFormat = "json"
+)
+
+// addOutputFlag declares --output (-o) on flags, text by default; every command that prints for scripts
+// declares it here.
+func addOutputFlag(flags *pflag.FlagSet, o *outputFormat) {
+	*o = outputText
+	flags.VarP(o, "output", "o", "text, or json for scripts")
+}
+
+func (o *outputFormat) String() string { return string(*o) }
+
+// Type names the values in the help (--output text|json).
+func (o *outputFormat) Type() string { return "text|json" }
+
+func (o *outputFormat) Set(v string) error {
+	switch f := outputFormat(v); f {
+	case outputText, outputJSON:
+		*o = f
+		return nil
+	}
+	return &badOutputError{value: v}
+}
+
+// badOutputError refuses a value of --output. It is said whole (flagError unwraps it from the parser's
+// "invalid argument … for … flag:" that would only repeat it).
+type badOutputError struct{ value string }
+
+func (e *badOutputError) Error() string {
+	return fmt.Sprintf("--output must be text or json, not %q", e.value)
+}
+
+// flagError is the root's flag error function: a refusal that is already a sentence is returned as it is.
+func flagError(_ *cobra.Command, err error) error {
+	if bad, ok := errors.AsType[*badOutputError](err); ok {
+		return bad
+	}
+	return err
 }
 
 // waitReporter tells the person running a command what it is waiting on: each attempt at a service that

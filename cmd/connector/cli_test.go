@@ -3,8 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
+	"maps"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -147,12 +150,7 @@ func TestPrintedTextPointsAtNoInternalFiles(t *testing.T) {
 			walk(sub, append(append([]string{}, path...), sub.Name()))
 		}
 	}
-	root := &cobra.Command{Use: "connector"}
-	root.AddCommand(runCommand(getenv(nil), io.Discard), sandboxCommand(getenv(nil), io.Discard, io.Discard), dataverseCommand(getenv(nil), io.Discard, io.Discard),
-		pcCommand(getenv(nil), io.Discard, io.Discard), verifyCommand(getenv(nil), io.Discard, io.Discard), jobsCommand(getenv(nil), io.Discard, io.Discard),
-		inspectCommand(nil, io.Discard), provisionCommand(getenv(nil), io.Discard, io.Discard), diagnoseCommand(getenv(nil), io.Discard, io.Discard),
-		syncCommand(getenv(nil), io.Discard, io.Discard), agreementsCommand(getenv(nil), io.Discard, io.Discard), apiCommand(nil, io.Discard))
-	walk(root, nil)
+	walk(rootCommand(getenv(nil), nil, io.Discard, io.Discard), nil)
 	require.Greater(t, len(paths), 20)
 	for _, p := range paths {
 		var out bytes.Buffer
@@ -190,4 +188,61 @@ func TestUnreachableDataverseIsSaidInWords(t *testing.T) {
 	assert.NotContains(t, err.Error(), "%24select")
 	assert.Contains(t, errs.String(), "detail: ", "--verbose adds the client's error")
 	assert.Contains(t, errs.String(), "dial tcp "+dead)
+}
+
+// TestEveryOutputFlagRefusesOtherFormats: every command that takes --output declares it the same way (its
+// help says text|json) and refuses any other format before it reads a setting or an argument, in one
+// sentence that names the two it has.
+func TestEveryOutputFlagRefusesOtherFormats(t *testing.T) {
+	t.Parallel()
+	commands := map[string][]string{ // by path, with arguments the command would accept
+		"verify":                nil,
+		"jobs run":              {"Verify Connectivity"},
+		"agreements templates":  nil,
+		"inspect":               {"-"},
+		"pc customers":          nil,
+		"pc customer":           {"4c721420-72ad-4708-a0a7-371a2f7b0969"},
+		"pc subscriptions":      {"4c721420-72ad-4708-a0a7-371a2f7b0969"},
+		"pc subscription":       {"4c721420-72ad-4708-a0a7-371a2f7b0969", "a4c1340d-6911-4758-bba3-0c4c6007d161"},
+		"pc agreements":         {"4c721420-72ad-4708-a0a7-371a2f7b0969"},
+		"provision lcl":         {"not-a-guid"},
+		"diagnose lcl":          {"not-a-guid"},
+		"diagnose subscription": {"not-a-guid"},
+		"diagnose agreement":    {"not-a-guid"},
+		"dataverse install":     nil,
+	}
+	// The table is every runnable command with the flag: one added later is tested too.
+	var withOutput []string
+	var walk func(c *cobra.Command, path []string)
+	walk = func(c *cobra.Command, path []string) {
+		if f := c.Flag("output"); f != nil && c.Runnable() {
+			withOutput = append(withOutput, strings.Join(path, " "))
+			assert.Equal(t, "text|json", f.Value.Type(), "connector %s --output", strings.Join(path, " "))
+		}
+		for _, sub := range c.Commands() {
+			walk(sub, append(append([]string{}, path...), sub.Name()))
+		}
+	}
+	walk(rootCommand(getenv(nil), nil, io.Discard, io.Discard), nil)
+	assert.ElementsMatch(t, slices.Collect(maps.Keys(commands)), withOutput)
+
+	for path, args := range commands {
+		for _, bad := range []string{"yaml", "JSON", ""} {
+			t.Run(path+" -o "+bad, func(t *testing.T) {
+				t.Parallel()
+				argv := append(append(strings.Fields(path), args...), "--output="+bad)
+				var out bytes.Buffer
+				err := run(t.Context(), argv, getenv(nil), strings.NewReader("{}"), &out, io.Discard)
+				require.Error(t, err)
+				assert.Equal(t, fmt.Sprintf("--output must be text or json, not %q", bad), err.Error())
+				assert.Empty(t, out.String())
+			})
+		}
+		t.Run(path+" --help", func(t *testing.T) {
+			t.Parallel()
+			var out bytes.Buffer
+			require.NoError(t, run(t.Context(), append(strings.Fields(path), "--help"), getenv(nil), nil, &out, io.Discard))
+			assert.Regexp(t, `-o, --output text\|json +text, or json for scripts \(default text\)`, out.String())
+		})
+	}
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -15,7 +14,7 @@ import (
 const maxInspectSize = 4 << 20
 
 func inspectCommand(stdin io.Reader, stdout io.Writer) *cobra.Command {
-	var output string
+	var output outputFormat
 	cmd := &cobra.Command{
 		Use:   "inspect <file|->",
 		Short: "Decode a Dataverse event message (for example a dead-lettered one); needs no configuration",
@@ -24,9 +23,6 @@ what happened to which row, who caused it, and every value. Read a file, or - fo
 It needs no configuration. --output json prints one JSON object for scripts.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output != "text" && output != "json" {
-				return errors.New("--output must be text or json")
-			}
 			var r io.Reader = stdin
 			if args[0] != "-" {
 				f, err := os.Open(args[0])
@@ -47,13 +43,13 @@ It needs no configuration. --output json prints one JSON object for scripts.`,
 			if err != nil {
 				return err
 			}
-			if output == "json" {
+			if output == outputJSON {
 				return writeJSON(stdout, event.Inspect(e))
 			}
 			event.WriteInspect(stdout, e)
 			return nil
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "text, or json for scripts")
+	addOutputFlag(cmd.Flags(), &output)
 	return cmd
 }

@@ -57,6 +57,20 @@ func TestPartnerCenterCommands(t *testing.T) {
 	assert.Equal(t, 10, subJSON.Quantity)
 	assert.Equal(t, 10, subJSON.RefundableQuantity.TotalQuantity)
 
+	// The lists print as one object a script reads by name.
+	var subsJSON map[string][]map[string]any
+	require.NoError(t, json.Unmarshal([]byte(pc("subscriptions", tenant, "-o", "json")), &subsJSON))
+	require.Len(t, subsJSON["subscriptions"], 1)
+	assert.Equal(t, "a4c1340d-6911-4758-bba3-0c4c6007d161", subsJSON["subscriptions"][0]["id"])
+	var agreementsJSON struct {
+		Agreements   []struct{ PrimaryContact struct{ Email string } }
+		DirectSigned *bool
+	}
+	require.NoError(t, json.Unmarshal([]byte(pc("agreements", tenant, "-o", "json")), &agreementsJSON))
+	require.Len(t, agreementsJSON.Agreements, 1)
+	assert.Equal(t, "ann@contoso.com", agreementsJSON.Agreements[0].PrimaryContact.Email)
+	require.NotNil(t, agreementsJSON.DirectSigned, "the direct-sign status is always said")
+
 	var errOut bytes.Buffer
 	err = run(t.Context(), []string{"pc", "customer", "00000000-0000-4000-8000-000000000099"}, vars, nil, &bytes.Buffer{}, &errOut)
 	assert.ErrorContains(t, err, "HTTP 404")

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -21,20 +20,8 @@ import (
 	"github.com/cspconnector/csp-connector/mapping"
 )
 
-// provisioningService builds the service the provisioning commands use: Dataverse and Partner Center, no
-// intake (nothing is received; the commands act on the row they are given).
-func provisioningService(cmd *cobra.Command, getenv func(string) string, stderr io.Writer, output string) (*connector.Service, error) {
-	if output != "text" && output != "json" {
-		return nil, errors.New("--output must be text or json")
-	}
-	cfg, log, err := loadConfig(cmd, getenv, stderr)
-	if err != nil {
-		return nil, err
-	}
-	return newService(cfg, log, stderr)
-}
-
-// provisioningSettings are what the commands built on provisioningService need.
+// provisioningSettings are what the commands that act on one row through the service need: Dataverse and
+// Partner Center, no intake (nothing is received; the commands act on the row they are given).
 func provisioningSettings() []string {
 	return []string{connector.NeedDataverse, connector.NeedPartnerCenter, connector.UsesServiceBus, connector.UsesNotifications}
 }
@@ -50,7 +37,7 @@ func parseRowID(kind, arg string) (dataverse.GUID, error) {
 
 func provisionCommand(getenv func(string) string, stdout, stderr io.Writer) *cobra.Command {
 	cmd := &cobra.Command{Use: "provision", Short: "Push a license change to Partner Center now"}
-	var output string
+	var output outputFormat
 	lcl := &cobra.Command{
 		Use:   "lcl <id>",
 		Short: "Push one License Change Log to Partner Center now, and print its outcome",
@@ -68,7 +55,7 @@ connector's sweep.`,
 			if err != nil {
 				return err
 			}
-			svc, err := provisioningService(cmd, getenv, stderr, output)
+			svc, err := commandService(cmd, getenv, stderr)
 			if err != nil {
 				return err
 			}
@@ -81,7 +68,8 @@ connector's sweep.`,
 				return err
 			}
 			// The service's own queue does not run in this process: what this change unblocks is found by the
-			// running connector's sweep instead of being queued here and dropped at exit.
+			// running connector's sweep instead of being queued here and dropped at exit. Set after wiring:
+			// connector.ServiceOptions has no way to build a service whose workflows leave woken rows alone.
 			svc.Prov.Wake = nil
 			out, err := provisionThroughQueue(ctx, svc.Prov, id)
 			if err != nil {
@@ -94,7 +82,7 @@ connector's sweep.`,
 			if err != nil {
 				return err
 			}
-			if output == "json" {
+			if output == outputJSON {
 				if err := writeJSON(stdout, struct {
 					Outcome connector.Outcome  `json:"outcome"`
 					LCL     connector.LCLState `json:"lcl"`
@@ -110,7 +98,7 @@ connector's sweep.`,
 			return nil
 		},
 	}
-	lcl.Flags().StringVarP(&output, "output", "o", "text", "text, or json for scripts")
+	addOutputFlag(lcl.Flags(), &output)
 	cmd.AddCommand(withSettings(lcl, provisioningSettings()...))
 	return cmd
 }
@@ -140,12 +128,12 @@ func provisionThroughQueue(ctx context.Context, p *connector.Provisioner, id dat
 }
 
 func diagnoseCommand(getenv func(string) string, stdout, stderr io.Writer) *cobra.Command {
-	var output string
+	var output outputFormat
 	cmd := &cobra.Command{
 		Use:   "diagnose",
 		Short: "Explain what the connector would do with a license change or an agreement, and why (changes nothing)",
 	}
-	cmd.PersistentFlags().StringVarP(&output, "output", "o", "text", "text, or json for scripts")
+	addOutputFlag(cmd.PersistentFlags(), &output)
 	lcl := &cobra.Command{
 		Use:   "lcl <id>",
 		Short: "Walk the provisioning decision for one License Change Log, check by check",
@@ -416,13 +404,13 @@ func when(t time.Time) string {
 
 // runDiagnosis is what both diagnose commands do: parse the row id, build the service, diagnose, and print
 // text or JSON; a missing row is named.
-func runDiagnosis[T any](cmd *cobra.Command, kind, arg string, getenv func(string) string, stdout, stderr io.Writer, output string,
+func runDiagnosis[T any](cmd *cobra.Command, kind, arg string, getenv func(string) string, stdout, stderr io.Writer, output outputFormat,
 	diagnose func(context.Context, *connector.Service, dataverse.GUID) (T, error), print func(io.Writer, T)) error {
 	id, err := parseRowID(kind, arg)
 	if err != nil {
 		return err
 	}
-	svc, err := provisioningService(cmd, getenv, stderr, output)
+	svc, err := commandService(cmd, getenv, stderr)
 	if err != nil {
 		return err
 	}
@@ -433,7 +421,7 @@ func runDiagnosis[T any](cmd *cobra.Command, kind, arg string, getenv func(strin
 	if err != nil {
 		return err
 	}
-	if output == "json" {
+	if output == outputJSON {
 		return writeJSON(stdout, d)
 	}
 	print(stdout, d)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +20,21 @@ import (
 // run is the whole program: main only supplies the process's context, arguments, environment and streams,
 // so tests call run directly.
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	root := rootCommand(getenv, stdin, stdout, stderr)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if plain, ok := plainFailure(err); ok {
+		if verbose, _ := root.PersistentFlags().GetBool("verbose"); verbose {
+			fmt.Fprintln(stderr, "detail:", err)
+		}
+		return errors.New(plain)
+	}
+	return err
+}
+
+// rootCommand is the command tree: every command, reading the environment through getenv and writing on
+// stdout and stderr.
+func rootCommand(getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "connector",
 		Short: "CSP Connector keeps Dynamics 365 (Dataverse) and Microsoft Partner Center in step",
@@ -33,22 +47,14 @@ run and sandbox log JSON on stderr at CONNECTOR_LOG_LEVEL.`,
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().Bool("verbose", false, "log at CONNECTOR_LOG_LEVEL (info by default) on stderr, not only warnings")
-	root.SetArgs(args)
+	root.SetFlagErrorFunc(flagError)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.SetContext(ctx)
 	root.AddCommand(runCommand(getenv, stderr), sandboxCommand(getenv, stdout, stderr), dataverseCommand(getenv, stdout, stderr),
 		pcCommand(getenv, stdout, stderr), verifyCommand(getenv, stdout, stderr), jobsCommand(getenv, stdout, stderr), inspectCommand(stdin, stdout),
 		provisionCommand(getenv, stdout, stderr), diagnoseCommand(getenv, stdout, stderr), syncCommand(getenv, stdout, stderr),
 		agreementsCommand(getenv, stdout, stderr), apiCommand(stdin, stdout))
-	err := root.ExecuteContext(ctx)
-	if plain, ok := plainFailure(err); ok {
-		if verbose, _ := root.PersistentFlags().GetBool("verbose"); verbose {
-			fmt.Fprintln(stderr, "detail:", err)
-		}
-		return errors.New(plain)
-	}
-	return err
+	return root
 }
 
 // plainFailure says in words why a command could not reach Dataverse or Partner Center: the error the
@@ -130,7 +136,7 @@ func dataverseCommand(getenv func(string) string, stdout, stderr io.Writer) *cob
 		Short: "Work with the Dataverse environment",
 	}
 	var dryRun, rotate bool
-	var output string
+	var output outputFormat
 	install := &cobra.Command{
 		Use:   "install",
 		Short: "Create or update the connector's tables, and register its service endpoint and steps",
@@ -148,14 +154,7 @@ the command fail. Secrets are write-only in Dataverse: an existing endpoint keep
 --rotate-secrets is given.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "text" && output != "json" {
-				return fmt.Errorf("--output must be text or json")
-			}
-			cfg, log, err := loadConfig(cmd, getenv, stderr)
-			if err != nil {
-				return err
-			}
-			dv, err := connector.NewDataverseClient(cfg, log, reportWaits("Dataverse", nil, stderr))
+			cfg, dv, err := commandDataverse(cmd, getenv, stderr)
 			if err != nil {
 				return err
 			}
@@ -173,13 +172,13 @@ the command fail. Secrets are write-only in Dataverse: an existing endpoint keep
 	}
 	install.Flags().BoolVar(&dryRun, "dry-run", false, "print the plan and change nothing")
 	install.Flags().BoolVar(&rotate, "rotate-secrets", false, "send the endpoint's key or SAS key again (after rotating it)")
-	install.Flags().StringVarP(&output, "output", "o", "text", "text, or json for scripts")
+	addOutputFlag(install.Flags(), &output)
 	cmd.AddCommand(withSettings(install, connector.NeedDataverse, connector.UsesRegistration))
 	return cmd
 }
 
 // installAll installs the schema, then the event registration (nil: none configured).
-func installAll(ctx context.Context, dv *dataverse.Client, reg *dataverse.Registration, dryRun bool, output string, stdout io.Writer) error {
+func installAll(ctx context.Context, dv *dataverse.Client, reg *dataverse.Registration, dryRun bool, output outputFormat, stdout io.Writer) error {
 	report := map[string]any{"environment": dv.OrganizationURL(), "dryRun": dryRun}
 	schemaReport, schemaEmpty, err := installSchema(ctx, dv, dryRun, output, stdout)
 	report["applied"], report["changes"], report["problems"] = schemaReport.applied, schemaReport.changes, schemaReport.problems
@@ -188,10 +187,8 @@ func installAll(ctx context.Context, dv *dataverse.Client, reg *dataverse.Regist
 		regReport, err = installRegistration(ctx, dv, reg, dryRun, schemaEmpty, output, stdout)
 		report["registration"] = regReport
 	}
-	if output == "json" {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if encErr := enc.Encode(report); encErr != nil {
+	if output == outputJSON {
+		if encErr := writeJSON(stdout, report); encErr != nil {
 			return encErr
 		}
 	}
@@ -204,8 +201,8 @@ type installReport struct {
 	problems []string
 }
 
-func installRegistration(ctx context.Context, dv *dataverse.Client, reg *dataverse.Registration, dryRun, schemaInstalled bool, output string, stdout io.Writer) (map[string]any, error) {
-	text := output == "text"
+func installRegistration(ctx context.Context, dv *dataverse.Client, reg *dataverse.Registration, dryRun, schemaInstalled bool, output outputFormat, stdout io.Writer) (map[string]any, error) {
+	text := output == outputText
 	if reg == nil {
 		if text {
 			fmt.Fprintf(stdout, "Event registration skipped: %v\n", connector.ErrNoIntakeToRegister)
@@ -249,13 +246,13 @@ func installRegistration(ctx context.Context, dv *dataverse.Client, reg *dataver
 	return out, nil
 }
 
-func installSchema(ctx context.Context, dv *dataverse.Client, dryRun bool, output string, stdout io.Writer) (installReport, bool, error) {
+func installSchema(ctx context.Context, dv *dataverse.Client, dryRun bool, output outputFormat, stdout io.Writer) (installReport, bool, error) {
 	plan, err := dv.PlanSchema(ctx, schema.Schema())
 	if err != nil {
 		return installReport{}, false, err
 	}
 	rep := installReport{changes: plan.Summaries(), problems: append([]string{}, plan.Problems...)}
-	text := output == "text"
+	text := output == outputText
 	if text {
 		fmt.Fprintf(stdout, "Environment %s\n%s", dv.OrganizationURL(), plan.String())
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -53,6 +52,59 @@ func newService(cfg connector.Config, log *slog.Logger, waits io.Writer) (*conne
 	return connector.NewService(cfg, opts)
 }
 
+// commandService builds the service for a command a person runs: the configuration the command needs (as
+// withSettings recorded it), a logger on stderr, and what the clients wait on said there as it happens.
+// The service is not run: the command calls its workflows, or runs a job with runJob.
+func commandService(cmd *cobra.Command, getenv func(string) string, stderr io.Writer) (*connector.Service, error) {
+	cfg, log, err := loadConfig(cmd, getenv, stderr)
+	if err != nil {
+		return nil, err
+	}
+	return newService(cfg, log, stderr)
+}
+
+// commandDataverse builds the Dataverse client for a command a person runs, from the configuration the
+// command needs (which it also returns), what the client waits on said on stderr.
+func commandDataverse(cmd *cobra.Command, getenv func(string) string, stderr io.Writer) (connector.Config, *dataverse.Client, error) {
+	cfg, log, err := loadConfig(cmd, getenv, stderr)
+	if err != nil {
+		return cfg, nil, err
+	}
+	dv, err := connector.NewDataverseClient(cfg, log, reportWaits("Dataverse", nil, stderr))
+	return cfg, dv, err
+}
+
+// runJob runs the named job now, as a person's Run Now: under the job's lease and recorded in its run
+// history, with the service's work queue running for the job's length and for the work it caused (the
+// rows a sweep submitted, the changes a success woke).
+func runJob(ctx context.Context, svc *connector.Service, name string) (connector.RunResult, error) {
+	var res connector.RunResult
+	err := svc.Work(ctx, func(ctx context.Context) error {
+		var err error
+		res, err = svc.Jobs.RunNow(ctx, name, schema.TriggerRunNow)
+		return err
+	})
+	return res, err
+}
+
+// printRun says what a run did, as text (one line with its counts and summary) or as the API's job run
+// resource, and returns the run's own error: the command fails as the run did.
+func printRun(w io.Writer, output outputFormat, res connector.RunResult) error {
+	if output == outputJSON {
+		if err := writeJSON(w, connector.RunResultView(res)); err != nil {
+			return err
+		}
+		return res.Err
+	}
+	fmt.Fprintf(w, "%s: %s in %s (processed %d, created %d, updated %d, failed %d).", res.Job, connector.RunStatusWord(res.Status),
+		res.Ended.Sub(res.Started).Round(time.Millisecond), res.Counts.Processed, res.Counts.Created, res.Counts.Updated, res.Counts.Failed)
+	if summary := strings.TrimRight(res.Counts.Summary, ".:; "); summary != "" {
+		fmt.Fprintf(w, " %s.", summary)
+	}
+	fmt.Fprintln(w)
+	return res.Err
+}
+
 func runCommand(getenv func(string) string, stderr io.Writer) *cobra.Command {
 	return withSettings(&cobra.Command{
 		Use:   "run",
@@ -84,7 +136,7 @@ on stderr at CONNECTOR_LOG_LEVEL.`,
 const verifyTimeout = 30 * time.Second
 
 func verifyCommand(getenv func(string) string, stdout, stderr io.Writer) *cobra.Command {
-	var output string
+	var output outputFormat
 	var write bool
 	var timeout time.Duration
 	cmd := &cobra.Command{
@@ -101,38 +153,27 @@ history, the outcome on every Partner Center provider row, and a success retries
 held for connectivity. Use --write only with the service's own configuration.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "text" && output != "json" {
-				return errors.New("--output must be text or json")
-			}
 			if timeout <= 0 {
 				return errors.New("--timeout must be a positive duration such as 30s")
 			}
-			cfg, log, err := loadConfig(cmd, getenv, stderr)
+			svc, err := commandService(cmd, getenv, stderr)
 			if err != nil {
 				return err
 			}
-			svc, err := newService(cfg, log, stderr)
-			if err != nil {
-				return err
-			}
+			// Set after wiring: connector.ServiceOptions has no field for the bound of one verification.
 			svc.Conn.Timeout = timeout
 			var rep connector.ConnectivityReport
 			if write {
-				// In a queue of its own: a successful check retries the license changes held for connectivity.
-				err = svc.Work(cmd.Context(), func(ctx context.Context) error {
-					_, err := svc.Jobs.RunNow(ctx, connector.VerifyConnectivityJob, schema.TriggerRunNow)
-					return err
-				})
+				// With the work queue running: a successful check retries the license changes held for connectivity.
+				_, err = runJob(cmd.Context(), svc, connector.VerifyConnectivityJob)
 				rep = svc.Conn.Last()
 			}
 			if rep.At.IsZero() {
 				// Not asked to write, or the job could not run (its row could not be written): check and print.
 				rep = svc.Conn.Verify(cmd.Context())
 			}
-			if output == "json" {
-				enc := json.NewEncoder(stdout)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(rep); err != nil {
+			if output == outputJSON {
+				if err := writeJSON(stdout, rep); err != nil {
 					return err
 				}
 			} else {
@@ -147,7 +188,7 @@ held for connectivity. Use --write only with the service's own configuration.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "text, or json for scripts")
+	addOutputFlag(cmd.Flags(), &output)
 	cmd.Flags().BoolVar(&write, "write", false, "run the Verify Connectivity job: record the run and write the outcome on the provider rows")
 	cmd.Flags().DurationVar(&timeout, "timeout", verifyTimeout, "how long to wait for a service that does not answer")
 	return withSettings(cmd, connector.NeedDataverse, connector.NeedPartnerCenter, connector.UsesServiceBus)
@@ -186,11 +227,7 @@ func jobsCommand(getenv func(string) string, stdout, stderr io.Writer) *cobra.Co
 		Short: "List the jobs with their schedule and last run",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, log, err := loadConfig(cmd, getenv, stderr)
-			if err != nil {
-				return err
-			}
-			dv, err := connector.NewDataverseClient(cfg, log, reportWaits("Dataverse", nil, stderr))
+			_, dv, err := commandDataverse(cmd, getenv, stderr)
 			if err != nil {
 				return err
 			}
@@ -209,8 +246,8 @@ func jobsCommand(getenv func(string) string, stdout, stderr io.Writer) *cobra.Co
 			return tw.Flush()
 		},
 	}, connector.NeedDataverse)
-	var output string
-	runJob := &cobra.Command{
+	var output outputFormat
+	runNow := &cobra.Command{
 		Use:   "run <name>",
 		Short: "Run a job now, under its lease, and record the run",
 		Long: `Runs the job now, under its lease (a run going on elsewhere makes it stop with a message), records
@@ -218,44 +255,19 @@ the run in the job's run history and prints what it did. --output json prints th
 run resource, for scripts.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output != "text" && output != "json" {
-				return errors.New("--output must be text or json")
-			}
-			cfg, log, err := loadConfig(cmd, getenv, stderr)
+			svc, err := commandService(cmd, getenv, stderr)
 			if err != nil {
 				return err
 			}
-			svc, err := newService(cfg, log, stderr)
+			res, err := runJob(cmd.Context(), svc, args[0])
 			if err != nil {
 				return err
 			}
-			// The work queue runs for the job's length and what it submitted (the provisioning sweep's changes).
-			var res connector.RunResult
-			err = svc.Work(cmd.Context(), func(ctx context.Context) error {
-				var err error
-				res, err = svc.Jobs.RunNow(ctx, args[0], schema.TriggerRunNow)
-				return err
-			})
-			if err != nil {
-				return err
-			}
-			if output == "json" {
-				if err := writeJSON(stdout, connector.RunResultView(res)); err != nil {
-					return err
-				}
-				return res.Err
-			}
-			fmt.Fprintf(stdout, "%s: %s in %s (processed %d, created %d, updated %d, failed %d).", res.Job, connector.RunStatusWord(res.Status),
-				res.Ended.Sub(res.Started).Round(time.Millisecond), res.Counts.Processed, res.Counts.Created, res.Counts.Updated, res.Counts.Failed)
-			if summary := strings.TrimRight(res.Counts.Summary, ".:; "); summary != "" {
-				fmt.Fprintf(stdout, " %s.", summary)
-			}
-			fmt.Fprintln(stdout)
-			return res.Err
+			return printRun(stdout, output, res)
 		},
 	}
-	runJob.Flags().StringVarP(&output, "output", "o", "text", "text, or json for scripts")
-	cmd.AddCommand(list, withSettings(runJob, connector.NeedDataverse, connector.NeedPartnerCenter, connector.UsesServiceBus, connector.UsesNotifications))
+	addOutputFlag(runNow.Flags(), &output)
+	cmd.AddCommand(list, withSettings(runNow, connector.NeedDataverse, connector.NeedPartnerCenter, connector.UsesServiceBus, connector.UsesNotifications))
 	return cmd
 }
 

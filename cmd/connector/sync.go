@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"os"
@@ -10,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cspconnector/csp-connector/connector"
-	"github.com/cspconnector/csp-connector/dataverse/schema"
 )
 
 func syncCommand(getenv func(string) string, stdout, stderr io.Writer) *cobra.Command {
@@ -25,16 +23,13 @@ as the Provider Account Sync job: under the job's lease (a sync running elsewher
 message) and recorded in the job's run history.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, log, err := loadConfig(cmd, getenv, stderr)
-			if err != nil {
-				return err
-			}
-			svc, err := newService(cfg, log, stderr)
+			svc, err := commandService(cmd, getenv, stderr)
 			if err != nil {
 				return err
 			}
 			if isTerminal(stderr) {
 				last := time.Time{}
+				// Set after wiring: connector.ServiceOptions has no field for the sync's progress.
 				svc.Accounts.Progress = func(p connector.SyncProgress) {
 					if time.Since(last) < 200*time.Millisecond {
 						return
@@ -44,20 +39,14 @@ message) and recorded in the job's run history.`,
 						p.Counts.Seen, p.Counts.Created, p.Counts.Updated, p.Counts.Mapped, p.Counts.NeedPerson, p.Counts.NeedMapping)
 				}
 			}
-			var res connector.RunResult
-			err = svc.Work(cmd.Context(), func(ctx context.Context) error {
-				var err error
-				res, err = svc.Jobs.RunNow(ctx, connector.ProviderAccountSyncJob, schema.TriggerRunNow)
-				return err
-			})
+			res, err := runJob(cmd.Context(), svc, connector.ProviderAccountSyncJob)
 			if isTerminal(stderr) {
 				fmt.Fprintln(stderr)
 			}
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "%s: %s in %s. %s\n", res.Job, connector.RunStatusWord(res.Status), res.Ended.Sub(res.Started).Round(time.Millisecond), res.Counts.Summary)
-			return res.Err
+			return printRun(stdout, outputText, res)
 		},
 	}, connector.NeedDataverse, connector.NeedPartnerCenter, connector.UsesServiceBus, connector.UsesNotifications)
 	cmd.AddCommand(accounts)
