@@ -8,6 +8,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/cspconnector/csp-connector/connector/jobs"
+	"github.com/cspconnector/csp-connector/connector/request"
 	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
@@ -33,11 +35,11 @@ func (g *Agreements) Waiting(ctx context.Context) ([]dataverse.GUID, error) {
 
 // CheckJob is the Attestation Check: every waiting agreement goes through the work queue, where each is
 // checked against Partner Center (in parallel up to the workers, under the client's per-tenant limit).
-func (g *Agreements) CheckJob(every time.Duration) Job {
-	return Job{Name: AttestationCheckJob, Schedule: every, Run: func(ctx context.Context) (RunCounts, error) {
+func (g *Agreements) CheckJob(every time.Duration) jobs.Job {
+	return jobs.Job{Name: AttestationCheckJob, Schedule: every, Run: func(ctx context.Context) (jobs.RunCounts, error) {
 		ids, err := g.Waiting(ctx)
 		if err != nil {
-			return RunCounts{}, err
+			return jobs.RunCounts{}, err
 		}
 		if len(ids) > 0 {
 			if g.Wake != nil {
@@ -45,12 +47,12 @@ func (g *Agreements) CheckJob(every time.Duration) Job {
 			} else {
 				for _, id := range ids {
 					if err := g.Handle(ctx, work.Batch{Key: work.Key{Table: schema.TableAgreement, ID: id}}); err != nil {
-						return RunCounts{Processed: len(ids)}, err
+						return jobs.RunCounts{Processed: len(ids)}, err
 					}
 				}
 			}
 		}
-		return RunCounts{Processed: len(ids), Summary: fmt.Sprintf("%d agreement(s) waiting on the customer submitted for checking", len(ids))}, nil
+		return jobs.RunCounts{Processed: len(ids), Summary: fmt.Sprintf("%d agreement(s) waiting on the customer submitted for checking", len(ids))}, nil
 	}}
 }
 
@@ -115,8 +117,8 @@ const createRequestedColumn = "Create agreements requested on"
 // went on stays, for a run of its own.
 func (g *Agreements) templateMessage(ctx context.Context, t schema.AgreementTemplate, msg string) error {
 	served, done := t.CreateRequestedOn, g.now().UTC()
-	if inFuture(served, done) {
-		msg += " " + futureRequestNote(createRequestedColumn, served, done, "the agreements were created")
+	if request.InFuture(served, done) {
+		msg += " " + request.FutureNote(createRequestedColumn, served, done, "the agreements were created")
 	}
 	for attempt := 0; ; attempt++ {
 		changes := dataverse.Row{"csp_createmessage": schema.Fit(schema.TableAgreementTemplate, "csp_createmessage", msg), "csp_createdoneon": done}
@@ -154,14 +156,14 @@ func (g *Agreements) HandleTemplate(ctx context.Context, w work.Batch) error {
 	if err != nil {
 		return err
 	}
-	switch requestOf(t.CreateRequestedOn, t.CreateDoneOn) {
-	case requestNone:
+	switch request.Of(t.CreateRequestedOn, t.CreateDoneOn) {
+	case request.None:
 		return nil
-	case requestStale:
-		note := staleRequestNote(createRequestedColumn, t.CreateRequestedOn, t.CreateDoneOn, "agreements were created",
+	case request.Stale:
+		note := request.StaleNote(createRequestedColumn, t.CreateRequestedOn, t.CreateDoneOn, "agreements were created",
 			"To create agreements again, press Create Agreements (it sets Create agreements requested on to now).")
 		_, err := g.DV.Update(ctx, schema.SetAgreementTemplates, t.ID, dataverse.Row{"csp_createrequestedon": nil,
-			"csp_createmessage": withNote(note, createRequestedColumn, t.CreateMessage)}, &dataverse.UpdateOptions{IfMatch: t.ETag})
+			"csp_createmessage": request.WithNote(note, createRequestedColumn, t.CreateMessage)}, &dataverse.UpdateOptions{IfMatch: t.ETag})
 		if dataverse.IsConflict(err) || dataverse.IsNotFound(err) {
 			return nil // changed meanwhile: its own event looks again
 		}
@@ -177,5 +179,5 @@ func (g *Agreements) HandleTemplate(ctx context.Context, w work.Batch) error {
 // CreationPending reports whether a template's Create Agreements request has not been carried out yet:
 // one later than the last run (the run clears the request it carries out).
 func CreationPending(t schema.AgreementTemplate) bool {
-	return requestOf(t.CreateRequestedOn, t.CreateDoneOn) == requestWaiting
+	return request.Of(t.CreateRequestedOn, t.CreateDoneOn) == request.Waiting
 }

@@ -22,6 +22,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/cspconnector/csp-connector/connector/apiauth"
+	"github.com/cspconnector/csp-connector/connector/jobs"
 	"github.com/cspconnector/csp-connector/connector/metrics"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/internal/jsontree"
@@ -404,7 +405,7 @@ func asAPIError(err error) *apiError {
 		return &apiError{status: http.StatusTooManyRequests, retryAfter: 60, detail: "Dataverse or Partner Center is throttling the connector: try again in a minute."}
 	case errors.Is(err, context.DeadlineExceeded):
 		return &apiError{status: http.StatusGatewayTimeout, detail: "The operation took too long; it may still finish. Read the row again before retrying."}
-	case errors.Is(err, ErrLeaseHeld):
+	case errors.Is(err, jobs.ErrLeaseHeld):
 		return conflict("The job is running on another replica.")
 	}
 	var dvErr *dataverse.ResponseError

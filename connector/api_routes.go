@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cspconnector/csp-connector/connector/apiauth"
+	"github.com/cspconnector/csp-connector/connector/jobs"
 	"github.com/cspconnector/csp-connector/connector/notify"
 	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/dataverse"
@@ -357,7 +358,7 @@ func startJob(name string) func(*apiCall) (apiResult, error) {
 				}
 				return apiResult{status: http.StatusAccepted, body: run, location: jobRunPath(name, runID), retryAfter: apiRetryAfter}, nil
 			}
-			if !ErrJobRunning(err) {
+			if !jobs.ErrJobRunning(err) {
 				return apiResult{}, err
 			}
 			run, ok, ferr := runningRun(c.ctx(), s, name)
@@ -614,7 +615,7 @@ func listJobs(c *apiCall) (apiResult, error) {
 	s := c.svc()
 	out := JobList{Value: []JobView{}}
 	for _, name := range s.Jobs.Names() {
-		row, err := s.Jobs.read(c.ctx(), name)
+		row, err := s.Jobs.Read(c.ctx(), name)
 		if dataverse.IsNotFound(err) {
 			continue // created at the next start
 		}
@@ -630,7 +631,7 @@ func (c *apiCall) job(name string) (schema.Job, error) {
 	if err := c.knownJob(name); err != nil {
 		return schema.Job{}, err
 	}
-	row, err := c.svc().Jobs.read(c.ctx(), name)
+	row, err := c.svc().Jobs.Read(c.ctx(), name)
 	if dataverse.IsNotFound(err) {
 		return row, notFound("The job %q has no row yet: it is created when the connector starts.", name)
 	}
@@ -719,7 +720,7 @@ func readRun(ctx context.Context, s *Service, name string, id dataverse.GUID) (J
 	if err := dataverse.Unmarshal(raw, &run); err != nil {
 		return JobRunView{}, err
 	}
-	job, err := s.Jobs.read(ctx, name)
+	job, err := s.Jobs.Read(ctx, name)
 	if err != nil {
 		return JobRunView{}, err
 	}
@@ -728,7 +729,7 @@ func readRun(ctx context.Context, s *Service, name string, id dataverse.GUID) (J
 
 // runningRun finds the run in progress of a job (the newest).
 func runningRun(ctx context.Context, s *Service, name string) (JobRunView, bool, error) {
-	job, err := s.Jobs.read(ctx, name)
+	job, err := s.Jobs.Read(ctx, name)
 	if err != nil {
 		return JobRunView{}, false, err
 	}

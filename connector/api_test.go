@@ -23,6 +23,7 @@ import (
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/dataversetest"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
+	"github.com/cspconnector/csp-connector/internal/testrig"
 )
 
 // The HTTP API through real HTTP against the sandbox: the connector's own server on loopback, the
@@ -295,7 +296,7 @@ func jobRunsOf(t *testing.T, sb *Sandbox, name string) []schema.JobRun {
 	j, err := jobRow(t.Context(), sb.DataverseClient, name)
 	require.NoError(t, err)
 	var out []schema.JobRun
-	for _, r := range jobRuns(t, sb.DataverseClient) {
+	for _, r := range testrig.JobRuns(t, sb.DataverseClient) {
 		if r.Job.ID == j.ID {
 			out = append(out, r)
 		}

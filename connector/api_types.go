@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/cspconnector/csp-connector/connector/jobs"
 	"github.com/cspconnector/csp-connector/connector/notify"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
@@ -317,7 +318,7 @@ func jobView(row schema.Job, now time.Time) JobView {
 	v := JobView{Name: row.Name, Enabled: row.Enabled, Schedule: row.Schedule, LastRunOn: timePtr(row.LastRunOn), NextRunOn: timePtr(row.NextRunOn),
 		Running: row.LeaseOwner != "" && now.Before(row.LeaseExpiresOn), Message: row.Message}
 	if row.LastStatus != 0 {
-		v.LastStatus = RunStatusWord(row.LastStatus)
+		v.LastStatus = jobs.RunStatusWord(row.LastStatus)
 		if row.LastStatus == schema.RunInProgress {
 			v.LastStatus = "running"
 		}
@@ -326,8 +327,8 @@ func jobView(row schema.Job, now time.Time) JobView {
 }
 
 // RunResultView is a finished run as the API shows it, for `connector jobs run -o json`.
-func RunResultView(res RunResult) JobRunView {
-	v := JobRunView{ID: res.RunID.String(), Job: res.Job, Status: RunStatusWord(res.Status), Trigger: triggerName(res.Trigger),
+func RunResultView(res jobs.RunResult) JobRunView {
+	v := JobRunView{ID: res.RunID.String(), Job: res.Job, Status: jobs.RunStatusWord(res.Status), Trigger: jobs.TriggerName(res.Trigger),
 		StartedOn: res.Started.UTC(), FinishedOn: timePtr(res.Ended.UTC()), Processed: res.Counts.Processed, Created: res.Counts.Created,
 		Updated: res.Counts.Updated, Failed: res.Counts.Failed, Summary: res.Counts.Summary}
 	if res.Err != nil {
@@ -339,7 +340,7 @@ func RunResultView(res RunResult) JobRunView {
 // jobRunView is a run; one still in progress whose job no replica holds any more was abandoned (its
 // replica stopped mid-run).
 func jobRunView(name string, run schema.JobRun, job schema.Job, now time.Time) JobRunView {
-	v := JobRunView{ID: run.ID.String(), Job: name, Trigger: triggerName(run.Trigger), StartedOn: run.StartedOn.UTC(), FinishedOn: timePtr(run.FinishedOn),
+	v := JobRunView{ID: run.ID.String(), Job: name, Trigger: jobs.TriggerName(run.Trigger), StartedOn: run.StartedOn.UTC(), FinishedOn: timePtr(run.FinishedOn),
 		Processed: run.Processed, Created: run.Created, Updated: run.Updated, Failed: run.Failed, Summary: run.Summary, Error: run.ErrorMessage, Instance: run.Instance}
 	switch {
 	case run.Status == schema.RunInProgress && (job.LeaseOwner == "" || !now.Before(job.LeaseExpiresOn)):
@@ -347,7 +348,7 @@ func jobRunView(name string, run schema.JobRun, job schema.Job, now time.Time) J
 	case run.Status == schema.RunInProgress:
 		v.Status = "running"
 	default:
-		v.Status = RunStatusWord(run.Status)
+		v.Status = jobs.RunStatusWord(run.Status)
 	}
 	return v
 }

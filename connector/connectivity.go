@@ -13,6 +13,8 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
+	"github.com/cspconnector/csp-connector/connector/jobs"
+	"github.com/cspconnector/csp-connector/connector/request"
 	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
@@ -259,8 +261,8 @@ func addressSetting(name string) string {
 
 // Job returns the Verify Connectivity job: verify, then write the outcome on every Partner Center
 // (Automatic) provider row.
-func (c *Connectivity) Job(schedule time.Duration) Job {
-	return Job{Name: VerifyConnectivityJob, Schedule: schedule, Run: func(ctx context.Context) (RunCounts, error) {
+func (c *Connectivity) Job(schedule time.Duration) jobs.Job {
+	return jobs.Job{Name: VerifyConnectivityJob, Schedule: schedule, Run: func(ctx context.Context) (jobs.RunCounts, error) {
 		rep := c.Verify(ctx)
 		counts, err := c.record(ctx, rep, nil)
 		if err == nil && !rep.OK {
@@ -272,12 +274,12 @@ func (c *Connectivity) Job(schedule time.Duration) Job {
 
 // record writes the report on the Automatic provider rows (only the one with id, when id is set). A
 // Verify Connectivity request a row held is answered by this verification and cleared.
-func (c *Connectivity) record(ctx context.Context, rep ConnectivityReport, id *dataverse.GUID) (RunCounts, error) {
+func (c *Connectivity) record(ctx context.Context, rep ConnectivityReport, id *dataverse.GUID) (jobs.RunCounts, error) {
 	filter := dataverse.Eq("csp_type", schema.ProviderAutomatic)
 	if id != nil {
 		filter = dataverse.Eq("csp_providerid", *id)
 	}
-	var counts RunCounts
+	var counts jobs.RunCounts
 	for r, err := range c.DV.List(ctx, schema.SetProviders, &dataverse.Query{Select: dataverse.Columns[schema.Provider](), Filter: filter}) {
 		if err != nil {
 			return counts, err
@@ -328,10 +330,10 @@ func (c *Connectivity) recordProvider(ctx context.Context, p schema.Provider, re
 			system = ""
 		}
 		changes := dataverse.Row{"csp_lastverifiedon": rep.At.UTC(), "csp_connectivitystatus": int(status), "csp_systemmessage": system}
-		if servedBy(p.VerifyRequestedOn, rep.At, c.now()) {
+		if request.Served(p.VerifyRequestedOn, rep.At, c.now()) {
 			changes["csp_verifyrequestedon"] = nil
-			if inFuture(p.VerifyRequestedOn, rep.At) {
-				msg += " " + futureRequestNote(verifyRequestedColumn, p.VerifyRequestedOn, rep.At, "connectivity was verified")
+			if request.InFuture(p.VerifyRequestedOn, rep.At) {
+				msg += " " + request.FutureNote(verifyRequestedColumn, p.VerifyRequestedOn, rep.At, "connectivity was verified")
 			}
 		}
 		changes["csp_connectivitymessage"] = msg
@@ -366,14 +368,14 @@ func (c *Connectivity) HandleProviderRow(ctx context.Context, w work.Batch) erro
 	if err != nil {
 		return err
 	}
-	switch requestOf(p.VerifyRequestedOn, p.LastVerifiedOn) {
-	case requestNone:
+	switch request.Of(p.VerifyRequestedOn, p.LastVerifiedOn) {
+	case request.None:
 		return nil
-	case requestStale:
-		note := staleRequestNote(verifyRequestedColumn, p.VerifyRequestedOn, p.LastVerifiedOn, "connectivity was verified",
+	case request.Stale:
+		note := request.StaleNote(verifyRequestedColumn, p.VerifyRequestedOn, p.LastVerifiedOn, "connectivity was verified",
 			"The status shown is from that verification; to verify again, set Verify requested on again (the Verify Connectivity button sets it to now).")
 		_, err := c.DV.Update(ctx, schema.SetProviders, p.ID, dataverse.Row{"csp_verifyrequestedon": nil,
-			"csp_connectivitymessage": withNote(note, verifyRequestedColumn, p.ConnectivityMessage)}, &dataverse.UpdateOptions{IfMatch: p.ETag})
+			"csp_connectivitymessage": request.WithNote(note, verifyRequestedColumn, p.ConnectivityMessage)}, &dataverse.UpdateOptions{IfMatch: p.ETag})
 		if dataverse.IsConflict(err) || dataverse.IsNotFound(err) {
 			return nil // changed meanwhile: its own event looks again
 		}

@@ -10,9 +10,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/cspconnector/csp-connector/connector/jobs"
 	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
+	"github.com/cspconnector/csp-connector/internal/testrig"
 	"github.com/cspconnector/csp-connector/partnercenter"
 	"github.com/cspconnector/csp-connector/partnercenter/partnercentertest"
 )
@@ -34,9 +36,9 @@ func TestVerifyConnectivityJobWritesTheOutcomeOnProviders(t *testing.T) {
 	sb := testSandbox(t)
 	health := NewHealth()
 	conn := &Connectivity{DV: sb.DataverseClient, PC: sb.PartnerCenterClient, Queue: DefaultQueue, Health: health}
-	jobs := NewJobs(sb.DataverseClient, []Job{conn.Job(15 * time.Minute)}, JobsOptions{Instance: "a"})
+	runner := jobs.New(sb.DataverseClient, []jobs.Job{conn.Job(15 * time.Minute)}, jobs.Options{Instance: "a"})
 
-	res, err := jobs.RunNow(t.Context(), VerifyConnectivityJob, schema.TriggerRunNow)
+	res, err := runner.RunNow(t.Context(), VerifyConnectivityJob, schema.TriggerRunNow)
 	require.NoError(t, err)
 	require.NoError(t, res.Err)
 	rep := conn.Last()
@@ -63,7 +65,7 @@ func TestVerifyConnectivityJobWritesTheOutcomeOnProviders(t *testing.T) {
 
 	// Partner Center starts refusing the app's token.
 	sb.PartnerCenter.Inject(partnercentertest.Fault{Status: 401})
-	res, err = jobs.RunNow(t.Context(), VerifyConnectivityJob, schema.TriggerRunNow)
+	res, err = runner.RunNow(t.Context(), VerifyConnectivityJob, schema.TriggerRunNow)
 	require.NoError(t, err)
 	assert.Equal(t, schema.RunFailed, res.Status)
 	pc = providers(t, sb.DataverseClient)["Microsoft Partner Center"]
@@ -116,9 +118,9 @@ func TestUnreachablePartnerCenterIsSaidInPlainWords(t *testing.T) {
 	pc, err := partnercenter.NewClient("http://"+dead, partnercenter.Credentials{}, &partnercenter.ClientOptions{MaxRetries: 1, MinRetryWait: time.Millisecond, MaxRetryWait: time.Millisecond})
 	require.NoError(t, err)
 	conn := &Connectivity{DV: sb.DataverseClient, PC: pc, Queue: DefaultQueue}
-	jobs := NewJobs(sb.DataverseClient, []Job{conn.Job(15 * time.Minute)}, JobsOptions{Instance: "a"})
+	runner := jobs.New(sb.DataverseClient, []jobs.Job{conn.Job(15 * time.Minute)}, jobs.Options{Instance: "a"})
 
-	res, err := jobs.RunNow(t.Context(), VerifyConnectivityJob, schema.TriggerRunNow)
+	res, err := runner.RunNow(t.Context(), VerifyConnectivityJob, schema.TriggerRunNow)
 	require.NoError(t, err)
 	assert.Equal(t, schema.RunFailed, res.Status)
 	p := providers(t, sb.DataverseClient)["Microsoft Partner Center"]
@@ -131,7 +133,7 @@ func TestUnreachablePartnerCenterIsSaidInPlainWords(t *testing.T) {
 
 	// Once it answers again, the system message is cleared with the status.
 	conn.PC = sb.PartnerCenterClient
-	_, err = jobs.RunNow(t.Context(), VerifyConnectivityJob, schema.TriggerRunNow)
+	_, err = runner.RunNow(t.Context(), VerifyConnectivityJob, schema.TriggerRunNow)
 	require.NoError(t, err)
 	p = providers(t, sb.DataverseClient)["Microsoft Partner Center"]
 	assert.Equal(t, schema.ConnectivityConnected, p.ConnectivityStatus)
@@ -144,7 +146,7 @@ func TestVerifyRequestedInTheFutureOrThePast(t *testing.T) {
 	t.Parallel()
 	sb := testSandbox(t)
 	dv := sb.DataverseClient
-	clock := &testClock{t: time.Now().UTC().Truncate(time.Second)}
+	clock := testrig.NewClock(time.Now().UTC().Truncate(time.Second))
 	conn := &Connectivity{DV: dv, PC: sb.PartnerCenterClient, Queue: DefaultQueue, Now: clock.Now}
 	pc := providers(t, dv)["Microsoft Partner Center"]
 	handle := func() {
@@ -166,13 +168,13 @@ func TestVerifyRequestedInTheFutureOrThePast(t *testing.T) {
 
 	calls := len(sb.PartnerCenter.Requests())
 	for range 5 { // more wake-ups (duplicate events, the sweep) do nothing
-		clock.Add(10 * time.Second)
+		clock.Advance(10 * time.Second)
 		handle()
 	}
 	assert.Equal(t, calls, len(sb.PartnerCenter.Requests()), "verified once")
 
 	// Dated before the last verification: answered, not verified again.
-	clock.Add(time.Hour)
+	clock.Advance(time.Hour)
 	_, err = dv.Update(t.Context(), schema.SetProviders, pc.ID, dataverse.Row{"csp_verifyrequestedon": verifiedAt.Add(-time.Hour)}, nil)
 	require.NoError(t, err)
 	handle()
@@ -197,8 +199,8 @@ func TestVerifyConnectivityJobAnswersAWaitingRequest(t *testing.T) {
 	pc := providers(t, dv)["Microsoft Partner Center"]
 	_, err := dv.Update(t.Context(), schema.SetProviders, pc.ID, dataverse.Row{"csp_verifyrequestedon": time.Now().Add(-time.Minute)}, nil)
 	require.NoError(t, err)
-	jobs := NewJobs(dv, []Job{conn.Job(15 * time.Minute)}, JobsOptions{Instance: "a"})
-	_, err = jobs.RunNow(t.Context(), VerifyConnectivityJob, schema.TriggerSchedule)
+	runner := jobs.New(dv, []jobs.Job{conn.Job(15 * time.Minute)}, jobs.Options{Instance: "a"})
+	_, err = runner.RunNow(t.Context(), VerifyConnectivityJob, schema.TriggerSchedule)
 	require.NoError(t, err)
 	p := providers(t, dv)["Microsoft Partner Center"]
 	assert.True(t, p.VerifyRequestedOn.IsZero())

@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/cspconnector/csp-connector/connector/jobs"
 	"github.com/cspconnector/csp-connector/connector/notify"
 	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/dataverse"
@@ -84,10 +85,10 @@ func (c SyncCounts) String() string {
 }
 
 // Job is the scheduled sync.
-func (p *ProviderAccounts) Job(every time.Duration) Job {
-	return Job{Name: ProviderAccountSyncJob, Schedule: every, Run: func(ctx context.Context) (RunCounts, error) {
+func (p *ProviderAccounts) Job(every time.Duration) jobs.Job {
+	return jobs.Job{Name: ProviderAccountSyncJob, Schedule: every, Run: func(ctx context.Context) (jobs.RunCounts, error) {
 		c, err := p.Sync(ctx)
-		return RunCounts{Processed: c.Seen, Created: c.Created, Updated: c.Updated, Failed: c.Failed,
+		return jobs.RunCounts{Processed: c.Seen, Created: c.Created, Updated: c.Updated, Failed: c.Failed,
 			Deactivated: c.Deactivated, Mapped: c.Mapped, Unmapped: c.NeedMapping, Summary: c.String()}, err
 	}}
 }

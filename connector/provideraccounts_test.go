@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cspconnector/csp-connector/connector/event"
+	"github.com/cspconnector/csp-connector/connector/jobs"
 	"github.com/cspconnector/csp-connector/connector/notify"
 	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/dataverse"
@@ -424,14 +425,14 @@ func TestProviderAccountSyncTwoAtOnceTheLeaseLetsOneRun(t *testing.T) {
 	var wg sync.WaitGroup
 	results := make([]error, 2)
 	for i := range 2 {
-		jobs := NewJobs(r.DV, []Job{r.P.Job(time.Hour)}, JobsOptions{Instance: fmt.Sprintf("replica-%d", i), Now: r.Clock.Now})
-		require.NoError(t, jobs.Ensure(t.Context()))
-		wg.Go(func() { _, results[i] = jobs.RunNow(t.Context(), ProviderAccountSyncJob, schema.TriggerSchedule) })
+		runner := jobs.New(r.DV, []jobs.Job{r.P.Job(time.Hour)}, jobs.Options{Instance: fmt.Sprintf("replica-%d", i), Now: r.Clock.Now})
+		require.NoError(t, runner.Ensure(t.Context()))
+		wg.Go(func() { _, results[i] = runner.RunNow(t.Context(), ProviderAccountSyncJob, schema.TriggerSchedule) })
 	}
 	wg.Wait()
 	held := 0
 	for _, err := range results {
-		if errors.Is(err, ErrLeaseHeld) {
+		if errors.Is(err, jobs.ErrLeaseHeld) {
 			held++
 		} else {
 			require.NoError(t, err)
@@ -447,8 +448,8 @@ func TestProviderAccountSyncRecordsItsCountsInTheRun(t *testing.T) {
 	r.Account(t, "Alpine Ski House", "alpineskihouse.com", "")
 	r.Customer(t, "Alpine Ski House", "alpineskihouse.com")
 	r.Customer(t, "Adventure Works Cycles", "adventure-works.com")
-	jobs := NewJobs(r.DV, []Job{r.P.Job(time.Hour)}, JobsOptions{Instance: "a", Now: r.Clock.Now})
-	res, err := jobs.RunNow(t.Context(), ProviderAccountSyncJob, schema.TriggerRunNow)
+	runner := jobs.New(r.DV, []jobs.Job{r.P.Job(time.Hour)}, jobs.Options{Instance: "a", Now: r.Clock.Now})
+	res, err := runner.RunNow(t.Context(), ProviderAccountSyncJob, schema.TriggerRunNow)
 	require.NoError(t, err)
 	require.NoError(t, res.Err)
 	var run schema.JobRun

@@ -339,7 +339,7 @@ func (p *Provisioner) settle(ctx context.Context, f mapping.LCLFacts, d mapping.
 	message := schema.Fit(schema.TableLicenseChangeLog, "csp_provisioningmessage", d.Message)
 	system = schema.Fit(schema.TableLicenseChangeLog, "csp_systemmessage", system)
 	set("csp_provisioningmessage", message, l.ProvisioningMessage == message)
-	set("csp_systemmessage", nullable(system), l.SystemMessage == system)
+	set("csp_systemmessage", dataverse.OrNull(system), l.SystemMessage == system)
 	held := d.Held
 	if d.Verdict != mapping.Hold {
 		held = 0

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/cspconnector/csp-connector/connector/jobs"
 	"github.com/cspconnector/csp-connector/connector/notify"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
@@ -82,10 +83,10 @@ func (p *Provisioner) Sweep(ctx context.Context) (int, error) {
 }
 
 // SweepJob is the provisioning sweep as a scheduled job.
-func (p *Provisioner) SweepJob(schedule time.Duration) Job {
-	return Job{Name: ProvisioningSweepJob, Schedule: schedule, Run: func(ctx context.Context) (RunCounts, error) {
+func (p *Provisioner) SweepJob(schedule time.Duration) jobs.Job {
+	return jobs.Job{Name: ProvisioningSweepJob, Schedule: schedule, Run: func(ctx context.Context) (jobs.RunCounts, error) {
 		n, err := p.Sweep(ctx)
-		return RunCounts{Processed: n, Summary: fmt.Sprintf("%d license change(s) submitted for provisioning", n)}, err
+		return jobs.RunCounts{Processed: n, Summary: fmt.Sprintf("%d license change(s) submitted for provisioning", n)}, err
 	}}
 }
 
@@ -122,7 +123,7 @@ const reportLimit = 25
 // HealthReport lists the changes Awaiting Provisioning or Failed Provisioning for longer than after
 // (created before now − after), oldest first: the weekly check the support guides recommend. The report
 // is the run's summary and, when notify is set, one notification.
-func (p *Provisioner) HealthReport(ctx context.Context, after time.Duration) (RunCounts, string, error) {
+func (p *Provisioner) HealthReport(ctx context.Context, after time.Duration) (jobs.RunCounts, string, error) {
 	cutoff := p.now().Add(-after).UTC()
 	q := &dataverse.Query{
 		Select: append(sweepColumns, "csp_provisioningmessage", "csp_heldreason"),
@@ -131,7 +132,7 @@ func (p *Provisioner) HealthReport(ctx context.Context, after time.Duration) (Ru
 			dataverse.Lt("createdon", cutoff)),
 		OrderBy: []string{"createdon asc"},
 	}
-	var counts RunCounts
+	var counts jobs.RunCounts
 	var lines []string
 	for r, err := range p.DV.List(ctx, schema.SetLicenseChangeLogs, q) {
 		if err != nil {
@@ -154,10 +155,10 @@ func (p *Provisioner) HealthReport(ctx context.Context, after time.Duration) (Ru
 		}
 	}
 	if counts.Processed == 0 {
-		counts.Summary = fmt.Sprintf("No license change has waited or stayed failed for more than %s", plainDuration(after))
+		counts.Summary = fmt.Sprintf("No license change has waited or stayed failed for more than %s", jobs.PlainDuration(after))
 		return counts, counts.Summary + ".", nil
 	}
-	counts.Summary = fmt.Sprintf("%d license change(s) waiting or failed for more than %s (%d failed)", counts.Processed, plainDuration(after), counts.Failed)
+	counts.Summary = fmt.Sprintf("%d license change(s) waiting or failed for more than %s (%d failed)", counts.Processed, jobs.PlainDuration(after), counts.Failed)
 	body := counts.Summary + ", oldest first:\n" + strings.Join(lines, "\n")
 	if counts.Processed > len(lines) {
 		body += fmt.Sprintf("\n… and %d more (see the License Change Logs view filtered on Awaiting and Failed Provisioning).", counts.Processed-len(lines))
@@ -166,8 +167,8 @@ func (p *Provisioner) HealthReport(ctx context.Context, after time.Duration) (Ru
 }
 
 // ReportJob is the License Change Health Report as a scheduled job (weekly by default).
-func (p *Provisioner) ReportJob(schedule, after time.Duration) Job {
-	return Job{Name: ProvisioningReportJob, Schedule: schedule, Run: func(ctx context.Context) (RunCounts, error) {
+func (p *Provisioner) ReportJob(schedule, after time.Duration) jobs.Job {
+	return jobs.Job{Name: ProvisioningReportJob, Schedule: schedule, Run: func(ctx context.Context) (jobs.RunCounts, error) {
 		counts, body, err := p.HealthReport(ctx, after)
 		if err != nil || counts.Processed == 0 || p.Notify == nil {
 			return counts, err

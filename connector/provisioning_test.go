@@ -10,9 +10,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/cspconnector/csp-connector/connector/jobs"
 	"github.com/cspconnector/csp-connector/connector/notify"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
+	"github.com/cspconnector/csp-connector/internal/testrig"
 	"github.com/cspconnector/csp-connector/mapping"
 	"github.com/cspconnector/csp-connector/partnercenter/partnercentertest"
 )
@@ -334,11 +336,11 @@ func TestAFailureAfterTheClaimWritesItsHoldAgain(t *testing.T) {
 func TestHealthReportSaysItsThresholdInWords(t *testing.T) {
 	t.Parallel()
 	r := newProvRig(t, provOptions{})
-	jobs := NewJobs(r.DV, []Job{r.P.ReportJob(7*24*time.Hour, 24*time.Hour)}, JobsOptions{Instance: "a", Now: r.Clock.Now})
-	res, err := jobs.RunNow(t.Context(), ProvisioningReportJob, schema.TriggerSchedule)
+	runner := jobs.New(r.DV, []jobs.Job{r.P.ReportJob(7*24*time.Hour, 24*time.Hour)}, jobs.Options{Instance: "a", Now: r.Clock.Now})
+	res, err := runner.RunNow(t.Context(), ProvisioningReportJob, schema.TriggerSchedule)
 	require.NoError(t, err)
 	assert.Equal(t, "No license change has waited or stayed failed for more than 24 hours", res.Counts.Summary)
-	row := readJob(t, r.DV, ProvisioningReportJob)
+	row := testrig.Job(t, r.DV, ProvisioningReportJob)
 	assert.True(t, strings.HasSuffix(row.Message, "succeeded: No license change has waited or stayed failed for more than 24 hours."), row.Message)
 	assert.NotContains(t, row.Message, "..")
 	assert.NotContains(t, row.Message, "24h0m0s")
@@ -349,11 +351,11 @@ func TestHealthReportSaysItsThresholdInWords(t *testing.T) {
 	r.Clock.Advance(25 * time.Hour)
 	var notices []notify.Notice
 	r.P.Notify = func(_ context.Context, n notify.Notice) error { notices = append(notices, n); return nil }
-	jobs = NewJobs(r.DV, []Job{r.P.ReportJob(7*24*time.Hour, 24*time.Hour)}, JobsOptions{Instance: "a", Now: r.Clock.Now})
-	res, err = jobs.RunNow(t.Context(), ProvisioningReportJob, schema.TriggerRunNow)
+	runner = jobs.New(r.DV, []jobs.Job{r.P.ReportJob(7*24*time.Hour, 24*time.Hour)}, jobs.Options{Instance: "a", Now: r.Clock.Now})
+	res, err = runner.RunNow(t.Context(), ProvisioningReportJob, schema.TriggerRunNow)
 	require.NoError(t, err)
 	assert.Equal(t, "1 license change(s) waiting or failed for more than 24 hours (1 failed)", res.Counts.Summary)
-	row = readJob(t, r.DV, ProvisioningReportJob)
+	row = testrig.Job(t, r.DV, ProvisioningReportJob)
 	assert.True(t, strings.HasSuffix(row.Message, "partly succeeded: 1 license change(s) waiting or failed for more than 24 hours (1 failed)."), row.Message)
 	require.Len(t, notices, 1)
 	assert.True(t, strings.HasPrefix(notices[0].Body, "1 license change(s) waiting or failed for more than 24 hours (1 failed), oldest first:\n- "), notices[0].Body)

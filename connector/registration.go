@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/cspconnector/csp-connector/connector/jobs"
 	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/dataverse"
 )
@@ -16,7 +17,7 @@ const EndpointName = "CSP Connector"
 // Triggers lists every event that wakes the connector. The service registers a handler for each, and
 // `connector dataverse install` registers a Dataverse step for each: one declaration for both.
 func Triggers() []work.Trigger {
-	return slices.Concat([]work.Trigger{ProviderTrigger(), JobTrigger()}, LCLTriggers(), ProviderAccountTriggers(), AgreementTriggers(), TemplateTriggers())
+	return slices.Concat([]work.Trigger{ProviderTrigger(), jobs.RowTrigger()}, LCLTriggers(), ProviderAccountTriggers(), AgreementTriggers(), TemplateTriggers())
 }
 
 // ErrNoIntakeToRegister is returned when the configuration names no intake to register.

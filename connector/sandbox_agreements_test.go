@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/cspconnector/csp-connector/connector/jobs"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
 )
@@ -43,7 +44,7 @@ func TestSandboxAgreementsReachEveryPath(t *testing.T) {
 	check := func() {
 		_, err := sb.Service.Jobs.RunNow(t.Context(), AttestationCheckJob, schema.TriggerRunNow)
 		if err != nil {
-			require.ErrorIs(t, err, ErrLeaseHeld)
+			require.ErrorIs(t, err, jobs.ErrLeaseHeld)
 		}
 	}
 	require.Eventually(t, func() bool {

@@ -15,6 +15,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
 	"github.com/cspconnector/csp-connector/connector/apiauth"
+	"github.com/cspconnector/csp-connector/connector/jobs"
 	"github.com/cspconnector/csp-connector/connector/metrics"
 	"github.com/cspconnector/csp-connector/connector/notify"
 	"github.com/cspconnector/csp-connector/connector/work"
@@ -37,7 +38,7 @@ type Service struct {
 	Queue      *work.Queue
 	Gate       *Gate
 	Intake     *Intake
-	Jobs       *Jobs
+	Jobs       *jobs.Runner
 	Conn       *Connectivity
 	Prov       *Provisioner
 	// Accounts syncs and maps provider accounts; Notifications delivers what people and flows must know.
@@ -165,12 +166,12 @@ func NewService(cfg Config, opts ServiceOptions) (*Service, error) {
 	verifyEvery := cmp.Or(opts.VerifyEvery, 15*time.Minute)
 	sweepEvery := cmp.Or(opts.SweepEvery, 2*time.Minute)
 	syncEvery := cmp.Or(opts.SyncEvery, 6*time.Hour)
-	s.Jobs = NewJobs(s.DV, []Job{s.Conn.Job(verifyEvery), s.Prov.SweepJob(sweepEvery), s.Prov.ReportJob(7*24*time.Hour, cfg.ReportAfter), s.Accounts.Job(syncEvery),
+	s.Jobs = jobs.New(s.DV, []jobs.Job{s.Conn.Job(verifyEvery), s.Prov.SweepJob(sweepEvery), s.Prov.ReportJob(7*24*time.Hour, cfg.ReportAfter), s.Accounts.Job(syncEvery),
 		s.Agreements.CheckJob(cmp.Or(opts.CheckEvery, time.Hour))},
-		JobsOptions{Instance: cfg.Instance, Tick: opts.JobTick, Logger: log, Metrics: m, Now: opts.Now, Publish: func(n notify.Notification) { s.Notifications.Publish(n) }})
+		jobs.Options{Instance: cfg.Instance, Tick: opts.JobTick, Logger: log, Metrics: m, Now: opts.Now, Publish: func(n notify.Notification) { s.Notifications.Publish(n) }})
 	// Every trigger in Triggers() needs its handler here (a test checks).
 	s.Dispatcher.Handle(ProviderTrigger().Table, s.Conn.HandleProviderRow, ProviderTrigger())
-	s.Dispatcher.Handle(JobTrigger().Table, s.Jobs.HandleJobRow, JobTrigger())
+	s.Dispatcher.Handle(jobs.RowTrigger().Table, s.Jobs.HandleJobRow, jobs.RowTrigger())
 	s.Dispatcher.Handle(schema.TableLicenseChangeLog, s.Prov.Handle, LCLTriggers()...)
 	s.Dispatcher.Handle(schema.TableProviderAccount, s.Accounts.Handle, ProviderAccountTriggers()...)
 	s.Dispatcher.Handle(schema.TableAgreement, s.Agreements.Handle, AgreementTriggers()...)

@@ -25,6 +25,7 @@ import (
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/dataversetest"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
+	"github.com/cspconnector/csp-connector/internal/testrig"
 )
 
 const testWebhookKey = "0123456789abcdef-service-key"
@@ -280,7 +281,7 @@ func TestSandboxEndToEndOverWebhook(t *testing.T) {
 	assert.ElementsMatch(t, []string{"customers", "customers/relationshiprequests"}, paths, "Partner Center was checked once for the admin's request (the checks run side by side)")
 	assert.Equal(t, float64(1), count(m, "csp_job_runs_total", map[string]string{"job": VerifyConnectivityJob}), "job runs")
 	verifyRuns := 0
-	for _, r := range jobRuns(t, dv) {
+	for _, r := range testrig.JobRuns(t, dv) {
 		if strings.HasPrefix(r.Name, VerifyConnectivityJob) {
 			verifyRuns++
 		}

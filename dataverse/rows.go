@@ -253,3 +253,12 @@ func parseTime(s string) (time.Time, error) {
 
 // formatInt is strconv.FormatInt for int64 values in messages and keys.
 func formatInt(i int64) string { return strconv.FormatInt(i, 10) }
+
+// OrNull is s, or null (nil) for the empty string: for optional text columns that should read as empty,
+// not as "".
+func OrNull(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}

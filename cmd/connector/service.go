@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cspconnector/csp-connector/connector"
+	"github.com/cspconnector/csp-connector/connector/jobs"
 	"github.com/cspconnector/csp-connector/connector/metrics"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
@@ -77,8 +78,8 @@ func commandDataverse(cmd *cobra.Command, getenv func(string) string, stderr io.
 // runJob runs the named job now, as a person's Run Now: under the job's lease and recorded in its run
 // history, with the service's work queue running for the job's length and for the work it caused (the
 // rows a sweep submitted, the changes a success woke).
-func runJob(ctx context.Context, svc *connector.Service, name string) (connector.RunResult, error) {
-	var res connector.RunResult
+func runJob(ctx context.Context, svc *connector.Service, name string) (jobs.RunResult, error) {
+	var res jobs.RunResult
 	err := svc.Work(ctx, func(ctx context.Context) error {
 		var err error
 		res, err = svc.Jobs.RunNow(ctx, name, schema.TriggerRunNow)
@@ -89,14 +90,14 @@ func runJob(ctx context.Context, svc *connector.Service, name string) (connector
 
 // printRun says what a run did, as text (one line with its counts and summary) or as the API's job run
 // resource, and returns the run's own error: the command fails as the run did.
-func printRun(w io.Writer, output outputFormat, res connector.RunResult) error {
+func printRun(w io.Writer, output outputFormat, res jobs.RunResult) error {
 	if output == outputJSON {
 		if err := writeJSON(w, connector.RunResultView(res)); err != nil {
 			return err
 		}
 		return res.Err
 	}
-	fmt.Fprintf(w, "%s: %s in %s (processed %d, created %d, updated %d, failed %d).", res.Job, connector.RunStatusWord(res.Status),
+	fmt.Fprintf(w, "%s: %s in %s (processed %d, created %d, updated %d, failed %d).", res.Job, jobs.RunStatusWord(res.Status),
 		res.Ended.Sub(res.Started).Round(time.Millisecond), res.Counts.Processed, res.Counts.Created, res.Counts.Updated, res.Counts.Failed)
 	if summary := strings.TrimRight(res.Counts.Summary, ".:; "); summary != "" {
 		fmt.Fprintf(w, " %s.", summary)

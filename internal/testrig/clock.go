@@ -1,4 +1,5 @@
-// Package testrig holds what the connector's tests share: a clock a test moves by hand, for the code
+// Package testrig holds what the connector's tests share: the Dataverse simulator with the schema and a
+// client on it, readers of the job tables, and a clock a test moves by hand, for the code
 // that takes its time from a func() time.Time. Tests of code that sleeps or uses timers use
 // testing/synctest instead.
 package testrig

@@ -1,4 +1,14 @@
-package connector
+// Package request holds the rule for request columns.
+//
+// A request column (a job's Run requested on, a provider's Verify requested on, a template's Create
+// agreements requested on) asks for something to be done now; the button that sets it writes the
+// server's time. The connector carries a request out once: it records when in the row's done column
+// (Last run on, Last verified on, Create agreements done on) and empties the request column, so a row
+// whose request column is set always holds a request not yet answered, whatever replica reads it and
+// however often. A date still to come is carried out now (a request cannot wait: the schedule is for
+// that) and the row says so; a date not after the last time the work was done is answered on the row and
+// emptied, without doing the work again.
+package request
 
 import (
 	"fmt"
@@ -8,74 +18,65 @@ import (
 	"github.com/cspconnector/csp-connector/mapping"
 )
 
-// A request column (a job's Run requested on, a provider's Verify requested on, a template's Create
-// agreements requested on) asks for something to be done now; the button that sets it writes the
-// server's time. The connector carries a request out once: it records when in the row's done column
-// (Last run on, Last verified on, Create agreements done on) and empties the request column, so a row
-// whose request column is set always holds a request not yet answered, whatever replica reads it and
-// however often. A date still to come is carried out now (a request cannot wait: the schedule is for
-// that) and the row says so; a date not after the last time the work was done is answered on the row and
-// emptied, without doing the work again.
-
-// requestState is what a request column asks for, given when the work was last done.
-type requestState int
+// State is what a request column asks for, given when the work was last done.
+type State int
 
 const (
-	requestNone    requestState = iota // empty: nothing asked
-	requestWaiting                     // later than the last time it was done: do it now
-	requestStale                       // not later than the last time it was done: answer, do nothing
+	None    State = iota // empty: nothing asked
+	Waiting              // later than the last time it was done: do it now
+	Stale                // not later than the last time it was done: answer, do nothing
 )
 
-// requestOf reads a request column against the done column. Dataverse keeps seconds, so both are
+// Of reads a request column against the done column. Dataverse keeps seconds, so both are
 // compared to the second.
-func requestOf(requested, lastDone time.Time) requestState {
+func Of(requested, lastDone time.Time) State {
 	switch {
 	case requested.IsZero():
-		return requestNone
+		return None
 	case requested.Truncate(time.Second).After(lastDone.Truncate(time.Second)):
-		return requestWaiting
+		return Waiting
 	default:
-		return requestStale
+		return Stale
 	}
 }
 
-// servedBy says whether work that started at started, and is being recorded at now, answers a request
+// Served says whether work that started at started, and is being recorded at now, answers a request
 // read as requested: one made before the work started, or one dated still to come (which means now). A
 // request made while the work ran is left for the next run.
-func servedBy(requested, started, now time.Time) bool {
+func Served(requested, started, now time.Time) bool {
 	if requested.IsZero() {
 		return false
 	}
 	r := requested.Truncate(time.Second)
-	return !r.After(started) || inFuture(r, now)
+	return !r.After(started) || InFuture(r, now)
 }
 
-// requestSkew is how far ahead of the connector's clock a request may be dated without being called a
+// Skew is how far ahead of the connector's clock a request may be dated without being called a
 // date still to come: the button writes Dataverse's time, which may run a little ahead.
-const requestSkew = time.Minute
+const Skew = time.Minute
 
-// inFuture says whether a request was dated later than the work that answered it (beyond clock skew).
-func inFuture(requested, doneAt time.Time) bool {
-	return requested.After(doneAt.Add(requestSkew))
+// InFuture says whether a request was dated later than the work that answered it (beyond clock skew).
+func InFuture(requested, doneAt time.Time) bool {
+	return requested.After(doneAt.Add(Skew))
 }
 
-// futureRequestNote explains on the row that a request dated in the future was carried out at once.
+// FutureNote explains on the row that a request dated in the future was carried out at once.
 // column is the request column's display name; done says what was done ("the job ran").
-func futureRequestNote(column string, requested, doneAt time.Time, done string) string {
+func FutureNote(column string, requested, doneAt time.Time, done string) string {
 	return fmt.Sprintf("%s was set to %s, a time still to come; a request means now, so %s at %s and the request was cleared.",
 		column, mapping.FormatTime(requested), done, mapping.FormatTime(doneAt))
 }
 
-// staleRequestNote explains on the row that a request dated no later than the last time the work was done
+// StaleNote explains on the row that a request dated no later than the last time the work was done
 // was not carried out again. again says how to ask again.
-func staleRequestNote(column string, requested, lastDone time.Time, what, again string) string {
+func StaleNote(column string, requested, lastDone time.Time, what, again string) string {
 	return fmt.Sprintf("%s was set to %s, which is not after the last time %s (%s): that was already done, so nothing was done again and the request was cleared. %s",
 		column, mapping.FormatTime(requested), what, mapping.FormatTime(lastDone), again)
 }
 
-// withNote puts a note about a request in front of a row's message, replacing an earlier note of the
+// WithNote puts a note about a request in front of a row's message, replacing an earlier note of the
 // same column (notes start with the column's name and end the first line).
-func withNote(note, column, message string) string {
+func WithNote(note, column, message string) string {
 	if strings.HasPrefix(message, column+" was set to ") {
 		_, message, _ = strings.Cut(message, "\n")
 	}

@@ -1,8 +1,9 @@
-package connector
+package jobs
 
 import (
 	"context"
 	"errors"
+	"github.com/cspconnector/csp-connector/internal/testrig"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,49 +19,18 @@ import (
 	"github.com/cspconnector/csp-connector/dataverse/schema"
 )
 
-// testSandbox starts the simulators with the schema installed and demo rows, on free loopback ports.
-func testSandbox(t *testing.T) *Sandbox {
-	t.Helper()
-	sb, err := StartSandbox(t.Context(), SandboxOptions{DataverseAddr: "127.0.0.1:0", PartnerCenterAddr: "127.0.0.1:0", ConnectorAddr: "127.0.0.1:0"})
-	require.NoError(t, err)
-	t.Cleanup(sb.Close)
-	return sb
-}
-
-func readJob(t *testing.T, dv *dataverse.Client, name string) schema.Job {
-	t.Helper()
-	r, err := dv.GetByKey(context.Background(), schema.SetJobs, dataverse.Key{"csp_name": name}, &dataverse.GetOptions{Select: dataverse.Columns[schema.Job]()})
-	require.NoError(t, err)
-	var j schema.Job
-	require.NoError(t, dataverse.Unmarshal(r, &j))
-	return j
-}
-
-func jobRuns(t *testing.T, dv *dataverse.Client) []schema.JobRun {
-	t.Helper()
-	var out []schema.JobRun
-	for r, err := range dv.List(context.Background(), schema.SetJobRuns, &dataverse.Query{Select: dataverse.Columns[schema.JobRun](), OrderBy: []string{"csp_startedon"}}) {
-		require.NoError(t, err)
-		var jr schema.JobRun
-		require.NoError(t, dataverse.Unmarshal(r, &jr))
-		out = append(out, jr)
-	}
-	return out
-}
-
 func TestJobRunRecordsHistoryAndReleasesTheLease(t *testing.T) {
 	t.Parallel()
-	sb := testSandbox(t)
-	dv := sb.DataverseClient
+	_, dv := testrig.Dataverse(t)
 	calls := 0
-	jobs := NewJobs(dv, []Job{{Name: "Count Things", Schedule: time.Hour, Run: func(ctx context.Context) (RunCounts, error) {
+	jobs := New(dv, []Job{{Name: "Count Things", Schedule: time.Hour, Run: func(ctx context.Context) (RunCounts, error) {
 		calls++
 		return RunCounts{Processed: 7, Updated: 2, Summary: "7 things counted"}, nil
 	}}, {Name: "Break", Schedule: time.Hour, Run: func(ctx context.Context) (RunCounts, error) {
 		return RunCounts{Processed: 3, Failed: 3}, errors.New("Partner Center refused every request")
-	}}}, JobsOptions{Instance: "replica-a"})
+	}}}, Options{Instance: "replica-a"})
 	require.NoError(t, jobs.Ensure(t.Context()))
-	created := readJob(t, dv, "Count Things")
+	created := testrig.Job(t, dv, "Count Things")
 	assert.True(t, created.Enabled)
 	assert.Equal(t, "1h", created.Schedule)
 
@@ -70,7 +40,7 @@ func TestJobRunRecordsHistoryAndReleasesTheLease(t *testing.T) {
 	assert.Equal(t, 1, calls)
 	assert.Equal(t, schema.RunSucceeded, res.Status)
 
-	row := readJob(t, dv, "Count Things")
+	row := testrig.Job(t, dv, "Count Things")
 	assert.Empty(t, row.LeaseOwner, "the lease is released")
 	assert.True(t, row.LeaseExpiresOn.IsZero())
 	assert.Equal(t, schema.RunSucceeded, row.LastStatus)
@@ -81,9 +51,9 @@ func TestJobRunRecordsHistoryAndReleasesTheLease(t *testing.T) {
 	res, err = jobs.RunNow(t.Context(), "Break", schema.TriggerSchedule)
 	require.NoError(t, err)
 	assert.Equal(t, schema.RunFailed, res.Status)
-	assert.Contains(t, readJob(t, dv, "Break").Message, "Partner Center refused every request")
+	assert.Contains(t, testrig.Job(t, dv, "Break").Message, "Partner Center refused every request")
 
-	runs := jobRuns(t, dv)
+	runs := testrig.JobRuns(t, dv)
 	require.Len(t, runs, 2)
 	assert.Equal(t, schema.RunSucceeded, runs[0].Status)
 	assert.Equal(t, schema.TriggerRunNow, runs[0].Trigger)
@@ -104,8 +74,7 @@ func TestJobRunRecordsHistoryAndReleasesTheLease(t *testing.T) {
 
 func TestJobLeaseKeepsOneRunAcrossReplicas(t *testing.T) {
 	t.Parallel()
-	sb := testSandbox(t)
-	dv := sb.DataverseClient
+	_, dv := testrig.Dataverse(t)
 	var running, maxRunning, total atomic.Int32
 	job := Job{Name: "Sync", Schedule: time.Hour, Run: func(ctx context.Context) (RunCounts, error) {
 		n := running.Add(1)
@@ -120,7 +89,7 @@ func TestJobLeaseKeepsOneRunAcrossReplicas(t *testing.T) {
 	var wg sync.WaitGroup
 	var held atomic.Int32
 	for i := range 4 {
-		r := NewJobs(dv, []Job{job}, JobsOptions{Instance: "replica-" + string(rune('a'+i))})
+		r := New(dv, []Job{job}, Options{Instance: "replica-" + string(rune('a'+i))})
 		require.NoError(t, r.Ensure(t.Context()))
 		wg.Go(func() {
 			_, err := r.RunNow(t.Context(), "Sync", schema.TriggerSchedule)
@@ -135,19 +104,18 @@ func TestJobLeaseKeepsOneRunAcrossReplicas(t *testing.T) {
 	assert.Equal(t, int32(1), maxRunning.Load(), "never two runs at once")
 	assert.Equal(t, int32(4), total.Load()+held.Load())
 	assert.GreaterOrEqual(t, held.Load(), int32(1), "four replicas racing: at least one finds the lease held")
-	assert.Len(t, jobRuns(t, dv), int(total.Load()))
+	assert.Len(t, testrig.JobRuns(t, dv), int(total.Load()))
 }
 
 func TestJobExpiredLeaseIsTakenOver(t *testing.T) {
 	t.Parallel()
-	sb := testSandbox(t)
-	dv := sb.DataverseClient
-	clock := &testClock{t: time.Now()}
+	_, dv := testrig.Dataverse(t)
+	clock := testrig.NewClock(time.Now())
 	now := clock.Now()
-	jobs := NewJobs(dv, []Job{{Name: "Sync", Schedule: time.Hour, Run: func(ctx context.Context) (RunCounts, error) { return RunCounts{}, nil }}},
-		JobsOptions{Instance: "replica-b", Now: clock.Now})
+	jobs := New(dv, []Job{{Name: "Sync", Schedule: time.Hour, Run: func(ctx context.Context) (RunCounts, error) { return RunCounts{}, nil }}},
+		Options{Instance: "replica-b", Now: clock.Now})
 	require.NoError(t, jobs.Ensure(t.Context()))
-	row := readJob(t, dv, "Sync")
+	row := testrig.Job(t, dv, "Sync")
 	_, err := dv.Update(t.Context(), schema.SetJobs, row.ID, dataverse.Row{"csp_leaseowner": "replica-a", "csp_leaseexpireson": now.Add(time.Minute)}, nil)
 	require.NoError(t, err)
 
@@ -155,7 +123,7 @@ func TestJobExpiredLeaseIsTakenOver(t *testing.T) {
 	require.ErrorIs(t, err, ErrLeaseHeld)
 	assert.ErrorContains(t, err, "replica-a")
 
-	clock.Add(2 * time.Minute) // replica-a died; its lease ran out
+	clock.Advance(2 * time.Minute) // replica-a died; its lease ran out
 	res, err := jobs.RunNow(t.Context(), "Sync", schema.TriggerSchedule)
 	require.NoError(t, err)
 	assert.Equal(t, schema.RunSucceeded, res.Status)
@@ -163,12 +131,11 @@ func TestJobExpiredLeaseIsTakenOver(t *testing.T) {
 
 func TestJobDueAndRunNowRequests(t *testing.T) {
 	t.Parallel()
-	sb := testSandbox(t)
-	dv := sb.DataverseClient
+	_, dv := testrig.Dataverse(t)
 	var runs atomic.Int32
-	clock := &testClock{t: time.Now()}
-	jobs := NewJobs(dv, []Job{{Name: "Sync", Schedule: time.Hour, Run: func(ctx context.Context) (RunCounts, error) { runs.Add(1); return RunCounts{}, nil }}},
-		JobsOptions{Instance: "a", Now: clock.Now, Tick: 20 * time.Millisecond})
+	clock := testrig.NewClock(time.Now())
+	jobs := New(dv, []Job{{Name: "Sync", Schedule: time.Hour, Run: func(ctx context.Context) (RunCounts, error) { runs.Add(1); return RunCounts{}, nil }}},
+		Options{Instance: "a", Now: clock.Now, Tick: 20 * time.Millisecond})
 	require.NoError(t, jobs.Ensure(t.Context()))
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
@@ -179,46 +146,37 @@ func TestJobDueAndRunNowRequests(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	assert.Equal(t, int32(1), runs.Load(), "not due again before its schedule")
 
-	row := readJob(t, dv, "Sync")
-	clock.Add(time.Minute) // an admin presses Run Now a minute later
+	row := testrig.Job(t, dv, "Sync")
+	clock.Advance(time.Minute) // an admin presses Run Now a minute later
 	_, err := dv.Update(t.Context(), schema.SetJobs, row.ID, dataverse.Row{"csp_runrequestedon": clock.Now(), "csp_schedule": "every hour"}, nil)
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return runs.Load() == 2 }, 5*time.Second, 10*time.Millisecond, "Run Now runs it")
-	require.Eventually(t, func() bool { return !readJob(t, dv, "Sync").LastRunOn.Before(clock.Now().Add(-time.Second)) }, 5*time.Second, 10*time.Millisecond)
-	assert.Contains(t, readJob(t, dv, "Sync").Message, `The schedule "every hour" is not an interval such as 30s, 15m`, "a bad admin entry is explained on the row")
-	last := jobRuns(t, dv)
+	require.Eventually(t, func() bool { return !testrig.Job(t, dv, "Sync").LastRunOn.Before(clock.Now().Add(-time.Second)) }, 5*time.Second, 10*time.Millisecond)
+	assert.Contains(t, testrig.Job(t, dv, "Sync").Message, `The schedule "every hour" is not an interval such as 30s, 15m`, "a bad admin entry is explained on the row")
+	last := testrig.JobRuns(t, dv)
 	assert.Equal(t, schema.TriggerRunNow, last[len(last)-1].Trigger)
 
 	_, err = dv.Update(t.Context(), schema.SetJobs, row.ID, dataverse.Row{"csp_schedule": "1h", "csp_enabled": false}, nil)
 	require.NoError(t, err)
-	clock.Add(2 * time.Hour)
+	clock.Advance(2 * time.Hour)
 	time.Sleep(100 * time.Millisecond)
 	assert.Equal(t, int32(2), runs.Load(), "a disabled job does not run on schedule")
 }
 
 // testClock is a clock tests move by hand.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-
-func (c *testClock) Add(d time.Duration) { c.mu.Lock(); defer c.mu.Unlock(); c.t = c.t.Add(d) }
-
 // TestJobFailedIsAnnouncedOnceWhenItStartsFailing: a job that fails run after run (Verify Connectivity
 // while Partner Center is down) raises JobFailed once; after a success, the next failure raises it again.
 func TestJobFailedIsAnnouncedOnceWhenItStartsFailing(t *testing.T) {
 	t.Parallel()
-	sb := testSandbox(t)
+	_, dv := testrig.Dataverse(t)
 	fail := true
 	var published []notify.Notification
-	jobs := NewJobs(sb.DataverseClient, []Job{{Name: "Flaky", Schedule: time.Hour, Run: func(ctx context.Context) (RunCounts, error) {
+	jobs := New(dv, []Job{{Name: "Flaky", Schedule: time.Hour, Run: func(ctx context.Context) (RunCounts, error) {
 		if fail {
 			return RunCounts{Processed: 1, Failed: 1}, errors.New("Partner Center is down")
 		}
 		return RunCounts{Processed: 1}, nil
-	}}}, JobsOptions{Instance: "replica-a", Publish: func(n notify.Notification) { published = append(published, n) }})
+	}}}, Options{Instance: "replica-a", Publish: func(n notify.Notification) { published = append(published, n) }})
 	require.NoError(t, jobs.Ensure(t.Context()))
 	run := func() {
 		_, err := jobs.RunNow(t.Context(), "Flaky", schema.TriggerRunNow)
@@ -242,13 +200,12 @@ func TestJobFailedIsAnnouncedOnceWhenItStartsFailing(t *testing.T) {
 // not depend on reading an id from it.
 func TestEnsureCreatesJobRowsOnFirstStart(t *testing.T) {
 	t.Parallel()
-	sb := testSandbox(t)
-	dv := sb.DataverseClient
-	jobs := NewJobs(dv, []Job{{Name: "Provider Account Sync Twin", Schedule: 4 * time.Hour, Run: func(ctx context.Context) (RunCounts, error) {
+	_, dv := testrig.Dataverse(t)
+	jobs := New(dv, []Job{{Name: "Provider Account Sync Twin", Schedule: 4 * time.Hour, Run: func(ctx context.Context) (RunCounts, error) {
 		return RunCounts{}, nil
-	}}}, JobsOptions{Instance: "replica-a"})
+	}}}, Options{Instance: "replica-a"})
 	require.NoError(t, jobs.Ensure(t.Context()))
-	created := readJob(t, dv, "Provider Account Sync Twin")
+	created := testrig.Job(t, dv, "Provider Account Sync Twin")
 	assert.True(t, created.Enabled)
 	assert.Equal(t, "4h", created.Schedule)
 
@@ -256,7 +213,7 @@ func TestEnsureCreatesJobRowsOnFirstStart(t *testing.T) {
 	_, err := dv.Update(t.Context(), schema.SetJobs, created.ID, dataverse.Row{"csp_enabled": false}, nil)
 	require.NoError(t, err)
 	require.NoError(t, jobs.Ensure(t.Context()))
-	assert.False(t, readJob(t, dv, "Provider Account Sync Twin").Enabled)
+	assert.False(t, testrig.Job(t, dv, "Provider Account Sync Twin").Enabled)
 }
 
 // TestScheduleFormatAndParse: the schedule written on a job row is the interval itself, in the shape an
@@ -313,17 +270,16 @@ func TestParseScheduleRefusesWhatIsNotAnInterval(t *testing.T) {
 // one of two replicas, and the row says so; it does not run again on every check.
 func TestRunNowDatedInTheFutureRunsOnce(t *testing.T) {
 	t.Parallel()
-	sb := testSandbox(t)
-	dv := sb.DataverseClient
+	_, dv := testrig.Dataverse(t)
 	var runs atomic.Int32
-	clock := &testClock{t: time.Now().UTC().Truncate(time.Second)}
+	clock := testrig.NewClock(time.Now().UTC().Truncate(time.Second))
 	job := Job{Name: "Provisioning Sweep", Schedule: time.Hour, Run: func(ctx context.Context) (RunCounts, error) {
 		runs.Add(1)
 		return RunCounts{Summary: "0 license change(s) submitted for provisioning"}, nil
 	}}
-	replicas := []*Jobs{
-		NewJobs(dv, []Job{job}, JobsOptions{Instance: "replica-a", Now: clock.Now}),
-		NewJobs(dv, []Job{job}, JobsOptions{Instance: "replica-b", Now: clock.Now}),
+	replicas := []*Runner{
+		New(dv, []Job{job}, Options{Instance: "replica-a", Now: clock.Now}),
+		New(dv, []Job{job}, Options{Instance: "replica-b", Now: clock.Now}),
 	}
 	require.NoError(t, replicas[0].Ensure(t.Context()))
 	check := func() {
@@ -336,22 +292,22 @@ func TestRunNowDatedInTheFutureRunsOnce(t *testing.T) {
 	check()
 	require.Equal(t, int32(1), runs.Load(), "a new job is due at once")
 
-	clock.Add(time.Minute)
+	clock.Advance(time.Minute)
 	requested := clock.Now().Add(3 * time.Hour)
-	row := readJob(t, dv, job.Name)
+	row := testrig.Job(t, dv, job.Name)
 	_, err := dv.Update(t.Context(), schema.SetJobs, row.ID, dataverse.Row{"csp_runrequestedon": requested}, nil)
 	require.NoError(t, err)
 	for range 8 {
 		check()
-		clock.Add(5 * time.Second)
+		clock.Advance(5 * time.Second)
 	}
 	assert.Equal(t, int32(2), runs.Load(), "the request ran the job once")
-	row = readJob(t, dv, job.Name)
+	row = testrig.Job(t, dv, job.Name)
 	assert.True(t, row.RunRequestedOn.IsZero(), "the request is cleared once carried out")
 	assert.Equal(t, clock.Now().Add(-8*5*time.Second), row.LastRunOn)
 	assert.Contains(t, row.Message, "Last run ")
 	assert.Contains(t, row.Message, "Run requested on was set to "+requested.Format("2 Jan 2006 15:04 UTC")+", a time still to come; a request means now, so the job ran at")
-	runsRecorded := jobRuns(t, dv)
+	runsRecorded := testrig.JobRuns(t, dv)
 	require.Len(t, runsRecorded, 2)
 	assert.Equal(t, schema.TriggerRunNow, runsRecorded[1].Trigger)
 }
@@ -360,33 +316,32 @@ func TestRunNowDatedInTheFutureRunsOnce(t *testing.T) {
 // the job; the row says it was already done and how to ask again, once.
 func TestRunNowDatedBeforeTheLastRunIsAnswered(t *testing.T) {
 	t.Parallel()
-	sb := testSandbox(t)
-	dv := sb.DataverseClient
+	_, dv := testrig.Dataverse(t)
 	var runs atomic.Int32
-	clock := &testClock{t: time.Now().UTC().Truncate(time.Second)}
-	jobs := NewJobs(dv, []Job{{Name: "Sync", Schedule: time.Hour, Run: func(ctx context.Context) (RunCounts, error) {
+	clock := testrig.NewClock(time.Now().UTC().Truncate(time.Second))
+	jobs := New(dv, []Job{{Name: "Sync", Schedule: time.Hour, Run: func(ctx context.Context) (RunCounts, error) {
 		runs.Add(1)
 		return RunCounts{Summary: "3 things synced"}, nil
-	}}}, JobsOptions{Instance: "a", Now: clock.Now})
+	}}}, Options{Instance: "a", Now: clock.Now})
 	require.NoError(t, jobs.Ensure(t.Context()))
 	_, err := jobs.RunNow(t.Context(), "Sync", schema.TriggerSchedule)
 	require.NoError(t, err)
 	lastRun := clock.Now()
-	clock.Add(10 * time.Minute)
+	clock.Advance(10 * time.Minute)
 
 	for _, wake := range []func(){
 		func() { var wg sync.WaitGroup; jobs.check(t.Context(), t.Context(), &wg); wg.Wait() },
 		func() {
-			require.NoError(t, jobs.HandleJobRow(t.Context(), work.Batch{Key: work.Key{Table: schema.TableJob, ID: readJob(t, dv, "Sync").ID}}))
+			require.NoError(t, jobs.HandleJobRow(t.Context(), work.Batch{Key: work.Key{Table: schema.TableJob, ID: testrig.Job(t, dv, "Sync").ID}}))
 		},
 	} {
-		row := readJob(t, dv, "Sync")
+		row := testrig.Job(t, dv, "Sync")
 		_, err = dv.Update(t.Context(), schema.SetJobs, row.ID, dataverse.Row{"csp_runrequestedon": lastRun.Add(-time.Hour)}, nil)
 		require.NoError(t, err)
 		wake()
 		wake()
 		assert.Equal(t, int32(1), runs.Load(), "nothing runs again")
-		row = readJob(t, dv, "Sync")
+		row = testrig.Job(t, dv, "Sync")
 		assert.True(t, row.RunRequestedOn.IsZero(), "the request is answered and cleared")
 		assert.Equal(t, lastRun, row.LastRunOn)
 		want := "Run requested on was set to " + lastRun.Add(-time.Hour).Format("2 Jan 2006 15:04 UTC") +
@@ -398,12 +353,12 @@ func TestRunNowDatedBeforeTheLastRunIsAnswered(t *testing.T) {
 	}
 
 	// A request later than the last run runs it.
-	row := readJob(t, dv, "Sync")
+	row := testrig.Job(t, dv, "Sync")
 	_, err = dv.Update(t.Context(), schema.SetJobs, row.ID, dataverse.Row{"csp_runrequestedon": clock.Now()}, nil)
 	require.NoError(t, err)
 	require.NoError(t, jobs.HandleJobRow(t.Context(), work.Batch{Key: work.Key{Table: schema.TableJob, ID: row.ID}}))
 	assert.Equal(t, int32(2), runs.Load())
-	row = readJob(t, dv, "Sync")
+	row = testrig.Job(t, dv, "Sync")
 	assert.True(t, row.RunRequestedOn.IsZero())
 	assert.NotContains(t, row.Message, "Run requested on", "a request carried out as asked needs no note")
 }
@@ -427,6 +382,6 @@ func TestPlainDuration(t *testing.T) {
 		2*time.Hour + 1*time.Second:   "2 hours 1 second",
 		26*time.Hour + 15*time.Minute: "26 hours 15 minutes",
 	} {
-		assert.Equal(t, want, plainDuration(d), d.String())
+		assert.Equal(t, want, PlainDuration(d), d.String())
 	}
 }

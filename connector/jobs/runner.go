@@ -1,4 +1,4 @@
-package connector
+package jobs
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/cspconnector/csp-connector/connector/metrics"
 	"github.com/cspconnector/csp-connector/connector/notify"
+	"github.com/cspconnector/csp-connector/connector/request"
 	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
@@ -55,8 +56,8 @@ type RunResult struct {
 // ErrLeaseHeld is returned when another replica holds the job's lease.
 var ErrLeaseHeld = errors.New("the job is running on another replica")
 
-// JobsOptions configure the runner.
-type JobsOptions struct {
+// Options configure the runner.
+type Options struct {
 	// Instance names this replica in leases and run history.
 	Instance string
 	// Lease is how long a lease lasts without renewal (default 5 min); a replica that dies mid-run frees
@@ -71,12 +72,12 @@ type JobsOptions struct {
 	Publish func(notify.Notification)
 }
 
-// Jobs runs jobs on their schedules under leases held on their csp_job rows, so any number of replicas
+// Runner runs jobs on their schedules under leases held on their csp_job rows, so any number of replicas
 // may run the runner while each run happens once.
-type Jobs struct {
+type Runner struct {
 	dv   *dataverse.Client
 	jobs map[string]Job
-	opts JobsOptions
+	opts Options
 	log  *slog.Logger
 	// running keeps one run per job in this replica (the lease keeps one across replicas).
 	mu      sync.Mutex
@@ -86,10 +87,10 @@ type Jobs struct {
 }
 
 // Wait waits for the runs Start launched to finish (their context bounds them).
-func (j *Jobs) Wait() { j.started.Wait() }
+func (j *Runner) Wait() { j.started.Wait() }
 
-// NewJobs returns a runner for jobs.
-func NewJobs(dv *dataverse.Client, jobs []Job, opts JobsOptions) *Jobs {
+// New returns a runner for jobs.
+func New(dv *dataverse.Client, jobs []Job, opts Options) *Runner {
 	if opts.Lease <= 0 {
 		opts.Lease = 5 * time.Minute
 	}
@@ -109,11 +110,11 @@ func NewJobs(dv *dataverse.Client, jobs []Job, opts JobsOptions) *Jobs {
 	for _, j := range jobs {
 		m[j.Name] = j
 	}
-	return &Jobs{dv: dv, jobs: m, opts: opts, log: opts.Logger.With("component", "jobs"), running: map[string]bool{}}
+	return &Runner{dv: dv, jobs: m, opts: opts, log: opts.Logger.With("component", "jobs"), running: map[string]bool{}}
 }
 
 // Names lists the jobs.
-func (j *Jobs) Names() []string {
+func (j *Runner) Names() []string {
 	out := make([]string, 0, len(j.jobs))
 	for n := range j.jobs {
 		out = append(out, n)
@@ -124,7 +125,7 @@ func (j *Jobs) Names() []string {
 
 // Ensure creates the csp_job row of every job that has none (enabled, with its default schedule). Rows
 // that exist are left as the admin set them.
-func (j *Jobs) Ensure(ctx context.Context) error {
+func (j *Runner) Ensure(ctx context.Context) error {
 	for _, job := range j.jobs {
 		_, err := j.dv.Upsert(ctx, schema.SetJobs, dataverse.Key{"csp_name": job.Name}, dataverse.Row{
 			"csp_name": job.Name, "csp_schedule": formatSchedule(job.Schedule), "csp_enabled": true,
@@ -138,7 +139,7 @@ func (j *Jobs) Ensure(ctx context.Context) error {
 
 // Run checks every Tick until ctx ends and starts the jobs that are due (schedule) or asked for (Run
 // Now). Runs use workCtx, which the caller ends after the shutdown bound.
-func (j *Jobs) Run(ctx, workCtx context.Context) {
+func (j *Runner) Run(ctx, workCtx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	t := time.NewTicker(j.opts.Tick)
@@ -155,9 +156,9 @@ func (j *Jobs) Run(ctx, workCtx context.Context) {
 
 // check reads every job's row once: it starts (in wg) the jobs that are due and answers Run Now
 // requests dated no later than the last run.
-func (j *Jobs) check(ctx, workCtx context.Context, wg *sync.WaitGroup) {
+func (j *Runner) check(ctx, workCtx context.Context, wg *sync.WaitGroup) {
 	for name := range j.jobs {
-		row, err := j.read(ctx, name)
+		row, err := j.Read(ctx, name)
 		if err != nil {
 			if ctx.Err() == nil {
 				j.log.Warn("reading a job row failed", "job", name, "error", err)
@@ -178,9 +179,9 @@ func (j *Jobs) check(ctx, workCtx context.Context, wg *sync.WaitGroup) {
 
 // due says whether the job should run now and why. A Run Now request later than the last run is due
 // at once, even one dated in the future: a request means now (the run clears it).
-func (j *Jobs) due(row schema.Job) (schema.RunTrigger, bool) {
+func (j *Runner) due(row schema.Job) (schema.RunTrigger, bool) {
 	now := j.opts.Now()
-	if requestOf(row.RunRequestedOn, row.LastRunOn) == requestWaiting {
+	if request.Of(row.RunRequestedOn, row.LastRunOn) == request.Waiting {
 		return schema.TriggerRunNow, true
 	}
 	if row.Enabled && !now.Before(row.NextRunOn) {
@@ -196,16 +197,16 @@ const runRequestedColumn = "Run requested on"
 // already carried out and the request is cleared (with If-Match: a replica that answered it first, or an
 // admin who set it again meanwhile, wins). A job whose lease is held is left alone: the run's end clears
 // what it served, and the next check answers the rest.
-func (j *Jobs) answerStaleRequest(ctx context.Context, row schema.Job) {
-	if requestOf(row.RunRequestedOn, row.LastRunOn) != requestStale {
+func (j *Runner) answerStaleRequest(ctx context.Context, row schema.Job) {
+	if request.Of(row.RunRequestedOn, row.LastRunOn) != request.Stale {
 		return
 	}
 	if row.LeaseOwner != "" && row.LeaseExpiresOn.After(j.opts.Now()) {
 		return
 	}
-	note := staleRequestNote(runRequestedColumn, row.RunRequestedOn, row.LastRunOn, "the job ran",
+	note := request.StaleNote(runRequestedColumn, row.RunRequestedOn, row.LastRunOn, "the job ran",
 		"To run it again, set Run requested on again (the Run Now button sets it to now).")
-	_, err := j.dv.Update(ctx, schema.SetJobs, row.ID, dataverse.Row{"csp_runrequestedon": nil, "csp_message": withNote(note, runRequestedColumn, row.Message)},
+	_, err := j.dv.Update(ctx, schema.SetJobs, row.ID, dataverse.Row{"csp_runrequestedon": nil, "csp_message": request.WithNote(note, runRequestedColumn, row.Message)},
 		&dataverse.UpdateOptions{IfMatch: row.ETag})
 	if err != nil && !dataverse.IsConflict(err) && ctx.Err() == nil {
 		j.log.Warn("answering a Run Now request failed", "job", row.Name, "error", err)
@@ -218,7 +219,7 @@ var (
 )
 
 // HandleJobRow is the work handler for csp_job rows: a changed csp_runrequestedon runs the job now.
-func (j *Jobs) HandleJobRow(ctx context.Context, w work.Batch) error {
+func (j *Runner) HandleJobRow(ctx context.Context, w work.Batch) error {
 	row, err := j.readByID(ctx, w.Key.ID)
 	if dataverse.IsNotFound(err) {
 		return nil
@@ -240,8 +241,8 @@ func (j *Jobs) HandleJobRow(ctx context.Context, w work.Batch) error {
 	return nil
 }
 
-// JobTrigger is the event that wakes HandleJobRow.
-func JobTrigger() work.Trigger {
+// RowTrigger is the event that wakes HandleJobRow.
+func RowTrigger() work.Trigger {
 	return work.Trigger{Table: schema.TableJob, Message: "Update", Columns: []string{"csp_runrequestedon"},
 		WriteBack: []string{"csp_lastrunon", "csp_nextrunon", "csp_laststatus", "csp_leaseowner", "csp_leaseexpireson", "csp_message", "csp_runrequestedon"}}
 }
@@ -249,7 +250,7 @@ func JobTrigger() work.Trigger {
 // RunNow runs the named job at once under its lease and records the run. It returns ErrLeaseHeld when
 // another replica holds the lease. The run's own failure is in RunResult.Err (and on the rows); the
 // error return is for failures to run at all.
-func (j *Jobs) RunNow(ctx context.Context, name string, trigger schema.RunTrigger) (RunResult, error) {
+func (j *Runner) RunNow(ctx context.Context, name string, trigger schema.RunTrigger) (RunResult, error) {
 	return j.run(ctx, name, trigger, false, nil)
 }
 
@@ -257,7 +258,7 @@ func (j *Jobs) RunNow(ctx context.Context, name string, trigger schema.RunTrigge
 // csp_jobrun id, and a channel that receives the result. ctx bounds the run itself, so it must outlive the
 // caller's request (the service's work context). Failures to start (ErrLeaseHeld, already running here, no
 // such job) are returned.
-func (j *Jobs) Start(ctx context.Context, name string, trigger schema.RunTrigger) (dataverse.GUID, <-chan RunResult, error) {
+func (j *Runner) Start(ctx context.Context, name string, trigger schema.RunTrigger) (dataverse.GUID, <-chan RunResult, error) {
 	started := make(chan dataverse.GUID, 1)
 	failed := make(chan error, 1)
 	done := make(chan RunResult, 1)
@@ -287,7 +288,7 @@ func ErrJobRunning(err error) bool {
 // run runs the job under its lease. With whenDue it runs only if the row, read again when the lease is
 // taken, still says the job is due: the row the tick read may be stale (an admin disabled the job or
 // another replica ran it since).
-func (j *Jobs) run(ctx context.Context, name string, trigger schema.RunTrigger, whenDue bool, onStart func(dataverse.GUID)) (RunResult, error) {
+func (j *Runner) run(ctx context.Context, name string, trigger schema.RunTrigger, whenDue bool, onStart func(dataverse.GUID)) (RunResult, error) {
 	job, ok := j.jobs[name]
 	if !ok {
 		return RunResult{}, fmt.Errorf("no job named %q (jobs: %s)", name, strings.Join(j.Names(), ", "))
@@ -306,7 +307,7 @@ func (j *Jobs) run(ctx context.Context, name string, trigger schema.RunTrigger, 
 		return RunResult{}, err
 	}
 	res := RunResult{Job: name, Trigger: trigger, Started: j.opts.Now()}
-	log := j.log.With("job", name, "trigger", triggerName(trigger))
+	log := j.log.With("job", name, "trigger", TriggerName(trigger))
 	res.RunID, err = j.dv.Create(ctx, schema.SetJobRuns, dataverse.Row{
 		"csp_name":           fmt.Sprintf("%s %s", name, res.Started.UTC().Format(time.RFC3339)),
 		"csp_job@odata.bind": dataverse.Bind(schema.SetJobs, row.ID),
@@ -345,9 +346,9 @@ func (j *Jobs) run(ctx context.Context, name string, trigger schema.RunTrigger, 
 	if _, err := j.dv.Update(finish, schema.SetJobRuns, res.RunID, dataverse.Row{
 		"csp_finishedon": res.Ended.UTC(), "csp_status": int(res.Status),
 		"csp_processed": res.Counts.Processed, "csp_created": res.Counts.Created,
-		"csp_updated": res.Counts.Updated, "csp_failed": res.Counts.Failed, "csp_errormessage": nullable(schema.Fit(schema.TableJobRun, "csp_errormessage", errMsg)),
+		"csp_updated": res.Counts.Updated, "csp_failed": res.Counts.Failed, "csp_errormessage": dataverse.OrNull(schema.Fit(schema.TableJobRun, "csp_errormessage", errMsg)),
 		"csp_deactivated": res.Counts.Deactivated, "csp_mapped": res.Counts.Mapped, "csp_unmapped": res.Counts.Unmapped,
-		"csp_summary": nullable(schema.Fit(schema.TableJobRun, "csp_summary", res.Counts.Summary)),
+		"csp_summary": dataverse.OrNull(schema.Fit(schema.TableJobRun, "csp_summary", res.Counts.Summary)),
 	}, nil); err != nil {
 		log.Error("recording the run's outcome failed", "error", err)
 	}
@@ -358,8 +359,8 @@ func (j *Jobs) run(ctx context.Context, name string, trigger schema.RunTrigger, 
 	}
 	// The run answers the Run Now request the row held when it started, whatever started it.
 	served := row.RunRequestedOn
-	if inFuture(served, res.Started) {
-		msg += " " + futureRequestNote(runRequestedColumn, served, res.Started, "the job ran")
+	if request.InFuture(served, res.Started) {
+		msg += " " + request.FutureNote(runRequestedColumn, served, res.Started, "the job ran")
 	}
 	// A job that keeps failing (Verify Connectivity every 15 minutes while Partner Center is down) is
 	// announced once, when it starts failing.
@@ -375,7 +376,7 @@ func (j *Jobs) run(ctx context.Context, name string, trigger schema.RunTrigger, 
 	return res, nil
 }
 
-func (j *Jobs) safeRun(ctx context.Context, job Job) (counts RunCounts, err error) {
+func (j *Runner) safeRun(ctx context.Context, job Job) (counts RunCounts, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("the job stopped on an internal error (%v); see the connector's logs", r)
@@ -386,9 +387,9 @@ func (j *Jobs) safeRun(ctx context.Context, job Job) (counts RunCounts, err erro
 
 // acquire takes the job's lease: free or expired (or already ours), written with If-Match so two
 // replicas racing for it cannot both win.
-func (j *Jobs) acquire(ctx context.Context, name string, whenDue bool) (schema.Job, error) {
+func (j *Runner) acquire(ctx context.Context, name string, whenDue bool) (schema.Job, error) {
 	for attempt := 0; attempt < 3; attempt++ {
-		row, err := j.read(ctx, name)
+		row, err := j.Read(ctx, name)
 		if dataverse.IsNotFound(err) && attempt == 0 {
 			// First run against this environment (the CLI before any service started): create the rows.
 			if err := j.Ensure(ctx); err != nil {
@@ -422,7 +423,7 @@ func (j *Jobs) acquire(ctx context.Context, name string, whenDue bool) (schema.J
 
 // keepLease extends the lease at a third of its length while the run goes on; losing it (another
 // replica took over after it expired) cancels the run.
-func (j *Jobs) keepLease(ctx context.Context, id dataverse.GUID, cancel context.CancelCauseFunc) {
+func (j *Runner) keepLease(ctx context.Context, id dataverse.GUID, cancel context.CancelCauseFunc) {
 	t := time.NewTicker(j.opts.Lease / 3)
 	defer t.Stop()
 	for {
@@ -449,7 +450,7 @@ func (j *Jobs) keepLease(ctx context.Context, id dataverse.GUID, cancel context.
 
 // release clears the lease (if still ours) and writes the outcome columns. served is the Run Now request
 // the run answered: it is cleared unless someone set a new one while the job ran.
-func (j *Jobs) release(ctx context.Context, id dataverse.GUID, outcome dataverse.Row, served time.Time) {
+func (j *Runner) release(ctx context.Context, id dataverse.GUID, outcome dataverse.Row, served time.Time) {
 	for attempt := 0; attempt < 3; attempt++ {
 		row, err := j.readByID(ctx, id)
 		if err != nil {
@@ -481,7 +482,8 @@ func (j *Jobs) release(ctx context.Context, id dataverse.GUID, outcome dataverse
 	}
 }
 
-func (j *Jobs) read(ctx context.Context, name string) (schema.Job, error) {
+// Read reads the csp_job row of the job called name.
+func (j *Runner) Read(ctx context.Context, name string) (schema.Job, error) {
 	r, err := j.dv.GetByKey(ctx, schema.SetJobs, dataverse.Key{"csp_name": name}, &dataverse.GetOptions{Select: dataverse.Columns[schema.Job]()})
 	if err != nil {
 		return schema.Job{}, err
@@ -490,7 +492,7 @@ func (j *Jobs) read(ctx context.Context, name string) (schema.Job, error) {
 	return row, dataverse.Unmarshal(r, &row)
 }
 
-func (j *Jobs) readByID(ctx context.Context, id dataverse.GUID) (schema.Job, error) {
+func (j *Runner) readByID(ctx context.Context, id dataverse.GUID) (schema.Job, error) {
 	r, err := j.dv.Get(ctx, schema.SetJobs, id, &dataverse.GetOptions{Select: dataverse.Columns[schema.Job]()})
 	if err != nil {
 		return schema.Job{}, err
@@ -512,7 +514,7 @@ func runStatus(res RunResult, ctx context.Context) schema.RunStatus {
 	}
 }
 
-func triggerName(t schema.RunTrigger) string {
+func TriggerName(t schema.RunTrigger) string {
 	switch t {
 	case schema.TriggerSchedule:
 		return "schedule"
@@ -609,10 +611,10 @@ func formatSchedule(d time.Duration) string {
 	return s
 }
 
-// plainDuration writes an interval the way people read it: "24 hours", "7 days", "1 hour 30 minutes",
+// PlainDuration writes an interval the way people read it: "24 hours", "7 days", "1 hour 30 minutes",
 // "90 seconds" stays "1 minute 30 seconds". Whole days are days from two days up; below a second it
 // rounds to the second.
-func plainDuration(d time.Duration) string {
+func PlainDuration(d time.Duration) string {
 	d = d.Round(time.Second)
 	if d <= 0 {
 		return "0 seconds"
@@ -638,11 +640,4 @@ func plainDuration(d time.Duration) string {
 		parts = append(parts, unit(int64(s), "second"))
 	}
 	return strings.Join(parts, " ")
-}
-
-func nullable(s string) any {
-	if s == "" {
-		return nil
-	}
-	return s
 }
