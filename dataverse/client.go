@@ -23,6 +23,8 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/hashicorp/go-retryablehttp"
+
+	"github.com/cspconnector/csp-connector/internal/bearer"
 )
 
 // APIPath is the Web API root under the organization URL.
@@ -132,13 +134,13 @@ func NewClient(orgURL string, cred azcore.TokenCredential, opts *ClientOptions) 
 		base = http.DefaultTransport
 	}
 	c := &Client{org: &org, api: &api, log: o.Logger, opts: o, limiter: newLimiter(o.MaxConcurrency)}
-	var tokens *tokenCache
+	var tokens *bearer.Cache
 	if cred != nil {
-		tokens = &tokenCache{cred: cred, scope: org.String() + "/.default"}
+		tokens = bearer.NewCache(cred, org.String()+"/.default")
 	}
 	wrapped := *hc
 	wrapped.Jar = nil
-	wrapped.Transport = &authTransport{tokens: tokens, next: &limitTransport{limiter: c.limiter, log: c.log, next: base}}
+	wrapped.Transport = bearer.Transport{Tokens: tokens, Next: &limitTransport{limiter: c.limiter, log: c.log, next: base}}
 
 	c.rc = &retryablehttp.Client{
 		HTTPClient:   &wrapped,
@@ -305,7 +307,7 @@ func (c *Client) checkRetry(ctx context.Context, resp *http.Response, err error)
 	}
 	safe, _ := ctx.Value(idempotentKey{}).(bool)
 	if err != nil {
-		var te *tokenError
+		var te *bearer.TokenError
 		if errors.As(err, &te) {
 			return false, nil
 		}

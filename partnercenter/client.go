@@ -28,6 +28,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/hashicorp/go-retryablehttp"
 	"golang.org/x/time/rate"
+
+	"github.com/cspconnector/csp-connector/internal/bearer"
 )
 
 // DefaultEndpoint is Partner Center's global endpoint.
@@ -86,8 +88,8 @@ type ClientOptions struct {
 // Client calls Partner Center. It is safe for concurrent use.
 type Client struct {
 	base    *url.URL // endpoint + /v1/
-	appOnly *tokenCache
-	appUser *tokenCache
+	appOnly *bearer.Cache
+	appUser *bearer.Cache
 	rc      *retryablehttp.Client
 	limits  *tenantLimiter
 	log     *slog.Logger
@@ -142,10 +144,10 @@ func NewClient(endpoint string, creds Credentials, opts *ClientOptions) (*Client
 	hc = &wrapped
 	c := &Client{base: u, log: o.Logger, opts: o, limits: newTenantLimiter(o.TenantRequests, o.TenantWindow)}
 	if creds.AppOnly != nil {
-		c.appOnly = &tokenCache{cred: creds.AppOnly}
+		c.appOnly = bearer.NewCache(creds.AppOnly, Scope)
 	}
 	if creds.AppUser != nil {
-		c.appUser = &tokenCache{cred: creds.AppUser}
+		c.appUser = bearer.NewCache(creds.AppUser, Scope)
 	}
 	c.rc = &retryablehttp.Client{
 		HTTPClient:   hc,
@@ -292,7 +294,7 @@ func (c *Client) doJSON(ctx context.Context, cl call, out any) (*http.Response, 
 	return resp, nil
 }
 
-func (c *Client) tokensFor(kind authKind) (*tokenCache, error) {
+func (c *Client) tokensFor(kind authKind) (*bearer.Cache, error) {
 	if c.appOnly == nil && c.appUser == nil {
 		return nil, nil // no authentication at all: a local simulator
 	}
@@ -347,7 +349,7 @@ func drainClose(body io.ReadCloser) {
 type callKey struct{}
 
 type callState struct {
-	tokens  *tokenCache
+	tokens  *bearer.Cache
 	tenant  string
 	limiter *tenantLimiter
 }
@@ -359,8 +361,8 @@ func (c *Client) checkRetry(ctx context.Context, resp *http.Response, err error)
 		return false, ctx.Err()
 	}
 	if err != nil {
-		var ce *credentialError
-		if errors.As(err, &ce) {
+		var te *bearer.TokenError
+		if errors.As(err, &te) {
 			return false, nil
 		}
 		// Every call carries its MS-RequestId, Partner Center's idempotency key: a resend after a network
@@ -422,8 +424,8 @@ func (t *tenantLimiter) wait(ctx context.Context, tenant string) error {
 	return l.Wait(ctx)
 }
 
-// transport adds the token and waits for the tenant's rate limit on every attempt (a retry costs a
-// request too). On a 401 it drops the token and tries once more with a fresh one.
+// transport waits for the tenant's rate limit on every attempt (a retry costs a request too), then adds
+// the call's bearer token (bearer.Transport: on a 401, once more with a fresh token).
 type transport struct{ next http.RoundTripper }
 
 func (t transport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -434,34 +436,5 @@ func (t transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err := st.limiter.wait(req.Context(), st.tenant); err != nil {
 		return nil, err
 	}
-	if st.tokens == nil {
-		return t.next.RoundTrip(req)
-	}
-	tok, err := st.tokens.token(req.Context())
-	if err != nil {
-		return nil, err
-	}
-	resp, err := t.next.RoundTrip(withToken(req, tok))
-	if err != nil || resp.StatusCode != http.StatusUnauthorized || (req.Body != nil && req.GetBody == nil) {
-		return resp, err
-	}
-	st.tokens.invalidate(tok)
-	fresh, err := st.tokens.token(req.Context())
-	if err != nil || fresh == tok {
-		return resp, nil
-	}
-	retry := withToken(req, fresh)
-	if req.GetBody != nil {
-		if retry.Body, err = req.GetBody(); err != nil {
-			return resp, nil
-		}
-	}
-	drainClose(resp.Body)
-	return t.next.RoundTrip(retry)
-}
-
-func withToken(req *http.Request, tok string) *http.Request {
-	r := req.Clone(req.Context())
-	r.Header.Set("Authorization", "Bearer "+tok)
-	return r
+	return bearer.Transport{Tokens: st.tokens, Next: t.next}.RoundTrip(req)
 }
