@@ -8,9 +8,10 @@ import (
 	"io"
 	"net/http"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/cspconnector/csp-connector/internal/retry"
 )
 
 // Dataverse error codes the client and its callers branch on. The code in an error body is unrelated to the
@@ -197,7 +198,7 @@ func errorFromResponse(resp *http.Response) *ResponseError {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	re := parseErrorBody(resp.StatusCode, body)
-	re.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	re.RetryAfter = retry.After(resp.Header.Get("Retry-After"), time.Now())
 	re.RequestID = firstHeader(resp.Header, "x-ms-service-request-id", "REQ_ID", "x-ms-request-id")
 	if resp.Request != nil {
 		re.Method = resp.Request.Method
@@ -269,26 +270,6 @@ func looseField(body []byte, name string) string {
 		return ""
 	}
 	return s
-}
-
-// parseRetryAfter reads Retry-After as delay seconds or an HTTP date.
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if secs, err := strconv.ParseFloat(v, 64); err == nil {
-		if secs < 0 {
-			return 0
-		}
-		return time.Duration(secs * float64(time.Second))
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := t.Sub(now); d > 0 {
-			return d
-		}
-	}
-	return 0
 }
 
 func firstHeader(h http.Header, names ...string) string {

@@ -89,14 +89,9 @@ func (c *Client) Limit() int {
 	return c.limiter.limit
 }
 
-// backoff waits what the server asked (Retry-After) or, without that, an exponential delay with full
-// jitter so that replicas throttled together do not come back together.
-func backoff(minWait, maxWait time.Duration, attempt int, resp *http.Response) time.Duration {
-	if resp != nil {
-		if d := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); d > 0 {
-			return d
-		}
-	}
+// fullJitter is the wait when the server sent no Retry-After: an exponential delay with full jitter, so
+// that replicas throttled together do not come back together.
+func fullJitter(minWait, maxWait time.Duration, attempt int, _ *http.Response) time.Duration {
 	ceiling := minWait << min(attempt, 16)
 	if ceiling <= 0 || ceiling > maxWait {
 		ceiling = maxWait

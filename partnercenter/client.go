@@ -30,6 +30,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/cspconnector/csp-connector/internal/bearer"
+	"github.com/cspconnector/csp-connector/internal/retry"
 )
 
 // DefaultEndpoint is Partner Center's global endpoint.
@@ -46,10 +47,8 @@ const (
 	DefaultTenantRequests = 500
 	DefaultTenantWindow   = time.Minute
 	// DefaultPageSize is the customers page size: the most one page has been seen to return.
-	DefaultPageSize     = 500
-	defaultMaxRetries   = 4
-	defaultMinRetryWait = time.Second
-	defaultMaxRetryWait = 60 * time.Second
+	DefaultPageSize   = 500
+	defaultMaxRetries = 4
 )
 
 // Credentials are the two kinds of authentication. Either may be nil: an operation that needs the missing
@@ -108,40 +107,22 @@ func NewClient(endpoint string, creds Credentials, opts *ClientOptions) (*Client
 	if o.TenantWindow <= 0 {
 		o.TenantWindow = DefaultTenantWindow
 	}
-	if o.MaxRetries <= 0 {
-		o.MaxRetries = defaultMaxRetries
-	}
-	if o.MinRetryWait <= 0 {
-		o.MinRetryWait = defaultMinRetryWait
-	}
-	if o.MaxRetryWait <= 0 {
-		o.MaxRetryWait = defaultMaxRetryWait
-	}
+	policy := retry.Policy{MaxRetries: o.MaxRetries, MinWait: o.MinRetryWait, MaxWait: o.MaxRetryWait}.WithDefaults(defaultMaxRetries)
+	o.MaxRetries, o.MinRetryWait, o.MaxRetryWait = policy.MaxRetries, policy.MinWait, policy.MaxWait
 	if o.PageSize <= 0 {
 		o.PageSize = DefaultPageSize
 	}
 	if o.PollInterval <= 0 {
 		o.PollInterval = 2 * time.Second
 	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
+	o.Logger = retry.Logger(o.Logger)
 	u, err := url.Parse(strings.TrimRight(strings.TrimSpace(endpoint), "/"))
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
 		return nil, fmt.Errorf("partnercenter: endpoint %q must be an absolute http(s) URL such as %s", endpoint, DefaultEndpoint)
 	}
 	u.Path, u.RawQuery, u.Fragment, u.User = "/v1/", "", "", nil
-	hc := o.HTTPClient
-	if hc == nil {
-		hc = &http.Client{Timeout: 2 * time.Minute}
-	}
-	next := hc.Transport
-	if next == nil {
-		next = http.DefaultTransport
-	}
-	wrapped := *hc
-	wrapped.Transport = transport{next: next}
-	hc = &wrapped
+	hc, next := retry.HTTPClient(o.HTTPClient)
+	hc.Transport = transport{next: next}
 	c := &Client{base: u, log: o.Logger, opts: o, limits: newTenantLimiter(o.TenantRequests, o.TenantWindow)}
 	if creds.AppOnly != nil {
 		c.appOnly = bearer.NewCache(creds.AppOnly, Scope)
@@ -149,15 +130,7 @@ func NewClient(endpoint string, creds Credentials, opts *ClientOptions) (*Client
 	if creds.AppUser != nil {
 		c.appUser = bearer.NewCache(creds.AppUser, Scope)
 	}
-	c.rc = &retryablehttp.Client{
-		HTTPClient:   hc,
-		RetryWaitMin: o.MinRetryWait,
-		RetryWaitMax: o.MaxRetryWait,
-		RetryMax:     o.MaxRetries,
-		CheckRetry:   c.checkRetry,
-		Backoff:      backoff,
-		ErrorHandler: retryablehttp.PassthroughErrorHandler,
-	}
+	c.rc = retry.NewClient(hc, policy, c.checkRetry, linearJitter)
 	return c, nil
 }
 
@@ -375,8 +348,8 @@ func (c *Client) checkRetry(ctx context.Context, resp *http.Response, err error)
 	default:
 		return false, nil
 	}
-	wait := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
-	if deadline, ok := ctx.Deadline(); ok && wait > 0 && time.Now().Add(wait).After(deadline) {
+	wait := retry.After(resp.Header.Get("Retry-After"), time.Now())
+	if retry.OutlastsContext(ctx, wait) {
 		return false, nil
 	}
 	c.log.InfoContext(ctx, "partnercenter: retrying", "status", resp.StatusCode, "retry_after", wait.String(),
@@ -384,13 +357,9 @@ func (c *Client) checkRetry(ctx context.Context, resp *http.Response, err error)
 	return true, nil
 }
 
-// backoff waits Retry-After when the server sent it, else an exponential delay with jitter.
-func backoff(minWait, maxWait time.Duration, attempt int, resp *http.Response) time.Duration {
-	if resp != nil {
-		if d := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); d > 0 {
-			return d
-		}
-	}
+// linearJitter is the wait when the server sent no Retry-After: an exponential ceiling with linear
+// jitter below it.
+func linearJitter(minWait, maxWait time.Duration, attempt int, _ *http.Response) time.Duration {
 	return retryablehttp.LinearJitterBackoff(minWait, min(minWait<<min(attempt, 16), maxWait), attempt, nil)
 }
 

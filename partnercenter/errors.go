@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/cspconnector/csp-connector/internal/retry"
 )
 
 // Partner Center error codes the connector branches on, with the meaning Partner Center gives each: its
@@ -206,7 +208,7 @@ func errorFromResponse(resp *http.Response) *ResponseError {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	re := parseErrorBody(resp.StatusCode, body)
-	re.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	re.RetryAfter = retry.After(resp.Header.Get("Retry-After"), time.Now())
 	re.RequestID = resp.Header.Get("MS-RequestId")
 	re.CorrelationID = resp.Header.Get("MS-CorrelationId")
 	if resp.Request != nil {
@@ -280,21 +282,6 @@ func codeText(raw json.RawMessage) string {
 		return n.String()
 	}
 	return string(raw)
-}
-
-// parseRetryAfter reads Retry-After as delay seconds or an HTTP date.
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if secs, err := strconv.ParseFloat(v, 64); err == nil {
-		return time.Duration(max(secs, 0) * float64(time.Second))
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
 }
 
 // stripBOM removes a UTF-8 byte-order mark: Partner Center's responses start with one, and Go's JSON
