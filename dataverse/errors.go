@@ -5,12 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"regexp"
 	"strings"
 	"time"
 
+	"github.com/cspconnector/csp-connector/internal/apierror"
 	"github.com/cspconnector/csp-connector/internal/retry"
 )
 
@@ -41,10 +41,6 @@ const (
 	CodeNoRolesAssigned            = "0x80042F09"
 )
 
-// maxErrorBody bounds how much of an error body is read: enough for any Dataverse error, not enough for a
-// misbehaving proxy to exhaust memory.
-const maxErrorBody = 64 << 10
-
 // ResponseError is every non-success answer from Dataverse: the HTTP status, the Dataverse error code and
 // message, and what a caller needs to retry or report it. Its Error text is for logs, not for people;
 // workflows translate it before writing a message onto a row.
@@ -67,20 +63,15 @@ type ResponseError struct {
 }
 
 func (e *ResponseError) Error() string {
-	var b strings.Builder
-	b.WriteString("dataverse: ")
-	if e.Method != "" {
-		fmt.Fprintf(&b, "%s %s: ", e.Method, e.URL)
-	}
-	fmt.Fprintf(&b, "HTTP %d", e.StatusCode)
+	b := apierror.Text("dataverse", e.Method, e.URL, e.StatusCode)
 	if e.Code != "" {
-		fmt.Fprintf(&b, " %s", e.Code)
+		fmt.Fprintf(b, " %s", e.Code)
 	}
 	if e.Message != "" {
-		fmt.Fprintf(&b, ": %s", e.Message)
+		fmt.Fprintf(b, ": %s", e.Message)
 	}
 	if e.RequestID != "" {
-		fmt.Fprintf(&b, " (request %s)", e.RequestID)
+		fmt.Fprintf(b, " (request %s)", e.RequestID)
 	}
 	return b.String()
 }
@@ -192,12 +183,10 @@ func asResponseError(err error) *ResponseError {
 	return nil
 }
 
-// errorFromResponse reads a non-success response into a *ResponseError. It reads at most maxErrorBody bytes
-// and closes the body.
+// errorFromResponse reads a non-success response into a *ResponseError. It reads at most apierror.MaxBody
+// bytes and closes the body.
 func errorFromResponse(resp *http.Response) *ResponseError {
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-	re := parseErrorBody(resp.StatusCode, body)
+	re := parseErrorBody(resp.StatusCode, apierror.ReadBody(resp))
 	re.RetryAfter = retry.After(resp.Header.Get("Retry-After"), time.Now())
 	re.RequestID = firstHeader(resp.Header, "x-ms-service-request-id", "REQ_ID", "x-ms-request-id")
 	if resp.Request != nil {

@@ -16,6 +16,8 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+
+	"github.com/cspconnector/csp-connector/internal/apierror"
 )
 
 // Scope is the token scope of every Partner Center call.
@@ -195,7 +197,7 @@ func exchange(ctx context.Context, hc *http.Client, tokenURL string, form url.Va
 		return tokenResponse{}, fmt.Errorf("partnercenter: token request: %w", err)
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, apierror.MaxBody))
 	var tr tokenResponse
 	if err := json.Unmarshal(stripBOM(body), &tr); err != nil || resp.StatusCode != http.StatusOK || tr.AccessToken == "" {
 		te := &TokenError{StatusCode: resp.StatusCode, Code: tr.Error, Description: firstLine(tr.Description)}

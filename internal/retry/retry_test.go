@@ -33,7 +33,9 @@ func TestPolicyDefaults(t *testing.T) {
 
 func TestBackoffPrefersRetryAfter(t *testing.T) {
 	t.Parallel()
-	jitter := func(minWait, maxWait time.Duration, attempt int, _ *http.Response) time.Duration { return 7 * time.Millisecond }
+	jitter := func(minWait, maxWait time.Duration, attempt int, _ *http.Response) time.Duration {
+		return 7 * time.Millisecond
+	}
 	b := retry.Backoff(jitter)
 	resp := &http.Response{Header: http.Header{"Retry-After": {"3"}}}
 	assert.Equal(t, 3*time.Second, b(time.Second, time.Minute, 1, resp))
