@@ -23,6 +23,9 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/hashicorp/go-retryablehttp"
+
+	"github.com/cspconnector/csp-connector/internal/bearer"
+	"github.com/cspconnector/csp-connector/internal/retry"
 )
 
 // APIPath is the Web API root under the organization URL.
@@ -37,8 +40,6 @@ const (
 	DefaultBulkConcurrency = 4   // $batch requests in flight at once for a bulk write
 	MaxBatchOperations     = 1000
 	defaultMaxRetries      = 5
-	defaultMinRetryWait    = time.Second
-	defaultMaxRetryWait    = 60 * time.Second
 )
 
 // Client calls one Dataverse environment. It is safe for concurrent use; make one per process.
@@ -81,15 +82,8 @@ func (o *ClientOptions) withDefaults() ClientOptions {
 	if c.MaxConcurrency <= 0 {
 		c.MaxConcurrency = DefaultMaxConcurrency
 	}
-	if c.MaxRetries <= 0 {
-		c.MaxRetries = defaultMaxRetries
-	}
-	if c.MinRetryWait <= 0 {
-		c.MinRetryWait = defaultMinRetryWait
-	}
-	if c.MaxRetryWait <= 0 {
-		c.MaxRetryWait = defaultMaxRetryWait
-	}
+	p := c.retryPolicy().WithDefaults(defaultMaxRetries)
+	c.MaxRetries, c.MinRetryWait, c.MaxRetryWait = p.MaxRetries, p.MinWait, p.MaxWait
 	if c.PageSize <= 0 {
 		c.PageSize = DefaultPageSize
 	}
@@ -103,10 +97,12 @@ func (o *ClientOptions) withDefaults() ClientOptions {
 	if c.UserAgent == "" {
 		c.UserAgent = "csp-connector"
 	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
+	c.Logger = retry.Logger(c.Logger)
 	return c
+}
+
+func (o *ClientOptions) retryPolicy() retry.Policy {
+	return retry.Policy{MaxRetries: o.MaxRetries, MinWait: o.MinRetryWait, MaxWait: o.MaxRetryWait}
 }
 
 // NewClient returns a client for the environment at orgURL (https://contoso.crm.dynamics.com). cred
@@ -123,32 +119,16 @@ func NewClient(orgURL string, cred azcore.TokenCredential, opts *ClientOptions) 
 	api := *u
 	api.Path = APIPath
 
-	hc := o.HTTPClient
-	if hc == nil {
-		hc = &http.Client{Timeout: 2 * time.Minute}
-	}
-	base := hc.Transport
-	if base == nil {
-		base = http.DefaultTransport
-	}
+	wrapped, base := retry.HTTPClient(o.HTTPClient)
 	c := &Client{org: &org, api: &api, log: o.Logger, opts: o, limiter: newLimiter(o.MaxConcurrency)}
-	var tokens *tokenCache
+	var tokens *bearer.Cache
 	if cred != nil {
-		tokens = &tokenCache{cred: cred, scope: org.String() + "/.default"}
+		tokens = bearer.NewCache(cred, org.String()+"/.default")
 	}
-	wrapped := *hc
 	wrapped.Jar = nil
-	wrapped.Transport = &authTransport{tokens: tokens, next: &limitTransport{limiter: c.limiter, log: c.log, next: base}}
+	wrapped.Transport = bearer.Transport{Tokens: tokens, Next: &limitTransport{limiter: c.limiter, log: c.log, next: base}}
 
-	c.rc = &retryablehttp.Client{
-		HTTPClient:   &wrapped,
-		RetryWaitMin: o.MinRetryWait,
-		RetryWaitMax: o.MaxRetryWait,
-		RetryMax:     o.MaxRetries,
-		CheckRetry:   c.checkRetry,
-		Backoff:      backoff,
-		ErrorHandler: retryablehttp.PassthroughErrorHandler,
-	}
+	c.rc = retry.NewClient(wrapped, o.retryPolicy(), c.checkRetry, fullJitter)
 	return c, nil
 }
 
@@ -305,7 +285,7 @@ func (c *Client) checkRetry(ctx context.Context, resp *http.Response, err error)
 	}
 	safe, _ := ctx.Value(idempotentKey{}).(bool)
 	if err != nil {
-		var te *tokenError
+		var te *bearer.TokenError
 		if errors.As(err, &te) {
 			return false, nil
 		}
@@ -320,8 +300,8 @@ func (c *Client) checkRetry(ctx context.Context, resp *http.Response, err error)
 	default:
 		return false, nil
 	}
-	wait := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
-	if deadline, ok := ctx.Deadline(); ok && wait > 0 && time.Now().Add(wait).After(deadline) {
+	wait := retry.After(resp.Header.Get("Retry-After"), time.Now())
+	if retry.OutlastsContext(ctx, wait) {
 		return false, nil
 	}
 	c.log.InfoContext(ctx, "dataverse: retrying", "status", resp.StatusCode, "retry_after", wait.String(),

@@ -5,12 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/cspconnector/csp-connector/internal/apierror"
+	"github.com/cspconnector/csp-connector/internal/retry"
 )
 
 // Dataverse error codes the client and its callers branch on. The code in an error body is unrelated to the
@@ -40,10 +41,6 @@ const (
 	CodeNoRolesAssigned            = "0x80042F09"
 )
 
-// maxErrorBody bounds how much of an error body is read: enough for any Dataverse error, not enough for a
-// misbehaving proxy to exhaust memory.
-const maxErrorBody = 64 << 10
-
 // ResponseError is every non-success answer from Dataverse: the HTTP status, the Dataverse error code and
 // message, and what a caller needs to retry or report it. Its Error text is for logs, not for people;
 // workflows translate it before writing a message onto a row.
@@ -66,20 +63,15 @@ type ResponseError struct {
 }
 
 func (e *ResponseError) Error() string {
-	var b strings.Builder
-	b.WriteString("dataverse: ")
-	if e.Method != "" {
-		fmt.Fprintf(&b, "%s %s: ", e.Method, e.URL)
-	}
-	fmt.Fprintf(&b, "HTTP %d", e.StatusCode)
+	b := apierror.Text("dataverse", e.Method, e.URL, e.StatusCode)
 	if e.Code != "" {
-		fmt.Fprintf(&b, " %s", e.Code)
+		fmt.Fprintf(b, " %s", e.Code)
 	}
 	if e.Message != "" {
-		fmt.Fprintf(&b, ": %s", e.Message)
+		fmt.Fprintf(b, ": %s", e.Message)
 	}
 	if e.RequestID != "" {
-		fmt.Fprintf(&b, " (request %s)", e.RequestID)
+		fmt.Fprintf(b, " (request %s)", e.RequestID)
 	}
 	return b.String()
 }
@@ -191,13 +183,11 @@ func asResponseError(err error) *ResponseError {
 	return nil
 }
 
-// errorFromResponse reads a non-success response into a *ResponseError. It reads at most maxErrorBody bytes
-// and closes the body.
+// errorFromResponse reads a non-success response into a *ResponseError. It reads at most apierror.MaxBody
+// bytes and closes the body.
 func errorFromResponse(resp *http.Response) *ResponseError {
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-	re := parseErrorBody(resp.StatusCode, body)
-	re.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	re := parseErrorBody(resp.StatusCode, apierror.ReadBody(resp))
+	re.RetryAfter = retry.After(resp.Header.Get("Retry-After"), time.Now())
 	re.RequestID = firstHeader(resp.Header, "x-ms-service-request-id", "REQ_ID", "x-ms-request-id")
 	if resp.Request != nil {
 		re.Method = resp.Request.Method
@@ -269,26 +259,6 @@ func looseField(body []byte, name string) string {
 		return ""
 	}
 	return s
-}
-
-// parseRetryAfter reads Retry-After as delay seconds or an HTTP date.
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if secs, err := strconv.ParseFloat(v, 64); err == nil {
-		if secs < 0 {
-			return 0
-		}
-		return time.Duration(secs * float64(time.Second))
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := t.Sub(now); d > 0 {
-			return d
-		}
-	}
-	return 0
 }
 
 func firstHeader(h http.Header, names ...string) string {

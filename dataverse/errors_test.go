@@ -150,12 +150,6 @@ func TestResponseErrorOtherShapes(t *testing.T) {
 		re := parseErrorBody(503, []byte(`{"error":{"code":"0x80072326","message":"Number of concurrent requests exceeded the limit of 52."}}`))
 		assert.True(t, IsThrottled(re))
 	})
-	t.Run("Retry-After as an HTTP date", func(t *testing.T) {
-		now := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
-		assert.Equal(t, 30*time.Second, parseRetryAfter(now.Add(30*time.Second).Format(http.TimeFormat), now))
-		assert.Equal(t, time.Duration(0), parseRetryAfter("soon", now))
-		assert.Equal(t, 1500*time.Millisecond, parseRetryAfter("1.5", now))
-	})
 	t.Run("error text names the call, not credentials", func(t *testing.T) {
 		re := &ResponseError{StatusCode: 404, Code: CodeObjectDoesNotExist, Message: "missing", Method: "GET",
 			URL: redactURL("https://user:secret@contoso.crm.dynamics.com/api/data/v9.2/accounts(1)"), RequestID: "abc"}

@@ -16,6 +16,8 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+
+	"github.com/cspconnector/csp-connector/internal/apierror"
 )
 
 // Scope is the token scope of every Partner Center call.
@@ -195,7 +197,7 @@ func exchange(ctx context.Context, hc *http.Client, tokenURL string, form url.Va
 		return tokenResponse{}, fmt.Errorf("partnercenter: token request: %w", err)
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, apierror.MaxBody))
 	var tr tokenResponse
 	if err := json.Unmarshal(stripBOM(body), &tr); err != nil || resp.StatusCode != http.StatusOK || tr.AccessToken == "" {
 		te := &TokenError{StatusCode: resp.StatusCode, Code: tr.Error, Description: firstLine(tr.Description)}
@@ -252,41 +254,3 @@ func firstLine(s string) string {
 	s, _, _ = strings.Cut(s, "\n")
 	return s
 }
-
-// tokenCache keeps an access token until shortly before it expires.
-type tokenCache struct {
-	cred azcore.TokenCredential
-
-	mu  sync.Mutex
-	tok azcore.AccessToken
-}
-
-const tokenRefreshMargin = 2 * time.Minute
-
-func (t *tokenCache) token(ctx context.Context) (string, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.tok.Token != "" && time.Until(t.tok.ExpiresOn) > tokenRefreshMargin {
-		return t.tok.Token, nil
-	}
-	tok, err := t.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{Scope}})
-	if err != nil {
-		return "", &credentialError{err: err}
-	}
-	t.tok = tok
-	return tok.Token, nil
-}
-
-func (t *tokenCache) invalidate(token string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.tok.Token == token {
-		t.tok = azcore.AccessToken{}
-	}
-}
-
-// credentialError is a failure to get a token; the HTTP retry loop does not retry it.
-type credentialError struct{ err error }
-
-func (e *credentialError) Error() string { return "get access token: " + e.err.Error() }
-func (e *credentialError) Unwrap() error { return e.err }

@@ -28,6 +28,9 @@ import (
 	"github.com/google/uuid"
 	"github.com/hashicorp/go-retryablehttp"
 	"golang.org/x/time/rate"
+
+	"github.com/cspconnector/csp-connector/internal/bearer"
+	"github.com/cspconnector/csp-connector/internal/retry"
 )
 
 // DefaultEndpoint is Partner Center's global endpoint.
@@ -44,10 +47,8 @@ const (
 	DefaultTenantRequests = 500
 	DefaultTenantWindow   = time.Minute
 	// DefaultPageSize is the customers page size: the most one page has been seen to return.
-	DefaultPageSize     = 500
-	defaultMaxRetries   = 4
-	defaultMinRetryWait = time.Second
-	defaultMaxRetryWait = 60 * time.Second
+	DefaultPageSize   = 500
+	defaultMaxRetries = 4
 )
 
 // Credentials are the two kinds of authentication. Either may be nil: an operation that needs the missing
@@ -86,8 +87,8 @@ type ClientOptions struct {
 // Client calls Partner Center. It is safe for concurrent use.
 type Client struct {
 	base    *url.URL // endpoint + /v1/
-	appOnly *tokenCache
-	appUser *tokenCache
+	appOnly *bearer.Cache
+	appUser *bearer.Cache
 	rc      *retryablehttp.Client
 	limits  *tenantLimiter
 	log     *slog.Logger
@@ -106,56 +107,30 @@ func NewClient(endpoint string, creds Credentials, opts *ClientOptions) (*Client
 	if o.TenantWindow <= 0 {
 		o.TenantWindow = DefaultTenantWindow
 	}
-	if o.MaxRetries <= 0 {
-		o.MaxRetries = defaultMaxRetries
-	}
-	if o.MinRetryWait <= 0 {
-		o.MinRetryWait = defaultMinRetryWait
-	}
-	if o.MaxRetryWait <= 0 {
-		o.MaxRetryWait = defaultMaxRetryWait
-	}
+	policy := retry.Policy{MaxRetries: o.MaxRetries, MinWait: o.MinRetryWait, MaxWait: o.MaxRetryWait}.WithDefaults(defaultMaxRetries)
+	o.MaxRetries, o.MinRetryWait, o.MaxRetryWait = policy.MaxRetries, policy.MinWait, policy.MaxWait
 	if o.PageSize <= 0 {
 		o.PageSize = DefaultPageSize
 	}
 	if o.PollInterval <= 0 {
 		o.PollInterval = 2 * time.Second
 	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
+	o.Logger = retry.Logger(o.Logger)
 	u, err := url.Parse(strings.TrimRight(strings.TrimSpace(endpoint), "/"))
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
 		return nil, fmt.Errorf("partnercenter: endpoint %q must be an absolute http(s) URL such as %s", endpoint, DefaultEndpoint)
 	}
 	u.Path, u.RawQuery, u.Fragment, u.User = "/v1/", "", "", nil
-	hc := o.HTTPClient
-	if hc == nil {
-		hc = &http.Client{Timeout: 2 * time.Minute}
-	}
-	next := hc.Transport
-	if next == nil {
-		next = http.DefaultTransport
-	}
-	wrapped := *hc
-	wrapped.Transport = transport{next: next}
-	hc = &wrapped
+	hc, next := retry.HTTPClient(o.HTTPClient)
+	hc.Transport = transport{next: next}
 	c := &Client{base: u, log: o.Logger, opts: o, limits: newTenantLimiter(o.TenantRequests, o.TenantWindow)}
 	if creds.AppOnly != nil {
-		c.appOnly = &tokenCache{cred: creds.AppOnly}
+		c.appOnly = bearer.NewCache(creds.AppOnly, Scope)
 	}
 	if creds.AppUser != nil {
-		c.appUser = &tokenCache{cred: creds.AppUser}
+		c.appUser = bearer.NewCache(creds.AppUser, Scope)
 	}
-	c.rc = &retryablehttp.Client{
-		HTTPClient:   hc,
-		RetryWaitMin: o.MinRetryWait,
-		RetryWaitMax: o.MaxRetryWait,
-		RetryMax:     o.MaxRetries,
-		CheckRetry:   c.checkRetry,
-		Backoff:      backoff,
-		ErrorHandler: retryablehttp.PassthroughErrorHandler,
-	}
+	c.rc = retry.NewClient(hc, policy, c.checkRetry, linearJitter)
 	return c, nil
 }
 
@@ -292,7 +267,7 @@ func (c *Client) doJSON(ctx context.Context, cl call, out any) (*http.Response, 
 	return resp, nil
 }
 
-func (c *Client) tokensFor(kind authKind) (*tokenCache, error) {
+func (c *Client) tokensFor(kind authKind) (*bearer.Cache, error) {
 	if c.appOnly == nil && c.appUser == nil {
 		return nil, nil // no authentication at all: a local simulator
 	}
@@ -347,7 +322,7 @@ func drainClose(body io.ReadCloser) {
 type callKey struct{}
 
 type callState struct {
-	tokens  *tokenCache
+	tokens  *bearer.Cache
 	tenant  string
 	limiter *tenantLimiter
 }
@@ -359,8 +334,8 @@ func (c *Client) checkRetry(ctx context.Context, resp *http.Response, err error)
 		return false, ctx.Err()
 	}
 	if err != nil {
-		var ce *credentialError
-		if errors.As(err, &ce) {
+		var te *bearer.TokenError
+		if errors.As(err, &te) {
 			return false, nil
 		}
 		// Every call carries its MS-RequestId, Partner Center's idempotency key: a resend after a network
@@ -373,8 +348,8 @@ func (c *Client) checkRetry(ctx context.Context, resp *http.Response, err error)
 	default:
 		return false, nil
 	}
-	wait := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
-	if deadline, ok := ctx.Deadline(); ok && wait > 0 && time.Now().Add(wait).After(deadline) {
+	wait := retry.After(resp.Header.Get("Retry-After"), time.Now())
+	if retry.OutlastsContext(ctx, wait) {
 		return false, nil
 	}
 	c.log.InfoContext(ctx, "partnercenter: retrying", "status", resp.StatusCode, "retry_after", wait.String(),
@@ -382,13 +357,9 @@ func (c *Client) checkRetry(ctx context.Context, resp *http.Response, err error)
 	return true, nil
 }
 
-// backoff waits Retry-After when the server sent it, else an exponential delay with jitter.
-func backoff(minWait, maxWait time.Duration, attempt int, resp *http.Response) time.Duration {
-	if resp != nil {
-		if d := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); d > 0 {
-			return d
-		}
-	}
+// linearJitter is the wait when the server sent no Retry-After: an exponential ceiling with linear
+// jitter below it.
+func linearJitter(minWait, maxWait time.Duration, attempt int, _ *http.Response) time.Duration {
 	return retryablehttp.LinearJitterBackoff(minWait, min(minWait<<min(attempt, 16), maxWait), attempt, nil)
 }
 
@@ -422,8 +393,8 @@ func (t *tenantLimiter) wait(ctx context.Context, tenant string) error {
 	return l.Wait(ctx)
 }
 
-// transport adds the token and waits for the tenant's rate limit on every attempt (a retry costs a
-// request too). On a 401 it drops the token and tries once more with a fresh one.
+// transport waits for the tenant's rate limit on every attempt (a retry costs a request too), then adds
+// the call's bearer token (bearer.Transport: on a 401, once more with a fresh token).
 type transport struct{ next http.RoundTripper }
 
 func (t transport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -434,34 +405,5 @@ func (t transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err := st.limiter.wait(req.Context(), st.tenant); err != nil {
 		return nil, err
 	}
-	if st.tokens == nil {
-		return t.next.RoundTrip(req)
-	}
-	tok, err := st.tokens.token(req.Context())
-	if err != nil {
-		return nil, err
-	}
-	resp, err := t.next.RoundTrip(withToken(req, tok))
-	if err != nil || resp.StatusCode != http.StatusUnauthorized || (req.Body != nil && req.GetBody == nil) {
-		return resp, err
-	}
-	st.tokens.invalidate(tok)
-	fresh, err := st.tokens.token(req.Context())
-	if err != nil || fresh == tok {
-		return resp, nil
-	}
-	retry := withToken(req, fresh)
-	if req.GetBody != nil {
-		if retry.Body, err = req.GetBody(); err != nil {
-			return resp, nil
-		}
-	}
-	drainClose(resp.Body)
-	return t.next.RoundTrip(retry)
-}
-
-func withToken(req *http.Request, tok string) *http.Request {
-	r := req.Clone(req.Context())
-	r.Header.Set("Authorization", "Bearer "+tok)
-	return r
+	return bearer.Transport{Tokens: st.tokens, Next: t.next}.RoundTrip(req)
 }

@@ -5,11 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
+
+	"github.com/cspconnector/csp-connector/internal/apierror"
+	"github.com/cspconnector/csp-connector/internal/retry"
 )
 
 // Partner Center error codes the connector branches on, with the meaning Partner Center gives each: its
@@ -56,9 +57,6 @@ const (
 	CodeRoleLacksRights               = "900150" // 403 the role lacks rights for the operation
 )
 
-// maxErrorBody bounds how much of an error body is read.
-const maxErrorBody = 64 << 10
-
 // ResponseError is every non-success answer from Partner Center, whichever of its three error shapes
 // the body used: {code, description, data, source} (code numeric or string), the agreements shape
 // {code, message, errorName, isRetryable, …}, or the throttling shape {statusCode, message}. Its Error
@@ -82,23 +80,18 @@ type ResponseError struct {
 }
 
 func (e *ResponseError) Error() string {
-	var b strings.Builder
-	b.WriteString("partnercenter: ")
-	if e.Method != "" {
-		fmt.Fprintf(&b, "%s %s: ", e.Method, e.URL)
-	}
-	fmt.Fprintf(&b, "HTTP %d", e.StatusCode)
+	b := apierror.Text("partnercenter", e.Method, e.URL, e.StatusCode)
 	if e.Code != "" {
-		fmt.Fprintf(&b, " code %s", e.Code)
+		fmt.Fprintf(b, " code %s", e.Code)
 	}
 	if e.ErrorName != "" {
-		fmt.Fprintf(&b, " (%s)", e.ErrorName)
+		fmt.Fprintf(b, " (%s)", e.ErrorName)
 	}
 	if e.Description != "" {
-		fmt.Fprintf(&b, ": %s", e.Description)
+		fmt.Fprintf(b, ": %s", e.Description)
 	}
 	if e.CorrelationID != "" {
-		fmt.Fprintf(&b, " [correlation %s]", e.CorrelationID)
+		fmt.Fprintf(b, " [correlation %s]", e.CorrelationID)
 	}
 	return b.String()
 }
@@ -201,12 +194,10 @@ func RetryAfter(err error) time.Duration {
 	return 0
 }
 
-// errorFromResponse reads a non-success response (at most maxErrorBody bytes) and closes it.
+// errorFromResponse reads a non-success response (at most apierror.MaxBody bytes) and closes it.
 func errorFromResponse(resp *http.Response) *ResponseError {
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-	re := parseErrorBody(resp.StatusCode, body)
-	re.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	re := parseErrorBody(resp.StatusCode, apierror.ReadBody(resp))
+	re.RetryAfter = retry.After(resp.Header.Get("Retry-After"), time.Now())
 	re.RequestID = resp.Header.Get("MS-RequestId")
 	re.CorrelationID = resp.Header.Get("MS-CorrelationId")
 	if resp.Request != nil {
@@ -280,21 +271,6 @@ func codeText(raw json.RawMessage) string {
 		return n.String()
 	}
 	return string(raw)
-}
-
-// parseRetryAfter reads Retry-After as delay seconds or an HTTP date.
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if secs, err := strconv.ParseFloat(v, 64); err == nil {
-		return time.Duration(max(secs, 0) * float64(time.Second))
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
 }
 
 // stripBOM removes a UTF-8 byte-order mark: Partner Center's responses start with one, and Go's JSON

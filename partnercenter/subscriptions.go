@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/cspconnector/csp-connector/internal/retry"
 )
 
 // Subscription is a customer's subscription. Update sends it back whole, so the properties this type does
@@ -151,7 +153,7 @@ func (c *Client) UpdateSubscription(ctx context.Context, tenantID string, s Subs
 	if location == "" {
 		location = subscriptionPath(tenantID, s.ID)
 	}
-	return c.followUpdate(ctx, tenantID, location, s, parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()))
+	return c.followUpdate(ctx, tenantID, location, s, retry.After(resp.Header.Get("Retry-After"), time.Now()))
 }
 
 // followUpdate polls an accepted update until the subscription shows the requested quantity and status.

@@ -18,6 +18,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/cspconnector/csp-connector/dataverse"
+	"github.com/cspconnector/csp-connector/internal/simhttp"
 )
 
 // batchItem is a top-level part of a $batch request: one operation or a change set.
@@ -33,7 +34,7 @@ type batchOp struct {
 
 // serveBatch runs a $batch: operations in order, change sets atomically (rolled back on any failure),
 // stopping at the first failure unless the client asked for odata.continue-on-error.
-func (s *Server) serveBatch(w *statusWriter, r *http.Request, body []byte, user string, entry *Request, latency time.Duration) {
+func (s *Server) serveBatch(w *simhttp.StatusWriter, r *http.Request, body []byte, user string, entry *Request, latency time.Duration) {
 	items, err := parseBatchRequest(r.Header.Get("Content-Type"), body, r.Host)
 	if err != nil {
 		(&apiError{status: 400, message: "The batch request is malformed: " + err.Error()}).write(w)
@@ -54,8 +55,8 @@ func (s *Server) serveBatch(w *statusWriter, r *http.Request, body []byte, user 
 		return
 	}
 	defer release()
-	if !pause(r, latency) {
-		w.status = 499
+	if !simhttp.Pause(r.Context(), latency) {
+		w.Status = 499
 		return
 	}
 	continueOnError := strings.Contains(r.Header.Get("Prefer"), "odata.continue-on-error")
@@ -174,7 +175,7 @@ func contentIDs(it batchItem) []string {
 
 func (s *Server) logOp(o op, status int, user string) {
 	path, _ := url.PathUnescape(o.path)
-	s.record(Request{Method: o.method, Path: path, Query: o.query.Encode(), Status: status, InBatch: true, User: user})
+	s.log.Record(Request{Method: o.method, Path: path, Query: o.query.Encode(), Status: status, InBatch: true, User: user})
 }
 
 // resolveContentIDs replaces $n references to rows created earlier in the change set, in the URL and in

@@ -22,7 +22,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -33,6 +32,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/cspconnector/csp-connector/dataverse"
+	"github.com/cspconnector/csp-connector/internal/simhttp"
 )
 
 // Options configures a simulator.
@@ -141,37 +141,22 @@ type Server struct {
 
 	events *deliveryBus
 
-	ctl      sync.Mutex // guards everything below
-	faults   []*Fault
-	latency  time.Duration
-	log      []Request
-	usage    map[string]*usage
-	inflight int
+	faults simhttp.Faults[Fault]
+	log    simhttp.Log[Request]
+
+	ctl   sync.Mutex // guards everything below
+	usage map[string]*usage
 }
 
 // NewServer starts a simulator on a loopback address. Close it when done.
 func NewServer(opts Options) (*Server, error) {
 	s := New(opts)
-	addr := opts.Addr
-	if addr == "" {
-		addr = "127.0.0.1:0"
-	}
-	host, _, err := net.SplitHostPort(addr)
+	hs, err := simhttp.Start("dataversetest", s, opts.Addr)
 	if err != nil {
-		return nil, fmt.Errorf("dataversetest: address %q: %w", addr, err)
+		return nil, err
 	}
-	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return nil, fmt.Errorf("dataversetest: address %q is not a loopback address", addr)
-	}
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("dataversetest: listen on %s: %w", addr, err)
-	}
-	s.httpServer = httptest.NewUnstartedServer(s)
-	s.httpServer.Listener.Close()
-	s.httpServer.Listener = l
-	s.httpServer.Start()
-	s.URL = s.httpServer.URL
+	s.httpServer = hs
+	s.URL = hs.URL
 	return s, nil
 }
 
@@ -224,36 +209,10 @@ func (s *Server) Client() *http.Client {
 }
 
 // InMemoryClient returns an HTTP client that calls the simulator directly, without a socket. Injected
-// latency then sleeps on the caller's clock, so tests can run inside testing/synctest.
+// latency then sleeps on the caller's clock, so tests can run inside testing/synctest. A request whose
+// context ends while it is served gets the context's error, as on a socket.
 func (s *Server) InMemoryClient() *http.Client {
-	return &http.Client{Transport: memoryTransport{h: s}}
-}
-
-type memoryTransport struct{ h http.Handler }
-
-// RoundTrip serves the request in the calling goroutine. A handler that aborts (a dropped connection)
-// becomes a transport error, as it would on a socket.
-func (t memoryTransport) RoundTrip(req *http.Request) (resp *http.Response, err error) {
-	rec := httptest.NewRecorder()
-	defer func() {
-		if p := recover(); p != nil {
-			if p == http.ErrAbortHandler {
-				resp, err = nil, fmt.Errorf("dataversetest: %s %s: connection closed without a response: %w", req.Method, req.URL.Path, io.ErrUnexpectedEOF)
-				return
-			}
-			panic(p)
-		}
-	}()
-	if req.Body == nil {
-		req.Body = http.NoBody
-	}
-	if err := req.Context().Err(); err != nil {
-		return nil, err
-	}
-	t.h.ServeHTTP(rec, req)
-	resp = rec.Result()
-	resp.Request = req
-	return resp, nil
+	return &http.Client{Transport: simhttp.Transport{Name: "dataversetest", Handler: s}}
 }
 
 // UserID is the application user's id (what WhoAmI returns).
@@ -263,25 +222,13 @@ func (s *Server) UserID() dataverse.GUID { return s.opts.UserID }
 func (s *Server) OrganizationID() dataverse.GUID { return s.opts.OrganizationID }
 
 // Inject adds a fault.
-func (s *Server) Inject(f Fault) {
-	s.ctl.Lock()
-	defer s.ctl.Unlock()
-	s.faults = append(s.faults, &f)
-}
+func (s *Server) Inject(f Fault) { s.faults.Inject(f) }
 
 // ClearFaults removes every injected fault.
-func (s *Server) ClearFaults() {
-	s.ctl.Lock()
-	defer s.ctl.Unlock()
-	s.faults = nil
-}
+func (s *Server) ClearFaults() { s.faults.Clear() }
 
 // SetLatency delays every answer by d (the network and server time of a real environment).
-func (s *Server) SetLatency(d time.Duration) {
-	s.ctl.Lock()
-	defer s.ctl.Unlock()
-	s.latency = d
-}
+func (s *Server) SetLatency(d time.Duration) { s.faults.SetLatency(d) }
 
 // SetLimits changes the service protection limits.
 func (s *Server) SetLimits(l Limits) {
@@ -292,24 +239,10 @@ func (s *Server) SetLimits(l Limits) {
 }
 
 // Requests returns a copy of the request log.
-func (s *Server) Requests() []Request {
-	s.ctl.Lock()
-	defer s.ctl.Unlock()
-	return append([]Request(nil), s.log...)
-}
+func (s *Server) Requests() []Request { return s.log.Entries() }
 
 // ResetRequests empties the request log.
-func (s *Server) ResetRequests() {
-	s.ctl.Lock()
-	defer s.ctl.Unlock()
-	s.log = nil
-}
-
-func (s *Server) record(r Request) {
-	s.ctl.Lock()
-	defer s.ctl.Unlock()
-	s.log = append(s.log, r)
-}
+func (s *Server) ResetRequests() { s.log.Reset() }
 
 // usage is one user's recent requests, for the service protection limits.
 type usage struct {
@@ -369,22 +302,9 @@ func (s *Server) fault(method, path string) (Fault, time.Duration, bool) {
 
 // matchFault finds the first fault of the kind (whole request, or operation inside a batch) that matches.
 func (s *Server) matchFault(method, path string, inBatch bool) (Fault, time.Duration, bool) {
-	s.ctl.Lock()
-	defer s.ctl.Unlock()
-	for i, f := range s.faults {
-		if f.InBatch != inBatch || (f.Method != "" && f.Method != method) || !strings.Contains(path, f.Path) {
-			continue
-		}
-		matched := *f
-		if f.Times > 0 {
-			f.Times--
-			if f.Times == 0 {
-				s.faults = append(s.faults[:i], s.faults[i+1:]...)
-			}
-		}
-		return matched, s.latency, true
-	}
-	return Fault{}, s.latency, false
+	return s.faults.Take(func(f *Fault) bool {
+		return f.InBatch == inBatch && (f.Method == "" || f.Method == method) && strings.Contains(path, f.Path)
+	}, func(f *Fault) *int { return &f.Times })
 }
 
 // apiError is an answer in Dataverse's error shape.
@@ -434,10 +354,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	user := userOf(r)
 	entry := Request{Method: r.Method, Path: path, Query: r.URL.RawQuery, User: user}
-	rw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	rw := &simhttp.StatusWriter{ResponseWriter: w, Status: http.StatusOK}
 	defer func() {
-		entry.Status = rw.status
-		s.record(entry)
+		entry.Status = rw.Status
+		s.log.Record(entry)
 	}()
 	if s.opts.DOPHint > 0 {
 		w.Header().Set("x-ms-dop-hint", strconv.Itoa(s.opts.DOPHint))
@@ -449,12 +369,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		latency += f.Latency
 	}
 	if faulted && (f.Drop || f.Status != 0) {
-		if !pause(r, latency) {
-			rw.status = 499
+		if !simhttp.Pause(r.Context(), latency) {
+			rw.Status = 499
 			return
 		}
 		if f.Drop {
-			rw.status = 0
+			rw.Status = 0
 			panic(http.ErrAbortHandler)
 		}
 		defaultFaultError(f).write(rw)
@@ -480,8 +400,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
-	if !pause(r, latency) {
-		rw.status = 499
+	if !simhttp.Pause(r.Context(), latency) {
+		rw.Status = 499
 		return
 	}
 	s.mu.Lock()
@@ -490,21 +410,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.raise(changes, uuid.NewString())
 	s.mu.Unlock()
 	res.write(rw)
-}
-
-// pause waits d, the network and server time of a request. It reports false when the client gave up first.
-func pause(r *http.Request, d time.Duration) bool {
-	if d <= 0 {
-		return true
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-r.Context().Done():
-		return false
-	}
 }
 
 // userOf identifies the caller for the service protection limits: one user per bearer token.
@@ -518,16 +423,6 @@ func userOf(r *http.Request) string {
 		sum = sum*31 + int(c)
 	}
 	return "token-" + strconv.Itoa(sum&0xffffff)
-}
-
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	w.status = code
-	w.ResponseWriter.WriteHeader(code)
 }
 
 // errNotFound is a missing table segment.

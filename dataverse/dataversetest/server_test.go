@@ -3,6 +3,7 @@ package dataversetest_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -1811,6 +1812,24 @@ func TestFakeTime(t *testing.T) {
 			start = time.Now()
 			require.Equal(t, 204, c.do(http.MethodPost, "csp_providers", map[string]any{"csp_name": "x"}).status)
 			assert.Equal(t, time.Second, time.Since(start))
+		})
+	})
+
+	t.Run("a client that gives up during the latency gets no answer", func(t *testing.T) {
+		t.Parallel()
+		synctest.Test(t, func(t *testing.T) {
+			srv := dataversetest.New(dataversetest.Options{Tables: schema.Schema().Tables})
+			srv.SetLatency(time.Second)
+			ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+			defer cancel()
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://dataverse.example/api/data/v9.2/WhoAmI", nil)
+			require.NoError(t, err)
+			resp, err := srv.InMemoryClient().Do(req)
+			if resp != nil {
+				resp.Body.Close()
+			}
+			require.ErrorIs(t, err, context.DeadlineExceeded, "as on a socket: no empty 200 for a request the client abandoned")
+			assert.Equal(t, 499, srv.Requests()[0].Status)
 		})
 	})
 

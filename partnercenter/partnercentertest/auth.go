@@ -14,6 +14,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/google/uuid"
+
+	"github.com/cspconnector/csp-connector/internal/simhttp"
 )
 
 // Partner Center's token audience and the scopes a client asks for.
@@ -200,7 +202,7 @@ func (s *Server) serveTokenRequest(w http.ResponseWriter, r *http.Request, tenan
 	s.ctl.Unlock()
 	correlationID := w.Header().Get("MS-CorrelationId")
 	if f, latency, faulted := s.fault(r.Method, strings.TrimPrefix(r.URL.Path, "/"), true); faulted {
-		if !pause(r.Context(), latency+f.Latency) {
+		if !simhttp.Pause(r.Context(), latency+f.Latency) {
 			return
 		}
 		if f.Drop {

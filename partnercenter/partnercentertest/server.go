@@ -24,9 +24,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -34,6 +32,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/cspconnector/csp-connector/internal/simhttp"
 )
 
 // APIPath is the prefix of every Partner Center REST path.
@@ -180,10 +180,10 @@ type Server struct {
 	attestOrder   []*attestation
 	asyncUpdates  int
 
-	ctl      sync.Mutex // guards everything below
-	faults   []*Fault
-	latency  time.Duration
-	log      []Request
+	faults simhttp.Faults[Fault]
+	log    simhttp.Log[Request]
+
+	ctl      sync.Mutex             // guards everything below
 	windows  map[string][]time.Time // admitted request times per tenant, oldest first
 	replays  map[string]*storedResponse
 	replayQ  []string // replay keys, oldest first, to bound the store
@@ -194,27 +194,13 @@ type Server struct {
 
 // NewServer starts a simulator on a loopback address. Close it when done.
 func NewServer(opts Options) (*Server, error) {
-	addr := opts.Addr
-	if addr == "" {
-		addr = "127.0.0.1:0"
-	}
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, fmt.Errorf("partnercentertest: address %q: %w", addr, err)
-	}
-	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return nil, fmt.Errorf("partnercentertest: address %q is not a loopback address", addr)
-	}
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("partnercentertest: listen on %s: %w", addr, err)
-	}
 	s := New(opts)
-	s.httpServer = httptest.NewUnstartedServer(s)
-	s.httpServer.Listener.Close()
-	s.httpServer.Listener = l
-	s.httpServer.Start()
-	s.URL = s.httpServer.URL
+	hs, err := simhttp.Start("partnercentertest", s, opts.Addr)
+	if err != nil {
+		return nil, err
+	}
+	s.httpServer = hs
+	s.URL = hs.URL
 	return s, nil
 }
 
@@ -267,40 +253,10 @@ func (s *Server) Client() *http.Client {
 }
 
 // InMemoryClient returns an HTTP client that calls the simulator directly, without a socket. Injected
-// latency then sleeps on the caller's clock, so tests can run inside testing/synctest.
+// latency then sleeps on the caller's clock, so tests can run inside testing/synctest. A request whose
+// context ends while it is served gets the context's error, as on a socket.
 func (s *Server) InMemoryClient() *http.Client {
-	return &http.Client{Transport: memoryTransport{h: s}}
-}
-
-type memoryTransport struct{ h http.Handler }
-
-// RoundTrip serves the request in the calling goroutine. A handler that aborts (a dropped connection)
-// becomes a transport error, as it would on a socket; so does a context that ended while the request was
-// served, because a client that gave up never sees the answer even when the server acted on it.
-func (t memoryTransport) RoundTrip(req *http.Request) (resp *http.Response, err error) {
-	rec := httptest.NewRecorder()
-	defer func() {
-		if p := recover(); p != nil {
-			if p == http.ErrAbortHandler {
-				resp, err = nil, fmt.Errorf("partnercentertest: %s %s: connection closed without a response: %w", req.Method, req.URL.Path, io.ErrUnexpectedEOF)
-				return
-			}
-			panic(p)
-		}
-	}()
-	if req.Body == nil {
-		req.Body = http.NoBody
-	}
-	if err := req.Context().Err(); err != nil {
-		return nil, err
-	}
-	t.h.ServeHTTP(rec, req)
-	if err := req.Context().Err(); err != nil {
-		return nil, err
-	}
-	resp = rec.Result()
-	resp.Request = req
-	return resp, nil
+	return &http.Client{Transport: simhttp.Transport{Name: "partnercentertest", Handler: s}}
 }
 
 // PartnerTenantID is the partner's tenant id (the token endpoint's tenant).
@@ -317,26 +273,14 @@ func (s *Server) ClientSecret() string { return s.opts.ClientSecret }
 func (s *Server) PartnerUserID() string { return s.partnerUserID }
 
 // Inject adds a fault.
-func (s *Server) Inject(f Fault) {
-	s.ctl.Lock()
-	defer s.ctl.Unlock()
-	s.faults = append(s.faults, &f)
-}
+func (s *Server) Inject(f Fault) { s.faults.Inject(f) }
 
 // ClearFaults removes every injected fault.
-func (s *Server) ClearFaults() {
-	s.ctl.Lock()
-	defer s.ctl.Unlock()
-	s.faults = nil
-}
+func (s *Server) ClearFaults() { s.faults.Clear() }
 
 // SetLatency delays every API answer by d (the network and server time of the real service). A read the
 // client gives up on during the wait is not served; a write is carried out anyway (see ServeHTTP).
-func (s *Server) SetLatency(d time.Duration) {
-	s.ctl.Lock()
-	defer s.ctl.Unlock()
-	s.latency = d
-}
+func (s *Server) SetLatency(d time.Duration) { s.faults.SetLatency(d) }
 
 // SetRateLimit replaces the per-tenant rate limit and forgets the requests counted so far. A zero Limit
 // restores Partner Center's 500 per minute.
@@ -361,51 +305,27 @@ func (s *Server) SetAsyncUpdates(n int) {
 }
 
 // Requests returns a copy of the request log.
-func (s *Server) Requests() []Request {
-	s.ctl.Lock()
-	defer s.ctl.Unlock()
-	return append([]Request(nil), s.log...)
-}
+func (s *Server) Requests() []Request { return s.log.Entries() }
 
 // ResetRequests empties the request log.
-func (s *Server) ResetRequests() {
-	s.ctl.Lock()
-	defer s.ctl.Unlock()
-	s.log = nil
-}
-
-func (s *Server) record(r Request) {
-	s.ctl.Lock()
-	defer s.ctl.Unlock()
-	s.log = append(s.log, r)
-}
+func (s *Server) ResetRequests() { s.log.Reset() }
 
 // fault returns the first injected fault matching the request, consuming one of its uses, and the
 // latency to add.
 func (s *Server) fault(method, path string, token bool) (Fault, time.Duration, bool) {
-	s.ctl.Lock()
-	defer s.ctl.Unlock()
-	for i, f := range s.faults {
+	return s.faults.Take(func(f *Fault) bool {
 		if f.Method != "" && !strings.EqualFold(f.Method, method) {
-			continue
+			return false
 		}
 		if !strings.Contains(path, f.Path) || (token && f.Path == "") {
-			continue
+			return false
 		}
 		if f.After > 0 {
 			f.After--
-			continue
+			return false
 		}
-		matched := *f
-		if f.Times > 0 {
-			f.Times--
-			if f.Times == 0 {
-				s.faults = append(s.faults[:i], s.faults[i+1:]...)
-			}
-		}
-		return matched, s.latency, true
-	}
-	return Fault{}, s.latency, false
+		return true
+	}, func(f *Fault) *int { return &f.Times })
 }
 
 func faultError(f Fault) *apiError {
@@ -470,12 +390,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	entry := Request{Method: r.Method, Path: path, Query: r.URL.RawQuery, Tenant: tenantOf(path), RequestID: requestID, CorrelationID: correlationID,
 		ContractVersion: r.Header.Get("MS-Contract-Version")}
 	recorded := false
-	rw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-	rw.onHeader = func(status int) { entry.Status, recorded = status, true; s.record(entry) }
+	rw := &simhttp.StatusWriter{ResponseWriter: w, Status: http.StatusOK}
+	rw.OnHeader = func(status int) { entry.Status, recorded = status, true; s.log.Record(entry) }
 	defer func() {
 		if !recorded { // no answer was written: a dropped connection or a client that gave up
-			entry.Status = rw.status
-			s.record(entry)
+			entry.Status = rw.Status
+			s.log.Record(entry)
 		}
 	}()
 
@@ -484,12 +404,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		latency += f.Latency
 	}
 	if faulted && (f.Drop || f.Status != 0) {
-		if !pause(r.Context(), latency) {
-			rw.status = 499
+		if !simhttp.Pause(r.Context(), latency) {
+			rw.Status = 499
 			return
 		}
 		if f.Drop {
-			rw.status = 0
+			rw.Status = 0
 			panic(http.ErrAbortHandler)
 		}
 		faultError(f).result().write(rw)
@@ -531,8 +451,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	if r.Method == http.MethodGet {
-		if !pause(r.Context(), latency) {
-			rw.status = 499
+		if !simhttp.Pause(r.Context(), latency) {
+			rw.Status = 499
 			return
 		}
 		s.mu.Lock()
@@ -576,7 +496,7 @@ func (s *Server) serveWrite(ctx context.Context, rt *route, o *op, latency time.
 			return *early
 		}
 	}
-	pause(ctx, latency)
+	simhttp.Pause(ctx, latency)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return rt.handle(s, o)
@@ -618,45 +538,6 @@ func (s *Server) admit(tenant string) *apiError {
 	}
 	s.windows[tenant] = append(times, now)
 	return nil
-}
-
-// pause waits d, the network and server time of a request. It reports false when the client gave up first.
-func pause(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
-// statusWriter remembers the status and calls onHeader just before the header goes out, so the request
-// log is complete by the time a client can read the answer.
-type statusWriter struct {
-	http.ResponseWriter
-	status   int
-	onHeader func(status int)
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	w.status = code
-	if w.onHeader != nil {
-		w.onHeader(code)
-		w.onHeader = nil
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.onHeader != nil {
-		w.WriteHeader(http.StatusOK)
-	}
-	return w.ResponseWriter.Write(b)
 }
 
 func randomBytes(n int) []byte {
