@@ -1,12 +1,14 @@
 package connector
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/partnercenter"
@@ -79,4 +81,20 @@ func NewPartnerCenterClient(cfg Config, log *slog.Logger, hc *http.Client) (*par
 		}
 	}
 	return partnercenter.NewClient(cfg.PartnerCenterEndpoint, creds, &partnercenter.ClientOptions{HTTPClient: hc, Logger: log.With("component", "partnercenter")})
+}
+
+// NewServiceBusClient connects to the namespace the configuration names: with the connection string when
+// one is set, else with cred (the same azidentity credential as Dataverse). opts may be nil.
+func NewServiceBusClient(cfg Config, cred azcore.TokenCredential, opts *azservicebus.ClientOptions) (*azservicebus.Client, error) {
+	switch {
+	case cfg.ServiceBusConnectionString != "":
+		return azservicebus.NewClientFromConnectionString(cfg.ServiceBusConnectionString, opts)
+	case cfg.ServiceBusNamespace != "":
+		if cred == nil {
+			return nil, errors.New("service bus: SERVICEBUS_NAMESPACE needs an Azure credential (DATAVERSE_AUTH default or managed-identity)")
+		}
+		return azservicebus.NewClient(cfg.ServiceBusNamespace, cred, opts)
+	default:
+		return nil, errors.New("service bus: neither SERVICEBUS_NAMESPACE nor SERVICEBUS_CONNECTION_STRING is set")
+	}
 }

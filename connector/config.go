@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cspconnector/csp-connector/connector/apiauth"
+	"github.com/cspconnector/csp-connector/connector/intake"
 	"github.com/cspconnector/csp-connector/connector/notify"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/partnercenter"
@@ -140,7 +141,7 @@ func SettingsFor(required ...string) []Setting {
 }
 
 // DefaultQueue is the Service Bus queue name the infrastructure creates.
-const DefaultQueue = "dataverse-events"
+const DefaultQueue = intake.DefaultQueue
 
 // Config is the connector's configuration, read once from the environment.
 type Config struct {

@@ -1,6 +1,7 @@
 package connector
 
 import (
+	"encoding/json"
 	"net/http"
 	"sort"
 	"sync"
@@ -70,4 +71,11 @@ func (h *Health) Readiness() http.Handler {
 		}
 		writeJSON(w, code, map[string]any{"ready": ready, "components": status})
 	})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cspconnector/csp-connector/connector/event"
+	"github.com/cspconnector/csp-connector/connector/intake"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
 	"github.com/cspconnector/csp-connector/mapping"
@@ -51,10 +52,10 @@ func TestArchivingAFailedBlockerProvisionsTheChangeItHeld(t *testing.T) {
 	assert.Contains(t, held.ProvisioningMessage, "archive it")
 
 	// The admin archives the failed change. That is an event the provisioner is woken by…
-	gate := &Gate{SelfUserID: uuid.New(), Triggers: LCLTriggers()}
+	gate := &intake.Gate{SelfUserID: uuid.New(), Triggers: LCLTriggers()}
 	archive := event.Event{Message: "Update", Table: schema.TableLicenseChangeLog, RowID: first, InitiatingUserID: uuid.New(),
 		Target: &event.Entity{Table: schema.TableLicenseChangeLog, ID: first, Columns: []string{"statecode", "statuscode", "modifiedon"}}}
-	assert.Equal(t, ActionProcess, gate.Judge(archive).Action, "archiving a change log wakes the provisioner")
+	assert.Equal(t, intake.ActionProcess, gate.Judge(archive).Action, "archiving a change log wakes the provisioner")
 	_, err = r.DV.Update(t.Context(), schema.SetLicenseChangeLogs, first, dataverse.Row{"statecode": schema.StateInactive, "statuscode": schema.LCLArchived}, nil)
 	require.NoError(t, err)
 

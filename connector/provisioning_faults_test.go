@@ -22,6 +22,7 @@ import (
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/dataversetest"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
+	"github.com/cspconnector/csp-connector/internal/testrig"
 	"github.com/cspconnector/csp-connector/mapping"
 	"github.com/cspconnector/csp-connector/partnercenter"
 	"github.com/cspconnector/csp-connector/partnercenter/partnercentertest"
@@ -961,7 +962,7 @@ func TestProvisionDuplicateAndOutOfOrderEvents(t *testing.T) {
 			assert.NoError(t, q.Submit(ctx, item(id, work.SourceSweep)))
 		}
 	}
-	startQueue(t, q)
+	testrig.RunQueue(t, q)
 
 	ctx := t.Context()
 	for range 3 {

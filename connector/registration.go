@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/cspconnector/csp-connector/connector/intake"
 	"github.com/cspconnector/csp-connector/connector/jobs"
 	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/dataverse"
@@ -46,7 +47,7 @@ func RegistrationFor(cfg Config, triggers []work.Trigger) (dataverse.Registratio
 			NamespaceAddress: "sb://" + send.Namespace + "/", Path: cfg.ServiceBusQueue, SASKeyName: send.KeyName, SASKey: send.Key}
 	case cfg.PublicURL != "" && cfg.WebhookKey != "":
 		ep = dataverse.ServiceEndpoint{Name: EndpointName, Kind: dataverse.EndpointWebhook,
-			Description: "Dataverse events for the CSP Connector (webhook).", URL: cfg.PublicURL + WebhookPath}
+			Description: "Dataverse events for the CSP Connector (webhook).", URL: cfg.PublicURL + intake.WebhookPath}
 		if cfg.WebhookHeader != "" {
 			ep.HeaderName, ep.HeaderValue = cfg.WebhookHeader, cfg.WebhookKey
 		} else {

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cspconnector/csp-connector/connector"
+	"github.com/cspconnector/csp-connector/connector/intake"
 	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/dataverse"
 )
@@ -52,12 +53,12 @@ func TestRegistrationForWebhook(t *testing.T) {
 	reg, err := connector.RegistrationFor(connector.Config{PublicURL: "https://connector.contoso.com", WebhookKey: webhookKey}, connector.Triggers())
 	require.NoError(t, err)
 	assert.Equal(t, dataverse.ServiceEndpoint{Name: connector.EndpointName, Kind: dataverse.EndpointWebhook, Description: reg.Endpoint.Description,
-		URL: "https://connector.contoso.com" + connector.WebhookPath, WebhookKey: webhookKey}, reg.Endpoint, "the key goes as ?code=")
+		URL: "https://connector.contoso.com" + intake.WebhookPath, WebhookKey: webhookKey}, reg.Endpoint, "the key goes as ?code=")
 
 	reg, err = connector.RegistrationFor(connector.Config{PublicURL: "https://connector.contoso.com", WebhookKey: webhookKey, WebhookHeader: "x-api-key"}, connector.Triggers())
 	require.NoError(t, err)
 	assert.Equal(t, dataverse.ServiceEndpoint{Name: connector.EndpointName, Kind: dataverse.EndpointWebhook, Description: reg.Endpoint.Description,
-		URL: "https://connector.contoso.com" + connector.WebhookPath, HeaderName: "x-api-key", HeaderValue: webhookKey}, reg.Endpoint, "the key goes in the header, and only there")
+		URL: "https://connector.contoso.com" + intake.WebhookPath, HeaderName: "x-api-key", HeaderValue: webhookKey}, reg.Endpoint, "the key goes in the header, and only there")
 	assert.Len(t, reg.Steps, len(connector.Triggers()))
 	assert.NotContains(t, reg.Endpoint.String(), webhookKey)
 }

@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/cspconnector/csp-connector/connector/apiauth"
+	"github.com/cspconnector/csp-connector/connector/intake"
 	"github.com/cspconnector/csp-connector/connector/metrics"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/dataversetest"
@@ -239,7 +240,7 @@ func (sb *Sandbox) Describe(w io.Writer) {
 	for _, t := range []string{schema.TableProvider, schema.TableAccount, schema.TableProviderAccount, schema.TableAgreementTemplate, schema.TableAgreement, schema.TableSubscription, schema.TableLicenseChangeLog, schema.TableJob} {
 		fmt.Fprintf(w, " %s=%d", t, sb.Seeded[t])
 	}
-	fmt.Fprintf(w, "\n  Connector            %s   (webhook %s, /healthz, /readyz, /metrics)\n", self, WebhookPath)
+	fmt.Fprintf(w, "\n  Connector            %s   (webhook %s, /healthz, /readyz, /metrics)\n", self, intake.WebhookPath)
 	fmt.Fprintf(w, "  Events registered    %d step(s) posting to the connector's webhook, as Dataverse does\n", len(Triggers()))
 	if len(sb.demoChanges) > 0 {
 		fmt.Fprintf(w, "\nLicense changes: the connector's Provisioning Sweep pushes them at start; each ends as shown.\n")

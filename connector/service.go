@@ -15,6 +15,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
 	"github.com/cspconnector/csp-connector/connector/apiauth"
+	"github.com/cspconnector/csp-connector/connector/intake"
 	"github.com/cspconnector/csp-connector/connector/jobs"
 	"github.com/cspconnector/csp-connector/connector/metrics"
 	"github.com/cspconnector/csp-connector/connector/notify"
@@ -36,8 +37,8 @@ type Service struct {
 	ServiceBus *azservicebus.Client
 	Dispatcher *work.Dispatcher
 	Queue      *work.Queue
-	Gate       *Gate
-	Intake     *Intake
+	Gate       *intake.Gate
+	Intake     *intake.Intake
 	Jobs       *jobs.Runner
 	Conn       *Connectivity
 	Prov       *Provisioner
@@ -46,7 +47,7 @@ type Service struct {
 	Agreements    *Agreements
 	Notifications *notify.Notifications
 	topic         *notify.TopicPublisher
-	listener      *ServiceBusListener
+	listener      *intake.Listener
 	httpLn        net.Listener
 
 	ready    chan struct{}
@@ -88,7 +89,7 @@ type ServiceOptions struct {
 	// Now is the clock of the workflows (nil: time.Now); the sandbox and tests move it.
 	Now func() time.Time
 	// Listener tunes the Service Bus listener (Queue and MaxConcurrent come from the configuration).
-	Listener ServiceBusOptions
+	Listener intake.ListenerOptions
 	// Listen, when set, is used instead of listening on cfg.HTTPAddr.
 	Listen net.Listener
 	// APIAuth, when set, authenticates the HTTP API's callers instead of the configuration's (the sandbox's
@@ -112,8 +113,8 @@ func NewService(cfg Config, opts ServiceOptions) (*Service, error) {
 	s := &Service{cfg: cfg, log: log, Metrics: m, Health: NewHealth(), DV: opts.DV, PC: opts.PC, ServiceBus: opts.ServiceBus,
 		Dispatcher: work.NewDispatcher(), ready: make(chan struct{}), httpLn: opts.Listen, callbacks: notify.CallbackPolicy{AllowLoopback: opts.AllowHTTPLoopbackWebhooks, AllowHosts: cfg.WebhookAllowHosts}}
 	s.Queue = work.NewQueue(s.Dispatcher.Dispatch, work.Options{Workers: cfg.Workers, Limit: cfg.QueueLimit, Logger: log.With("component", "queue"), Metrics: m})
-	s.Gate = &Gate{}
-	s.Intake = &Intake{Gate: s.Gate, Queue: s.Queue, Logger: log.With("component", "intake"), Metrics: m}
+	s.Gate = &intake.Gate{}
+	s.Intake = &intake.Intake{Gate: s.Gate, Queue: s.Queue, Logger: log.With("component", "intake"), Metrics: m}
 	s.Prov = &Provisioner{DV: s.DV, PC: s.PC, Now: opts.Now, Logger: log.With("workflow", "provisioning"),
 		Wake: func(ctx context.Context, ids []dataverse.GUID) { s.submitAll(ctx, schema.TableLicenseChangeLog, ids) }}
 	if len(cfg.NotifyUsers) > 0 {
@@ -183,7 +184,7 @@ func NewService(cfg Config, opts ServiceOptions) (*Service, error) {
 			lo.MaxConcurrent = 2 * cfg.Workers
 		}
 		lo.Logger, lo.Metrics = log, m
-		s.listener = NewServiceBusListener(s.ServiceBus, s.Intake, lo)
+		s.listener = intake.NewListener(s.ServiceBus, s.Intake, lo)
 		s.Health.Check("servicebus", func() error {
 			if s.listener.Connected() {
 				return nil
@@ -262,8 +263,8 @@ func (s *Service) Work(ctx context.Context, fn func(ctx context.Context) error) 
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
 	if s.cfg.WebhookKey != "" {
-		webhook := s.Intake.Webhook(WebhookOptions{Key: s.cfg.WebhookKey, Header: s.cfg.WebhookHeader})
-		mux.HandleFunc(WebhookPath, func(w http.ResponseWriter, r *http.Request) {
+		webhook := s.Intake.Webhook(intake.WebhookOptions{Key: s.cfg.WebhookKey, Header: s.cfg.WebhookHeader})
+		mux.HandleFunc(intake.WebhookPath, func(w http.ResponseWriter, r *http.Request) {
 			if !s.started.Load() {
 				w.Header().Set("Retry-After", "30")
 				writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "the connector is starting: it has not reached Dataverse yet"})
@@ -272,7 +273,7 @@ func (s *Service) Handler() http.Handler {
 			webhook.ServeHTTP(w, r)
 		})
 	} else {
-		mux.HandleFunc(WebhookPath, func(w http.ResponseWriter, _ *http.Request) {
+		mux.HandleFunc(intake.WebhookPath, func(w http.ResponseWriter, _ *http.Request) {
 			writeJSON(w, http.StatusNotFound, map[string]string{"error": "the webhook intake is off: set CONNECTOR_WEBHOOK_KEY"})
 		})
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cspconnector/csp-connector/connector/event"
+	"github.com/cspconnector/csp-connector/connector/intake"
 	"github.com/cspconnector/csp-connector/connector/metrics"
 	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/dataverse"
@@ -329,8 +330,8 @@ func TestServiceHealthAndReadiness(t *testing.T) {
 
 	// An event that arrives before the connector knows its environment and user must not be swallowed:
 	// Dataverse retries a 503 once, while a 202 would end the event.
-	message := eventJSON(sb.Dataverse.OrganizationID(), sb.AdminID, schema.TableProvider, uuid.New(), "csp_verifyrequestedon")
-	status, body = fetch(t, http.MethodPost, base+WebhookPath+"?code="+testWebhookKey, message)
+	message := testrig.EventJSON(sb.Dataverse.OrganizationID(), sb.AdminID, schema.TableProvider, uuid.New(), "csp_verifyrequestedon")
+	status, body = fetch(t, http.MethodPost, base+intake.WebhookPath+"?code="+testWebhookKey, message)
 	assert.Equal(t, http.StatusServiceUnavailable, status, "webhook before start: %s", body)
 
 	sb.Dataverse.ClearFaults()
@@ -339,7 +340,7 @@ func TestServiceHealthAndReadiness(t *testing.T) {
 	assert.True(t, r.Ready)
 	assert.Equal(t, "ok", r.Components["dataverse"])
 
-	status, body = fetch(t, http.MethodPost, base+WebhookPath+"?code="+testWebhookKey, message)
+	status, body = fetch(t, http.MethodPost, base+intake.WebhookPath+"?code="+testWebhookKey, message)
 	assert.Equal(t, http.StatusAccepted, status, "webhook after start: %s", body)
 	assert.Contains(t, body, `"accepted"`)
 }
@@ -388,8 +389,8 @@ func TestServiceMetrics(t *testing.T) {
 		return count(m, "csp_job_runs_total", map[string]string{"job": VerifyConnectivityJob, "status": "succeeded"}) == 1
 	}, 5*time.Second, 5*time.Millisecond, "the startup run of Verify Connectivity")
 
-	message := eventJSON(sb.Dataverse.OrganizationID(), sb.AdminID, schema.TableProvider, uuid.New(), "csp_verifyrequestedon")
-	status, body := fetch(t, http.MethodPost, base+WebhookPath+"?code="+testWebhookKey, message)
+	message := testrig.EventJSON(sb.Dataverse.OrganizationID(), sb.AdminID, schema.TableProvider, uuid.New(), "csp_verifyrequestedon")
+	status, body := fetch(t, http.MethodPost, base+intake.WebhookPath+"?code="+testWebhookKey, message)
 	require.Equal(t, http.StatusAccepted, status, body)
 	require.Eventually(t, func() bool {
 		return count(m, "csp_handler_duration_seconds", map[string]string{"table": schema.TableProvider}) == 1 && svc.Queue.Len() == 0
@@ -433,8 +434,8 @@ func TestWebhookRouteIsOffWithoutAKey(t *testing.T) {
 	require.NoError(t, err)
 	srv := httptest.NewServer(off.Handler())
 	defer srv.Close()
-	message := eventJSON(testOrg, testUser, schema.TableProvider, testRow, "csp_verifyrequestedon")
-	status, body := fetch(t, http.MethodPost, srv.URL+WebhookPath+"?code=anything-at-all-1234", message)
+	message := testrig.EventJSON(uuid.New(), uuid.New(), schema.TableProvider, uuid.New(), "csp_verifyrequestedon")
+	status, body := fetch(t, http.MethodPost, srv.URL+intake.WebhookPath+"?code=anything-at-all-1234", message)
 	assert.Equal(t, http.StatusNotFound, status)
 	assert.Contains(t, body, "the webhook intake is off: set CONNECTOR_WEBHOOK_KEY")
 	status, _ = fetch(t, http.MethodGet, srv.URL+"/healthz", "")
@@ -447,7 +448,7 @@ func TestWebhookRouteIsOffWithoutAKey(t *testing.T) {
 	require.NoError(t, err)
 	srvOn := httptest.NewServer(on.Handler())
 	defer srvOn.Close()
-	status, body = fetch(t, http.MethodPost, srvOn.URL+WebhookPath+"?code="+testWebhookKey, message)
+	status, body = fetch(t, http.MethodPost, srvOn.URL+intake.WebhookPath+"?code="+testWebhookKey, message)
 	assert.Equal(t, http.StatusServiceUnavailable, status, "with a key the route is on, and asks Dataverse to retry until the service has started: %s", body)
 	assert.Contains(t, body, "starting")
 }

@@ -2,11 +2,14 @@ package testrig
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/dataversetest"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
@@ -46,4 +49,25 @@ func JobRuns(t testing.TB, dv *dataverse.Client) []schema.JobRun {
 		out = append(out, jr)
 	}
 	return out
+}
+
+// EventJSON is a Dataverse RemoteExecutionContext for an Update of row in table by user in org, whose
+// Target carries cols: what the service endpoint posts.
+func EventJSON(org, user dataverse.GUID, table string, row dataverse.GUID, cols ...string) string {
+	var attrs []string
+	for _, c := range cols {
+		attrs = append(attrs, fmt.Sprintf(`{"key":%q,"value":1}`, c))
+	}
+	return fmt.Sprintf(`{"MessageName":"Update","PrimaryEntityName":%q,"PrimaryEntityId":%q,"OrganizationId":%q,"InitiatingUserId":%q,"UserId":%q,
+"CorrelationId":"9a1b2c3d-0000-4000-8000-000000000001","Depth":1,"Mode":1,"Stage":40,"OperationCreatedOn":"\/Date(1763700000000)\/",
+"InputParameters":[{"key":"Target","value":{"__type":"Entity:http:\/\/schemas.microsoft.com\/xrm\/2011\/Contracts","LogicalName":%q,"Id":%q,"Attributes":[%s]}}]}`,
+		table, row, org, user, user, table, row, strings.Join(attrs, ","))
+}
+
+// RunQueue runs q until the test ends.
+func RunQueue(t testing.TB, q *work.Queue) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { q.Run(ctx, ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
 }

@@ -1,4 +1,4 @@
-package connector
+package intake
 
 import (
 	"context"
@@ -18,12 +18,13 @@ import (
 	"github.com/cspconnector/csp-connector/connector/metrics"
 	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/internal/fakesb"
+	"github.com/cspconnector/csp-connector/internal/testrig"
 )
 
 // listenerRig is a listener on the fake broker feeding a queue whose handler the test controls.
 type listenerRig struct {
 	broker     *fakesb.Broker
-	listener   *ServiceBusListener
+	listener   *Listener
 	metrics    *metrics.Recorder
 	stop       context.CancelFunc // stops receiving (SIGTERM)
 	stopWork   context.CancelFunc // ends the shutdown bound
@@ -38,7 +39,7 @@ func (r *listenerRig) queuePending() int { return r.queue.Backlog() }
 type rigOptions struct {
 	handler   work.Handler
 	broker    fakesb.Options
-	listener  ServiceBusOptions
+	listener  ListenerOptions
 	workers   int
 	queueSize int
 }
@@ -74,7 +75,7 @@ func startRig(t *testing.T, o rigOptions) *listenerRig {
 	}
 	lo.Metrics = r.metrics
 	lo.Logger = slog.New(slog.NewTextHandler(t.Output(), nil))
-	r.listener = NewServiceBusListener(b.Client(t), in, lo)
+	r.listener = NewListener(b.Client(t), in, lo)
 	r.queue = q
 
 	ctx, stop := context.WithCancel(context.Background())
@@ -115,7 +116,7 @@ func (r *listenerRig) waitStats(t *testing.T, what string, ok func(fakesb.Stats)
 }
 
 func lclEvent(user uuid.UUID, cols ...string) string {
-	return eventJSON(testOrg, user, "csp_licensechangelog", uuid.New(), cols...)
+	return testrig.EventJSON(testOrg, user, "csp_licensechangelog", uuid.New(), cols...)
 }
 
 func TestServiceBusCompletesWorkAndIgnoredEvents(t *testing.T) {
@@ -134,7 +135,7 @@ func TestServiceBusDeadLettersWhatCanNeverSucceed(t *testing.T) {
 	t.Parallel()
 	r := startRig(t, rigOptions{})
 	r.send(t, "<Entity><LogicalName>account</LogicalName></Entity>")
-	r.send(t, eventJSON(uuid.New(), testUser, "csp_licensechangelog", uuid.New(), "csp_quantity"))
+	r.send(t, testrig.EventJSON(uuid.New(), testUser, "csp_licensechangelog", uuid.New(), "csp_quantity"))
 	r.send(t, `{"MessageName":"Update"}`)
 	r.send(t, "\x00\x01binary")
 	r.waitStats(t, "four dead-lettered", func(s fakesb.Stats) bool { return s.DeadLettered == 4 })
@@ -302,7 +303,7 @@ func TestServiceBusShutdownBoundAbandonsWorkThatDoesNotFinish(t *testing.T) {
 func TestServiceBusAsksOnlyForFreeSlots(t *testing.T) {
 	t.Parallel()
 	release := make(chan struct{})
-	r := startRig(t, rigOptions{workers: 8, listener: ServiceBusOptions{MaxConcurrent: 3}, handler: func(ctx context.Context, w work.Batch) error {
+	r := startRig(t, rigOptions{workers: 8, listener: ListenerOptions{MaxConcurrent: 3}, handler: func(ctx context.Context, w work.Batch) error {
 		<-release
 		return nil
 	}})
@@ -335,7 +336,7 @@ func BenchmarkServiceBusIntake(b *testing.B) {
 		work.Trigger{Table: "csp_licensechangelog", Message: "Update", Columns: []string{"csp_quantity"}})
 	q := work.NewQueue(d.Dispatch, work.Options{Workers: concurrency, Limit: 1000})
 	in := &Intake{Gate: &Gate{OrganizationID: testOrg, Triggers: d.Triggers()}, Queue: q}
-	l := NewServiceBusListener(client, in, ServiceBusOptions{Queue: "events", MaxConcurrent: concurrency})
+	l := NewListener(client, in, ListenerOptions{Queue: "events", MaxConcurrent: concurrency})
 
 	// Fill the queue first, so the measurement is receive-and-settle, not the sender.
 	batch, err := sender.NewMessageBatch(context.Background(), nil)

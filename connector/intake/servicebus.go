@@ -1,4 +1,4 @@
-package connector
+package intake
 
 import (
 	"context"
@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
 	"github.com/cspconnector/csp-connector/connector/event"
@@ -19,24 +18,8 @@ import (
 	"github.com/cspconnector/csp-connector/dataverse"
 )
 
-// NewServiceBusClient connects to the namespace the configuration names: with the connection string when
-// one is set, else with cred (the same azidentity credential as Dataverse). opts may be nil.
-func NewServiceBusClient(cfg Config, cred azcore.TokenCredential, opts *azservicebus.ClientOptions) (*azservicebus.Client, error) {
-	switch {
-	case cfg.ServiceBusConnectionString != "":
-		return azservicebus.NewClientFromConnectionString(cfg.ServiceBusConnectionString, opts)
-	case cfg.ServiceBusNamespace != "":
-		if cred == nil {
-			return nil, errors.New("service bus: SERVICEBUS_NAMESPACE needs an Azure credential (DATAVERSE_AUTH default or managed-identity)")
-		}
-		return azservicebus.NewClient(cfg.ServiceBusNamespace, cred, opts)
-	default:
-		return nil, errors.New("service bus: neither SERVICEBUS_NAMESPACE nor SERVICEBUS_CONNECTION_STRING is set")
-	}
-}
-
-// ServiceBusOptions configure a ServiceBusListener.
-type ServiceBusOptions struct {
+// ListenerOptions configure a Listener.
+type ListenerOptions struct {
 	Queue string
 	// MaxConcurrent is how many messages are held (received and not yet settled) at once (default 16).
 	// The listener asks the broker only for as many as it has free slots, so nothing waits locked in memory.
@@ -53,19 +36,19 @@ type ServiceBusOptions struct {
 	Metrics        *metrics.Recorder
 }
 
-// ServiceBusListener receives Dataverse events from a Service Bus queue in peek-lock mode and settles
+// Listener receives Dataverse events from a Service Bus queue in peek-lock mode and settles
 // each one exactly once, in one place (settle).
-type ServiceBusListener struct {
+type Listener struct {
 	client    *azservicebus.Client
 	intake    *Intake
-	opts      ServiceBusOptions
+	opts      ListenerOptions
 	log       *slog.Logger
 	connected atomic.Bool
 	lastErr   atomic.Pointer[string]
 }
 
-// NewServiceBusListener returns a listener; Run starts it.
-func NewServiceBusListener(client *azservicebus.Client, intake *Intake, opts ServiceBusOptions) *ServiceBusListener {
+// NewListener returns a listener; Run starts it.
+func NewListener(client *azservicebus.Client, intake *Intake, opts ListenerOptions) *Listener {
 	if opts.Queue == "" {
 		opts.Queue = DefaultQueue
 	}
@@ -89,14 +72,14 @@ func NewServiceBusListener(client *azservicebus.Client, intake *Intake, opts Ser
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &ServiceBusListener{client: client, intake: intake, opts: opts, log: opts.Logger.With("component", "servicebus", "queue", opts.Queue)}
+	return &Listener{client: client, intake: intake, opts: opts, log: opts.Logger.With("component", "servicebus", "queue", opts.Queue)}
 }
 
 // Connected reports whether the last receive worked; Err says why not.
-func (l *ServiceBusListener) Connected() bool { return l.connected.Load() }
+func (l *Listener) Connected() bool { return l.connected.Load() }
 
 // Err is the last receive error ("" when connected).
-func (l *ServiceBusListener) Err() string {
+func (l *Listener) Err() string {
 	if p := l.lastErr.Load(); p != nil {
 		return *p
 	}
@@ -106,7 +89,7 @@ func (l *ServiceBusListener) Err() string {
 // Run receives until ctx ends. Handlers and settlements run under workCtx, which the caller ends later
 // (after the shutdown bound): messages in flight when ctx ends are finished and settled, or abandoned when
 // workCtx ends first. A failing receiver is closed and a new one opened, with backoff, until ctx ends.
-func (l *ServiceBusListener) Run(ctx, workCtx context.Context) error {
+func (l *Listener) Run(ctx, workCtx context.Context) error {
 	delay := l.opts.ReconnectDelay
 	for ctx.Err() == nil {
 		rcv, err := l.client.NewReceiverForQueue(l.opts.Queue, &azservicebus.ReceiverOptions{ReceiveMode: azservicebus.ReceiveModePeekLock})
@@ -135,7 +118,7 @@ func (l *ServiceBusListener) Run(ctx, workCtx context.Context) error {
 	return nil
 }
 
-func (l *ServiceBusListener) setDisconnected(err error) {
+func (l *Listener) setDisconnected(err error) {
 	l.connected.Store(false)
 	msg := "not connected"
 	if err != nil {
@@ -145,7 +128,7 @@ func (l *ServiceBusListener) setDisconnected(err error) {
 }
 
 // receive runs one receiver until it fails or ctx ends, then waits for its messages to be settled.
-func (l *ServiceBusListener) receive(ctx, workCtx context.Context, rcv *azservicebus.Receiver) (received bool, err error) {
+func (l *Listener) receive(ctx, workCtx context.Context, rcv *azservicebus.Receiver) (received bool, err error) {
 	slots := make(chan struct{}, l.opts.MaxConcurrent)
 	var inflight sync.WaitGroup
 	defer inflight.Wait()
@@ -193,7 +176,7 @@ func (l *ServiceBusListener) receive(ctx, workCtx context.Context, rcv *azservic
 }
 
 // handle decodes and processes one message while keeping its lock, then settles it.
-func (l *ServiceBusListener) handle(ctx, workCtx context.Context, rcv *azservicebus.Receiver, m *azservicebus.ReceivedMessage) {
+func (l *Listener) handle(ctx, workCtx context.Context, rcv *azservicebus.Receiver, m *azservicebus.ReceivedMessage) {
 	renewCtx, stopRenewing := context.WithCancel(workCtx)
 	lost := make(chan struct{})
 	renewed := make(chan struct{})
@@ -225,7 +208,7 @@ type holdUntil struct {
 // settle is the one place a message's fate is carried out: complete, abandon (after the backoff delay,
 // unless shutting down) or dead-letter with a reason. It runs on a fresh context with a timeout so a
 // cancelled run context does not lose the settlement.
-func (l *ServiceBusListener) settle(rcv *azservicebus.Receiver, m *azservicebus.ReceivedMessage, s Settlement, hold *holdUntil) {
+func (l *Listener) settle(rcv *azservicebus.Receiver, m *azservicebus.ReceivedMessage, s Settlement, hold *holdUntil) {
 	log := l.log.With("message_id", m.MessageID, "delivery_count", m.DeliveryCount)
 	if s.Action == SettleAbandon && hold != nil {
 		if d := l.opts.AbandonDelay(m.DeliveryCount); d > 0 {
@@ -271,7 +254,7 @@ func (l *ServiceBusListener) settle(rcv *azservicebus.Receiver, m *azservicebus.
 
 // keepLock renews m's lock at half its remaining time until ctx ends; it closes lost when the lock is
 // gone for good.
-func (l *ServiceBusListener) keepLock(ctx context.Context, rcv *azservicebus.Receiver, m *azservicebus.ReceivedMessage, lost chan<- struct{}) {
+func (l *Listener) keepLock(ctx context.Context, rcv *azservicebus.Receiver, m *azservicebus.ReceivedMessage, lost chan<- struct{}) {
 	failures := 0
 	for {
 		wait := 10 * time.Second

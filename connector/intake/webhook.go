@@ -1,4 +1,4 @@
-package connector
+package intake
 
 import (
 	"cmp"
@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -63,7 +64,10 @@ func (in *Intake) Webhook(opts WebhookOptions) http.Handler {
 			writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "use POST"})
 			return
 		}
-		addr := remoteHost(r)
+		addr, _, err := net.SplitHostPort(r.RemoteAddr)
+		if err != nil {
+			addr = r.RemoteAddr
+		}
 		if wait := failures.blocked(addr); wait > 0 {
 			in.Metrics.Settled(work.SourceWebhook, "unauthorized")
 			w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))

@@ -1,4 +1,4 @@
-package connector
+package intake
 
 import (
 	"context"
@@ -20,6 +20,7 @@ import (
 	"github.com/cspconnector/csp-connector/connector/metrics"
 	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/dataverse"
+	"github.com/cspconnector/csp-connector/internal/testrig"
 )
 
 var (
@@ -94,18 +95,6 @@ func TestGateJudge(t *testing.T) {
 	assert.Equal(t, work.Key{Table: "csp_licensechangelog", ID: testRow}, work.KeyFor(deleted))
 }
 
-// eventJSON is a minimal RemoteExecutionContext for an Update.
-func eventJSON(org, user uuid.UUID, table string, row uuid.UUID, cols ...string) string {
-	var attrs []string
-	for _, c := range cols {
-		attrs = append(attrs, fmt.Sprintf(`{"key":%q,"value":1}`, c))
-	}
-	return fmt.Sprintf(`{"MessageName":"Update","PrimaryEntityName":%q,"PrimaryEntityId":%q,"OrganizationId":%q,"InitiatingUserId":%q,"UserId":%q,
-"CorrelationId":"9a1b2c3d-0000-4000-8000-000000000001","Depth":1,"Mode":1,"Stage":40,"OperationCreatedOn":"\/Date(1763700000000)\/",
-"InputParameters":[{"key":"Target","value":{"__type":"Entity:http:\/\/schemas.microsoft.com\/xrm\/2011\/Contracts","LogicalName":%q,"Id":%q,"Attributes":[%s]}}]}`,
-		table, row, org, user, user, table, row, strings.Join(attrs, ","))
-}
-
 type recorder struct {
 	mu   sync.Mutex
 	work []work.Batch
@@ -129,7 +118,7 @@ func newTestIntake(t *testing.T, rec *recorder, opts work.Options) *Intake {
 	d := work.NewDispatcher()
 	d.Handle("csp_licensechangelog", rec.handle)
 	q := work.NewQueue(d.Dispatch, opts)
-	startQueue(t, q)
+	testrig.RunQueue(t, q)
 	return &Intake{Gate: testGate(), Queue: q, Metrics: metrics.New()}
 }
 
@@ -143,7 +132,7 @@ func TestWebhook(t *testing.T) {
 	byHeader := httptest.NewServer(in.Webhook(WebhookOptions{Key: secret, Header: "x-api-key"}))
 	defer byHeader.Close()
 
-	good := eventJSON(testOrg, testUser, "csp_licensechangelog", testRow, "csp_quantity")
+	good := testrig.EventJSON(testOrg, testUser, "csp_licensechangelog", testRow, "csp_quantity")
 	post := func(url, body string, header map[string]string) (int, string) {
 		req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
 		require.NoError(t, err)
@@ -172,8 +161,8 @@ func TestWebhook(t *testing.T) {
 		{"code when the header is expected", byHeader.URL + "?code=" + secret, good, nil, 401, ""},
 		{"too large", byCode.URL + "?code=" + secret, good + strings.Repeat(" ", 5000), nil, 413, "larger"},
 		{"XML body", byCode.URL + "?code=" + secret, "<Entity/>", nil, 400, "Json"},
-		{"another organization", byCode.URL + "?code=" + secret, eventJSON(uuid.New(), testUser, "csp_licensechangelog", testRow, "csp_quantity"), nil, 400, ReasonForeignOrganization},
-		{"own write-back", byCode.URL + "?code=" + secret, eventJSON(testOrg, testSelf, "csp_licensechangelog", testRow, "csp_provisioningmessage"), nil, 202, "ignored"},
+		{"another organization", byCode.URL + "?code=" + secret, testrig.EventJSON(uuid.New(), testUser, "csp_licensechangelog", testRow, "csp_quantity"), nil, 400, ReasonForeignOrganization},
+		{"own write-back", byCode.URL + "?code=" + secret, testrig.EventJSON(testOrg, testSelf, "csp_licensechangelog", testRow, "csp_provisioningmessage"), nil, 202, "ignored"},
 		{"accepted by code", byCode.URL + "?code=" + secret, good, nil, 202, "accepted"},
 		{"accepted by header", byHeader.URL, good, map[string]string{"x-api-key": secret}, 202, "accepted"},
 	}
@@ -208,13 +197,13 @@ func TestWebhookAnswers503WhenTheQueueIsFull(t *testing.T) {
 	d := work.NewDispatcher()
 	d.Handle("csp_licensechangelog", func(ctx context.Context, w work.Batch) error { <-block; return nil })
 	q := work.NewQueue(d.Dispatch, work.Options{Workers: 1, Limit: 1})
-	startQueue(t, q)
+	testrig.RunQueue(t, q)
 	in := &Intake{Gate: testGate(), Queue: q}
 	srv := httptest.NewServer(in.Webhook(WebhookOptions{Key: secret, SubmitTimeout: 50 * time.Millisecond}))
 	defer srv.Close()
 
 	send := func(row uuid.UUID) int {
-		resp, err := http.Post(srv.URL+"?code="+secret, "application/json", strings.NewReader(eventJSON(testOrg, testUser, "csp_licensechangelog", row, "csp_quantity")))
+		resp, err := http.Post(srv.URL+"?code="+secret, "application/json", strings.NewReader(testrig.EventJSON(testOrg, testUser, "csp_licensechangelog", row, "csp_quantity")))
 		require.NoError(t, err)
 		resp.Body.Close()
 		return resp.StatusCode
@@ -234,7 +223,7 @@ func TestWebhookThrottlesWrongKeys(t *testing.T) {
 	in := newTestIntake(t, &recorder{}, work.Options{Workers: 1})
 	h := in.Webhook(WebhookOptions{Key: secret, FailedKeys: 3, FailedKeyEvery: 10 * time.Second, Now: clock})
 	post := func(addr, code string) int {
-		r := httptest.NewRequest(http.MethodPost, WebhookPath+"?code="+code, strings.NewReader(eventJSON(testOrg, testUser, "csp_licensechangelog", testRow, "csp_quantity")))
+		r := httptest.NewRequest(http.MethodPost, WebhookPath+"?code="+code, strings.NewReader(testrig.EventJSON(testOrg, testUser, "csp_licensechangelog", testRow, "csp_quantity")))
 		r.RemoteAddr = addr + ":50000"
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, r)
@@ -285,12 +274,4 @@ func TestWebhookBodyErrorsNameNoAddresses(t *testing.T) {
 		assert.Contains(t, string(b), "not a JSON object", body)
 		assert.NotContains(t, string(b), "XML", body)
 	}
-}
-
-// startQueue runs q until the test ends.
-func startQueue(t *testing.T, q *work.Queue) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { q.Run(ctx, ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
 }

@@ -1,4 +1,4 @@
-package connector
+package intake
 
 import (
 	"context"
@@ -13,6 +13,9 @@ import (
 	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/dataverse"
 )
+
+// DefaultQueue is the Service Bus queue name the infrastructure creates.
+const DefaultQueue = "dataverse-events"
 
 // Dead-letter reasons the intake adds to the decoder's.
 const (
