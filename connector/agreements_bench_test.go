@@ -18,6 +18,7 @@ import (
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/dataversetest"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
+	"github.com/cspconnector/csp-connector/internal/testrig"
 	"github.com/cspconnector/csp-connector/mapping"
 	"github.com/cspconnector/csp-connector/partnercenter"
 	"github.com/cspconnector/csp-connector/partnercenter/partnercentertest"
@@ -81,7 +82,7 @@ const (
 
 // agBenchMinLatency is the least time the workload spends waiting on calls, summed over its rows (a row's
 // calls are in sequence; the rows run in parallel up to the workers).
-const agBenchMinLatency = agBenchMinDVRoundTrips*benchDVLatency + agBenchMinPCCalls*benchPCLatency
+const agBenchMinLatency = agBenchMinDVRoundTrips*testrig.BenchDVLatency + agBenchMinPCCalls*testrig.BenchPCLatency
 
 // Two things bound how many agreements a second the check can get through:
 //
@@ -99,7 +100,7 @@ const agBenchMinLatency = agBenchMinDVRoundTrips*benchDVLatency + agBenchMinPCCa
 const (
 	agBenchPartnerLimit  = 500 // a minute
 	agBenchPartnerReads  = (agBenchPendingLinkPer + agBenchAcceptedPer) * agBenchBlocks
-	agBenchWorkerCeiling = float64(benchWorkers) * agBenchRows * float64(time.Second) / float64(agBenchMinLatency)
+	agBenchWorkerCeiling = float64(testrig.BenchWorkers) * agBenchRows * float64(time.Second) / float64(agBenchMinLatency)
 	// agBenchPartnerCeiling is the rows a second at which the attestation reads use the whole bucket.
 	agBenchPartnerCeiling = float64(agBenchPartnerLimit) / 60 * agBenchRows / agBenchPartnerReads
 	agBenchCeiling        = min(agBenchWorkerCeiling, agBenchPartnerCeiling)
@@ -260,14 +261,14 @@ func newAgBenchRig(b *testing.B) *agBenchRig {
 		require.NoError(b, err)
 	}
 	r := &agBenchRig{DVS: dvs, PCS: pcs, byID: map[dataverse.GUID]int{}, byTenant: map[string]int{}, byAttestation: map[string]int{}}
-	r.DV, err = dataverse.NewClient(dvs.URL, nil, &dataverse.ClientOptions{HTTPClient: pooled(dvs.Client())})
+	r.DV, err = dataverse.NewClient(dvs.URL, nil, &dataverse.ClientOptions{HTTPClient: testrig.Pooled(dvs.Client())})
 	require.NoError(b, err)
-	r.PC, err = partnercenter.NewClient(pcs.URL, partnercenter.Credentials{}, &partnercenter.ClientOptions{HTTPClient: pooled(pcs.Client())})
+	r.PC, err = partnercenter.NewClient(pcs.URL, partnercenter.Credentials{}, &partnercenter.ClientOptions{HTTPClient: testrig.Pooled(pcs.Client())})
 	require.NoError(b, err)
 	// Seeding creates 500 attestations and reads 400, all in the partner-level bucket: lift the limit (in
 	// the simulator and in a client of its own) until the run, which gets a fresh window.
 	pcs.SetRateLimit(partnercentertest.Limit{Requests: 1 << 30, Window: time.Minute})
-	seed, err := partnercenter.NewClient(pcs.URL, partnercenter.Credentials{}, &partnercenter.ClientOptions{HTTPClient: pooled(pcs.Client()), TenantRequests: 1 << 30})
+	seed, err := partnercenter.NewClient(pcs.URL, partnercenter.Credentials{}, &partnercenter.ClientOptions{HTTPClient: testrig.Pooled(pcs.Client()), TenantRequests: 1 << 30})
 	require.NoError(b, err)
 
 	provider, err := dvs.Insert(schema.TableProvider, map[string]any{"csp_name": "Microsoft Partner Center", "csp_type": int(schema.ProviderAutomatic),
@@ -359,8 +360,8 @@ func newAgBenchRig(b *testing.B) *agBenchRig {
 		r.Rows[i].ETag, r.Rows[i].Message = a.ETag, a.AttestationMessage
 	}
 	pcs.SetRateLimit(partnercentertest.Limit{}) // Partner Center's 500 a minute, the window empty
-	dvs.SetLatency(benchDVLatency)
-	pcs.SetLatency(benchPCLatency)
+	dvs.SetLatency(testrig.BenchDVLatency)
+	pcs.SetLatency(testrig.BenchPCLatency)
 	dvs.ResetRequests()
 	pcs.ResetRequests()
 	return r
@@ -384,7 +385,7 @@ func (r *agBenchRig) close() {
 	r.PCS.Close()
 }
 
-// run runs the Attestation Check job once, its rows handled by a work queue of benchWorkers workers the way
+// run runs the Attestation Check job once, its rows handled by a work queue of testrig.BenchWorkers workers the way
 // the service wires it, and returns what it cost and how long it took until every row was handled. The
 // rows are counted in the handler, so waiting adds no request to the counts.
 func (r *agBenchRig) run(b *testing.B) (agBenchCounts, time.Duration) {
@@ -428,7 +429,7 @@ func (r *agBenchRig) run(b *testing.B) (agBenchCounts, time.Duration) {
 		}
 		return nil
 	}
-	q = work.NewQueue(handle, work.Options{Workers: benchWorkers})
+	q = work.NewQueue(handle, work.Options{Workers: testrig.BenchWorkers})
 	ctx, cancel := context.WithCancel(context.WithoutCancel(b.Context()))
 	stopped := make(chan struct{})
 	go func() { q.Run(ctx, ctx); close(stopped) }()

@@ -18,6 +18,7 @@ import (
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/dataversetest"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
+	"github.com/cspconnector/csp-connector/internal/testrig"
 	"github.com/cspconnector/csp-connector/partnercenter"
 	"github.com/cspconnector/csp-connector/partnercenter/partnercentertest"
 )
@@ -29,7 +30,7 @@ type agRig struct {
 	PCS      *partnercentertest.Server
 	DV       *dataverse.Client
 	G        *Agreements
-	Clock    *clock
+	Clock    *testrig.Clock
 	Provider dataverse.GUID
 	PA       dataverse.GUID
 	Account  dataverse.GUID
@@ -45,7 +46,7 @@ type agRig struct {
 func newAgRig(t testing.TB, model schema.PartnerModel) *agRig {
 	t.Helper()
 	ctx := t.Context()
-	clk := &clock{t: time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)}
+	clk := testrig.NewClock(time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC))
 	dvs, err := dataversetest.NewServer(dataversetest.Options{Tables: schema.Schema().Tables, Now: clk.Now})
 	require.NoError(t, err)
 	t.Cleanup(dvs.Close)

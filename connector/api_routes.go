@@ -14,6 +14,7 @@ import (
 	"github.com/cspconnector/csp-connector/connector/apiauth"
 	"github.com/cspconnector/csp-connector/connector/jobs"
 	"github.com/cspconnector/csp-connector/connector/notify"
+	"github.com/cspconnector/csp-connector/connector/provisioning"
 	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
@@ -139,24 +140,24 @@ func apiRoutes() []apiRoute {
 
 		{Method: "GET", Path: APIPrefix + "/license-change-logs/{licenseChangeLogId}", ID: "GetLicenseChangeLog", Role: read,
 			Summary: "Get a license change log", Description: "Reads one license change log with its provisioning status and message.",
-			Params: []apiParam{lclID}, Responses: []apiResponse{ok("The license change log.", LCLState{})}, handle: getByID("licenseChangeLogId", "license change log", (*apiCall).lcl, lclState)},
+			Params: []apiParam{lclID}, Responses: []apiResponse{ok("The license change log.", provisioning.LCLState{})}, handle: getByID("licenseChangeLogId", "license change log", (*apiCall).lcl, provisioning.StateOf)},
 		{Method: "POST", Path: APIPrefix + "/license-change-logs/{licenseChangeLogId}/provision", ID: "ProvisionLicenseChangeLog", Role: operate,
 			Summary:     "Provision a license change now",
 			Description: "Pushes one license change to Partner Center now, after every check the connector makes; with retry, a failed change is set back to Awaiting Provisioning first.",
 			Params:      []apiParam{lclID}, Body: ProvisionRequest{}, BodyDescription: "Whether to retry a failed change.",
-			Responses: []apiResponse{ok("The license change log after the run.", LCLState{})}, handle: provisionLCL},
+			Responses: []apiResponse{ok("The license change log after the run.", provisioning.LCLState{})}, handle: provisionLCL},
 		{Method: "GET", Path: APIPrefix + "/license-change-logs/{licenseChangeLogId}/diagnosis", ID: "DiagnoseLicenseChangeLog", Role: read,
 			Summary:     "Diagnose a license change",
 			Description: "Explains what the connector would do with a license change and why, check by check, with Partner Center's view (changes nothing).",
-			Params:      []apiParam{lclID}, Responses: []apiResponse{ok("The diagnosis.", Diagnosis{})}, handle: getByID("licenseChangeLogId", "license change log", func(c *apiCall, id dataverse.GUID) (Diagnosis, error) {
+			Params:      []apiParam{lclID}, Responses: []apiResponse{ok("The diagnosis.", provisioning.Diagnosis{})}, handle: getByID("licenseChangeLogId", "license change log", func(c *apiCall, id dataverse.GUID) (provisioning.Diagnosis, error) {
 				return c.svc().Prov.Diagnose(c.ctx(), id)
-			}, same[Diagnosis])},
+			}, same[provisioning.Diagnosis])},
 		{Method: "GET", Path: APIPrefix + "/subscriptions/{subscriptionId}/diagnosis", ID: "DiagnoseSubscription", Role: read,
 			Summary:     "Diagnose a subscription",
 			Description: "Lists a subscription's license changes oldest first, with their state and what holds or fails each (changes nothing).",
-			Params:      []apiParam{subID}, Responses: []apiResponse{ok("The diagnosis.", SubscriptionDiagnosis{})}, handle: getByID("subscriptionId", "subscription", func(c *apiCall, id dataverse.GUID) (SubscriptionDiagnosis, error) {
+			Params:      []apiParam{subID}, Responses: []apiResponse{ok("The diagnosis.", provisioning.SubscriptionDiagnosis{})}, handle: getByID("subscriptionId", "subscription", func(c *apiCall, id dataverse.GUID) (provisioning.SubscriptionDiagnosis, error) {
 				return c.svc().Prov.DiagnoseSubscription(c.ctx(), id)
-			}, same[SubscriptionDiagnosis])},
+			}, same[provisioning.SubscriptionDiagnosis])},
 
 		{Method: "GET", Path: APIPrefix + "/jobs", ID: "ListJobs", Role: read,
 			Summary: "List jobs", Description: "Lists the connector's scheduled jobs with their schedule and last run.",
@@ -194,7 +195,7 @@ func apiRoutes() []apiRoute {
 
 // jobNames are the jobs a service runs (the names are constants; the list is the service's).
 func jobNames() []string {
-	return []string{VerifyConnectivityJob, ProvisioningSweepJob, ProvisioningReportJob, ProviderAccountSyncJob, AttestationCheckJob}
+	return []string{VerifyConnectivityJob, provisioning.SweepJobName, provisioning.ReportJobName, ProviderAccountSyncJob, AttestationCheckJob}
 }
 
 // Mapping statuses as the API names them.
@@ -608,7 +609,7 @@ func provisionLCL(c *apiCall) (apiResult, error) {
 	if err != nil {
 		return apiResult{}, err
 	}
-	return apiResult{body: lclState(l)}, nil
+	return apiResult{body: provisioning.StateOf(l)}, nil
 }
 
 func listJobs(c *apiCall) (apiResult, error) {

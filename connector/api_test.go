@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cspconnector/csp-connector/connector/provisioning"
+
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -677,7 +679,7 @@ func TestAPILicenseChangeLogs(t *testing.T) {
 		return failed.ProvisioningStatus == schema.ProvisioningFailed && readLCL(t, dv, sb.DemoChanges[demoChangeProvisioned]).ProvisioningStatus == schema.ProvisioningProvisioned
 	}, 15*time.Second, 20*time.Millisecond, "the sweep at start settles the demo changes")
 
-	var st LCLState
+	var st provisioning.LCLState
 	readerClient(t, sb).get(APIPrefix+"/license-change-logs/"+sb.DemoChanges[demoChangeProvisioned].String()).ok(t, http.StatusOK, &st)
 	assert.Equal(t, sb.DemoChanges[demoChangeProvisioned], st.ID)
 	assert.Equal(t, demoChangeProvisioned, st.Name)
@@ -727,7 +729,7 @@ func TestAPIDiagnoseSubscription(t *testing.T) {
 	sb := apiSandbox(t)
 	c := readerClient(t, sb)
 	l := readLCL(t, sb.DataverseClient, sb.DemoChanges[demoChangeScheduled])
-	var dg SubscriptionDiagnosis
+	var dg provisioning.SubscriptionDiagnosis
 	c.get(APIPrefix+"/subscriptions/"+l.Subscription.ID.String()+"/diagnosis").ok(t, http.StatusOK, &dg)
 	assert.Equal(t, l.Subscription.ID, dg.ID)
 	assert.Equal(t, "Microsoft 365 Business Premium", dg.Name)
@@ -789,7 +791,7 @@ func TestAPIJobs(t *testing.T) {
 	op.post(jobPath("Defragment")+"/run", nil).problem(t, http.StatusNotFound)
 	op.get(jobPath("Defragment")+"/runs").problem(t, http.StatusNotFound)
 	op.get(jobPath(VerifyConnectivityJob)+"/runs/"+uuid.NewString()).problem(t, http.StatusNotFound)
-	p := op.get(jobPath(ProvisioningSweepJob)+"/runs/"+run.ID).problem(t, http.StatusNotFound)
+	p := op.get(jobPath(provisioning.SweepJobName)+"/runs/"+run.ID).problem(t, http.StatusNotFound)
 	assert.Contains(t, p.Detail, "not a run of")
 	assert.Equal(t, []string{"runId"}, op.get(jobPath(VerifyConnectivityJob)+"/runs/latest").problem(t, http.StatusBadRequest).fields())
 	assert.Equal(t, []string{"cursor"}, op.get(jobPath(VerifyConnectivityJob)+"/runs?cursor=yesterday").problem(t, http.StatusBadRequest).fields())

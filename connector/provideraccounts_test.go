@@ -20,6 +20,7 @@ import (
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/dataversetest"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
+	"github.com/cspconnector/csp-connector/internal/testrig"
 	"github.com/cspconnector/csp-connector/partnercenter"
 	"github.com/cspconnector/csp-connector/partnercenter/partnercentertest"
 )
@@ -32,7 +33,7 @@ type paRig struct {
 	DV       *dataverse.Client
 	PC       *partnercenter.Client
 	P        *ProviderAccounts
-	Clock    *clock
+	Clock    *testrig.Clock
 	Provider dataverse.GUID
 	Template dataverse.GUID
 
@@ -51,7 +52,7 @@ type paOptions struct {
 func newPARig(t testing.TB, o paOptions) *paRig {
 	t.Helper()
 	ctx := t.Context()
-	clk := &clock{t: time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)}
+	clk := testrig.NewClock(time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC))
 	dvs, err := dataversetest.NewServer(dataversetest.Options{Tables: schema.Schema().Tables, Now: clk.Now})
 	require.NoError(t, err)
 	t.Cleanup(dvs.Close)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/cspconnector/csp-connector/connector/intake"
 	"github.com/cspconnector/csp-connector/connector/jobs"
+	"github.com/cspconnector/csp-connector/connector/provisioning"
 	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/dataverse"
 )
@@ -18,7 +19,7 @@ const EndpointName = "CSP Connector"
 // Triggers lists every event that wakes the connector. The service registers a handler for each, and
 // `connector dataverse install` registers a Dataverse step for each: one declaration for both.
 func Triggers() []work.Trigger {
-	return slices.Concat([]work.Trigger{ProviderTrigger(), jobs.RowTrigger()}, LCLTriggers(), ProviderAccountTriggers(), AgreementTriggers(), TemplateTriggers())
+	return slices.Concat([]work.Trigger{ProviderTrigger(), jobs.RowTrigger()}, provisioning.Triggers(), ProviderAccountTriggers(), AgreementTriggers(), TemplateTriggers())
 }
 
 // ErrNoIntakeToRegister is returned when the configuration names no intake to register.

@@ -19,6 +19,7 @@ import (
 	"github.com/cspconnector/csp-connector/connector/jobs"
 	"github.com/cspconnector/csp-connector/connector/metrics"
 	"github.com/cspconnector/csp-connector/connector/notify"
+	"github.com/cspconnector/csp-connector/connector/provisioning"
 	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
@@ -41,7 +42,7 @@ type Service struct {
 	Intake     *intake.Intake
 	Jobs       *jobs.Runner
 	Conn       *Connectivity
-	Prov       *Provisioner
+	Prov       *provisioning.Provisioner
 	// Accounts syncs and maps provider accounts; Notifications delivers what people and flows must know.
 	Accounts      *ProviderAccounts
 	Agreements    *Agreements
@@ -115,7 +116,7 @@ func NewService(cfg Config, opts ServiceOptions) (*Service, error) {
 	s.Queue = work.NewQueue(s.Dispatcher.Dispatch, work.Options{Workers: cfg.Workers, Limit: cfg.QueueLimit, Logger: log.With("component", "queue"), Metrics: m})
 	s.Gate = &intake.Gate{}
 	s.Intake = &intake.Intake{Gate: s.Gate, Queue: s.Queue, Logger: log.With("component", "intake"), Metrics: m}
-	s.Prov = &Provisioner{DV: s.DV, PC: s.PC, Now: opts.Now, Logger: log.With("workflow", "provisioning"),
+	s.Prov = &provisioning.Provisioner{DV: s.DV, PC: s.PC, Now: opts.Now, Logger: log.With("workflow", "provisioning"),
 		Wake: func(ctx context.Context, ids []dataverse.GUID) { s.submitAll(ctx, schema.TableLicenseChangeLog, ids) }}
 	if len(cfg.NotifyUsers) > 0 {
 		s.Prov.Notify = (&notify.InAppNotifier{DV: s.DV, Recipients: cfg.NotifyUsers}).Notify
@@ -173,7 +174,7 @@ func NewService(cfg Config, opts ServiceOptions) (*Service, error) {
 	// Every trigger in Triggers() needs its handler here (a test checks).
 	s.Dispatcher.Handle(ProviderTrigger().Table, s.Conn.HandleProviderRow, ProviderTrigger())
 	s.Dispatcher.Handle(jobs.RowTrigger().Table, s.Jobs.HandleJobRow, jobs.RowTrigger())
-	s.Dispatcher.Handle(schema.TableLicenseChangeLog, s.Prov.Handle, LCLTriggers()...)
+	s.Dispatcher.Handle(schema.TableLicenseChangeLog, s.Prov.Handle, provisioning.Triggers()...)
 	s.Dispatcher.Handle(schema.TableProviderAccount, s.Accounts.Handle, ProviderAccountTriggers()...)
 	s.Dispatcher.Handle(schema.TableAgreement, s.Agreements.Handle, AgreementTriggers()...)
 	s.Dispatcher.Handle(schema.TableAgreementTemplate, s.Agreements.HandleTemplate, TemplateTriggers()...)

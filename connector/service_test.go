@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cspconnector/csp-connector/connector/provisioning"
+
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -217,7 +219,7 @@ func TestSandboxEndToEndOverWebhook(t *testing.T) {
 	require.Equal(t, float64(1), count(m, "csp_job_runs_total", map[string]string{"job": VerifyConnectivityJob, "status": "succeeded"}))
 	// The other jobs ran at start too (the provisioning sweep pushes the demo changes); let everything
 	// they started finish before measuring what the admin's request causes.
-	for _, name := range []string{ProvisioningSweepJob, ProvisioningReportJob, ProviderAccountSyncJob} {
+	for _, name := range []string{provisioning.SweepJobName, provisioning.ReportJobName, ProviderAccountSyncJob} {
 		require.Eventually(t, func() bool {
 			j, err := jobRow(t.Context(), dv, name)
 			return err == nil && !j.LastRunOn.IsZero() && j.LeaseOwner == ""

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cspconnector/csp-connector/connector"
+	"github.com/cspconnector/csp-connector/connector/provisioning"
 	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
@@ -84,8 +85,8 @@ connector's sweep.`,
 			}
 			if output == outputJSON {
 				if err := writeJSON(stdout, struct {
-					Outcome connector.Outcome  `json:"outcome"`
-					LCL     connector.LCLState `json:"lcl"`
+					Outcome provisioning.Outcome  `json:"outcome"`
+					LCL     provisioning.LCLState `json:"lcl"`
 				}{out, dg.LCL}); err != nil {
 					return err
 				}
@@ -106,10 +107,10 @@ connector's sweep.`,
 // provisionThroughQueue runs one LCL through a work queue of its own, as every run of the connector goes
 // through one, with the provisioner as its handler; the claim on the row keeps it from overlapping a run of
 // a connector replica. It returns the run's outcome.
-func provisionThroughQueue(ctx context.Context, p *connector.Provisioner, id dataverse.GUID) (connector.Outcome, error) {
+func provisionThroughQueue(ctx context.Context, p *provisioning.Provisioner, id dataverse.GUID) (provisioning.Outcome, error) {
 	// Do returns only the run's error; the handler keeps the outcome. It is read once the queue has
 	// stopped, when no handler can still be writing it (Do returns early when ctx ends).
-	var out connector.Outcome
+	var out provisioning.Outcome
 	q := work.NewQueue(func(ctx context.Context, w work.Batch) error {
 		var err error
 		out, err = p.Provision(ctx, w.Key.ID)
@@ -143,7 +144,7 @@ checks before it pass (a read); what the connector would do now; and the row's c
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runDiagnosis(cmd, "license change log", args[0], getenv, stdout, stderr, output,
-				func(ctx context.Context, s *connector.Service, id dataverse.GUID) (connector.Diagnosis, error) {
+				func(ctx context.Context, s *connector.Service, id dataverse.GUID) (provisioning.Diagnosis, error) {
 					return s.Prov.Diagnose(ctx, id)
 				},
 				printDiagnosis)
@@ -159,7 +160,7 @@ subscription ID column, as connector pc subscriptions lists it). Changes nothing
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runDiagnosis(cmd, "subscription", args[0], getenv, stdout, stderr, output,
-				func(ctx context.Context, s *connector.Service, id dataverse.GUID) (connector.SubscriptionDiagnosis, error) {
+				func(ctx context.Context, s *connector.Service, id dataverse.GUID) (provisioning.SubscriptionDiagnosis, error) {
 					d, err := s.Prov.DiagnoseSubscription(ctx, id)
 					if !dataverse.IsNotFound(err) {
 						return d, err
@@ -229,7 +230,7 @@ func runWord(v mapping.Verdict) string {
 	return v.String()
 }
 
-func printOutcome(w io.Writer, out connector.Outcome, st connector.LCLState) {
+func printOutcome(w io.Writer, out provisioning.Outcome, st provisioning.LCLState) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "License change\t%s\n", orDash(st.Name))
 	fmt.Fprintf(tw, "Id\t%s\n", st.ID)
@@ -249,7 +250,7 @@ func printOutcome(w io.Writer, out connector.Outcome, st connector.LCLState) {
 }
 
 // writeState writes the row as the form shows it, one field a line.
-func writeState(tw io.Writer, st connector.LCLState) {
+func writeState(tw io.Writer, st provisioning.LCLState) {
 	change := st.ChangeType
 	if st.Quantity != nil {
 		change += fmt.Sprintf(", %d seat(s)", *st.Quantity)
@@ -286,7 +287,7 @@ func field(tw io.Writer, label, value string) {
 	}
 }
 
-func printDiagnosis(w io.Writer, dg connector.Diagnosis) {
+func printDiagnosis(w io.Writer, dg provisioning.Diagnosis) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "License change\t%s\n", orDash(dg.LCL.Name))
 	fmt.Fprintf(tw, "Id\t%s\n", dg.LCL.ID)
@@ -346,7 +347,7 @@ func printDiagnosis(w io.Writer, dg connector.Diagnosis) {
 	fmt.Fprintf(w, "Next: %s\n", dg.Next)
 }
 
-func printSubscriptionDiagnosis(w io.Writer, sd connector.SubscriptionDiagnosis) {
+func printSubscriptionDiagnosis(w io.Writer, sd provisioning.SubscriptionDiagnosis) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "Subscription\t%s\n", orDash(sd.Name))
 	fmt.Fprintf(tw, "Id\t%s\n", sd.ID)

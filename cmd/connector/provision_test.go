@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cspconnector/csp-connector/connector"
+	"github.com/cspconnector/csp-connector/connector/provisioning"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
 	"github.com/cspconnector/csp-connector/mapping"
@@ -127,7 +128,7 @@ func TestDiagnoseLCLWalksEveryCheck(t *testing.T) {
 	out, err = ps.run(t, "diagnose", "lcl", id.String(), "-o", "json")
 	require.NoError(t, err)
 	var dg struct {
-		LCL      connector.LCLState `json:"lcl"`
+		LCL      provisioning.LCLState `json:"lcl"`
 		Decision struct {
 			Verdict     string    `json:"verdict"`
 			Held        string    `json:"held"`
@@ -210,7 +211,7 @@ func TestDiagnoseSubscriptionListsChangesOldestFirst(t *testing.T) {
 
 	out, err = ps.run(t, "diagnose", "subscription", sub.String(), "-o", "json")
 	require.NoError(t, err)
-	var sd connector.SubscriptionDiagnosis
+	var sd provisioning.SubscriptionDiagnosis
 	require.NoError(t, json.Unmarshal([]byte(out), &sd), out)
 	require.Len(t, sd.Changes, 3)
 	assert.Equal(t, []dataverse.GUID{due, sooner, later}, []dataverse.GUID{sd.Changes[0].ID, sd.Changes[1].ID, sd.Changes[2].ID})
@@ -219,7 +220,7 @@ func TestDiagnoseSubscriptionListsChangesOldestFirst(t *testing.T) {
 	// Partner Center's subscription id, as `connector pc subscriptions` lists it, names the same row.
 	out, err = ps.run(t, "diagnose", "subscription", pcID, "-o", "json")
 	require.NoError(t, err)
-	var byPC connector.SubscriptionDiagnosis
+	var byPC provisioning.SubscriptionDiagnosis
 	require.NoError(t, json.Unmarshal([]byte(out), &byPC), out)
 	assert.Equal(t, sub, byPC.ID)
 	assert.Len(t, byPC.Changes, 3)
@@ -263,7 +264,7 @@ func TestProvisionLCLPushesAQuantityChange(t *testing.T) {
 			Written bool   `json:"written"`
 			Changed string `json:"changed"`
 		} `json:"outcome"`
-		LCL connector.LCLState `json:"lcl"`
+		LCL provisioning.LCLState `json:"lcl"`
 	}
 	require.NoError(t, json.Unmarshal([]byte(out), &res), out)
 	assert.Equal(t, "skip", res.Outcome.Decision.Verdict)
@@ -338,14 +339,14 @@ func TestProvisioningCommandsRejectBadIDs(t *testing.T) {
 func TestPrintDiagnosisKeepsMultiLineValuesUnderTheirLabel(t *testing.T) {
 	t.Parallel()
 	id := uuid.New()
-	dg := connector.Diagnosis{
-		LCL: connector.LCLState{ID: id, Name: "Contoso: 3 → 5 seats", ChangeType: "Quantity", Status: "Awaiting Provisioning", Held: "Retrying",
+	dg := provisioning.Diagnosis{
+		LCL: provisioning.LCLState{ID: id, Name: "Contoso: 3 → 5 seats", ChangeType: "Quantity", Status: "Awaiting Provisioning", Held: "Retrying",
 			Message: "Partner Center is not answering: the connector tries again.", SystemMessage: "Partner Center HTTP 503\nRequest: GET /v1/customers/x/subscriptions/y"},
 		Decision: mapping.Decision{Verdict: mapping.Hold, HeldLabel: "Retrying", Checks: []mapping.Check{
 			{Rule: 0, Name: "Awaiting Provisioning", Passed: true, Detail: "status Awaiting Provisioning"},
 			{Rule: 8, Name: "Partner Center status", Detail: "first line\nsecond line"},
 		}},
-		PartnerCenter: &connector.PartnerCenterView{SubscriptionID: "y", ReadError: "Partner Center is not answering.", ReadErrorSystemText: "HTTP 503\nMS-RequestId: r"},
+		PartnerCenter: &provisioning.PartnerCenterView{SubscriptionID: "y", ReadError: "Partner Center is not answering.", ReadErrorSystemText: "HTTP 503\nMS-RequestId: r"},
 		Next:          "It stays Awaiting Provisioning (Retrying).",
 	}
 	var out bytes.Buffer

@@ -3,12 +3,13 @@ package jobs
 import (
 	"context"
 	"errors"
-	"github.com/cspconnector/csp-connector/internal/testrig"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cspconnector/csp-connector/internal/testrig"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"

@@ -1,4 +1,4 @@
-package connector
+package provisioning
 
 import (
 	"context"
@@ -32,7 +32,8 @@ type LCLState struct {
 	ProvisionedOn  time.Time      `json:"provisionedOn,omitzero" desc:"When Partner Center made the change."`
 }
 
-func lclState(l schema.LicenseChangeLog) LCLState {
+// StateOf is the state of a license change as people read it, for the API and the CLI.
+func StateOf(l schema.LicenseChangeLog) LCLState {
 	st := LCLState{ID: l.ID, Name: l.Name, ChangeType: schema.OptionLabel(schema.TableLicenseChangeLog, "csp_changetype", int(l.ChangeType)),
 		Quantity: l.Quantity, EffectiveDate: l.EffectiveDate, CreatedOn: l.CreatedOn, Status: mapping.ProvisioningLabel(l.ProvisioningStatus),
 		Held: mapping.HeldLabel(l.HeldReason), NextAttemptOn: l.NextAttemptOn, Message: l.ProvisioningMessage, SystemMessage: l.SystemMessage,
@@ -74,7 +75,7 @@ func (p *Provisioner) Diagnose(ctx context.Context, id dataverse.GUID) (Diagnosi
 		return Diagnosis{}, fmt.Errorf("diagnose %s: %w", id, err)
 	}
 	now := p.now()
-	dg := Diagnosis{LCL: lclState(f.LCL)}
+	dg := Diagnosis{LCL: StateOf(f.LCL)}
 	if f.LCL.ProvisioningStatus == schema.ProvisioningInProgress && now.Before(f.LCL.ClaimExpiresOn) {
 		dg.Decision = mapping.Decide(f, now)
 		dg.Next = fmt.Sprintf("Attempt %s is making this change now (its claim runs until %s). If no replica is running it, the sweep resumes it after that.", f.LCL.AttemptID, mapping.FormatTime(f.LCL.ClaimExpiresOn))
@@ -200,7 +201,7 @@ func (p *Provisioner) DiagnoseSubscription(ctx context.Context, id dataverse.GUI
 	now := p.now()
 	var shared *mapping.LCLFacts // the subscription's context, read once for all its awaiting changes
 	for _, l := range all {
-		line := SubscriptionLCL{LCLState: lclState(l)}
+		line := SubscriptionLCL{LCLState: StateOf(l)}
 		pending := l.State == schema.StateActive && (l.ProvisioningStatus == schema.ProvisioningAwaiting || l.ProvisioningStatus == schema.ProvisioningFailed)
 		if pending && l.ProvisioningStatus == schema.ProvisioningAwaiting {
 			if shared == nil {

@@ -1,4 +1,4 @@
-package connector
+package provisioning
 
 import (
 	"context"
@@ -337,10 +337,10 @@ func TestHealthReportSaysItsThresholdInWords(t *testing.T) {
 	t.Parallel()
 	r := newProvRig(t, provOptions{})
 	runner := jobs.New(r.DV, []jobs.Job{r.P.ReportJob(7*24*time.Hour, 24*time.Hour)}, jobs.Options{Instance: "a", Now: r.Clock.Now})
-	res, err := runner.RunNow(t.Context(), ProvisioningReportJob, schema.TriggerSchedule)
+	res, err := runner.RunNow(t.Context(), ReportJobName, schema.TriggerSchedule)
 	require.NoError(t, err)
 	assert.Equal(t, "No license change has waited or stayed failed for more than 24 hours", res.Counts.Summary)
-	row := testrig.Job(t, r.DV, ProvisioningReportJob)
+	row := testrig.Job(t, r.DV, ReportJobName)
 	assert.True(t, strings.HasSuffix(row.Message, "succeeded: No license change has waited or stayed failed for more than 24 hours."), row.Message)
 	assert.NotContains(t, row.Message, "..")
 	assert.NotContains(t, row.Message, "24h0m0s")
@@ -352,10 +352,10 @@ func TestHealthReportSaysItsThresholdInWords(t *testing.T) {
 	var notices []notify.Notice
 	r.P.Notify = func(_ context.Context, n notify.Notice) error { notices = append(notices, n); return nil }
 	runner = jobs.New(r.DV, []jobs.Job{r.P.ReportJob(7*24*time.Hour, 24*time.Hour)}, jobs.Options{Instance: "a", Now: r.Clock.Now})
-	res, err = runner.RunNow(t.Context(), ProvisioningReportJob, schema.TriggerRunNow)
+	res, err = runner.RunNow(t.Context(), ReportJobName, schema.TriggerRunNow)
 	require.NoError(t, err)
 	assert.Equal(t, "1 license change(s) waiting or failed for more than 24 hours (1 failed)", res.Counts.Summary)
-	row = testrig.Job(t, r.DV, ProvisioningReportJob)
+	row = testrig.Job(t, r.DV, ReportJobName)
 	assert.True(t, strings.HasSuffix(row.Message, "partly succeeded: 1 license change(s) waiting or failed for more than 24 hours (1 failed)."), row.Message)
 	require.Len(t, notices, 1)
 	assert.True(t, strings.HasPrefix(notices[0].Body, "1 license change(s) waiting or failed for more than 24 hours (1 failed), oldest first:\n- "), notices[0].Body)

@@ -1,4 +1,4 @@
-package connector
+package provisioning
 
 import (
 	"context"
@@ -84,7 +84,7 @@ func (p *Provisioner) Sweep(ctx context.Context) (int, error) {
 
 // SweepJob is the provisioning sweep as a scheduled job.
 func (p *Provisioner) SweepJob(schedule time.Duration) jobs.Job {
-	return jobs.Job{Name: ProvisioningSweepJob, Schedule: schedule, Run: func(ctx context.Context) (jobs.RunCounts, error) {
+	return jobs.Job{Name: SweepJobName, Schedule: schedule, Run: func(ctx context.Context) (jobs.RunCounts, error) {
 		n, err := p.Sweep(ctx)
 		return jobs.RunCounts{Processed: n, Summary: fmt.Sprintf("%d license change(s) submitted for provisioning", n)}, err
 	}}
@@ -168,7 +168,7 @@ func (p *Provisioner) HealthReport(ctx context.Context, after time.Duration) (jo
 
 // ReportJob is the License Change Health Report as a scheduled job (weekly by default).
 func (p *Provisioner) ReportJob(schedule, after time.Duration) jobs.Job {
-	return jobs.Job{Name: ProvisioningReportJob, Schedule: schedule, Run: func(ctx context.Context) (jobs.RunCounts, error) {
+	return jobs.Job{Name: ReportJobName, Schedule: schedule, Run: func(ctx context.Context) (jobs.RunCounts, error) {
 		counts, body, err := p.HealthReport(ctx, after)
 		if err != nil || counts.Processed == 0 || p.Notify == nil {
 			return counts, err

@@ -1,4 +1,4 @@
-package connector
+package provisioning
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/dataversetest"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
+	"github.com/cspconnector/csp-connector/internal/testrig"
 	"github.com/cspconnector/csp-connector/mapping"
 	"github.com/cspconnector/csp-connector/partnercenter"
 	"github.com/cspconnector/csp-connector/partnercenter/partnercentertest"
@@ -35,11 +36,9 @@ const (
 	benchChanges         = benchSubscriptions * benchChangesPerSub
 	benchInitialSeats    = 10
 
-	// benchWorkers is the runtime's concurrency: CONNECTOR_WORKERS' default.
-	benchWorkers = 8
-	// The injected latency of one call: a round trip to Dataverse, a call to Partner Center.
-	benchDVLatency = 20 * time.Millisecond
-	benchPCLatency = 100 * time.Millisecond
+	benchWorkers   = testrig.BenchWorkers
+	benchDVLatency = testrig.BenchDVLatency
+	benchPCLatency = testrig.BenchPCLatency
 )
 
 // The fewest calls the design needs for one quantity change, all on its critical path (each waits for the
@@ -172,9 +171,9 @@ func newBenchRig(b *testing.B) *benchRig {
 		require.NoError(b, err)
 	}
 	r := &benchRig{DVS: dvs, PCS: pcs}
-	dv, err := dataverse.NewClient(dvs.URL, nil, &dataverse.ClientOptions{HTTPClient: pooled(dvs.Client())})
+	dv, err := dataverse.NewClient(dvs.URL, nil, &dataverse.ClientOptions{HTTPClient: testrig.Pooled(dvs.Client())})
 	require.NoError(b, err)
-	pc, err := partnercenter.NewClient(pcs.URL, partnercenter.Credentials{}, &partnercenter.ClientOptions{HTTPClient: pooled(pcs.Client())})
+	pc, err := partnercenter.NewClient(pcs.URL, partnercenter.Credentials{}, &partnercenter.ClientOptions{HTTPClient: testrig.Pooled(pcs.Client())})
 	require.NoError(b, err)
 	r.DV, r.PC = dv, pc
 
@@ -223,19 +222,6 @@ func newBenchRig(b *testing.B) *benchRig {
 	dvs.ResetRequests()
 	pcs.ResetRequests()
 	return r
-}
-
-// pooled keeps a connection per worker open: the default transport keeps 2 idle connections per host,
-// so 8 workers would open and close a connection on most calls, leaving thousands of sockets in TIME_WAIT
-// by the end of a run. The benchmark measures the provisioner, not connection set-up.
-func pooled(hc *http.Client) *http.Client {
-	c := *hc
-	if t, ok := hc.Transport.(*http.Transport); ok {
-		t = t.Clone()
-		t.MaxIdleConnsPerHost = 4 * benchWorkers
-		c.Transport = t
-	}
-	return &c
 }
 
 func (r *benchRig) close() {

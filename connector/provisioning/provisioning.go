@@ -1,4 +1,4 @@
-package connector
+package provisioning
 
 import (
 	"cmp"
@@ -21,8 +21,8 @@ import (
 
 // Provisioning jobs' names (their csp_job rows).
 const (
-	ProvisioningSweepJob  = "Provisioning Sweep"
-	ProvisioningReportJob = "License Change Health Report"
+	SweepJobName  = "Provisioning Sweep"
+	ReportJobName = "License Change Health Report"
 )
 
 // DefaultClaimTTL is how long a claim on an LCL lasts. A replica that dies mid-change leaves the row
@@ -1199,10 +1199,10 @@ func sameMinute(a, b time.Time) bool {
 	return d < time.Minute && d > -time.Minute
 }
 
-// LCLTriggers are the events that wake the provisioner: a change log created, or changed in a way that
+// Triggers are the events that wake the provisioner: a change log created, or changed in a way that
 // asks for provisioning (status set back to Awaiting, a new quantity, date, type or subscription) or that
 // frees the changes after it (archived: statecode).
-func LCLTriggers() []work.Trigger {
+func Triggers() []work.Trigger {
 	writeBack := []string{"csp_provisioningstatus", "csp_provisioningmessage", "csp_systemmessage", "csp_attemptid", "csp_claimexpireson",
 		"csp_attempts", "csp_provisionedon", "csp_pcorderid", "csp_pccartid", "csp_pcsubscriptionid", "csp_heldreason", "csp_nextattempton"}
 	return []work.Trigger{

@@ -1,4 +1,4 @@
-package connector
+package provisioning
 
 import (
 	"context"
@@ -13,28 +13,12 @@ import (
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/dataversetest"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
+	"github.com/cspconnector/csp-connector/internal/testrig"
 	"github.com/cspconnector/csp-connector/partnercenter"
 	"github.com/cspconnector/csp-connector/partnercenter/partnercentertest"
 )
 
 // clock is a settable clock shared by the simulators and the provisioner.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // provRig is a provisioner on both simulators: one Automatic Partner Center provider, one mapped customer.
 type provRig struct {
 	DVS      *dataversetest.Server
@@ -42,7 +26,7 @@ type provRig struct {
 	DV       *dataverse.Client
 	PC       *partnercenter.Client
 	P        *Provisioner
-	Clock    *clock
+	Clock    *testrig.Clock
 	Provider dataverse.GUID
 	Account  dataverse.GUID // the provider account
 	Tenant   string
@@ -62,7 +46,7 @@ type provOptions struct {
 func newProvRig(t testing.TB, o provOptions) *provRig {
 	t.Helper()
 	ctx := t.Context()
-	clk := &clock{t: time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)}
+	clk := testrig.NewClock(time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC))
 	dvs, err := dataversetest.NewServer(dataversetest.Options{Tables: schema.Schema().Tables, Now: clk.Now})
 	require.NoError(t, err)
 	t.Cleanup(dvs.Close)
