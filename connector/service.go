@@ -110,7 +110,7 @@ func NewService(cfg Config, opts ServiceOptions) (*Service, error) {
 	s.Queue = NewQueue(s.Dispatcher.Dispatch, QueueOptions{Workers: cfg.Workers, Limit: cfg.QueueLimit, Logger: log.With("component", "queue"), Metrics: m})
 	s.Gate = &Gate{}
 	s.Intake = &Intake{Gate: s.Gate, Queue: s.Queue, Logger: log.With("component", "intake"), Metrics: m}
-	s.Prov = &Provisioner{DV: s.DV, PC: s.PC, Now: opts.Now, Logger: log.With("workflow", "provisioning"),
+	s.Prov = &Provisioner{DV: s.DV, PC: s.PC, Now: opts.Now, ClaimTTL: cfg.ClaimTTL, Logger: log.With("workflow", "provisioning"),
 		Wake: func(ctx context.Context, ids []dataverse.GUID) { s.submitAll(ctx, schema.TableLicenseChangeLog, ids) }}
 	if len(cfg.NotifyUsers) > 0 {
 		s.Prov.Notify = (&InAppNotifier{DV: s.DV, Recipients: cfg.NotifyUsers}).Notify
