@@ -284,7 +284,8 @@ func TestChaos(t *testing.T) {
 			// A person retries what the service refused (an injected 5xx or 429 outlasting the client's
 			// retries); the simulator's faults answer before serving, so a refused write never happened.
 			var err error
-			for attempt := 0; attempt < 10; attempt++ {
+			// Faults pile up while the replicas back off, so a person may have to keep trying for a while.
+			for giveUp := time.Now().Add(3 * time.Minute); time.Now().Before(giveUp); {
 				opCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
 				err = o.do(opCtx)
 				cancel()
