@@ -3,7 +3,7 @@ GO       ?= go
 FUZZTIME ?= 30s
 BENCH    ?= .
 
-.PHONY: help run test lint fuzz bench build powerplatform
+.PHONY: help run test lint fuzz bench build powerplatform chaos
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-6s %s\n", $$1, $$2}'
@@ -13,6 +13,11 @@ run: ## the connector on its built-in simulators (no Azure needed)
 
 test: internal/fakesb/node_modules ## every test, with the race detector
 	$(GO) test -race -count=1 ./...
+
+# CHAOS_SHORT=1 is the short CI size (200 changes, 40 agreements, 60 s of chaos); CHAOS_CHANGES,
+# CHAOS_AGREEMENTS, CHAOS_DURATION and CHAOS_DIR (keep the logs) tune a run.
+chaos: internal/fakesb/node_modules ## the chaos test: 3 connector processes, the broker and both simulators, with kill -9s and faults (full size: 1000 changes, 200 agreements; CHAOS_SHORT=1 for CI's)
+	CHAOS=1 CHAOS_SHORT=$(CHAOS_SHORT) $(GO) test -count=1 -timeout 30m -run '^TestChaos$$' -v ./cmd/connector/
 
 # The npm packages (rhea) of the fake Service Bus peer that the tests start; reinstalled when the
 # lock file changes. The touch marks the install as newer than the lock file.

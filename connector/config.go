@@ -17,6 +17,7 @@ import (
 	"github.com/cspconnector/csp-connector/connector/apiauth"
 	"github.com/cspconnector/csp-connector/connector/intake"
 	"github.com/cspconnector/csp-connector/connector/notify"
+	"github.com/cspconnector/csp-connector/connector/provisioning"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/partnercenter"
 )
@@ -74,6 +75,7 @@ func Settings() []Setting {
 		{"SERVICEBUS_NOTIFY_TOPIC", "", "Service Bus topic the connector publishes notifications on, for flows that listen there (empty: off). Uses the Service Bus connection above; the identity needs Azure Service Bus Data Sender on the topic"},
 		{"CONNECTOR_NOTIFY_DIGEST_OVER", "20", "A provider account sync that finds more rows needing a person than this sends one digest instead of one notification each (1–1000)"},
 		{"CONNECTOR_LINK_LIFETIME", "168h", "How long an acceptance link is treated as open when Partner Center does not say (from 5m to 168h, the 7 days peers use; Microsoft documents no lifetime)"},
+		{"CONNECTOR_CLAIM_TTL", "10m", "How long a replica's claim on a license change it is pushing lasts: a replica that dies mid-change holds the row this long, then another resumes it (from 30s to 1h; longer than the slowest Partner Center call)"},
 		{"CONNECTOR_REPORT_AFTER", "24h", "How long a license change may wait or stay failed before the License Change Health Report lists it"},
 		{"CONNECTOR_LOG_LEVEL", "info", "Log level: debug, info, warn, error (run and sandbox log JSON on stderr; other commands log warnings as text unless --verbose)"},
 	}
@@ -191,6 +193,8 @@ type Config struct {
 	// LinkLifetime is how long an acceptance link counts as open when Partner Center does not say
 	// (CONNECTOR_LINK_LIFETIME, default 7 days, at most 7 days).
 	LinkLifetime time.Duration
+	// ClaimTTL is how long a claim on a license change lasts (CONNECTOR_CLAIM_TTL, default provisioning.DefaultClaimTTL).
+	ClaimTTL time.Duration
 
 	LogLevel slog.Level
 }
@@ -389,6 +393,15 @@ func (c *Config) loadRuntime(get func(string, string) string, needIntake bool, b
 			bad("CONNECTOR_REPORT_AFTER %q must be a duration of at least 1m, such as 24h", raw)
 		} else {
 			c.ReportAfter = d
+		}
+	}
+	c.ClaimTTL = provisioning.DefaultClaimTTL
+	if raw := get("CONNECTOR_CLAIM_TTL", ""); raw != "" {
+		d, err := time.ParseDuration(raw)
+		if err != nil || d < 30*time.Second || d > time.Hour {
+			bad("CONNECTOR_CLAIM_TTL %q must be a duration from 30s to 1h, such as 10m", raw)
+		} else {
+			c.ClaimTTL = d
 		}
 	}
 	c.LinkLifetime = DefaultLinkLifetime

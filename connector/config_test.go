@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/cspconnector/csp-connector/connector"
+	"github.com/cspconnector/csp-connector/connector/provisioning"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -118,4 +120,20 @@ func TestLoopbackDataverseWithoutAuthSaysSetNone(t *testing.T) {
 	assert.NoError(t, err)
 	_, err = connector.LoadConfig(env(map[string]string{"DATAVERSE_URL": "http://127.0.0.1:8091", "DATAVERSE_AUTH": "none"}), connector.NeedDataverse)
 	assert.NoError(t, err)
+}
+
+// TestClaimTTLSetting: CONNECTOR_CLAIM_TTL sets how long a claim on a license change lasts (10 minutes by
+// default), within 30 s to 1 h.
+func TestClaimTTLSetting(t *testing.T) {
+	t.Parallel()
+	cfg, err := connector.LoadConfig(env(nil))
+	require.NoError(t, err)
+	assert.Equal(t, provisioning.DefaultClaimTTL, cfg.ClaimTTL)
+	cfg, err = connector.LoadConfig(env(map[string]string{"CONNECTOR_CLAIM_TTL": "45s"}))
+	require.NoError(t, err)
+	assert.Equal(t, 45*time.Second, cfg.ClaimTTL)
+	for _, bad := range []string{"5s", "2h", "soon"} {
+		_, err := connector.LoadConfig(env(map[string]string{"CONNECTOR_CLAIM_TTL": bad}))
+		assert.ErrorContains(t, err, `CONNECTOR_CLAIM_TTL "`+bad+`" must be a duration from 30s to 1h`)
+	}
 }

@@ -116,7 +116,7 @@ func NewService(cfg Config, opts ServiceOptions) (*Service, error) {
 	s.Queue = work.NewQueue(s.Dispatcher.Dispatch, work.Options{Workers: cfg.Workers, Limit: cfg.QueueLimit, Logger: log.With("component", "queue"), Metrics: m})
 	s.Gate = &intake.Gate{}
 	s.Intake = &intake.Intake{Gate: s.Gate, Queue: s.Queue, Logger: log.With("component", "intake"), Metrics: m}
-	s.Prov = &provisioning.Provisioner{DV: s.DV, PC: s.PC, Now: opts.Now, Logger: log.With("workflow", "provisioning"),
+	s.Prov = &provisioning.Provisioner{DV: s.DV, PC: s.PC, Now: opts.Now, ClaimTTL: cfg.ClaimTTL, Logger: log.With("workflow", "provisioning"),
 		Wake: func(ctx context.Context, ids []dataverse.GUID) { s.submitAll(ctx, schema.TableLicenseChangeLog, ids) }}
 	if len(cfg.NotifyUsers) > 0 {
 		s.Prov.Notify = (&notify.InAppNotifier{DV: s.DV, Recipients: cfg.NotifyUsers}).Notify

@@ -41,6 +41,7 @@ func notDeployed() map[string]string {
 		"CONNECTOR_NOTIFY_WEBHOOKS":         "on by default; it sends only to subscriptions flows registered",
 		"CONNECTOR_NOTIFY_DIGEST_OVER":      "tuning: the default suits people reading notifications",
 		"CONNECTOR_REPORT_AFTER":            "tuning: the default (a day) suits the weekly report",
+		"CONNECTOR_CLAIM_TTL":               "tuning: the default (10 minutes) outlasts any one change; shorter is for tests that kill replicas",
 		"CONNECTOR_LINK_LIFETIME":           "tuning: the default (7 days) is what peers use; Microsoft documents none",
 	}
 }

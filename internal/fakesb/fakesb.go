@@ -25,6 +25,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -42,13 +43,23 @@ type Options struct {
 	// MaxDeliveryCount is how many deliveries a message gets before it is dead-lettered with
 	// reason MaxDeliveryCountExceeded (default 10).
 	MaxDeliveryCount int
+	// StateFile, when set, keeps the queues in this file so that they survive Restart, as a Service
+	// Bus namespace's do (see fakesb.js).
+	StateFile string
+	// Quiet leaves node's log out of the test log (a long run with many connections).
+	Quiet bool
 }
 
 // Broker is a running fakesb peer. It lives until the end of the test that started it.
 type Broker struct {
-	amqpPort    int
-	controlBase string
-	http        *http.Client
+	node, dir string
+	args      []string // node's arguments but the ports
+	logf      func(format string, args ...any)
+
+	proc                  *process
+	amqpPort, controlPort int
+	controlBase           string
+	http                  *http.Client
 }
 
 // Stats are an entity's counters as the peer sees them.
@@ -104,89 +115,30 @@ func Start(t testing.TB, opts Options) *Broker {
 	if maxDelivery == 0 {
 		maxDelivery = 10
 	}
-
-	cmd := exec.Command(node, filepath.Join(dir, "fakesb.js"),
-		"--host", "127.0.0.1", "--port", "0", "--control-port", "0",
-		"--queues", strings.Join(queues, ","),
-		"--lock-ms", strconv.FormatInt(lock.Milliseconds(), 10),
-		"--max-delivery", strconv.Itoa(maxDelivery),
-		"--exit-on-stdin-eof")
-	cmd.Dir = dir
-	// Held open for the peer's lifetime: if this process dies, node sees EOF and exits.
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatalf("fakesb: %v", err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatalf("fakesb: %v", err)
-	}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatalf("fakesb: %v", err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("fakesb: start node: %v", err)
-	}
-
-	// Both readers run until node exits; cleanup waits for them so nothing logs after the test.
-	var readers sync.WaitGroup
-	readers.Add(2)
-	go func() {
-		defer readers.Done()
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64*1024), 1024*1024)
-		for sc.Scan() {
-			t.Log(sc.Text())
-		}
-	}()
-	ports := make(chan string, 1)
-	go func() {
-		defer readers.Done()
-		sc := bufio.NewScanner(stdout)
-		if sc.Scan() {
-			ports <- sc.Text()
-		}
-		close(ports)
-		for sc.Scan() {
-			t.Log("fakesb stdout:", sc.Text())
-		}
-	}()
-
-	stop := func() {
-		_ = cmd.Process.Kill()
-		_ = stdin.Close()
-		readers.Wait()
-		_ = cmd.Wait()
-	}
-
-	var line string
-	select {
-	case l, ok := <-ports:
-		if !ok {
-			stop()
-			t.Fatalf("fakesb: node exited before printing its ports (see the log above)")
-		}
-		line = l
-	case <-time.After(startTimeout):
-		stop()
-		t.Fatalf("fakesb: node printed no ports within %s", startTimeout)
-	}
-	var p struct{ AMQP, Control int }
-	if err := json.Unmarshal([]byte(line), &p); err != nil || p.AMQP == 0 || p.Control == 0 {
-		stop()
-		t.Fatalf("fakesb: unexpected first line from node: %q", line)
-	}
-
 	b := &Broker{
-		amqpPort:    p.AMQP,
-		controlBase: fmt.Sprintf("http://127.0.0.1:%d", p.Control),
-		http:        &http.Client{Timeout: 10 * time.Second},
+		node: node, dir: dir,
+		args: []string{filepath.Join(dir, "fakesb.js"), "--host", "127.0.0.1",
+			"--queues", strings.Join(queues, ","),
+			"--lock-ms", strconv.FormatInt(lock.Milliseconds(), 10),
+			"--max-delivery", strconv.Itoa(maxDelivery),
+			"--exit-on-stdin-eof"},
+		http: &http.Client{Timeout: 10 * time.Second},
+	}
+	if opts.StateFile != "" {
+		b.args = append(b.args, "--state-file", opts.StateFile)
+	}
+	if opts.Quiet {
+		b.logf = func(string, ...any) {}
+	} else {
+		b.logf = t.Logf
+	}
+	if err := b.launch(0, 0); err != nil {
+		t.Fatalf("fakesb: %v", err)
 	}
 	t.Cleanup(func() {
 		var problems []string
 		err := b.call(http.MethodGet, "/problems", nil, &problems)
-		stop()
+		b.proc.stop()
 		if err != nil {
 			t.Errorf("fakesb: could not read problems: %v", err)
 		}
@@ -195,6 +147,117 @@ func Start(t testing.TB, opts Options) *Broker {
 		}
 	})
 	return b
+}
+
+// process is one run of node.
+type process struct {
+	cmd     *exec.Cmd
+	stdin   io.Closer
+	readers sync.WaitGroup
+}
+
+// stop kills node and waits for it and for its output readers.
+func (p *process) stop() {
+	_ = p.cmd.Process.Kill()
+	_ = p.stdin.Close()
+	p.readers.Wait()
+	_ = p.cmd.Wait()
+}
+
+// launch starts node on the given ports (0: free ones) and waits for it to listen.
+func (b *Broker) launch(amqpPort, controlPort int) error {
+	args := append(slices.Clone(b.args), "--port", strconv.Itoa(amqpPort), "--control-port", strconv.Itoa(controlPort))
+	cmd := exec.Command(b.node, args...)
+	cmd.Dir = b.dir
+	p := &process{cmd: cmd}
+	// Held open for the peer's lifetime: if this process dies, node sees EOF and exits.
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return err
+	}
+	p.stdin = stdin
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start node: %w", err)
+	}
+
+	// Both readers run until node exits; stop waits for them so nothing logs after the test.
+	p.readers.Add(2)
+	logf := b.logf
+	go func() {
+		defer p.readers.Done()
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64*1024), 1024*1024)
+		for sc.Scan() {
+			logf("%s", sc.Text())
+		}
+	}()
+	ports := make(chan string, 1)
+	go func() {
+		defer p.readers.Done()
+		sc := bufio.NewScanner(stdout)
+		if sc.Scan() {
+			ports <- sc.Text()
+		}
+		close(ports)
+		for sc.Scan() {
+			logf("fakesb stdout: %s", sc.Text())
+		}
+	}()
+
+	var line string
+	select {
+	case l, ok := <-ports:
+		if !ok {
+			p.stop()
+			return fmt.Errorf("node exited before printing its ports (see the log above)")
+		}
+		line = l
+	case <-time.After(startTimeout):
+		p.stop()
+		return fmt.Errorf("node printed no ports within %s", startTimeout)
+	}
+	var ps struct{ AMQP, Control int }
+	if err := json.Unmarshal([]byte(line), &ps); err != nil || ps.AMQP == 0 || ps.Control == 0 {
+		p.stop()
+		return fmt.Errorf("unexpected first line from node: %q", line)
+	}
+	b.proc, b.amqpPort, b.controlPort = p, ps.AMQP, ps.Control
+	b.controlBase = fmt.Sprintf("http://127.0.0.1:%d", ps.Control)
+	return nil
+}
+
+// Restart kills the peer's process (SIGKILL: no goodbye to its clients) and starts it again on the
+// same ports, as a broker node restarting under its clients. With Options.StateFile the queues and
+// their messages survive; without it they start empty. Problems recorded before the restart are
+// checked first and fail the test.
+func (b *Broker) Restart(t testing.TB) {
+	t.Helper()
+	var problems []string
+	if err := b.call(http.MethodGet, "/problems", nil, &problems); err != nil {
+		t.Errorf("fakesb: could not read problems before the restart: %v", err)
+	}
+	for _, p := range problems {
+		t.Errorf("fakesb problem: %s", p)
+	}
+	b.proc.stop()
+	// The ports were ours a moment ago; another process taking one in between is unlikely on
+	// loopback, and retried a few times.
+	var err error
+	for range 20 {
+		if err = b.launch(b.amqpPort, b.controlPort); err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("fakesb: restart: %v", err)
 }
 
 // sourceDir is the directory holding fakesb.js, found from this file's path so that tests in

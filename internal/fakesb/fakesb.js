@@ -15,9 +15,14 @@
 // so the Go harness fails the test on any recorded problem instead of letting it time out.
 //
 // Usage: node fakesb.js [--host 127.0.0.1] [--port 0] [--control-port 0] [--queues a,b]
-//                       [--lock-ms 30000] [--max-delivery 10] [--exit-on-stdin-eof]
+//                       [--lock-ms 30000] [--max-delivery 10] [--state-file path] [--exit-on-stdin-eof]
 // (or FAKESB_HOST, FAKESB_PORT, FAKESB_CONTROL_PORT, FAKESB_QUEUES, FAKESB_LOCK_MS,
-// FAKESB_MAX_DELIVERY, FAKESB_EXIT_ON_STDIN_EOF=1, FAKESB_DEBUG=1).
+// FAKESB_MAX_DELIVERY, FAKESB_STATE_FILE, FAKESB_EXIT_ON_STDIN_EOF=1, FAKESB_DEBUG=1).
+//
+// With a state file the queues outlive the process, as Service Bus's do: every change to a message
+// (enqueued, delivered, settled, dead-lettered) is appended to the file before the peer answers, so
+// even a kill -9 loses nothing it acknowledged. On start the file is replayed and compacted. Locks
+// are not kept: a message locked when the peer stopped is available again (its delivery counted).
 // On start it prints one line to stdout: {"amqp":<port>,"control":<port>}.
 //
 // Control channel (HTTP, JSON bodies, on the same host), used by fakesb.go:
@@ -31,6 +36,7 @@
 //   GET  /problems, POST /problems/clear
 
 const crypto = require('crypto');
+const fs = require('fs');
 const http = require('http');
 const net = require('net');
 const rhea = require('rhea');
@@ -64,6 +70,7 @@ function parseConfig(argv, env) {
     queues: String(pick('queues', 'FAKESB_QUEUES', 'events')).split(',').map(s => s.trim()).filter(Boolean),
     lockMs: int('lock-ms', 'FAKESB_LOCK_MS', 30000),
     maxDelivery: int('max-delivery', 'FAKESB_MAX_DELIVERY', 10),
+    stateFile: pick('state-file', 'FAKESB_STATE_FILE', ''),
     exitOnStdinEOF: pick('exit-on-stdin-eof', 'FAKESB_EXIT_ON_STDIN_EOF', '') === '1',
     debug: env.FAKESB_DEBUG === '1',
   };
@@ -310,12 +317,95 @@ function describe(msg) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Persistence (--state-file): an append-only journal of one JSON record per line, written
+// synchronously before the change is acknowledged. put: the whole message as stored in an entity;
+// count: its delivery count changed; del: it left the entity.
+
+let journal = null; // file descriptor, or null without a state file
+
+function journalWrite(record) {
+  if (journal !== null) fs.writeSync(journal, JSON.stringify(record) + '\n');
+}
+
+function putRecord(entity, msg) {
+  return {
+    op: 'put', entity: entity.path, seq: msg.seq, enqueued: msg.enqueuedTime, count: msg.deliveryCount,
+    deadLetter: msg.deadLetterSource ? [msg.deadLetterReason, msg.deadLetterDescription, msg.deadLetterSource] : null,
+    raw: encodeStored(msg, 0, {}).toString('base64'),
+  };
+}
+
+function persistPut(entity, msg) {
+  if (journal !== null) journalWrite(putRecord(entity, msg));
+}
+
+function persistCount(entity, msg) {
+  journalWrite({ op: 'count', entity: entity.path, seq: msg.seq, count: msg.deliveryCount });
+}
+
+function persistDelete(entity, msg) {
+  journalWrite({ op: 'del', entity: entity.path, seq: msg.seq });
+}
+
+// loadState replays the journal into the queues (adding queues it names that the flags do not),
+// then rewrites it compacted and keeps it open for appending.
+function loadState(file) {
+  const records = new Map(); // entity path + seq -> put record
+  let text = '';
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    if (err.code !== 'ENOENT') throw err;
+  }
+  for (const line of text.split('\n')) {
+    if (!line) continue;
+    let r;
+    try {
+      r = JSON.parse(line);
+    } catch (err) {
+      // A torn last line (the process died mid-write): that change was never acknowledged.
+      log(`state file: skipping a partial record`);
+      continue;
+    }
+    const key = r.entity.toLowerCase() + '#' + r.seq;
+    if (r.op === 'put') records.set(key, r);
+    else if (r.op === 'count' && records.has(key)) records.get(key).count = r.count;
+    else if (r.op === 'del') records.delete(key);
+  }
+  let restored = 0;
+  for (const r of records.values()) {
+    const path = r.entity.toLowerCase();
+    const name = path.endsWith(DLQ_SUFFIX) ? r.entity.slice(0, -DLQ_SUFFIX.length) : r.entity;
+    if (!queues.has(name.toLowerCase())) addQueue(name);
+    const entity = resolveEntity(r.entity).entity;
+    const msg = parseStored(Buffer.from(r.raw, 'base64'));
+    Object.assign(msg, { seq: r.seq, enqueuedTime: r.enqueued, deliveryCount: r.count, lock: null });
+    if (r.deadLetter) [msg.deadLetterReason, msg.deadLetterDescription, msg.deadLetterSource] = r.deadLetter;
+    insertBySeq(entity.active, msg);
+    entity.queue.nextSeq = Math.max(entity.queue.nextSeq, r.seq + 1);
+    restored++;
+  }
+  const tmp = file + '.tmp';
+  const fd = fs.openSync(tmp, 'w');
+  for (const q of queues.values()) {
+    for (const e of [q.main, q.dlq]) {
+      for (const m of e.active) fs.writeSync(fd, JSON.stringify(putRecord(e, m)) + '\n');
+    }
+  }
+  fs.closeSync(fd);
+  fs.renameSync(tmp, file);
+  journal = fs.openSync(file, 'a');
+  log(`state file ${file}: ${restored} message(s) restored`);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Queue operations
 
 function enqueue(entity, stored) {
   const q = entity.queue;
   const msg = Object.assign(stored, { seq: q.nextSeq++, enqueuedTime: Date.now(), deliveryCount: 0, lock: null });
   insertBySeq(entity.active, msg);
+  persistPut(entity, msg);
   debug(`enqueued seq=${msg.seq} id=${msg.messageId} on ${entity.path}`);
   return msg;
 }
@@ -364,10 +454,12 @@ function deliver(entity, link, msg) {
   msg.deliveryCount++;
   if (link.fakesb.mode === 'receiveAndDelete') {
     // Pre-settled transfer: the message is gone the moment it is sent.
+    persistDelete(entity, msg);
     link.send(encodeStored(msg, headerCount, {}), crypto.randomBytes(16), 0);
     debug(`delivered (receive-and-delete) seq=${msg.seq} from ${entity.path}`);
     return;
   }
+  persistCount(entity, msg);
   const token = crypto.randomBytes(16);
   const hex = token.toString('hex');
   msg.lock = { token: hex, until: Date.now() + entity.queue.lockMs, timer: null };
@@ -418,12 +510,14 @@ function returnOrDeadLetter(entity, msg) {
 function complete(entity, msg) {
   unlock(entity, msg);
   entity.stats.completed++;
+  persistDelete(entity, msg);
 }
 
 function release(entity, msg) {
   unlock(entity, msg);
   msg.deliveryCount--; // a release is not a delivery attempt
   entity.stats.released++;
+  persistCount(entity, msg);
   insertBySeq(entity.active, msg);
   pump(entity);
 }
@@ -432,6 +526,7 @@ function abandon(entity, msg, propsToModify) {
   unlock(entity, msg);
   entity.stats.abandoned++;
   for (const [k, v] of propsToModify) setPair(msg.appProps, String(k.value), v);
+  if (propsToModify.length) persistPut(entity, msg);
   returnOrDeadLetter(entity, msg);
 }
 
@@ -445,7 +540,9 @@ function deadLetter(entity, msg, reason, description, propsToModify) {
   msg.deadLetterDescription = description;
   msg.deadLetterSource = entity.queue.name;
   const dlq = entity.queue.dlq;
+  persistDelete(entity, msg);
   insertBySeq(dlq.active, msg);
+  persistPut(dlq, msg);
   log(`dead-lettered seq=${msg.seq} from ${entity.path}: ${reason}`);
   pump(dlq);
 }
@@ -1035,6 +1132,7 @@ const controlServer = http.createServer((req, res) => {
 let amqpPort;
 
 (async () => {
+  if (config.stateFile) loadState(config.stateFile);
   amqpPort = await listenAmqp(config.port);
   const controlPort = await new Promise((resolve, reject) => {
     controlServer.once('error', reject);

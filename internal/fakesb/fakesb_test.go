@@ -494,3 +494,79 @@ func TestUnimplementedIsReported(t *testing.T) {
 	assert.Contains(t, problems[0], "com.microsoft:schedule-message")
 	assert.Empty(t, b.TakeProblems(t))
 }
+
+// TestRestartKeepsQueuesWithStateFile: with a state file, a kill -9 of the peer loses nothing it
+// acknowledged. A completed message stays gone, a locked one comes back with its delivery counted,
+// a dead-lettered one stays dead-lettered with its reason, an abandoned one keeps the properties
+// it was abandoned with; the SDK reconnects by itself, and sequence numbers go on.
+func TestRestartKeepsQueuesWithStateFile(t *testing.T) {
+	b := fakesb.Start(t, fakesb.Options{StateFile: t.TempDir() + "/state.jsonl"})
+	c := newClient(t, b)
+	s := newSender(t, c, "events")
+	r := newReceiver(t, c, "events", nil)
+	for _, body := range []string{"done", "locked", "dead", "abandoned"} {
+		require.NoError(t, s.SendMessage(timeout(t), &azservicebus.Message{Body: []byte(body), ApplicationProperties: map[string]any{"n": int64(7)}}, nil))
+	}
+	msgs := receive(t, r, 4)
+	require.NoError(t, r.CompleteMessage(timeout(t), msgs[0], nil))
+	require.NoError(t, r.DeadLetterMessage(timeout(t), msgs[2], &azservicebus.DeadLetterOptions{Reason: to.Ptr("Malformed"), ErrorDescription: to.Ptr("not JSON")}))
+	require.NoError(t, r.AbandonMessage(timeout(t), msgs[3], &azservicebus.AbandonMessageOptions{PropertiesToModify: map[string]any{"why": "busy"}}))
+	lastSeq := *msgs[3].SequenceNumber
+
+	b.Restart(t)
+
+	s2 := b.Stats(t, "events")
+	assert.Equal(t, 2, s2.Active, "the locked and the abandoned message are back: %+v", s2)
+	assert.Equal(t, 1, s2.DeadLettered, "%+v", s2)
+	dead := b.DeadLetters(t, "events")
+	require.Len(t, dead, 1)
+	assert.Equal(t, "dead", string(dead[0].Body))
+	assert.Equal(t, "Malformed", dead[0].Reason)
+
+	// The same client goes on: its sender and receiver reconnect.
+	require.NoError(t, s.SendMessage(timeout(t), &azservicebus.Message{Body: []byte("after")}, nil))
+	got := map[string]*azservicebus.ReceivedMessage{}
+	for len(got) < 3 {
+		for _, m := range receiveSome(t, r) {
+			got[string(m.Body)] = m
+		}
+	}
+	require.Contains(t, got, "locked")
+	require.Contains(t, got, "abandoned")
+	require.Contains(t, got, "after")
+	assert.Equal(t, uint32(2), got["locked"].DeliveryCount, "the delivery before the restart counted")
+	assert.Equal(t, "busy", got["abandoned"].ApplicationProperties["why"])
+	assert.Equal(t, int64(7), got["abandoned"].ApplicationProperties["n"], "property types survive the state file")
+	assert.Greater(t, *got["after"].SequenceNumber, lastSeq)
+	for _, m := range got {
+		require.NoError(t, r.CompleteMessage(timeout(t), m, nil))
+	}
+	assert.Equal(t, 0, b.Stats(t, "events").Active)
+}
+
+// TestRestartWithoutStateFileStartsEmpty: without a state file a restart is a new, empty broker.
+func TestRestartWithoutStateFileStartsEmpty(t *testing.T) {
+	b := fakesb.Start(t, fakesb.Options{})
+	b.Send(t, "events", []byte("lost"), nil)
+	b.Restart(t)
+	assert.Equal(t, 0, b.Stats(t, "events").Active)
+}
+
+// receiveSome waits for at least one message, through reconnects.
+func receiveSome(t *testing.T, r *azservicebus.Receiver) []*azservicebus.ReceivedMessage {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+		msgs, err := r.ReceiveMessages(ctx, 10, nil)
+		cancel()
+		if len(msgs) > 0 {
+			return msgs
+		}
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			t.Logf("receive: %v", err)
+		}
+	}
+	t.Fatal("no message within 20s")
+	return nil
+}
