@@ -198,7 +198,12 @@ func (g *docGen) operation(rt apiRoute) (map[string]any, error) {
 }
 
 // typeNameOverrides name the definitions of types whose Go names collide across packages.
-var typeNameOverrides = map[string]string{"mapping.Check": "DecisionCheck", "connector.Check": "ConnectivityCheck"}
+// The definitions keep the names they had before the connector was split into packages: a flow built on
+// the custom connector refers to them.
+var typeNameOverrides = map[string]string{
+	"mapping.Check": "DecisionCheck", "connectivity.Check": "ConnectivityCheck", "connectivity.Report": "ConnectivityReport",
+	"agreements.Diagnosis": "AgreementDiagnosis", "agreements.PartnerCenterView": "AgreementPCView",
+}
 
 var headerDocs = map[string]string{
 	"Location":    "Where the new or running resource is: poll it (202) or use it to delete the subscription (201).",

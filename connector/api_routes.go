@@ -11,6 +11,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cspconnector/csp-connector/connector/agreements"
+
+	"github.com/cspconnector/csp-connector/connector/connectivity"
+
 	"github.com/cspconnector/csp-connector/connector/apiauth"
 	"github.com/cspconnector/csp-connector/connector/jobs"
 	"github.com/cspconnector/csp-connector/connector/notify"
@@ -122,7 +126,7 @@ func apiRoutes() []apiRoute {
 		{Method: "POST", Path: APIPrefix + "/agreements/check", ID: "RunAttestationCheck", Role: operate,
 			Summary:     "Check waiting agreements now",
 			Description: "Starts the Attestation Check: every agreement waiting on its customer is checked against Partner Center. Poll the run until it finishes.",
-			Responses:   []apiResponse{accepted("The check started (or was already running): poll Location.", JobRunView{})}, handle: startJob(AttestationCheckJob)},
+			Responses:   []apiResponse{accepted("The check started (or was already running): poll Location.", JobRunView{})}, handle: startJob(agreements.AttestationCheckJob)},
 		{Method: "GET", Path: APIPrefix + "/agreement-templates", ID: "ListAgreementTemplates", Role: read, Visibility: "internal",
 			Summary: "List agreement templates", Description: "Lists the active agreement templates, for choosing one in a flow.",
 			Responses: []apiResponse{ok("The templates.", AgreementTemplateList{})}, handle: listAgreementTemplates},
@@ -175,7 +179,7 @@ func apiRoutes() []apiRoute {
 
 		{Method: "POST", Path: APIPrefix + "/connectivity/verify", ID: "VerifyConnectivity", Role: operate,
 			Summary: "Verify connectivity", Description: "Checks now that the connector reaches Dataverse, Partner Center and Service Bus with its credentials.",
-			Responses: []apiResponse{ok("What each check found.", ConnectivityReport{})}, handle: verifyConnectivity},
+			Responses: []apiResponse{ok("What each check found.", connectivity.Report{})}, handle: verifyConnectivity},
 
 		{Method: "POST", Path: APIPrefix + "/webhook-subscriptions", ID: "OnConnectorEvent", Role: operate, Trigger: true,
 			Summary:     "When something needs a person",
@@ -195,7 +199,7 @@ func apiRoutes() []apiRoute {
 
 // jobNames are the jobs a service runs (the names are constants; the list is the service's).
 func jobNames() []string {
-	return []string{VerifyConnectivityJob, provisioning.SweepJobName, provisioning.ReportJobName, ProviderAccountSyncJob, AttestationCheckJob}
+	return []string{connectivity.VerifyJobName, provisioning.SweepJobName, provisioning.ReportJobName, ProviderAccountSyncJob, agreements.AttestationCheckJob}
 }
 
 // Mapping statuses as the API names them.
@@ -427,14 +431,11 @@ func requestAcceptanceLink(c *apiCall) (apiResult, error) {
 		}
 	}
 	g := c.svc().Agreements
-	f, err := g.load(c.ctx(), id)
+	f, err := g.Facts(c.ctx(), id)
 	if dataverse.IsNotFound(err) {
 		return apiResult{}, notFound("There is no agreement %s.", id)
 	}
 	if err != nil {
-		return apiResult{}, err
-	}
-	if err := g.withProvider(c.ctx(), &f); err != nil {
 		return apiResult{}, err
 	}
 	a := f.Agreement
@@ -535,7 +536,7 @@ func createAgreementsForTemplate(c *apiCall) (apiResult, error) {
 		return apiResult{}, conflict("This template is inactive: activate it before creating agreements.")
 	case t.Provider.IsZero():
 		return apiResult{}, conflict("This template has no provider: set its Provider first.")
-	case CreationPending(t):
+	case agreements.CreationPending(t):
 		// A request is waiting already: this one is the same.
 	default:
 		now := c.api.opts.Now().UTC().Truncate(time.Second)
@@ -566,7 +567,7 @@ func getAgreementCreation(c *apiCall) (apiResult, error) {
 	if t.CreateRequestedOn.IsZero() && t.CreateDoneOn.IsZero() {
 		return apiResult{}, notFound("Create Agreements was never requested on this template.")
 	}
-	if CreationPending(t) {
+	if agreements.CreationPending(t) {
 		return apiResult{status: http.StatusAccepted, body: templateCreation(t), location: c.r.URL.EscapedPath(), retryAfter: apiRetryAfter}, nil
 	}
 	return apiResult{body: templateCreation(t)}, nil

@@ -16,6 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cspconnector/csp-connector/connector/agreements"
+
+	"github.com/cspconnector/csp-connector/connector/connectivity"
+
 	"github.com/cspconnector/csp-connector/connector/provisioning"
 
 	"github.com/google/uuid"
@@ -567,12 +571,12 @@ func TestAPIAgreements(t *testing.T) {
 
 	// The simulated customer accepts (a second after the link); the check run through the API finalizes it.
 	for deadline := time.Now().Add(15 * time.Second); ; {
-		waitJobIdle(t, sb, AttestationCheckJob)
+		waitJobIdle(t, sb, agreements.AttestationCheckJob)
 		var run JobRunView
 		loc := op.post(APIPrefix+"/agreements/check", nil).accepted(t, base, &run)
-		assert.Equal(t, AttestationCheckJob, run.Job)
+		assert.Equal(t, agreements.AttestationCheckJob, run.Job)
 		assert.Equal(t, "api", run.Trigger)
-		assert.True(t, strings.HasPrefix(loc, base+jobPath(AttestationCheckJob)+"/runs/"), loc)
+		assert.True(t, strings.HasPrefix(loc, base+jobPath(agreements.AttestationCheckJob)+"/runs/"), loc)
 		last := op.poll(loc)
 		var done JobRunView
 		last.ok(t, http.StatusOK, &done)
@@ -772,10 +776,10 @@ func TestAPIJobs(t *testing.T) {
 	assert.ElementsMatch(t, jobNames(), names, "every job")
 
 	var run JobRunView
-	loc := op.post(jobPath(VerifyConnectivityJob)+"/run", nil).accepted(t, base, &run)
-	assert.Equal(t, base+jobPath(VerifyConnectivityJob)+"/runs/"+run.ID, loc)
+	loc := op.post(jobPath(connectivity.VerifyJobName)+"/run", nil).accepted(t, base, &run)
+	assert.Equal(t, base+jobPath(connectivity.VerifyJobName)+"/runs/"+run.ID, loc)
 	assert.Contains(t, loc, "/jobs/Verify%20Connectivity/runs/", "the job's name is escaped in the URL")
-	assert.Equal(t, VerifyConnectivityJob, run.Job)
+	assert.Equal(t, connectivity.VerifyJobName, run.Job)
 	assert.Equal(t, "api", run.Trigger)
 	assert.Contains(t, []string{"running", "succeeded"}, run.Status)
 	last := op.poll(loc)
@@ -783,24 +787,24 @@ func TestAPIJobs(t *testing.T) {
 	assert.Equal(t, "succeeded", run.Status)
 	assert.Equal(t, "sandbox", run.Instance)
 	for range 2 {
-		waitJobIdle(t, sb, VerifyConnectivityJob)
-		l := op.poll(op.post(jobPath(VerifyConnectivityJob)+"/run", nil).accepted(t, base, nil))
+		waitJobIdle(t, sb, connectivity.VerifyJobName)
+		l := op.poll(op.post(jobPath(connectivity.VerifyJobName)+"/run", nil).accepted(t, base, nil))
 		require.Equal(t, http.StatusOK, l.Status)
 	}
 
 	op.post(jobPath("Defragment")+"/run", nil).problem(t, http.StatusNotFound)
 	op.get(jobPath("Defragment")+"/runs").problem(t, http.StatusNotFound)
-	op.get(jobPath(VerifyConnectivityJob)+"/runs/"+uuid.NewString()).problem(t, http.StatusNotFound)
+	op.get(jobPath(connectivity.VerifyJobName)+"/runs/"+uuid.NewString()).problem(t, http.StatusNotFound)
 	p := op.get(jobPath(provisioning.SweepJobName)+"/runs/"+run.ID).problem(t, http.StatusNotFound)
 	assert.Contains(t, p.Detail, "not a run of")
-	assert.Equal(t, []string{"runId"}, op.get(jobPath(VerifyConnectivityJob)+"/runs/latest").problem(t, http.StatusBadRequest).fields())
-	assert.Equal(t, []string{"cursor"}, op.get(jobPath(VerifyConnectivityJob)+"/runs?cursor=yesterday").problem(t, http.StatusBadRequest).fields())
+	assert.Equal(t, []string{"runId"}, op.get(jobPath(connectivity.VerifyJobName)+"/runs/latest").problem(t, http.StatusBadRequest).fields())
+	assert.Equal(t, []string{"cursor"}, op.get(jobPath(connectivity.VerifyJobName)+"/runs?cursor=yesterday").problem(t, http.StatusBadRequest).fields())
 
 	// The runs, two a page, newest first.
-	want := jobRunsOf(t, sb, VerifyConnectivityJob)
+	want := jobRunsOf(t, sb, connectivity.VerifyJobName)
 	require.Len(t, want, 4, "the run at start and three through the API")
 	var got []JobRunView
-	next, pages := jobPath(VerifyConnectivityJob)+"/runs?top=2", 0
+	next, pages := jobPath(connectivity.VerifyJobName)+"/runs?top=2", 0
 	for next != "" {
 		pages++
 		require.LessOrEqual(t, pages, 4, "the pages end")
@@ -809,7 +813,7 @@ func TestAPIJobs(t *testing.T) {
 		assert.LessOrEqual(t, len(page.Value), 2)
 		got = append(got, page.Value...)
 		if page.NextLink != "" {
-			assert.True(t, strings.HasPrefix(page.NextLink, base+jobPath(VerifyConnectivityJob)+"/runs?"), "nextLink %s is absolute", page.NextLink)
+			assert.True(t, strings.HasPrefix(page.NextLink, base+jobPath(connectivity.VerifyJobName)+"/runs?"), "nextLink %s is absolute", page.NextLink)
 		}
 		next = page.NextLink
 	}
@@ -818,7 +822,7 @@ func TestAPIJobs(t *testing.T) {
 	ids := map[string]bool{}
 	for i, r := range got {
 		ids[r.ID] = true
-		assert.Equal(t, VerifyConnectivityJob, r.Job)
+		assert.Equal(t, connectivity.VerifyJobName, r.Job)
 		if i > 0 {
 			assert.False(t, r.StartedOn.After(got[i-1].StartedOn), "newest first: %s after %s", r.StartedOn, got[i-1].StartedOn)
 		}
@@ -833,7 +837,7 @@ func TestAPIJobs(t *testing.T) {
 func TestAPIVerifyConnectivity(t *testing.T) {
 	t.Parallel()
 	sb := apiSandbox(t)
-	var rep ConnectivityReport
+	var rep connectivity.Report
 	operatorClient(t, sb).post(APIPrefix+"/connectivity/verify", nil).ok(t, http.StatusOK, &rep)
 	assert.True(t, rep.OK, "%+v", rep)
 	assert.NotEmpty(t, rep.Checks)
@@ -903,9 +907,9 @@ func TestAPIDocumentMatchesRoutes(t *testing.T) {
 	assert.ElementsMatch(t, routes, documented, "the document is the route table")
 
 	var run JobRunView
-	l := op.poll(op.post(jobPath(VerifyConnectivityJob)+"/run", nil).accepted(t, sandboxBase(sb), &run))
+	l := op.poll(op.post(jobPath(connectivity.VerifyJobName)+"/run", nil).accepted(t, sandboxBase(sb), &run))
 	require.Equal(t, http.StatusOK, l.Status)
-	waitJobIdle(t, sb, VerifyConnectivityJob)
+	waitJobIdle(t, sb, connectivity.VerifyJobName)
 	lcl := readLCL(t, sb.DataverseClient, sb.DemoChanges[demoChangeProvisioned])
 	concrete := func(path string) string {
 		r := strings.NewReplacer(
@@ -913,7 +917,7 @@ func TestAPIDocumentMatchesRoutes(t *testing.T) {
 			"{agreementId}", sb.contosoAgreement.String(),
 			"{templateId}", sb.mcaTemplate.String(),
 			"{licenseChangeLogId}", sb.DemoChanges[demoChangeProvisioned].String(),
-			"{jobName}", url.PathEscape(VerifyConnectivityJob),
+			"{jobName}", url.PathEscape(connectivity.VerifyJobName),
 			"{runId}", run.ID)
 		if strings.HasPrefix(path, APIPrefix+"/subscriptions/") {
 			path = strings.ReplaceAll(path, "{subscriptionId}", lcl.Subscription.ID.String())
@@ -956,7 +960,7 @@ func TestAPIUnknownPathAndMethod(t *testing.T) {
 	for _, c := range []apiClient{operatorClient(t, sb), anonymousClient(t, sb)} {
 		p := c.get(APIPrefix+"/customers").problem(t, http.StatusNotFound)
 		assert.Contains(t, p.Detail, "swagger.json")
-		c.get(APIPrefix+"/jobs/"+url.PathEscape(VerifyConnectivityJob)+"/runs/"+uuid.NewString()+"/log").problem(t, http.StatusNotFound)
+		c.get(APIPrefix+"/jobs/"+url.PathEscape(connectivity.VerifyJobName)+"/runs/"+uuid.NewString()+"/log").problem(t, http.StatusNotFound)
 
 		a := c.do(http.MethodDelete, APIPrefix+"/jobs", nil)
 		a.problem(t, http.StatusMethodNotAllowed)
@@ -982,27 +986,27 @@ func TestAPIIdempotencyKey(t *testing.T) {
 
 	t.Run("RunJob", func(t *testing.T) {
 		c := op.with("Idempotency-Key", "run-verify-1")
-		before := len(jobRunsOf(t, sb, VerifyConnectivityJob))
-		first := c.post(jobPath(VerifyConnectivityJob)+"/run", nil)
+		before := len(jobRunsOf(t, sb, connectivity.VerifyJobName))
+		first := c.post(jobPath(connectivity.VerifyJobName)+"/run", nil)
 		loc := first.accepted(t, base, nil)
 		last := op.poll(loc)
 		require.Equal(t, http.StatusOK, last.Status)
-		again := c.post(jobPath(VerifyConnectivityJob)+"/run", nil)
+		again := c.post(jobPath(connectivity.VerifyJobName)+"/run", nil)
 		assert.Equal(t, first.Status, again.Status)
 		assert.Equal(t, string(first.Body), string(again.Body), "the first answer, replayed")
 		assert.Equal(t, loc, again.Header.Get("Location"))
 		assert.Equal(t, first.Header.Get("Retry-After"), again.Header.Get("Retry-After"))
-		assert.Len(t, jobRunsOf(t, sb, VerifyConnectivityJob), before+1, "one run for the two requests")
+		assert.Len(t, jobRunsOf(t, sb, connectivity.VerifyJobName), before+1, "one run for the two requests")
 
-		p := c.post(jobPath(VerifyConnectivityJob)+"/run", `{"note":"another request"}`).problem(t, http.StatusUnprocessableEntity)
+		p := c.post(jobPath(connectivity.VerifyJobName)+"/run", `{"note":"another request"}`).problem(t, http.StatusUnprocessableEntity)
 		assert.Equal(t, "idempotency_key_reused", p.Code)
-		waitJobIdle(t, sb, VerifyConnectivityJob)
-		loc2 := op.with("Idempotency-Key", "run-verify-2").post(jobPath(VerifyConnectivityJob)+"/run", nil).accepted(t, base, nil)
+		waitJobIdle(t, sb, connectivity.VerifyJobName)
+		loc2 := op.with("Idempotency-Key", "run-verify-2").post(jobPath(connectivity.VerifyJobName)+"/run", nil).accepted(t, base, nil)
 		assert.NotEqual(t, loc, loc2, "a new key is a new request")
 		op.poll(loc2)
 		// A key is the caller's own: the reader's same key is another request (which it may not make).
-		readerClient(t, sb).with("Idempotency-Key", "run-verify-1").post(jobPath(VerifyConnectivityJob)+"/run", nil).problem(t, http.StatusForbidden)
-		op.with("Idempotency-Key", strings.Repeat("k", 256)).post(jobPath(VerifyConnectivityJob)+"/run", nil).problem(t, http.StatusBadRequest)
+		readerClient(t, sb).with("Idempotency-Key", "run-verify-1").post(jobPath(connectivity.VerifyJobName)+"/run", nil).problem(t, http.StatusForbidden)
+		op.with("Idempotency-Key", strings.Repeat("k", 256)).post(jobPath(connectivity.VerifyJobName)+"/run", nil).problem(t, http.StatusBadRequest)
 	})
 
 	t.Run("RequestAcceptanceLink", func(t *testing.T) {
@@ -1160,13 +1164,13 @@ func TestAPIRunJobRightAfterItFinished(t *testing.T) {
 	sb.Dataverse.Inject(dataversetest.Fault{Method: http.MethodPatch, Path: "csp_jobs(", Latency: 500 * time.Millisecond})
 
 	var first JobRunView
-	loc := op.post(jobPath(VerifyConnectivityJob)+"/run", nil).accepted(t, base, &first)
+	loc := op.post(jobPath(connectivity.VerifyJobName)+"/run", nil).accepted(t, base, &first)
 	last := op.poll(loc)
 	last.ok(t, http.StatusOK, &first)
 	require.Equal(t, "succeeded", first.Status)
 
 	var next JobRunView
-	op.post(jobPath(VerifyConnectivityJob)+"/run", nil).accepted(t, base, &next)
+	op.post(jobPath(connectivity.VerifyJobName)+"/run", nil).accepted(t, base, &next)
 	assert.NotEqual(t, first.ID, next.ID, "a new run")
 }
 

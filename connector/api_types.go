@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/cspconnector/csp-connector/connector/agreements"
+
 	"github.com/cspconnector/csp-connector/connector/jobs"
 	"github.com/cspconnector/csp-connector/connector/notify"
 	"github.com/cspconnector/csp-connector/dataverse"
@@ -178,7 +180,7 @@ type TemplateCreation struct {
 
 func templateCreation(t schema.AgreementTemplate) TemplateCreation {
 	out := TemplateCreation{TemplateID: t.ID.String(), Status: "done", RequestedOn: timePtr(t.CreateRequestedOn), Message: t.CreateMessage}
-	if CreationPending(t) {
+	if agreements.CreationPending(t) {
 		out.Status = "running"
 		out.Message = ""
 	} else {
@@ -371,4 +373,13 @@ func refString(r dataverse.Ref) string {
 		return ""
 	}
 	return r.ID.String()
+}
+
+// timePtr is t in UTC, or nil for the zero time (JSON null rather than 0001-01-01).
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC()
+	return &u
 }

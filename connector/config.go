@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cspconnector/csp-connector/connector/agreements"
 	"github.com/cspconnector/csp-connector/connector/apiauth"
 	"github.com/cspconnector/csp-connector/connector/intake"
 	"github.com/cspconnector/csp-connector/connector/notify"
@@ -404,10 +405,10 @@ func (c *Config) loadRuntime(get func(string, string) string, needIntake bool, b
 			c.ClaimTTL = d
 		}
 	}
-	c.LinkLifetime = DefaultLinkLifetime
+	c.LinkLifetime = agreements.DefaultLinkLifetime
 	if raw := get("CONNECTOR_LINK_LIFETIME", ""); raw != "" {
 		d, err := time.ParseDuration(raw)
-		if err != nil || d < MinLinkLifetime || d > MaxLinkLifetime {
+		if err != nil || d < agreements.MinLinkLifetime || d > agreements.MaxLinkLifetime {
 			bad("CONNECTOR_LINK_LIFETIME %q must be a duration from 5m to 168h (7 days), such as 72h", raw)
 		} else {
 			c.LinkLifetime = d

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cspconnector/csp-connector/connector/connectivity"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -35,15 +37,15 @@ func TestVerifyConnectivityJobWritesTheOutcomeOnProviders(t *testing.T) {
 	t.Parallel()
 	sb := testSandbox(t)
 	health := NewHealth()
-	conn := &Connectivity{DV: sb.DataverseClient, PC: sb.PartnerCenterClient, Queue: DefaultQueue, Health: health}
+	conn := &connectivity.Checker{DV: sb.DataverseClient, PC: sb.PartnerCenterClient, Queue: DefaultQueue, SetHealth: health.Set}
 	runner := jobs.New(sb.DataverseClient, []jobs.Job{conn.Job(15 * time.Minute)}, jobs.Options{Instance: "a"})
 
-	res, err := runner.RunNow(t.Context(), VerifyConnectivityJob, schema.TriggerRunNow)
+	res, err := runner.RunNow(t.Context(), connectivity.VerifyJobName, schema.TriggerRunNow)
 	require.NoError(t, err)
 	require.NoError(t, res.Err)
 	rep := conn.Last()
 	require.True(t, rep.OK, "%+v", rep)
-	names := map[string]Check{}
+	names := map[string]connectivity.Check{}
 	for _, c := range rep.Checks {
 		names[c.Name] = c
 	}
@@ -65,7 +67,7 @@ func TestVerifyConnectivityJobWritesTheOutcomeOnProviders(t *testing.T) {
 
 	// Partner Center starts refusing the app's token.
 	sb.PartnerCenter.Inject(partnercentertest.Fault{Status: 401})
-	res, err = runner.RunNow(t.Context(), VerifyConnectivityJob, schema.TriggerRunNow)
+	res, err = runner.RunNow(t.Context(), connectivity.VerifyJobName, schema.TriggerRunNow)
 	require.NoError(t, err)
 	assert.Equal(t, schema.RunFailed, res.Status)
 	pc = providers(t, sb.DataverseClient)["Microsoft Partner Center"]
@@ -81,7 +83,7 @@ func TestVerifyRequestedOnOneProvider(t *testing.T) {
 	t.Parallel()
 	sb := testSandbox(t)
 	dv := sb.DataverseClient
-	conn := &Connectivity{DV: dv, PC: sb.PartnerCenterClient, Queue: DefaultQueue}
+	conn := &connectivity.Checker{DV: dv, PC: sb.PartnerCenterClient, Queue: DefaultQueue}
 	ps := providers(t, dv)
 	pc, manual := ps["Microsoft Partner Center"], ps["Distributor portal (manual)"]
 
@@ -117,10 +119,10 @@ func TestUnreachablePartnerCenterIsSaidInPlainWords(t *testing.T) {
 	require.NoError(t, ln.Close())
 	pc, err := partnercenter.NewClient("http://"+dead, partnercenter.Credentials{}, &partnercenter.ClientOptions{MaxRetries: 1, MinRetryWait: time.Millisecond, MaxRetryWait: time.Millisecond})
 	require.NoError(t, err)
-	conn := &Connectivity{DV: sb.DataverseClient, PC: pc, Queue: DefaultQueue}
+	conn := &connectivity.Checker{DV: sb.DataverseClient, PC: pc, Queue: DefaultQueue}
 	runner := jobs.New(sb.DataverseClient, []jobs.Job{conn.Job(15 * time.Minute)}, jobs.Options{Instance: "a"})
 
-	res, err := runner.RunNow(t.Context(), VerifyConnectivityJob, schema.TriggerRunNow)
+	res, err := runner.RunNow(t.Context(), connectivity.VerifyJobName, schema.TriggerRunNow)
 	require.NoError(t, err)
 	assert.Equal(t, schema.RunFailed, res.Status)
 	p := providers(t, sb.DataverseClient)["Microsoft Partner Center"]
@@ -133,7 +135,7 @@ func TestUnreachablePartnerCenterIsSaidInPlainWords(t *testing.T) {
 
 	// Once it answers again, the system message is cleared with the status.
 	conn.PC = sb.PartnerCenterClient
-	_, err = runner.RunNow(t.Context(), VerifyConnectivityJob, schema.TriggerRunNow)
+	_, err = runner.RunNow(t.Context(), connectivity.VerifyJobName, schema.TriggerRunNow)
 	require.NoError(t, err)
 	p = providers(t, sb.DataverseClient)["Microsoft Partner Center"]
 	assert.Equal(t, schema.ConnectivityConnected, p.ConnectivityStatus)
@@ -147,7 +149,7 @@ func TestVerifyRequestedInTheFutureOrThePast(t *testing.T) {
 	sb := testSandbox(t)
 	dv := sb.DataverseClient
 	clock := testrig.NewClock(time.Now().UTC().Truncate(time.Second))
-	conn := &Connectivity{DV: dv, PC: sb.PartnerCenterClient, Queue: DefaultQueue, Now: clock.Now}
+	conn := &connectivity.Checker{DV: dv, PC: sb.PartnerCenterClient, Queue: DefaultQueue, Now: clock.Now}
 	pc := providers(t, dv)["Microsoft Partner Center"]
 	handle := func() {
 		require.NoError(t, conn.HandleProviderRow(t.Context(), work.Batch{Key: work.Key{Table: schema.TableProvider, ID: pc.ID}}))
@@ -195,12 +197,12 @@ func TestVerifyConnectivityJobAnswersAWaitingRequest(t *testing.T) {
 	t.Parallel()
 	sb := testSandbox(t)
 	dv := sb.DataverseClient
-	conn := &Connectivity{DV: dv, PC: sb.PartnerCenterClient, Queue: DefaultQueue}
+	conn := &connectivity.Checker{DV: dv, PC: sb.PartnerCenterClient, Queue: DefaultQueue}
 	pc := providers(t, dv)["Microsoft Partner Center"]
 	_, err := dv.Update(t.Context(), schema.SetProviders, pc.ID, dataverse.Row{"csp_verifyrequestedon": time.Now().Add(-time.Minute)}, nil)
 	require.NoError(t, err)
 	runner := jobs.New(dv, []jobs.Job{conn.Job(15 * time.Minute)}, jobs.Options{Instance: "a"})
-	_, err = runner.RunNow(t.Context(), VerifyConnectivityJob, schema.TriggerSchedule)
+	_, err = runner.RunNow(t.Context(), connectivity.VerifyJobName, schema.TriggerSchedule)
 	require.NoError(t, err)
 	p := providers(t, dv)["Microsoft Partner Center"]
 	assert.True(t, p.VerifyRequestedOn.IsZero())

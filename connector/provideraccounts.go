@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/cspconnector/csp-connector/connector/agreements"
 	"github.com/cspconnector/csp-connector/connector/jobs"
 	"github.com/cspconnector/csp-connector/connector/notify"
 	"github.com/cspconnector/csp-connector/connector/work"
@@ -179,7 +180,7 @@ func (r *syncRun) provider(ctx context.Context, pr schema.Provider) (SyncCounts,
 		}
 		for _, ex := range existing {
 			if ex.active && ex.account != uuid.Nil && !sortedHas(have, ex.id) {
-				r.agreementOps = append(r.agreementOps, pendingAgreementOp(ex.id, ex.account, t, cmp.Or(ex.company, ex.tenant.String())))
+				r.agreementOps = append(r.agreementOps, agreements.PendingOp(ex.id, ex.account, t, cmp.Or(ex.company, ex.tenant.String())))
 			}
 		}
 	}
@@ -372,7 +373,7 @@ func (r *syncRun) writeChunk(ctx context.Context, pr schema.Provider, existing [
 	if len(ops) == 0 {
 		return counts, nil
 	}
-	results, err := writeBatch(ctx, p.DV, ops)
+	results, err := p.DV.WriteBatch(ctx, ops)
 	if err != nil {
 		return counts, err
 	}
@@ -411,7 +412,7 @@ func (r *syncRun) writeChunk(ctx context.Context, pr schema.Provider, existing [
 		case mapping.Matched:
 			counts.Mapped++
 			for _, t := range templates {
-				agreementOps = append(agreementOps, pendingAgreementOp(id, w.mapped.Account, t, cmp.Or(w.cust.CompanyProfile.CompanyName, w.cust.ID)))
+				agreementOps = append(agreementOps, agreements.PendingOp(id, w.mapped.Account, t, cmp.Or(w.cust.CompanyProfile.CompanyName, w.cust.ID)))
 			}
 		default:
 			if w.notify {
@@ -436,7 +437,7 @@ func (r *syncRun) flushAgreements(ctx context.Context) (SyncCounts, error) {
 	if len(r.agreementOps) == 0 {
 		return counts, nil
 	}
-	n, failed, err := createAgreements(ctx, r.p.DV, r.p.logger(), r.p.batchSize(), r.agreementOps)
+	n, failed, err := agreements.CreatePending(ctx, r.p.DV, r.p.logger(), r.p.batchSize(), r.agreementOps)
 	r.agreementOps = r.agreementOps[:0]
 	counts.Agreements, counts.Failed = n, failed
 	return counts, err
@@ -578,46 +579,6 @@ func sortedHas(ids []uuid.UUID, id uuid.UUID) bool {
 	return ok
 }
 
-// pendingAgreementOp creates the Pending agreement of a provider account for a template, by the agreement's
-// alternate key and only if there is none: a retry, a second replica or an agreement made earlier (even
-// one deactivated since) is left as it is.
-func pendingAgreementOp(providerAccount, account uuid.UUID, template schema.AgreementTemplate, customer string) dataverse.Op {
-	row := dataverse.Row{
-		"csp_name":                         schema.Fit(schema.TableAgreement, "csp_name", cmp.Or(template.Name, "Agreement")+" – "+customer),
-		"csp_provideraccount@odata.bind":   dataverse.Bind(schema.SetProviderAccounts, providerAccount),
-		"csp_agreementtemplate@odata.bind": dataverse.Bind(schema.SetAgreementTemplates, template.ID),
-		"csp_attestationstatus":            schema.AttestationNotStarted,
-		"statuscode":                       schema.AgreementPending,
-	}
-	if account != uuid.Nil {
-		row["csp_account@odata.bind"] = dataverse.Bind(schema.SetAccounts, account)
-	}
-	key := dataverse.Key{dataverse.LookupValue("csp_provideraccount"): providerAccount, dataverse.LookupValue("csp_agreementtemplate"): template.ID}
-	return dataverse.UpsertOp(schema.SetAgreements, key, row, &dataverse.UpsertOptions{Mode: dataverse.UpsertCreateOnly, PrimaryKey: schema.PrimaryKey(schema.TableAgreement)})
-}
-
-// createAgreements runs pendingAgreementOps in batches of batchSize; an agreement that exists already is
-// not a failure.
-func createAgreements(ctx context.Context, dv *dataverse.Client, log *slog.Logger, batchSize int, ops []dataverse.Op) (created, failed int, err error) {
-	for part := range slices.Chunk(ops, batchSize) {
-		results, err := writeBatch(ctx, dv, part)
-		if err != nil {
-			return created, failed, fmt.Errorf("create agreements: %w", err)
-		}
-		for _, res := range results {
-			switch {
-			case res.Err == nil:
-				created++
-			case dataverse.IsConflict(res.Err) || dataverse.IsDuplicate(res.Err):
-			default:
-				failed++
-				log.Warn("creating a Pending agreement failed", "error", res.Err)
-			}
-		}
-	}
-	return created, failed, nil
-}
-
 // deactivateGone sets Inactive the active rows whose customer Partner Center no longer lists (the
 // relationship was removed), and their agreements.
 func (r *syncRun) deactivateGone(ctx context.Context, existing []existingRow) (SyncCounts, error) {
@@ -635,7 +596,7 @@ func (r *syncRun) deactivateGone(ctx context.Context, existing []existingRow) (S
 		for i, id := range part {
 			ops[i] = dataverse.UpdateOp(schema.SetProviderAccounts, id, inactive, nil)
 		}
-		results, err := writeBatch(ctx, p.DV, ops)
+		results, err := p.DV.WriteBatch(ctx, ops)
 		if err != nil {
 			return counts, fmt.Errorf("deactivate provider accounts: %w", err)
 		}
@@ -676,7 +637,7 @@ func (p *ProviderAccounts) deactivateAgreements(ctx context.Context, providerAcc
 			ops = append(ops, dataverse.UpdateOp(schema.SetAgreements, id, inactive, nil))
 		}
 		for part := range slices.Chunk(ops, p.batchSize()) {
-			results, err := writeBatch(ctx, p.DV, part)
+			results, err := p.DV.WriteBatch(ctx, part)
 			if err != nil {
 				return n, fmt.Errorf("deactivate agreements: %w", err)
 			}
@@ -690,45 +651,6 @@ func (p *ProviderAccounts) deactivateAgreements(ctx context.Context, providerAcc
 		}
 	}
 	return n, nil
-}
-
-// writeBatch sends ops as one $batch that carries on past failures, then sends again the ones Dataverse
-// did not run or refused for a moment (throttled, transient, not executed), up to three more times. Only
-// ops that are safe to send twice belong here: upserts, updates, create-only upserts.
-func writeBatch(ctx context.Context, dv *dataverse.Client, ops []dataverse.Op) ([]dataverse.OpResult, error) {
-	results := make([]dataverse.OpResult, len(ops))
-	send := make([]int, len(ops)) // indexes into ops still to send
-	for i := range send {
-		send[i] = i
-	}
-	delay := time.Second
-	for attempt := 0; ; attempt++ {
-		var b dataverse.Batch
-		for _, i := range send {
-			b.Add(ops[i])
-		}
-		res, err := dv.ExecuteBatch(ctx, &b, &dataverse.BatchOptions{ContinueOnError: true})
-		if err != nil {
-			return nil, err
-		}
-		var again []int
-		for j, i := range send {
-			results[i] = res[j]
-			if e := res[j].Err; e != nil && (errors.Is(e, dataverse.ErrNotExecuted) || dataverse.IsThrottled(e) || dataverse.IsTransient(e)) {
-				again = append(again, i)
-			}
-		}
-		if len(again) == 0 || attempt == 3 {
-			return results, nil
-		}
-		send = again
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(delay):
-		}
-		delay *= 2
-	}
 }
 
 // needsMapping collects the notice for a row a person must map.
@@ -872,9 +794,9 @@ func (p *ProviderAccounts) Handle(ctx context.Context, w work.Batch) error {
 		}
 		ops := make([]dataverse.Op, len(templates))
 		for i, t := range templates {
-			ops[i] = pendingAgreementOp(pa.ID, pa.Account.ID, t, cmp.Or(pa.CompanyName, pa.Name))
+			ops[i] = agreements.PendingOp(pa.ID, pa.Account.ID, t, cmp.Or(pa.CompanyName, pa.Name))
 		}
-		n, failed, err := createAgreements(ctx, p.DV, p.logger(), p.batchSize(), ops)
+		n, failed, err := agreements.CreatePending(ctx, p.DV, p.logger(), p.batchSize(), ops)
 		if err != nil {
 			return err
 		}

@@ -6,6 +6,10 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/cspconnector/csp-connector/connector/agreements"
+
+	"github.com/cspconnector/csp-connector/connector/connectivity"
+
 	"github.com/cspconnector/csp-connector/connector/intake"
 	"github.com/cspconnector/csp-connector/connector/jobs"
 	"github.com/cspconnector/csp-connector/connector/provisioning"
@@ -19,7 +23,7 @@ const EndpointName = "CSP Connector"
 // Triggers lists every event that wakes the connector. The service registers a handler for each, and
 // `connector dataverse install` registers a Dataverse step for each: one declaration for both.
 func Triggers() []work.Trigger {
-	return slices.Concat([]work.Trigger{ProviderTrigger(), jobs.RowTrigger()}, provisioning.Triggers(), ProviderAccountTriggers(), AgreementTriggers(), TemplateTriggers())
+	return slices.Concat([]work.Trigger{connectivity.ProviderTrigger(), jobs.RowTrigger()}, provisioning.Triggers(), ProviderAccountTriggers(), agreements.Triggers(), agreements.TemplateTriggers())
 }
 
 // ErrNoIntakeToRegister is returned when the configuration names no intake to register.

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cspconnector/csp-connector/connector/agreements"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -42,7 +44,7 @@ func TestSandboxAgreementsReachEveryPath(t *testing.T) {
 		return out
 	}
 	check := func() {
-		_, err := sb.Service.Jobs.RunNow(t.Context(), AttestationCheckJob, schema.TriggerRunNow)
+		_, err := sb.Service.Jobs.RunNow(t.Context(), agreements.AttestationCheckJob, schema.TriggerRunNow)
 		if err != nil {
 			require.ErrorIs(t, err, jobs.ErrLeaseHeld)
 		}

@@ -12,6 +12,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cspconnector/csp-connector/connector/agreements"
+
+	"github.com/cspconnector/csp-connector/connector/connectivity"
+
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
 	"github.com/cspconnector/csp-connector/connector/apiauth"
@@ -41,11 +45,11 @@ type Service struct {
 	Gate       *intake.Gate
 	Intake     *intake.Intake
 	Jobs       *jobs.Runner
-	Conn       *Connectivity
+	Conn       *connectivity.Checker
 	Prov       *provisioning.Provisioner
 	// Accounts syncs and maps provider accounts; Notifications delivers what people and flows must know.
 	Accounts      *ProviderAccounts
-	Agreements    *Agreements
+	Agreements    *agreements.Workflow
 	Notifications *notify.Notifications
 	topic         *notify.TopicPublisher
 	listener      *intake.Listener
@@ -121,7 +125,7 @@ func NewService(cfg Config, opts ServiceOptions) (*Service, error) {
 	if len(cfg.NotifyUsers) > 0 {
 		s.Prov.Notify = (&notify.InAppNotifier{DV: s.DV, Recipients: cfg.NotifyUsers}).Notify
 	}
-	s.Conn = &Connectivity{DV: s.DV, PC: s.PC, ServiceBus: s.ServiceBus, Queue: cfg.ServiceBusQueue, Health: s.Health, Logger: log, Now: opts.Now,
+	s.Conn = &connectivity.Checker{DV: s.DV, PC: s.PC, ServiceBus: s.ServiceBus, Queue: cfg.ServiceBusQueue, SetHealth: s.Health.Set, Logger: log, Now: opts.Now,
 		OnConnected: func(ctx context.Context) {
 			if n, err := s.Prov.WakeNotConnected(ctx); err != nil {
 				log.Warn("could not wake the changes held for connectivity; the sweep will", "error", err)
@@ -149,7 +153,7 @@ func NewService(cfg Config, opts ServiceOptions) (*Service, error) {
 	s.Prov.Publish = func(n notify.Notification) { s.Notifications.Publish(n) }
 	s.Accounts = &ProviderAccounts{DV: s.DV, PC: s.PC, Notify: func(n notify.Notification) { s.Notifications.Publish(n) }, BatchSize: cfg.DataverseBatchSize,
 		DigestOver: cfg.NotifyDigestOver, Now: opts.Now, Logger: log.With("workflow", "provider-accounts")}
-	s.Agreements = &Agreements{DV: s.DV, PC: s.PC, Notify: func(n notify.Notification) { s.Notifications.Publish(n) }, BatchSize: cfg.DataverseBatchSize,
+	s.Agreements = &agreements.Workflow{DV: s.DV, PC: s.PC, Notify: func(n notify.Notification) { s.Notifications.Publish(n) }, BatchSize: cfg.DataverseBatchSize,
 		LinkLifetime: cfg.LinkLifetime, Now: opts.Now, Logger: log.With("workflow", "agreements"),
 		Wake: func(ctx context.Context, ids []dataverse.GUID) { s.submitAll(ctx, schema.TableAgreement, ids) }}
 	if cfg.NotifyInApp {
@@ -172,12 +176,12 @@ func NewService(cfg Config, opts ServiceOptions) (*Service, error) {
 		s.Agreements.CheckJob(cmp.Or(opts.CheckEvery, time.Hour))},
 		jobs.Options{Instance: cfg.Instance, Tick: opts.JobTick, Logger: log, Metrics: m, Now: opts.Now, Publish: func(n notify.Notification) { s.Notifications.Publish(n) }})
 	// Every trigger in Triggers() needs its handler here (a test checks).
-	s.Dispatcher.Handle(ProviderTrigger().Table, s.Conn.HandleProviderRow, ProviderTrigger())
+	s.Dispatcher.Handle(connectivity.ProviderTrigger().Table, s.Conn.HandleProviderRow, connectivity.ProviderTrigger())
 	s.Dispatcher.Handle(jobs.RowTrigger().Table, s.Jobs.HandleJobRow, jobs.RowTrigger())
 	s.Dispatcher.Handle(schema.TableLicenseChangeLog, s.Prov.Handle, provisioning.Triggers()...)
 	s.Dispatcher.Handle(schema.TableProviderAccount, s.Accounts.Handle, ProviderAccountTriggers()...)
-	s.Dispatcher.Handle(schema.TableAgreement, s.Agreements.Handle, AgreementTriggers()...)
-	s.Dispatcher.Handle(schema.TableAgreementTemplate, s.Agreements.HandleTemplate, TemplateTriggers()...)
+	s.Dispatcher.Handle(schema.TableAgreement, s.Agreements.Handle, agreements.Triggers()...)
+	s.Dispatcher.Handle(schema.TableAgreementTemplate, s.Agreements.HandleTemplate, agreements.TemplateTriggers()...)
 	if s.ServiceBus != nil {
 		lo := opts.Listener
 		lo.Queue = cfg.ServiceBusQueue
@@ -317,7 +321,7 @@ func (s *Service) start(ctx context.Context) error {
 			return ctx.Err()
 		}
 		if dataverse.IsUnauthorized(err) || dataverse.IsForbidden(err) {
-			s.Health.Set("dataverse", errors.New(explain("Dataverse", err)))
+			s.Health.Set("dataverse", errors.New(connectivity.Explain("Dataverse", err)))
 		} else {
 			s.Health.Set("dataverse", err)
 		}

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cspconnector/csp-connector/connector/connectivity"
+
 	"github.com/cspconnector/csp-connector/connector/provisioning"
 
 	"github.com/google/uuid"
@@ -208,7 +210,7 @@ func TestSandboxEndToEndOverWebhook(t *testing.T) {
 	// released), so that none of its writes are still to come.
 	var first time.Time
 	require.Eventually(t, func() bool {
-		j, err := jobRow(t.Context(), dv, VerifyConnectivityJob)
+		j, err := jobRow(t.Context(), dv, connectivity.VerifyJobName)
 		if err != nil || j.LastRunOn.IsZero() || j.LeaseOwner != "" {
 			return false
 		}
@@ -216,7 +218,7 @@ func TestSandboxEndToEndOverWebhook(t *testing.T) {
 		first = p.LastVerifiedOn
 		return err == nil && !first.IsZero()
 	}, 5*time.Second, 10*time.Millisecond, "the startup run of Verify Connectivity")
-	require.Equal(t, float64(1), count(m, "csp_job_runs_total", map[string]string{"job": VerifyConnectivityJob, "status": "succeeded"}))
+	require.Equal(t, float64(1), count(m, "csp_job_runs_total", map[string]string{"job": connectivity.VerifyJobName, "status": "succeeded"}))
 	// The other jobs ran at start too (the provisioning sweep pushes the demo changes); let everything
 	// they started finish before measuring what the admin's request causes.
 	for _, name := range []string{provisioning.SweepJobName, provisioning.ReportJobName, ProviderAccountSyncJob} {
@@ -282,10 +284,10 @@ func TestSandboxEndToEndOverWebhook(t *testing.T) {
 		paths = append(paths, r.Path)
 	}
 	assert.ElementsMatch(t, []string{"customers", "customers/relationshiprequests"}, paths, "Partner Center was checked once for the admin's request (the checks run side by side)")
-	assert.Equal(t, float64(1), count(m, "csp_job_runs_total", map[string]string{"job": VerifyConnectivityJob}), "job runs")
+	assert.Equal(t, float64(1), count(m, "csp_job_runs_total", map[string]string{"job": connectivity.VerifyJobName}), "job runs")
 	verifyRuns := 0
 	for _, r := range testrig.JobRuns(t, dv) {
-		if strings.HasPrefix(r.Name, VerifyConnectivityJob) {
+		if strings.HasPrefix(r.Name, connectivity.VerifyJobName) {
 			verifyRuns++
 		}
 		assert.Equal(t, schema.RunSucceeded, r.Status, "%s: %s", r.Name, r.ErrorMessage)
@@ -388,7 +390,7 @@ func TestServiceMetrics(t *testing.T) {
 	base := "http://" + svc.Addr().String()
 	waitReady(t, svc)
 	require.Eventually(t, func() bool {
-		return count(m, "csp_job_runs_total", map[string]string{"job": VerifyConnectivityJob, "status": "succeeded"}) == 1
+		return count(m, "csp_job_runs_total", map[string]string{"job": connectivity.VerifyJobName, "status": "succeeded"}) == 1
 	}, 5*time.Second, 5*time.Millisecond, "the startup run of Verify Connectivity")
 
 	message := testrig.EventJSON(sb.Dataverse.OrganizationID(), sb.AdminID, schema.TableProvider, uuid.New(), "csp_verifyrequestedon")

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -563,4 +564,45 @@ func isServerTimeout(err error) bool {
 		return false
 	}
 	return re.StatusCode == http.StatusGatewayTimeout || re.StatusCode == http.StatusRequestTimeout || re.Code == CodeSQLTimeout
+}
+
+// WriteBatch sends ops as one $batch that carries on past failures, then sends again the ones Dataverse
+// did not run or refused for a moment (throttled, transient, not executed), up to three more times. Only
+// ops that are safe to send twice belong here: upserts, updates, create-only upserts.
+//
+// API: POST /$batch (as ExecuteBatch, with Prefer: odata.continue-on-error)
+func (c *Client) WriteBatch(ctx context.Context, ops []Op) ([]OpResult, error) {
+	results := make([]OpResult, len(ops))
+	send := make([]int, len(ops)) // indexes into ops still to send
+	for i := range send {
+		send[i] = i
+	}
+	delay := time.Second
+	for attempt := 0; ; attempt++ {
+		var b Batch
+		for _, i := range send {
+			b.Add(ops[i])
+		}
+		res, err := c.ExecuteBatch(ctx, &b, &BatchOptions{ContinueOnError: true})
+		if err != nil {
+			return nil, err
+		}
+		var again []int
+		for j, i := range send {
+			results[i] = res[j]
+			if e := res[j].Err; e != nil && (errors.Is(e, ErrNotExecuted) || IsThrottled(e) || IsTransient(e)) {
+				again = append(again, i)
+			}
+		}
+		if len(again) == 0 || attempt == 3 {
+			return results, nil
+		}
+		send = again
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(delay):
+		}
+		delay *= 2
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cspconnector/csp-connector/connector"
+	"github.com/cspconnector/csp-connector/connector/agreements"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
 )
@@ -26,7 +27,7 @@ func agreementsCommand(getenv func(string) string, stdout, stderr io.Writer) *co
 			if err != nil {
 				return err
 			}
-			res, err := runJob(cmd.Context(), svc, connector.AttestationCheckJob)
+			res, err := runJob(cmd.Context(), svc, agreements.AttestationCheckJob)
 			if err != nil {
 				return err
 			}
@@ -159,7 +160,7 @@ func resolveTemplate(ctx context.Context, dv *dataverse.Client, arg string) (dat
 	return dataverse.GUID{}, fmt.Errorf("%d agreement templates match %q: give the row id of one (%s)", len(matches), arg, strings.Join(ids, ", "))
 }
 
-func printAgreementDiagnosis(w io.Writer, d connector.AgreementDiagnosis) {
+func printAgreementDiagnosis(w io.Writer, d agreements.Diagnosis) {
 	fmt.Fprintf(w, "Agreement %s  %s\n", d.ID, d.Name)
 	fmt.Fprintf(w, "  Customer            %s (tenant %s)\n", orDash(d.Customer), orDash(d.TenantID))
 	fmt.Fprintf(w, "  Status              %s; attestation %s; path %s\n", d.Status, orDash(d.AttestationStatus), orDash(d.AcceptancePath))

@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/cspconnector/csp-connector/connector"
+	"github.com/cspconnector/csp-connector/connector/agreements"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
 	"github.com/cspconnector/csp-connector/partnercenter/partnercentertest"
@@ -90,7 +90,7 @@ func TestAgreementsCheckKeepsTheSandboxSchedule(t *testing.T) {
 	ctx := t.Context()
 	require.NoError(t, ps.sb.Service.Jobs.Ensure(ctx), "the sandbox's service creates the job rows when it starts")
 	read := func() schema.Job {
-		r, err := ps.sb.DataverseClient.GetByKey(ctx, schema.SetJobs, dataverse.Key{"csp_name": connector.AttestationCheckJob}, &dataverse.GetOptions{Select: dataverse.Columns[schema.Job]()})
+		r, err := ps.sb.DataverseClient.GetByKey(ctx, schema.SetJobs, dataverse.Key{"csp_name": agreements.AttestationCheckJob}, &dataverse.GetOptions{Select: dataverse.Columns[schema.Job]()})
 		require.NoError(t, err)
 		var j schema.Job
 		require.NoError(t, dataverse.Unmarshal(r, &j))

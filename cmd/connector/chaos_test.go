@@ -26,6 +26,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cspconnector/csp-connector/connector"
+	"github.com/cspconnector/csp-connector/connector/agreements"
 	"github.com/cspconnector/csp-connector/connector/provisioning"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/dataversetest"
@@ -615,7 +616,7 @@ func seedChaos(t *testing.T, dv *dataverse.Client, pcs *partnercentertest.Server
 	template := create(schema.SetAgreementTemplates, dataverse.Row{"csp_name": "Microsoft Customer Agreement", "csp_templateid": partnercentertest.MCATemplateID,
 		"csp_agreementtype": int(schema.AgreementMicrosoftCustomerAgreement), "csp_provider@odata.bind": bind(schema.SetProviders, provider)})
 	// Jobs on short schedules, so that settling does not wait for the defaults (an admin may set these).
-	for _, j := range []string{provisioning.SweepJobName, connector.AttestationCheckJob} {
+	for _, j := range []string{provisioning.SweepJobName, agreements.AttestationCheckJob} {
 		create(schema.SetJobs, dataverse.Row{"csp_name": j, "csp_schedule": "1m", "csp_enabled": true})
 	}
 

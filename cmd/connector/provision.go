@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cspconnector/csp-connector/connector"
+	"github.com/cspconnector/csp-connector/connector/agreements"
 	"github.com/cspconnector/csp-connector/connector/provisioning"
 	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/dataverse"
@@ -184,7 +185,7 @@ Pending" guide, automated.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runDiagnosis(cmd, "agreement", args[0], getenv, stdout, stderr, output,
-				func(ctx context.Context, s *connector.Service, id dataverse.GUID) (connector.AgreementDiagnosis, error) {
+				func(ctx context.Context, s *connector.Service, id dataverse.GUID) (agreements.Diagnosis, error) {
 					return s.Agreements.Diagnose(ctx, id)
 				}, printAgreementDiagnosis)
 		},

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cspconnector/csp-connector/connector"
+	"github.com/cspconnector/csp-connector/connector/connectivity"
 	"github.com/cspconnector/csp-connector/connector/event"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/dataversetest"
@@ -277,14 +278,14 @@ func TestVerifyAndJobsCommands(t *testing.T) {
 	assert.Contains(t, out.String(), "Connected: Dataverse, Partner Center, Partner Center app+user answered.")
 
 	out.Reset()
-	require.NoError(t, run(t.Context(), []string{"jobs", "run", connector.VerifyConnectivityJob}, getenv(env), nil, &out, io.Discard))
+	require.NoError(t, run(t.Context(), []string{"jobs", "run", connectivity.VerifyJobName}, getenv(env), nil, &out, io.Discard))
 	assert.Regexp(t, `^Verify Connectivity: succeeded in \S+ \(processed 1, created 0, updated 1, failed 0\)\. 1 provider\(s\) marked connected\.\n$`, out.String())
 
 	out.Reset()
-	require.NoError(t, run(t.Context(), []string{"jobs", "run", connector.VerifyConnectivityJob, "-o", "json"}, getenv(env), nil, &out, io.Discard))
+	require.NoError(t, run(t.Context(), []string{"jobs", "run", connectivity.VerifyJobName, "-o", "json"}, getenv(env), nil, &out, io.Discard))
 	var ran connector.JobRunView
 	require.NoError(t, json.Unmarshal(out.Bytes(), &ran), out.String())
-	assert.Equal(t, connector.VerifyConnectivityJob, ran.Job)
+	assert.Equal(t, connectivity.VerifyJobName, ran.Job)
 	assert.Equal(t, "succeeded", ran.Status)
 	assert.Equal(t, "run_now", ran.Trigger)
 	assert.Equal(t, 1, ran.Processed)
@@ -308,7 +309,7 @@ func TestVerifyAndJobsCommands(t *testing.T) {
 	out.Reset()
 	err = run(t.Context(), []string{"verify", "-o", "json"}, getenv(env), nil, &out, io.Discard)
 	require.ErrorContains(t, err, "not connected: Partner Center")
-	var rep connector.ConnectivityReport
+	var rep connectivity.Report
 	require.NoError(t, json.Unmarshal(out.Bytes(), &rep))
 	assert.False(t, rep.OK)
 

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cspconnector/csp-connector/connector"
+	"github.com/cspconnector/csp-connector/connector/connectivity"
 	"github.com/cspconnector/csp-connector/connector/jobs"
 	"github.com/cspconnector/csp-connector/connector/metrics"
 	"github.com/cspconnector/csp-connector/dataverse"
@@ -163,10 +164,10 @@ held for connectivity. Use --write only with the service's own configuration.`,
 			}
 			// Set after wiring: connector.ServiceOptions has no field for the bound of one verification.
 			svc.Conn.Timeout = timeout
-			var rep connector.ConnectivityReport
+			var rep connectivity.Report
 			if write {
 				// With the work queue running: a successful check retries the license changes held for connectivity.
-				_, err = runJob(cmd.Context(), svc, connector.VerifyConnectivityJob)
+				_, err = runJob(cmd.Context(), svc, connectivity.VerifyJobName)
 				rep = svc.Conn.Last()
 			}
 			if rep.At.IsZero() {
@@ -195,7 +196,7 @@ held for connectivity. Use --write only with the service's own configuration.`,
 	return withSettings(cmd, connector.NeedDataverse, connector.NeedPartnerCenter, connector.UsesServiceBus)
 }
 
-func printReport(w io.Writer, rep connector.ConnectivityReport) {
+func printReport(w io.Writer, rep connectivity.Report) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, c := range rep.Checks {
 		mark := "ok"
@@ -211,7 +212,7 @@ func printReport(w io.Writer, rep connector.ConnectivityReport) {
 	fmt.Fprintln(w, rep.Message())
 }
 
-func failedNames(rep connector.ConnectivityReport) string {
+func failedNames(rep connectivity.Report) string {
 	var names []string
 	for _, c := range rep.Checks {
 		if !c.OK {

@@ -1,9 +1,11 @@
-package connector
+package agreements
 
 import (
 	"cmp"
 	"context"
 	"fmt"
+	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -18,7 +20,7 @@ import (
 
 // Waiting lists the agreements waiting on the customer: active, Pending, and Not started, Link sent or
 // Customer accepted (Expired and Failed rows wait for a person).
-func (g *Agreements) Waiting(ctx context.Context) ([]dataverse.GUID, error) {
+func (g *Workflow) Waiting(ctx context.Context) ([]dataverse.GUID, error) {
 	var ids []dataverse.GUID
 	q := &dataverse.Query{Select: []string{"csp_agreementid"}, PageSize: 5000, Filter: dataverse.And(
 		dataverse.Eq("statecode", schema.StateActive), dataverse.Eq("statuscode", schema.AgreementPending),
@@ -35,7 +37,7 @@ func (g *Agreements) Waiting(ctx context.Context) ([]dataverse.GUID, error) {
 
 // CheckJob is the Attestation Check: every waiting agreement goes through the work queue, where each is
 // checked against Partner Center (in parallel up to the workers, under the client's per-tenant limit).
-func (g *Agreements) CheckJob(every time.Duration) jobs.Job {
+func (g *Workflow) CheckJob(every time.Duration) jobs.Job {
 	return jobs.Job{Name: AttestationCheckJob, Schedule: every, Run: func(ctx context.Context) (jobs.RunCounts, error) {
 		ids, err := g.Waiting(ctx)
 		if err != nil {
@@ -60,7 +62,7 @@ func (g *Agreements) CheckJob(every time.Duration) jobs.Job {
 // provider that is mapped to an account and has none yet (signed-by and date left empty), in batches. It
 // reads the accounts and the template's existing agreements once; each create is an upsert by the
 // agreement's alternate key that only creates, so a retry or a second replica cannot double one.
-func (g *Agreements) CreateForTemplate(ctx context.Context, templateID dataverse.GUID) (created, existing int, err error) {
+func (g *Workflow) CreateForTemplate(ctx context.Context, templateID dataverse.GUID) (created, existing int, err error) {
 	t, err := g.template(ctx, templateID)
 	if err != nil {
 		return 0, 0, fmt.Errorf("create agreements: read template %s: %w", templateID, err)
@@ -96,9 +98,9 @@ func (g *Agreements) CreateForTemplate(ctx context.Context, templateID dataverse
 			existing++
 			continue
 		}
-		ops = append(ops, pendingAgreementOp(pa.ID, pa.Account.ID, t, cmp.Or(pa.CompanyName, pa.Name, pa.TenantID)))
+		ops = append(ops, PendingOp(pa.ID, pa.Account.ID, t, cmp.Or(pa.CompanyName, pa.Name, pa.TenantID)))
 	}
-	created, failed, err := createAgreements(ctx, g.DV, g.log(), cmp.Or(g.BatchSize, dataverse.DefaultBatchSize), ops)
+	created, failed, err := CreatePending(ctx, g.DV, g.log(), cmp.Or(g.BatchSize, dataverse.DefaultBatchSize), ops)
 	if err != nil {
 		return created, existing, err
 	}
@@ -115,7 +117,7 @@ const createRequestedColumn = "Create agreements requested on"
 // templateMessage writes what the run did and when it finished, and clears the Create Agreements request
 // the run answered (t is the template as the run read it at its start): a request set again while the run
 // went on stays, for a run of its own.
-func (g *Agreements) templateMessage(ctx context.Context, t schema.AgreementTemplate, msg string) error {
+func (g *Workflow) templateMessage(ctx context.Context, t schema.AgreementTemplate, msg string) error {
 	served, done := t.CreateRequestedOn, g.now().UTC()
 	if request.InFuture(served, done) {
 		msg += " " + request.FutureNote(createRequestedColumn, served, done, "the agreements were created")
@@ -135,7 +137,7 @@ func (g *Agreements) templateMessage(ctx context.Context, t schema.AgreementTemp
 	}
 }
 
-func (g *Agreements) template(ctx context.Context, id dataverse.GUID) (schema.AgreementTemplate, error) {
+func (g *Workflow) template(ctx context.Context, id dataverse.GUID) (schema.AgreementTemplate, error) {
 	raw, err := g.DV.Get(ctx, schema.SetAgreementTemplates, id, &dataverse.GetOptions{Select: dataverse.Columns[schema.AgreementTemplate]()})
 	if err != nil {
 		return schema.AgreementTemplate{}, err
@@ -148,7 +150,7 @@ func (g *Agreements) template(ctx context.Context, id dataverse.GUID) (schema.Ag
 // It is level-triggered: a request later than the last finished run is carried out (at once, even one
 // dated in the future) and cleared, so the event of a request and the API's own submission of it (or a
 // redelivered event) run it once; a request dated no later than the last run is answered on the row.
-func (g *Agreements) HandleTemplate(ctx context.Context, w work.Batch) error {
+func (g *Workflow) HandleTemplate(ctx context.Context, w work.Batch) error {
 	t, err := g.template(ctx, w.Key.ID)
 	if dataverse.IsNotFound(err) {
 		return nil
@@ -180,4 +182,44 @@ func (g *Agreements) HandleTemplate(ctx context.Context, w work.Batch) error {
 // one later than the last run (the run clears the request it carries out).
 func CreationPending(t schema.AgreementTemplate) bool {
 	return request.Of(t.CreateRequestedOn, t.CreateDoneOn) == request.Waiting
+}
+
+// PendingOp creates the Pending agreement of a provider account for a template, by the agreement's
+// alternate key and only if there is none: a retry, a second replica or an agreement made earlier (even
+// one deactivated since) is left as it is.
+func PendingOp(providerAccount, account uuid.UUID, template schema.AgreementTemplate, customer string) dataverse.Op {
+	row := dataverse.Row{
+		"csp_name":                         schema.Fit(schema.TableAgreement, "csp_name", cmp.Or(template.Name, "Agreement")+" – "+customer),
+		"csp_provideraccount@odata.bind":   dataverse.Bind(schema.SetProviderAccounts, providerAccount),
+		"csp_agreementtemplate@odata.bind": dataverse.Bind(schema.SetAgreementTemplates, template.ID),
+		"csp_attestationstatus":            schema.AttestationNotStarted,
+		"statuscode":                       schema.AgreementPending,
+	}
+	if account != uuid.Nil {
+		row["csp_account@odata.bind"] = dataverse.Bind(schema.SetAccounts, account)
+	}
+	key := dataverse.Key{dataverse.LookupValue("csp_provideraccount"): providerAccount, dataverse.LookupValue("csp_agreementtemplate"): template.ID}
+	return dataverse.UpsertOp(schema.SetAgreements, key, row, &dataverse.UpsertOptions{Mode: dataverse.UpsertCreateOnly, PrimaryKey: schema.PrimaryKey(schema.TableAgreement)})
+}
+
+// CreatePending runs PendingOps in batches of batchSize; an agreement that exists already is
+// not a failure.
+func CreatePending(ctx context.Context, dv *dataverse.Client, log *slog.Logger, batchSize int, ops []dataverse.Op) (created, failed int, err error) {
+	for part := range slices.Chunk(ops, batchSize) {
+		results, err := dv.WriteBatch(ctx, part)
+		if err != nil {
+			return created, failed, fmt.Errorf("create agreements: %w", err)
+		}
+		for _, res := range results {
+			switch {
+			case res.Err == nil:
+				created++
+			case dataverse.IsConflict(res.Err) || dataverse.IsDuplicate(res.Err):
+			default:
+				failed++
+				log.Warn("creating a Pending agreement failed", "error", res.Err)
+			}
+		}
+	}
+	return created, failed, nil
 }

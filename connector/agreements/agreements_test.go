@@ -1,4 +1,4 @@
-package connector
+package agreements
 
 import (
 	"context"
@@ -29,7 +29,7 @@ type agRig struct {
 	DVS      *dataversetest.Server
 	PCS      *partnercentertest.Server
 	DV       *dataverse.Client
-	G        *Agreements
+	G        *Workflow
 	Clock    *testrig.Clock
 	Provider dataverse.GUID
 	PA       dataverse.GUID
@@ -70,7 +70,7 @@ func newAgRig(t testing.TB, model schema.PartnerModel) *agRig {
 		"csp_agreementtype": int(schema.AgreementMicrosoftCustomerAgreement), "csp_provider@odata.bind": dataverse.Bind(schema.SetProviders, r.Provider)})
 	require.NoError(t, err)
 	r.Row = r.agreement(t, r.PA)
-	r.G = &Agreements{DV: dv, PC: pc, Now: clk.Now, CallTimeout: 5 * time.Second,
+	r.G = &Workflow{DV: dv, PC: pc, Now: clk.Now, CallTimeout: 5 * time.Second,
 		Notify: func(n notify.Notification) { r.mu.Lock(); defer r.mu.Unlock(); r.events = append(r.events, n) },
 		NotifyUser: func(_ context.Context, _ dataverse.GUID, n notify.Notice) error {
 			r.mu.Lock()

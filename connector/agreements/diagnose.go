@@ -1,4 +1,4 @@
-package connector
+package agreements
 
 import (
 	"cmp"
@@ -6,15 +6,16 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cspconnector/csp-connector/connector/connectivity"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
 	"github.com/cspconnector/csp-connector/mapping"
 	"github.com/cspconnector/csp-connector/partnercenter"
 )
 
-// AgreementDiagnosis is what `connector diagnose agreement` shows: the row, what Partner Center says now,
+// Diagnosis is what `connector diagnose agreement` shows: the row, what Partner Center says now,
 // and what the connector would do.
-type AgreementDiagnosis struct {
+type Diagnosis struct {
 	ID                dataverse.GUID `json:"id"`
 	Name              string         `json:"name"`
 	Customer          string         `json:"customer,omitempty"`
@@ -29,7 +30,7 @@ type AgreementDiagnosis struct {
 	VerifiedOn        *time.Time     `json:"verifiedOn,omitempty"`
 	Message           string         `json:"message,omitempty"`
 	// PartnerCenter is what Partner Center says now; a read that failed says why in its Error.
-	PartnerCenter AgreementPCView `json:"partnerCenter"`
+	PartnerCenter PartnerCenterView `json:"partnerCenter"`
 	// Problems are what stops a link request (empty when none).
 	Problems []string `json:"problems,omitempty"`
 	// Path is how the customer accepted, by Partner Center's evidence ("" when not accepted).
@@ -38,8 +39,8 @@ type AgreementDiagnosis struct {
 	Next string `json:"next"`
 }
 
-// AgreementPCView is Partner Center's side of an agreement.
-type AgreementPCView struct {
+// PartnerCenterView is Partner Center's side of an agreement.
+type PartnerCenterView struct {
 	Attestation      *partnercenter.Attestation `json:"attestation,omitempty"`
 	AttestationError string                     `json:"attestationError,omitempty"`
 	Agreements       []partnercenter.Agreement  `json:"agreements"`
@@ -50,16 +51,16 @@ type AgreementPCView struct {
 
 // Diagnose reads one agreement and everything Partner Center says about its customer, without changing
 // anything, and says what the check would decide.
-func (g *Agreements) Diagnose(ctx context.Context, id dataverse.GUID) (AgreementDiagnosis, error) {
+func (g *Workflow) Diagnose(ctx context.Context, id dataverse.GUID) (Diagnosis, error) {
 	f, err := g.load(ctx, id)
 	if err != nil {
-		return AgreementDiagnosis{}, err
+		return Diagnosis{}, err
 	}
 	if err := g.withProvider(ctx, &f); err != nil {
-		return AgreementDiagnosis{}, err
+		return Diagnosis{}, err
 	}
 	a := f.Agreement
-	d := AgreementDiagnosis{ID: a.ID, Name: a.Name, AttestationStatus: schema.OptionLabel(schema.TableAgreement, "csp_attestationstatus", int(a.AttestationStatus)),
+	d := Diagnosis{ID: a.ID, Name: a.Name, AttestationStatus: schema.OptionLabel(schema.TableAgreement, "csp_attestationstatus", int(a.AttestationStatus)),
 		AcceptancePath: schema.OptionLabel(schema.TableAgreement, "csp_acceptancepath", int(a.AcceptancePath)), AttestationID: a.AttestationID,
 		AcceptanceURL: a.AcceptanceURL, LinkExpiresOn: timePtr(a.LinkExpiresOn), DateAgreed: timePtr(a.DateAgreed), VerifiedOn: timePtr(a.VerifiedOn), Message: a.AttestationMessage}
 	switch {
@@ -78,21 +79,21 @@ func (g *Agreements) Diagnose(ctx context.Context, id dataverse.GUID) (Agreement
 	if d.TenantID != "" {
 		if a.AttestationID != "" {
 			if att, err := g.getAttestation(ctx, a.AttestationID); err != nil {
-				d.PartnerCenter.AttestationError = explain("Partner Center", err)
+				d.PartnerCenter.AttestationError = connectivity.Explain("Partner Center", err)
 			} else {
 				d.PartnerCenter.Attestation, in.Attestation = &att, &att
 			}
 		}
 		cctx, cancel := context.WithTimeout(ctx, g.callTimeout())
 		if ags, err := g.PC.Agreements(cctx, d.TenantID, partnercenter.MicrosoftCustomerAgreement); err != nil {
-			d.PartnerCenter.AgreementsError = explain("Partner Center", err)
+			d.PartnerCenter.AgreementsError = connectivity.Explain("Partner Center", err)
 		} else {
 			d.PartnerCenter.Agreements, in.Agreements = ags, ags
 		}
 		cancel()
 		cctx, cancel = context.WithTimeout(ctx, g.callTimeout())
 		if signed, err := g.PC.DirectSignedStatus(cctx, d.TenantID); err != nil {
-			d.PartnerCenter.DirectSignError = explain("Partner Center", err)
+			d.PartnerCenter.DirectSignError = connectivity.Explain("Partner Center", err)
 		} else {
 			d.PartnerCenter.DirectSigned, in.DirectSigned = &signed, &signed
 		}
@@ -109,7 +110,7 @@ func (g *Agreements) Diagnose(ctx context.Context, id dataverse.GUID) (Agreement
 	return d, nil
 }
 
-func agreementNextStep(a schema.Agreement, d AgreementDiagnosis, out mapping.CheckOutcome) string {
+func agreementNextStep(a schema.Agreement, d Diagnosis, out mapping.CheckOutcome) string {
 	switch {
 	case a.State != schema.StateActive:
 		return "Nothing: the agreement is inactive, and the connector no longer checks it."

@@ -1,4 +1,4 @@
-package connector
+package agreements
 
 import (
 	"cmp"
@@ -32,11 +32,11 @@ const (
 	MaxLinkLifetime     = 7 * 24 * time.Hour
 )
 
-// Agreements drives the Microsoft Customer Agreement for each customer (DESIGN §6): it requests acceptance
+// Workflow drives the Microsoft Customer Agreement for each customer (DESIGN §6): it requests acceptance
 // links through the enhanced attestation API (for partner attestations too, since the legacy form was
 // retired on 5 January 2026), checks what the customer did, creates Pending agreements for a template in bulk, and records how and when each
 // customer accepted.
-type Agreements struct {
+type Workflow struct {
 	DV *dataverse.Client
 	PC *partnercenter.Client
 	// Notify publishes events for flows (an agreement accepted); nil sends none.
@@ -60,7 +60,7 @@ type Agreements struct {
 // load reads the row and what the check needs: the row, then one $batch for its provider account and
 // template. It leaves f.Provider nil: only a link request reads the provider (withProvider), and the check
 // runs on thousands of rows an hour.
-func (g *Agreements) load(ctx context.Context, id dataverse.GUID) (mapping.AgreementFacts, error) {
+func (g *Workflow) load(ctx context.Context, id dataverse.GUID) (mapping.AgreementFacts, error) {
 	var f mapping.AgreementFacts
 	raw, err := g.DV.Get(ctx, schema.SetAgreements, id, &dataverse.GetOptions{Select: dataverse.Columns[schema.Agreement]()})
 	if err != nil {
@@ -115,7 +115,7 @@ func (g *Agreements) load(ctx context.Context, id dataverse.GUID) (mapping.Agree
 // withProvider reads the provider of the agreement (providerID) into f.Provider, for what checks the
 // provider's type and state: a link request, a partner attestation, a diagnosis. A provider that no longer
 // exists leaves it nil.
-func (g *Agreements) withProvider(ctx context.Context, f *mapping.AgreementFacts) error {
+func (g *Workflow) withProvider(ctx context.Context, f *mapping.AgreementFacts) error {
 	id := providerID(*f)
 	if id == (dataverse.GUID{}) {
 		return nil
@@ -147,9 +147,9 @@ func providerID(f mapping.AgreementFacts) dataverse.GUID {
 	return dataverse.GUID{}
 }
 
-// AgreementTriggers are the events that wake the workflow: an admin asks for a link (or records a partner
+// Triggers are the events that wake the workflow: an admin asks for a link (or records a partner
 // attestation) by setting the attestation status, and the "Create Agreements" button of a template.
-func AgreementTriggers() []work.Trigger {
+func Triggers() []work.Trigger {
 	return []work.Trigger{
 		{Table: schema.TableAgreement, Message: "Update", Columns: []string{"csp_attestationstatus"},
 			WriteBack: []string{"csp_attestationstatus", "csp_acceptancepath", "csp_attestationid", "csp_acceptanceurl", "csp_linkexpireson",
@@ -165,7 +165,7 @@ func TemplateTriggers() []work.Trigger {
 
 // Handle reconciles one agreement row: a requested link or partner attestation is carried out; a row
 // waiting on the customer is checked; an accepted row is only re-verified (never moved back).
-func (g *Agreements) Handle(ctx context.Context, w work.Batch) error {
+func (g *Workflow) Handle(ctx context.Context, w work.Batch) error {
 	f, err := g.load(ctx, w.Key.ID)
 	if dataverse.IsNotFound(err) {
 		return nil
@@ -207,7 +207,7 @@ func requester(w work.Batch) dataverse.GUID {
 
 // write changes the row (If-Match: an admin's edit since the read wins; the next event or check decides
 // again). It writes nothing when the row already says it.
-func (g *Agreements) write(ctx context.Context, a schema.Agreement, changes dataverse.Row) error {
+func (g *Workflow) write(ctx context.Context, a schema.Agreement, changes dataverse.Row) error {
 	schema.FitRow(schema.TableAgreement, changes) // messages carry error text of any length
 	current, err := dataverse.Marshal(a)
 	if err != nil {
@@ -253,7 +253,7 @@ func sameValue(a, b any) bool {
 // requestLink validates the request, then creates the enhanced attestation and stores its link, unless one
 // is still open. The MS-RequestId is derived from the row and the attestation it replaces, so a retry after
 // a crash gets Partner Center's first answer instead of a second attestation.
-func (g *Agreements) requestLink(ctx context.Context, f mapping.AgreementFacts, who dataverse.GUID) error {
+func (g *Workflow) requestLink(ctx context.Context, f mapping.AgreementFacts, who dataverse.GUID) error {
 	a := f.Agreement
 	now := g.now()
 	if problems := mapping.LinkRequestProblems(f); len(problems) > 0 {
@@ -314,7 +314,7 @@ func (g *Agreements) requestLink(ctx context.Context, f mapping.AgreementFacts, 
 // signatory accepts on Microsoft's page, the agreement is created with the attestation id), and the row
 // keeps Partner attestation as its path. A row set up the old way (a Date agreed entered to be recorded)
 // is never sent through the retired call: it becomes Failed, saying what to do now.
-func (g *Agreements) partnerAttestation(ctx context.Context, f mapping.AgreementFacts, who dataverse.GUID) error {
+func (g *Workflow) partnerAttestation(ctx context.Context, f mapping.AgreementFacts, who dataverse.GUID) error {
 	a := f.Agreement
 	if mapping.IsLegacyPartnerAttestation(a) {
 		return g.write(ctx, a, dataverse.Row{"csp_attestationstatus": int(schema.AttestationFailed),
@@ -326,7 +326,7 @@ func (g *Agreements) partnerAttestation(ctx context.Context, f mapping.Agreement
 // check reads what Partner Center says about a waiting row and moves it. Reads, fewest first: the row's
 // attestation when it has one; otherwise the customer's MCA agreements; the direct-sign status only when
 // neither settles it.
-func (g *Agreements) check(ctx context.Context, f mapping.AgreementFacts) error {
+func (g *Workflow) check(ctx context.Context, f mapping.AgreementFacts) error {
 	a := f.Agreement
 	if f.ProviderAccount == nil || f.ProviderAccount.TenantID == "" {
 		return g.write(ctx, a, dataverse.Row{"csp_attestationmessage": "This agreement has no provider account mapped to a customer tenant, so the connector cannot check it: set its Provider account."})
@@ -365,7 +365,7 @@ func (g *Agreements) check(ctx context.Context, f mapping.AgreementFacts) error 
 }
 
 // applyCheck writes what the check decided; an accepted link is finalized first.
-func (g *Agreements) applyCheck(ctx context.Context, f mapping.AgreementFacts, in mapping.CheckInput) error {
+func (g *Workflow) applyCheck(ctx context.Context, f mapping.AgreementFacts, in mapping.CheckInput) error {
 	a := f.Agreement
 	now := g.now()
 	out := mapping.DecideCheck(a, in, now)
@@ -397,7 +397,7 @@ func (g *Agreements) applyCheck(ctx context.Context, f mapping.AgreementFacts, i
 }
 
 // accepted writes an accepted row and tells the flows that listen.
-func (g *Agreements) accepted(ctx context.Context, f mapping.AgreementFacts, changes dataverse.Row) error {
+func (g *Workflow) accepted(ctx context.Context, f mapping.AgreementFacts, changes dataverse.Row) error {
 	if err := g.write(ctx, f.Agreement, changes); err != nil {
 		return err
 	}
@@ -424,7 +424,7 @@ func choiceOf(v any) int {
 
 // reverify looks at an accepted row again: what Partner Center says now only refreshes csp_verifiedon. A
 // read that no longer shows the acceptance (stale data, a replica lagging) never moves the row back.
-func (g *Agreements) reverify(ctx context.Context, f mapping.AgreementFacts) error {
+func (g *Workflow) reverify(ctx context.Context, f mapping.AgreementFacts) error {
 	a := f.Agreement
 	if f.ProviderAccount == nil || f.ProviderAccount.TenantID == "" {
 		return nil
@@ -452,7 +452,7 @@ func (g *Agreements) reverify(ctx context.Context, f mapping.AgreementFacts) err
 	return nil
 }
 
-func (g *Agreements) getAttestation(ctx context.Context, id string) (partnercenter.Attestation, error) {
+func (g *Workflow) getAttestation(ctx context.Context, id string) (partnercenter.Attestation, error) {
 	cctx, cancel := context.WithTimeout(ctx, g.callTimeout())
 	defer cancel()
 	return g.PC.GetAttestation(cctx, id)
@@ -461,7 +461,7 @@ func (g *Agreements) getAttestation(ctx context.Context, id string) (partnercent
 // callFailed handles a Partner Center failure: throttling and outages are retried later (the row is left
 // as it is); refused credentials hold the row with a message and mark the provider not connected; a
 // refusal fails the row with Partner Center's reason in words.
-func (g *Agreements) callFailed(ctx context.Context, f mapping.AgreementFacts, err error) error {
+func (g *Workflow) callFailed(ctx context.Context, f mapping.AgreementFacts, err error) error {
 	a := f.Agreement
 	var re *partnercenter.ResponseError
 	isRE := errors.As(err, &re)
@@ -504,22 +504,32 @@ func nullTime(t time.Time) any {
 	return t.UTC()
 }
 
-func (g *Agreements) callTimeout() time.Duration { return cmp.Or(g.CallTimeout, 60*time.Second) }
+func (g *Workflow) callTimeout() time.Duration { return cmp.Or(g.CallTimeout, 60*time.Second) }
 
-func (g *Agreements) linkLifetime() time.Duration {
+func (g *Workflow) linkLifetime() time.Duration {
 	return min(max(cmp.Or(g.LinkLifetime, DefaultLinkLifetime), MinLinkLifetime), MaxLinkLifetime)
 }
 
-func (g *Agreements) now() time.Time {
+func (g *Workflow) now() time.Time {
 	if g.Now != nil {
 		return g.Now()
 	}
 	return time.Now()
 }
 
-func (g *Agreements) log() *slog.Logger {
+func (g *Workflow) log() *slog.Logger {
 	if g.Logger != nil {
 		return g.Logger
 	}
 	return slog.New(slog.DiscardHandler)
+}
+
+// Facts loads an agreement with everything a decision on it reads: its provider account, template and
+// provider.
+func (g *Workflow) Facts(ctx context.Context, id dataverse.GUID) (mapping.AgreementFacts, error) {
+	f, err := g.load(ctx, id)
+	if err != nil {
+		return f, err
+	}
+	return f, g.withProvider(ctx, &f)
 }

@@ -1,4 +1,4 @@
-package connector
+package agreements
 
 import (
 	"context"
@@ -397,7 +397,7 @@ func (r *agBenchRig) run(b *testing.B) (agBenchCounts, time.Duration) {
 		done     = make(chan struct{})
 	)
 	var q *work.Queue
-	g := &Agreements{DV: r.DV, PC: r.PC,
+	g := &Workflow{DV: r.DV, PC: r.PC,
 		Notify: func(n notify.Notification) {
 			if n.Type == notify.AgreementAccepted {
 				r.accepted.Add(1)

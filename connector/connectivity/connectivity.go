@@ -1,4 +1,4 @@
-package connector
+package connectivity
 
 import (
 	"context"
@@ -21,8 +21,8 @@ import (
 	"github.com/cspconnector/csp-connector/partnercenter"
 )
 
-// VerifyConnectivityJob is the job's name (its csp_job row's csp_name).
-const VerifyConnectivityJob = "Verify Connectivity"
+// VerifyJobName is the job's name (its csp_job row's csp_name).
+const VerifyJobName = "Verify Connectivity"
 
 // Check is one connectivity check's outcome.
 type Check struct {
@@ -37,15 +37,15 @@ type Check struct {
 	System string `json:"-"`
 }
 
-// ConnectivityReport is the outcome of Verify Connectivity.
-type ConnectivityReport struct {
+// Report is the outcome of Verify Connectivity.
+type Report struct {
 	At     time.Time `json:"at" desc:"When the checks ran."`
 	OK     bool      `json:"ok" desc:"Whether every check passed."`
 	Checks []Check   `json:"checks" desc:"Each check."`
 }
 
 // Message is the report in words, for the provider row and the console.
-func (r ConnectivityReport) Message() string {
+func (r Report) Message() string {
 	var failed, passed []string
 	for _, c := range r.Checks {
 		switch {
@@ -62,16 +62,17 @@ func (r ConnectivityReport) Message() string {
 	return "Not connected. " + strings.Join(failed, " ")
 }
 
-// Connectivity checks that the connector can reach and use Dataverse, Partner Center (with each kind of
+// Checker checks that the connector can reach and use Dataverse, Partner Center (with each kind of
 // credential configured) and Service Bus, and records the outcome on the Partner Center provider rows.
-type Connectivity struct {
+type Checker struct {
 	DV         *dataverse.Client
 	PC         *partnercenter.Client
 	ServiceBus *azservicebus.Client // nil when events come by webhook
 	Queue      string
-	Health     *Health
-	Now        func() time.Time
-	Logger     *slog.Logger
+	// Report records a component's readiness after each check (nil: ready); nil reports nothing.
+	SetHealth func(component string, err error)
+	Now       func() time.Time
+	Logger    *slog.Logger
 	// Timeout bounds one verification (0: none beyond the clients' own retries); the checks run side by
 	// side, so it bounds each of them.
 	Timeout time.Duration
@@ -80,24 +81,24 @@ type Connectivity struct {
 	OnConnected func(ctx context.Context)
 
 	mu   sync.Mutex
-	last ConnectivityReport
+	last Report
 }
 
 // Last is the most recent report (zero before the first check).
-func (c *Connectivity) Last() ConnectivityReport {
+func (c *Checker) Last() Report {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.last
 }
 
 // Verify runs every check, side by side: a service that does not answer does not hold up the others.
-func (c *Connectivity) Verify(ctx context.Context) ConnectivityReport {
+func (c *Checker) Verify(ctx context.Context) Report {
 	if c.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.Timeout)
 		defer cancel()
 	}
-	r := ConnectivityReport{At: c.now(), OK: true}
+	r := Report{At: c.now(), OK: true}
 	checks := []struct {
 		name, component string
 		run             func(ctx context.Context) (okDetail string, err error)
@@ -143,12 +144,12 @@ func (c *Connectivity) Verify(ctx context.Context) ConnectivityReport {
 			if errors.Is(err, errSkipped) {
 				ch.OK, ch.Skipped, ch.Detail = true, true, strings.TrimPrefix(err.Error(), errSkipped.Error()+": ")
 			} else if err != nil {
-				ch.Detail, ch.System = explain(chk.name, err), err.Error()
+				ch.Detail, ch.System = Explain(chk.name, err), err.Error()
 				c.logger().Warn("connectivity check failed", "check", chk.name, "error", err)
 			}
 			r.Checks[i] = ch
-			if c.Health != nil && !ch.Skipped {
-				c.Health.Set(chk.component, errIf(err, ch.Detail))
+			if c.SetHealth != nil && !ch.Skipped {
+				c.SetHealth(chk.component, errIf(err, ch.Detail))
 			}
 		})
 	}
@@ -164,7 +165,7 @@ func (c *Connectivity) Verify(ctx context.Context) ConnectivityReport {
 
 // SystemMessage is the failed checks' errors as the clients returned them, for the provider row's system
 // message ("" when every check passed).
-func (r ConnectivityReport) SystemMessage() string {
+func (r Report) SystemMessage() string {
 	var lines []string
 	for _, c := range r.Checks {
 		if !c.OK && c.System != "" {
@@ -174,7 +175,7 @@ func (r ConnectivityReport) SystemMessage() string {
 	return strings.Join(lines, "\n")
 }
 
-func (c *Connectivity) logger() *slog.Logger {
+func (c *Checker) logger() *slog.Logger {
 	if c.Logger != nil {
 		return c.Logger
 	}
@@ -190,7 +191,7 @@ func errIf(err error, detail string) error {
 	return errors.New(detail)
 }
 
-func (c *Connectivity) checkServiceBus(ctx context.Context) error {
+func (c *Checker) checkServiceBus(ctx context.Context) error {
 	if c.ServiceBus == nil {
 		return fmt.Errorf("%w: events arrive by webhook", errSkipped)
 	}
@@ -209,9 +210,9 @@ func (c *Connectivity) checkServiceBus(ctx context.Context) error {
 	return err
 }
 
-// explain turns a check's error into words an admin can act on. The error itself (addresses, Go's network
+// Explain turns a check's error into words an admin can act on. The error itself (addresses, Go's network
 // errors) goes to the system message and the log, not here.
-func explain(name string, err error) string {
+func Explain(name string, err error) string {
 	var sbErr *azservicebus.Error
 	var netErr net.Error
 	var tokenErr *partnercenter.TokenError
@@ -261,8 +262,8 @@ func addressSetting(name string) string {
 
 // Job returns the Verify Connectivity job: verify, then write the outcome on every Partner Center
 // (Automatic) provider row.
-func (c *Connectivity) Job(schedule time.Duration) jobs.Job {
-	return jobs.Job{Name: VerifyConnectivityJob, Schedule: schedule, Run: func(ctx context.Context) (jobs.RunCounts, error) {
+func (c *Checker) Job(schedule time.Duration) jobs.Job {
+	return jobs.Job{Name: VerifyJobName, Schedule: schedule, Run: func(ctx context.Context) (jobs.RunCounts, error) {
 		rep := c.Verify(ctx)
 		counts, err := c.record(ctx, rep, nil)
 		if err == nil && !rep.OK {
@@ -274,7 +275,7 @@ func (c *Connectivity) Job(schedule time.Duration) jobs.Job {
 
 // record writes the report on the Automatic provider rows (only the one with id, when id is set). A
 // Verify Connectivity request a row held is answered by this verification and cleared.
-func (c *Connectivity) record(ctx context.Context, rep ConnectivityReport, id *dataverse.GUID) (jobs.RunCounts, error) {
+func (c *Checker) record(ctx context.Context, rep Report, id *dataverse.GUID) (jobs.RunCounts, error) {
 	filter := dataverse.Eq("csp_type", schema.ProviderAutomatic)
 	if id != nil {
 		filter = dataverse.Eq("csp_providerid", *id)
@@ -316,7 +317,7 @@ const verifyRequestedColumn = "Verify requested on"
 
 // recordProvider writes the report on one provider row, with If-Match so that a Verify Connectivity
 // request set while the checks ran is kept for its own run rather than cleared.
-func (c *Connectivity) recordProvider(ctx context.Context, p schema.Provider, rep ConnectivityReport) error {
+func (c *Checker) recordProvider(ctx context.Context, p schema.Provider, rep Report) error {
 	for attempt := 0; ; attempt++ {
 		status, msg := schema.ConnectivityConnected, rep.Message()
 		if !rep.OK {
@@ -348,7 +349,7 @@ func (c *Connectivity) recordProvider(ctx context.Context, p schema.Provider, re
 	}
 }
 
-func (c *Connectivity) provider(ctx context.Context, id dataverse.GUID) (schema.Provider, error) {
+func (c *Checker) provider(ctx context.Context, id dataverse.GUID) (schema.Provider, error) {
 	r, err := c.DV.Get(ctx, schema.SetProviders, id, &dataverse.GetOptions{Select: dataverse.Columns[schema.Provider]()})
 	if err != nil {
 		return schema.Provider{}, err
@@ -360,7 +361,7 @@ func (c *Connectivity) provider(ctx context.Context, id dataverse.GUID) (schema.
 // HandleProviderRow is the work handler for csp_provider rows: a csp_verifyrequestedon later than
 // csp_lastverifiedon runs the checks for that provider (at once, even when dated in the future); one
 // dated no later than the last verification is answered on the row and cleared.
-func (c *Connectivity) HandleProviderRow(ctx context.Context, w work.Batch) error {
+func (c *Checker) HandleProviderRow(ctx context.Context, w work.Batch) error {
 	p, err := c.provider(ctx, w.Key.ID)
 	if dataverse.IsNotFound(err) {
 		return nil
@@ -381,7 +382,7 @@ func (c *Connectivity) HandleProviderRow(ctx context.Context, w work.Batch) erro
 		}
 		return err
 	}
-	rep := ConnectivityReport{At: c.now(), OK: true}
+	rep := Report{At: c.now(), OK: true}
 	if p.Type == schema.ProviderAutomatic {
 		rep = c.Verify(ctx)
 	}
@@ -395,7 +396,7 @@ func ProviderTrigger() work.Trigger {
 		WriteBack: []string{"csp_connectivitystatus", "csp_connectivitymessage", "csp_systemmessage", "csp_lastverifiedon", "csp_verifyrequestedon"}}
 }
 
-func (c *Connectivity) now() time.Time {
+func (c *Checker) now() time.Time {
 	if c.Now != nil {
 		return c.Now()
 	}
