@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cspconnector/csp-connector/connector/provideraccounts"
+
 	"github.com/cspconnector/csp-connector/connector/agreements"
 
 	"github.com/cspconnector/csp-connector/connector/connectivity"
@@ -113,7 +115,7 @@ func apiRoutes() []apiRoute {
 		{Method: "POST", Path: APIPrefix + "/provider-accounts/sync", ID: "SyncProviderAccounts", Role: operate,
 			Summary:     "Sync provider accounts now",
 			Description: "Starts the Provider Account Sync: Partner Center's customers become provider accounts, mapped where that is safe. Poll the run until it finishes.",
-			Responses:   []apiResponse{accepted("The sync started (or was already running): poll Location.", JobRunView{})}, handle: startJob(ProviderAccountSyncJob)},
+			Responses:   []apiResponse{accepted("The sync started (or was already running): poll Location.", JobRunView{})}, handle: startJob(provideraccounts.SyncJobName)},
 
 		{Method: "GET", Path: APIPrefix + "/agreements/{agreementId}", ID: "GetAgreement", Role: read,
 			Summary: "Get an agreement", Description: "Reads one agreement: its attestation status, acceptance link, how and when the customer accepted.",
@@ -199,7 +201,7 @@ func apiRoutes() []apiRoute {
 
 // jobNames are the jobs a service runs (the names are constants; the list is the service's).
 func jobNames() []string {
-	return []string{connectivity.VerifyJobName, provisioning.SweepJobName, provisioning.ReportJobName, ProviderAccountSyncJob, agreements.AttestationCheckJob}
+	return []string{connectivity.VerifyJobName, provisioning.SweepJobName, provisioning.ReportJobName, provideraccounts.SyncJobName, agreements.AttestationCheckJob}
 }
 
 // Mapping statuses as the API names them.

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cspconnector/csp-connector/connector/provideraccounts"
+
 	"github.com/cspconnector/csp-connector/connector/agreements"
 
 	"github.com/cspconnector/csp-connector/connector/connectivity"
@@ -476,8 +478,8 @@ func TestAPISyncProviderAccounts(t *testing.T) {
 	sb.PartnerCenter.SetLatency(300 * time.Millisecond) // a slow Partner Center: the run is seen running
 	var first JobRunView
 	loc := op.post(APIPrefix+"/provider-accounts/sync", nil).accepted(t, base, &first)
-	assert.Equal(t, base+jobPath(ProviderAccountSyncJob)+"/runs/"+first.ID, loc)
-	assert.Equal(t, ProviderAccountSyncJob, first.Job)
+	assert.Equal(t, base+jobPath(provideraccounts.SyncJobName)+"/runs/"+first.ID, loc)
+	assert.Equal(t, provideraccounts.SyncJobName, first.Job)
 	assert.Equal(t, "api", first.Trigger)
 	assert.Equal(t, "running", first.Status)
 
@@ -504,13 +506,13 @@ func TestAPISyncProviderAccounts(t *testing.T) {
 	assert.Empty(t, last.Header.Get("Retry-After"))
 
 	var next JobRunView
-	waitJobIdle(t, sb, ProviderAccountSyncJob)
+	waitJobIdle(t, sb, provideraccounts.SyncJobName)
 	loc3 := op.post(APIPrefix+"/provider-accounts/sync", nil).accepted(t, base, &next)
 	assert.NotEqual(t, first.ID, next.ID, "after it finished, a new run")
 	last = op.poll(loc3)
 	last.ok(t, http.StatusOK, &next)
 	assert.Equal(t, "succeeded", next.Status)
-	assert.Len(t, jobRunsOf(t, sb, ProviderAccountSyncJob), 3, "the run at start and two through the API")
+	assert.Len(t, jobRunsOf(t, sb, provideraccounts.SyncJobName), 3, "the run at start and two through the API")
 }
 
 // TestAPIAgreements: reading an agreement; a link request that fails validation names every bad field and

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cspconnector/csp-connector/connector/provideraccounts"
+
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -71,7 +73,7 @@ func addUnmappableCustomer(t *testing.T, sb *Sandbox, op apiClient, company, dom
 	tenant := uuid.NewString()
 	require.NoError(t, sb.PartnerCenter.AddCustomer(partnercentertest.Customer{TenantID: tenant, CompanyName: company, Domain: domain, Country: "US"}))
 	var run JobRunView
-	waitJobIdle(t, sb, ProviderAccountSyncJob)
+	waitJobIdle(t, sb, provideraccounts.SyncJobName)
 	last := op.poll(op.post(APIPrefix+"/provider-accounts/sync", nil).accepted(t, sandboxBase(sb), &run))
 	last.ok(t, http.StatusOK, &run)
 	require.Equal(t, "succeeded", run.Status)

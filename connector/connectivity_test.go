@@ -2,7 +2,6 @@ package connector
 
 import (
 	"context"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -113,10 +112,7 @@ func TestVerifyRequestedOnOneProvider(t *testing.T) {
 func TestUnreachablePartnerCenterIsSaidInPlainWords(t *testing.T) {
 	t.Parallel()
 	sb := testSandbox(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	dead := ln.Addr().String()
-	require.NoError(t, ln.Close())
+	dead := "127.0.0.1:1" // port 1 (tcpmux): nothing serves it; a port just closed may be another test's at once
 	pc, err := partnercenter.NewClient("http://"+dead, partnercenter.Credentials{}, &partnercenter.ClientOptions{MaxRetries: 1, MinRetryWait: time.Millisecond, MaxRetryWait: time.Millisecond})
 	require.NoError(t, err)
 	conn := &connectivity.Checker{DV: sb.DataverseClient, PC: pc, Queue: DefaultQueue}

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/cspconnector/csp-connector/connector/provideraccounts"
+
 	"github.com/cspconnector/csp-connector/connector/agreements"
 
 	"github.com/cspconnector/csp-connector/connector/connectivity"
@@ -23,7 +25,7 @@ const EndpointName = "CSP Connector"
 // Triggers lists every event that wakes the connector. The service registers a handler for each, and
 // `connector dataverse install` registers a Dataverse step for each: one declaration for both.
 func Triggers() []work.Trigger {
-	return slices.Concat([]work.Trigger{connectivity.ProviderTrigger(), jobs.RowTrigger()}, provisioning.Triggers(), ProviderAccountTriggers(), agreements.Triggers(), agreements.TemplateTriggers())
+	return slices.Concat([]work.Trigger{connectivity.ProviderTrigger(), jobs.RowTrigger()}, provisioning.Triggers(), provideraccounts.Triggers(), agreements.Triggers(), agreements.TemplateTriggers())
 }
 
 // ErrNoIntakeToRegister is returned when the configuration names no intake to register.

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cspconnector/csp-connector/connector/provideraccounts"
+
 	"github.com/cspconnector/csp-connector/connector/agreements"
 
 	"github.com/stretchr/testify/assert"
@@ -98,7 +100,7 @@ func TestSandboxCreateAgreementsButton(t *testing.T) {
 		return out
 	}
 	require.Eventually(t, func() bool {
-		j, err := jobRow(t.Context(), dv, ProviderAccountSyncJob)
+		j, err := jobRow(t.Context(), dv, provideraccounts.SyncJobName)
 		return err == nil && !j.LastRunOn.IsZero() && j.LeaseOwner == ""
 	}, 15*time.Second, 10*time.Millisecond, "the sync at start has finished")
 	var tailspin dataverse.GUID

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cspconnector/csp-connector/connector/provideraccounts"
+
 	"github.com/cspconnector/csp-connector/connector/agreements"
 
 	"github.com/cspconnector/csp-connector/connector/connectivity"
@@ -48,7 +50,7 @@ type Service struct {
 	Conn       *connectivity.Checker
 	Prov       *provisioning.Provisioner
 	// Accounts syncs and maps provider accounts; Notifications delivers what people and flows must know.
-	Accounts      *ProviderAccounts
+	Accounts      *provideraccounts.Workflow
 	Agreements    *agreements.Workflow
 	Notifications *notify.Notifications
 	topic         *notify.TopicPublisher
@@ -151,7 +153,7 @@ func NewService(cfg Config, opts ServiceOptions) (*Service, error) {
 	}
 	s.Notifications = notify.New(no)
 	s.Prov.Publish = func(n notify.Notification) { s.Notifications.Publish(n) }
-	s.Accounts = &ProviderAccounts{DV: s.DV, PC: s.PC, Notify: func(n notify.Notification) { s.Notifications.Publish(n) }, BatchSize: cfg.DataverseBatchSize,
+	s.Accounts = &provideraccounts.Workflow{DV: s.DV, PC: s.PC, Notify: func(n notify.Notification) { s.Notifications.Publish(n) }, BatchSize: cfg.DataverseBatchSize,
 		DigestOver: cfg.NotifyDigestOver, Now: opts.Now, Logger: log.With("workflow", "provider-accounts")}
 	s.Agreements = &agreements.Workflow{DV: s.DV, PC: s.PC, Notify: func(n notify.Notification) { s.Notifications.Publish(n) }, BatchSize: cfg.DataverseBatchSize,
 		LinkLifetime: cfg.LinkLifetime, Now: opts.Now, Logger: log.With("workflow", "agreements"),
@@ -179,7 +181,7 @@ func NewService(cfg Config, opts ServiceOptions) (*Service, error) {
 	s.Dispatcher.Handle(connectivity.ProviderTrigger().Table, s.Conn.HandleProviderRow, connectivity.ProviderTrigger())
 	s.Dispatcher.Handle(jobs.RowTrigger().Table, s.Jobs.HandleJobRow, jobs.RowTrigger())
 	s.Dispatcher.Handle(schema.TableLicenseChangeLog, s.Prov.Handle, provisioning.Triggers()...)
-	s.Dispatcher.Handle(schema.TableProviderAccount, s.Accounts.Handle, ProviderAccountTriggers()...)
+	s.Dispatcher.Handle(schema.TableProviderAccount, s.Accounts.Handle, provideraccounts.Triggers()...)
 	s.Dispatcher.Handle(schema.TableAgreement, s.Agreements.Handle, agreements.Triggers()...)
 	s.Dispatcher.Handle(schema.TableAgreementTemplate, s.Agreements.HandleTemplate, agreements.TemplateTriggers()...)
 	if s.ServiceBus != nil {

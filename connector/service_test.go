@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cspconnector/csp-connector/connector/provideraccounts"
+
 	"github.com/cspconnector/csp-connector/connector/connectivity"
 
 	"github.com/cspconnector/csp-connector/connector/provisioning"
@@ -221,7 +223,7 @@ func TestSandboxEndToEndOverWebhook(t *testing.T) {
 	require.Equal(t, float64(1), count(m, "csp_job_runs_total", map[string]string{"job": connectivity.VerifyJobName, "status": "succeeded"}))
 	// The other jobs ran at start too (the provisioning sweep pushes the demo changes); let everything
 	// they started finish before measuring what the admin's request causes.
-	for _, name := range []string{provisioning.SweepJobName, provisioning.ReportJobName, ProviderAccountSyncJob} {
+	for _, name := range []string{provisioning.SweepJobName, provisioning.ReportJobName, provideraccounts.SyncJobName} {
 		require.Eventually(t, func() bool {
 			j, err := jobRow(t.Context(), dv, name)
 			return err == nil && !j.LastRunOn.IsZero() && j.LeaseOwner == ""

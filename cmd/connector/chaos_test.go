@@ -27,6 +27,7 @@ import (
 
 	"github.com/cspconnector/csp-connector/connector"
 	"github.com/cspconnector/csp-connector/connector/agreements"
+	"github.com/cspconnector/csp-connector/connector/provideraccounts"
 	"github.com/cspconnector/csp-connector/connector/provisioning"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/dataversetest"
@@ -268,7 +269,7 @@ func TestChaos(t *testing.T) {
 	for i := syncEvery; i < len(ops); i += syncEvery {
 		fig.syncRequests++
 		ops = slices.Insert(ops, i, op{"run provider account sync", func(ctx context.Context) error {
-			return runNow(ctx, admin, dv, connector.ProviderAccountSyncJob)
+			return runNow(ctx, admin, dv, provideraccounts.SyncJobName)
 		}})
 	}
 

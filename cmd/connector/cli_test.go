@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -20,14 +19,12 @@ import (
 	"github.com/cspconnector/csp-connector/dataverse/schema"
 )
 
-// deadPort is a loopback address nothing listens on: connections to it are refused at once.
+// deadPort is a loopback address nothing listens on: connections to it are refused at once. It is port
+// 1 (tcpmux, which nothing here serves), not a port just closed: the system hands a closed ephemeral
+// port to the next listener, which in a parallel test run may be another test's server.
 func deadPort(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
-	return addr
+	return "127.0.0.1:1"
 }
 
 // TestVerifyWithUnreachablePartnerCenter: `connector verify` run from a laptop with a wrong
@@ -174,15 +171,12 @@ func TestPrintedTextPointsAtNoInternalFiles(t *testing.T) {
 // --verbose adds that detail.
 func TestUnreachableDataverseIsSaidInWords(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	dead := ln.Addr().String()
-	require.NoError(t, ln.Close())
+	dead := deadPort(t)
 	env := map[string]string{"DATAVERSE_URL": "http://" + dead, "DATAVERSE_AUTH": "none"}
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	var out, errs bytes.Buffer
-	err = run(ctx, []string{"agreements", "templates", "--verbose"}, getenv(env), nil, &out, &errs)
+	err := run(ctx, []string{"agreements", "templates", "--verbose"}, getenv(env), nil, &out, &errs)
 	require.Error(t, err)
 	assert.Equal(t, "Dataverse at "+dead+" is not answering (nothing is listening there): is it running, and is DATAVERSE_URL right? (--verbose shows the request that failed)", err.Error())
 	assert.NotContains(t, err.Error(), "%24select")

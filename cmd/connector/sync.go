@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cspconnector/csp-connector/connector"
+	"github.com/cspconnector/csp-connector/connector/provideraccounts"
 )
 
 func syncCommand(getenv func(string) string, stdout, stderr io.Writer) *cobra.Command {
@@ -30,7 +31,7 @@ message) and recorded in the job's run history.`,
 			if isTerminal(stderr) {
 				last := time.Time{}
 				// Set after wiring: connector.ServiceOptions has no field for the sync's progress.
-				svc.Accounts.Progress = func(p connector.SyncProgress) {
+				svc.Accounts.Progress = func(p provideraccounts.SyncProgress) {
 					if time.Since(last) < 200*time.Millisecond {
 						return
 					}
@@ -39,7 +40,7 @@ message) and recorded in the job's run history.`,
 						p.Counts.Seen, p.Counts.Created, p.Counts.Updated, p.Counts.Mapped, p.Counts.NeedPerson, p.Counts.NeedMapping)
 				}
 			}
-			res, err := runJob(cmd.Context(), svc, connector.ProviderAccountSyncJob)
+			res, err := runJob(cmd.Context(), svc, provideraccounts.SyncJobName)
 			if isTerminal(stderr) {
 				fmt.Fprintln(stderr)
 			}

@@ -1,4 +1,4 @@
-package connector
+package provideraccounts
 
 import (
 	"errors"
@@ -32,7 +32,7 @@ type paRig struct {
 	PCS      *partnercentertest.Server
 	DV       *dataverse.Client
 	PC       *partnercenter.Client
-	P        *ProviderAccounts
+	P        *Workflow
 	Clock    *testrig.Clock
 	Provider dataverse.GUID
 	Template dataverse.GUID
@@ -72,7 +72,7 @@ func newPARig(t testing.TB, o paOptions) *paRig {
 	r.Template, err = dv.Create(ctx, schema.SetAgreementTemplates, dataverse.Row{"csp_name": "Microsoft Customer Agreement",
 		"csp_agreementtype": int(schema.AgreementMicrosoftCustomerAgreement), "csp_provider@odata.bind": dataverse.Bind(schema.SetProviders, r.Provider)})
 	require.NoError(t, err)
-	r.P = &ProviderAccounts{DV: dv, PC: pc, Now: clk.Now, BatchSize: cmpOr(o.BatchSize, 7), DigestOver: 5, Notify: func(n notify.Notification) {
+	r.P = &Workflow{DV: dv, PC: pc, Now: clk.Now, BatchSize: cmpOr(o.BatchSize, 7), DigestOver: 5, Notify: func(n notify.Notification) {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		r.notices = append(r.notices, n)
@@ -428,7 +428,7 @@ func TestProviderAccountSyncTwoAtOnceTheLeaseLetsOneRun(t *testing.T) {
 	for i := range 2 {
 		runner := jobs.New(r.DV, []jobs.Job{r.P.Job(time.Hour)}, jobs.Options{Instance: fmt.Sprintf("replica-%d", i), Now: r.Clock.Now})
 		require.NoError(t, runner.Ensure(t.Context()))
-		wg.Go(func() { _, results[i] = runner.RunNow(t.Context(), ProviderAccountSyncJob, schema.TriggerSchedule) })
+		wg.Go(func() { _, results[i] = runner.RunNow(t.Context(), SyncJobName, schema.TriggerSchedule) })
 	}
 	wg.Wait()
 	held := 0
@@ -450,7 +450,7 @@ func TestProviderAccountSyncRecordsItsCountsInTheRun(t *testing.T) {
 	r.Customer(t, "Alpine Ski House", "alpineskihouse.com")
 	r.Customer(t, "Adventure Works Cycles", "adventure-works.com")
 	runner := jobs.New(r.DV, []jobs.Job{r.P.Job(time.Hour)}, jobs.Options{Instance: "a", Now: r.Clock.Now})
-	res, err := runner.RunNow(t.Context(), ProviderAccountSyncJob, schema.TriggerRunNow)
+	res, err := runner.RunNow(t.Context(), SyncJobName, schema.TriggerRunNow)
 	require.NoError(t, err)
 	require.NoError(t, res.Err)
 	var run schema.JobRun

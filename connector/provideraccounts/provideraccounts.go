@@ -1,4 +1,4 @@
-package connector
+package provideraccounts
 
 import (
 	"cmp"
@@ -23,14 +23,14 @@ import (
 	"github.com/cspconnector/csp-connector/partnercenter"
 )
 
-// ProviderAccountSyncJob is the job's name on its csp_job row.
-const ProviderAccountSyncJob = "Provider Account Sync"
+// SyncJobName is the job's name on its csp_job row.
+const SyncJobName = "Provider Account Sync"
 
-// ProviderAccounts keeps csp_provideraccount rows in step with Partner Center's customers (DESIGN §7): the
+// Workflow keeps csp_provideraccount rows in step with Partner Center's customers: the
 // sync creates and updates rows by their alternate key, deactivates the rows of customers who left, maps
 // new rows to Accounts by the rules in mapping, creates their Pending agreements, and tells people about
 // the rows it could not map.
-type ProviderAccounts struct {
+type Workflow struct {
 	DV *dataverse.Client
 	PC *partnercenter.Client
 	// Notify publishes a notification without waiting for its delivery; nil sends none.
@@ -86,8 +86,8 @@ func (c SyncCounts) String() string {
 }
 
 // Job is the scheduled sync.
-func (p *ProviderAccounts) Job(every time.Duration) jobs.Job {
-	return jobs.Job{Name: ProviderAccountSyncJob, Schedule: every, Run: func(ctx context.Context) (jobs.RunCounts, error) {
+func (p *Workflow) Job(every time.Duration) jobs.Job {
+	return jobs.Job{Name: SyncJobName, Schedule: every, Run: func(ctx context.Context) (jobs.RunCounts, error) {
 		c, err := p.Sync(ctx)
 		return jobs.RunCounts{Processed: c.Seen, Created: c.Created, Updated: c.Updated, Failed: c.Failed,
 			Deactivated: c.Deactivated, Mapped: c.Mapped, Unmapped: c.NeedMapping, Summary: c.String()}, err
@@ -96,7 +96,7 @@ func (p *ProviderAccounts) Job(every time.Duration) jobs.Job {
 
 // Sync syncs every active Automatic provider. A provider whose sync fails does not stop the others; the
 // error names each.
-func (p *ProviderAccounts) Sync(ctx context.Context) (SyncCounts, error) {
+func (p *Workflow) Sync(ctx context.Context) (SyncCounts, error) {
 	var total SyncCounts
 	var errs []error
 	filter := dataverse.And(dataverse.Eq("statecode", schema.StateActive), dataverse.Eq("csp_type", schema.ProviderAutomatic))
@@ -126,7 +126,7 @@ func (p *ProviderAccounts) Sync(ctx context.Context) (SyncCounts, error) {
 // syncRun is one sync: what it loads once for all providers (the accounts the rules match against) and the
 // notices it collects for the end.
 type syncRun struct {
-	p        *ProviderAccounts
+	p        *Workflow
 	accounts *mapping.AccountIndex
 	// needing holds at most DigestOver+1 notices; beyond, only the count grows and one digest is sent.
 	needing      []notify.Notification
@@ -489,7 +489,7 @@ func (r *syncRun) decideMapping(ctx context.Context, pr schema.Provider, cust pa
 
 // loadAccounts reads, in bulk and once per sync, what the matching rules need: active accounts, their
 // contacts' e-mail addresses and the tenants other provider accounts already map to them.
-func (p *ProviderAccounts) loadAccounts(ctx context.Context) (*mapping.AccountIndex, error) {
+func (p *Workflow) loadAccounts(ctx context.Context) (*mapping.AccountIndex, error) {
 	byID := map[uuid.UUID]*mapping.AccountFacts{}
 	var order []uuid.UUID
 	q := &dataverse.Query{Select: []string{"accountid", "name", "websiteurl", "emailaddress1"}, Filter: dataverse.Eq("statecode", schema.StateActive), PageSize: 5000}
@@ -541,7 +541,7 @@ func (p *ProviderAccounts) loadAccounts(ctx context.Context) (*mapping.AccountIn
 
 // activeTemplates are the provider's active agreement templates: each mapped row gets a Pending agreement
 // of each.
-func (p *ProviderAccounts) activeTemplates(ctx context.Context, provider dataverse.GUID) ([]schema.AgreementTemplate, error) {
+func (p *Workflow) activeTemplates(ctx context.Context, provider dataverse.GUID) ([]schema.AgreementTemplate, error) {
 	var ts []schema.AgreementTemplate
 	q := &dataverse.Query{Select: []string{"csp_agreementtemplateid", "csp_name"}, Filter: dataverse.And(dataverse.LookupEq("csp_provider", provider), dataverse.Eq("statecode", schema.StateActive))}
 	for raw, err := range p.DV.List(ctx, schema.SetAgreementTemplates, q) {
@@ -559,7 +559,7 @@ func (p *ProviderAccounts) activeTemplates(ctx context.Context, provider dataver
 
 // agreementHolders returns, sorted, the provider accounts that have an agreement of the template (any
 // state: one deactivated on purpose is not recreated).
-func (p *ProviderAccounts) agreementHolders(ctx context.Context, template uuid.UUID) ([]uuid.UUID, error) {
+func (p *Workflow) agreementHolders(ctx context.Context, template uuid.UUID) ([]uuid.UUID, error) {
 	var ids []uuid.UUID
 	q := &dataverse.Query{Select: []string{dataverse.LookupValue("csp_provideraccount")}, PageSize: 5000, Filter: dataverse.LookupEq("csp_agreementtemplate", template)}
 	for raw, err := range p.DV.List(ctx, schema.SetAgreements, q) {
@@ -619,7 +619,7 @@ func (r *syncRun) deactivateGone(ctx context.Context, existing []existingRow) (S
 
 // deactivateAgreements sets Inactive the active agreements of the given provider accounts. It reads them in
 // groups (one query per 50 accounts) and writes them in batches.
-func (p *ProviderAccounts) deactivateAgreements(ctx context.Context, providerAccounts []uuid.UUID) (int, error) {
+func (p *Workflow) deactivateAgreements(ctx context.Context, providerAccounts []uuid.UUID) (int, error) {
 	var n int
 	inactive := dataverse.Row{"statecode": schema.StateInactive, "statuscode": schema.StatusInactive}
 	for group := range slices.Chunk(providerAccounts, 50) {
@@ -715,37 +715,37 @@ func (r *syncRun) notify(context.Context) {
 	})
 }
 
-func (p *ProviderAccounts) batchSize() int {
+func (p *Workflow) batchSize() int {
 	if p.BatchSize > 0 {
 		return p.BatchSize
 	}
 	return dataverse.DefaultBatchSize
 }
 
-func (p *ProviderAccounts) digestOver() int {
+func (p *Workflow) digestOver() int {
 	if p.DigestOver > 0 {
 		return p.DigestOver
 	}
 	return 20
 }
 
-func (p *ProviderAccounts) now() time.Time {
+func (p *Workflow) now() time.Time {
 	if p.Now != nil {
 		return p.Now()
 	}
 	return time.Now()
 }
 
-func (p *ProviderAccounts) logger() *slog.Logger {
+func (p *Workflow) logger() *slog.Logger {
 	if p.Logger != nil {
 		return p.Logger
 	}
 	return slog.New(slog.DiscardHandler)
 }
 
-// ProviderAccountTriggers are the events the handler needs: a person creates a provider account, sets or
+// Triggers are the events the handler needs: a person creates a provider account, sets or
 // clears its Account, or deactivates it. The sync's own writes are write-backs.
-func ProviderAccountTriggers() []work.Trigger {
+func Triggers() []work.Trigger {
 	writeBack := []string{"csp_account", "csp_automappedaccount", "csp_mappingstatus", "csp_mappingmessage", "csp_name", "csp_domain", "csp_companyname",
 		"csp_relationship", "csp_lastsyncedon", "statecode", "statuscode"}
 	return []work.Trigger{
@@ -758,7 +758,7 @@ func ProviderAccountTriggers() []work.Trigger {
 // Mapped (the rules never change it again) and gives it the Pending agreements of its provider's active
 // templates; an Account removed by hand makes it Unmapped, left to people, with a notification; a row
 // made Inactive has its agreements made Inactive.
-func (p *ProviderAccounts) Handle(ctx context.Context, w work.Batch) error {
+func (p *Workflow) Handle(ctx context.Context, w work.Batch) error {
 	raw, err := p.DV.Get(ctx, schema.SetProviderAccounts, w.Key.ID, &dataverse.GetOptions{Select: dataverse.Columns[schema.ProviderAccount]()})
 	if dataverse.IsNotFound(err) {
 		return nil
