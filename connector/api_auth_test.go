@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cspconnector/csp-connector/connector/api"
+
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -21,7 +23,7 @@ func TestAPIAuthentication(t *testing.T) {
 	t.Parallel()
 	iss := apiauthtest.NewIssuer(t)
 	const readerKey, operatorKey = "reader-key-3f9c2a7e1b", "operator-key-8d41c6f0a9"
-	auth, err := apiauth.New(apiauth.Config{Entra: iss.Config(), KeyHeader: APIKeyHeader, Keys: []apiauth.APIKey{
+	auth, err := apiauth.New(apiauth.Config{Entra: iss.Config(), KeyHeader: api.KeyHeader, Keys: []apiauth.APIKey{
 		{Name: "flows-reader", Hash: apiauth.HashKey(readerKey), Roles: []apiauth.Role{apiauth.RoleReader}},
 		{Name: "flows-operator", Hash: apiauth.HashKey(operatorKey), Roles: []apiauth.Role{apiauth.RoleOperator}},
 	}})
@@ -36,9 +38,9 @@ func TestAPIAuthentication(t *testing.T) {
 	other := apiauthtest.NewIssuer(t) // another tenant's issuer, with its own keys
 	readerRole, operatorRole := []string{string(apiauth.RoleReader)}, []string{string(apiauth.RoleOperator)}
 	bearer := func(token string) http.Header { return http.Header{"Authorization": {"Bearer " + token}} }
-	key := func(k string) http.Header { return http.Header{APIKeyHeader: {k}} }
-	readOp := APIPrefix + "/jobs"                   // Connector.Read
-	operateOp := APIPrefix + "/connectivity/verify" // Connector.Operate
+	key := func(k string) http.Header { return http.Header{api.KeyHeader: {k}} }
+	readOp := api.Prefix + "/jobs"                   // Connector.Read
+	operateOp := api.Prefix + "/connectivity/verify" // Connector.Operate
 	readOpMethod, operateOpMethod := http.MethodGet, http.MethodPost
 
 	tests := []struct {
@@ -122,10 +124,10 @@ func TestAPIAuthentication(t *testing.T) {
 		a.problem(t, http.StatusUnauthorized)
 		challenge := a.Header.Get("WWW-Authenticate")
 		assert.Contains(t, challenge, "Bearer")
-		assert.Contains(t, challenge, APIKeyHeader)
+		assert.Contains(t, challenge, api.KeyHeader)
 	})
 	t.Run("the document needs no credentials", func(t *testing.T) {
-		newAPIClient(t, base, http.Header{}).get(APIPrefix+"/swagger.json").ok(t, http.StatusOK, nil)
+		newAPIClient(t, base, http.Header{}).get(api.Prefix+"/swagger.json").ok(t, http.StatusOK, nil)
 	})
 	t.Run("the demo keys are not accepted", func(t *testing.T) {
 		p := newAPIClient(t, base, key(SandboxOperatorKey)).get(readOp).problem(t, http.StatusUnauthorized)

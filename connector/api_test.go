@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cspconnector/csp-connector/connector/api"
+
 	"github.com/cspconnector/csp-connector/connector/provideraccounts"
 
 	"github.com/cspconnector/csp-connector/connector/agreements"
@@ -51,7 +53,7 @@ func apiSandbox(t *testing.T) *Sandbox {
 func waitStartupJobs(t *testing.T, sb *Sandbox) {
 	t.Helper()
 	require.Eventually(t, func() bool {
-		for _, name := range jobNames() {
+		for _, name := range sb.Service.Jobs.Names() {
 			j, err := jobRow(t.Context(), sb.DataverseClient, name)
 			if err != nil || j.LastRunOn.IsZero() || j.LeaseOwner != "" {
 				return false
@@ -88,11 +90,11 @@ func sandboxBase(sb *Sandbox) string { return "http://" + sb.Service.Addr().Stri
 
 // operatorClient and readerClient carry the sandbox's demo API keys.
 func operatorClient(t *testing.T, sb *Sandbox) apiClient {
-	return newAPIClient(t, sandboxBase(sb), http.Header{APIKeyHeader: {SandboxOperatorKey}})
+	return newAPIClient(t, sandboxBase(sb), http.Header{api.KeyHeader: {SandboxOperatorKey}})
 }
 
 func readerClient(t *testing.T, sb *Sandbox) apiClient {
-	return newAPIClient(t, sandboxBase(sb), http.Header{APIKeyHeader: {SandboxReaderKey}})
+	return newAPIClient(t, sandboxBase(sb), http.Header{api.KeyHeader: {SandboxReaderKey}})
 }
 
 // anonymousClient sends no credentials.
@@ -164,7 +166,7 @@ func (c apiClient) try(method, target string, body any) (apiAnswer, error) {
 	for k := range resp.Header {
 		assert.False(c.t, strings.HasPrefix(strings.ToLower(k), "access-control-"), "%s %s: the API sends no CORS headers, got %s", method, target, k)
 	}
-	if strings.HasPrefix(req.URL.Path, APIPrefix+"/") {
+	if strings.HasPrefix(req.URL.Path, api.Prefix+"/") {
 		assert.Equal(c.t, "nosniff", resp.Header.Get("X-Content-Type-Options"), "%s %s", method, target)
 		assert.Equal(c.t, "no-store", resp.Header.Get("Cache-Control"), "%s %s", method, target)
 	}
@@ -189,11 +191,11 @@ func (a apiAnswer) ok(t *testing.T, status int, v any) {
 }
 
 // problem requires status and a problem+json body, and returns it.
-func (a apiAnswer) problem(t *testing.T, status int) Problem {
+func (a apiAnswer) problem(t *testing.T, status int) testProblem {
 	t.Helper()
 	require.Equal(t, status, a.Status, "answer: %s", a.Body)
 	assert.Equal(t, "application/problem+json", a.Header.Get("Content-Type"))
-	var p Problem
+	var p testProblem
 	require.NoError(t, json.Unmarshal(a.Body, &p), "%s", a.Body)
 	assert.Equal(t, status, p.Status)
 	assert.Equal(t, http.StatusText(status), p.Title)
@@ -201,8 +203,11 @@ func (a apiAnswer) problem(t *testing.T, status int) Problem {
 	return p
 }
 
+// testProblem is a problem answer with what the tests ask of it.
+type testProblem struct{ api.Problem }
+
 // fields lists the fields a problem names.
-func (p Problem) fields() []string {
+func (p testProblem) fields() []string {
 	var out []string
 	for _, f := range p.Errors {
 		out = append(out, f.Field)
@@ -216,7 +221,7 @@ func (a apiAnswer) accepted(t *testing.T, base string, v any) string {
 	a.ok(t, http.StatusAccepted, v)
 	loc := a.Header.Get("Location")
 	require.NotEmpty(t, loc, "a 202 says where to poll")
-	assert.True(t, strings.HasPrefix(loc, base+APIPrefix+"/"), "Location %s is an absolute URL on the connector", loc)
+	assert.True(t, strings.HasPrefix(loc, base+api.Prefix+"/"), "Location %s is an absolute URL on the connector", loc)
 	n, err := strconv.Atoi(a.Header.Get("Retry-After"))
 	require.NoError(t, err, "Retry-After %q", a.Header.Get("Retry-After"))
 	assert.Positive(t, n)
@@ -322,10 +327,10 @@ func waitJobIdle(t *testing.T, sb *Sandbox, name string) {
 	}, 10*time.Second, 5*time.Millisecond, "%s is released", name)
 }
 
-func jobPath(name string) string { return APIPrefix + "/jobs/" + url.PathEscape(name) }
+func jobPath(name string) string { return api.Prefix + "/jobs/" + url.PathEscape(name) }
 
 // validSignatory is a signatory the simulated customer accepts (an e-mail starting with "accept.").
-var validSignatory = LinkRequest{SignatoryFirstName: "Ada", SignatoryLastName: "Lovelace", SignatoryEmail: "accept.ada@contoso.com",
+var validSignatory = api.LinkRequest{SignatoryFirstName: "Ada", SignatoryLastName: "Lovelace", SignatoryEmail: "accept.ada@contoso.com",
 	SignatoryCompany: "Contoso Ltd", SignatoryCountry: "GB", SignatoryLanguage: "en-GB"}
 
 // TestAPIListProviderAccounts: after the sync at start, the mapping status filter finds Litware (Ambiguous)
@@ -344,8 +349,8 @@ func TestAPIListProviderAccounts(t *testing.T) {
 		{"ambiguous", demoLitwareTenant, "Litware"},
 		{"unmapped", demoAdventureWorksTenant, "Adventure Works Cycles"},
 	} {
-		var page ProviderAccountList
-		c.get(APIPrefix+"/provider-accounts?mappingStatus="+tt.status).ok(t, http.StatusOK, &page)
+		var page api.ProviderAccountList
+		c.get(api.Prefix+"/provider-accounts?mappingStatus="+tt.status).ok(t, http.StatusOK, &page)
 		require.Len(t, page.Value, 1, "%s: %+v", tt.status, page.Value)
 		got := page.Value[0]
 		assert.Equal(t, tt.tenant, got.TenantID)
@@ -358,8 +363,8 @@ func TestAPIListProviderAccounts(t *testing.T) {
 		assert.NotNil(t, got.LastSyncedOn)
 		assert.Empty(t, page.NextLink, "one page")
 	}
-	var litware ProviderAccountList
-	c.get(APIPrefix+"/provider-accounts?tenantId="+demoLitwareTenant).ok(t, http.StatusOK, &litware)
+	var litware api.ProviderAccountList
+	c.get(api.Prefix+"/provider-accounts?tenantId="+demoLitwareTenant).ok(t, http.StatusOK, &litware)
 	require.Len(t, litware.Value, 1)
 	assert.Equal(t, "ambiguous", litware.Value[0].MappingStatus)
 
@@ -372,11 +377,11 @@ func TestAPIListProviderAccounts(t *testing.T) {
 	}
 	require.Greater(t, len(want), 4, "enough rows for several pages")
 	seen := map[string]int{}
-	next, pages := APIPrefix+"/provider-accounts?top=2", 0
+	next, pages := api.Prefix+"/provider-accounts?top=2", 0
 	for next != "" {
 		pages++
 		require.LessOrEqual(t, pages, len(want), "the pages end")
-		var page ProviderAccountList
+		var page api.ProviderAccountList
 		c.get(next).ok(t, http.StatusOK, &page)
 		assert.LessOrEqual(t, len(page.Value), 2)
 		for _, v := range page.Value {
@@ -385,7 +390,7 @@ func TestAPIListProviderAccounts(t *testing.T) {
 		if page.NextLink != "" {
 			u, err := url.Parse(page.NextLink)
 			require.NoError(t, err)
-			assert.True(t, u.IsAbs() && strings.HasPrefix(page.NextLink, base+APIPrefix+"/provider-accounts?"), "nextLink %s is absolute", page.NextLink)
+			assert.True(t, u.IsAbs() && strings.HasPrefix(page.NextLink, base+api.Prefix+"/provider-accounts?"), "nextLink %s is absolute", page.NextLink)
 			assert.Equal(t, "2", u.Query().Get("top"), "the page size is kept")
 			assert.NotEmpty(t, u.Query().Get("cursor"))
 		}
@@ -406,7 +411,7 @@ func TestAPIListProviderAccounts(t *testing.T) {
 		{"state=sleeping", "state"},
 		{"providerId=123", "providerId"},
 	} {
-		p := c.get(APIPrefix+"/provider-accounts?"+tt.query).problem(t, http.StatusBadRequest)
+		p := c.get(api.Prefix+"/provider-accounts?"+tt.query).problem(t, http.StatusBadRequest)
 		assert.Contains(t, p.fields(), tt.field, "%s", tt.query)
 		for _, f := range p.Errors {
 			assert.NotEmpty(t, f.Message, "%s", tt.query)
@@ -424,19 +429,19 @@ func TestAPIGetAndMapProviderAccount(t *testing.T) {
 	litware := rows[demoLitwareTenant]
 	require.Equal(t, schema.MappingAmbiguous, litware.MappingStatus)
 
-	var got ProviderAccountView
-	op.get(APIPrefix+"/provider-accounts/"+litware.ID.String()).ok(t, http.StatusOK, &got)
+	var got api.ProviderAccountView
+	op.get(api.Prefix+"/provider-accounts/"+litware.ID.String()).ok(t, http.StatusOK, &got)
 	assert.Equal(t, litware.ID.String(), got.ID)
 	assert.Equal(t, "Litware", got.Name)
 	assert.Equal(t, "litware.com", got.Domain)
 	assert.Equal(t, "ambiguous", got.MappingStatus)
 	assert.Empty(t, got.AccountID)
 
-	op.get(APIPrefix+"/provider-accounts/"+uuid.NewString()).problem(t, http.StatusNotFound)
-	p := op.get(APIPrefix+"/provider-accounts/not-a-guid").problem(t, http.StatusBadRequest)
+	op.get(api.Prefix+"/provider-accounts/"+uuid.NewString()).problem(t, http.StatusNotFound)
+	p := op.get(api.Prefix+"/provider-accounts/not-a-guid").problem(t, http.StatusBadRequest)
 	assert.Equal(t, []string{"providerAccountId"}, p.fields())
 
-	mapPath := APIPrefix + "/provider-accounts/" + litware.ID.String() + "/map"
+	mapPath := api.Prefix + "/provider-accounts/" + litware.ID.String() + "/map"
 	p = op.post(mapPath, map[string]any{"accountId": uuid.NewString()}).problem(t, http.StatusBadRequest)
 	assert.Equal(t, []string{"accountId"}, p.fields(), "no such account")
 	p = op.post(mapPath, map[string]any{"accountId": "Litware, Inc."}).problem(t, http.StatusBadRequest)
@@ -446,10 +451,10 @@ func TestAPIGetAndMapProviderAccount(t *testing.T) {
 	assert.Equal(t, []string{"acountId"}, p.fields(), "a misspelt field is refused, not ignored")
 	op.post(mapPath, "").problem(t, http.StatusBadRequest)
 	op.post(mapPath, `{"accountId":`).problem(t, http.StatusBadRequest)
-	op.post(APIPrefix+"/provider-accounts/"+uuid.NewString()+"/map", map[string]any{"accountId": account.String()}).problem(t, http.StatusNotFound)
+	op.post(api.Prefix+"/provider-accounts/"+uuid.NewString()+"/map", map[string]any{"accountId": account.String()}).problem(t, http.StatusNotFound)
 	assert.Empty(t, agreementsOf(t, sb, litware.ID), "nothing was mapped by the refused requests")
 
-	op.post(mapPath, MapRequest{AccountID: account.String()}).ok(t, http.StatusOK, &got)
+	op.post(mapPath, api.MapRequest{AccountID: account.String()}).ok(t, http.StatusOK, &got)
 	assert.Equal(t, "mapped", got.MappingStatus)
 	assert.Equal(t, account.String(), got.AccountID)
 	assert.Contains(t, got.MappingMessage, "Mapped through the API by sandbox-operator")
@@ -459,11 +464,11 @@ func TestAPIGetAndMapProviderAccount(t *testing.T) {
 	assert.Equal(t, account, ags[0].Account.ID)
 	assert.Equal(t, sb.mcaTemplate, ags[0].Template.ID)
 
-	op.post(mapPath, MapRequest{AccountID: account.String()}).ok(t, http.StatusOK, &got)
+	op.post(mapPath, api.MapRequest{AccountID: account.String()}).ok(t, http.StatusOK, &got)
 	assert.Equal(t, "mapped", got.MappingStatus)
 	assert.Len(t, agreementsOf(t, sb, litware.ID), 1, "mapping again creates no second agreement")
 
-	readerClient(t, sb).post(mapPath, MapRequest{AccountID: account.String()}).problem(t, http.StatusForbidden)
+	readerClient(t, sb).post(mapPath, api.MapRequest{AccountID: account.String()}).problem(t, http.StatusForbidden)
 }
 
 // TestAPISyncProviderAccounts: the sync answers 202 with the run to poll; the run answers 202 while it
@@ -476,27 +481,27 @@ func TestAPISyncProviderAccounts(t *testing.T) {
 	base := sandboxBase(sb)
 
 	sb.PartnerCenter.SetLatency(300 * time.Millisecond) // a slow Partner Center: the run is seen running
-	var first JobRunView
-	loc := op.post(APIPrefix+"/provider-accounts/sync", nil).accepted(t, base, &first)
+	var first api.JobRunView
+	loc := op.post(api.Prefix+"/provider-accounts/sync", nil).accepted(t, base, &first)
 	assert.Equal(t, base+jobPath(provideraccounts.SyncJobName)+"/runs/"+first.ID, loc)
 	assert.Equal(t, provideraccounts.SyncJobName, first.Job)
 	assert.Equal(t, "api", first.Trigger)
 	assert.Equal(t, "running", first.Status)
 
-	var running JobRunView
+	var running api.JobRunView
 	op.get(loc).ok(t, http.StatusAccepted, &running)
 	assert.Equal(t, first.ID, running.ID)
 	assert.Equal(t, "running", running.Status)
 	assert.NotEmpty(t, op.get(loc).Header.Get("Retry-After"))
 
-	var again JobRunView
-	loc2 := op.post(APIPrefix+"/provider-accounts/sync", nil).accepted(t, base, &again)
+	var again api.JobRunView
+	loc2 := op.post(api.Prefix+"/provider-accounts/sync", nil).accepted(t, base, &again)
 	assert.Equal(t, loc, loc2, "a second request while it runs points at the same run")
 	assert.Equal(t, first.ID, again.ID)
 
 	sb.PartnerCenter.SetLatency(0)
 	last := op.poll(loc)
-	var done JobRunView
+	var done api.JobRunView
 	last.ok(t, http.StatusOK, &done)
 	assert.Equal(t, first.ID, done.ID)
 	assert.Equal(t, "succeeded", done.Status)
@@ -505,9 +510,9 @@ func TestAPISyncProviderAccounts(t *testing.T) {
 	assert.Contains(t, done.Summary, "customers seen: ", "the run's summary in plain words")
 	assert.Empty(t, last.Header.Get("Retry-After"))
 
-	var next JobRunView
+	var next api.JobRunView
 	waitJobIdle(t, sb, provideraccounts.SyncJobName)
-	loc3 := op.post(APIPrefix+"/provider-accounts/sync", nil).accepted(t, base, &next)
+	loc3 := op.post(api.Prefix+"/provider-accounts/sync", nil).accepted(t, base, &next)
 	assert.NotEqual(t, first.ID, next.ID, "after it finished, a new run")
 	last = op.poll(loc3)
 	last.ok(t, http.StatusOK, &next)
@@ -524,18 +529,18 @@ func TestAPIAgreements(t *testing.T) {
 	op := operatorClient(t, sb)
 	base := sandboxBase(sb)
 	id := sb.contosoAgreement
-	linkPath := APIPrefix + "/agreements/" + id.String() + "/request-link"
+	linkPath := api.Prefix + "/agreements/" + id.String() + "/request-link"
 
-	var got AgreementView
-	readerClient(t, sb).get(APIPrefix+"/agreements/"+id.String()).ok(t, http.StatusOK, &got)
+	var got api.AgreementView
+	readerClient(t, sb).get(api.Prefix+"/agreements/"+id.String()).ok(t, http.StatusOK, &got)
 	assert.Equal(t, id.String(), got.ID)
 	assert.Equal(t, "Contoso Ltd — Microsoft Customer Agreement", got.Name)
 	assert.Equal(t, "Pending", got.Status)
 	assert.Equal(t, "Not started", got.AttestationStatus)
 	assert.Equal(t, sb.mcaTemplate.String(), got.TemplateID)
 	assert.Empty(t, got.AcceptanceURL)
-	op.get(APIPrefix+"/agreements/"+uuid.NewString()).problem(t, http.StatusNotFound)
-	assert.Equal(t, []string{"agreementId"}, op.get(APIPrefix+"/agreements/contoso").problem(t, http.StatusBadRequest).fields())
+	op.get(api.Prefix+"/agreements/"+uuid.NewString()).problem(t, http.StatusNotFound)
+	assert.Equal(t, []string{"agreementId"}, op.get(api.Prefix+"/agreements/contoso").problem(t, http.StatusBadRequest).fields())
 
 	before := readAgreement(t, sb, id)
 	bad := validSignatory
@@ -551,7 +556,7 @@ func TestAPIAgreements(t *testing.T) {
 	assert.Equal(t, []string{"signatoryTitle"}, p.fields())
 	assert.Zero(t, attestationPosts(sb))
 
-	var sent AgreementView
+	var sent api.AgreementView
 	op.post(linkPath, validSignatory).ok(t, http.StatusOK, &sent)
 	assert.Equal(t, "Link sent", sent.AttestationStatus)
 	assert.NotEmpty(t, sent.AcceptanceURL)
@@ -563,7 +568,7 @@ func TestAPIAgreements(t *testing.T) {
 	assert.Equal(t, "GB", row.SignatoryCountry, "the request's fields are saved on the agreement")
 	assert.Equal(t, "en-GB", row.SignatoryLanguage)
 
-	var repeat AgreementView
+	var repeat api.AgreementView
 	op.post(linkPath, validSignatory).ok(t, http.StatusOK, &repeat)
 	assert.Equal(t, sent.AcceptanceURL, repeat.AcceptanceURL, "the open link, not a new one")
 	assert.Equal(t, "Link sent", repeat.AttestationStatus)
@@ -574,16 +579,16 @@ func TestAPIAgreements(t *testing.T) {
 	// The simulated customer accepts (a second after the link); the check run through the API finalizes it.
 	for deadline := time.Now().Add(15 * time.Second); ; {
 		waitJobIdle(t, sb, agreements.AttestationCheckJob)
-		var run JobRunView
-		loc := op.post(APIPrefix+"/agreements/check", nil).accepted(t, base, &run)
+		var run api.JobRunView
+		loc := op.post(api.Prefix+"/agreements/check", nil).accepted(t, base, &run)
 		assert.Equal(t, agreements.AttestationCheckJob, run.Job)
 		assert.Equal(t, "api", run.Trigger)
 		assert.True(t, strings.HasPrefix(loc, base+jobPath(agreements.AttestationCheckJob)+"/runs/"), loc)
 		last := op.poll(loc)
-		var done JobRunView
+		var done api.JobRunView
 		last.ok(t, http.StatusOK, &done)
 		assert.Equal(t, "succeeded", done.Status)
-		op.get(APIPrefix+"/agreements/"+id.String()).ok(t, http.StatusOK, &got)
+		op.get(api.Prefix+"/agreements/"+id.String()).ok(t, http.StatusOK, &got)
 		if got.Status == "Active" {
 			break
 		}
@@ -611,32 +616,32 @@ func TestAPIAgreementTemplates(t *testing.T) {
 	_, err = sb.DataverseClient.Update(t.Context(), schema.SetAgreementTemplates, inactive, dataverse.Row{"statecode": schema.StateInactive, "statuscode": 2}, nil)
 	require.NoError(t, err)
 
-	var list AgreementTemplateList
-	readerClient(t, sb).get(APIPrefix+"/agreement-templates").ok(t, http.StatusOK, &list)
+	var list api.AgreementTemplateList
+	readerClient(t, sb).get(api.Prefix+"/agreement-templates").ok(t, http.StatusOK, &list)
 	require.Len(t, list.Value, 1, "the active templates only: %+v", list.Value)
-	assert.Equal(t, AgreementTemplateView{ID: sb.mcaTemplate.String(), Name: "Microsoft Customer Agreement", ProviderID: sb.partnerCenterProvider.String(),
+	assert.Equal(t, api.AgreementTemplateView{ID: sb.mcaTemplate.String(), Name: "Microsoft Customer Agreement", ProviderID: sb.partnerCenterProvider.String(),
 		AgreementType: schema.OptionLabel(schema.TableAgreementTemplate, "csp_agreementtype", int(schema.AgreementMicrosoftCustomerAgreement))}, list.Value[0])
 
-	creation := APIPrefix + "/agreement-templates/" + sb.mcaTemplate.String() + "/creation"
+	creation := api.Prefix + "/agreement-templates/" + sb.mcaTemplate.String() + "/creation"
 	op.get(creation).problem(t, http.StatusNotFound) // never requested
-	var started TemplateCreation
-	loc := op.post(APIPrefix+"/agreement-templates/"+sb.mcaTemplate.String()+"/create-agreements", nil).accepted(t, base, &started)
+	var started api.TemplateCreation
+	loc := op.post(api.Prefix+"/agreement-templates/"+sb.mcaTemplate.String()+"/create-agreements", nil).accepted(t, base, &started)
 	assert.Equal(t, base+creation, loc)
 	assert.Equal(t, sb.mcaTemplate.String(), started.TemplateID)
 	assert.NotNil(t, started.RequestedOn)
 	last := op.poll(loc)
-	var done TemplateCreation
+	var done api.TemplateCreation
 	last.ok(t, http.StatusOK, &done)
 	assert.Equal(t, "done", done.Status)
 	assert.NotEmpty(t, done.Message)
 	assert.NotNil(t, done.DoneOn)
 	assert.Contains(t, done.Message, "had one already", "every mapped provider account has its agreement from the sync")
 
-	p := op.post(APIPrefix+"/agreement-templates/"+inactive.String()+"/create-agreements", nil).problem(t, http.StatusConflict)
+	p := op.post(api.Prefix+"/agreement-templates/"+inactive.String()+"/create-agreements", nil).problem(t, http.StatusConflict)
 	assert.Contains(t, p.Detail, "inactive")
-	op.post(APIPrefix+"/agreement-templates/"+uuid.NewString()+"/create-agreements", nil).problem(t, http.StatusNotFound)
-	op.get(APIPrefix+"/agreement-templates/"+uuid.NewString()+"/creation").problem(t, http.StatusNotFound)
-	assert.Equal(t, []string{"templateId"}, op.post(APIPrefix+"/agreement-templates/mca/create-agreements", nil).problem(t, http.StatusBadRequest).fields())
+	op.post(api.Prefix+"/agreement-templates/"+uuid.NewString()+"/create-agreements", nil).problem(t, http.StatusNotFound)
+	op.get(api.Prefix+"/agreement-templates/"+uuid.NewString()+"/creation").problem(t, http.StatusNotFound)
+	assert.Equal(t, []string{"templateId"}, op.post(api.Prefix+"/agreement-templates/mca/create-agreements", nil).problem(t, http.StatusBadRequest).fields())
 }
 
 // TestAPICreateAgreementsTwiceInOneSecond: a second Create Agreements request made in the same second the
@@ -648,7 +653,7 @@ func TestAPICreateAgreementsTwiceInOneSecond(t *testing.T) {
 	sb := apiSandbox(t)
 	op := operatorClient(t, sb)
 	base := sandboxBase(sb)
-	create := APIPrefix + "/agreement-templates/" + sb.mcaTemplate.String() + "/create-agreements"
+	create := api.Prefix + "/agreement-templates/" + sb.mcaTemplate.String() + "/create-agreements"
 	alpine := providerAccountsByTenant(t, sb)[demoAlpineTenant]
 	require.Len(t, agreementsOf(t, sb, alpine.ID), 1, "the sync gave auto-mapped Alpine its agreement")
 
@@ -686,19 +691,19 @@ func TestAPILicenseChangeLogs(t *testing.T) {
 	}, 15*time.Second, 20*time.Millisecond, "the sweep at start settles the demo changes")
 
 	var st provisioning.LCLState
-	readerClient(t, sb).get(APIPrefix+"/license-change-logs/"+sb.DemoChanges[demoChangeProvisioned].String()).ok(t, http.StatusOK, &st)
+	readerClient(t, sb).get(api.Prefix+"/license-change-logs/"+sb.DemoChanges[demoChangeProvisioned].String()).ok(t, http.StatusOK, &st)
 	assert.Equal(t, sb.DemoChanges[demoChangeProvisioned], st.ID)
 	assert.Equal(t, demoChangeProvisioned, st.Name)
 	assert.Equal(t, "Provisioned", st.Status)
 	assert.Equal(t, 1, st.Attempts)
 	require.NotNil(t, st.Quantity)
 	assert.Equal(t, 12, *st.Quantity)
-	op.get(APIPrefix+"/license-change-logs/"+uuid.NewString()).problem(t, http.StatusNotFound)
-	assert.Equal(t, []string{"licenseChangeLogId"}, op.get(APIPrefix+"/license-change-logs/12").problem(t, http.StatusBadRequest).fields())
+	op.get(api.Prefix+"/license-change-logs/"+uuid.NewString()).problem(t, http.StatusNotFound)
+	assert.Equal(t, []string{"licenseChangeLogId"}, op.get(api.Prefix+"/license-change-logs/12").problem(t, http.StatusBadRequest).fields())
 
 	for name, id := range sb.DemoChanges {
 		var fromAPI map[string]any
-		readerClient(t, sb).get(APIPrefix+"/license-change-logs/"+id.String()+"/diagnosis").ok(t, http.StatusOK, &fromAPI)
+		readerClient(t, sb).get(api.Prefix+"/license-change-logs/"+id.String()+"/diagnosis").ok(t, http.StatusOK, &fromAPI)
 		dg, err := sb.Service.Prov.Diagnose(t.Context(), id)
 		require.NoError(t, err)
 		raw, err := json.Marshal(dg)
@@ -708,21 +713,21 @@ func TestAPILicenseChangeLogs(t *testing.T) {
 		assert.Equal(t, direct, fromAPI, "%s: the API's diagnosis is the CLI's", name)
 		assert.NotEmpty(t, fromAPI["next"], name)
 	}
-	op.get(APIPrefix+"/license-change-logs/"+uuid.NewString()+"/diagnosis").problem(t, http.StatusNotFound)
+	op.get(api.Prefix+"/license-change-logs/"+uuid.NewString()+"/diagnosis").problem(t, http.StatusNotFound)
 
 	// Provisioning a held change now keeps it held; nothing reaches Partner Center.
-	op.post(APIPrefix+"/license-change-logs/"+sb.DemoChanges[demoChangeScheduled].String()+"/provision", nil).ok(t, http.StatusOK, &st)
+	op.post(api.Prefix+"/license-change-logs/"+sb.DemoChanges[demoChangeScheduled].String()+"/provision", nil).ok(t, http.StatusOK, &st)
 	assert.Equal(t, "Awaiting Provisioning", st.Status)
 	assert.Equal(t, "Scheduled", st.Held)
-	op.post(APIPrefix+"/license-change-logs/"+uuid.NewString()+"/provision", nil).problem(t, http.StatusNotFound)
-	assert.Equal(t, []string{"retyr"}, op.post(APIPrefix+"/license-change-logs/"+capped.String()+"/provision", `{"retyr":true}`).problem(t, http.StatusBadRequest).fields())
-	assert.Equal(t, []string{"retry"}, op.post(APIPrefix+"/license-change-logs/"+capped.String()+"/provision", `{"retry":"yes"}`).problem(t, http.StatusBadRequest).fields())
+	op.post(api.Prefix+"/license-change-logs/"+uuid.NewString()+"/provision", nil).problem(t, http.StatusNotFound)
+	assert.Equal(t, []string{"retyr"}, op.post(api.Prefix+"/license-change-logs/"+capped.String()+"/provision", `{"retyr":true}`).problem(t, http.StatusBadRequest).fields())
+	assert.Equal(t, []string{"retry"}, op.post(api.Prefix+"/license-change-logs/"+capped.String()+"/provision", `{"retry":"yes"}`).problem(t, http.StatusBadRequest).fields())
 
 	// Without retry a failed change stays as it is; with retry it runs again (and fails again on the cap).
-	op.post(APIPrefix+"/license-change-logs/"+capped.String()+"/provision", `{}`).ok(t, http.StatusOK, &st)
+	op.post(api.Prefix+"/license-change-logs/"+capped.String()+"/provision", `{}`).ok(t, http.StatusOK, &st)
 	assert.Equal(t, "Failed Provisioning", st.Status)
 	assert.Equal(t, failed.Attempts, st.Attempts, "not retried without retry")
-	op.post(APIPrefix+"/license-change-logs/"+capped.String()+"/provision", ProvisionRequest{Retry: true}).ok(t, http.StatusOK, &st)
+	op.post(api.Prefix+"/license-change-logs/"+capped.String()+"/provision", api.ProvisionRequest{Retry: true}).ok(t, http.StatusOK, &st)
 	assert.Equal(t, "Failed Provisioning", st.Status, "the same cap again")
 	assert.Greater(t, st.Attempts, failed.Attempts, "it was tried again")
 	assert.Contains(t, st.Message, "maximum seat count allowed per subscription (25)")
@@ -736,7 +741,7 @@ func TestAPIDiagnoseSubscription(t *testing.T) {
 	c := readerClient(t, sb)
 	l := readLCL(t, sb.DataverseClient, sb.DemoChanges[demoChangeScheduled])
 	var dg provisioning.SubscriptionDiagnosis
-	c.get(APIPrefix+"/subscriptions/"+l.Subscription.ID.String()+"/diagnosis").ok(t, http.StatusOK, &dg)
+	c.get(api.Prefix+"/subscriptions/"+l.Subscription.ID.String()+"/diagnosis").ok(t, http.StatusOK, &dg)
 	assert.Equal(t, l.Subscription.ID, dg.ID)
 	assert.Equal(t, "Microsoft 365 Business Premium", dg.Name)
 	assert.Equal(t, demoContosoSubscription, dg.PCSubscriptionID)
@@ -748,8 +753,8 @@ func TestAPIDiagnoseSubscription(t *testing.T) {
 	direct, err := sb.Service.Prov.DiagnoseSubscription(t.Context(), l.Subscription.ID)
 	require.NoError(t, err)
 	assert.Equal(t, len(direct.Changes), len(dg.Changes))
-	c.get(APIPrefix+"/subscriptions/"+uuid.NewString()+"/diagnosis").problem(t, http.StatusNotFound)
-	assert.Equal(t, []string{"subscriptionId"}, c.get(APIPrefix+"/subscriptions/x/diagnosis").problem(t, http.StatusBadRequest).fields())
+	c.get(api.Prefix+"/subscriptions/"+uuid.NewString()+"/diagnosis").problem(t, http.StatusNotFound)
+	assert.Equal(t, []string{"subscriptionId"}, c.get(api.Prefix+"/subscriptions/x/diagnosis").problem(t, http.StatusBadRequest).fields())
 }
 
 // TestAPIJobs: the job list; Run Now through the API and its run; the runs newest first in pages; a run
@@ -761,8 +766,8 @@ func TestAPIJobs(t *testing.T) {
 	op := operatorClient(t, sb)
 	base := sandboxBase(sb)
 
-	var jobs JobList
-	readerClient(t, sb).get(APIPrefix+"/jobs").ok(t, http.StatusOK, &jobs)
+	var jobs api.JobList
+	readerClient(t, sb).get(api.Prefix+"/jobs").ok(t, http.StatusOK, &jobs)
 	var names []string
 	for _, j := range jobs.Value {
 		names = append(names, j.Name)
@@ -775,9 +780,9 @@ func TestAPIJobs(t *testing.T) {
 		assert.NotEmpty(t, j.LastStatus, j.Name)
 		assert.False(t, j.Running, j.Name)
 	}
-	assert.ElementsMatch(t, jobNames(), names, "every job")
+	assert.ElementsMatch(t, sb.Service.Jobs.Names(), names, "every job")
 
-	var run JobRunView
+	var run api.JobRunView
 	loc := op.post(jobPath(connectivity.VerifyJobName)+"/run", nil).accepted(t, base, &run)
 	assert.Equal(t, base+jobPath(connectivity.VerifyJobName)+"/runs/"+run.ID, loc)
 	assert.Contains(t, loc, "/jobs/Verify%20Connectivity/runs/", "the job's name is escaped in the URL")
@@ -805,12 +810,12 @@ func TestAPIJobs(t *testing.T) {
 	// The runs, two a page, newest first.
 	want := jobRunsOf(t, sb, connectivity.VerifyJobName)
 	require.Len(t, want, 4, "the run at start and three through the API")
-	var got []JobRunView
+	var got []api.JobRunView
 	next, pages := jobPath(connectivity.VerifyJobName)+"/runs?top=2", 0
 	for next != "" {
 		pages++
 		require.LessOrEqual(t, pages, 4, "the pages end")
-		var page JobRunList
+		var page api.JobRunList
 		readerClient(t, sb).get(next).ok(t, http.StatusOK, &page)
 		assert.LessOrEqual(t, len(page.Value), 2)
 		got = append(got, page.Value...)
@@ -840,11 +845,11 @@ func TestAPIVerifyConnectivity(t *testing.T) {
 	t.Parallel()
 	sb := apiSandbox(t)
 	var rep connectivity.Report
-	operatorClient(t, sb).post(APIPrefix+"/connectivity/verify", nil).ok(t, http.StatusOK, &rep)
+	operatorClient(t, sb).post(api.Prefix+"/connectivity/verify", nil).ok(t, http.StatusOK, &rep)
 	assert.True(t, rep.OK, "%+v", rep)
 	assert.NotEmpty(t, rep.Checks)
 	assert.False(t, rep.At.IsZero())
-	readerClient(t, sb).post(APIPrefix+"/connectivity/verify", nil).problem(t, http.StatusForbidden)
+	readerClient(t, sb).post(api.Prefix+"/connectivity/verify", nil).problem(t, http.StatusForbidden)
 }
 
 // swaggerDoc is the part of the OpenAPI document the tests read.
@@ -890,7 +895,7 @@ func TestAPIDocumentMatchesRoutes(t *testing.T) {
 	sb := apiSandbox(t)
 	op := operatorClient(t, sb)
 
-	a := anonymousClient(t, sb).get(APIPrefix + "/swagger.json")
+	a := anonymousClient(t, sb).get(api.Prefix + "/swagger.json")
 	var doc swaggerDoc
 	a.ok(t, http.StatusOK, &doc)
 	assert.Equal(t, "2.0", doc.Swagger)
@@ -902,13 +907,9 @@ func TestAPIDocumentMatchesRoutes(t *testing.T) {
 			documented = append(documented, m+" "+path)
 		}
 	}
-	var routes []string
-	for _, rt := range apiRoutes() {
-		routes = append(routes, rt.Method+" "+rt.Path)
-	}
-	assert.ElementsMatch(t, routes, documented, "the document is the route table")
+	assert.ElementsMatch(t, api.Operations(), documented, "the document is the route table")
 
-	var run JobRunView
+	var run api.JobRunView
 	l := op.poll(op.post(jobPath(connectivity.VerifyJobName)+"/run", nil).accepted(t, sandboxBase(sb), &run))
 	require.Equal(t, http.StatusOK, l.Status)
 	waitJobIdle(t, sb, connectivity.VerifyJobName)
@@ -921,7 +922,7 @@ func TestAPIDocumentMatchesRoutes(t *testing.T) {
 			"{licenseChangeLogId}", sb.DemoChanges[demoChangeProvisioned].String(),
 			"{jobName}", url.PathEscape(connectivity.VerifyJobName),
 			"{runId}", run.ID)
-		if strings.HasPrefix(path, APIPrefix+"/subscriptions/") {
+		if strings.HasPrefix(path, api.Prefix+"/subscriptions/") {
 			path = strings.ReplaceAll(path, "{subscriptionId}", lcl.Subscription.ID.String())
 		}
 		return strings.ReplaceAll(r.Replace(path), "{subscriptionId}", uuid.NewString())
@@ -960,20 +961,20 @@ func TestAPIUnknownPathAndMethod(t *testing.T) {
 	t.Parallel()
 	sb := apiSandbox(t)
 	for _, c := range []apiClient{operatorClient(t, sb), anonymousClient(t, sb)} {
-		p := c.get(APIPrefix+"/customers").problem(t, http.StatusNotFound)
+		p := c.get(api.Prefix+"/customers").problem(t, http.StatusNotFound)
 		assert.Contains(t, p.Detail, "swagger.json")
-		c.get(APIPrefix+"/jobs/"+url.PathEscape(connectivity.VerifyJobName)+"/runs/"+uuid.NewString()+"/log").problem(t, http.StatusNotFound)
+		c.get(api.Prefix+"/jobs/"+url.PathEscape(connectivity.VerifyJobName)+"/runs/"+uuid.NewString()+"/log").problem(t, http.StatusNotFound)
 
-		a := c.do(http.MethodDelete, APIPrefix+"/jobs", nil)
+		a := c.do(http.MethodDelete, api.Prefix+"/jobs", nil)
 		a.problem(t, http.StatusMethodNotAllowed)
 		assert.Equal(t, "GET", a.Header.Get("Allow"))
-		a = c.get(APIPrefix + "/connectivity/verify")
+		a = c.get(api.Prefix + "/connectivity/verify")
 		a.problem(t, http.StatusMethodNotAllowed)
 		assert.Equal(t, "POST", a.Header.Get("Allow"))
-		a = c.do(http.MethodPatch, APIPrefix+"/webhook-subscriptions/"+uuid.NewString(), nil)
+		a = c.do(http.MethodPatch, api.Prefix+"/webhook-subscriptions/"+uuid.NewString(), nil)
 		a.problem(t, http.StatusMethodNotAllowed)
 		assert.Equal(t, "DELETE", a.Header.Get("Allow"))
-		a = c.do(http.MethodPost, APIPrefix+"/swagger.json", nil)
+		a = c.do(http.MethodPost, api.Prefix+"/swagger.json", nil)
 		assert.NotEqual(t, http.StatusOK, a.Status, "the document is read-only")
 	}
 }
@@ -1012,7 +1013,7 @@ func TestAPIIdempotencyKey(t *testing.T) {
 	})
 
 	t.Run("RequestAcceptanceLink", func(t *testing.T) {
-		linkPath := APIPrefix + "/agreements/" + sb.contosoAgreement.String() + "/request-link"
+		linkPath := api.Prefix + "/agreements/" + sb.contosoAgreement.String() + "/request-link"
 		c := op.with("Idempotency-Key", "link-contoso")
 		// Two at once, as a flow's retry racing its first attempt.
 		var wg sync.WaitGroup
@@ -1025,7 +1026,7 @@ func TestAPIIdempotencyKey(t *testing.T) {
 		assert.Equal(t, answers[0].Status, answers[1].Status)
 		assert.Equal(t, string(answers[0].Body), string(answers[1].Body), "both get the one answer")
 		assert.Equal(t, 1, attestationPosts(sb), "one execution: one attestation")
-		var sent AgreementView
+		var sent api.AgreementView
 		answers[0].ok(t, http.StatusOK, &sent)
 		assert.Equal(t, "Link sent", sent.AttestationStatus)
 
@@ -1042,8 +1043,8 @@ func TestAPIIdempotencyKey(t *testing.T) {
 
 	t.Run("FailureIsNotRemembered", func(t *testing.T) {
 		c := op.with("Idempotency-Key", "map-1")
-		path := APIPrefix + "/provider-accounts/" + uuid.NewString() + "/map"
-		body := MapRequest{AccountID: uuid.NewString()}
+		path := api.Prefix + "/provider-accounts/" + uuid.NewString() + "/map"
+		body := api.MapRequest{AccountID: uuid.NewString()}
 		c.post(path, body).problem(t, http.StatusNotFound)
 		c.post(path, body).problem(t, http.StatusNotFound)
 	})
@@ -1055,7 +1056,7 @@ func TestAPIBodyLimitAndNoCORS(t *testing.T) {
 	t.Parallel()
 	sb := apiSandbox(t)
 	op := operatorClient(t, sb)
-	linkPath := APIPrefix + "/agreements/" + sb.contosoAgreement.String() + "/request-link"
+	linkPath := api.Prefix + "/agreements/" + sb.contosoAgreement.String() + "/request-link"
 
 	big := `{"signatoryFirstName":"` + strings.Repeat("a", 64<<10) + `"}`
 	p := op.post(linkPath, big).problem(t, http.StatusRequestEntityTooLarge)
@@ -1066,9 +1067,9 @@ func TestAPIBodyLimitAndNoCORS(t *testing.T) {
 	op.post(linkPath, fits).problem(t, http.StatusBadRequest)
 
 	browser := op.with("Origin", "https://evil.example")
-	browser.get(APIPrefix+"/jobs").ok(t, http.StatusOK, nil)
-	browser.get(APIPrefix+"/swagger.json").ok(t, http.StatusOK, nil)
-	anonymousClient(t, sb).with("Origin", "https://evil.example").get(APIPrefix+"/jobs").problem(t, http.StatusUnauthorized)
+	browser.get(api.Prefix+"/jobs").ok(t, http.StatusOK, nil)
+	browser.get(api.Prefix+"/swagger.json").ok(t, http.StatusOK, nil)
+	anonymousClient(t, sb).with("Origin", "https://evil.example").get(api.Prefix+"/jobs").problem(t, http.StatusUnauthorized)
 	pre := anonymousClient(t, sb).with("Origin", "https://evil.example", "Access-Control-Request-Method", "POST", "Access-Control-Request-Headers", "x-api-key, content-type").
 		do(http.MethodOptions, linkPath, nil)
 	assert.NotEqual(t, http.StatusOK, pre.Status, "no preflight is granted")
@@ -1082,19 +1083,20 @@ func TestAPIBodyLimitAndNoCORS(t *testing.T) {
 func TestAPIRateLimit(t *testing.T) {
 	t.Parallel()
 	sb := apiSandbox(t)
-	api := NewAPI(sb.Service, APIOptions{Auth: sb.Service.API.opts.Auth, RatePerMinute: 10})
-	srv := httptest.NewServer(api)
+	auth, err := sandboxAuth()
+	require.NoError(t, err)
+	srv := httptest.NewServer(api.New(sb.Service.apiDeps(), api.Options{Auth: auth, RatePerMinute: 10}))
 	t.Cleanup(srv.Close)
 	require.True(t, strings.HasPrefix(srv.URL, "http://127.0.0.1:"), srv.URL)
-	op := newAPIClient(t, srv.URL, http.Header{APIKeyHeader: {SandboxOperatorKey}})
-	reader := newAPIClient(t, srv.URL, http.Header{APIKeyHeader: {SandboxReaderKey}})
+	op := newAPIClient(t, srv.URL, http.Header{api.KeyHeader: {SandboxOperatorKey}})
+	reader := newAPIClient(t, srv.URL, http.Header{api.KeyHeader: {SandboxReaderKey}})
 
 	start := time.Now()
 	for i := range 20 {
-		require.Equal(t, http.StatusOK, op.get(APIPrefix+"/agreement-templates").Status, "request %d is within the burst", i+1)
+		require.Equal(t, http.StatusOK, op.get(api.Prefix+"/agreement-templates").Status, "request %d is within the burst", i+1)
 	}
 	for i := 20; i < 25; i++ {
-		a := op.get(APIPrefix + "/agreement-templates")
+		a := op.get(api.Prefix + "/agreement-templates")
 		p := a.problem(t, http.StatusTooManyRequests)
 		assert.Contains(t, p.Detail, "10 a minute", "request %d", i+1)
 		wait, err := strconv.Atoi(a.Header.Get("Retry-After"))
@@ -1102,9 +1104,9 @@ func TestAPIRateLimit(t *testing.T) {
 		assert.True(t, wait >= 1 && wait <= 7, "Retry-After %d: about one request's worth (6 s)", wait)
 	}
 	require.Less(t, time.Since(start), 5*time.Second, "the burst was quick enough for the limit to bite")
-	reader.get(APIPrefix+"/agreement-templates").ok(t, http.StatusOK, nil)
+	reader.get(api.Prefix+"/agreement-templates").ok(t, http.StatusOK, nil)
 	// The service's own API (600 a minute) is another limiter.
-	operatorClient(t, sb).get(APIPrefix+"/agreement-templates").ok(t, http.StatusOK, nil)
+	operatorClient(t, sb).get(api.Prefix+"/agreement-templates").ok(t, http.StatusOK, nil)
 }
 
 // TestAPIOffAndStarting: without authentication configured every operation is a 404 saying the API is
@@ -1112,16 +1114,18 @@ func TestAPIRateLimit(t *testing.T) {
 func TestAPIOffAndStarting(t *testing.T) {
 	t.Parallel()
 	sb := testSandbox(t) // not running: the service has not started
-	off := httptest.NewServer(NewAPI(sb.Service, APIOptions{}))
+	off := httptest.NewServer(api.New(sb.Service.apiDeps(), api.Options{}))
 	t.Cleanup(off.Close)
-	c := newAPIClient(t, off.URL, http.Header{APIKeyHeader: {SandboxOperatorKey}})
-	p := c.get(APIPrefix+"/jobs").problem(t, http.StatusNotFound)
+	c := newAPIClient(t, off.URL, http.Header{api.KeyHeader: {SandboxOperatorKey}})
+	p := c.get(api.Prefix+"/jobs").problem(t, http.StatusNotFound)
 	assert.Contains(t, p.Detail, "The API is off")
-	c.get(APIPrefix+"/swagger.json").ok(t, http.StatusOK, nil)
+	c.get(api.Prefix+"/swagger.json").ok(t, http.StatusOK, nil)
 
-	starting := httptest.NewServer(NewAPI(sb.Service, APIOptions{Auth: sb.Service.API.opts.Auth}))
+	auth, err := sandboxAuth()
+	require.NoError(t, err)
+	starting := httptest.NewServer(api.New(sb.Service.apiDeps(), api.Options{Auth: auth}))
 	t.Cleanup(starting.Close)
-	a := newAPIClient(t, starting.URL, http.Header{APIKeyHeader: {SandboxOperatorKey}}).get(APIPrefix + "/jobs")
+	a := newAPIClient(t, starting.URL, http.Header{api.KeyHeader: {SandboxOperatorKey}}).get(api.Prefix + "/jobs")
 	a.problem(t, http.StatusServiceUnavailable)
 	assert.Equal(t, "30", a.Header.Get("Retry-After"))
 }
@@ -1131,21 +1135,21 @@ func TestAPIOffAndStarting(t *testing.T) {
 // remembered). The key's entry is left waiting for an answer that never comes, so the retry hangs.
 func TestAPIIdempotencyKeyAfterPanic(t *testing.T) {
 	t.Parallel()
-	sb := testSandbox(t)
-	// A service without its workflows: VerifyConnectivity panics on the missing Connectivity.
-	broken := &Service{}
-	broken.started.Store(true)
-	srv := &http.Server{Handler: NewAPI(broken, APIOptions{Auth: sb.Service.API.opts.Auth}), ReadHeaderTimeout: 5 * time.Second}
+	// An API without its workflows: VerifyConnectivity panics on the missing checker.
+	auth, err := sandboxAuth()
+	require.NoError(t, err)
+	broken := api.Deps{Started: func() bool { return true }}
+	srv := &http.Server{Handler: api.New(broken, api.Options{Auth: auth}), ReadHeaderTimeout: 5 * time.Second}
 	ln, err := (&net.ListenConfig{}).Listen(t.Context(), "tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() }) // Close, not Shutdown: a hung handler must not hang the test
-	c := newAPIClient(t, "http://"+ln.Addr().String(), http.Header{APIKeyHeader: {SandboxOperatorKey}, "Idempotency-Key": {"verify-1"}})
+	c := newAPIClient(t, "http://"+ln.Addr().String(), http.Header{api.KeyHeader: {SandboxOperatorKey}, "Idempotency-Key": {"verify-1"}})
 
-	c.post(APIPrefix+"/connectivity/verify", nil).problem(t, http.StatusInternalServerError)
+	c.post(api.Prefix+"/connectivity/verify", nil).problem(t, http.StatusInternalServerError)
 
 	c.http.Timeout = 3 * time.Second
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, c.base+APIPrefix+"/connectivity/verify", nil)
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, c.base+api.Prefix+"/connectivity/verify", nil)
 	require.NoError(t, err)
 	req.Header = c.hdr.Clone()
 	resp, err := c.http.Do(req)
@@ -1165,13 +1169,13 @@ func TestAPIRunJobRightAfterItFinished(t *testing.T) {
 	base := sandboxBase(sb)
 	sb.Dataverse.Inject(dataversetest.Fault{Method: http.MethodPatch, Path: "csp_jobs(", Latency: 500 * time.Millisecond})
 
-	var first JobRunView
+	var first api.JobRunView
 	loc := op.post(jobPath(connectivity.VerifyJobName)+"/run", nil).accepted(t, base, &first)
 	last := op.poll(loc)
 	last.ok(t, http.StatusOK, &first)
 	require.Equal(t, "succeeded", first.Status)
 
-	var next JobRunView
+	var next api.JobRunView
 	op.post(jobPath(connectivity.VerifyJobName)+"/run", nil).accepted(t, base, &next)
 	assert.NotEqual(t, first.ID, next.ID, "a new run")
 }
@@ -1182,10 +1186,10 @@ func TestAPIRefusesFieldsLongerThanTheirColumns(t *testing.T) {
 	t.Parallel()
 	sb := apiSandbox(t)
 	op := operatorClient(t, sb)
-	linkPath := APIPrefix + "/agreements/" + sb.contosoAgreement.String() + "/request-link"
+	linkPath := api.Prefix + "/agreements/" + sb.contosoAgreement.String() + "/request-link"
 
 	long := strings.Repeat("é", schema.MaxLength(schema.TableAgreement, "csp_signatorylastname")+1)
-	a := op.post(linkPath, LinkRequest{SignatoryFirstName: "Ada", SignatoryLastName: long, SignatoryEmail: "ada@contoso.example",
+	a := op.post(linkPath, api.LinkRequest{SignatoryFirstName: "Ada", SignatoryLastName: long, SignatoryEmail: "ada@contoso.example",
 		SignatoryCompany: "Contoso", SignatoryCountry: "GB", SignatoryLanguage: "en-GB"})
 	p := a.problem(t, http.StatusBadRequest)
 	require.Len(t, p.Errors, 1, "%s", a.Body)

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cspconnector/csp-connector/connector/api"
+
 	"github.com/cspconnector/csp-connector/connector/provideraccounts"
 
 	"github.com/google/uuid"
@@ -72,9 +74,9 @@ func addUnmappableCustomer(t *testing.T, sb *Sandbox, op apiClient, company, dom
 	t.Helper()
 	tenant := uuid.NewString()
 	require.NoError(t, sb.PartnerCenter.AddCustomer(partnercentertest.Customer{TenantID: tenant, CompanyName: company, Domain: domain, Country: "US"}))
-	var run JobRunView
+	var run api.JobRunView
 	waitJobIdle(t, sb, provideraccounts.SyncJobName)
-	last := op.poll(op.post(APIPrefix+"/provider-accounts/sync", nil).accepted(t, sandboxBase(sb), &run))
+	last := op.poll(op.post(api.Prefix+"/provider-accounts/sync", nil).accepted(t, sandboxBase(sb), &run))
 	last.ok(t, http.StatusOK, &run)
 	require.Equal(t, "succeeded", run.Status)
 	pa := providerAccountsByTenant(t, sb)[tenant]
@@ -107,26 +109,26 @@ func TestAPIWebhookTrigger(t *testing.T) {
 	callback := flow.srv.URL + "/workflows/4f1c0e/triggers/manual/paths/invoke?api-version=2016-06-01&sig=Zm9yZ2VkLXNpZ25hdHVyZQ"
 	require.NoError(t, sb.Service.Notifications.Flush(waitCtx(t, 10*time.Second)), "the events of the sync at start are delivered before the flow subscribes")
 
-	req := WebhookSubscriptionRequest{CallbackURL: callback, EventType: string(notify.ProviderAccountNeedsMapping)}
-	a := op.post(APIPrefix+"/webhook-subscriptions", req)
-	var sub WebhookSubscriptionView
+	req := api.WebhookSubscriptionRequest{CallbackURL: callback, EventType: string(notify.ProviderAccountNeedsMapping)}
+	a := op.post(api.Prefix+"/webhook-subscriptions", req)
+	var sub api.WebhookSubscriptionView
 	a.ok(t, http.StatusCreated, &sub)
 	loc := a.Header.Get("Location")
-	assert.Equal(t, base+APIPrefix+"/webhook-subscriptions/"+sub.ID, loc, "Location is absolute: Power Automate deletes it when the flow goes")
+	assert.Equal(t, base+api.Prefix+"/webhook-subscriptions/"+sub.ID, loc, "Location is absolute: Power Automate deletes it when the flow goes")
 	assert.Equal(t, "ProviderAccountNeedsMapping", sub.EventType)
 	assert.Equal(t, "127.0.0.1", sub.CallbackHost)
 	assert.Equal(t, "key:sandbox-operator", sub.Owner)
 	assert.NotContains(t, string(a.Body), "sig=", "the callback URL is a secret")
 
-	again := op.post(APIPrefix+"/webhook-subscriptions", req)
+	again := op.post(api.Prefix+"/webhook-subscriptions", req)
 	again.ok(t, http.StatusCreated, nil)
 	assert.Equal(t, loc, again.Header.Get("Location"), "the same subscription")
 	rows := webhookRows(t, sb)
 	require.Len(t, rows, 1, "one csp_webhooksubscription row")
 	assert.Equal(t, callback, rows[0].CallbackURL)
 
-	var list WebhookSubscriptionList
-	l := readerClient(t, sb).get(APIPrefix + "/webhook-subscriptions")
+	var list api.WebhookSubscriptionList
+	l := readerClient(t, sb).get(api.Prefix + "/webhook-subscriptions")
 	l.ok(t, http.StatusOK, &list)
 	require.Len(t, list.Value, 1)
 	assert.Equal(t, sub.ID, list.Value[0].ID)
@@ -157,7 +159,7 @@ func TestAPIWebhookTrigger(t *testing.T) {
 	op.do(http.MethodDelete, loc, nil).ok(t, http.StatusNoContent, nil)
 	op.do(http.MethodDelete, loc, nil).ok(t, http.StatusNoContent, nil)
 	assert.Empty(t, webhookRows(t, sb))
-	readerClient(t, sb).get(APIPrefix+"/webhook-subscriptions").ok(t, http.StatusOK, &list)
+	readerClient(t, sb).get(api.Prefix+"/webhook-subscriptions").ok(t, http.StatusOK, &list)
 	assert.Empty(t, list.Value)
 
 	published := sb.Service.Notifications.Stats().Published
@@ -188,7 +190,7 @@ func TestAPIWebhookSubscriptionValidation(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			a := op.post(APIPrefix+"/webhook-subscriptions", WebhookSubscriptionRequest{CallbackURL: tt.callback, EventType: tt.eventType})
+			a := op.post(api.Prefix+"/webhook-subscriptions", api.WebhookSubscriptionRequest{CallbackURL: tt.callback, EventType: tt.eventType})
 			p := a.problem(t, http.StatusBadRequest)
 			assert.ElementsMatch(t, tt.fields, p.fields(), "%+v", p.Errors)
 			if tt.callback != "" {
@@ -202,12 +204,12 @@ func TestAPIWebhookSubscriptionValidation(t *testing.T) {
 			assert.Empty(t, a.Header.Get("Location"))
 		})
 	}
-	op.post(APIPrefix+"/webhook-subscriptions", nil).problem(t, http.StatusBadRequest)
-	p := op.post(APIPrefix+"/webhook-subscriptions", map[string]any{"callbackUrl": valid, "eventType": "JobFailed", "notificationUrl": valid}).problem(t, http.StatusBadRequest)
+	op.post(api.Prefix+"/webhook-subscriptions", nil).problem(t, http.StatusBadRequest)
+	p := op.post(api.Prefix+"/webhook-subscriptions", map[string]any{"callbackUrl": valid, "eventType": "JobFailed", "notificationUrl": valid}).problem(t, http.StatusBadRequest)
 	assert.Equal(t, []string{"notificationUrl"}, p.fields())
-	readerClient(t, sb).post(APIPrefix+"/webhook-subscriptions", WebhookSubscriptionRequest{CallbackURL: valid, EventType: "JobFailed"}).problem(t, http.StatusForbidden)
+	readerClient(t, sb).post(api.Prefix+"/webhook-subscriptions", api.WebhookSubscriptionRequest{CallbackURL: valid, EventType: "JobFailed"}).problem(t, http.StatusForbidden)
 	assert.Empty(t, webhookRows(t, sb), "nothing was subscribed")
-	assert.Equal(t, []string{"subscriptionId"}, op.do(http.MethodDelete, APIPrefix+"/webhook-subscriptions/flow-1", nil).problem(t, http.StatusBadRequest).fields())
+	assert.Equal(t, []string{"subscriptionId"}, op.do(http.MethodDelete, api.Prefix+"/webhook-subscriptions/flow-1", nil).problem(t, http.StatusBadRequest).fields())
 }
 
 // waitCtx bounds a wait in a test helper.
@@ -234,11 +236,11 @@ func TestAPIBodiesAreReadStrictly(t *testing.T) {
 		{"array", `[{"callbackUrl":` + cb + `,"eventType":"JobFailed"}]`, "must be a JSON object", nil},
 	}
 	for _, tt := range tests {
-		p := op.post(APIPrefix+"/webhook-subscriptions", tt.body).problem(t, http.StatusBadRequest)
+		p := op.post(api.Prefix+"/webhook-subscriptions", tt.body).problem(t, http.StatusBadRequest)
 		assert.Contains(t, p.Detail, tt.detail, tt.name)
 		assert.Equal(t, tt.fields, p.fields(), tt.name)
 	}
-	p := op.post(APIPrefix+"/webhook-subscriptions", `{"CallbackURL":`+cb+`,"eventType":"JobFailed"}`).problem(t, http.StatusBadRequest)
+	p := op.post(api.Prefix+"/webhook-subscriptions", `{"CallbackURL":`+cb+`,"eventType":"JobFailed"}`).problem(t, http.StatusBadRequest)
 	assert.Contains(t, p.Errors[0].Message, "the field is callbackUrl")
 	assert.Empty(t, webhookRows(t, sb))
 }

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/cspconnector/csp-connector/connector/api"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -43,32 +45,32 @@ func TestAPIWebhookSubscriptionsBelongToTheirCaller(t *testing.T) {
 	op := operatorClient(t, sb)
 	dv := sb.DataverseClient
 	for _, cb := range []string{"https://169.254.169.254/latest/meta-data/", "https://10.1.2.3/flow", "https://2130706433/flow", "https://metadata.google.internal/x", "https://[fd00::1]/x"} {
-		p := op.post(APIPrefix+"/webhook-subscriptions", WebhookSubscriptionRequest{CallbackURL: cb, EventType: "JobFailed"}).problem(t, http.StatusBadRequest)
+		p := op.post(api.Prefix+"/webhook-subscriptions", api.WebhookSubscriptionRequest{CallbackURL: cb, EventType: "JobFailed"}).problem(t, http.StatusBadRequest)
 		assert.Equal(t, []string{"callbackUrl"}, p.fields(), cb)
 	}
 
 	other, err := dv.Create(t.Context(), schema.SetWebhookSubscriptions, dataverse.Row{
 		"csp_name": "theirs", "csp_eventtype": notify.JobFailed.EventType(), "csp_callbackurl": "https://hooks.example.com/theirs", "csp_owner": "key:another-caller"})
 	require.NoError(t, err)
-	p := op.do(http.MethodDelete, webhookPath(other), nil).problem(t, http.StatusForbidden)
+	p := op.do(http.MethodDelete, api.Prefix+"/webhook-subscriptions/"+other.String(), nil).problem(t, http.StatusForbidden)
 	assert.Equal(t, "not_owner", p.Code)
 	assert.Len(t, webhookRows(t, sb), 1, "another caller's subscription stays")
 
-	for i := range maxWebhookSubscriptionsPerCaller {
+	for i := range api.MaxWebhookSubscriptionsPerCaller {
 		_, err := dv.Create(t.Context(), schema.SetWebhookSubscriptions, dataverse.Row{
 			"csp_name": "mine", "csp_eventtype": notify.JobFailed.EventType(), "csp_callbackurl": fmt.Sprintf("https://hooks.example.com/%d", i), "csp_owner": "key:sandbox-operator"})
 		require.NoError(t, err)
 	}
-	p = op.post(APIPrefix+"/webhook-subscriptions", WebhookSubscriptionRequest{CallbackURL: "https://hooks.example.com/one-more", EventType: "JobFailed"}).problem(t, http.StatusConflict)
+	p = op.post(api.Prefix+"/webhook-subscriptions", api.WebhookSubscriptionRequest{CallbackURL: "https://hooks.example.com/one-more", EventType: "JobFailed"}).problem(t, http.StatusConflict)
 	assert.Equal(t, "subscription_limit", p.Code)
-	again := op.post(APIPrefix+"/webhook-subscriptions", WebhookSubscriptionRequest{CallbackURL: "https://hooks.example.com/7", EventType: "JobFailed"})
+	again := op.post(api.Prefix+"/webhook-subscriptions", api.WebhookSubscriptionRequest{CallbackURL: "https://hooks.example.com/7", EventType: "JobFailed"})
 	again.ok(t, http.StatusCreated, nil)
 
 	seen := map[string]bool{}
-	next := APIPrefix + "/webhook-subscriptions?top=7"
+	next := api.Prefix + "/webhook-subscriptions?top=7"
 	for pages := 0; next != ""; pages++ {
 		require.Less(t, pages, 20)
-		var list WebhookSubscriptionList
+		var list api.WebhookSubscriptionList
 		readerClient(t, sb).get(next).ok(t, http.StatusOK, &list)
 		for _, s := range list.Value {
 			assert.False(t, seen[s.ID], "each subscription once")
@@ -76,5 +78,5 @@ func TestAPIWebhookSubscriptionsBelongToTheirCaller(t *testing.T) {
 		}
 		next = list.NextLink
 	}
-	assert.Len(t, seen, maxWebhookSubscriptionsPerCaller+1, "every subscription, over pages")
+	assert.Len(t, seen, api.MaxWebhookSubscriptionsPerCaller+1, "every subscription, over pages")
 }

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cspconnector/csp-connector/connector/api"
+
 	"github.com/cspconnector/csp-connector/connector/agreements"
 	"github.com/cspconnector/csp-connector/connector/apiauth"
 	"github.com/cspconnector/csp-connector/connector/intake"
@@ -589,7 +591,7 @@ func (c *Config) loadAPI(get func(string, string) string, bad func(string, ...an
 // APIAuth builds the HTTP API's authenticator; nil (and no error) when neither Entra ID nor API keys are
 // configured. hc fetches Entra ID's signing keys (nil: a default client).
 func (c Config) APIAuth(hc *http.Client) (*apiauth.Authenticator, error) {
-	ac := apiauth.Config{Keys: c.APIKeys, KeyHeader: APIKeyHeader}
+	ac := apiauth.Config{Keys: c.APIKeys, KeyHeader: api.KeyHeader}
 	if c.APITenantID != "" {
 		ac.Entra = &apiauth.EntraConfig{TenantID: c.APITenantID, Audiences: c.APIAudiences, Authority: c.APIAuthority, HTTPClient: hc}
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cspconnector/csp-connector/connector"
+	"github.com/cspconnector/csp-connector/connector/api"
 	"github.com/cspconnector/csp-connector/connector/apiauth"
 )
 
@@ -52,7 +53,7 @@ func TestLoadConfigAPIKeysAndEntra(t *testing.T) {
 	auth, err := cfg.APIAuth(nil)
 	require.NoError(t, err)
 	r, _ := http.NewRequest(http.MethodGet, "http://127.0.0.1/api/v1/jobs", nil)
-	r.Header.Set(connector.APIKeyHeader, "a-long-enough-api-key")
+	r.Header.Set(api.KeyHeader, "a-long-enough-api-key")
 	p, err := auth.Authenticate(r)
 	require.NoError(t, err)
 	assert.True(t, p.Has(apiauth.RoleOperator))
@@ -97,7 +98,7 @@ func TestHealthOnItsOwnAddress(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
-	resp, err = http.Get(main + connector.APIPrefix + "/swagger.json")
+	resp, err = http.Get(main + api.Prefix + "/swagger.json")
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, http.StatusOK, resp.StatusCode)

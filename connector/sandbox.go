@@ -13,6 +13,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/cspconnector/csp-connector/connector/api"
+
 	"github.com/cspconnector/csp-connector/connector/apiauth"
 	"github.com/cspconnector/csp-connector/connector/intake"
 	"github.com/cspconnector/csp-connector/connector/metrics"
@@ -203,10 +205,7 @@ func (sb *Sandbox) startService(ctx context.Context, cfg Config, opts SandboxOpt
 	}
 	auth := opts.APIAuth
 	if auth == nil {
-		if auth, err = apiauth.New(apiauth.Config{KeyHeader: APIKeyHeader, Keys: []apiauth.APIKey{
-			{Name: "sandbox-operator", Hash: apiauth.HashKey(SandboxOperatorKey), Roles: []apiauth.Role{apiauth.RoleOperator}},
-			{Name: "sandbox-reader", Hash: apiauth.HashKey(SandboxReaderKey), Roles: []apiauth.Role{apiauth.RoleReader}},
-		}}); err != nil {
+		if auth, err = sandboxAuth(); err != nil {
 			return err
 		}
 	}
@@ -277,12 +276,12 @@ func (sb *Sandbox) Describe(w io.Writer) {
 			sb.Dataverse.URL, dataverse.APIPath, sb.contosoAgreement, sb.AdminID, int(schema.AttestationLinkRequested))
 		fmt.Fprintf(w, "  %s go run ./cmd/connector diagnose agreement %s\n", env, sb.contosoAgreement)
 	}
-	fmt.Fprintf(w, "\nHTTP API (what Power Automate flows call; OpenAPI 2.0 at %s%s/swagger.json). Demo keys: %s (operator), %s (reader).\n", self, APIPrefix, SandboxOperatorKey, SandboxReaderKey)
-	fmt.Fprintf(w, "  curl -s '%s%s/provider-accounts?mappingStatus=ambiguous' -H '%s: %s'\n", self, APIPrefix, APIKeyHeader, SandboxReaderKey)
-	fmt.Fprintf(w, "  curl -s -i -X POST %s%s/provider-accounts/sync -H '%s: %s'    # 202: poll the Location\n", self, APIPrefix, APIKeyHeader, SandboxOperatorKey)
+	fmt.Fprintf(w, "\nHTTP API (what Power Automate flows call; OpenAPI 2.0 at %s%s/swagger.json). Demo keys: %s (operator), %s (reader).\n", self, api.Prefix, SandboxOperatorKey, SandboxReaderKey)
+	fmt.Fprintf(w, "  curl -s '%s%s/provider-accounts?mappingStatus=ambiguous' -H '%s: %s'\n", self, api.Prefix, api.KeyHeader, SandboxReaderKey)
+	fmt.Fprintf(w, "  curl -s -i -X POST %s%s/provider-accounts/sync -H '%s: %s'    # 202: poll the Location\n", self, api.Prefix, api.KeyHeader, SandboxOperatorKey)
 	if sb.contosoAgreement != (dataverse.GUID{}) {
 		fmt.Fprintf(w, "  curl -s -X POST %s%s/agreements/%s/request-link -H '%s: %s' -H 'Content-Type: application/json' -d '{\"signatoryFirstName\":\"Ada\",\"signatoryLastName\":\"Lovelace\",\"signatoryEmail\":\"accept.ada@contoso.com\",\"signatoryCompany\":\"Contoso Ltd\",\"signatoryCountry\":\"GB\",\"signatoryLanguage\":\"en-GB\"}'\n",
-			self, APIPrefix, sb.contosoAgreement, APIKeyHeader, SandboxOperatorKey)
+			self, api.Prefix, sb.contosoAgreement, api.KeyHeader, SandboxOperatorKey)
 	}
 	fmt.Fprintf(w, "\nTry it:\n")
 	fmt.Fprintf(w, "  # ask Verify Connectivity for the Partner Center provider, as an admin would from its form:\n")
@@ -509,4 +508,12 @@ func seedPartnerCenter(pc *partnercentertest.Server, now time.Time) error {
 		}
 	}
 	return nil
+}
+
+// sandboxAuth accepts the sandbox's demo API keys.
+func sandboxAuth() (*apiauth.Authenticator, error) {
+	return apiauth.New(apiauth.Config{KeyHeader: api.KeyHeader, Keys: []apiauth.APIKey{
+		{Name: "sandbox-operator", Hash: apiauth.HashKey(SandboxOperatorKey), Roles: []apiauth.Role{apiauth.RoleOperator}},
+		{Name: "sandbox-reader", Hash: apiauth.HashKey(SandboxReaderKey), Roles: []apiauth.Role{apiauth.RoleReader}},
+	}})
 }

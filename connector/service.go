@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cspconnector/csp-connector/connector/api"
+
 	"github.com/cspconnector/csp-connector/connector/provideraccounts"
 
 	"github.com/cspconnector/csp-connector/connector/agreements"
@@ -71,7 +73,7 @@ type Service struct {
 	// callbacks is the rule for webhook subscriptions' callback URLs, for subscribing and delivering.
 	callbacks notify.CallbackPolicy
 	// API serves /api/v1 (answering 404 when no authentication is configured).
-	API *API
+	API *api.Server
 }
 
 // ServiceOptions carry what the configuration does not: clients built elsewhere (the sandbox's, tests'),
@@ -170,13 +172,13 @@ func NewService(cfg Config, opts ServiceOptions) (*Service, error) {
 			return nil, fmt.Errorf("connector: HTTP API: %w", err)
 		}
 	}
-	s.API = NewAPI(s, APIOptions{Auth: auth, PublicURL: cfg.PublicURL, RatePerMinute: cfg.APIRate, Logger: log.With("component", "api"), Metrics: m})
 	verifyEvery := cmp.Or(opts.VerifyEvery, 15*time.Minute)
 	sweepEvery := cmp.Or(opts.SweepEvery, 2*time.Minute)
 	syncEvery := cmp.Or(opts.SyncEvery, 6*time.Hour)
 	s.Jobs = jobs.New(s.DV, []jobs.Job{s.Conn.Job(verifyEvery), s.Prov.SweepJob(sweepEvery), s.Prov.ReportJob(7*24*time.Hour, cfg.ReportAfter), s.Accounts.Job(syncEvery),
 		s.Agreements.CheckJob(cmp.Or(opts.CheckEvery, time.Hour))},
 		jobs.Options{Instance: cfg.Instance, Tick: opts.JobTick, Logger: log, Metrics: m, Now: opts.Now, Publish: func(n notify.Notification) { s.Notifications.Publish(n) }})
+	s.API = api.New(s.apiDeps(), api.Options{Auth: auth, PublicURL: cfg.PublicURL, RatePerMinute: cfg.APIRate, Logger: log.With("component", "api"), Metrics: m})
 	// Every trigger in Triggers() needs its handler here (a test checks).
 	s.Dispatcher.Handle(connectivity.ProviderTrigger().Table, s.Conn.HandleProviderRow, connectivity.ProviderTrigger())
 	s.Dispatcher.Handle(jobs.RowTrigger().Table, s.Jobs.HandleJobRow, jobs.RowTrigger())
@@ -204,6 +206,12 @@ func NewService(cfg Config, opts ServiceOptions) (*Service, error) {
 	}
 	s.Health.Set("dataverse", errors.New("not checked yet"))
 	return s, nil
+}
+
+// apiDeps is what the HTTP API uses of the service.
+func (s *Service) apiDeps() api.Deps {
+	return api.Deps{DV: s.DV, Prov: s.Prov, Accounts: s.Accounts, Agreements: s.Agreements, Conn: s.Conn, Jobs: s.Jobs, Queue: s.Queue,
+		Callbacks: s.callbacks, Background: s.background, Started: s.started.Load}
 }
 
 // background is the context of work the service starts on its own behalf: the work context while Run
@@ -284,7 +292,7 @@ func (s *Service) Handler() http.Handler {
 			writeJSON(w, http.StatusNotFound, map[string]string{"error": "the webhook intake is off: set CONNECTOR_WEBHOOK_KEY"})
 		})
 	}
-	mux.Handle(APIPrefix+"/", s.API)
+	mux.Handle(api.Prefix+"/", s.API)
 	if s.cfg.HealthAddr == "" {
 		s.probes(mux)
 	}

@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/cspconnector/csp-connector/connector"
+	"github.com/cspconnector/csp-connector/connector/api"
 	"github.com/cspconnector/csp-connector/connector/apiauth"
 )
 
@@ -21,10 +21,10 @@ func apiCommand(stdin io.Reader, stdout io.Writer) *cobra.Command {
 		Use:   "definition",
 		Short: "Print the OpenAPI 2.0 document of /api/v1 (infra/powerplatform/apiDefinition.swagger.json)",
 		Long: `Print the OpenAPI 2.0 document of the HTTP API, the custom connector definition Power Automate imports.
-Without --public-url the host is the placeholder ` + connector.APIDocumentHost + `, as in the checked-in file.`,
+Without --public-url the host is the placeholder ` + api.DocumentHost + `, as in the checked-in file.`,
 		Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			doc, err := connector.APIDefinition(publicURL)
+			doc, err := api.Definition(publicURL)
 			if err != nil {
 				return err
 			}

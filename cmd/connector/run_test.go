@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cspconnector/csp-connector/connector"
+	"github.com/cspconnector/csp-connector/connector/api"
 	"github.com/cspconnector/csp-connector/connector/connectivity"
 	"github.com/cspconnector/csp-connector/connector/event"
 	"github.com/cspconnector/csp-connector/dataverse"
@@ -283,7 +284,7 @@ func TestVerifyAndJobsCommands(t *testing.T) {
 
 	out.Reset()
 	require.NoError(t, run(t.Context(), []string{"jobs", "run", connectivity.VerifyJobName, "-o", "json"}, getenv(env), nil, &out, io.Discard))
-	var ran connector.JobRunView
+	var ran api.JobRunView
 	require.NoError(t, json.Unmarshal(out.Bytes(), &ran), out.String())
 	assert.Equal(t, connectivity.VerifyJobName, ran.Job)
 	assert.Equal(t, "succeeded", ran.Status)

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cspconnector/csp-connector/connector"
+	"github.com/cspconnector/csp-connector/connector/api"
 	"github.com/cspconnector/csp-connector/connector/connectivity"
 	"github.com/cspconnector/csp-connector/connector/jobs"
 	"github.com/cspconnector/csp-connector/connector/metrics"
@@ -93,7 +94,7 @@ func runJob(ctx context.Context, svc *connector.Service, name string) (jobs.RunR
 // resource, and returns the run's own error: the command fails as the run did.
 func printRun(w io.Writer, output outputFormat, res jobs.RunResult) error {
 	if output == outputJSON {
-		if err := writeJSON(w, connector.RunResultView(res)); err != nil {
+		if err := writeJSON(w, api.RunResultView(res)); err != nil {
 			return err
 		}
 		return res.Err

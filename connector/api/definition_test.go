@@ -1,4 +1,4 @@
-package connector
+package api
 
 import (
 	"io"
@@ -20,17 +20,17 @@ import (
 )
 
 const (
-	definitionFile = "../infra/powerplatform/apiDefinition.swagger.json"
-	propertiesFile = "../infra/powerplatform/apiProperties.json"
+	definitionFile = "../../infra/powerplatform/apiDefinition.swagger.json"
+	propertiesFile = "../../infra/powerplatform/apiProperties.json"
 )
 
 // TestAPIDefinitionIsCheckedIn: the document /api/v1/swagger.json serves is the checked-in custom
 // connector definition, byte for byte (regenerate with `make powerplatform`).
 func TestAPIDefinitionIsCheckedIn(t *testing.T) {
 	t.Parallel()
-	srv := httptest.NewServer(NewAPI(nil, APIOptions{}))
+	srv := httptest.NewServer(New(Deps{}, Options{}))
 	t.Cleanup(srv.Close)
-	resp, err := srv.Client().Get(srv.URL + APIPrefix + "/swagger.json")
+	resp, err := srv.Client().Get(srv.URL + Prefix + "/swagger.json")
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
@@ -59,11 +59,11 @@ func TestAPIDefinitionImportsIntoPowerPlatform(t *testing.T) {
 // as it is.
 func TestAPIDefinitionHostFollowsThePublicURL(t *testing.T) {
 	t.Parallel()
-	doc, err := APIDefinition("https://csp.contoso.com")
+	doc, err := Definition("https://csp.contoso.com")
 	require.NoError(t, err)
 	assert.Contains(t, string(doc), `"host": "csp.contoso.com"`)
-	assert.NotContains(t, string(doc), APIDocumentHost)
-	_, err = APIDefinition("not a url")
+	assert.NotContains(t, string(doc), DocumentHost)
+	_, err = Definition("not a url")
 	assert.Error(t, err)
 }
 
@@ -78,7 +78,7 @@ func TestConnectorEventDocumentsThePayload(t *testing.T) {
 	}
 	src := ""
 	// Every non-test Go file of the connector, wherever the split put it.
-	require.NoError(t, filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
+	require.NoError(t, filepath.WalkDir("..", func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
 			return err
 		}

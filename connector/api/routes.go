@@ -1,4 +1,4 @@
-package connector
+package api
 
 import (
 	"cmp"
@@ -93,7 +93,7 @@ func apiRoutes() []apiRoute {
 		return apiResponse{Status: 202, Description: desc, Body: body, Headers: []string{"Location", "Retry-After"}}
 	}
 	return []apiRoute{
-		{Method: "GET", Path: APIPrefix + "/provider-accounts", ID: "ListProviderAccounts", Role: read, Pageable: true,
+		{Method: "GET", Path: Prefix + "/provider-accounts", ID: "ListProviderAccounts", Role: read, Pageable: true,
 			Summary:     "List provider accounts",
 			Description: "Lists the provider accounts (customer tenants) the connector keeps, filtered by mapping status, provider or tenant.",
 			Params: append([]apiParam{
@@ -104,96 +104,96 @@ func apiRoutes() []apiRoute {
 			}, pagingParams...),
 			Responses: []apiResponse{ok("A page of provider accounts.", ProviderAccountList{})},
 			handle:    listProviderAccounts},
-		{Method: "GET", Path: APIPrefix + "/provider-accounts/{providerAccountId}", ID: "GetProviderAccount", Role: read,
+		{Method: "GET", Path: Prefix + "/provider-accounts/{providerAccountId}", ID: "GetProviderAccount", Role: read,
 			Summary: "Get a provider account", Description: "Reads one provider account with its mapping status and message.",
 			Params: []apiParam{paID}, Responses: []apiResponse{ok("The provider account.", ProviderAccountView{})}, handle: getByID("providerAccountId", "provider account", (*apiCall).providerAccount, providerAccountView)},
-		{Method: "POST", Path: APIPrefix + "/provider-accounts/{providerAccountId}/map", ID: "MapProviderAccount", Role: operate,
+		{Method: "POST", Path: Prefix + "/provider-accounts/{providerAccountId}/map", ID: "MapProviderAccount", Role: operate,
 			Summary:     "Map a provider account to an account",
 			Description: "Maps a provider account to a Dynamics 365 account, as a person would in the form: it becomes Mapped and gets its Pending agreements.",
 			Params:      []apiParam{paID}, Body: MapRequest{}, BodyDescription: "The account to map to.",
 			Responses: []apiResponse{ok("The provider account after the mapping.", ProviderAccountView{})}, handle: mapProviderAccount},
-		{Method: "POST", Path: APIPrefix + "/provider-accounts/sync", ID: "SyncProviderAccounts", Role: operate,
+		{Method: "POST", Path: Prefix + "/provider-accounts/sync", ID: "SyncProviderAccounts", Role: operate,
 			Summary:     "Sync provider accounts now",
 			Description: "Starts the Provider Account Sync: Partner Center's customers become provider accounts, mapped where that is safe. Poll the run until it finishes.",
 			Responses:   []apiResponse{accepted("The sync started (or was already running): poll Location.", JobRunView{})}, handle: startJob(provideraccounts.SyncJobName)},
 
-		{Method: "GET", Path: APIPrefix + "/agreements/{agreementId}", ID: "GetAgreement", Role: read,
+		{Method: "GET", Path: Prefix + "/agreements/{agreementId}", ID: "GetAgreement", Role: read,
 			Summary: "Get an agreement", Description: "Reads one agreement: its attestation status, acceptance link, how and when the customer accepted.",
 			Params: []apiParam{agID}, Responses: []apiResponse{ok("The agreement.", AgreementView{})}, handle: getByID("agreementId", "agreement", (*apiCall).agreement, agreementView)},
-		{Method: "POST", Path: APIPrefix + "/agreements/{agreementId}/request-link", ID: "RequestAcceptanceLink", Role: operate,
+		{Method: "POST", Path: Prefix + "/agreements/{agreementId}/request-link", ID: "RequestAcceptanceLink", Role: operate,
 			Summary:     "Request an acceptance link",
 			Description: "Sends the customer's signatory Microsoft's link to accept the Microsoft Customer Agreement. Fields given here are saved on the agreement first; an open link is never replaced. A partner attestation goes through the same link (Microsoft retired the legacy partner attestation, signatory and date recorded without the link, on 5 January 2026): the agreement keeps Partner attestation as its path, and a Date agreed entered for the retired form is cleared.",
 			Params:      []apiParam{agID}, Body: LinkRequest{}, BodyDescription: "The signatory; fields left out keep what the agreement has.",
 			Responses: []apiResponse{ok("The agreement after the request: Link sent, with the link.", AgreementView{})}, handle: requestAcceptanceLink},
-		{Method: "POST", Path: APIPrefix + "/agreements/check", ID: "RunAttestationCheck", Role: operate,
+		{Method: "POST", Path: Prefix + "/agreements/check", ID: "RunAttestationCheck", Role: operate,
 			Summary:     "Check waiting agreements now",
 			Description: "Starts the Attestation Check: every agreement waiting on its customer is checked against Partner Center. Poll the run until it finishes.",
 			Responses:   []apiResponse{accepted("The check started (or was already running): poll Location.", JobRunView{})}, handle: startJob(agreements.AttestationCheckJob)},
-		{Method: "GET", Path: APIPrefix + "/agreement-templates", ID: "ListAgreementTemplates", Role: read, Visibility: "internal",
+		{Method: "GET", Path: Prefix + "/agreement-templates", ID: "ListAgreementTemplates", Role: read, Visibility: "internal",
 			Summary: "List agreement templates", Description: "Lists the active agreement templates, for choosing one in a flow.",
 			Responses: []apiResponse{ok("The templates.", AgreementTemplateList{})}, handle: listAgreementTemplates},
-		{Method: "POST", Path: APIPrefix + "/agreement-templates/{templateId}/create-agreements", ID: "CreateAgreementsForTemplate", Role: operate,
+		{Method: "POST", Path: Prefix + "/agreement-templates/{templateId}/create-agreements", ID: "CreateAgreementsForTemplate", Role: operate,
 			Summary:     "Create agreements for a template",
 			Description: "Creates a Pending agreement of the template for every mapped provider account of its provider that has none, as the template's Create Agreements button does. Poll Location until it finishes.",
 			Params:      []apiParam{tplID},
 			Responses:   []apiResponse{accepted("The creation started: poll Location.", TemplateCreation{})}, handle: createAgreementsForTemplate},
-		{Method: "GET", Path: APIPrefix + "/agreement-templates/{templateId}/creation", ID: "GetAgreementCreation", Role: read,
+		{Method: "GET", Path: Prefix + "/agreement-templates/{templateId}/creation", ID: "GetAgreementCreation", Role: read,
 			Summary:     "Get the agreement creation of a template",
 			Description: "Says whether the last Create Agreements request of the template is done, and what it did.",
 			Params:      []apiParam{tplID},
 			Responses: []apiResponse{ok("The creation is done.", TemplateCreation{}),
 				accepted("The creation is still running: ask again after Retry-After.", TemplateCreation{})}, handle: getAgreementCreation},
 
-		{Method: "GET", Path: APIPrefix + "/license-change-logs/{licenseChangeLogId}", ID: "GetLicenseChangeLog", Role: read,
+		{Method: "GET", Path: Prefix + "/license-change-logs/{licenseChangeLogId}", ID: "GetLicenseChangeLog", Role: read,
 			Summary: "Get a license change log", Description: "Reads one license change log with its provisioning status and message.",
 			Params: []apiParam{lclID}, Responses: []apiResponse{ok("The license change log.", provisioning.LCLState{})}, handle: getByID("licenseChangeLogId", "license change log", (*apiCall).lcl, provisioning.StateOf)},
-		{Method: "POST", Path: APIPrefix + "/license-change-logs/{licenseChangeLogId}/provision", ID: "ProvisionLicenseChangeLog", Role: operate,
+		{Method: "POST", Path: Prefix + "/license-change-logs/{licenseChangeLogId}/provision", ID: "ProvisionLicenseChangeLog", Role: operate,
 			Summary:     "Provision a license change now",
 			Description: "Pushes one license change to Partner Center now, after every check the connector makes; with retry, a failed change is set back to Awaiting Provisioning first.",
 			Params:      []apiParam{lclID}, Body: ProvisionRequest{}, BodyDescription: "Whether to retry a failed change.",
 			Responses: []apiResponse{ok("The license change log after the run.", provisioning.LCLState{})}, handle: provisionLCL},
-		{Method: "GET", Path: APIPrefix + "/license-change-logs/{licenseChangeLogId}/diagnosis", ID: "DiagnoseLicenseChangeLog", Role: read,
+		{Method: "GET", Path: Prefix + "/license-change-logs/{licenseChangeLogId}/diagnosis", ID: "DiagnoseLicenseChangeLog", Role: read,
 			Summary:     "Diagnose a license change",
 			Description: "Explains what the connector would do with a license change and why, check by check, with Partner Center's view (changes nothing).",
 			Params:      []apiParam{lclID}, Responses: []apiResponse{ok("The diagnosis.", provisioning.Diagnosis{})}, handle: getByID("licenseChangeLogId", "license change log", func(c *apiCall, id dataverse.GUID) (provisioning.Diagnosis, error) {
 				return c.svc().Prov.Diagnose(c.ctx(), id)
 			}, same[provisioning.Diagnosis])},
-		{Method: "GET", Path: APIPrefix + "/subscriptions/{subscriptionId}/diagnosis", ID: "DiagnoseSubscription", Role: read,
+		{Method: "GET", Path: Prefix + "/subscriptions/{subscriptionId}/diagnosis", ID: "DiagnoseSubscription", Role: read,
 			Summary:     "Diagnose a subscription",
 			Description: "Lists a subscription's license changes oldest first, with their state and what holds or fails each (changes nothing).",
 			Params:      []apiParam{subID}, Responses: []apiResponse{ok("The diagnosis.", provisioning.SubscriptionDiagnosis{})}, handle: getByID("subscriptionId", "subscription", func(c *apiCall, id dataverse.GUID) (provisioning.SubscriptionDiagnosis, error) {
 				return c.svc().Prov.DiagnoseSubscription(c.ctx(), id)
 			}, same[provisioning.SubscriptionDiagnosis])},
 
-		{Method: "GET", Path: APIPrefix + "/jobs", ID: "ListJobs", Role: read,
+		{Method: "GET", Path: Prefix + "/jobs", ID: "ListJobs", Role: read,
 			Summary: "List jobs", Description: "Lists the connector's scheduled jobs with their schedule and last run.",
 			Responses: []apiResponse{ok("The jobs.", JobList{})}, handle: listJobs},
-		{Method: "POST", Path: APIPrefix + "/jobs/{jobName}/run", ID: "RunJob", Role: operate,
+		{Method: "POST", Path: Prefix + "/jobs/{jobName}/run", ID: "RunJob", Role: operate,
 			Summary: "Run a job now", Description: "Starts a job now, as its Run Now button does. Poll the run until it finishes.",
 			Params: []apiParam{jobName}, Responses: []apiResponse{accepted("The run started (or was already running): poll Location.", JobRunView{})}, handle: runJob},
-		{Method: "GET", Path: APIPrefix + "/jobs/{jobName}/runs", ID: "ListJobRuns", Role: read, Pageable: true,
+		{Method: "GET", Path: Prefix + "/jobs/{jobName}/runs", ID: "ListJobRuns", Role: read, Pageable: true,
 			Summary: "List job runs", Description: "Lists a job's runs, newest first: when, what triggered it, what it did.",
 			Params: append([]apiParam{jobName}, pagingParams...), Responses: []apiResponse{ok("A page of runs.", JobRunList{})}, handle: listJobRuns},
-		{Method: "GET", Path: APIPrefix + "/jobs/{jobName}/runs/{runId}", ID: "GetJobRun", Role: read,
+		{Method: "GET", Path: Prefix + "/jobs/{jobName}/runs/{runId}", ID: "GetJobRun", Role: read,
 			Summary: "Get a job run", Description: "Reads one run of a job; while it runs the answer is 202 with Retry-After.",
 			Params: []apiParam{jobName, runID}, Responses: []apiResponse{ok("The run has finished.", JobRunView{}),
 				accepted("The run is still going: ask again after Retry-After.", JobRunView{})}, handle: getJobRun},
 
-		{Method: "POST", Path: APIPrefix + "/connectivity/verify", ID: "VerifyConnectivity", Role: operate,
+		{Method: "POST", Path: Prefix + "/connectivity/verify", ID: "VerifyConnectivity", Role: operate,
 			Summary: "Verify connectivity", Description: "Checks now that the connector reaches Dataverse, Partner Center and Service Bus with its credentials.",
 			Responses: []apiResponse{ok("What each check found.", connectivity.Report{})}, handle: verifyConnectivity},
 
-		{Method: "POST", Path: APIPrefix + "/webhook-subscriptions", ID: "OnConnectorEvent", Role: operate, Trigger: true,
+		{Method: "POST", Path: Prefix + "/webhook-subscriptions", ID: "OnConnectorEvent", Role: operate, Trigger: true,
 			Summary:     "When something needs a person",
 			Description: "Starts the flow when the connector raises the chosen event: a provider account needs mapping, a license change failed, an agreement was accepted, or a job failed.",
 			TriggerHint: "To see it work, run the Provider Account Sync on a provider with a customer no account matches.",
 			Body:        WebhookSubscriptionRequest{}, BodyDescription: "The event to subscribe to; the callback is filled in by Power Automate.",
 			Responses:    []apiResponse{{Status: 201, Description: "Subscribed: Location is where to delete the subscription.", Body: WebhookSubscriptionView{}, Headers: []string{"Location"}}},
 			Notification: ConnectorEvent{}, NotificationDescription: "The event the connector posts.", handle: subscribeWebhook},
-		{Method: "GET", Path: APIPrefix + "/webhook-subscriptions", ID: "ListWebhookSubscriptions", Role: read, Visibility: "internal",
+		{Method: "GET", Path: Prefix + "/webhook-subscriptions", ID: "ListWebhookSubscriptions", Role: read, Visibility: "internal",
 			Summary: "List webhook subscriptions", Description: "Lists the webhook subscriptions, for finding stale ones (callback URLs are secrets and are not shown).",
 			Params: pagingParams, Responses: []apiResponse{ok("The subscriptions.", WebhookSubscriptionList{})}, handle: listWebhooks},
-		{Method: "DELETE", Path: APIPrefix + "/webhook-subscriptions/{subscriptionId}", ID: "DeleteWebhookSubscription", Role: operate, Visibility: "internal",
+		{Method: "DELETE", Path: Prefix + "/webhook-subscriptions/{subscriptionId}", ID: "DeleteWebhookSubscription", Role: operate, Visibility: "internal",
 			Summary: "Delete a webhook subscription", Description: "Removes a webhook subscription; Power Automate calls it when the flow's trigger is removed.",
 			Params: []apiParam{hookID}, Responses: []apiResponse{{Status: 204, Description: "Deleted (or already gone)."}}, handle: deleteWebhook},
 	}
@@ -227,7 +227,8 @@ func mappingStatusName(s schema.MappingStatus) string {
 	return ""
 }
 
-func (c *apiCall) svc() *Service { return c.api.svc }
+// svc is what the operations use of the connector.
+func (c *apiCall) svc() *Deps { return &c.api.deps }
 
 func (c *apiCall) ctx() context.Context { return c.r.Context() }
 
@@ -357,7 +358,7 @@ func startJob(name string) func(*apiCall) (apiResult, error) {
 		// A run that has just finished still holds its lease and its place here for a moment after its
 		// row says so: try again briefly before answering that it is busy.
 		for attempt := 0; ; attempt++ {
-			runID, _, err := s.Jobs.Start(s.background(), name, schema.TriggerAPI)
+			runID, _, err := s.Jobs.Start(s.Background(), name, schema.TriggerAPI)
 			if err == nil {
 				run, err := readRun(c.ctx(), s, name, runID)
 				if err != nil {
@@ -373,7 +374,7 @@ func startJob(name string) func(*apiCall) (apiResult, error) {
 				return apiResult{}, ferr
 			}
 			if ok {
-				return apiResult{status: http.StatusAccepted, body: run, location: APIPrefix + "/jobs/" + url.PathEscape(name) + "/runs/" + run.ID, retryAfter: apiRetryAfter}, nil
+				return apiResult{status: http.StatusAccepted, body: run, location: Prefix + "/jobs/" + url.PathEscape(name) + "/runs/" + run.ID, retryAfter: apiRetryAfter}, nil
 			}
 			if attempt == 20 {
 				return apiResult{}, &apiError{status: http.StatusConflict, retryAfter: apiRetryAfter,
@@ -389,7 +390,7 @@ func startJob(name string) func(*apiCall) (apiResult, error) {
 }
 
 func jobRunPath(name string, id dataverse.GUID) string {
-	return APIPrefix + "/jobs/" + url.PathEscape(name) + "/runs/" + id.String()
+	return Prefix + "/jobs/" + url.PathEscape(name) + "/runs/" + id.String()
 }
 
 func runJob(c *apiCall) (apiResult, error) {
@@ -482,7 +483,7 @@ func requestAcceptanceLink(c *apiCall) (apiResult, error) {
 		// The row says Link requested: the work queue tries it again (the gate drops the event of the
 		// connector's own write, and the check job does not look at requested rows).
 		s := c.svc()
-		if qerr := s.Queue.Submit(s.background(), work.Item{Key: work.Key{Table: schema.TableAgreement, ID: id}, Source: work.SourceAPI}); qerr != nil {
+		if qerr := s.Queue.Submit(s.Background(), work.Item{Key: work.Key{Table: schema.TableAgreement, ID: id}, Source: work.SourceAPI}); qerr != nil {
 			c.api.opts.Logger.Warn("could not queue the link request for a retry", "agreement", id, "error", qerr)
 		}
 		return apiResult{}, err
@@ -551,10 +552,10 @@ func createAgreementsForTemplate(c *apiCall) (apiResult, error) {
 		t.CreateRequestedOn = now
 	}
 	s := c.svc()
-	if err := s.Queue.Submit(s.background(), work.Item{Key: work.Key{Table: schema.TableAgreementTemplate, ID: id}, Source: work.SourceAPI}); err != nil {
+	if err := s.Queue.Submit(s.Background(), work.Item{Key: work.Key{Table: schema.TableAgreementTemplate, ID: id}, Source: work.SourceAPI}); err != nil {
 		return apiResult{}, err
 	}
-	return apiResult{status: http.StatusAccepted, body: templateCreation(t), location: APIPrefix + "/agreement-templates/" + id.String() + "/creation", retryAfter: apiRetryAfter}, nil
+	return apiResult{status: http.StatusAccepted, body: templateCreation(t), location: Prefix + "/agreement-templates/" + id.String() + "/creation", retryAfter: apiRetryAfter}, nil
 }
 
 func getAgreementCreation(c *apiCall) (apiResult, error) {
@@ -715,7 +716,7 @@ func getJobRun(c *apiCall) (apiResult, error) {
 }
 
 // readRun reads a run just started.
-func readRun(ctx context.Context, s *Service, name string, id dataverse.GUID) (JobRunView, error) {
+func readRun(ctx context.Context, s *Deps, name string, id dataverse.GUID) (JobRunView, error) {
 	raw, err := s.DV.Get(ctx, schema.SetJobRuns, id, &dataverse.GetOptions{Select: dataverse.Columns[schema.JobRun]()})
 	if err != nil {
 		return JobRunView{}, err
@@ -732,7 +733,7 @@ func readRun(ctx context.Context, s *Service, name string, id dataverse.GUID) (J
 }
 
 // runningRun finds the run in progress of a job (the newest).
-func runningRun(ctx context.Context, s *Service, name string) (JobRunView, bool, error) {
+func runningRun(ctx context.Context, s *Deps, name string) (JobRunView, bool, error) {
 	job, err := s.Jobs.Read(ctx, name)
 	if err != nil {
 		return JobRunView{}, false, err
@@ -771,7 +772,7 @@ func subscribeWebhook(c *apiCall) (apiResult, error) {
 	if eventType == "" {
 		fields = append(fields, FieldError{Field: "eventType", Message: "must be one of " + strings.Join(notificationTypeNames(), ", ")})
 	}
-	if msg := cmp.Or(lengthProblem(schema.TableWebhookSubscription, "csp_callbackurl", req.CallbackURL), callbackProblem(req.CallbackURL, c.svc().callbacks)); msg != "" {
+	if msg := cmp.Or(lengthProblem(schema.TableWebhookSubscription, "csp_callbackurl", req.CallbackURL), callbackProblem(req.CallbackURL, c.svc().Callbacks)); msg != "" {
 		fields = append(fields, FieldError{Field: "callbackUrl", Message: msg})
 	}
 	if len(fields) > 0 {
@@ -795,7 +796,7 @@ func subscribeWebhook(c *apiCall) (apiResult, error) {
 		}
 	}
 	// A cap per caller, so one credential cannot fill the table that every event's delivery reads.
-	mine := &dataverse.Query{Select: []string{"csp_webhooksubscriptionid"}, Top: maxWebhookSubscriptionsPerCaller,
+	mine := &dataverse.Query{Select: []string{"csp_webhooksubscriptionid"}, Top: MaxWebhookSubscriptionsPerCaller,
 		Filter: dataverse.And(dataverse.Eq("statecode", schema.StateActive), dataverse.Eq("csp_owner", c.who.ID))}
 	count := 0
 	for _, err := range dv.List(c.ctx(), schema.SetWebhookSubscriptions, mine) {
@@ -804,9 +805,9 @@ func subscribeWebhook(c *apiCall) (apiResult, error) {
 		}
 		count++
 	}
-	if count >= maxWebhookSubscriptionsPerCaller {
+	if count >= MaxWebhookSubscriptionsPerCaller {
 		e := conflict("This caller already has %d webhook subscriptions, the most one caller may have. Delete the ones no flow uses (GET %s/webhook-subscriptions lists them) and subscribe again.",
-			maxWebhookSubscriptionsPerCaller, APIPrefix)
+			MaxWebhookSubscriptionsPerCaller, Prefix)
 		e.code = "subscription_limit"
 		return apiResult{}, e
 	}
@@ -823,7 +824,7 @@ func subscribeWebhook(c *apiCall) (apiResult, error) {
 }
 
 func webhookPath(id dataverse.GUID) string {
-	return APIPrefix + "/webhook-subscriptions/" + id.String()
+	return Prefix + "/webhook-subscriptions/" + id.String()
 }
 
 func notificationTypeNames() []string {

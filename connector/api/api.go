@@ -1,4 +1,4 @@
-package connector
+package api
 
 import (
 	"bytes"
@@ -33,11 +33,11 @@ import (
 // infra/powerplatform/) and operators call. Every operation is in apiRoutes, which both serves it and
 // documents it in the OpenAPI 2.0 document at /api/v1/swagger.json.
 
-// APIPrefix is where the API is served.
-const APIPrefix = "/api/v1"
+// Prefix is where the API is served.
+const Prefix = "/api/v1"
 
-// APIKeyHeader carries an API key.
-const APIKeyHeader = "X-API-Key"
+// KeyHeader carries an API key.
+const KeyHeader = "X-API-Key"
 
 // Limits of the API.
 const (
@@ -48,14 +48,14 @@ const (
 	apiRetryAfter  = 5                // seconds a poller of running work waits
 	apiDefaultPage = 100
 	apiMaxPage     = 1000
-	// maxWebhookSubscriptionsPerCaller caps the active webhook subscriptions one caller may hold.
-	maxWebhookSubscriptionsPerCaller = 100
+	// MaxWebhookSubscriptionsPerCaller caps the active webhook subscriptions one caller may hold.
+	MaxWebhookSubscriptionsPerCaller = 100
 	apiLimiterIdle                   = 10 * time.Minute // a caller's rate limiter is forgotten after this long unused
 	apiRateBurstMin                  = 20
 )
 
-// APIOptions configure the API.
-type APIOptions struct {
+// Options configure the API.
+type Options struct {
 	// Auth authenticates callers (Entra ID tokens, API keys); nil turns the API off (every operation
 	// answers 404 saying so), except the OpenAPI document.
 	Auth *apiauth.Authenticator
@@ -69,10 +69,10 @@ type APIOptions struct {
 	Now           func() time.Time
 }
 
-// API serves /api/v1.
-type API struct {
-	svc   *Service
-	opts  APIOptions
+// Server serves /api/v1.
+type Server struct {
+	deps  Deps
+	opts  Options
 	mux   *http.ServeMux
 	doc   []byte
 	docMu sync.Once
@@ -88,8 +88,8 @@ type callerLimiter struct {
 	seen time.Time
 }
 
-// NewAPI builds the API over a service's workflows.
-func NewAPI(svc *Service, opts APIOptions) *API {
+// New builds the API over the connector's workflows.
+func New(deps Deps, opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -99,7 +99,7 @@ func NewAPI(svc *Service, opts APIOptions) *API {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	a := &API{svc: svc, opts: opts, mux: http.NewServeMux(), limiters: map[string]*callerLimiter{}, idem: idempotency{entries: map[string]*idemEntry{}}}
+	a := &Server{deps: deps, opts: opts, mux: http.NewServeMux(), limiters: map[string]*callerLimiter{}, idem: idempotency{entries: map[string]*idemEntry{}}}
 	for _, rt := range apiRoutes() {
 		a.mux.Handle(rt.Method+" "+rt.Path, a.operation(rt))
 	}
@@ -107,11 +107,11 @@ func NewAPI(svc *Service, opts APIOptions) *API {
 }
 
 // ServeHTTP serves every request under /api/v1.
-func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (a *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cache-Control", "no-store")
-	if r.URL.Path == APIPrefix+"/swagger.json" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+	if r.URL.Path == Prefix+"/swagger.json" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
 		a.serveDocument(w)
 		return
 	}
@@ -122,7 +122,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeProblem(w, &apiError{status: http.StatusMethodNotAllowed, detail: fmt.Sprintf("%s is not an operation of %s; it allows %s.", r.Method, r.URL.Path, strings.Join(allow, ", "))})
 			return
 		}
-		writeProblem(w, &apiError{status: http.StatusNotFound, detail: fmt.Sprintf("There is no operation at %s. The operations are listed in %s/swagger.json.", r.URL.Path, APIPrefix)})
+		writeProblem(w, &apiError{status: http.StatusNotFound, detail: fmt.Sprintf("There is no operation at %s. The operations are listed in %s/swagger.json.", r.URL.Path, Prefix)})
 		return
 	}
 	// Through the mux, not the handler Handler returned: only ServeHTTP sets the path values (PathValue).
@@ -130,7 +130,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // allowed lists the methods the path has operations for.
-func (a *API) allowed(r *http.Request) []string {
+func (a *Server) allowed(r *http.Request) []string {
 	var out []string
 	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodDelete} {
 		probe := r.Clone(r.Context())
@@ -142,9 +142,9 @@ func (a *API) allowed(r *http.Request) []string {
 	return out
 }
 
-func (a *API) serveDocument(w http.ResponseWriter) {
+func (a *Server) serveDocument(w http.ResponseWriter) {
 	a.docMu.Do(func() {
-		doc, err := APIDefinition(a.opts.PublicURL)
+		doc, err := Definition(a.opts.PublicURL)
 		if err != nil {
 			a.opts.Logger.Error("the OpenAPI document could not be built", "error", err)
 			return
@@ -161,7 +161,7 @@ func (a *API) serveDocument(w http.ResponseWriter) {
 
 // apiCall is one request to an operation.
 type apiCall struct {
-	api  *API
+	api  *Server
 	r    *http.Request
 	who  apiauth.Principal
 	body []byte
@@ -177,7 +177,7 @@ type apiResult struct {
 
 // operation wraps an operation's handler: body limit, authentication, rate limit, role, Idempotency-Key,
 // timeout, errors as problem+json.
-func (a *API) operation(rt apiRoute) http.Handler {
+func (a *Server) operation(rt apiRoute) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := a.opts.Now()
 		status := 0
@@ -202,7 +202,7 @@ func (a *API) operation(rt apiRoute) http.Handler {
 			fail(&apiError{status: http.StatusNotFound, detail: "The API is off: configure Microsoft Entra ID (CONNECTOR_API_TENANT_ID and CONNECTOR_API_AUDIENCES) or API keys (CONNECTOR_API_KEYS)."})
 			return
 		}
-		if a.svc != nil && !a.svc.started.Load() {
+		if a.deps.Started != nil && !a.deps.Started() {
 			w.Header().Set("Retry-After", "30")
 			fail(&apiError{status: http.StatusServiceUnavailable, detail: "The connector is starting: it has not reached Dataverse yet. Try again in a moment."})
 			return
@@ -283,7 +283,7 @@ func (a *API) operation(rt apiRoute) http.Handler {
 }
 
 // render turns a result into the bytes and headers of the answer.
-func (a *API) render(r *http.Request, res apiResult) (idemEntry, error) {
+func (a *Server) render(r *http.Request, res apiResult) (idemEntry, error) {
 	e := idemEntry{status: cmp.Or(res.status, http.StatusOK), header: http.Header{}}
 	if res.location != "" {
 		e.header.Set("Location", a.absolute(r, res.location))
@@ -304,7 +304,7 @@ func (a *API) render(r *http.Request, res apiResult) (idemEntry, error) {
 
 // absolute makes a path under the API an absolute URL: on CONNECTOR_PUBLIC_URL when set (behind a proxy
 // the request's own scheme and host are not the public ones), else on the request's host.
-func (a *API) absolute(r *http.Request, path string) string {
+func (a *Server) absolute(r *http.Request, path string) string {
 	if a.opts.PublicURL != "" {
 		return strings.TrimRight(a.opts.PublicURL, "/") + path
 	}
@@ -316,7 +316,7 @@ func (a *API) absolute(r *http.Request, path string) string {
 }
 
 // allow takes one request from the caller's allowance; when refused it says how many seconds to wait.
-func (a *API) allow(caller string) (bool, int) {
+func (a *Server) allow(caller string) (bool, int) {
 	now := a.opts.Now()
 	a.limMu.Lock()
 	defer a.limMu.Unlock()

@@ -1,4 +1,4 @@
-package connector
+package api
 
 import (
 	"bytes"
@@ -24,15 +24,15 @@ import (
 // (a sentence), `summary` overrides the label derived from the name ("tenantId" → "Tenant ID"), and
 // `enum` lists a string's values separated by commas.
 
-// APIDocumentHost is the host of the checked-in custom connector definition: replace it with the
+// DocumentHost is the host of the checked-in custom connector definition: replace it with the
 // connector's host name when importing (or set CONNECTOR_PUBLIC_URL, and the served document carries it).
-const APIDocumentHost = "csp-connector.example.com"
+const DocumentHost = "csp-connector.example.com"
 
-// APIDefinition returns the OpenAPI 2.0 document of the API, indented with 4 spaces as Power Platform's
+// Definition returns the OpenAPI 2.0 document of the API, indented with 4 spaces as Power Platform's
 // connector repository asks. publicURL (optional) sets host and scheme; without it the placeholder host is
 // used, and the document equals infra/powerplatform/apiDefinition.swagger.json.
-func APIDefinition(publicURL string) ([]byte, error) {
-	host, scheme := APIDocumentHost, "https"
+func Definition(publicURL string) ([]byte, error) {
+	host, scheme := DocumentHost, "https"
 	if publicURL != "" {
 		u, err := url.Parse(publicURL)
 		if err != nil || u.Host == "" {
@@ -80,7 +80,7 @@ func APIDefinition(publicURL string) ([]byte, error) {
 			{"oauth2_auth", map[string]any{"type": "oauth2", "flow": "accessCode",
 				"authorizationUrl": "https://login.microsoftonline.com/common/oauth2/authorize",
 				"tokenUrl":         "https://login.microsoftonline.com/common/oauth2/authorize", "scopes": map[string]any{}}},
-			{"api_key", map[string]any{"type": "apiKey", "in": "header", "name": APIKeyHeader}},
+			{"api_key", map[string]any{"type": "apiKey", "in": "header", "name": KeyHeader}},
 		}},
 		{"security", []any{map[string]any{"oauth2_auth": []string{}}, map[string]any{"api_key": []string{}}}},
 		{"tags", []any{}},
@@ -415,4 +415,13 @@ func splitWords(name string) []string {
 		words = append(words, string(r[start:]))
 	}
 	return words
+}
+
+// Operations lists the route table as "METHOD path", for holding a served document against it.
+func Operations() []string {
+	var out []string
+	for _, rt := range apiRoutes() {
+		out = append(out, rt.Method+" "+rt.Path)
+	}
+	return out
 }
