@@ -6,12 +6,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cspconnector/csp-connector/connector/api"
-
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/cspconnector/csp-connector/connector/api"
 	"github.com/cspconnector/csp-connector/connector/apiauth"
 	"github.com/cspconnector/csp-connector/connector/apiauth/apiauthtest"
 )

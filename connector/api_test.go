@@ -16,20 +16,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cspconnector/csp-connector/connector/api"
-
-	"github.com/cspconnector/csp-connector/connector/provideraccounts"
-
-	"github.com/cspconnector/csp-connector/connector/agreements"
-
-	"github.com/cspconnector/csp-connector/connector/connectivity"
-
-	"github.com/cspconnector/csp-connector/connector/provisioning"
-
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/cspconnector/csp-connector/connector/agreements"
+	"github.com/cspconnector/csp-connector/connector/api"
+	"github.com/cspconnector/csp-connector/connector/connectivity"
+	"github.com/cspconnector/csp-connector/connector/provideraccounts"
+	"github.com/cspconnector/csp-connector/connector/provisioning"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/dataversetest"
 	"github.com/cspconnector/csp-connector/dataverse/schema"

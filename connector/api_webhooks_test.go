@@ -11,15 +11,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cspconnector/csp-connector/connector/api"
-
-	"github.com/cspconnector/csp-connector/connector/provideraccounts"
-
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/cspconnector/csp-connector/connector/api"
 	"github.com/cspconnector/csp-connector/connector/notify"
+	"github.com/cspconnector/csp-connector/connector/provideraccounts"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
 	"github.com/cspconnector/csp-connector/partnercenter/partnercentertest"

@@ -1,5 +1,3 @@
-// Package connector is the CSP Connector runtime: configuration, the sandbox that runs the product on its
-// simulators, and (as they land) intake, work queue, workflows, jobs and the HTTP API.
 package connector
 
 import (
@@ -14,9 +12,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cspconnector/csp-connector/connector/api"
-
 	"github.com/cspconnector/csp-connector/connector/agreements"
+	"github.com/cspconnector/csp-connector/connector/api"
 	"github.com/cspconnector/csp-connector/connector/apiauth"
 	"github.com/cspconnector/csp-connector/connector/intake"
 	"github.com/cspconnector/csp-connector/connector/notify"

@@ -6,14 +6,11 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/cspconnector/csp-connector/connector/provideraccounts"
-
 	"github.com/cspconnector/csp-connector/connector/agreements"
-
 	"github.com/cspconnector/csp-connector/connector/connectivity"
-
 	"github.com/cspconnector/csp-connector/connector/intake"
 	"github.com/cspconnector/csp-connector/connector/jobs"
+	"github.com/cspconnector/csp-connector/connector/provideraccounts"
 	"github.com/cspconnector/csp-connector/connector/provisioning"
 	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/dataverse"

@@ -14,7 +14,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/cspconnector/csp-connector/connector/api"
-
 	"github.com/cspconnector/csp-connector/connector/apiauth"
 	"github.com/cspconnector/csp-connector/connector/intake"
 	"github.com/cspconnector/csp-connector/connector/metrics"

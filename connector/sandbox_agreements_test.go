@@ -6,14 +6,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cspconnector/csp-connector/connector/provideraccounts"
-
-	"github.com/cspconnector/csp-connector/connector/agreements"
-
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/cspconnector/csp-connector/connector/agreements"
 	"github.com/cspconnector/csp-connector/connector/jobs"
+	"github.com/cspconnector/csp-connector/connector/provideraccounts"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
 )

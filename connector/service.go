@@ -12,21 +12,17 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cspconnector/csp-connector/connector/api"
-
-	"github.com/cspconnector/csp-connector/connector/provideraccounts"
-
-	"github.com/cspconnector/csp-connector/connector/agreements"
-
-	"github.com/cspconnector/csp-connector/connector/connectivity"
-
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
+	"github.com/cspconnector/csp-connector/connector/agreements"
+	"github.com/cspconnector/csp-connector/connector/api"
 	"github.com/cspconnector/csp-connector/connector/apiauth"
+	"github.com/cspconnector/csp-connector/connector/connectivity"
 	"github.com/cspconnector/csp-connector/connector/intake"
 	"github.com/cspconnector/csp-connector/connector/jobs"
 	"github.com/cspconnector/csp-connector/connector/metrics"
 	"github.com/cspconnector/csp-connector/connector/notify"
+	"github.com/cspconnector/csp-connector/connector/provideraccounts"
 	"github.com/cspconnector/csp-connector/connector/provisioning"
 	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/dataverse"

@@ -15,19 +15,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cspconnector/csp-connector/connector/provideraccounts"
-
-	"github.com/cspconnector/csp-connector/connector/connectivity"
-
-	"github.com/cspconnector/csp-connector/connector/provisioning"
-
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/cspconnector/csp-connector/connector/connectivity"
 	"github.com/cspconnector/csp-connector/connector/event"
 	"github.com/cspconnector/csp-connector/connector/intake"
 	"github.com/cspconnector/csp-connector/connector/metrics"
+	"github.com/cspconnector/csp-connector/connector/provideraccounts"
+	"github.com/cspconnector/csp-connector/connector/provisioning"
 	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/dataversetest"

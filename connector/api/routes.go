@@ -11,15 +11,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cspconnector/csp-connector/connector/provideraccounts"
-
 	"github.com/cspconnector/csp-connector/connector/agreements"
-
-	"github.com/cspconnector/csp-connector/connector/connectivity"
-
 	"github.com/cspconnector/csp-connector/connector/apiauth"
+	"github.com/cspconnector/csp-connector/connector/connectivity"
 	"github.com/cspconnector/csp-connector/connector/jobs"
 	"github.com/cspconnector/csp-connector/connector/notify"
+	"github.com/cspconnector/csp-connector/connector/provideraccounts"
 	"github.com/cspconnector/csp-connector/connector/provisioning"
 	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/dataverse"

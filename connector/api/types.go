@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/cspconnector/csp-connector/connector/agreements"
-
 	"github.com/cspconnector/csp-connector/connector/jobs"
 	"github.com/cspconnector/csp-connector/connector/notify"
 	"github.com/cspconnector/csp-connector/dataverse"

@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cspconnector/csp-connector/internal/testrig"
-
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -18,6 +16,7 @@ import (
 	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
+	"github.com/cspconnector/csp-connector/internal/testrig"
 )
 
 func TestJobRunRecordsHistoryAndReleasesTheLease(t *testing.T) {
