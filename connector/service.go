@@ -62,7 +62,7 @@ type Service struct {
 	// answers 503 before, so Dataverse retries instead of the event being judged by an empty gate.
 	started atomic.Bool
 	// submitting counts submitAll goroutines still handing rows to the queue.
-	submitting atomic.Int64
+	submitting inflight
 	// workCtx bounds work started outside a handler (the API's job runs): it outlives requests and ends
 	// after the shutdown bound.
 	workCtx atomic.Pointer[context.Context]
@@ -100,6 +100,15 @@ type ServiceOptions struct {
 	// APIAuth, when set, authenticates the HTTP API's callers instead of the configuration's (the sandbox's
 	// demo keys, tests' local token issuer).
 	APIAuth *apiauth.Authenticator
+	// VerifyTimeout bounds one verification of connectivity (0: none beyond the clients' own retries).
+	VerifyTimeout time.Duration
+	// SyncProgress, when set, is told how the Provider Account Sync is getting on (a command's progress
+	// line).
+	SyncProgress func(provideraccounts.SyncProgress)
+	// LeaveWokenRows makes the workflows leave the rows they unblock to the running connector's sweep
+	// instead of queueing them: for a command that provisions one change with no queue of the service's
+	// running in its process.
+	LeaveWokenRows bool
 }
 
 // NewService wires the connector. It makes no calls; Run does.
@@ -122,10 +131,14 @@ func NewService(cfg Config, opts ServiceOptions) (*Service, error) {
 	s.Intake = &intake.Intake{Gate: s.Gate, Queue: s.Queue, Logger: log.With("component", "intake"), Metrics: m}
 	s.Prov = &provisioning.Provisioner{DV: s.DV, PC: s.PC, Now: opts.Now, ClaimTTL: cfg.ClaimTTL, Logger: log.With("workflow", "provisioning"),
 		Wake: func(ctx context.Context, ids []dataverse.GUID) { s.submitAll(ctx, schema.TableLicenseChangeLog, ids) }}
+	if opts.LeaveWokenRows {
+		s.Prov.Wake = nil
+	}
 	if len(cfg.NotifyUsers) > 0 {
 		s.Prov.Notify = (&notify.InAppNotifier{DV: s.DV, Recipients: cfg.NotifyUsers}).Notify
 	}
 	s.Conn = &connectivity.Checker{DV: s.DV, PC: s.PC, ServiceBus: s.ServiceBus, Queue: cfg.ServiceBusQueue, SetHealth: s.Health.Set, Logger: log, Now: opts.Now,
+		Timeout: opts.VerifyTimeout,
 		OnConnected: func(ctx context.Context) {
 			if n, err := s.Prov.WakeNotConnected(ctx); err != nil {
 				log.Warn("could not wake the changes held for connectivity; the sweep will", "error", err)
@@ -152,7 +165,7 @@ func NewService(cfg Config, opts ServiceOptions) (*Service, error) {
 	s.Notifications = notify.New(no)
 	s.Prov.Publish = func(n notify.Notification) { s.Notifications.Publish(n) }
 	s.Accounts = &provideraccounts.Workflow{DV: s.DV, PC: s.PC, Notify: func(n notify.Notification) { s.Notifications.Publish(n) }, BatchSize: cfg.DataverseBatchSize,
-		DigestOver: cfg.NotifyDigestOver, Now: opts.Now, Logger: log.With("workflow", "provider-accounts")}
+		DigestOver: cfg.NotifyDigestOver, Now: opts.Now, Logger: log.With("workflow", "provider-accounts"), Progress: opts.SyncProgress}
 	s.Agreements = &agreements.Workflow{DV: s.DV, PC: s.PC, Notify: func(n notify.Notification) { s.Notifications.Publish(n) }, BatchSize: cfg.DataverseBatchSize,
 		LinkLifetime: cfg.LinkLifetime, Now: opts.Now, Logger: log.With("workflow", "agreements"),
 		Wake: func(ctx context.Context, ids []dataverse.GUID) { s.submitAll(ctx, schema.TableAgreement, ids) }}
@@ -223,9 +236,9 @@ func (s *Service) background() context.Context {
 // the submissions wait, never the caller (whose worker the queue may need to drain).
 func (s *Service) submitAll(ctx context.Context, table string, ids []dataverse.GUID) {
 	ctx = context.WithoutCancel(ctx)
-	s.submitting.Add(1)
+	s.submitting.add()
 	go func() {
-		defer s.submitting.Add(-1)
+		defer s.submitting.done()
 		for _, id := range ids {
 			if err := s.Queue.Submit(ctx, work.Item{Key: work.Key{Table: table, ID: id}, Source: work.SourceSweep}); err != nil {
 				s.log.Warn("could not queue a row; the next sweep will find it", "table", table, "id", id, "error", err)
@@ -248,15 +261,17 @@ func (s *Service) Work(ctx context.Context, fn func(ctx context.Context) error) 
 		wg.Wait()
 	}()
 	err := fn(ctx)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for s.Queue.Len() > 0 || s.submitting.Load() > 0 {
-		select {
-		case <-ctx.Done():
-			stop()
-			<-done
-			return errors.Join(err, ctx.Err())
-		case <-tick.C:
+	// Wait until the queue is idle with no submission under way: a run may submit more (a success wakes
+	// the changes it held), so both are checked again after each wait.
+	for s.Queue.Len() > 0 || s.submitting.count() > 0 {
+		for _, signal := range []func() <-chan struct{}{s.submitting.zero, s.Queue.Idle} {
+			select {
+			case <-ctx.Done():
+				stop()
+				<-done
+				return errors.Join(err, ctx.Err())
+			case <-signal():
+			}
 		}
 	}
 	// What the work published is delivered (or given up on) before the command exits.
@@ -439,4 +454,47 @@ func (s *Service) listen() (net.Listener, error) {
 	}
 	s.addrOnce.Do(func() { s.addr = ln.Addr(); close(s.ready) })
 	return ln, nil
+}
+
+// inflight counts goroutines under way and signals when none is.
+type inflight struct {
+	mu     sync.Mutex
+	n      int
+	isZero chan struct{} // closed while n is 0
+}
+
+func (f *inflight) add() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.n == 0 || f.isZero == nil {
+		f.isZero = make(chan struct{})
+	}
+	f.n++
+}
+
+func (f *inflight) done() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.n--
+	if f.n == 0 {
+		close(f.isZero)
+	}
+}
+
+func (f *inflight) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.n
+}
+
+// zero returns a channel closed while nothing is under way.
+func (f *inflight) zero() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.n == 0 {
+		closed := make(chan struct{})
+		close(closed)
+		return closed
+	}
+	return f.isZero
 }

@@ -57,7 +57,9 @@ connector's sweep.`,
 			if err != nil {
 				return err
 			}
-			svc, err := commandService(cmd, getenv, stderr)
+			// The service's own queue does not run in this process: what this change unblocks is found by the
+			// running connector's sweep instead of being queued here and dropped at exit.
+			svc, err := commandService(cmd, getenv, stderr, func(o *connector.ServiceOptions) { o.LeaveWokenRows = true })
 			if err != nil {
 				return err
 			}
@@ -69,10 +71,6 @@ connector's sweep.`,
 				}
 				return err
 			}
-			// The service's own queue does not run in this process: what this change unblocks is found by the
-			// running connector's sweep instead of being queued here and dropped at exit. Set after wiring:
-			// connector.ServiceOptions has no way to build a service whose workflows leave woken rows alone.
-			svc.Prov.Wake = nil
 			out, err := provisionThroughQueue(ctx, svc.Prov, id)
 			if err != nil {
 				return fmt.Errorf("provision %s: %w", id, err)

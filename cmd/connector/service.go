@@ -25,7 +25,9 @@ import (
 // newService builds the connector service from the configuration: clients instrumented for /metrics,
 // and the Service Bus client when one is configured. A command run by a person passes its stderr as
 // waits: what the clients retry is said there as it happens (nil: only logged).
-func newService(cfg connector.Config, log *slog.Logger, waits io.Writer) (*connector.Service, error) {
+// newService wires the service a command uses; tune sets what the command needs of it beyond the
+// configuration (a bound, a progress line).
+func newService(cfg connector.Config, log *slog.Logger, waits io.Writer, tune ...func(*connector.ServiceOptions)) (*connector.Service, error) {
 	if cfg.Instance == "" {
 		cfg.Instance, _ = os.Hostname()
 	}
@@ -43,6 +45,9 @@ func newService(cfg connector.Config, log *slog.Logger, waits io.Writer) (*conne
 		return nil, err
 	}
 	opts := connector.ServiceOptions{Logger: log, Metrics: m, DV: dv, PC: pc}
+	for _, t := range tune {
+		t(&opts)
+	}
 	if cfg.ServiceBusNamespace != "" || cfg.ServiceBusConnectionString != "" {
 		cred, err := connector.AzureCredential(cfg)
 		if err != nil {
@@ -58,12 +63,12 @@ func newService(cfg connector.Config, log *slog.Logger, waits io.Writer) (*conne
 // commandService builds the service for a command a person runs: the configuration the command needs (as
 // withSettings recorded it), a logger on stderr, and what the clients wait on said there as it happens.
 // The service is not run: the command calls its workflows, or runs a job with runJob.
-func commandService(cmd *cobra.Command, getenv func(string) string, stderr io.Writer) (*connector.Service, error) {
+func commandService(cmd *cobra.Command, getenv func(string) string, stderr io.Writer, tune ...func(*connector.ServiceOptions)) (*connector.Service, error) {
 	cfg, log, err := loadConfig(cmd, getenv, stderr)
 	if err != nil {
 		return nil, err
 	}
-	return newService(cfg, log, stderr)
+	return newService(cfg, log, stderr, tune...)
 }
 
 // commandDataverse builds the Dataverse client for a command a person runs, from the configuration the
@@ -159,12 +164,10 @@ held for connectivity. Use --write only with the service's own configuration.`,
 			if timeout <= 0 {
 				return errors.New("--timeout must be a positive duration such as 30s")
 			}
-			svc, err := commandService(cmd, getenv, stderr)
+			svc, err := commandService(cmd, getenv, stderr, func(o *connector.ServiceOptions) { o.VerifyTimeout = timeout })
 			if err != nil {
 				return err
 			}
-			// Set after wiring: connector.ServiceOptions has no field for the bound of one verification.
-			svc.Conn.Timeout = timeout
 			var rep connectivity.Report
 			if write {
 				// With the work queue running: a successful check retries the license changes held for connectivity.

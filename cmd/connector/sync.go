@@ -24,14 +24,10 @@ as the Provider Account Sync job: under the job's lease (a sync running elsewher
 message) and recorded in the job's run history.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			svc, err := commandService(cmd, getenv, stderr)
-			if err != nil {
-				return err
-			}
+			var progress func(provideraccounts.SyncProgress)
 			if isTerminal(stderr) {
 				last := time.Time{}
-				// Set after wiring: connector.ServiceOptions has no field for the sync's progress.
-				svc.Accounts.Progress = func(p provideraccounts.SyncProgress) {
+				progress = func(p provideraccounts.SyncProgress) {
 					if time.Since(last) < 200*time.Millisecond {
 						return
 					}
@@ -39,6 +35,10 @@ message) and recorded in the job's run history.`,
 					fmt.Fprintf(stderr, "\r%s: %d customers, %d created, %d updated, %d mapped, %d need a person (%d newly) ", p.Provider,
 						p.Counts.Seen, p.Counts.Created, p.Counts.Updated, p.Counts.Mapped, p.Counts.NeedPerson, p.Counts.NeedMapping)
 				}
+			}
+			svc, err := commandService(cmd, getenv, stderr, func(o *connector.ServiceOptions) { o.SyncProgress = progress })
+			if err != nil {
+				return err
 			}
 			res, err := runJob(cmd.Context(), svc, provideraccounts.SyncJobName)
 			if isTerminal(stderr) {

@@ -34,6 +34,12 @@ const DefaultClaimTTL = 10 * time.Minute
 // earlier change or the parent provisioned, connectivity verified), in case that wake-up was lost.
 const safetyNetDelay = 30 * time.Minute
 
+// parentSafetyNet is the same for an add-on waiting for its parent to be bought. That wait is short (the
+// parent is usually bought seconds before), and the wake-up that ends it is held only in the memory of the
+// replica that bought the parent: a replica killed between the purchase and the wake-up would otherwise
+// leave the add-on half an hour late. Re-checking one waiting add-on costs a few reads.
+const parentSafetyNet = 2 * time.Minute
+
 // Provisioner pushes License Change Logs to Partner Center exactly once (DESIGN §5, §2): it re-reads the
 // LCL and its context, decides with mapping.Decide, claims the row (Provisioning, a new attempt id, If-Match),
 // makes the change idempotently and writes the outcome and a message on the row.
@@ -320,6 +326,9 @@ func (p *Provisioner) settle(ctx context.Context, f mapping.LCLFacts, d mapping.
 	next := d.NextAttempt
 	if d.Verdict == mapping.Hold && next.IsZero() && d.Held != schema.HeldManual {
 		next = p.now().Add(safetyNetDelay)
+		if d.Held == schema.HeldWaitingForParent {
+			next = p.now().Add(parentSafetyNet)
+		}
 	}
 	system := d.System
 	if system == "" {

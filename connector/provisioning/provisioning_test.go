@@ -279,7 +279,10 @@ func TestPurchasingAParentWakesItsWaitingAddOnsAndTheAddOnIsBoughtUnderIt(t *tes
 	buyAddOn := r.LCL(t, addOn.Row, schema.ChangePurchase, 3, nil)
 	_, err := r.P.Provision(t.Context(), buyAddOn)
 	require.NoError(t, err)
-	require.Equal(t, schema.HeldWaitingForParent, r.Read(t, buyAddOn).HeldReason)
+	held := r.Read(t, buyAddOn)
+	require.Equal(t, schema.HeldWaitingForParent, held.HeldReason)
+	assert.Equal(t, r.Clock.Now().Add(parentSafetyNet), held.NextAttemptOn,
+		"the sweep looks again within minutes, in case the replica that buys the parent dies before waking it")
 
 	buyParent := r.LCL(t, parent.Row, schema.ChangePurchase, 5, nil)
 	out, err := r.P.Provision(t.Context(), buyParent)

@@ -87,9 +87,12 @@ type Queue struct {
 
 	mu      sync.Mutex
 	entries map[Key]*queueEntry
-	stopped bool
-	slots   chan struct{} // one per key present; bounds memory and pushes back on submitters
-	ready   chan Key      // keys with a batch waiting and no run in progress (each key at most once)
+	// idle is closed while entries is empty; a new one opens with the first entry.
+	idle       chan struct{}
+	idleClosed bool
+	stopped    bool
+	slots      chan struct{} // one per key present; bounds memory and pushes back on submitters
+	ready      chan Key      // keys with a batch waiting and no run in progress (each key at most once)
 }
 
 type queueEntry struct {
@@ -123,7 +126,7 @@ func NewQueue(dispatch Handler, opts Options) *Queue {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Queue{
+	q := &Queue{
 		dispatch: dispatch,
 		opts:     opts,
 		log:      opts.Logger,
@@ -131,7 +134,31 @@ func NewQueue(dispatch Handler, opts Options) *Queue {
 		entries:  map[Key]*queueEntry{},
 		slots:    make(chan struct{}, opts.Limit),
 		ready:    make(chan Key, opts.Limit),
+		idle:     make(chan struct{}),
 	}
+	q.depthChangedLocked()
+	return q
+}
+
+// depthChangedLocked reports the queue's depth and opens or closes its idle signal.
+func (q *Queue) depthChangedLocked() {
+	q.metrics.QueueDepth(len(q.entries))
+	switch {
+	case len(q.entries) == 0 && !q.idleClosed:
+		close(q.idle)
+		q.idleClosed = true
+	case len(q.entries) > 0 && q.idleClosed:
+		q.idle = make(chan struct{})
+		q.idleClosed = false
+	}
+}
+
+// Idle returns a channel that is closed once no key is waiting or running. Work retried after a delay is
+// not counted while it waits.
+func (q *Queue) Idle() <-chan struct{} {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.idle
 }
 
 // Submit hands item to the queue without waiting for it to run. It blocks only while the queue is full.
@@ -185,7 +212,7 @@ func (q *Queue) submit(ctx context.Context, item Item, wait bool) (chan error, e
 	q.entries[item.Key] = e
 	q.addLocked(e, item, done)
 	q.ready <- item.Key
-	q.metrics.QueueDepth(len(q.entries))
+	q.depthChangedLocked()
 	return done, nil
 }
 
@@ -266,7 +293,7 @@ func (q *Queue) stop() {
 		}
 		delete(q.entries, key)
 	}
-	q.metrics.QueueDepth(len(q.entries))
+	q.depthChangedLocked()
 	q.mu.Unlock()
 }
 
@@ -326,7 +353,7 @@ func (q *Queue) runKey(ctx context.Context, key Key) {
 	}
 	delete(q.entries, key)
 	<-q.slots
-	q.metrics.QueueDepth(len(q.entries))
+	q.depthChangedLocked()
 }
 
 // resubmit puts a failed detached batch back, merged with anything that arrived meanwhile.
@@ -354,7 +381,7 @@ func (q *Queue) resubmit(key Key, b *pending) {
 	}
 	q.entries[key] = &queueEntry{next: b}
 	q.ready <- key
-	q.metrics.QueueDepth(len(q.entries))
+	q.depthChangedLocked()
 }
 
 // safeDispatch turns a handler panic into an error: one bad row must not stop the connector.

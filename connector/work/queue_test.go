@@ -232,3 +232,32 @@ func TestQueueShutdownAnswersWaitingWork(t *testing.T) {
 		assert.ErrorIs(t, q.Do(context.Background(), Item{Key: key(3)}), ErrShuttingDown)
 	})
 }
+
+func TestQueueIdleSignal(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		q := NewQueue(func(ctx context.Context, w Batch) error { <-release; return nil }, Options{Workers: 1})
+		startQueue(t, q)
+		select {
+		case <-q.Idle():
+		default:
+			t.Fatal("a new queue is idle")
+		}
+		require.NoError(t, q.Submit(t.Context(), Item{Key: key(1)}))
+		idle := q.Idle()
+		synctest.Wait()
+		select {
+		case <-idle:
+			t.Fatal("not idle while a key runs")
+		default:
+		}
+		close(release)
+		synctest.Wait()
+		select {
+		case <-idle:
+		default:
+			t.Fatal("idle once the run is over")
+		}
+		assert.Zero(t, q.Len())
+	})
+}
