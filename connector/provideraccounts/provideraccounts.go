@@ -120,14 +120,19 @@ func (p *Workflow) Sync(ctx context.Context) (SyncCounts, error) {
 		}
 	}
 	run.notify(ctx)
+	if err := run.markAnnounced(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	return total, errors.Join(errs...)
 }
 
 // syncRun is one sync: what it loads once for all providers (the accounts the rules match against) and the
 // notices it collects for the end.
 type syncRun struct {
-	p        *Workflow
-	accounts *mapping.AccountIndex
+	// announced are the rows whose notice this run sends (one each, or within the digest).
+	announced []uuid.UUID
+	p         *Workflow
+	accounts  *mapping.AccountIndex
 	// needing holds at most DigestOver+1 notices; beyond, only the count grows and one digest is sent.
 	needing      []notify.Notification
 	needingCount int
@@ -150,11 +155,15 @@ type existingRow struct {
 	// clearedNow: Mapped or Auto-mapped without an account, a person removed it and no event said so
 	// yet: the sync records it as the event would.
 	clearedNow bool
+	// unannounced: the row needs a person but no notice was sent (a replica stopped between writing the
+	// status and announcing it); unannouncedMessage is its mapping message, for the notice.
+	unannounced        bool
+	unannouncedMessage string
 }
 
 // providerAccountColumns are what the sync reads of existing rows.
 var providerAccountColumns = []string{"csp_provideraccountid", "csp_tenantid", "csp_name", "csp_domain", "csp_companyname",
-	"csp_relationship", "_csp_account_value", "csp_mappingstatus", "csp_mappingmessage", "statecode"}
+	"csp_relationship", "_csp_account_value", "csp_mappingstatus", "csp_mappingmessage", "csp_mappingnoticedon", "statecode"}
 
 // clearedByHand starts the message of a row whose account a person removed: the rules leave it alone.
 const clearedByHand = "The account was removed by hand"
@@ -253,6 +262,9 @@ func (r *syncRun) loadExisting(ctx context.Context, pr schema.Provider) ([]exist
 			leftToUs:   pa.Account.IsZero() && !mapped && !strings.HasPrefix(pa.MappingMessage, clearedByHand),
 			clearedNow: pa.Account.IsZero() && mapped,
 		})
+		if needsPerson(pa.MappingStatus) && pa.MappingNoticedOn.IsZero() && pa.State == schema.StateActive {
+			rows[len(rows)-1].unannounced, rows[len(rows)-1].unannouncedMessage = true, pa.MappingMessage
+		}
 	}
 	slices.SortFunc(rows, func(a, b existingRow) int { return slices.Compare(a.tenant[:], b.tenant[:]) })
 	return rows, nil
@@ -351,6 +363,11 @@ func (r *syncRun) writeChunk(ctx context.Context, pr schema.Provider, existing [
 		}
 		if st, ok := row["csp_mappingstatus"].(schema.MappingStatus); ok {
 			w.status = st
+		}
+		if w.notify {
+			row["csp_mappingnoticedon"] = nil // to announce: set once the notice is in the outbox
+		} else if ex != nil && ex.unannounced && needsPerson(w.status) {
+			r.announceAgain(pr, ex, cust)
 		}
 		if len(row) == 0 {
 			counts.Unchanged++
@@ -653,9 +670,20 @@ func (p *Workflow) deactivateAgreements(ctx context.Context, providerAccounts []
 	return n, nil
 }
 
+// announceAgain collects the notice of a row an earlier sync made need a person but did not announce.
+func (r *syncRun) announceAgain(pr schema.Provider, ex *existingRow, cust partnercenter.Customer) {
+	m := mapping.Match{Outcome: mapping.NoMatch, Message: ex.unannouncedMessage}
+	if ex.status == schema.MappingAmbiguous {
+		m.Outcome = mapping.Ambiguous
+	}
+	r.p.logger().Info("announcing a provider account an earlier sync left unannounced", "provider_account", ex.id)
+	r.needsMapping(pr, ex.id, cust, m)
+}
+
 // needsMapping collects the notice for a row a person must map.
 func (r *syncRun) needsMapping(pr schema.Provider, id uuid.UUID, cust partnercenter.Customer, m mapping.Match) {
 	r.needingCount++
+	r.announced = append(r.announced, id)
 	if len(r.needing) > r.p.digestOver() {
 		return
 	}
@@ -680,6 +708,33 @@ func (r *syncRun) needsMapping(pr schema.Provider, id uuid.UUID, cust partnercen
 			"mappingStatus": status, "candidates": candidates,
 		},
 	})
+}
+
+// markAnnounced records on the rows whose notice went out that it did: a row still without the mark needs
+// announcing by a later sync.
+//
+// API: POST /$batch of PATCH csp_provideraccounts({id}) {"csp_mappingnoticedon": now}
+func (r *syncRun) markAnnounced(ctx context.Context) error {
+	if r.p.Notify == nil || len(r.announced) == 0 {
+		return nil
+	}
+	now := r.p.now().UTC()
+	for part := range slices.Chunk(r.announced, r.p.batchSize()) {
+		ops := make([]dataverse.Op, len(part))
+		for i, id := range part {
+			ops[i] = dataverse.UpdateOp(schema.SetProviderAccounts, id, dataverse.Row{"csp_mappingnoticedon": now}, nil)
+		}
+		results, err := r.p.DV.WriteBatch(ctx, ops)
+		if err != nil {
+			return fmt.Errorf("record the notices sent: %w", err)
+		}
+		for _, res := range results {
+			if res.Err != nil && !dataverse.IsNotFound(res.Err) {
+				r.p.logger().Warn("could not record a notice as sent; the next sync announces the row again", "error", res.Err)
+			}
+		}
+	}
+	return nil
 }
 
 // notify sends what the sync collected: one notification per row, or one digest when there are more than
@@ -812,8 +867,8 @@ func (p *Workflow) Handle(ctx context.Context, w work.Batch) error {
 		return nil
 	}
 	msg := fmt.Sprintf("%s on %s. Choose the right one in Account; automatic matching leaves this row to people.", clearedByHand, mapping.FormatTime(now))
-	if _, err := p.DV.Update(ctx, schema.SetProviderAccounts, pa.ID, dataverse.Row{"csp_mappingstatus": schema.MappingUnmapped, "csp_mappingmessage": msg},
-		&dataverse.UpdateOptions{IfMatch: pa.ETag}); err != nil {
+	if _, err := p.DV.Update(ctx, schema.SetProviderAccounts, pa.ID, dataverse.Row{"csp_mappingstatus": schema.MappingUnmapped, "csp_mappingmessage": msg,
+		"csp_mappingnoticedon": nil}, &dataverse.UpdateOptions{IfMatch: pa.ETag}); err != nil {
 		return fmt.Errorf("provider account %s: record the removed mapping: %w", pa.ID, err)
 	}
 	if p.Notify != nil {
@@ -822,6 +877,9 @@ func (p *Workflow) Handle(ctx context.Context, w work.Batch) error {
 			Notice: notify.Notice{Title: fmt.Sprintf("Map %s to an account", name), Body: msg, Icon: notify.NoticeWarning, Table: schema.TableProviderAccount, RowID: pa.ID},
 			Data: map[string]any{"providerAccountId": pa.ID.String(), "providerId": pa.Provider.ID.String(), "tenantId": pa.TenantID,
 				"companyName": pa.CompanyName, "domain": pa.Domain, "mappingStatus": "Unmapped"}})
+		if _, err := p.DV.Update(ctx, schema.SetProviderAccounts, pa.ID, dataverse.Row{"csp_mappingnoticedon": now}, nil); err != nil {
+			p.logger().Warn("could not record the notice as sent; the next sync announces the row again", "provider_account", pa.ID, "error", err)
+		}
 	}
 	return nil
 }

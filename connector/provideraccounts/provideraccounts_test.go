@@ -654,3 +654,44 @@ func TestProviderAccountSyncNamesAgreementsOfMappedCustomersByCompany(t *testing
 	assert.Equal(t, "Microsoft Customer Agreement – Alpine Ski House", ags[0].Name)
 	assert.NotContains(t, ags[0].Name, tenant)
 }
+
+// TestProviderAccountSyncAnnouncesWhatAStoppedSyncLeftUnannounced: a replica that stopped after writing
+// the rows' statuses but before its notices went into the outbox (here: a sync with no notifier) leaves
+// the rows marked as unannounced; the next sync announces them, once, and records it on the rows.
+func TestProviderAccountSyncAnnouncesWhatAStoppedSyncLeftUnannounced(t *testing.T) {
+	t.Parallel()
+	r := newPARig(t, paOptions{})
+	ctx := t.Context()
+	tAdventure := r.Customer(t, "Adventure Works Cycles", "adventure-works.onmicrosoft.com")
+	tFabrikam := r.Customer(t, "Fabrikam Residences", "fabrikamresidences.example")
+
+	notify := r.P.Notify
+	r.P.Notify = nil // the replica stops before announcing
+	counts, err := r.P.Sync(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 2, counts.NeedMapping)
+	for _, tenant := range []string{tAdventure, tFabrikam} {
+		row := r.Rows(t)[tenant]
+		require.Equal(t, schema.MappingUnmapped, row.MappingStatus)
+		assert.True(t, row.MappingNoticedOn.IsZero(), "written as still to announce")
+	}
+
+	r.P.Notify = notify
+	r.Clock.Advance(time.Hour)
+	counts, err = r.P.Sync(ctx)
+	require.NoError(t, err)
+	assert.Zero(t, counts.NeedMapping, "not newly in need of a person")
+	announced := map[string]bool{}
+	for _, n := range r.notices {
+		announced[fmt.Sprint(n.Data["tenantId"])] = true
+	}
+	assert.Equal(t, map[string]bool{tAdventure: true, tFabrikam: true}, announced, "the next sync announces both")
+	for _, tenant := range []string{tAdventure, tFabrikam} {
+		assert.Equal(t, r.Clock.Now(), r.Rows(t)[tenant].MappingNoticedOn, "and records it")
+	}
+
+	before := len(r.notices)
+	_, err = r.P.Sync(ctx)
+	require.NoError(t, err)
+	assert.Len(t, r.notices, before, "announced once")
+}

@@ -41,9 +41,13 @@ type ProviderAccount struct {
 	// AutoMappedAccount is the account the connector chose by itself. An Account that differs from it on
 	// an Auto-mapped row was set by a person: the row says who set it, not an event's list of columns.
 	AutoMappedAccount dataverse.Ref `dataverse:"csp_automappedaccount,lookup=accounts"`
-	LastSyncedOn      time.Time     `dataverse:"csp_lastsyncedon"`
-	State             int           `dataverse:"statecode,omitzero"`
-	Status            int           `dataverse:"statuscode,omitzero"`
+	// MappingNoticedOn is when the connector put the notice that the row needs a person into its outbox.
+	// It is emptied in the same write that makes the row need a person, so a row that needs one with no
+	// notice sent was left by a replica that stopped before announcing it: the next sync announces it.
+	MappingNoticedOn time.Time `dataverse:"csp_mappingnoticedon"`
+	LastSyncedOn     time.Time `dataverse:"csp_lastsyncedon"`
+	State            int       `dataverse:"statecode,omitzero"`
+	Status           int       `dataverse:"statuscode,omitzero"`
 }
 
 // AgreementTemplate is a csp_agreementtemplate row.

@@ -142,6 +142,7 @@ func Schema() dataverse.Schema {
 		choice("csp_mappingstatus", "Mapping status", opt(MappingUnmapped, "Unmapped"), opt(MappingAutoMapped, "Auto-mapped"), opt(MappingMapped, "Mapped"), opt(MappingAmbiguous, "Ambiguous")),
 		memo("csp_mappingmessage", "Mapping message"),
 		lookup("csp_automappedaccount", "Auto-mapped account", TableAccount),
+		when("csp_mappingnoticedon", "Mapping notice sent on"),
 		when("csp_lastsyncedon", "Last synced on"),
 	)
 	account.Keys = []dataverse.AlternateKey{{SchemaName: KeyProviderAccountTenant, Columns: []string{"csp_provider", "csp_tenantid"}}}
