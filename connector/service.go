@@ -134,7 +134,7 @@ func NewService(cfg Config, opts ServiceOptions) (*Service, error) {
 	if opts.LeaveWokenRows {
 		s.Prov.Wake = nil
 	}
-	if len(cfg.NotifyUsers) > 0 {
+	if cfg.NotifyInApp && len(cfg.NotifyUsers) > 0 {
 		s.Prov.Notify = (&notify.InAppNotifier{DV: s.DV, Recipients: cfg.NotifyUsers}).Notify
 	}
 	s.Conn = &connectivity.Checker{DV: s.DV, PC: s.PC, ServiceBus: s.ServiceBus, Queue: cfg.ServiceBusQueue, SetHealth: s.Health.Set, Logger: log, Now: opts.Now,
@@ -164,7 +164,7 @@ func NewService(cfg Config, opts ServiceOptions) (*Service, error) {
 	}
 	s.Notifications = notify.New(no)
 	s.Prov.Publish = func(n notify.Notification) { s.Notifications.Publish(n) }
-	s.Accounts = &provideraccounts.Workflow{DV: s.DV, PC: s.PC, Notify: func(n notify.Notification) { s.Notifications.Publish(n) }, BatchSize: cfg.DataverseBatchSize,
+	s.Accounts = &provideraccounts.Workflow{DV: s.DV, PC: s.PC, Notify: func(n notify.Notification) bool { _, kept := s.Notifications.PublishKept(n); return kept }, BatchSize: cfg.DataverseBatchSize,
 		DigestOver: cfg.NotifyDigestOver, Now: opts.Now, Logger: log.With("workflow", "provider-accounts"), Progress: opts.SyncProgress}
 	s.Agreements = &agreements.Workflow{DV: s.DV, PC: s.PC, Notify: func(n notify.Notification) { s.Notifications.Publish(n) }, BatchSize: cfg.DataverseBatchSize,
 		LinkLifetime: cfg.LinkLifetime, Now: opts.Now, Logger: log.With("workflow", "agreements"),

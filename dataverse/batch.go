@@ -568,7 +568,9 @@ func isServerTimeout(err error) bool {
 
 // WriteBatch sends ops as one $batch that carries on past failures, then sends again the ones Dataverse
 // did not run or refused for a moment (throttled, transient, not executed), up to three more times. Only
-// ops that are safe to send twice belong here: upserts, updates, create-only upserts.
+// ops that are safe to send twice belong here: upserts, updates, create-only upserts. The error is for a
+// first $batch that failed as a whole (nothing was written); after that, every op has its own result, and
+// those a later attempt could not send carry that attempt's error.
 //
 // API: POST /$batch (as ExecuteBatch, with Prefer: odata.continue-on-error)
 func (c *Client) WriteBatch(ctx context.Context, ops []Op) ([]OpResult, error) {
@@ -584,8 +586,14 @@ func (c *Client) WriteBatch(ctx context.Context, ops []Op) ([]OpResult, error) {
 			b.Add(ops[i])
 		}
 		res, err := c.ExecuteBatch(ctx, &b, &BatchOptions{ContinueOnError: true})
-		if err != nil {
+		if err != nil && attempt == 0 {
 			return nil, err
+		}
+		if err != nil { // what the earlier attempts wrote stands; the ops still to send fail with this
+			for _, i := range send {
+				results[i].Err = err
+			}
+			return results, nil
 		}
 		var again []int
 		for j, i := range send {
@@ -600,7 +608,10 @@ func (c *Client) WriteBatch(ctx context.Context, ops []Op) ([]OpResult, error) {
 		send = again
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			for _, i := range send {
+				results[i].Err = ctx.Err()
+			}
+			return results, nil
 		case <-time.After(delay):
 		}
 		delay *= 2

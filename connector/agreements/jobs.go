@@ -63,15 +63,16 @@ func (g *Workflow) CheckJob(every time.Duration) jobs.Job {
 // reads the accounts and the template's existing agreements once; each create is an upsert by the
 // agreement's alternate key that only creates, so a retry or a second replica cannot double one.
 func (g *Workflow) CreateForTemplate(ctx context.Context, templateID dataverse.GUID) (created, existing int, err error) {
+	started := g.now().UTC()
 	t, err := g.template(ctx, templateID)
 	if err != nil {
 		return 0, 0, fmt.Errorf("create agreements: read template %s: %w", templateID, err)
 	}
 	if t.State != schema.StateActive {
-		return 0, 0, g.templateMessage(ctx, t, "This template is inactive: activate it before creating agreements.")
+		return 0, 0, g.templateMessage(ctx, t, started, "This template is inactive: activate it before creating agreements.")
 	}
 	if t.Provider.IsZero() {
-		return 0, 0, g.templateMessage(ctx, t, "This template has no provider: set its Provider, then press Create Agreements again.")
+		return 0, 0, g.templateMessage(ctx, t, started, "This template has no provider: set its Provider, then press Create Agreements again.")
 	}
 	have := map[uuid.UUID]bool{}
 	q := &dataverse.Query{Select: []string{dataverse.LookupValue("csp_provideraccount")}, PageSize: 5000, Filter: dataverse.LookupEq("csp_agreementtemplate", t.ID)}
@@ -108,17 +109,18 @@ func (g *Workflow) CreateForTemplate(ctx context.Context, templateID dataverse.G
 	if failed > 0 {
 		msg += fmt.Sprintf(" %d could not be created (see the connector's log); press Create Agreements again to retry them.", failed)
 	}
-	return created, existing, g.templateMessage(ctx, t, msg)
+	return created, existing, g.templateMessage(ctx, t, started, msg)
 }
 
 // createRequestedColumn is csp_createrequestedon's display name, for messages.
 const createRequestedColumn = "Create agreements requested on"
 
-// templateMessage writes what the run did and when it finished, and clears the Create Agreements request
-// the run answered (t is the template as the run read it at its start): a request set again while the run
-// went on stays, for a run of its own.
-func (g *Workflow) templateMessage(ctx context.Context, t schema.AgreementTemplate, msg string) error {
-	served, done := t.CreateRequestedOn, g.now().UTC()
+// templateMessage writes what the run did, records when it started as when the request was done, and
+// clears the Create Agreements request the run answered (t is the template as the run read it at its
+// start). A request set again while the run went on is later than that start: it stays, for a run of its
+// own, which the done time (the start, not the end) lets through.
+func (g *Workflow) templateMessage(ctx context.Context, t schema.AgreementTemplate, started time.Time, msg string) error {
+	served, done := t.CreateRequestedOn, started
 	if request.InFuture(served, done) {
 		msg += " " + request.FutureNote(createRequestedColumn, served, done, "the agreements were created")
 	}

@@ -281,6 +281,14 @@ const outboxWriteTimeout = 30 * time.Second
 // stops); it never waits for a delivery. Without an outbox, when the queue is full the notification is
 // dropped and counted (Stats().Dropped).
 func (n *Notifications) Publish(nt Notification) string {
+	id, _ := n.PublishKept(nt)
+	return id
+}
+
+// PublishKept is Publish, and also reports whether the notification is kept in the outbox until it is
+// delivered (or owes nothing to anyone): false when it could only be queued in memory, or was dropped. A
+// caller that records on its rows that a notice went out records it only when it is kept.
+func (n *Notifications) PublishKept(nt Notification) (string, bool) {
 	if nt.ID == "" {
 		nt.ID = uuid.NewString()
 	}
@@ -320,32 +328,34 @@ func (n *Notifications) Publish(nt Notification) string {
 		total := n.stats.Dropped
 		n.mu.Unlock()
 		if !dropped {
+			kept := true
 			if !state.finished() {
 				// Due at once and held by nobody: the next poll of any replica takes it.
-				n.writeOutbox(&pendingNotification{nt: nt, state: state, row: outboxRowID(nt.ID)}, now)
+				kept = n.writeOutbox(&pendingNotification{nt: nt, state: state, row: outboxRowID(nt.ID)}, now)
 			}
 			if warn {
 				n.log.Warn("notification queue is full: new notifications wait in Dataverse for the next poll", "notification", nt.ID,
 					"type", nt.Type, "queue_size", n.opts.QueueSize)
 			}
-			return nt.ID
+			return nt.ID, kept
 		}
 		if warn {
 			n.log.Warn("notification queue is full: dropping new notifications until deliveries catch up",
 				"notification", nt.ID, "type", nt.Type, "queue_size", n.opts.QueueSize, "dropped_total", total)
 		}
-		return nt.ID
+		return nt.ID, false
 	}
 	n.stats.Published++
 	n.mu.Unlock()
 	if state.finished() {
-		return nt.ID
+		return nt.ID, true
 	}
 	p := &pendingNotification{nt: nt, state: state, done: make(chan struct{})}
+	kept := false
 	if n.opts.Outbox != nil {
 		// Held by this replica for a lease: the others leave it alone while it is delivered here.
 		p.row = outboxRowID(nt.ID)
-		if !n.writeOutbox(p, now.Add(n.opts.Lease)) {
+		if kept = n.writeOutbox(p, now.Add(n.opts.Lease)); !kept {
 			p.row = uuid.Nil
 		}
 	}
@@ -354,7 +364,7 @@ func (n *Notifications) Publish(nt Notification) string {
 	n.ready = append(n.ready, p)
 	n.mu.Unlock()
 	n.signal()
-	return nt.ID
+	return nt.ID, kept
 }
 
 // outboxRowID is the outbox row of the notification with id: the id itself when it is a UUID.

@@ -33,8 +33,9 @@ const SyncJobName = "Provider Account Sync"
 type Workflow struct {
 	DV *dataverse.Client
 	PC *partnercenter.Client
-	// Notify publishes a notification without waiting for its delivery; nil sends none.
-	Notify func(notify.Notification)
+	// Notify publishes a notification without waiting for its delivery and reports whether it is kept
+	// until delivered (in the outbox); nil sends none. A row is recorded as announced only when it is.
+	Notify func(notify.Notification) bool
 	// BatchSize is the operations per $batch (default dataverse.DefaultBatchSize).
 	BatchSize int
 	// DigestOver: a sync that finds more rows needing a person than this sends one digest instead of one
@@ -745,9 +746,13 @@ func (r *syncRun) notify(context.Context) {
 		return
 	}
 	if r.needingCount <= p.digestOver() {
+		kept := r.announced[:0]
 		for _, n := range r.needing {
-			p.Notify(n)
+			if p.Notify(n) {
+				kept = append(kept, n.RowID)
+			}
 		}
+		r.announced = kept
 		return
 	}
 	var names []string
@@ -758,7 +763,7 @@ func (r *syncRun) notify(context.Context) {
 	if r.needingCount > len(names) {
 		more = fmt.Sprintf(" and %d more", r.needingCount-len(names))
 	}
-	p.Notify(notify.Notification{
+	if !p.Notify(notify.Notification{
 		Type: notify.ProviderAccountNeedsMapping,
 		Notice: notify.Notice{
 			Title: fmt.Sprintf("%d provider accounts need mapping", r.needingCount),
@@ -767,7 +772,9 @@ func (r *syncRun) notify(context.Context) {
 			Icon: notify.NoticeWarning,
 		},
 		Data: map[string]any{"digest": true, "count": r.needingCount},
-	})
+	}) {
+		r.announced = nil // not kept: the next sync announces them again
+	}
 }
 
 func (p *Workflow) batchSize() int {
@@ -873,10 +880,13 @@ func (p *Workflow) Handle(ctx context.Context, w work.Batch) error {
 	}
 	if p.Notify != nil {
 		name := cmp.Or(pa.CompanyName, pa.Name, pa.TenantID)
-		p.Notify(notify.Notification{Type: notify.ProviderAccountNeedsMapping,
+		kept := p.Notify(notify.Notification{Type: notify.ProviderAccountNeedsMapping,
 			Notice: notify.Notice{Title: fmt.Sprintf("Map %s to an account", name), Body: msg, Icon: notify.NoticeWarning, Table: schema.TableProviderAccount, RowID: pa.ID},
 			Data: map[string]any{"providerAccountId": pa.ID.String(), "providerId": pa.Provider.ID.String(), "tenantId": pa.TenantID,
 				"companyName": pa.CompanyName, "domain": pa.Domain, "mappingStatus": "Unmapped"}})
+		if !kept {
+			return nil // the next sync announces it
+		}
 		if _, err := p.DV.Update(ctx, schema.SetProviderAccounts, pa.ID, dataverse.Row{"csp_mappingnoticedon": now}, nil); err != nil {
 			p.logger().Warn("could not record the notice as sent; the next sync announces the row again", "provider_account", pa.ID, "error", err)
 		}

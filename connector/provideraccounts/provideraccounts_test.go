@@ -72,10 +72,11 @@ func newPARig(t testing.TB, o paOptions) *paRig {
 	r.Template, err = dv.Create(ctx, schema.SetAgreementTemplates, dataverse.Row{"csp_name": "Microsoft Customer Agreement",
 		"csp_agreementtype": int(schema.AgreementMicrosoftCustomerAgreement), "csp_provider@odata.bind": dataverse.Bind(schema.SetProviders, r.Provider)})
 	require.NoError(t, err)
-	r.P = &Workflow{DV: dv, PC: pc, Now: clk.Now, BatchSize: cmpOr(o.BatchSize, 7), DigestOver: 5, Notify: func(n notify.Notification) {
+	r.P = &Workflow{DV: dv, PC: pc, Now: clk.Now, BatchSize: cmpOr(o.BatchSize, 7), DigestOver: 5, Notify: func(n notify.Notification) bool {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		r.notices = append(r.notices, n)
+		return true
 	}}
 	return r
 }
