@@ -83,6 +83,8 @@ func TestImportsRunOneWay(t *testing.T) {
 			}
 			to := layerOf(imp)
 			switch {
+			case to == side && from >= 0:
+				t.Errorf("%s imports %s: test support is for tests only", pkg, imp)
 			case from < 0 || to < 0:
 			case to > from, to == from && !sideways(from):
 				t.Errorf("%s (layer %d) imports %s (layer %d): imports run down only", pkg, from, imp, to)

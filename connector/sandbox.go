@@ -346,7 +346,7 @@ func (sb *Sandbox) seed(ctx context.Context, now time.Time) error {
 		CompanyName: "Fabrikam Inc", Relationship: "Reseller", Account: dataverse.Ref{ID: fabrikam}, MappingStatus: schema.MappingAutoMapped,
 		MappingMessage: "Mapped automatically: the customer's domain fabrikam.com is the account's website.", LastSyncedOn: now,
 	}))
-	// Accounts the provider account sync maps its new customers to (DESIGN §7): Alpine Ski House by its
+	// Accounts the provider account sync maps its new customers to: Alpine Ski House by its
 	// website, Tailspin Toys by a contact's e-mail domain; Litware has two accounts that fit equally well
 	// (Ambiguous); Adventure Works has none (Unmapped). Northwind's tenant is mapped already through the
 	// manual provider, so the Partner Center row maps to the same account.
@@ -374,7 +374,7 @@ func (sb *Sandbox) seed(ctx context.Context, now time.Time) error {
 		MappingMessage: "Mapped by a person.",
 	}))
 
-	// Subscriptions, each with the changes that show one provisioning outcome (DESIGN §5).
+	// Subscriptions, each with the changes that show one provisioning outcome.
 	subscription := func(s schema.Subscription) dataverse.GUID {
 		return must(create(schema.TableSubscription, schema.SetSubscriptions, s))
 	}

@@ -249,7 +249,8 @@ func (s *Service) submitAll(ctx context.Context, table string, ids []dataverse.G
 }
 
 // Work runs fn with the work queue running, outside Run (for commands that run one job), then waits for
-// the work fn caused — rows a sweep submitted, changes a success woke — to finish before it returns.
+// the work fn caused — rows a sweep submitted, changes a success woke — to finish before it returns. A row
+// whose run failed and waits to be tried again is not waited for: the running connector's sweep finds it.
 func (s *Service) Work(ctx context.Context, fn func(ctx context.Context) error) error {
 	qctx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})

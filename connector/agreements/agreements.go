@@ -32,7 +32,7 @@ const (
 	MaxLinkLifetime     = 7 * 24 * time.Hour
 )
 
-// Workflow drives the Microsoft Customer Agreement for each customer (DESIGN §6): it requests acceptance
+// Workflow drives the Microsoft Customer Agreement for each customer: it requests acceptance
 // links through the enhanced attestation API (for partner attestations too, since the legacy form was
 // retired on 5 January 2026), checks what the customer did, creates Pending agreements for a template in bulk, and records how and when each
 // customer accepted.

@@ -521,7 +521,8 @@ func (c *apiCall) template(id dataverse.GUID) (schema.AgreementTemplate, error) 
 }
 
 // createAgreementsForTemplate records the request on the template, as its button does, and queues it
-// here; the template's event (on any replica) finds it done. The template's columns are the status.
+// here (the connector's own write raises no event it acts on; a replica that stops before running it leaves
+// the request on the row, for the template's next wake-up). The template's columns are the status.
 func createAgreementsForTemplate(c *apiCall) (apiResult, error) {
 	id, err := c.id("templateId")
 	if err != nil {

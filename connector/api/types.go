@@ -12,7 +12,7 @@ import (
 	"github.com/cspconnector/csp-connector/dataverse/schema"
 )
 
-// The API's bodies. Their tags are their documentation in the OpenAPI document (api_openapi.go): every
+// The API's bodies. Their tags are their documentation in the OpenAPI document (openapi.go): every
 // field needs a desc, every type an entry in typeDocs. Times are RFC 3339 in UTC; absent values are left
 // out rather than null (OpenAPI 2.0 has no null).
 

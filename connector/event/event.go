@@ -124,8 +124,11 @@ func Decode(body []byte) (Event, error) {
 	// One copy of the body, parsed once: values kept raw are slices of it, so the caller's buffer can be
 	// reused and nothing is copied per level.
 	root, err := jsontree.Parse(bytes.Clone(body))
-	if errors.Is(err, jsontree.ErrTooDeep) {
+	switch {
+	case errors.Is(err, jsontree.ErrTooDeep):
 		return Event{}, &DecodeError{ReasonMalformed, "the message nests deeper than " + strconv.Itoa(jsontree.MaxDepth) + " levels; Dataverse's own messages nest about ten"}
+	case errors.Is(err, jsontree.ErrTooLarge):
+		return Event{}, &DecodeError{ReasonMalformed, "the message holds more than " + strconv.Itoa(jsontree.MaxValues) + " values; Dataverse's own hold a few thousand at most"}
 	}
 	if err != nil {
 		return Event{}, &DecodeError{ReasonNotJSON, "the body is not a JSON object: " + err.Error()}

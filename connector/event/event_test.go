@@ -299,3 +299,14 @@ func BenchmarkDecodeEventSize(b *testing.B) {
 		})
 	}
 }
+
+func TestDecodeBoundsValues(t *testing.T) {
+	t.Parallel()
+	flat := `{"MessageName":"Update","PrimaryEntityName":"x","PrimaryEntityId":"e73ffc82-e292-ed11-aad1-000d3a9933c9","InputParameters":[{"key":"Target","value":{"Attributes":[{"key":"a","value":[` +
+		strings.Repeat("0,", 300_000) + `0]}]}}]}`
+	_, err := event.Decode([]byte(flat))
+	var de *event.DecodeError
+	require.ErrorAs(t, err, &de)
+	assert.Equal(t, event.ReasonMalformed, de.Reason)
+	assert.Contains(t, de.Detail, "more than 100000 values")
+}

@@ -29,8 +29,8 @@ type WebhookOptions struct {
 	// Dataverse waits 60 s and retries once on 503).
 	SubmitTimeout time.Duration
 	// FailedKeys bounds the wrong keys one address may present: a burst of this many (default 20), then
-	// one every FailedKeyEvery (default 3 s). An address over it is answered 429 before its key is looked
-	// at, so guessing gets no answer at all.
+	// one every FailedKeyEvery (default 3 s); beyond, a wrong key is answered 429 instead of 401. The right
+	// key is never throttled.
 	FailedKeys     int
 	FailedKeyEvery time.Duration
 	// Now is the limiter's clock (nil: time.Now).
@@ -64,16 +64,6 @@ func (in *Intake) Webhook(opts WebhookOptions) http.Handler {
 			writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "use POST"})
 			return
 		}
-		addr, _, err := net.SplitHostPort(r.RemoteAddr)
-		if err != nil {
-			addr = r.RemoteAddr
-		}
-		if wait := failures.blocked(addr); wait > 0 {
-			in.Metrics.Settled(work.SourceWebhook, "unauthorized")
-			w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
-			writeJSON(w, http.StatusTooManyRequests, map[string]string{"error": "too many wrong webhook keys from this address; wait before trying again"})
-			return
-		}
 		presented := r.URL.Query().Get("code")
 		if opts.Header != "" {
 			presented = r.Header.Get(opts.Header)
@@ -81,8 +71,18 @@ func (in *Intake) Webhook(opts WebhookOptions) http.Handler {
 		// Compare digests so neither the length nor the content of the key leaks through timing.
 		got := sha256.Sum256([]byte(presented))
 		if opts.Key == "" || presented == "" || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
-			failures.fail(addr)
+			// Only wrong keys are counted and throttled: Dataverse, with the right key, is never held up,
+			// even behind an ingress that gives every caller the same address.
+			addr, _, err := net.SplitHostPort(r.RemoteAddr)
+			if err != nil {
+				addr = r.RemoteAddr
+			}
 			in.Metrics.Settled(work.SourceWebhook, "unauthorized")
+			if wait := failures.fail(addr); wait > 0 {
+				w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+				writeJSON(w, http.StatusTooManyRequests, map[string]string{"error": "too many wrong webhook keys from this address; wait before trying again"})
+				return
+			}
 			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or wrong webhook key"})
 			return
 		}
@@ -126,7 +126,8 @@ func (in *Intake) Webhook(opts WebhookOptions) http.Handler {
 }
 
 // addressLimiter counts failures per remote address: a token bucket each, refilled one per every, burst
-// deep. Addresses unseen for an hour are forgotten once the map holds 10,000.
+// deep. It holds at most maxAddresses; when full, addresses unseen for an hour are forgotten, and if none
+// is, all are (a flood of addresses must not grow it without bound).
 type addressLimiter struct {
 	every  time.Duration
 	burst  int
@@ -135,20 +136,29 @@ type addressLimiter struct {
 	byAddr map[string]*addressAllowance
 }
 
+const maxAddresses = 10000
+
 type addressAllowance struct {
 	tokens float64
 	at     time.Time
 }
 
-func (l *addressLimiter) refill(addr string) *addressAllowance {
+// fail takes one failure from addr's allowance and says how long addr must wait before its next failure
+// is answered rather than refused (0: answer this one).
+func (l *addressLimiter) fail(addr string) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	now := l.now()
 	a := l.byAddr[addr]
 	if a == nil {
-		if len(l.byAddr) >= 10000 {
+		if len(l.byAddr) >= maxAddresses {
 			for k, v := range l.byAddr {
 				if now.Sub(v.at) > time.Hour {
 					delete(l.byAddr, k)
 				}
+			}
+			if len(l.byAddr) >= maxAddresses {
+				clear(l.byAddr)
 			}
 		}
 		a = &addressAllowance{tokens: float64(l.burst), at: now}
@@ -156,26 +166,11 @@ func (l *addressLimiter) refill(addr string) *addressAllowance {
 	}
 	a.tokens = min(float64(l.burst), a.tokens+float64(now.Sub(a.at))/float64(l.every))
 	a.at = now
-	return a
-}
-
-// blocked says how long addr must wait, 0 when it may try.
-func (l *addressLimiter) blocked(addr string) time.Duration {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	a := l.refill(addr)
 	if a.tokens >= 1 {
+		a.tokens--
 		return 0
 	}
 	return time.Duration((1 - a.tokens) * float64(l.every))
-}
-
-// fail takes one failure from addr's allowance.
-func (l *addressLimiter) fail(addr string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	a := l.refill(addr)
-	a.tokens = max(0, a.tokens-1)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -514,6 +514,7 @@ func runStatus(res RunResult, ctx context.Context) schema.RunStatus {
 	}
 }
 
+// TriggerName is a run trigger as the API and the logs write it: schedule, run_now, api.
 func TriggerName(t schema.RunTrigger) string {
 	switch t {
 	case schema.TriggerSchedule:

@@ -74,12 +74,14 @@ func (m *Recorder) Handler() http.Handler {
 // Registry is the registry the metrics live on (tests gather from it).
 func (m *Recorder) Registry() *prometheus.Registry { return m.registry }
 
+// Received counts an event received by an intake (servicebus, webhook).
 func (m *Recorder) Received(source string) {
 	if m != nil {
 		m.eventsReceived.WithLabelValues(source).Inc()
 	}
 }
 
+// Settled counts an event settled by an intake, by outcome (accepted, ignored, rejected, busy…).
 func (m *Recorder) Settled(source, outcome string) {
 	if m != nil {
 		m.eventsSettled.WithLabelValues(source, outcome).Inc()
@@ -93,18 +95,21 @@ func (m *Recorder) Handled(table, result string, d time.Duration) {
 	}
 }
 
+// QueueDepth records how many keys the work queue holds.
 func (m *Recorder) QueueDepth(n int) {
 	if m != nil {
 		m.queueDepthGauge.Set(float64(n))
 	}
 }
 
+// JobRun counts a job run by its status.
 func (m *Recorder) JobRun(job, status string) {
 	if m != nil {
 		m.jobRuns.WithLabelValues(job, status).Inc()
 	}
 }
 
+// APIRequest counts an API request by operation and HTTP status.
 func (m *Recorder) APIRequest(operation string, status int) {
 	if m != nil {
 		m.httpAPI.WithLabelValues(operation, strconv.Itoa(status)).Inc()

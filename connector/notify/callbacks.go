@@ -66,20 +66,21 @@ func (p CallbackPolicy) Problem(u *url.URL) string {
 	if host == "" {
 		return "must be an absolute https URL"
 	}
-	allowed := p.hostAllowed(host)
+	addr, literal := literalAddr(host)
+	loopback := host == "localhost" || literal && addr.IsLoopback()
 	switch u.Scheme {
 	case "https":
 	case "http":
-		if addr, ok := literalAddr(host); !p.AllowLoopback || !(host == "localhost" || ok && addr.IsLoopback()) {
+		if !p.AllowLoopback || !loopback {
 			return "must be an https URL"
 		}
 	default:
 		return "must be an https URL"
 	}
-	if allowed {
+	if p.hostAllowed(host) || p.AllowLoopback && loopback {
 		return ""
 	}
-	if addr, ok := literalAddr(host); ok {
+	if literal {
 		if !p.addrAllowed(addr) {
 			return "must not point at a private, loopback, link-local or metadata address (list a host of your own in CONNECTOR_WEBHOOK_ALLOW_HOSTS)"
 		}

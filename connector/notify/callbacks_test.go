@@ -64,7 +64,8 @@ func TestCallbackPolicyRefusesInternalDestinations(t *testing.T) {
 		{"https://10.21.3.4/hook", own, false},
 		{"https://[fd12:3456::1]/hook", own, true},
 		{"http://127.0.0.1:8080/flow", sandbox, true},
-		{"https://localhost:8443/flow", sandbox, false},
+		{"https://localhost:8443/flow", sandbox, true},
+		{"http://localhost:8080/flow", sandbox, true},
 		{"http://10.0.0.5/flow", sandbox, false},
 	}
 	for _, tt := range tests {

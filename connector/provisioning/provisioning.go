@@ -40,7 +40,7 @@ const safetyNetDelay = 30 * time.Minute
 // leave the add-on half an hour late. Re-checking one waiting add-on costs a few reads.
 const parentSafetyNet = 2 * time.Minute
 
-// Provisioner pushes License Change Logs to Partner Center exactly once (DESIGN §5, §2): it re-reads the
+// Provisioner pushes License Change Logs to Partner Center exactly once: it re-reads the
 // LCL and its context, decides with mapping.Decide, claims the row (Provisioning, a new attempt id, If-Match),
 // makes the change idempotently and writes the outcome and a message on the row.
 type Provisioner struct {

@@ -292,6 +292,7 @@ func (q *Queue) stop() {
 			}
 		}
 		delete(q.entries, key)
+		<-q.slots // each waiting key held a slot
 	}
 	q.depthChangedLocked()
 	q.mu.Unlock()
@@ -374,8 +375,18 @@ func (q *Queue) resubmit(key Key, b *pending) {
 		<-q.slots
 		if e.next == nil {
 			e.next = b
-		} else {
-			e.next.attempts = max(e.next.attempts, b.attempts)
+			return
+		}
+		// Fresh work arrived meanwhile: the retry joins it (its events first, the newest kept), and the
+		// fresh submissions keep their own count of attempts.
+		e.next.events = append(b.events, e.next.events...)
+		if len(e.next.events) > maxEventsPerRun {
+			e.next.events = e.next.events[len(e.next.events)-maxEventsPerRun:]
+		}
+		for _, src := range b.sources {
+			if !slices.Contains(e.next.sources, src) {
+				e.next.sources = append(e.next.sources, src)
+			}
 		}
 		return
 	}

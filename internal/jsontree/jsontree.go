@@ -13,12 +13,18 @@ import (
 	"unicode/utf8"
 )
 
-// MaxDepth bounds how deeply a document may nest.
-const MaxDepth = 64
+// MaxDepth bounds how deeply a document may nest, and MaxValues how many values it may hold: every value
+// is a Node of about a hundred bytes, so a megabyte of "[0,0,0,…]" would otherwise take tens of
+// megabytes. A Dataverse message of 256 KB holds a few thousand.
+const (
+	MaxDepth  = 64
+	MaxValues = 100_000
+)
 
-// Kind is the Kind of one JSON value.
+// Kind is what one JSON value is.
 type Kind uint8
 
+// The kinds of value.
 const (
 	Null Kind = iota
 	Bool
@@ -28,22 +34,19 @@ const (
 	Array
 )
 
-// Node is one value of a message, parsed once. The event decoder walks this tree instead of calling
-// json.Unmarshal at every level: json.Unmarshal scans the whole of its input, so decoding level by level
-// re-read every nested entity once per level above it (quadratic in the depth — an attacker's deeply
-// nested message cost seconds and hundreds of megabytes before anything checked it).
+// Node is one value of a document, parsed once.
 type Node struct {
 	Kind Kind
 	// Raw is the value as sent: a sub-slice of the decoder's own copy of the body.
 	Raw []byte
-	// Text is a string's decoded Text, a number's digits, or "true"/"false".
+	// Text is a string's decoded text, a number's digits, or "true"/"false".
 	Text string
-	// Keys and Items are an object's member names and values in the order sent, or an array's Items.
+	// Keys and Items are an object's member names and values in the order sent, or an array's items.
 	Keys  []string
 	Items []*Node
 }
 
-// member returns the object member called name: the last one sent, matched exactly or, as
+// Member returns the object member called name: the last one sent, matched exactly or, as
 // encoding/json does, case-insensitively; nil when there is none or v is not an object.
 func (v *Node) Member(name string) *Node {
 	if v == nil || v.Kind != Object {
@@ -58,7 +61,7 @@ func (v *Node) Member(name string) *Node {
 	return found
 }
 
-// str returns a string value's text; ok is false for any other Kind (a missing member included).
+// Str returns a string value's text; ok is false for any other Kind (a missing member included).
 func (v *Node) Str() (string, bool) {
 	if v == nil || v.Kind != String {
 		return "", false
@@ -66,11 +69,15 @@ func (v *Node) Str() (string, bool) {
 	return v.Text, true
 }
 
-// isNull reports a member that is absent or null.
+// IsNull reports a member that is absent or null.
 func (v *Node) IsNull() bool { return v == nil || v.Kind == Null }
 
-// ErrTooDeep is returned for a body nested deeper than MaxDepth.
-var ErrTooDeep = fmt.Errorf("it nests deeper than %d levels", MaxDepth)
+// ErrTooDeep is returned for a document nested deeper than MaxDepth, ErrTooLarge for one of more than
+// MaxValues values.
+var (
+	ErrTooDeep  = fmt.Errorf("it nests deeper than %d levels", MaxDepth)
+	ErrTooLarge = fmt.Errorf("it holds more than %d values", MaxValues)
+)
 
 // Parse parses body in one pass into a tree, refusing anything that is not exactly one JSON value
 // (surrounding white space aside) or that nests deeper than MaxDepth.
@@ -88,8 +95,9 @@ func Parse(body []byte) (*Node, error) {
 }
 
 type parser struct {
-	b []byte
-	i int
+	b      []byte
+	i      int
+	values int
 }
 
 func (p *parser) errorf(format string, args ...any) error {
@@ -108,6 +116,9 @@ func (p *parser) space() {
 }
 
 func (p *parser) value(depth int) (*Node, error) {
+	if p.values++; p.values > MaxValues {
+		return nil, ErrTooLarge
+	}
 	p.space()
 	if p.i >= len(p.b) {
 		return nil, p.errorf("unexpected end of the body")

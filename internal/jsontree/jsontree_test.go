@@ -48,3 +48,12 @@ func TestParseBoundsNesting(t *testing.T) {
 	_, err = jsontree.Parse([]byte(strings.Repeat(`{"a":`, 1_000_000)))
 	require.ErrorIs(t, err, jsontree.ErrTooDeep)
 }
+
+func TestParseBoundsValues(t *testing.T) {
+	t.Parallel()
+	ok := "[" + strings.Repeat("0,", jsontree.MaxValues-2) + "0]" // the array and its items
+	_, err := jsontree.Parse([]byte(ok))
+	require.NoError(t, err)
+	_, err = jsontree.Parse([]byte("[" + strings.Repeat("0,", jsontree.MaxValues) + "0]"))
+	require.ErrorIs(t, err, jsontree.ErrTooLarge, "a megabyte of zeros would otherwise cost tens of megabytes of nodes")
+}
