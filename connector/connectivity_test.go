@@ -35,7 +35,7 @@ func TestVerifyConnectivityJobWritesTheOutcomeOnProviders(t *testing.T) {
 	t.Parallel()
 	sb := testSandbox(t)
 	health := NewHealth()
-	conn := &connectivity.Checker{DV: sb.DataverseClient, PC: sb.PartnerCenterClient, Queue: DefaultQueue, SetHealth: health.Set}
+	conn := connectivity.New(sb.DataverseClient, sb.PartnerCenterClient, &connectivity.Options{Queue: DefaultQueue, SetHealth: health.Set})
 	runner := jobs.New(sb.DataverseClient, []jobs.Job{conn.Job(15 * time.Minute)}, jobs.Options{Instance: "a"})
 
 	res, err := runner.RunNow(t.Context(), connectivity.VerifyJobName, schema.TriggerRunNow)
@@ -81,7 +81,7 @@ func TestVerifyRequestedOnOneProvider(t *testing.T) {
 	t.Parallel()
 	sb := testSandbox(t)
 	dv := sb.DataverseClient
-	conn := &connectivity.Checker{DV: dv, PC: sb.PartnerCenterClient, Queue: DefaultQueue}
+	conn := connectivity.New(dv, sb.PartnerCenterClient, &connectivity.Options{Queue: DefaultQueue})
 	ps := providers(t, dv)
 	pc, manual := ps["Microsoft Partner Center"], ps["Distributor portal (manual)"]
 
@@ -114,7 +114,7 @@ func TestUnreachablePartnerCenterIsSaidInPlainWords(t *testing.T) {
 	dead := "127.0.0.1:1" // port 1 (tcpmux): nothing serves it; a port just closed may be another test's at once
 	pc, err := partnercenter.NewClient("http://"+dead, partnercenter.Credentials{}, &partnercenter.ClientOptions{MaxRetries: 1, MinRetryWait: time.Millisecond, MaxRetryWait: time.Millisecond})
 	require.NoError(t, err)
-	conn := &connectivity.Checker{DV: sb.DataverseClient, PC: pc, Queue: DefaultQueue}
+	conn := connectivity.New(sb.DataverseClient, pc, &connectivity.Options{Queue: DefaultQueue})
 	runner := jobs.New(sb.DataverseClient, []jobs.Job{conn.Job(15 * time.Minute)}, jobs.Options{Instance: "a"})
 
 	res, err := runner.RunNow(t.Context(), connectivity.VerifyJobName, schema.TriggerRunNow)
@@ -129,7 +129,8 @@ func TestUnreachablePartnerCenterIsSaidInPlainWords(t *testing.T) {
 	assert.Contains(t, p.SystemMessage, "dial tcp "+dead, "the error is kept for whoever investigates")
 
 	// Once it answers again, the system message is cleared with the status.
-	conn.PC = sb.PartnerCenterClient
+	conn = connectivity.New(sb.DataverseClient, sb.PartnerCenterClient, &connectivity.Options{Queue: DefaultQueue})
+	runner = jobs.New(sb.DataverseClient, []jobs.Job{conn.Job(15 * time.Minute)}, jobs.Options{Instance: "a"})
 	_, err = runner.RunNow(t.Context(), connectivity.VerifyJobName, schema.TriggerRunNow)
 	require.NoError(t, err)
 	p = providers(t, sb.DataverseClient)["Microsoft Partner Center"]
@@ -144,7 +145,7 @@ func TestVerifyRequestedInTheFutureOrThePast(t *testing.T) {
 	sb := testSandbox(t)
 	dv := sb.DataverseClient
 	clock := testrig.NewClock(time.Now().UTC().Truncate(time.Second))
-	conn := &connectivity.Checker{DV: dv, PC: sb.PartnerCenterClient, Queue: DefaultQueue, Now: clock.Now}
+	conn := connectivity.New(dv, sb.PartnerCenterClient, &connectivity.Options{Queue: DefaultQueue, Now: clock.Now})
 	pc := providers(t, dv)["Microsoft Partner Center"]
 	handle := func() {
 		require.NoError(t, conn.HandleProviderRow(t.Context(), work.Batch{Key: work.Key{Table: schema.TableProvider, ID: pc.ID}}))
@@ -192,7 +193,7 @@ func TestVerifyConnectivityJobAnswersAWaitingRequest(t *testing.T) {
 	t.Parallel()
 	sb := testSandbox(t)
 	dv := sb.DataverseClient
-	conn := &connectivity.Checker{DV: dv, PC: sb.PartnerCenterClient, Queue: DefaultQueue}
+	conn := connectivity.New(dv, sb.PartnerCenterClient, &connectivity.Options{Queue: DefaultQueue})
 	pc := providers(t, dv)["Microsoft Partner Center"]
 	_, err := dv.Update(t.Context(), schema.SetProviders, pc.ID, dataverse.Row{"csp_verifyrequestedon": time.Now().Add(-time.Minute)}, nil)
 	require.NoError(t, err)

@@ -137,15 +137,15 @@ func NewService(cfg Config, opts ServiceOptions) (*Service, error) {
 	if cfg.NotifyInApp && len(cfg.NotifyUsers) > 0 {
 		s.Prov.Notify = (&notify.InAppNotifier{DV: s.DV, Recipients: cfg.NotifyUsers}).Notify
 	}
-	s.Conn = &connectivity.Checker{DV: s.DV, PC: s.PC, ServiceBus: s.ServiceBus, Queue: cfg.ServiceBusQueue, SetHealth: s.Health.Set, Logger: log, Now: opts.Now,
-		Timeout: opts.VerifyTimeout,
+	s.Conn = connectivity.New(s.DV, s.PC, &connectivity.Options{ServiceBus: s.ServiceBus, Queue: cfg.ServiceBusQueue, SetHealth: s.Health.Set,
+		Timeout: opts.VerifyTimeout, Now: opts.Now, Logger: log,
 		OnConnected: func(ctx context.Context) {
 			if n, err := s.Prov.WakeNotConnected(ctx); err != nil {
 				log.Warn("could not wake the changes held for connectivity; the sweep will", "error", err)
 			} else if n > 0 {
 				log.Info("connectivity verified: retrying held license changes", "count", n)
 			}
-		}}
+		}})
 	// Notifications wait in the outbox table until delivered, so one a stopped replica was delivering is
 	// delivered by another.
 	no := notify.Options{Logger: log, Now: opts.Now, Outbox: s.DV, Instance: cfg.Instance}

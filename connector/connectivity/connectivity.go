@@ -64,24 +64,58 @@ func (r Report) Message() string {
 
 // Checker checks that the connector can reach and use Dataverse, Partner Center (with each kind of
 // credential configured) and Service Bus, and records the outcome on the Partner Center provider rows.
+// Make one with New.
 type Checker struct {
-	DV         *dataverse.Client
-	PC         *partnercenter.Client
-	ServiceBus *azservicebus.Client // nil when events come by webhook
-	Queue      string
-	// Report records a component's readiness after each check (nil: ready); nil reports nothing.
-	SetHealth func(component string, err error)
-	Now       func() time.Time
-	Logger    *slog.Logger
-	// Timeout bounds one verification (0: none beyond the clients' own retries); the checks run side by
-	// side, so it bounds each of them.
-	Timeout time.Duration
-	// OnConnected runs after a verification that succeeded (the provisioner retries the changes it held
-	// for connectivity).
-	OnConnected func(ctx context.Context)
+	dv          *dataverse.Client
+	pc          *partnercenter.Client
+	serviceBus  *azservicebus.Client
+	queue       string
+	setHealth   func(component string, err error)
+	onConnected func(ctx context.Context)
+	timeout     time.Duration
+	now         func() time.Time
+	log         *slog.Logger
 
 	mu   sync.Mutex
 	last Report
+}
+
+// Options are a Checker's optional collaborators and settings; the zero value is ready to use.
+type Options struct {
+	// ServiceBus is the client of the queue events come on; nil when events come by webhook (the check is
+	// skipped).
+	ServiceBus *azservicebus.Client
+	// Queue is the Service Bus queue the check reads.
+	Queue string
+	// SetHealth records a component's readiness after each check (a nil error: ready); nil reports nothing.
+	SetHealth func(component string, err error)
+	// OnConnected runs after a verification that succeeded (the provisioner retries the changes it held
+	// for connectivity); nil runs nothing.
+	OnConnected func(ctx context.Context)
+	// Timeout bounds one verification (0: none beyond the clients' own retries); the checks run side by
+	// side, so it bounds each of them.
+	Timeout time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Logger receives the checker's logs (default: discarded).
+	Logger *slog.Logger
+}
+
+// New returns a Checker of dv and pc. A nil opts is the defaults.
+func New(dv *dataverse.Client, pc *partnercenter.Client, opts *Options) *Checker {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	c := &Checker{dv: dv, pc: pc, serviceBus: o.ServiceBus, queue: o.Queue, setHealth: o.SetHealth,
+		onConnected: o.OnConnected, timeout: o.Timeout, now: o.Now, log: o.Logger}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	return c
 }
 
 // Last is the most recent report (zero before the first check).
@@ -93,9 +127,9 @@ func (c *Checker) Last() Report {
 
 // Verify runs every check, side by side: a service that does not answer does not hold up the others.
 func (c *Checker) Verify(ctx context.Context) Report {
-	if c.Timeout > 0 {
+	if c.timeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.Timeout)
+		ctx, cancel = context.WithTimeout(ctx, c.timeout)
 		defer cancel()
 	}
 	r := Report{At: c.now(), OK: true}
@@ -104,13 +138,13 @@ func (c *Checker) Verify(ctx context.Context) Report {
 		run             func(ctx context.Context) (okDetail string, err error)
 	}{
 		{"Dataverse", "dataverse", func(ctx context.Context) (string, error) {
-			who, err := c.DV.WhoAmI(ctx)
+			who, err := c.dv.WhoAmI(ctx)
 			return fmt.Sprintf("signed in as application user %s in organization %s", who.UserID, who.OrganizationID), err
 		}},
 		{"Partner Center", "partnercenter", func(ctx context.Context) (string, error) {
 			var first string
 			var err error
-			for cust, err2 := range c.PC.Customers(ctx, &partnercenter.ListCustomersOptions{PageSize: 1}) {
+			for cust, err2 := range c.pc.Customers(ctx, &partnercenter.ListCustomersOptions{PageSize: 1}) {
 				err = err2
 				if err == nil {
 					first = cust.ID
@@ -123,14 +157,14 @@ func (c *Checker) Verify(ctx context.Context) Report {
 			return "customers can be listed (app-only token)", err
 		}},
 		{"Partner Center app+user", "partnercenter_appuser", func(ctx context.Context) (string, error) {
-			_, err := c.PC.RelationshipRequestURL(ctx)
+			_, err := c.pc.RelationshipRequestURL(ctx)
 			if errors.Is(err, partnercenter.ErrNoCredential) {
 				err = fmt.Errorf("%w: no refresh token configured (PARTNERCENTER_REFRESH_TOKEN_FILE); agreement reads and the direct-sign check are unavailable", errSkipped)
 			}
 			return "the partner's delegated (app+user) token works", err
 		}},
 		{"Service Bus", "servicebus_access", func(ctx context.Context) (string, error) {
-			return fmt.Sprintf("queue %s can be read", c.Queue), c.checkServiceBus(ctx)
+			return fmt.Sprintf("queue %s can be read", c.queue), c.checkServiceBus(ctx)
 		}},
 	}
 	r.Checks = make([]Check, len(checks))
@@ -145,11 +179,11 @@ func (c *Checker) Verify(ctx context.Context) Report {
 				ch.OK, ch.Skipped, ch.Detail = true, true, strings.TrimPrefix(err.Error(), errSkipped.Error()+": ")
 			} else if err != nil {
 				ch.Detail, ch.System = Explain(chk.name, err), err.Error()
-				c.logger().Warn("connectivity check failed", "check", chk.name, "error", err)
+				c.log.Warn("connectivity check failed", "check", chk.name, "error", err)
 			}
 			r.Checks[i] = ch
-			if c.SetHealth != nil && !ch.Skipped {
-				c.SetHealth(chk.component, errIf(err, ch.Detail))
+			if c.setHealth != nil && !ch.Skipped {
+				c.setHealth(chk.component, errIf(err, ch.Detail))
 			}
 		})
 	}
@@ -175,13 +209,6 @@ func (r Report) SystemMessage() string {
 	return strings.Join(lines, "\n")
 }
 
-func (c *Checker) logger() *slog.Logger {
-	if c.Logger != nil {
-		return c.Logger
-	}
-	return slog.New(slog.DiscardHandler)
-}
-
 var errSkipped = errors.New("skipped")
 
 func errIf(err error, detail string) error {
@@ -192,10 +219,10 @@ func errIf(err error, detail string) error {
 }
 
 func (c *Checker) checkServiceBus(ctx context.Context) error {
-	if c.ServiceBus == nil {
+	if c.serviceBus == nil {
 		return fmt.Errorf("%w: events arrive by webhook", errSkipped)
 	}
-	rcv, err := c.ServiceBus.NewReceiverForQueue(c.Queue, nil)
+	rcv, err := c.serviceBus.NewReceiverForQueue(c.queue, nil)
 	if err != nil {
 		return err
 	}
@@ -281,7 +308,7 @@ func (c *Checker) record(ctx context.Context, rep Report, id *dataverse.GUID) (j
 		filter = dataverse.Eq("csp_providerid", *id)
 	}
 	var counts jobs.RunCounts
-	for r, err := range c.DV.List(ctx, schema.SetProviders, &dataverse.Query{Select: dataverse.Columns[schema.Provider](), Filter: filter}) {
+	for r, err := range c.dv.List(ctx, schema.SetProviders, &dataverse.Query{Select: dataverse.Columns[schema.Provider](), Filter: filter}) {
 		if err != nil {
 			return counts, err
 		}
@@ -305,8 +332,8 @@ func (c *Checker) record(ctx context.Context, rep Report, id *dataverse.GUID) (j
 	word := "connected"
 	if !rep.OK {
 		word = "not connected"
-	} else if c.OnConnected != nil {
-		c.OnConnected(ctx)
+	} else if c.onConnected != nil {
+		c.onConnected(ctx)
 	}
 	counts.Summary = fmt.Sprintf("%d provider(s) marked %s", counts.Updated, word)
 	return counts, nil
@@ -339,7 +366,7 @@ func (c *Checker) recordProvider(ctx context.Context, p schema.Provider, rep Rep
 		}
 		changes["csp_connectivitymessage"] = msg
 		schema.FitRow(schema.TableProvider, changes)
-		_, err := c.DV.Update(ctx, schema.SetProviders, p.ID, changes, &dataverse.UpdateOptions{IfMatch: p.ETag})
+		_, err := c.dv.Update(ctx, schema.SetProviders, p.ID, changes, &dataverse.UpdateOptions{IfMatch: p.ETag})
 		if !dataverse.IsConflict(err) || attempt == 2 {
 			return err
 		}
@@ -350,7 +377,7 @@ func (c *Checker) recordProvider(ctx context.Context, p schema.Provider, rep Rep
 }
 
 func (c *Checker) provider(ctx context.Context, id dataverse.GUID) (schema.Provider, error) {
-	r, err := c.DV.Get(ctx, schema.SetProviders, id, &dataverse.GetOptions{Select: dataverse.Columns[schema.Provider]()})
+	r, err := c.dv.Get(ctx, schema.SetProviders, id, &dataverse.GetOptions{Select: dataverse.Columns[schema.Provider]()})
 	if err != nil {
 		return schema.Provider{}, err
 	}
@@ -375,7 +402,7 @@ func (c *Checker) HandleProviderRow(ctx context.Context, w work.Batch) error {
 	case request.Stale:
 		note := request.StaleNote(verifyRequestedColumn, p.VerifyRequestedOn, p.LastVerifiedOn, "connectivity was verified",
 			"The status shown is from that verification; to verify again, set Verify requested on again (the Verify Connectivity button sets it to now).")
-		_, err := c.DV.Update(ctx, schema.SetProviders, p.ID, dataverse.Row{"csp_verifyrequestedon": nil,
+		_, err := c.dv.Update(ctx, schema.SetProviders, p.ID, dataverse.Row{"csp_verifyrequestedon": nil,
 			"csp_connectivitymessage": request.WithNote(note, verifyRequestedColumn, p.ConnectivityMessage)}, &dataverse.UpdateOptions{IfMatch: p.ETag})
 		if dataverse.IsConflict(err) || dataverse.IsNotFound(err) {
 			return nil // changed meanwhile: its own event looks again
@@ -394,11 +421,4 @@ func (c *Checker) HandleProviderRow(ctx context.Context, w work.Batch) error {
 func ProviderTrigger() work.Trigger {
 	return work.Trigger{Table: schema.TableProvider, Message: "Update", Columns: []string{"csp_verifyrequestedon"},
 		WriteBack: []string{"csp_connectivitystatus", "csp_connectivitymessage", "csp_systemmessage", "csp_lastverifiedon", "csp_verifyrequestedon"}}
-}
-
-func (c *Checker) now() time.Time {
-	if c.Now != nil {
-		return c.Now()
-	}
-	return time.Now()
 }
