@@ -164,8 +164,10 @@ func NewService(cfg Config, opts ServiceOptions) (*Service, error) {
 	}
 	s.Notifications = notify.New(no)
 	s.Prov.Publish = func(n notify.Notification) { s.Notifications.Publish(n) }
-	s.Accounts = &provideraccounts.Workflow{DV: s.DV, PC: s.PC, Notify: func(n notify.Notification) bool { _, kept := s.Notifications.PublishKept(n); return kept }, BatchSize: cfg.DataverseBatchSize,
-		DigestOver: cfg.NotifyDigestOver, Now: opts.Now, Logger: log.With("workflow", "provider-accounts"), Progress: opts.SyncProgress}
+	s.Accounts = provideraccounts.New(s.DV, s.PC, &provideraccounts.Options{
+		Publish:   func(n notify.Notification) bool { _, kept := s.Notifications.PublishKept(n); return kept },
+		Progress:  opts.SyncProgress,
+		BatchSize: cfg.DataverseBatchSize, DigestOver: cfg.NotifyDigestOver, Now: opts.Now, Logger: log.With("workflow", "provider-accounts")})
 	s.Agreements = &agreements.Workflow{DV: s.DV, PC: s.PC, Notify: func(n notify.Notification) { s.Notifications.Publish(n) }, BatchSize: cfg.DataverseBatchSize,
 		LinkLifetime: cfg.LinkLifetime, Now: opts.Now, Logger: log.With("workflow", "agreements"),
 		Wake: func(ctx context.Context, ids []dataverse.GUID) { s.submitAll(ctx, schema.TableAgreement, ids) }}

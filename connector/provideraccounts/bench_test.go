@@ -151,7 +151,7 @@ func benchSync(b *testing.B, n int) {
 	pc, err := partnercenter.NewClient(pcURL, partnercenter.Credentials{}, &partnercenter.ClientOptions{HTTPClient: &http.Client{Transport: pcCount}, PageSize: syncBenchPCPageSize})
 	require.NoError(b, err)
 	var notices atomic.Int64
-	p := &Workflow{DV: dv, PC: pc, BatchSize: syncBenchDVBatchSize, Notify: func(notify.Notification) bool { notices.Add(1); return true }}
+	p := New(dv, pc, &Options{BatchSize: syncBenchDVBatchSize, Publish: func(notify.Notification) bool { notices.Add(1); return true }})
 
 	ceil := func(a, b int) int { return (a + b - 1) / b }
 	mapped := min(ceil(n, syncBenchMatchEvery), syncBenchAccounts/2)

@@ -29,22 +29,58 @@ const SyncJobName = "Provider Account Sync"
 // Workflow keeps csp_provideraccount rows in step with Partner Center's customers: the
 // sync creates and updates rows by their alternate key, deactivates the rows of customers who left, maps
 // new rows to Accounts by the rules in mapping, creates their Pending agreements, and tells people about
-// the rows it could not map.
+// the rows it could not map. Make one with New.
 type Workflow struct {
-	DV *dataverse.Client
-	PC *partnercenter.Client
-	// Notify publishes a notification without waiting for its delivery and reports whether it is kept
-	// until delivered (in the outbox); nil sends none. A row is recorded as announced only when it is.
-	Notify func(notify.Notification) bool
+	dv         *dataverse.Client
+	pc         *partnercenter.Client
+	publish    func(notify.Notification) bool
+	progress   func(SyncProgress)
+	batchSize  int
+	digestOver int
+	now        func() time.Time
+	log        *slog.Logger
+}
+
+// Options are a Workflow's optional collaborators and settings; the zero value is ready to use.
+type Options struct {
+	// Publish publishes an event through the notifications service (a row needs a person) without waiting
+	// for its delivery, and reports whether it is kept until delivered (in the outbox); nil publishes none.
+	// A row is recorded as announced only when its notification is kept.
+	Publish func(notify.Notification) bool
+	// Progress, when set, is told after every batch (the CLI draws it on a terminal).
+	Progress func(SyncProgress)
 	// BatchSize is the operations per $batch (default dataverse.DefaultBatchSize).
 	BatchSize int
 	// DigestOver: a sync that finds more rows needing a person than this sends one digest instead of one
 	// notification each (default 20).
 	DigestOver int
-	// Progress, when set, is told after every batch (the CLI draws it on a terminal).
-	Progress func(SyncProgress)
-	Now      func() time.Time
-	Logger   *slog.Logger
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Logger receives the workflow's logs (default: discarded).
+	Logger *slog.Logger
+}
+
+// New returns the provider accounts workflow of dv and pc. A nil opts is the defaults.
+func New(dv *dataverse.Client, pc *partnercenter.Client, opts *Options) *Workflow {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	p := &Workflow{dv: dv, pc: pc, publish: o.Publish, progress: o.Progress, batchSize: o.BatchSize, digestOver: o.DigestOver,
+		now: o.Now, log: o.Logger}
+	if p.batchSize <= 0 {
+		p.batchSize = dataverse.DefaultBatchSize
+	}
+	if p.digestOver <= 0 {
+		p.digestOver = 20
+	}
+	if p.now == nil {
+		p.now = time.Now
+	}
+	if p.log == nil {
+		p.log = slog.New(slog.DiscardHandler)
+	}
+	return p
 }
 
 // SyncProgress is where a running sync is.
@@ -102,7 +138,7 @@ func (p *Workflow) Sync(ctx context.Context) (SyncCounts, error) {
 	var errs []error
 	filter := dataverse.And(dataverse.Eq("statecode", schema.StateActive), dataverse.Eq("csp_type", schema.ProviderAutomatic))
 	var providers []schema.Provider
-	for r, err := range p.DV.List(ctx, schema.SetProviders, &dataverse.Query{Select: dataverse.Columns[schema.Provider](), Filter: filter}) {
+	for r, err := range p.dv.List(ctx, schema.SetProviders, &dataverse.Query{Select: dataverse.Columns[schema.Provider](), Filter: filter}) {
 		if err != nil {
 			return total, fmt.Errorf("provider account sync: list providers: %w", err)
 		}
@@ -171,7 +207,7 @@ const clearedByHand = "The account was removed by hand"
 
 func (r *syncRun) provider(ctx context.Context, pr schema.Provider) (SyncCounts, error) {
 	p := r.p
-	log := p.logger().With("provider", pr.Name)
+	log := p.log.With("provider", pr.Name)
 	var counts SyncCounts
 	existing, err := r.loadExisting(ctx, pr)
 	if err != nil {
@@ -194,17 +230,17 @@ func (r *syncRun) provider(ctx context.Context, pr schema.Provider) (SyncCounts,
 			}
 		}
 	}
-	chunk := make([]partnercenter.Customer, 0, p.batchSize())
+	chunk := make([]partnercenter.Customer, 0, p.batchSize)
 	flush := func() error {
 		c, err := r.writeChunk(ctx, pr, existing, templates, chunk)
 		counts.add(c)
 		chunk = chunk[:0]
-		if p.Progress != nil {
-			p.Progress(SyncProgress{Provider: pr.Name, Counts: counts})
+		if p.progress != nil {
+			p.progress(SyncProgress{Provider: pr.Name, Counts: counts})
 		}
 		return err
 	}
-	for cust, err := range p.PC.Customers(ctx, nil) {
+	for cust, err := range p.pc.Customers(ctx, nil) {
 		if err != nil {
 			// Rows written so far stay (a rerun upserts the same keys); nothing is deactivated, since the
 			// customers not seen yet may be on the pages that were not read.
@@ -244,7 +280,7 @@ func (r *syncRun) provider(ctx context.Context, pr schema.Provider) (SyncCounts,
 func (r *syncRun) loadExisting(ctx context.Context, pr schema.Provider) ([]existingRow, error) {
 	var rows []existingRow
 	q := &dataverse.Query{Select: providerAccountColumns, Filter: dataverse.LookupEq("csp_provider", pr.ID), PageSize: 5000}
-	for raw, err := range r.p.DV.List(ctx, schema.SetProviderAccounts, q) {
+	for raw, err := range r.p.dv.List(ctx, schema.SetProviderAccounts, q) {
 		if err != nil {
 			return nil, fmt.Errorf("read provider accounts: %w", err)
 		}
@@ -317,7 +353,7 @@ func (r *syncRun) writeChunk(ctx context.Context, pr schema.Provider, existing [
 		counts.Seen++
 		tenant, err := uuid.Parse(cust.ID)
 		if err != nil {
-			p.logger().Warn("Partner Center listed a customer whose id is not a GUID; skipped", "customer", cust.ID)
+			p.log.Warn("Partner Center listed a customer whose id is not a GUID; skipped", "customer", cust.ID)
 			counts.Failed++
 			continue
 		}
@@ -391,7 +427,7 @@ func (r *syncRun) writeChunk(ctx context.Context, pr schema.Provider, existing [
 	if len(ops) == 0 {
 		return counts, nil
 	}
-	results, err := p.DV.WriteBatch(ctx, ops)
+	results, err := p.dv.WriteBatch(ctx, ops)
 	if err != nil {
 		return counts, err
 	}
@@ -403,7 +439,7 @@ func (r *syncRun) writeChunk(ctx context.Context, pr schema.Provider, existing [
 		}
 		if res.Err != nil {
 			counts.Failed++
-			p.logger().Warn("writing a provider account failed", "tenant", w.cust.ID, "error", res.Err)
+			p.log.Warn("writing a provider account failed", "tenant", w.cust.ID, "error", res.Err)
 			continue
 		}
 		if res.Created() { // an upsert may find the row another replica created: then it updated it
@@ -421,7 +457,7 @@ func (r *syncRun) writeChunk(ctx context.Context, pr schema.Provider, existing [
 		if err != nil {
 			ex := findRow(existing, uuid.MustParse(w.cust.ID))
 			if ex == nil {
-				p.logger().Warn("Dataverse did not say which row it wrote; its agreements and notice wait for the next sync", "tenant", w.cust.ID, "error", err)
+				p.log.Warn("Dataverse did not say which row it wrote; its agreements and notice wait for the next sync", "tenant", w.cust.ID, "error", err)
 				continue
 			}
 			id = ex.id
@@ -441,7 +477,7 @@ func (r *syncRun) writeChunk(ctx context.Context, pr schema.Provider, existing [
 	}
 	// Agreements wait for a full batch: a chunk maps only some of its rows.
 	r.agreementOps = append(r.agreementOps, agreementOps...)
-	if len(r.agreementOps) >= p.batchSize() {
+	if len(r.agreementOps) >= p.batchSize {
 		c, err := r.flushAgreements(ctx)
 		counts.add(c)
 		return counts, err
@@ -455,7 +491,7 @@ func (r *syncRun) flushAgreements(ctx context.Context) (SyncCounts, error) {
 	if len(r.agreementOps) == 0 {
 		return counts, nil
 	}
-	n, failed, err := agreements.CreatePending(ctx, r.p.DV, r.p.logger(), r.p.batchSize(), r.agreementOps)
+	n, failed, err := agreements.CreatePending(ctx, r.p.dv, r.p.log, r.p.batchSize, r.agreementOps)
 	r.agreementOps = r.agreementOps[:0]
 	counts.Agreements, counts.Failed = n, failed
 	return counts, err
@@ -511,7 +547,7 @@ func (p *Workflow) loadAccounts(ctx context.Context) (*mapping.AccountIndex, err
 	byID := map[uuid.UUID]*mapping.AccountFacts{}
 	var order []uuid.UUID
 	q := &dataverse.Query{Select: []string{"accountid", "name", "websiteurl", "emailaddress1"}, Filter: dataverse.Eq("statecode", schema.StateActive), PageSize: 5000}
-	for raw, err := range p.DV.List(ctx, schema.SetAccounts, q) {
+	for raw, err := range p.dv.List(ctx, schema.SetAccounts, q) {
 		if err != nil {
 			return nil, fmt.Errorf("read accounts for matching: %w", err)
 		}
@@ -524,7 +560,7 @@ func (p *Workflow) loadAccounts(ctx context.Context) (*mapping.AccountIndex, err
 	}
 	q = &dataverse.Query{Select: []string{"emailaddress1", dataverse.LookupValue("parentcustomerid")},
 		Filter: dataverse.And(dataverse.Eq("statecode", schema.StateActive), dataverse.NotNull("emailaddress1"), dataverse.NotNull(dataverse.LookupValue("parentcustomerid"))), PageSize: 5000}
-	for raw, err := range p.DV.List(ctx, schema.SetContacts, q) {
+	for raw, err := range p.dv.List(ctx, schema.SetContacts, q) {
 		if err != nil {
 			return nil, fmt.Errorf("read contacts for matching: %w", err)
 		}
@@ -538,7 +574,7 @@ func (p *Workflow) loadAccounts(ctx context.Context) (*mapping.AccountIndex, err
 	}
 	q = &dataverse.Query{Select: []string{"csp_tenantid", dataverse.LookupValue("csp_account")},
 		Filter: dataverse.And(dataverse.NotNull(dataverse.LookupValue("csp_account")), dataverse.Eq("statecode", schema.StateActive)), PageSize: 5000}
-	for raw, err := range p.DV.List(ctx, schema.SetProviderAccounts, q) {
+	for raw, err := range p.dv.List(ctx, schema.SetProviderAccounts, q) {
 		if err != nil {
 			return nil, fmt.Errorf("read mapped provider accounts for matching: %w", err)
 		}
@@ -562,7 +598,7 @@ func (p *Workflow) loadAccounts(ctx context.Context) (*mapping.AccountIndex, err
 func (p *Workflow) activeTemplates(ctx context.Context, provider dataverse.GUID) ([]schema.AgreementTemplate, error) {
 	var ts []schema.AgreementTemplate
 	q := &dataverse.Query{Select: []string{"csp_agreementtemplateid", "csp_name"}, Filter: dataverse.And(dataverse.LookupEq("csp_provider", provider), dataverse.Eq("statecode", schema.StateActive))}
-	for raw, err := range p.DV.List(ctx, schema.SetAgreementTemplates, q) {
+	for raw, err := range p.dv.List(ctx, schema.SetAgreementTemplates, q) {
 		if err != nil {
 			return nil, fmt.Errorf("read agreement templates: %w", err)
 		}
@@ -580,7 +616,7 @@ func (p *Workflow) activeTemplates(ctx context.Context, provider dataverse.GUID)
 func (p *Workflow) agreementHolders(ctx context.Context, template uuid.UUID) ([]uuid.UUID, error) {
 	var ids []uuid.UUID
 	q := &dataverse.Query{Select: []string{dataverse.LookupValue("csp_provideraccount")}, PageSize: 5000, Filter: dataverse.LookupEq("csp_agreementtemplate", template)}
-	for raw, err := range p.DV.List(ctx, schema.SetAgreements, q) {
+	for raw, err := range p.dv.List(ctx, schema.SetAgreements, q) {
 		if err != nil {
 			return nil, fmt.Errorf("read agreements of template %s: %w", template, err)
 		}
@@ -609,12 +645,12 @@ func (r *syncRun) deactivateGone(ctx context.Context, existing []existingRow) (S
 		}
 	}
 	inactive := dataverse.Row{"statecode": schema.StateInactive, "statuscode": schema.StatusInactive}
-	for part := range slices.Chunk(gone, p.batchSize()) {
+	for part := range slices.Chunk(gone, p.batchSize) {
 		ops := make([]dataverse.Op, len(part))
 		for i, id := range part {
 			ops[i] = dataverse.UpdateOp(schema.SetProviderAccounts, id, inactive, nil)
 		}
-		results, err := p.DV.WriteBatch(ctx, ops)
+		results, err := p.dv.WriteBatch(ctx, ops)
 		if err != nil {
 			return counts, fmt.Errorf("deactivate provider accounts: %w", err)
 		}
@@ -622,7 +658,7 @@ func (r *syncRun) deactivateGone(ctx context.Context, existing []existingRow) (S
 		for i, res := range results {
 			if res.Err != nil {
 				counts.Failed++
-				p.logger().Warn("deactivating a provider account failed", "provider_account", part[i], "error", res.Err)
+				p.log.Warn("deactivating a provider account failed", "provider_account", part[i], "error", res.Err)
 				continue
 			}
 			counts.Deactivated++
@@ -647,21 +683,21 @@ func (p *Workflow) deactivateAgreements(ctx context.Context, providerAccounts []
 		}
 		var ops []dataverse.Op
 		q := &dataverse.Query{Select: []string{"csp_agreementid"}, Filter: dataverse.And(dataverse.Eq("statecode", schema.StateActive), dataverse.Or(of...))}
-		for raw, err := range p.DV.List(ctx, schema.SetAgreements, q) {
+		for raw, err := range p.dv.List(ctx, schema.SetAgreements, q) {
 			if err != nil {
 				return n, fmt.Errorf("read agreements to deactivate: %w", err)
 			}
 			id, _ := raw.GUID("csp_agreementid")
 			ops = append(ops, dataverse.UpdateOp(schema.SetAgreements, id, inactive, nil))
 		}
-		for part := range slices.Chunk(ops, p.batchSize()) {
-			results, err := p.DV.WriteBatch(ctx, part)
+		for part := range slices.Chunk(ops, p.batchSize) {
+			results, err := p.dv.WriteBatch(ctx, part)
 			if err != nil {
 				return n, fmt.Errorf("deactivate agreements: %w", err)
 			}
 			for _, res := range results {
 				if res.Err != nil {
-					p.logger().Warn("deactivating an agreement failed", "error", res.Err)
+					p.log.Warn("deactivating an agreement failed", "error", res.Err)
 					continue
 				}
 				n++
@@ -677,7 +713,7 @@ func (r *syncRun) announceAgain(pr schema.Provider, ex *existingRow, cust partne
 	if ex.status == schema.MappingAmbiguous {
 		m.Outcome = mapping.Ambiguous
 	}
-	r.p.logger().Info("announcing a provider account an earlier sync left unannounced", "provider_account", ex.id)
+	r.p.log.Info("announcing a provider account an earlier sync left unannounced", "provider_account", ex.id)
 	r.needsMapping(pr, ex.id, cust, m)
 }
 
@@ -685,7 +721,7 @@ func (r *syncRun) announceAgain(pr schema.Provider, ex *existingRow, cust partne
 func (r *syncRun) needsMapping(pr schema.Provider, id uuid.UUID, cust partnercenter.Customer, m mapping.Match) {
 	r.needingCount++
 	r.announced = append(r.announced, id)
-	if len(r.needing) > r.p.digestOver() {
+	if len(r.needing) > r.p.digestOver {
 		return
 	}
 	status := "Unmapped"
@@ -716,22 +752,22 @@ func (r *syncRun) needsMapping(pr schema.Provider, id uuid.UUID, cust partnercen
 //
 // API: POST /$batch of PATCH csp_provideraccounts({id}) {"csp_mappingnoticedon": now}
 func (r *syncRun) markAnnounced(ctx context.Context) error {
-	if r.p.Notify == nil || len(r.announced) == 0 {
+	if r.p.publish == nil || len(r.announced) == 0 {
 		return nil
 	}
 	now := r.p.now().UTC()
-	for part := range slices.Chunk(r.announced, r.p.batchSize()) {
+	for part := range slices.Chunk(r.announced, r.p.batchSize) {
 		ops := make([]dataverse.Op, len(part))
 		for i, id := range part {
 			ops[i] = dataverse.UpdateOp(schema.SetProviderAccounts, id, dataverse.Row{"csp_mappingnoticedon": now}, nil)
 		}
-		results, err := r.p.DV.WriteBatch(ctx, ops)
+		results, err := r.p.dv.WriteBatch(ctx, ops)
 		if err != nil {
 			return fmt.Errorf("record the notices sent: %w", err)
 		}
 		for _, res := range results {
 			if res.Err != nil && !dataverse.IsNotFound(res.Err) {
-				r.p.logger().Warn("could not record a notice as sent; the next sync announces the row again", "error", res.Err)
+				r.p.log.Warn("could not record a notice as sent; the next sync announces the row again", "error", res.Err)
 			}
 		}
 	}
@@ -742,13 +778,13 @@ func (r *syncRun) markAnnounced(ctx context.Context) error {
 // DigestOver.
 func (r *syncRun) notify(context.Context) {
 	p := r.p
-	if p.Notify == nil || r.needingCount == 0 {
+	if p.publish == nil || r.needingCount == 0 {
 		return
 	}
-	if r.needingCount <= p.digestOver() {
+	if r.needingCount <= p.digestOver {
 		kept := r.announced[:0]
 		for _, n := range r.needing {
-			if p.Notify(n) {
+			if p.publish(n) {
 				kept = append(kept, n.RowID)
 			}
 		}
@@ -763,7 +799,7 @@ func (r *syncRun) notify(context.Context) {
 	if r.needingCount > len(names) {
 		more = fmt.Sprintf(" and %d more", r.needingCount-len(names))
 	}
-	if !p.Notify(notify.Notification{
+	if !p.publish(notify.Notification{
 		Type: notify.ProviderAccountNeedsMapping,
 		Notice: notify.Notice{
 			Title: fmt.Sprintf("%d provider accounts need mapping", r.needingCount),
@@ -775,34 +811,6 @@ func (r *syncRun) notify(context.Context) {
 	}) {
 		r.announced = nil // not kept: the next sync announces them again
 	}
-}
-
-func (p *Workflow) batchSize() int {
-	if p.BatchSize > 0 {
-		return p.BatchSize
-	}
-	return dataverse.DefaultBatchSize
-}
-
-func (p *Workflow) digestOver() int {
-	if p.DigestOver > 0 {
-		return p.DigestOver
-	}
-	return 20
-}
-
-func (p *Workflow) now() time.Time {
-	if p.Now != nil {
-		return p.Now()
-	}
-	return time.Now()
-}
-
-func (p *Workflow) logger() *slog.Logger {
-	if p.Logger != nil {
-		return p.Logger
-	}
-	return slog.New(slog.DiscardHandler)
 }
 
 // Triggers are the events the handler needs: a person creates a provider account, sets or
@@ -821,7 +829,7 @@ func Triggers() []work.Trigger {
 // templates; an Account removed by hand makes it Unmapped, left to people, with a notification; a row
 // made Inactive has its agreements made Inactive.
 func (p *Workflow) Handle(ctx context.Context, w work.Batch) error {
-	raw, err := p.DV.Get(ctx, schema.SetProviderAccounts, w.Key.ID, &dataverse.GetOptions{Select: dataverse.Columns[schema.ProviderAccount]()})
+	raw, err := p.dv.Get(ctx, schema.SetProviderAccounts, w.Key.ID, &dataverse.GetOptions{Select: dataverse.Columns[schema.ProviderAccount]()})
 	if dataverse.IsNotFound(err) {
 		return nil
 	}
@@ -843,7 +851,7 @@ func (p *Workflow) Handle(ctx context.Context, w work.Batch) error {
 	now := p.now().UTC()
 	if !pa.Account.IsZero() {
 		if pa.MappingStatus != schema.MappingMapped && (byHand || pa.MappingStatus != schema.MappingAutoMapped) {
-			_, err := p.DV.Update(ctx, schema.SetProviderAccounts, pa.ID, dataverse.Row{
+			_, err := p.dv.Update(ctx, schema.SetProviderAccounts, pa.ID, dataverse.Row{
 				"csp_mappingstatus": schema.MappingMapped, "csp_mappingmessage": fmt.Sprintf("Mapped by hand on %s.", mapping.FormatTime(now)),
 			}, &dataverse.UpdateOptions{IfMatch: pa.ETag})
 			if err != nil {
@@ -858,7 +866,7 @@ func (p *Workflow) Handle(ctx context.Context, w work.Batch) error {
 		for i, t := range templates {
 			ops[i] = agreements.PendingOp(pa.ID, pa.Account.ID, t, cmp.Or(pa.CompanyName, pa.Name))
 		}
-		n, failed, err := agreements.CreatePending(ctx, p.DV, p.logger(), p.batchSize(), ops)
+		n, failed, err := agreements.CreatePending(ctx, p.dv, p.log, p.batchSize, ops)
 		if err != nil {
 			return err
 		}
@@ -866,7 +874,7 @@ func (p *Workflow) Handle(ctx context.Context, w work.Batch) error {
 			return fmt.Errorf("provider account %s: %d Pending agreement(s) could not be created", pa.ID, failed)
 		}
 		if n > 0 {
-			p.logger().Info("Pending agreements created for a mapped provider account", "provider_account", pa.ID, "created", n)
+			p.log.Info("Pending agreements created for a mapped provider account", "provider_account", pa.ID, "created", n)
 		}
 		return nil
 	}
@@ -874,21 +882,21 @@ func (p *Workflow) Handle(ctx context.Context, w work.Batch) error {
 		return nil
 	}
 	msg := fmt.Sprintf("%s on %s. Choose the right one in Account; automatic matching leaves this row to people.", clearedByHand, mapping.FormatTime(now))
-	if _, err := p.DV.Update(ctx, schema.SetProviderAccounts, pa.ID, dataverse.Row{"csp_mappingstatus": schema.MappingUnmapped, "csp_mappingmessage": msg,
+	if _, err := p.dv.Update(ctx, schema.SetProviderAccounts, pa.ID, dataverse.Row{"csp_mappingstatus": schema.MappingUnmapped, "csp_mappingmessage": msg,
 		"csp_mappingnoticedon": nil}, &dataverse.UpdateOptions{IfMatch: pa.ETag}); err != nil {
 		return fmt.Errorf("provider account %s: record the removed mapping: %w", pa.ID, err)
 	}
-	if p.Notify != nil {
+	if p.publish != nil {
 		name := cmp.Or(pa.CompanyName, pa.Name, pa.TenantID)
-		kept := p.Notify(notify.Notification{Type: notify.ProviderAccountNeedsMapping,
+		kept := p.publish(notify.Notification{Type: notify.ProviderAccountNeedsMapping,
 			Notice: notify.Notice{Title: fmt.Sprintf("Map %s to an account", name), Body: msg, Icon: notify.NoticeWarning, Table: schema.TableProviderAccount, RowID: pa.ID},
 			Data: map[string]any{"providerAccountId": pa.ID.String(), "providerId": pa.Provider.ID.String(), "tenantId": pa.TenantID,
 				"companyName": pa.CompanyName, "domain": pa.Domain, "mappingStatus": "Unmapped"}})
 		if !kept {
 			return nil // the next sync announces it
 		}
-		if _, err := p.DV.Update(ctx, schema.SetProviderAccounts, pa.ID, dataverse.Row{"csp_mappingnoticedon": now}, nil); err != nil {
-			p.logger().Warn("could not record the notice as sent; the next sync announces the row again", "provider_account", pa.ID, "error", err)
+		if _, err := p.dv.Update(ctx, schema.SetProviderAccounts, pa.ID, dataverse.Row{"csp_mappingnoticedon": now}, nil); err != nil {
+			p.log.Warn("could not record the notice as sent; the next sync announces the row again", "provider_account", pa.ID, "error", err)
 		}
 	}
 	return nil

@@ -72,12 +72,12 @@ func newPARig(t testing.TB, o paOptions) *paRig {
 	r.Template, err = dv.Create(ctx, schema.SetAgreementTemplates, dataverse.Row{"csp_name": "Microsoft Customer Agreement",
 		"csp_agreementtype": int(schema.AgreementMicrosoftCustomerAgreement), "csp_provider@odata.bind": dataverse.Bind(schema.SetProviders, r.Provider)})
 	require.NoError(t, err)
-	r.P = &Workflow{DV: dv, PC: pc, Now: clk.Now, BatchSize: cmpOr(o.BatchSize, 7), DigestOver: 5, Notify: func(n notify.Notification) bool {
+	r.P = New(dv, pc, &Options{Now: clk.Now, BatchSize: cmpOr(o.BatchSize, 7), DigestOver: 5, Publish: func(n notify.Notification) bool {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		r.notices = append(r.notices, n)
 		return true
-	}}
+	}})
 	return r
 }
 
@@ -596,7 +596,7 @@ func TestProviderAccountSyncNeverOverwritesAPersonsChangeMadeDuringIt(t *testing
 		"csp_provider@odata.bind": dataverse.Bind(schema.SetProviders, r.Provider)})
 	require.NoError(t, err)
 	once := sync.Once{}
-	r.P.Progress = func(SyncProgress) { // after the first batch, before Alpine's: a person maps it
+	r.P.progress = func(SyncProgress) { // after the first batch, before Alpine's: a person maps it
 		once.Do(func() {
 			_, err := r.DV.Update(ctx, schema.SetProviderAccounts, id, dataverse.Row{"csp_account@odata.bind": dataverse.Bind(schema.SetAccounts, holding),
 				"csp_mappingstatus": int(schema.MappingMapped)}, nil)
@@ -666,8 +666,8 @@ func TestProviderAccountSyncAnnouncesWhatAStoppedSyncLeftUnannounced(t *testing.
 	tAdventure := r.Customer(t, "Adventure Works Cycles", "adventure-works.onmicrosoft.com")
 	tFabrikam := r.Customer(t, "Fabrikam Residences", "fabrikamresidences.example")
 
-	notify := r.P.Notify
-	r.P.Notify = nil // the replica stops before announcing
+	notify := r.P.publish
+	r.P.publish = nil // the replica stops before announcing
 	counts, err := r.P.Sync(ctx)
 	require.NoError(t, err)
 	require.Equal(t, 2, counts.NeedMapping)
@@ -677,7 +677,7 @@ func TestProviderAccountSyncAnnouncesWhatAStoppedSyncLeftUnannounced(t *testing.
 		assert.True(t, row.MappingNoticedOn.IsZero(), "written as still to announce")
 	}
 
-	r.P.Notify = notify
+	r.P.publish = notify
 	r.Clock.Advance(time.Hour)
 	counts, err = r.P.Sync(ctx)
 	require.NoError(t, err)
