@@ -168,14 +168,15 @@ func NewService(cfg Config, opts ServiceOptions) (*Service, error) {
 		Publish:   func(n notify.Notification) bool { _, kept := s.Notifications.PublishKept(n); return kept },
 		Progress:  opts.SyncProgress,
 		BatchSize: cfg.DataverseBatchSize, DigestOver: cfg.NotifyDigestOver, Now: opts.Now, Logger: log.With("workflow", "provider-accounts")})
-	s.Agreements = &agreements.Workflow{DV: s.DV, PC: s.PC, Notify: func(n notify.Notification) { s.Notifications.Publish(n) }, BatchSize: cfg.DataverseBatchSize,
-		LinkLifetime: cfg.LinkLifetime, Now: opts.Now, Logger: log.With("workflow", "agreements"),
-		Wake: func(ctx context.Context, ids []dataverse.GUID) { s.submitAll(ctx, schema.TableAgreement, ids) }}
+	ao := &agreements.Options{Publish: func(n notify.Notification) { s.Notifications.Publish(n) },
+		Wake:      func(ctx context.Context, ids []dataverse.GUID) { s.submitAll(ctx, schema.TableAgreement, ids) },
+		BatchSize: cfg.DataverseBatchSize, LinkLifetime: cfg.LinkLifetime, Now: opts.Now, Logger: log.With("workflow", "agreements")}
 	if cfg.NotifyInApp {
-		s.Agreements.NotifyUser = func(ctx context.Context, user dataverse.GUID, n notify.Notice) error {
+		ao.NoticeUser = func(ctx context.Context, user dataverse.GUID, n notify.Notice) error {
 			return (&notify.InAppNotifier{DV: s.DV, Recipients: []dataverse.GUID{user}}).Notify(ctx, n)
 		}
 	}
+	s.Agreements = agreements.New(s.DV, s.PC, ao)
 	auth := opts.APIAuth
 	if auth == nil {
 		var err error

@@ -35,26 +35,67 @@ const (
 // Workflow drives the Microsoft Customer Agreement for each customer: it requests acceptance
 // links through the enhanced attestation API (for partner attestations too, since the legacy form was
 // retired on 5 January 2026), checks what the customer did, creates Pending agreements for a template in bulk, and records how and when each
-// customer accepted.
+// customer accepted. Make one with New.
 type Workflow struct {
+	// DV is the Dataverse client the workflow reads and writes with (the HTTP API's link request writes
+	// the row through it before handing the row to Handle).
 	DV *dataverse.Client
-	PC *partnercenter.Client
-	// Notify publishes events for flows (an agreement accepted); nil sends none.
-	Notify func(notify.Notification)
-	// NotifyUser sends an in-app notice to one user (the admin who asked for a link); nil sends none.
-	NotifyUser func(ctx context.Context, user dataverse.GUID, n notify.Notice) error
+
+	pc           *partnercenter.Client
+	publish      func(notify.Notification)
+	noticeUser   func(ctx context.Context, user dataverse.GUID, n notify.Notice) error
+	wake         func(ctx context.Context, ids []dataverse.GUID)
+	batchSize    int
+	callTimeout  time.Duration
+	linkLifetime time.Duration
+	now          func() time.Time
+	log          *slog.Logger
+}
+
+// Options are a Workflow's optional collaborators and settings; the zero value is ready to use.
+type Options struct {
+	// Publish publishes an event through the notifications service, for flows (an agreement accepted);
+	// nil publishes none.
+	Publish func(notify.Notification)
+	// NoticeUser sends an in-app notice directly to one user (the admin who asked for a link); nil sends
+	// none.
+	NoticeUser func(ctx context.Context, user dataverse.GUID, n notify.Notice) error
 	// Wake submits agreement rows to the work queue (the check job's); nil checks them in line.
 	Wake func(ctx context.Context, ids []dataverse.GUID)
 	// BatchSize is the operations per $batch of bulk creates (default dataverse.DefaultBatchSize).
 	BatchSize int
-	// CallTimeout bounds each Partner Center call, so a long Retry-After does not hold a worker (60 s).
+	// CallTimeout bounds each Partner Center call, so a long Retry-After does not hold a worker (default
+	// 60 s).
 	CallTimeout time.Duration
 	// LinkLifetime is how long the connector counts an acceptance link as open when Partner Center does not
-	// say when it expires (DefaultLinkLifetime). It is the connector's own bookkeeping: no source documents
-	// a lifetime field Partner Center would accept, so none is sent (partnercenter/attestation.go).
+	// say when it expires (default DefaultLinkLifetime, kept between MinLinkLifetime and MaxLinkLifetime).
+	// It is the connector's own bookkeeping: no source documents a lifetime field Partner Center would
+	// accept, so none is sent (partnercenter/attestation.go).
 	LinkLifetime time.Duration
-	Now          func() time.Time
-	Logger       *slog.Logger
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Logger receives the workflow's logs (default: discarded).
+	Logger *slog.Logger
+}
+
+// New returns the agreements workflow of dv and pc. A nil opts is the defaults.
+func New(dv *dataverse.Client, pc *partnercenter.Client, opts *Options) *Workflow {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	g := &Workflow{DV: dv, pc: pc, publish: o.Publish, noticeUser: o.NoticeUser, wake: o.Wake,
+		batchSize:    cmp.Or(o.BatchSize, dataverse.DefaultBatchSize),
+		callTimeout:  cmp.Or(o.CallTimeout, 60*time.Second),
+		linkLifetime: min(max(cmp.Or(o.LinkLifetime, DefaultLinkLifetime), MinLinkLifetime), MaxLinkLifetime),
+		now:          o.Now, log: o.Logger}
+	if g.now == nil {
+		g.now = time.Now
+	}
+	if g.log == nil {
+		g.log = slog.New(slog.DiscardHandler)
+	}
+	return g
 }
 
 // load reads the row and what the check needs: the row, then one $batch for its provider account and
@@ -279,15 +320,15 @@ func (g *Workflow) requestLink(ctx context.Context, f mapping.AgreementFacts, wh
 		SignatoryEmail: strings.TrimSpace(a.SignatoryEmail), SignatoryPhone: strings.TrimSpace(a.SignatoryPhone),
 	}
 	reqID := uuid.NewSHA1(uuid.NameSpaceOID, []byte("attestation:"+a.ID.String()+":"+a.AttestationID)).String()
-	cctx, cancel := context.WithTimeout(partnercenter.WithRequestID(ctx, reqID), g.callTimeout())
-	att, err := g.PC.CreateAttestation(cctx, req)
+	cctx, cancel := context.WithTimeout(partnercenter.WithRequestID(ctx, reqID), g.callTimeout)
+	att, err := g.pc.CreateAttestation(cctx, req)
 	cancel()
 	if err != nil {
 		return g.callFailed(ctx, f, err)
 	}
 	if att.ExpiresAt.IsZero() {
 		// Partner Center did not say: the connector counts the link's life itself.
-		att.ExpiresAt = cmp.Or(att.CreatedAt, now).Add(g.linkLifetime())
+		att.ExpiresAt = cmp.Or(att.CreatedAt, now).Add(g.linkLifetime)
 	}
 	url := partnercenter.AcceptanceURL(att.ID)
 	msg := mapping.LinkSentMessage(a, att, url)
@@ -298,10 +339,10 @@ func (g *Workflow) requestLink(ctx context.Context, f mapping.AgreementFacts, wh
 	}); err != nil {
 		return err
 	}
-	if g.NotifyUser != nil && who != (dataverse.GUID{}) {
-		if err := g.NotifyUser(ctx, who, notify.Notice{Title: "Acceptance link for " + agreementName(f), Body: msg + " " + url,
+	if g.noticeUser != nil && who != (dataverse.GUID{}) {
+		if err := g.noticeUser(ctx, who, notify.Notice{Title: "Acceptance link for " + agreementName(f), Body: msg + " " + url,
 			Icon: notify.NoticeInfo, Table: schema.TableAgreement, RowID: a.ID}); err != nil {
-			g.log().Warn("could not send the link to the requester", "agreement", a.ID, "error", err)
+			g.log.Warn("could not send the link to the requester", "agreement", a.ID, "error", err)
 		}
 	}
 	return nil
@@ -343,8 +384,8 @@ func (g *Workflow) check(ctx context.Context, f mapping.AgreementFacts) error {
 			return g.applyCheck(ctx, f, in)
 		}
 	} else {
-		cctx, cancel := context.WithTimeout(ctx, g.callTimeout())
-		ags, err := g.PC.Agreements(cctx, tenant, partnercenter.MicrosoftCustomerAgreement)
+		cctx, cancel := context.WithTimeout(ctx, g.callTimeout)
+		ags, err := g.pc.Agreements(cctx, tenant, partnercenter.MicrosoftCustomerAgreement)
 		cancel()
 		if err != nil {
 			return g.callFailed(ctx, f, err)
@@ -354,8 +395,8 @@ func (g *Workflow) check(ctx context.Context, f mapping.AgreementFacts) error {
 			return g.applyCheck(ctx, f, in) // an agreement settles it; an old one (before April 2023) does not
 		}
 	}
-	cctx, cancel := context.WithTimeout(ctx, g.callTimeout())
-	signed, err := g.PC.DirectSignedStatus(cctx, tenant)
+	cctx, cancel := context.WithTimeout(ctx, g.callTimeout)
+	signed, err := g.pc.DirectSignedStatus(cctx, tenant)
 	cancel()
 	if err != nil {
 		return g.callFailed(ctx, f, err)
@@ -374,8 +415,8 @@ func (g *Workflow) applyCheck(ctx context.Context, f mapping.AgreementFacts, in 
 		if f.Template != nil {
 			templateID = f.Template.TemplateID
 		}
-		cctx, cancel := context.WithTimeout(partnercenter.WithRequestID(ctx, uuid.NewSHA1(uuid.NameSpaceOID, []byte("finalize:"+in.Attestation.ID)).String()), g.callTimeout())
-		_, err := g.PC.CreateAgreementFromAttestation(cctx, f.ProviderAccount.TenantID, in.Attestation.ID, templateID)
+		cctx, cancel := context.WithTimeout(partnercenter.WithRequestID(ctx, uuid.NewSHA1(uuid.NameSpaceOID, []byte("finalize:"+in.Attestation.ID)).String()), g.callTimeout)
+		_, err := g.pc.CreateAgreementFromAttestation(cctx, f.ProviderAccount.TenantID, in.Attestation.ID, templateID)
 		cancel()
 		existed := partnercenter.IsAlreadyExists(err)
 		if err != nil && !existed {
@@ -401,12 +442,12 @@ func (g *Workflow) accepted(ctx context.Context, f mapping.AgreementFacts, chang
 	if err := g.write(ctx, f.Agreement, changes); err != nil {
 		return err
 	}
-	if g.Notify != nil {
+	if g.publish != nil {
 		tenant := ""
 		if f.ProviderAccount != nil {
 			tenant = f.ProviderAccount.TenantID
 		}
-		g.Notify(notify.Notification{Type: notify.AgreementAccepted,
+		g.publish(notify.Notification{Type: notify.AgreementAccepted,
 			Notice: notify.Notice{Title: agreementName(f) + " accepted", Body: fmt.Sprint(changes["csp_attestationmessage"]), Icon: notify.NoticeSuccess,
 				Table: schema.TableAgreement, RowID: f.Agreement.ID},
 			Data: map[string]any{"agreementId": f.Agreement.ID.String(), "tenantId": tenant,
@@ -437,8 +478,8 @@ func (g *Workflow) reverify(ctx context.Context, f mapping.AgreementFacts) error
 		}
 		in.Attestation = &att
 	} else {
-		cctx, cancel := context.WithTimeout(ctx, g.callTimeout())
-		signed, err := g.PC.DirectSignedStatus(cctx, f.ProviderAccount.TenantID)
+		cctx, cancel := context.WithTimeout(ctx, g.callTimeout)
+		signed, err := g.pc.DirectSignedStatus(cctx, f.ProviderAccount.TenantID)
 		cancel()
 		if err != nil {
 			return nil
@@ -448,14 +489,14 @@ func (g *Workflow) reverify(ctx context.Context, f mapping.AgreementFacts) error
 	if out := mapping.DecideCheck(a, in, g.now()); out.Active || out.Finalize {
 		return g.write(ctx, a, dataverse.Row{"csp_verifiedon": g.now().UTC()})
 	}
-	g.log().Info("an accepted agreement was not confirmed by this read; it stays accepted", "agreement", a.ID)
+	g.log.Info("an accepted agreement was not confirmed by this read; it stays accepted", "agreement", a.ID)
 	return nil
 }
 
 func (g *Workflow) getAttestation(ctx context.Context, id string) (partnercenter.Attestation, error) {
-	cctx, cancel := context.WithTimeout(ctx, g.callTimeout())
+	cctx, cancel := context.WithTimeout(ctx, g.callTimeout)
 	defer cancel()
-	return g.PC.GetAttestation(cctx, id)
+	return g.pc.GetAttestation(cctx, id)
 }
 
 // callFailed handles a Partner Center failure: throttling and outages are retried later (the row is left
@@ -477,7 +518,7 @@ func (g *Workflow) callFailed(ctx context.Context, f mapping.AgreementFacts, err
 			if _, uerr := g.DV.Update(ctx, schema.SetProviders, provider, dataverse.Row{
 				"csp_connectivitystatus":  int(schema.ConnectivityNotConnected),
 				"csp_connectivitymessage": fmt.Sprintf("Not connected: checking agreement %s failed at %s. %s", agreementName(f), mapping.FormatTime(g.now()), msg)}, nil); uerr != nil && !dataverse.IsNotFound(uerr) {
-				g.log().Warn("could not mark the provider not connected", "provider", provider, "error", uerr)
+				g.log.Warn("could not mark the provider not connected", "provider", provider, "error", uerr)
 			}
 		}
 		return g.write(ctx, a, dataverse.Row{"csp_attestationmessage": msg, "csp_systemmessage": mapping.SystemMessage(err, 1)})
@@ -502,26 +543,6 @@ func nullTime(t time.Time) any {
 		return nil
 	}
 	return t.UTC()
-}
-
-func (g *Workflow) callTimeout() time.Duration { return cmp.Or(g.CallTimeout, 60*time.Second) }
-
-func (g *Workflow) linkLifetime() time.Duration {
-	return min(max(cmp.Or(g.LinkLifetime, DefaultLinkLifetime), MinLinkLifetime), MaxLinkLifetime)
-}
-
-func (g *Workflow) now() time.Time {
-	if g.Now != nil {
-		return g.Now()
-	}
-	return time.Now()
-}
-
-func (g *Workflow) log() *slog.Logger {
-	if g.Logger != nil {
-		return g.Logger
-	}
-	return slog.New(slog.DiscardHandler)
 }
 
 // Facts loads an agreement with everything a decision on it reads: its provider account, template and

@@ -70,14 +70,14 @@ func newAgRig(t testing.TB, model schema.PartnerModel) *agRig {
 		"csp_agreementtype": int(schema.AgreementMicrosoftCustomerAgreement), "csp_provider@odata.bind": dataverse.Bind(schema.SetProviders, r.Provider)})
 	require.NoError(t, err)
 	r.Row = r.agreement(t, r.PA)
-	r.G = &Workflow{DV: dv, PC: pc, Now: clk.Now, CallTimeout: 5 * time.Second,
-		Notify: func(n notify.Notification) { r.mu.Lock(); defer r.mu.Unlock(); r.events = append(r.events, n) },
-		NotifyUser: func(_ context.Context, _ dataverse.GUID, n notify.Notice) error {
+	r.G = New(dv, pc, &Options{Now: clk.Now, CallTimeout: 5 * time.Second,
+		Publish: func(n notify.Notification) { r.mu.Lock(); defer r.mu.Unlock(); r.events = append(r.events, n) },
+		NoticeUser: func(_ context.Context, _ dataverse.GUID, n notify.Notice) error {
 			r.mu.Lock()
 			defer r.mu.Unlock()
 			r.toUsers = append(r.toUsers, n)
 			return nil
-		}}
+		}})
 	return r
 }
 
@@ -156,7 +156,7 @@ func TestAgreementLinkAcceptedIsFinalizedAndRecorded(t *testing.T) {
 	require.Len(t, r.Events(), 1)
 	assert.Equal(t, notify.AgreementAccepted, r.Events()[0].Type)
 
-	ags, err := r.G.PC.Agreements(t.Context(), r.Tenant, partnercenter.MicrosoftCustomerAgreement)
+	ags, err := r.G.pc.Agreements(t.Context(), r.Tenant, partnercenter.MicrosoftCustomerAgreement)
 	require.NoError(t, err)
 	require.Len(t, ags, 1, "the agreement was created from the attestation")
 
@@ -167,7 +167,7 @@ func TestAgreementLinkAcceptedIsFinalizedAndRecorded(t *testing.T) {
 	assert.Equal(t, schema.AttestationAttested, b.AttestationStatus)
 	assert.Equal(t, accepted, b.DateAgreed)
 	assert.Equal(t, r.Clock.Now(), b.VerifiedOn)
-	ags, err = r.G.PC.Agreements(t.Context(), r.Tenant, partnercenter.MicrosoftCustomerAgreement)
+	ags, err = r.G.pc.Agreements(t.Context(), r.Tenant, partnercenter.MicrosoftCustomerAgreement)
 	require.NoError(t, err)
 	assert.Len(t, ags, 1)
 }
@@ -293,7 +293,7 @@ func TestAgreementPartnerAttestationGoesThroughTheEnhancedFlow(t *testing.T) {
 	assert.Equal(t, schema.AcceptancePartnerAttestation, a.AcceptancePath)
 	assert.False(t, a.DateAgreed.IsZero(), "Partner Center's acceptance date")
 	require.Len(t, r.agreementPosts(), 1, "one create-agreement call, with the attestation id")
-	att, err := r.G.PC.GetAttestation(t.Context(), a.AttestationID)
+	att, err := r.G.pc.GetAttestation(t.Context(), a.AttestationID)
 	require.NoError(t, err)
 	assert.True(t, att.Status.Is(partnercenter.AttestationFinalized), "the agreement was made from the attestation")
 }

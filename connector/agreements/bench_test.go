@@ -397,14 +397,8 @@ func (r *agBenchRig) run(b *testing.B) (agBenchCounts, time.Duration) {
 		done     = make(chan struct{})
 	)
 	var q *work.Queue
-	g := &Workflow{DV: r.DV, PC: r.PC,
-		Notify: func(n notify.Notification) {
-			if n.Type == notify.AgreementAccepted {
-				r.accepted.Add(1)
-			}
-		}}
 	// As Service.submitAll: the submissions must not hold up the job.
-	g.Wake = func(ctx context.Context, ids []dataverse.GUID) {
+	wake := func(ctx context.Context, ids []dataverse.GUID) {
 		ctx = context.WithoutCancel(ctx)
 		go func() {
 			for _, id := range ids {
@@ -414,6 +408,12 @@ func (r *agBenchRig) run(b *testing.B) (agBenchCounts, time.Duration) {
 			}
 		}()
 	}
+	g := New(r.DV, r.PC, &Options{Wake: wake,
+		Publish: func(n notify.Notification) {
+			if n.Type == notify.AgreementAccepted {
+				r.accepted.Add(1)
+			}
+		}})
 	// g.Handle, counting the rows it got through.
 	handle := func(ctx context.Context, w work.Batch) error {
 		err := g.Handle(ctx, w)

@@ -84,15 +84,15 @@ func (g *Workflow) Diagnose(ctx context.Context, id dataverse.GUID) (Diagnosis, 
 				d.PartnerCenter.Attestation, in.Attestation = &att, &att
 			}
 		}
-		cctx, cancel := context.WithTimeout(ctx, g.callTimeout())
-		if ags, err := g.PC.Agreements(cctx, d.TenantID, partnercenter.MicrosoftCustomerAgreement); err != nil {
+		cctx, cancel := context.WithTimeout(ctx, g.callTimeout)
+		if ags, err := g.pc.Agreements(cctx, d.TenantID, partnercenter.MicrosoftCustomerAgreement); err != nil {
 			d.PartnerCenter.AgreementsError = connectivity.Explain("Partner Center", err)
 		} else {
 			d.PartnerCenter.Agreements, in.Agreements = ags, ags
 		}
 		cancel()
-		cctx, cancel = context.WithTimeout(ctx, g.callTimeout())
-		if signed, err := g.PC.DirectSignedStatus(cctx, d.TenantID); err != nil {
+		cctx, cancel = context.WithTimeout(ctx, g.callTimeout)
+		if signed, err := g.pc.DirectSignedStatus(cctx, d.TenantID); err != nil {
 			d.PartnerCenter.DirectSignError = connectivity.Explain("Partner Center", err)
 		} else {
 			d.PartnerCenter.DirectSigned, in.DirectSigned = &signed, &signed

@@ -44,8 +44,8 @@ func (g *Workflow) CheckJob(every time.Duration) jobs.Job {
 			return jobs.RunCounts{}, err
 		}
 		if len(ids) > 0 {
-			if g.Wake != nil {
-				g.Wake(ctx, ids)
+			if g.wake != nil {
+				g.wake(ctx, ids)
 			} else {
 				for _, id := range ids {
 					if err := g.Handle(ctx, work.Batch{Key: work.Key{Table: schema.TableAgreement, ID: id}}); err != nil {
@@ -101,7 +101,7 @@ func (g *Workflow) CreateForTemplate(ctx context.Context, templateID dataverse.G
 		}
 		ops = append(ops, PendingOp(pa.ID, pa.Account.ID, t, cmp.Or(pa.CompanyName, pa.Name, pa.TenantID)))
 	}
-	created, failed, err := CreatePending(ctx, g.DV, g.log(), cmp.Or(g.BatchSize, dataverse.DefaultBatchSize), ops)
+	created, failed, err := CreatePending(ctx, g.DV, g.log, g.batchSize, ops)
 	if err != nil {
 		return created, existing, err
 	}
