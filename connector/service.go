@@ -129,14 +129,6 @@ func NewService(cfg Config, opts ServiceOptions) (*Service, error) {
 	s.Queue = work.NewQueue(s.Dispatcher.Dispatch, work.Options{Workers: cfg.Workers, Limit: cfg.QueueLimit, Logger: log.With("component", "queue"), Metrics: m})
 	s.Gate = &intake.Gate{}
 	s.Intake = &intake.Intake{Gate: s.Gate, Queue: s.Queue, Logger: log.With("component", "intake"), Metrics: m}
-	s.Prov = &provisioning.Provisioner{DV: s.DV, PC: s.PC, Now: opts.Now, ClaimTTL: cfg.ClaimTTL, Logger: log.With("workflow", "provisioning"),
-		Wake: func(ctx context.Context, ids []dataverse.GUID) { s.submitAll(ctx, schema.TableLicenseChangeLog, ids) }}
-	if opts.LeaveWokenRows {
-		s.Prov.Wake = nil
-	}
-	if cfg.NotifyInApp && len(cfg.NotifyUsers) > 0 {
-		s.Prov.Notify = (&notify.InAppNotifier{DV: s.DV, Recipients: cfg.NotifyUsers}).Notify
-	}
 	s.Conn = connectivity.New(s.DV, s.PC, &connectivity.Options{ServiceBus: s.ServiceBus, Queue: cfg.ServiceBusQueue, SetHealth: s.Health.Set,
 		Timeout: opts.VerifyTimeout, Now: opts.Now, Logger: log,
 		OnConnected: func(ctx context.Context) {
@@ -163,7 +155,16 @@ func NewService(cfg Config, opts ServiceOptions) (*Service, error) {
 		s.topic, no.Topic = topic, topic
 	}
 	s.Notifications = notify.New(no)
-	s.Prov.Publish = func(n notify.Notification) { s.Notifications.Publish(n) }
+	po := &provisioning.Options{Publish: func(n notify.Notification) { s.Notifications.Publish(n) },
+		Wake:     func(ctx context.Context, ids []dataverse.GUID) { s.submitAll(ctx, schema.TableLicenseChangeLog, ids) },
+		ClaimTTL: cfg.ClaimTTL, Now: opts.Now, Logger: log.With("workflow", "provisioning")}
+	if opts.LeaveWokenRows {
+		po.Wake = nil
+	}
+	if cfg.NotifyInApp && len(cfg.NotifyUsers) > 0 {
+		po.NoticeUsers = (&notify.InAppNotifier{DV: s.DV, Recipients: cfg.NotifyUsers}).Notify
+	}
+	s.Prov = provisioning.New(s.DV, s.PC, po)
 	s.Accounts = provideraccounts.New(s.DV, s.PC, &provideraccounts.Options{
 		Publish:   func(n notify.Notification) bool { _, kept := s.Notifications.PublishKept(n); return kept },
 		Progress:  opts.SyncProgress,

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -59,7 +60,11 @@ connector's sweep.`,
 			}
 			// The service's own queue does not run in this process: what this change unblocks is found by the
 			// running connector's sweep instead of being queued here and dropped at exit.
-			svc, err := commandService(cmd, getenv, stderr, func(o *connector.ServiceOptions) { o.LeaveWokenRows = true })
+			cfg, log, err := loadConfig(cmd, getenv, stderr)
+			if err != nil {
+				return err
+			}
+			svc, err := newService(cfg, log, stderr, func(o *connector.ServiceOptions) { o.LeaveWokenRows = true })
 			if err != nil {
 				return err
 			}
@@ -71,7 +76,7 @@ connector's sweep.`,
 				}
 				return err
 			}
-			out, err := provisionThroughQueue(ctx, svc.Prov, id)
+			out, err := provisionThroughQueue(ctx, svc.Prov, id, log.With("workflow", "provisioning"))
 			if err != nil {
 				return fmt.Errorf("provision %s: %w", id, err)
 			}
@@ -105,8 +110,8 @@ connector's sweep.`,
 
 // provisionThroughQueue runs one LCL through a work queue of its own, as every run of the connector goes
 // through one, with the provisioner as its handler; the claim on the row keeps it from overlapping a run of
-// a connector replica. It returns the run's outcome.
-func provisionThroughQueue(ctx context.Context, p *provisioning.Provisioner, id dataverse.GUID) (provisioning.Outcome, error) {
+// a connector replica. The queue logs to log. It returns the run's outcome.
+func provisionThroughQueue(ctx context.Context, p *provisioning.Provisioner, id dataverse.GUID, log *slog.Logger) (provisioning.Outcome, error) {
 	// Do returns only the run's error; the handler keeps the outcome. It is read once the queue has
 	// stopped, when no handler can still be writing it (Do returns early when ctx ends).
 	var out provisioning.Outcome
@@ -114,7 +119,7 @@ func provisionThroughQueue(ctx context.Context, p *provisioning.Provisioner, id 
 		var err error
 		out, err = p.Provision(ctx, w.Key.ID)
 		return err
-	}, work.Options{Workers: 1, Logger: p.Logger})
+	}, work.Options{Workers: 1, Logger: log})
 	runCtx, stop := context.WithCancel(ctx)
 	stopped := make(chan struct{})
 	go func() {

@@ -242,9 +242,8 @@ func (r *benchRig) run(b *testing.B, scenario string) (benchCounts, time.Duratio
 		done        = make(chan struct{})
 	)
 	var q *work.Queue
-	p := &Provisioner{DV: r.DV, PC: r.PC}
 	// As Service.submitAll: the submissions must not hold up the worker that wakes them.
-	p.Wake = func(ctx context.Context, ids []dataverse.GUID) {
+	p := New(r.DV, r.PC, &Options{Wake: func(ctx context.Context, ids []dataverse.GUID) {
 		ctx = context.WithoutCancel(ctx)
 		go func() {
 			for _, id := range ids {
@@ -253,7 +252,7 @@ func (r *benchRig) run(b *testing.B, scenario string) (benchCounts, time.Duratio
 				}
 			}
 		}()
-	}
+	}})
 	// p.Handle, counting what each run did.
 	handle := func(ctx context.Context, w work.Batch) error {
 		out, err := p.Provision(ctx, w.Key.ID)

@@ -88,7 +88,7 @@ func (p *Provisioner) Diagnose(ctx context.Context, id dataverse.GUID) (Diagnosi
 		d.Checks[0].Detail = "status Failed Provisioning: walked as if set back to Awaiting Provisioning"
 	}
 	if d.Verdict == mapping.Proceed && f.LCL.ChangeType != schema.ChangePurchase {
-		pc, err := p.PC.Subscription(ctx, f.ProviderAccount.TenantID, f.Subscription.PCSubscriptionID)
+		pc, err := p.pc.Subscription(ctx, f.ProviderAccount.TenantID, f.Subscription.PCSubscriptionID)
 		if err != nil {
 			d = mapping.Failure(d, walked, err, now)
 			dg.PartnerCenter = &PartnerCenterView{SubscriptionID: f.Subscription.PCSubscriptionID, ReadError: d.Message, ReadErrorSystemText: d.System}
@@ -176,7 +176,7 @@ type SubscriptionLCL struct {
 
 // DiagnoseSubscription lists a subscription's changes oldest first with their state and blockers.
 func (p *Provisioner) DiagnoseSubscription(ctx context.Context, id dataverse.GUID) (SubscriptionDiagnosis, error) {
-	r, err := p.DV.Get(ctx, schema.SetSubscriptions, id, &dataverse.GetOptions{Select: dataverse.Columns[schema.Subscription]()})
+	r, err := p.dv.Get(ctx, schema.SetSubscriptions, id, &dataverse.GetOptions{Select: dataverse.Columns[schema.Subscription]()})
 	if err != nil {
 		return SubscriptionDiagnosis{}, fmt.Errorf("diagnose subscription %s: %w", id, err)
 	}
@@ -186,7 +186,7 @@ func (p *Provisioner) DiagnoseSubscription(ctx context.Context, id dataverse.GUI
 	}
 	out := SubscriptionDiagnosis{ID: sub.ID, Name: sub.Name, PCSubscriptionID: sub.PCSubscriptionID, Quantity: sub.Quantity, Status: subscriptionStatus(sub)}
 	var all []schema.LicenseChangeLog
-	for r, err := range p.DV.List(ctx, schema.SetLicenseChangeLogs, &dataverse.Query{Select: dataverse.Columns[schema.LicenseChangeLog](),
+	for r, err := range p.dv.List(ctx, schema.SetLicenseChangeLogs, &dataverse.Query{Select: dataverse.Columns[schema.LicenseChangeLog](),
 		Filter: dataverse.LookupEq("csp_subscription", id)}) {
 		if err != nil {
 			return out, fmt.Errorf("diagnose subscription %s: list its changes: %w", id, err)

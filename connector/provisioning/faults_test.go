@@ -175,7 +175,7 @@ func pcRequests(r *provRig, method, path string) []partnercentertest.Request {
 
 // restarted is a new process on the rig's clients: a Provisioner that shares nothing with the one that died.
 func restarted(r *provRig) *Provisioner {
-	return &Provisioner{DV: r.DV, PC: r.PC, Now: r.Clock.Now, Wake: r.P.Wake}
+	return New(r.DV, r.PC, &Options{Now: r.Clock.Now, Wake: r.P.wakeRows})
 }
 
 // TestProvisionFaultCrashAndRestart kills the process at every point of a quantity change and of a
@@ -222,7 +222,7 @@ func TestProvisionFaultCrashAndRestart(t *testing.T) {
 				wrapPC = tt.pcWire.wrap(killer(die))
 			}
 			dv, pc := faultClients(t, r, wrapDV, wrapPC, partnercenter.Credentials{}, nil)
-			dying := &Provisioner{DV: dv, PC: pc, Now: r.Clock.Now}
+			dying := New(dv, pc, &Options{Now: r.Clock.Now})
 			if tt.afterClaim {
 				dying.faults.afterClaim = func(dataverse.GUID) error { return errProcessKilled }
 			}
@@ -321,7 +321,7 @@ func TestProvisionFaultOrderIDWriteFails(t *testing.T) {
 	}
 	dv, _ := faultClients(t, r, wireSpec{method: http.MethodPatch, path: "csp_licensechangelogs(", body: "csp_pcorderid"}.wrap(refuse),
 		nil, partnercenter.Credentials{}, nil)
-	p := &Provisioner{DV: dv, PC: r.PC, Now: r.Clock.Now, Wake: r.P.Wake}
+	p := New(dv, r.PC, &Options{Now: r.Clock.Now, Wake: r.P.wakeRows})
 	subRow := faultPurchaseRow(t, r)
 	id := r.LCL(t, subRow, schema.ChangePurchase, 5, nil)
 
@@ -387,7 +387,7 @@ func TestProvisionReplicasRace(t *testing.T) {
 		}
 	}
 	dv2, pc2 := faultClients(t, r, nil, nil, partnercenter.Credentials{}, fastPC(2))
-	replicas := []*Provisioner{{DV: r.DV, PC: r.PC, Now: r.Clock.Now}, {DV: dv2, PC: pc2, Now: r.Clock.Now}}
+	replicas := []*Provisioner{New(r.DV, r.PC, &Options{Now: r.Clock.Now}), New(dv2, pc2, &Options{Now: r.Clock.Now})}
 
 	ctx := t.Context()
 	done := func(dv *dataverse.Client) bool {
@@ -424,7 +424,7 @@ func TestProvisionReplicasRace(t *testing.T) {
 						}
 						mu.Unlock()
 					}
-					if done(p.DV) {
+					if done(p.dv) {
 						return
 					}
 				}
@@ -725,7 +725,7 @@ func TestProvisionThrottlingAndOutages(t *testing.T) {
 			}
 			r := newProvRig(t, provOptions{})
 			_, pc := faultClients(t, r, nil, nil, partnercenter.Credentials{}, pco)
-			p := &Provisioner{DV: r.DV, PC: pc, Now: r.Clock.Now, Wake: r.P.Wake, CallTimeout: tt.callTimeout}
+			p := New(r.DV, pc, &Options{Now: r.Clock.Now, Wake: r.P.wakeRows, CallTimeout: tt.callTimeout})
 			s := r.Subscription(t, 10, 24*time.Hour, nil)
 			id := r.LCL(t, s.Row, schema.ChangeQuantity, 15, nil)
 			r.PCS.Inject(tt.fault)
@@ -829,7 +829,7 @@ func TestProvisionFaultUpdateLandsAfterTimeout(t *testing.T) {
 			}
 			r := newProvRig(t, provOptions{})
 			_, pc := faultClients(t, r, nil, nil, partnercenter.Credentials{}, pco)
-			p := &Provisioner{DV: r.DV, PC: pc, Now: r.Clock.Now, Wake: r.P.Wake, CallTimeout: tt.callTimeout}
+			p := New(r.DV, pc, &Options{Now: r.Clock.Now, Wake: r.P.wakeRows, CallTimeout: tt.callTimeout})
 			s := r.Subscription(t, 10, 24*time.Hour, nil)
 			id := r.LCL(t, s.Row, schema.ChangeQuantity, 15, nil)
 			r.PCS.Inject(partnercentertest.Fault{Method: http.MethodPatch, Latency: time.Second, Times: 1})
@@ -873,7 +873,7 @@ func TestProvisionFaultTokenExpiresMidRun(t *testing.T) {
 	t.Parallel()
 	r := newProvRig(t, provOptions{})
 	_, pc := faultClients(t, r, nil, nil, partnercenter.Credentials{AppOnly: realClockCredential{r.PCS.AppCredential()}}, nil)
-	p := &Provisioner{DV: r.DV, PC: pc, Now: r.Clock.Now, Wake: r.P.Wake}
+	p := New(r.DV, pc, &Options{Now: r.Clock.Now, Wake: r.P.wakeRows})
 	p.faults.afterClaim = func(dataverse.GUID) error { r.PCS.ExpireTokens(); return nil }
 	s := r.Subscription(t, 10, 24*time.Hour, nil)
 	id := r.LCL(t, s.Row, schema.ChangeQuantity, 15, nil)
@@ -898,7 +898,7 @@ func TestProvisionFaultCredentialsRefused(t *testing.T) {
 	t.Parallel()
 	r := newProvRig(t, provOptions{})
 	_, pc := faultClients(t, r, nil, nil, partnercenter.Credentials{AppOnly: realClockCredential{r.PCS.AppCredential()}}, nil)
-	p := &Provisioner{DV: r.DV, PC: pc, Now: r.Clock.Now, Wake: r.P.Wake}
+	p := New(r.DV, pc, &Options{Now: r.Clock.Now, Wake: r.P.wakeRows})
 	s := r.Subscription(t, 10, 24*time.Hour, nil)
 	id := r.LCL(t, s.Row, schema.ChangeQuantity, 15, dataverse.Row{"csp_name": "Contoso seats"})
 	r.PCS.Inject(partnercentertest.Fault{Status: http.StatusUnauthorized})
@@ -952,16 +952,16 @@ func TestProvisionDuplicateAndOutOfOrderEvents(t *testing.T) {
 	r.Clock.Advance(time.Second)
 	first := r.LCL(t, s.Row, schema.ChangeQuantity, 12, dataverse.Row{"csp_effectivedate": now.Add(-3 * time.Hour).UTC()})
 
-	p := &Provisioner{DV: r.DV, PC: r.PC, Now: r.Clock.Now}
-	q := work.NewQueue(p.Handle, work.Options{Workers: 4})
 	item := func(id dataverse.GUID, source string) work.Item {
 		return work.Item{Key: work.Key{Table: schema.TableLicenseChangeLog, ID: id}, Source: source}
 	}
-	p.Wake = func(ctx context.Context, ids []dataverse.GUID) {
+	var q *work.Queue
+	p := New(r.DV, r.PC, &Options{Now: r.Clock.Now, Wake: func(ctx context.Context, ids []dataverse.GUID) {
 		for _, id := range ids {
 			assert.NoError(t, q.Submit(ctx, item(id, work.SourceSweep)))
 		}
-	}
+	}})
+	q = work.NewQueue(p.Handle, work.Options{Workers: 4})
 	testrig.RunQueue(t, q)
 
 	ctx := t.Context()

@@ -24,7 +24,7 @@ var sweepColumns = []string{"csp_licensechangelogid", "csp_name", "_csp_subscrip
 // person), and claims that expired (a replica died mid-change), on active rows or not. Of a subscription's due changes only the
 // first is submitted: each success wakes the next, in order. It returns how many it submitted.
 func (p *Provisioner) Sweep(ctx context.Context) (int, error) {
-	if p.Wake == nil {
+	if p.wakeRows == nil {
 		return 0, fmt.Errorf("provisioning sweep: nothing to submit work to")
 	}
 	now := p.now().UTC()
@@ -36,7 +36,7 @@ func (p *Provisioner) Sweep(ctx context.Context) (int, error) {
 	)
 	first := map[dataverse.GUID]schema.LicenseChangeLog{} // per subscription
 	var ids []dataverse.GUID
-	for r, err := range p.DV.List(ctx, schema.SetLicenseChangeLogs, &dataverse.Query{Select: sweepColumns, Filter: due}) {
+	for r, err := range p.dv.List(ctx, schema.SetLicenseChangeLogs, &dataverse.Query{Select: sweepColumns, Filter: due}) {
 		if err != nil {
 			return 0, fmt.Errorf("provisioning sweep: list due changes: %w", err)
 		}
@@ -66,7 +66,7 @@ func (p *Provisioner) Sweep(ctx context.Context) (int, error) {
 		dataverse.And(dataverse.Eq("csp_provisioningstatus", schema.ProvisioningInProgress), dataverse.IsNull("csp_claimexpireson")),
 		dataverse.Lt("csp_claimexpireson", now),
 	)
-	for r, err := range p.DV.List(ctx, schema.SetLicenseChangeLogs, &dataverse.Query{Select: []string{"csp_licensechangelogid"}, Filter: expired}) {
+	for r, err := range p.dv.List(ctx, schema.SetLicenseChangeLogs, &dataverse.Query{Select: []string{"csp_licensechangelogid"}, Filter: expired}) {
 		if err != nil {
 			return 0, fmt.Errorf("provisioning sweep: list expired claims: %w", err)
 		}
@@ -77,7 +77,7 @@ func (p *Provisioner) Sweep(ctx context.Context) (int, error) {
 		ids = append(ids, l.ID)
 	}
 	if len(ids) > 0 {
-		p.Wake(ctx, ids)
+		p.wakeRows(ctx, ids)
 	}
 	return len(ids), nil
 }
@@ -93,7 +93,7 @@ func (p *Provisioner) SweepJob(schedule time.Duration) jobs.Job {
 // WakeNotConnected submits the changes held because Partner Center refused the credentials: called after
 // Verify Connectivity succeeds.
 func (p *Provisioner) WakeNotConnected(ctx context.Context) (int, error) {
-	if p.Wake == nil {
+	if p.wakeRows == nil {
 		return 0, nil
 	}
 	var ids []dataverse.GUID
@@ -101,7 +101,7 @@ func (p *Provisioner) WakeNotConnected(ctx context.Context) (int, error) {
 		dataverse.Eq("statecode", schema.StateActive),
 		dataverse.Eq("csp_provisioningstatus", schema.ProvisioningAwaiting),
 		dataverse.Eq("csp_heldreason", schema.HeldNotConnected))}
-	for r, err := range p.DV.List(ctx, schema.SetLicenseChangeLogs, q) {
+	for r, err := range p.dv.List(ctx, schema.SetLicenseChangeLogs, q) {
 		if err != nil {
 			return 0, err
 		}
@@ -112,7 +112,7 @@ func (p *Provisioner) WakeNotConnected(ctx context.Context) (int, error) {
 		ids = append(ids, l.ID)
 	}
 	if len(ids) > 0 {
-		p.Wake(ctx, ids)
+		p.wakeRows(ctx, ids)
 	}
 	return len(ids), nil
 }
@@ -134,7 +134,7 @@ func (p *Provisioner) HealthReport(ctx context.Context, after time.Duration) (jo
 	}
 	var counts jobs.RunCounts
 	var lines []string
-	for r, err := range p.DV.List(ctx, schema.SetLicenseChangeLogs, q) {
+	for r, err := range p.dv.List(ctx, schema.SetLicenseChangeLogs, q) {
 		if err != nil {
 			return counts, "", fmt.Errorf("license change report: %w", err)
 		}
@@ -170,11 +170,11 @@ func (p *Provisioner) HealthReport(ctx context.Context, after time.Duration) (jo
 func (p *Provisioner) ReportJob(schedule, after time.Duration) jobs.Job {
 	return jobs.Job{Name: ReportJobName, Schedule: schedule, Run: func(ctx context.Context) (jobs.RunCounts, error) {
 		counts, body, err := p.HealthReport(ctx, after)
-		if err != nil || counts.Processed == 0 || p.Notify == nil {
+		if err != nil || counts.Processed == 0 || p.noticeUsers == nil {
 			return counts, err
 		}
-		if nerr := p.Notify(ctx, notify.Notice{Title: fmt.Sprintf("%d license change(s) need attention", counts.Processed), Body: body, Icon: notify.NoticeWarning}); nerr != nil {
-			p.log().Warn("could not send the license change report", "error", nerr)
+		if nerr := p.noticeUsers(ctx, notify.Notice{Title: fmt.Sprintf("%d license change(s) need attention", counts.Processed), Body: body, Icon: notify.NoticeWarning}); nerr != nil {
+			p.log.Warn("could not send the license change report", "error", nerr)
 		}
 		return counts, nil
 	}}

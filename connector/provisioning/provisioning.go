@@ -44,24 +44,60 @@ const parentSafetyNet = 2 * time.Minute
 // LCL and its context, decides with mapping.Decide, claims the row (Provisioning, a new attempt id, If-Match),
 // makes the change idempotently and writes the outcome and a message on the row.
 type Provisioner struct {
-	DV *dataverse.Client
-	PC *partnercenter.Client
+	dv          *dataverse.Client
+	pc          *partnercenter.Client
+	wakeRows    func(ctx context.Context, ids []dataverse.GUID)
+	noticeUsers func(ctx context.Context, n notify.Notice) error
+	publish     func(notify.Notification)
+	claimTTL    time.Duration
+	callTimeout time.Duration
+	now         func() time.Time
+	log         *slog.Logger
+
+	faults provisionFaults
+}
+
+// Options are a Provisioner's optional collaborators and settings; the zero value is ready to use.
+type Options struct {
 	// Wake submits the LCLs a success unblocks (later changes of the subscription, waiting add-ons); nil
 	// leaves them to the sweep.
 	Wake func(ctx context.Context, ids []dataverse.GUID)
-	// Notify tells people about changes they must make themselves (Manual providers); nil: no notices.
-	Notify func(ctx context.Context, n notify.Notice) error
-	// Publish announces a change that newly failed to the flows that listen (LicenseChangeFailed); nil:
-	// not announced.
-	Publish  func(notify.Notification)
+	// NoticeUsers sends an in-app notice directly to the connector's notice recipients
+	// (CONNECTOR_NOTIFY_USERS): changes they must make themselves (Manual providers), the weekly health
+	// report; nil sends none.
+	NoticeUsers func(ctx context.Context, n notify.Notice) error
+	// Publish publishes an event through the notifications service to the flows that listen: a change that
+	// newly failed (LicenseChangeFailed); nil publishes none.
+	Publish func(notify.Notification)
+	// ClaimTTL is how long a run holds a row it claimed (default DefaultClaimTTL).
 	ClaimTTL time.Duration
 	// CallTimeout bounds each Partner Center call, its retries included (default 60 s). A Retry-After
 	// longer than that is not slept through in a worker: the change is held and retried when it says.
 	CallTimeout time.Duration
-	Now         func() time.Time
-	Logger      *slog.Logger
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Logger receives the provisioner's logs (default: discarded).
+	Logger *slog.Logger
+}
 
-	faults provisionFaults
+// New returns the provisioner of dv and pc. A nil opts is the defaults.
+func New(dv *dataverse.Client, pc *partnercenter.Client, opts *Options) *Provisioner {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	p := &Provisioner{dv: dv, pc: pc, wakeRows: o.Wake, noticeUsers: o.NoticeUsers, publish: o.Publish,
+		claimTTL: o.ClaimTTL, callTimeout: cmp.Or(o.CallTimeout, 60*time.Second), now: o.Now, log: o.Logger}
+	if p.claimTTL <= 0 {
+		p.claimTTL = DefaultClaimTTL
+	}
+	if p.now == nil {
+		p.now = time.Now
+	}
+	if p.log == nil {
+		p.log = slog.New(slog.DiscardHandler)
+	}
+	return p
 }
 
 // provisionFaults are the crash points of the fault tests: an error there ends the run as if the process
@@ -100,7 +136,7 @@ func (p *Provisioner) Provision(ctx context.Context, id dataverse.GUID) (Outcome
 			return out, err
 		}
 		owned = claim
-		p.log().Info("the change log changed while being provisioned; reading it again", "lcl", id)
+		p.log.Info("the change log changed while being provisioned; reading it again", "lcl", id)
 	}
 	return Outcome{LCL: id}, fmt.Errorf("provision %s: the row kept changing while the connector worked on it: %w", id, errConflict)
 }
@@ -137,7 +173,7 @@ func (p *Provisioner) once(ctx context.Context, id dataverse.GUID, owned claimTo
 	d := mapping.Decide(f, now)
 	if d.Verdict == mapping.Proceed && l.ChangeType != schema.ChangePurchase {
 		callCtx, cancel := p.callContext(ctx)
-		pc, err := p.PC.Subscription(callCtx, f.ProviderAccount.TenantID, f.Subscription.PCSubscriptionID)
+		pc, err := p.pc.Subscription(callCtx, f.ProviderAccount.TenantID, f.Subscription.PCSubscriptionID)
 		cancel()
 		if err != nil {
 			d = mapping.Failure(d, f, err, now)
@@ -243,7 +279,7 @@ func (p *Provisioner) observe(ctx context.Context, c *claimed) (result, bool, er
 		return res, err == nil, err
 	}
 	callCtx, cancel := p.callContext(ctx)
-	pc, err := p.PC.Subscription(callCtx, tenant, c.f.Subscription.PCSubscriptionID)
+	pc, err := p.pc.Subscription(callCtx, tenant, c.f.Subscription.PCSubscriptionID)
 	cancel()
 	if err != nil {
 		return result{}, false, err
@@ -297,7 +333,7 @@ func (p *Provisioner) release(ctx context.Context, f mapping.LCLFacts, d mapping
 		changes["csp_heldreason"], changes["csp_nextattempton"] = nil, nil
 		out.Decision.Message = message
 	}
-	_, err := p.DV.Update(ctx, schema.SetLicenseChangeLogs, l.ID, changes, &dataverse.UpdateOptions{IfMatch: l.ETag})
+	_, err := p.dv.Update(ctx, schema.SetLicenseChangeLogs, l.ID, changes, &dataverse.UpdateOptions{IfMatch: l.ETag})
 	switch {
 	case dataverse.IsConflict(err):
 		return out, owned, errConflict
@@ -307,7 +343,7 @@ func (p *Provisioner) release(ctx context.Context, f mapping.LCLFacts, d mapping
 		return out, owned, fmt.Errorf("provision %s: release the claim: %w", l.ID, err)
 	}
 	out.Written = true
-	p.log().Info("claim released: the change was not made", "lcl", l.ID, "attempt", l.AttemptID, "message", out.Decision.Message)
+	p.log.Info("claim released: the change was not made", "lcl", l.ID, "attempt", l.AttemptID, "message", out.Decision.Message)
 	if done(l) {
 		p.wakeLater(ctx, f)
 	}
@@ -363,7 +399,7 @@ func (p *Provisioner) settle(ctx context.Context, f mapping.LCLFacts, d mapping.
 	if len(changes) == 0 {
 		return false, nil
 	}
-	if _, err := p.DV.Update(ctx, schema.SetLicenseChangeLogs, l.ID, changes, &dataverse.UpdateOptions{IfMatch: etag}); err != nil {
+	if _, err := p.dv.Update(ctx, schema.SetLicenseChangeLogs, l.ID, changes, &dataverse.UpdateOptions{IfMatch: etag}); err != nil {
 		if dataverse.IsConflict(err) {
 			return false, errConflict
 		}
@@ -372,7 +408,7 @@ func (p *Provisioner) settle(ctx context.Context, f mapping.LCLFacts, d mapping.
 		}
 		return false, fmt.Errorf("provision %s: write the outcome: %w", l.ID, err)
 	}
-	p.log().Info("change log settled", "lcl", l.ID, "verdict", d.Verdict.String(), "held", d.HeldLabel, "message", d.Message)
+	p.log.Info("change log settled", "lcl", l.ID, "verdict", d.Verdict.String(), "held", d.HeldLabel, "message", d.Message)
 	if l.ProvisioningStatus != status || l.HeldReason != held {
 		// What the changes after it wait for changed (it failed, or is no longer failed): they say so now.
 		p.wakeLater(ctx, f)
@@ -380,20 +416,20 @@ func (p *Provisioner) settle(ctx context.Context, f mapping.LCLFacts, d mapping.
 	if d.NotConnected && f.Provider != nil {
 		p.markNotConnected(ctx, f, d)
 	}
-	if status == schema.ProvisioningFailed && l.ProvisioningStatus != schema.ProvisioningFailed && p.Publish != nil {
+	if status == schema.ProvisioningFailed && l.ProvisioningStatus != schema.ProvisioningFailed && p.publish != nil {
 		tenant := ""
 		if f.ProviderAccount != nil {
 			tenant = f.ProviderAccount.TenantID
 		}
-		p.Publish(notify.Notification{Type: notify.LicenseChangeFailed,
+		p.publish(notify.Notification{Type: notify.LicenseChangeFailed,
 			Notice: notify.Notice{Title: "License change failed: " + strings.TrimSpace(l.Name), Body: d.Message, Icon: notify.NoticeFailure,
 				Table: schema.TableLicenseChangeLog, RowID: l.ID},
 			Data: map[string]any{"licenseChangeLogId": l.ID.String(), "tenantId": tenant}})
 	}
-	if d.Notify && p.Notify != nil && l.ProvisioningMessage != d.Message {
-		if err := p.Notify(ctx, notify.Notice{Title: "A license change needs you: " + strings.TrimSpace(l.Name), Body: d.Message,
+	if d.Notify && p.noticeUsers != nil && l.ProvisioningMessage != d.Message {
+		if err := p.noticeUsers(ctx, notify.Notice{Title: "A license change needs you: " + strings.TrimSpace(l.Name), Body: d.Message,
 			Table: schema.TableLicenseChangeLog, RowID: l.ID, Icon: notify.NoticeWarning}); err != nil {
-			p.log().Warn("could not send the notice", "lcl", l.ID, "error", err)
+			p.log.Warn("could not send the notice", "lcl", l.ID, "error", err)
 		}
 	}
 	return true, nil
@@ -401,10 +437,10 @@ func (p *Provisioner) settle(ctx context.Context, f mapping.LCLFacts, d mapping.
 
 func (p *Provisioner) markNotConnected(ctx context.Context, f mapping.LCLFacts, d mapping.Decision) {
 	msg := fmt.Sprintf("Not connected: provisioning %s failed at %s. %s", mapping.LCLName(f.LCL), mapping.FormatTime(p.now()), d.Message)
-	_, err := p.DV.Update(ctx, schema.SetProviders, f.Provider.ID, dataverse.Row{
+	_, err := p.dv.Update(ctx, schema.SetProviders, f.Provider.ID, dataverse.Row{
 		"csp_connectivitystatus": int(schema.ConnectivityNotConnected), "csp_connectivitymessage": msg}, nil)
 	if err != nil {
-		p.log().Warn("could not mark the provider not connected", "provider", f.Provider.ID, "error", err)
+		p.log.Warn("could not mark the provider not connected", "provider", f.Provider.ID, "error", err)
 	}
 }
 
@@ -418,8 +454,8 @@ func (p *Provisioner) claim(ctx context.Context, l schema.LicenseChangeLog, resu
 		attempts++
 	}
 	// Whole seconds, as Dataverse keeps them: the token must compare equal to what is read back.
-	expires := p.now().Add(p.claimTTL()).UTC().Truncate(time.Second)
-	row, err := p.DV.Update(ctx, schema.SetLicenseChangeLogs, l.ID, dataverse.Row{
+	expires := p.now().Add(p.claimTTL).UTC().Truncate(time.Second)
+	row, err := p.dv.Update(ctx, schema.SetLicenseChangeLogs, l.ID, dataverse.Row{
 		"csp_provisioningstatus": int(schema.ProvisioningInProgress),
 		"csp_attemptid":          attempt,
 		"csp_attempts":           attempts,
@@ -558,12 +594,12 @@ func (p *Provisioner) update(ctx context.Context, c *claimed, pc partnercenter.S
 		call := fmt.Sprintf("update-%d:%d/%s→%d/%s", try, before.Quantity, strings.ToLower(string(before.Status)), want.Quantity, strings.ToLower(string(want.Status)))
 		callCtx := partnercenter.WithRequestID(ctx, requestID(c.attempt, call))
 		callCtx, cancel := p.callContext(callCtx)
-		got, err := p.PC.UpdateSubscription(callCtx, tenant, want)
+		got, err := p.pc.UpdateSubscription(callCtx, tenant, want)
 		cancel()
 		if partnercenter.IsETagInvalid(err) && try < 2 {
 			// Partner Center's copy changed since it was read: read it again and apply the same target.
 			readCtx, cancel := p.callContext(ctx)
-			fresh, rerr := p.PC.Subscription(readCtx, tenant, want.ID)
+			fresh, rerr := p.pc.Subscription(readCtx, tenant, want.ID)
 			cancel()
 			if rerr != nil {
 				return result{}, rerr
@@ -648,7 +684,7 @@ func (p *Provisioner) purchase(ctx context.Context, c *claimed) (result, error) 
 		// the quantity keeps the attempt, and must not get the first cart back.
 		call := fmt.Sprintf("cart:%s:%d:%s:%s", sub.OfferID, quantity, sub.BillingCycle, sub.TermDuration)
 		cartCtx, cancel := p.callContext(partnercenter.WithRequestID(ctx, requestID(c.attempt, call)))
-		cart, err := p.PC.CreateCart(cartCtx, tenant, partnercenter.Cart{LineItems: []partnercenter.CartLineItem{line}})
+		cart, err := p.pc.CreateCart(cartCtx, tenant, partnercenter.Cart{LineItems: []partnercenter.CartLineItem{line}})
 		cancel()
 		if err != nil {
 			return result{}, err
@@ -661,7 +697,7 @@ func (p *Provisioner) purchase(ctx context.Context, c *claimed) (result, error) 
 	// Per attempt: a crash retry of this attempt repeats the same checkout; a new attempt after a refusal
 	// (13605, fixed since) must not get the stored refusal back.
 	checkoutCtx, cancel := p.callContext(partnercenter.WithRequestID(ctx, requestID(c.attempt, "checkout:"+cartID)))
-	checkout, err := p.PC.Checkout(checkoutCtx, tenant, cartID)
+	checkout, err := p.pc.Checkout(checkoutCtx, tenant, cartID)
 	cancel()
 	if partnercenter.ErrorCode(err) == partnercenter.CodeCartAlreadySubmitted {
 		// The cart was bought by an attempt that did not live to record the order: find that order.
@@ -696,7 +732,7 @@ func (p *Provisioner) purchase(ctx context.Context, c *claimed) (result, error) 
 // purchased completes a purchase whose order is known.
 func (p *Provisioner) purchased(ctx context.Context, c *claimed, orderID string) (result, error) {
 	callCtx, cancel := p.callContext(ctx)
-	ord, err := p.PC.Order(callCtx, c.f.ProviderAccount.TenantID, orderID)
+	ord, err := p.pc.Order(callCtx, c.f.ProviderAccount.TenantID, orderID)
 	cancel()
 	if err != nil {
 		return result{}, err
@@ -733,11 +769,11 @@ func purchaseResult(ord partnercenter.Order, sub *schema.Subscription, quantity 
 func (p *Provisioner) findOrder(ctx context.Context, tenant, cartID, offerID string, quantity int) (string, error) {
 	ctx, cancel := p.callContext(ctx)
 	defer cancel()
-	cart, err := p.PC.Cart(ctx, tenant, cartID)
+	cart, err := p.pc.Cart(ctx, tenant, cartID)
 	if err != nil {
 		return "", err
 	}
-	orders, err := p.PC.Orders(ctx, tenant)
+	orders, err := p.pc.Orders(ctx, tenant)
 	if err != nil {
 		return "", err
 	}
@@ -761,7 +797,7 @@ func (p *Provisioner) findOrder(ctx context.Context, tenant, cartID, offerID str
 
 // record writes Partner Center ids on the claimed row as soon as they exist, guarded by the claim's ETag.
 func (p *Provisioner) record(ctx context.Context, c *claimed, changes dataverse.Row) error {
-	row, err := p.DV.Update(ctx, schema.SetLicenseChangeLogs, c.f.LCL.ID, changes, &dataverse.UpdateOptions{IfMatch: c.etag, Select: []string{"csp_licensechangelogid"}})
+	row, err := p.dv.Update(ctx, schema.SetLicenseChangeLogs, c.f.LCL.ID, changes, &dataverse.UpdateOptions{IfMatch: c.etag, Select: []string{"csp_licensechangelogid"}})
 	if dataverse.IsConflict(err) {
 		return errConflict
 	}
@@ -819,7 +855,7 @@ func (p *Provisioner) finish(ctx context.Context, c *claimed, res result, cur sc
 			ops = append(ops, dataverse.UpdateOp(schema.SetSubscriptions, c.f.Subscription.ID, subRow, nil))
 		}
 		b.AddChangeSet(ops...)
-		results, err := p.DV.ExecuteBatch(ctx, &b, nil)
+		results, err := p.dv.ExecuteBatch(ctx, &b, nil)
 		if err != nil {
 			return "", fmt.Errorf("provision %s: write Provisioned: %w", id, err)
 		}
@@ -832,7 +868,7 @@ func (p *Provisioner) finish(ctx context.Context, c *claimed, res result, cur sc
 			}
 		}
 		if !stale {
-			p.log().Info("change log provisioned", "lcl", id, "attempt", c.attempt, "message", message)
+			p.log.Info("change log provisioned", "lcl", id, "attempt", c.attempt, "message", message)
 			return message, nil
 		}
 		if try == 2 {
@@ -841,7 +877,7 @@ func (p *Provisioner) finish(ctx context.Context, c *claimed, res result, cur sc
 		fresh, err := p.readLCL(ctx, id)
 		if dataverse.IsNotFound(err) {
 			// Deleted while the change was made: nowhere to say so, but the subscription row still shows it.
-			p.log().Warn("the change log was deleted while its change was made; recording the change on the subscription only",
+			p.log.Warn("the change log was deleted while its change was made; recording the change on the subscription only",
 				"lcl", id, "attempt", c.attempt, "message", res.message)
 			return "", p.updateSubscription(ctx, c, subRow)
 		}
@@ -864,7 +900,7 @@ func (p *Provisioner) finish(ctx context.Context, c *claimed, res result, cur sc
 			}
 			return "", errConflict
 		}
-		p.log().Info("the change log was edited while its change was made; writing the outcome onto it as it is now", "lcl", id)
+		p.log.Info("the change log was edited while its change was made; writing the outcome onto it as it is now", "lcl", id)
 		cur = fresh
 	}
 }
@@ -917,7 +953,7 @@ func (p *Provisioner) updateSubscription(ctx context.Context, c *claimed, subRow
 	if len(subRow) == 0 {
 		return nil
 	}
-	_, err := p.DV.Update(ctx, schema.SetSubscriptions, c.f.Subscription.ID, subRow, nil)
+	_, err := p.dv.Update(ctx, schema.SetSubscriptions, c.f.Subscription.ID, subRow, nil)
 	if dataverse.IsNotFound(err) {
 		return nil
 	}
@@ -930,7 +966,7 @@ func (p *Provisioner) updateSubscription(ctx context.Context, c *claimed, subRow
 // readLCL reads one change log with every column.
 func (p *Provisioner) readLCL(ctx context.Context, id dataverse.GUID) (schema.LicenseChangeLog, error) {
 	var l schema.LicenseChangeLog
-	r, err := p.DV.Get(ctx, schema.SetLicenseChangeLogs, id, &dataverse.GetOptions{Select: dataverse.Columns[schema.LicenseChangeLog]()})
+	r, err := p.dv.Get(ctx, schema.SetLicenseChangeLogs, id, &dataverse.GetOptions{Select: dataverse.Columns[schema.LicenseChangeLog]()})
 	if err != nil {
 		return l, err
 	}
@@ -1020,27 +1056,27 @@ func laterToWake(f mapping.LCLFacts) []dataverse.GUID {
 // provisioned, failed, or no longer failed. Their message then says what holds them now, and they run at
 // once when nothing does, instead of at the sweep's safety net.
 func (p *Provisioner) wakeLater(ctx context.Context, f mapping.LCLFacts) {
-	if p.Wake == nil {
+	if p.wakeRows == nil {
 		return
 	}
 	if ids := laterToWake(f); len(ids) > 0 {
-		p.Wake(ctx, ids)
+		p.wakeRows(ctx, ids)
 	}
 }
 
 // wake submits what this success unblocks: the changes after it of the same subscription, and the add-ons
 // waiting for a subscription that was just bought.
 func (p *Provisioner) wake(ctx context.Context, c *claimed, res result) {
-	if p.Wake == nil {
+	if p.wakeRows == nil {
 		return
 	}
 	ids := laterToWake(c.f)
 	if res.purchased {
 		q := &dataverse.Query{Select: []string{"csp_subscriptionid"}, Filter: dataverse.LookupEq("csp_parentsubscription", c.f.Subscription.ID)}
 		var children []dataverse.Filter
-		for r, err := range p.DV.List(ctx, schema.SetSubscriptions, q) {
+		for r, err := range p.dv.List(ctx, schema.SetSubscriptions, q) {
 			if err != nil {
-				p.log().Warn("could not list the add-ons to wake; the sweep will find them", "error", err)
+				p.log.Warn("could not list the add-ons to wake; the sweep will find them", "error", err)
 				break
 			}
 			if id, err := dataverse.ParseGUID(fmt.Sprint(r["csp_subscriptionid"])); err == nil {
@@ -1048,11 +1084,11 @@ func (p *Provisioner) wake(ctx context.Context, c *claimed, res result) {
 			}
 		}
 		if len(children) > 0 {
-			for r, err := range p.DV.List(ctx, schema.SetLicenseChangeLogs, &dataverse.Query{Select: []string{"csp_licensechangelogid"},
+			for r, err := range p.dv.List(ctx, schema.SetLicenseChangeLogs, &dataverse.Query{Select: []string{"csp_licensechangelogid"},
 				Filter: dataverse.And(dataverse.Or(children...), dataverse.Eq("csp_heldreason", schema.HeldWaitingForParent),
 					dataverse.Eq("csp_provisioningstatus", schema.ProvisioningAwaiting))}) {
 				if err != nil {
-					p.log().Warn("could not list the add-on changes to wake; the sweep will find them", "error", err)
+					p.log.Warn("could not list the add-on changes to wake; the sweep will find them", "error", err)
 					break
 				}
 				if id, err := dataverse.ParseGUID(fmt.Sprint(r["csp_licensechangelogid"])); err == nil {
@@ -1062,7 +1098,7 @@ func (p *Provisioner) wake(ctx context.Context, c *claimed, res result) {
 		}
 	}
 	if len(ids) > 0 {
-		p.Wake(ctx, ids)
+		p.wakeRows(ctx, ids)
 	}
 }
 
@@ -1070,7 +1106,7 @@ func (p *Provisioner) wake(ctx context.Context, c *claimed, res result) {
 // parent subscription and the subscription's changes not yet done.
 func (p *Provisioner) load(ctx context.Context, id dataverse.GUID) (mapping.LCLFacts, error) {
 	var f mapping.LCLFacts
-	r, err := p.DV.Get(ctx, schema.SetLicenseChangeLogs, id, &dataverse.GetOptions{Select: dataverse.Columns[schema.LicenseChangeLog]()})
+	r, err := p.dv.Get(ctx, schema.SetLicenseChangeLogs, id, &dataverse.GetOptions{Select: dataverse.Columns[schema.LicenseChangeLog]()})
 	if err != nil {
 		return f, err
 	}
@@ -1080,7 +1116,7 @@ func (p *Provisioner) load(ctx context.Context, id dataverse.GUID) (mapping.LCLF
 	if f.LCL.Subscription.ID == uuid.Nil {
 		return f, nil
 	}
-	r, err = p.DV.Get(ctx, schema.SetSubscriptions, f.LCL.Subscription.ID, &dataverse.GetOptions{Select: dataverse.Columns[schema.Subscription]()})
+	r, err = p.dv.Get(ctx, schema.SetSubscriptions, f.LCL.Subscription.ID, &dataverse.GetOptions{Select: dataverse.Columns[schema.Subscription]()})
 	if dataverse.IsNotFound(err) {
 		return f, nil
 	}
@@ -1119,7 +1155,7 @@ func (p *Provisioner) load(ctx context.Context, id dataverse.GUID) (mapping.LCLF
 			dataverse.In("csp_provisioningstatus", schema.ProvisioningAwaiting, schema.ProvisioningInProgress, schema.ProvisioningFailed)),
 		PageSize: 5000,
 	}))
-	results, err := p.DV.ExecuteBatch(ctx, &b, &dataverse.BatchOptions{ContinueOnError: true})
+	results, err := p.dv.ExecuteBatch(ctx, &b, &dataverse.BatchOptions{ContinueOnError: true})
 	if err != nil {
 		return f, fmt.Errorf("provision %s: read the subscription's context: %w", id, err)
 	}
@@ -1160,30 +1196,9 @@ func (p *Provisioner) load(ctx context.Context, id dataverse.GUID) (mapping.LCLF
 	return f, nil
 }
 
-// callContext bounds one Partner Center call (CallTimeout).
+// callContext bounds one Partner Center call (Options.CallTimeout).
 func (p *Provisioner) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, cmp.Or(p.CallTimeout, 60*time.Second))
-}
-
-func (p *Provisioner) claimTTL() time.Duration {
-	if p.ClaimTTL > 0 {
-		return p.ClaimTTL
-	}
-	return DefaultClaimTTL
-}
-
-func (p *Provisioner) now() time.Time {
-	if p.Now != nil {
-		return p.Now()
-	}
-	return time.Now()
-}
-
-func (p *Provisioner) log() *slog.Logger {
-	if p.Logger != nil {
-		return p.Logger
-	}
-	return slog.New(slog.DiscardHandler)
+	return context.WithTimeout(ctx, p.callTimeout)
 }
 
 func nullableChoice(v int) any {

@@ -237,7 +237,7 @@ func TestHealthReportListsOldWaitingAndFailedChangesOldestFirst(t *testing.T) {
 	r.LCL(t, s.Row, schema.ChangeQuantity, 14, dataverse.Row{"csp_name": "Just created"})
 
 	var notices []notify.Notice
-	r.P.Notify = func(_ context.Context, n notify.Notice) error { notices = append(notices, n); return nil }
+	r.P.noticeUsers = func(_ context.Context, n notify.Notice) error { notices = append(notices, n); return nil }
 	res, err := r.P.ReportJob(7*24*time.Hour, 24*time.Hour).Run(t.Context())
 	require.NoError(t, err)
 	assert.Equal(t, 2, res.Processed)
@@ -353,7 +353,7 @@ func TestHealthReportSaysItsThresholdInWords(t *testing.T) {
 	r.LCL(t, s.Row, schema.ChangeQuantity, 11, dataverse.Row{"csp_name": "Old and failed", "csp_provisioningstatus": int(schema.ProvisioningFailed)})
 	r.Clock.Advance(25 * time.Hour)
 	var notices []notify.Notice
-	r.P.Notify = func(_ context.Context, n notify.Notice) error { notices = append(notices, n); return nil }
+	r.P.noticeUsers = func(_ context.Context, n notify.Notice) error { notices = append(notices, n); return nil }
 	runner = jobs.New(r.DV, []jobs.Job{r.P.ReportJob(7*24*time.Hour, 24*time.Hour)}, jobs.Options{Instance: "a", Now: r.Clock.Now})
 	res, err = runner.RunNow(t.Context(), ReportJobName, schema.TriggerRunNow)
 	require.NoError(t, err)

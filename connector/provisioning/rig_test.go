@@ -64,11 +64,11 @@ func newProvRig(t testing.TB, o provOptions) *provRig {
 	require.NoError(t, err)
 
 	r := &provRig{DVS: dvs, PCS: pcs, DV: dv, PC: pc, Clock: clk, Tenant: uuid.NewString()}
-	r.P = &Provisioner{DV: dv, PC: pc, Now: clk.Now, Wake: func(_ context.Context, ids []dataverse.GUID) {
+	r.P = New(dv, pc, &Options{Now: clk.Now, Wake: func(_ context.Context, ids []dataverse.GUID) {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		r.woken = append(r.woken, ids...)
-	}}
+	}})
 	require.NoError(t, pcs.AddCustomer(partnercentertest.Customer{TenantID: r.Tenant, CompanyName: "Contoso Ltd", Agreements: []partnercentertest.Agreement{
 		{FirstName: "Ada", LastName: "Lovelace", Email: "ada@contoso.example"}}}))
 	typ := o.ProviderType
