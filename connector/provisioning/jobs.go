@@ -122,7 +122,7 @@ const reportLimit = 25
 
 // HealthReport lists the changes Awaiting Provisioning or Failed Provisioning for longer than after
 // (created before now − after), oldest first: the weekly check the support guides recommend. The report
-// is the run's summary and, when notify is set, one notification.
+// is the run's summary; ReportJob also sends it as one in-app notice when Options.NoticeUsers is set.
 func (p *Provisioner) HealthReport(ctx context.Context, after time.Duration) (jobs.RunCounts, string, error) {
 	cutoff := p.now().Add(-after).UTC()
 	q := &dataverse.Query{
