@@ -598,9 +598,8 @@ func provisionLCL(c *apiCall) (apiResult, error) {
 	if l.State != schema.StateActive {
 		return apiResult{}, conflict("The license change log is archived (inactive): it is not provisioned.")
 	}
-	if req.Retry && l.ProvisioningStatus == schema.ProvisioningFailed {
-		_, err := c.svc().DV.Update(c.ctx(), schema.SetLicenseChangeLogs, id, dataverse.Row{"csp_provisioningstatus": int(schema.ProvisioningAwaiting)}, &dataverse.UpdateOptions{IfMatch: l.ETag})
-		if err != nil {
+	if req.Retry {
+		if err := c.svc().Prov.Retry(c.ctx(), l); err != nil {
 			return apiResult{}, err
 		}
 	}
