@@ -22,7 +22,6 @@ import (
 	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
-	"github.com/cspconnector/csp-connector/mapping"
 )
 
 // apiRoute is one operation: how it is served and how the OpenAPI document describes it.
@@ -315,34 +314,15 @@ func mapProviderAccount(c *apiCall) (apiResult, error) {
 	if err != nil {
 		return apiResult{}, badRequest("The account id is not valid.", FieldError{Field: "accountId", Message: "must be the GUID of an account row"})
 	}
-	pa, err := c.providerAccount(id)
-	if err != nil {
-		return apiResult{}, err
-	}
-	if pa.State != schema.StateActive {
+	pa, err := c.svc().Accounts.MapByHand(c.ctx(), id, account, "through the API by "+c.who.Name)
+	switch {
+	case errors.Is(err, provideraccounts.ErrInactive):
 		return apiResult{}, conflict("Provider account %s is inactive (its customer left the provider): it cannot be mapped.", id)
-	}
-	if _, err := c.svc().DV.Get(c.ctx(), schema.SetAccounts, account, &dataverse.GetOptions{Select: []string{"accountid"}}); dataverse.IsNotFound(err) {
+	case errors.Is(err, provideraccounts.ErrNoAccount):
 		return apiResult{}, badRequest("There is no such account.", FieldError{Field: "accountId", Message: fmt.Sprintf("no account %s in Dataverse", account)})
-	} else if err != nil {
-		return apiResult{}, err
-	}
-	if pa.Account.ID != account || pa.MappingStatus != schema.MappingMapped {
-		_, err := c.svc().DV.Update(c.ctx(), schema.SetProviderAccounts, id, dataverse.Row{
-			"csp_account@odata.bind": dataverse.Bind(schema.SetAccounts, account), "csp_mappingstatus": schema.MappingMapped,
-			"csp_mappingmessage": schema.Fit(schema.TableProviderAccount, "csp_mappingmessage", fmt.Sprintf("Mapped through the API by %s on %s.", c.who.Name, mapping.FormatTime(c.api.opts.Now()))),
-		}, &dataverse.UpdateOptions{IfMatch: pa.ETag})
-		if err != nil {
-			return apiResult{}, err
-		}
-	}
-	// The Pending agreements of the mapped row, as the form's change would bring (the gate drops the
-	// event of the connector's own write to the account).
-	if err := c.svc().Accounts.Handle(c.ctx(), work.Batch{Key: work.Key{Table: schema.TableProviderAccount, ID: id}}); err != nil {
-		return apiResult{}, err
-	}
-	pa, err = c.providerAccount(id)
-	if err != nil {
+	case dataverse.IsNotFound(err):
+		return apiResult{}, notFound("There is no provider account %s.", id)
+	case err != nil:
 		return apiResult{}, err
 	}
 	return apiResult{body: providerAccountView(pa)}, nil
