@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -175,111 +173,21 @@ type apiResult struct {
 	retryAfter int
 }
 
-// operation wraps an operation's handler: body limit, authentication, rate limit, role, Idempotency-Key,
-// timeout, errors as problem+json.
+// operation is an operation's handler behind the API's middleware, outermost first: the request is
+// counted, a panic answered, then refused while the API is off or the connector starting, signed in and
+// rate limited, checked for its role, its body read (64 KiB at most), answered once per Idempotency-Key,
+// and given a minute.
 func (a *Server) operation(rt apiRoute) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := a.opts.Now()
-		status := 0
-		defer func() {
-			if p := recover(); p != nil {
-				a.opts.Logger.Error("API operation panicked", "operation", rt.ID, "panic", fmt.Sprint(p))
-				status = http.StatusInternalServerError
-				writeProblem(w, &apiError{status: status, detail: "The connector failed on an internal error; see its log. Read the row before retrying: part of the work may be done."})
-			}
-			a.opts.Metrics.APIRequest(rt.ID, status)
-			a.opts.Logger.Debug("API request", "operation", rt.ID, "status", status, "took_ms", a.opts.Now().Sub(start).Milliseconds())
-		}()
-		fail := func(err error) {
-			ae := asAPIError(err)
-			status = ae.status
-			if ae.status >= 500 {
-				a.opts.Logger.Warn("API operation failed", "operation", rt.ID, "status", ae.status, "error", err)
-			}
-			writeProblem(w, ae)
-		}
-		if a.opts.Auth == nil {
-			fail(&apiError{status: http.StatusNotFound, detail: "The API is off: configure Microsoft Entra ID (CONNECTOR_API_TENANT_ID and CONNECTOR_API_AUDIENCES) or API keys (CONNECTOR_API_KEYS)."})
-			return
-		}
-		if a.deps.Started != nil && !a.deps.Started() {
-			w.Header().Set("Retry-After", "30")
-			fail(&apiError{status: http.StatusServiceUnavailable, detail: "The connector is starting: it has not reached Dataverse yet. Try again in a moment."})
-			return
-		}
-		who, err := a.opts.Auth.Authenticate(r)
-		if err != nil {
-			// Failed sign-ins count against the caller's address, so guessing keys is slowed down too.
-			if ok, wait := a.allow("addr:" + remoteHost(r)); !ok {
-				fail(&apiError{status: http.StatusTooManyRequests, retryAfter: wait, detail: "Too many requests from this address."})
-				return
-			}
-			fail(authError(err))
-			return
-		}
-		if ok, wait := a.allow(who.ID); !ok {
-			fail(&apiError{status: http.StatusTooManyRequests, retryAfter: wait,
-				detail: fmt.Sprintf("Too many requests from this caller (the limit is %d a minute): wait %d seconds.", a.opts.RatePerMinute, wait)})
-			return
-		}
-		if err := a.opts.Auth.Authorize(who, rt.Role); err != nil {
-			fail(authError(err))
-			return
-		}
-		r.Body = http.MaxBytesReader(w, r.Body, apiMaxBody)
-		body, err := io.ReadAll(r.Body)
-		if err != nil {
-			var tooBig *http.MaxBytesError
-			if errors.As(err, &tooBig) {
-				fail(&apiError{status: http.StatusRequestEntityTooLarge, detail: fmt.Sprintf("The request body is larger than %d KiB.", apiMaxBody>>10)})
-				return
-			}
-			fail(&apiError{status: http.StatusBadRequest, detail: "The request body could not be read."})
-			return
-		}
-		call := &apiCall{api: a, r: r, who: who, body: body}
-		run := func() (apiResult, error) {
-			ctx, cancel := context.WithTimeout(r.Context(), apiCallTimeout)
-			defer cancel()
-			call.r = r.WithContext(ctx)
-			return rt.handle(call)
-		}
-		key := r.Header.Get("Idempotency-Key")
-		var res apiResult
-		if key != "" && r.Method == http.MethodPost {
-			if len(key) > 255 {
-				fail(&apiError{status: http.StatusBadRequest, detail: "The Idempotency-Key header is longer than 255 characters."})
-				return
-			}
-			var replayed *idemEntry
-			replayed, err = a.idem.do(r.Context(), who.ID+"\x00"+rt.ID+"\x00"+r.URL.Path+"\x00"+key, sha256.Sum256(body), a.opts.Now(), func() (idemEntry, error) {
-				res, err := run()
-				if err != nil {
-					return idemEntry{}, err
-				}
-				return a.render(r, res)
-			})
-			if err == nil {
-				status = replayed.status
-				replayed.write(w)
-				return
-			}
-			fail(err)
-			return
-		}
-		res, err = run()
-		if err != nil {
-			fail(err)
-			return
-		}
-		out, err := a.render(r, res)
-		if err != nil {
-			fail(err)
-			return
-		}
-		status = out.status
-		out.write(w)
-	})
+	h := a.answer(rt.handle)
+	h = withTimeout(apiCallTimeout, h)
+	h = a.idempotent(h)
+	h = a.readBody(apiMaxBody, h)
+	h = a.authorize(rt.Role, h)
+	h = a.authenticate(h)
+	h = a.requireStarted(h)
+	h = a.requireOn(h)
+	h = a.recoverPanic(h)
+	return a.observe(rt.ID, h)
 }
 
 // render turns a result into the bytes and headers of the answer.

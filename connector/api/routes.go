@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/subtle"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -21,7 +22,6 @@ import (
 	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
-	"github.com/cspconnector/csp-connector/mapping"
 )
 
 // apiRoute is one operation: how it is served and how the OpenAPI document describes it.
@@ -314,34 +314,15 @@ func mapProviderAccount(c *apiCall) (apiResult, error) {
 	if err != nil {
 		return apiResult{}, badRequest("The account id is not valid.", FieldError{Field: "accountId", Message: "must be the GUID of an account row"})
 	}
-	pa, err := c.providerAccount(id)
-	if err != nil {
-		return apiResult{}, err
-	}
-	if pa.State != schema.StateActive {
+	pa, err := c.svc().Accounts.MapByHand(c.ctx(), id, account, "through the API by "+c.who.Name)
+	switch {
+	case errors.Is(err, provideraccounts.ErrInactive):
 		return apiResult{}, conflict("Provider account %s is inactive (its customer left the provider): it cannot be mapped.", id)
-	}
-	if _, err := c.svc().DV.Get(c.ctx(), schema.SetAccounts, account, &dataverse.GetOptions{Select: []string{"accountid"}}); dataverse.IsNotFound(err) {
+	case errors.Is(err, provideraccounts.ErrNoAccount):
 		return apiResult{}, badRequest("There is no such account.", FieldError{Field: "accountId", Message: fmt.Sprintf("no account %s in Dataverse", account)})
-	} else if err != nil {
-		return apiResult{}, err
-	}
-	if pa.Account.ID != account || pa.MappingStatus != schema.MappingMapped {
-		_, err := c.svc().DV.Update(c.ctx(), schema.SetProviderAccounts, id, dataverse.Row{
-			"csp_account@odata.bind": dataverse.Bind(schema.SetAccounts, account), "csp_mappingstatus": schema.MappingMapped,
-			"csp_mappingmessage": schema.Fit(schema.TableProviderAccount, "csp_mappingmessage", fmt.Sprintf("Mapped through the API by %s on %s.", c.who.Name, mapping.FormatTime(c.api.opts.Now()))),
-		}, &dataverse.UpdateOptions{IfMatch: pa.ETag})
-		if err != nil {
-			return apiResult{}, err
-		}
-	}
-	// The Pending agreements of the mapped row, as the form's change would bring (the gate drops the
-	// event of the connector's own write to the account).
-	if err := c.svc().Accounts.Handle(c.ctx(), work.Batch{Key: work.Key{Table: schema.TableProviderAccount, ID: id}}); err != nil {
-		return apiResult{}, err
-	}
-	pa, err = c.providerAccount(id)
-	if err != nil {
+	case dataverse.IsNotFound(err):
+		return apiResult{}, notFound("There is no provider account %s.", id)
+	case err != nil:
 		return apiResult{}, err
 	}
 	return apiResult{body: providerAccountView(pa)}, nil
@@ -402,21 +383,10 @@ func (c *apiCall) agreement(id dataverse.GUID) (schema.Agreement, error) {
 	return readRow[schema.Agreement](c, schema.SetAgreements, "agreement", id)
 }
 
-// signatoryFields name the request's fields in the validation's messages, which start with the form's
-// label.
-var signatoryFields = []struct{ prefix, field string }{
-	{"Signatory first name", "signatoryFirstName"}, {"Signatory last name", "signatoryLastName"}, {"Signatory e-mail", "signatoryEmail"},
-	{"Signatory email", "signatoryEmail"}, {"Signatory company", "signatoryCompany"}, {"Signatory country", "signatoryCountry"},
-	{"Signatory language", "signatoryLanguage"},
-}
-
-func problemField(msg string) string {
-	for _, f := range signatoryFields {
-		if strings.HasPrefix(msg, f.prefix) {
-			return f.field
-		}
-	}
-	return "agreement"
+// signatoryFields are the request's names of the signatory's fields.
+var signatoryFields = map[string]string{
+	"FirstName": "signatoryFirstName", "LastName": "signatoryLastName", "Email": "signatoryEmail", "Phone": "signatoryPhone",
+	"Company": "signatoryCompany", "Country": "signatoryCountry", "Language": "signatoryLanguage",
 }
 
 func requestAcceptanceLink(c *apiCall) (apiResult, error) {
@@ -430,53 +400,27 @@ func requestAcceptanceLink(c *apiCall) (apiResult, error) {
 			return apiResult{}, err
 		}
 	}
-	g := c.svc().Agreements
-	f, err := g.Facts(c.ctx(), id)
-	if dataverse.IsNotFound(err) {
-		return apiResult{}, notFound("There is no agreement %s.", id)
-	}
-	if err != nil {
-		return apiResult{}, err
-	}
-	a := f.Agreement
+	a, err := c.svc().Agreements.RequestLink(c.ctx(), id, req.signatory())
+	var problems agreements.LinkProblems
+	var runErr *agreements.LinkRunError
 	switch {
-	case a.State != schema.StateActive:
+	case dataverse.IsNotFound(err):
+		return apiResult{}, notFound("There is no agreement %s.", id)
+	case errors.Is(err, agreements.ErrAgreementInactive):
 		return apiResult{}, conflict("The agreement is inactive: no link is sent for it.")
-	case a.Status == schema.StatusActive:
+	case errors.Is(err, agreements.ErrAlreadyAccepted):
 		return apiResult{}, conflict("The agreement is already accepted (%s): no link is needed.", schema.OptionLabel(schema.TableAgreement, "csp_attestationstatus", int(a.AttestationStatus)))
-	case a.AttestationStatus == schema.AttestationLinkSent && a.LinkExpiresOn.After(c.api.opts.Now()):
-		return apiResult{body: agreementView(a)}, nil // the open link: a retried request gets the same
-	}
-	// A field longer than its column is refused here, before anything is written, rather than by Dataverse.
-	fields := req.tooLong()
-	named := map[string]bool{}
-	for _, fe := range fields {
-		named[fe.Field] = true
-	}
-	changes := req.apply(&f.Agreement)
-	for _, p := range mapping.LinkRequestProblems(f) {
-		if field := problemField(p); !named[field] {
-			fields = append(fields, FieldError{Field: field, Message: p})
+	case errors.As(err, &problems):
+		fields := make([]FieldError, len(problems))
+		for i, p := range problems {
+			fields[i] = FieldError{Field: cmp.Or(signatoryFields[p.Field], "agreement"), Message: p.Message}
 		}
-	}
-	if len(fields) > 0 {
 		first := fields[0].Message
-		if named[fields[0].Field] {
+		if problems[0].TooLong {
 			first = fields[0].Field + " " + first
 		}
 		return apiResult{}, badRequest("The link cannot be requested: "+first, fields...)
-	}
-	changes["csp_attestationstatus"] = int(schema.AttestationLinkRequested)
-	if mapping.IsLegacyPartnerAttestation(f.Agreement) {
-		// A partner attestation goes through the enhanced flow since Microsoft retired the legacy one
-		// (5 January 2026); asking for a link is what the row's message tells a person to do, and the date
-		// typed in for the retired call has nowhere to go: Partner Center records when the customer accepts.
-		changes["csp_dateagreed"] = nil
-	}
-	if _, err := g.DV.Update(c.ctx(), schema.SetAgreements, id, changes, &dataverse.UpdateOptions{IfMatch: a.ETag}); err != nil {
-		return apiResult{}, err
-	}
-	if err := g.Handle(c.ctx(), work.Batch{Key: work.Key{Table: schema.TableAgreement, ID: id}}); err != nil {
+	case errors.As(err, &runErr):
 		// The row says Link requested: the work queue tries it again (the gate drops the event of the
 		// connector's own write, and the check job does not look at requested rows).
 		s := c.svc()
@@ -484,9 +428,7 @@ func requestAcceptanceLink(c *apiCall) (apiResult, error) {
 			c.api.opts.Logger.Warn("could not queue the link request for a retry", "agreement", id, "error", qerr)
 		}
 		return apiResult{}, err
-	}
-	a, err = c.agreement(id)
-	if err != nil {
+	case err != nil:
 		return apiResult{}, err
 	}
 	switch a.AttestationStatus {
@@ -528,26 +470,16 @@ func createAgreementsForTemplate(c *apiCall) (apiResult, error) {
 	if err != nil {
 		return apiResult{}, err
 	}
-	t, err := c.template(id)
-	if err != nil {
-		return apiResult{}, err
-	}
+	t, err := c.svc().Agreements.RequestCreate(c.ctx(), id)
 	switch {
-	case t.State != schema.StateActive:
+	case dataverse.IsNotFound(err):
+		return apiResult{}, notFound("There is no agreement template %s.", id)
+	case errors.Is(err, agreements.ErrTemplateInactive):
 		return apiResult{}, conflict("This template is inactive: activate it before creating agreements.")
-	case t.Provider.IsZero():
+	case errors.Is(err, agreements.ErrTemplateNoProvider):
 		return apiResult{}, conflict("This template has no provider: set its Provider first.")
-	case agreements.CreationPending(t):
-		// A request is waiting already: this one is the same.
-	default:
-		now := c.api.opts.Now().UTC().Truncate(time.Second)
-		if !now.After(t.CreateDoneOn) {
-			now = t.CreateDoneOn.UTC().Truncate(time.Second).Add(time.Second) // Dataverse keeps seconds: after the last run
-		}
-		if _, err := c.svc().DV.Update(c.ctx(), schema.SetAgreementTemplates, id, dataverse.Row{"csp_createrequestedon": now}, &dataverse.UpdateOptions{IfMatch: t.ETag}); err != nil {
-			return apiResult{}, err
-		}
-		t.CreateRequestedOn = now
+	case err != nil:
+		return apiResult{}, err
 	}
 	s := c.svc()
 	if err := s.Queue.Submit(s.Background(), work.Item{Key: work.Key{Table: schema.TableAgreementTemplate, ID: id}, Source: work.SourceAPI}); err != nil {
@@ -598,9 +530,8 @@ func provisionLCL(c *apiCall) (apiResult, error) {
 	if l.State != schema.StateActive {
 		return apiResult{}, conflict("The license change log is archived (inactive): it is not provisioned.")
 	}
-	if req.Retry && l.ProvisioningStatus == schema.ProvisioningFailed {
-		_, err := c.svc().DV.Update(c.ctx(), schema.SetLicenseChangeLogs, id, dataverse.Row{"csp_provisioningstatus": int(schema.ProvisioningAwaiting)}, &dataverse.UpdateOptions{IfMatch: l.ETag})
-		if err != nil {
+	if req.Retry {
+		if err := c.svc().Prov.Retry(c.ctx(), l); err != nil {
 			return apiResult{}, err
 		}
 	}

@@ -107,43 +107,10 @@ type LinkRequest struct {
 	SignatoryLanguage  string `json:"signatoryLanguage,omitempty" desc:"The agreement's language, such as en-GB."`
 }
 
-// apply copies the given fields onto a and returns them as the row's changes.
-func (r LinkRequest) apply(a *schema.Agreement) dataverse.Row {
-	changes := dataverse.Row{}
-	set := func(col, v string, field *string) {
-		if v != "" {
-			*field = v
-			changes[col] = v
-		}
-	}
-	set("csp_signatoryfirstname", r.SignatoryFirstName, &a.SignatoryFirstName)
-	set("csp_signatorylastname", r.SignatoryLastName, &a.SignatoryLastName)
-	set("csp_signatoryemail", r.SignatoryEmail, &a.SignatoryEmail)
-	set("csp_signatoryphone", r.SignatoryPhone, &a.SignatoryPhone)
-	set("csp_signatorycompany", r.SignatoryCompany, &a.SignatoryCompany)
-	set("csp_signatorycountry", r.SignatoryCountry, &a.SignatoryCountry)
-	set("csp_signatorylanguage", r.SignatoryLanguage, &a.SignatoryLanguage)
-	return changes
-}
-
-// tooLong names the fields longer than the agreement's columns hold. What a person typed is refused,
-// never cut: a shortened name or address would be sent to Microsoft as if it were right.
-func (r LinkRequest) tooLong() []FieldError {
-	var out []FieldError
-	for _, f := range []struct{ field, column, value string }{
-		{"signatoryFirstName", "csp_signatoryfirstname", r.SignatoryFirstName},
-		{"signatoryLastName", "csp_signatorylastname", r.SignatoryLastName},
-		{"signatoryEmail", "csp_signatoryemail", r.SignatoryEmail},
-		{"signatoryPhone", "csp_signatoryphone", r.SignatoryPhone},
-		{"signatoryCompany", "csp_signatorycompany", r.SignatoryCompany},
-		{"signatoryCountry", "csp_signatorycountry", r.SignatoryCountry},
-		{"signatoryLanguage", "csp_signatorylanguage", r.SignatoryLanguage},
-	} {
-		if problem := lengthProblem(schema.TableAgreement, f.column, f.value); problem != "" {
-			out = append(out, FieldError{Field: f.field, Message: problem})
-		}
-	}
-	return out
+// signatory is the request's signatory, for the agreements workflow.
+func (r LinkRequest) signatory() agreements.Signatory {
+	return agreements.Signatory{FirstName: r.SignatoryFirstName, LastName: r.SignatoryLastName, Email: r.SignatoryEmail, Phone: r.SignatoryPhone,
+		Company: r.SignatoryCompany, Country: r.SignatoryCountry, Language: r.SignatoryLanguage}
 }
 
 // lengthProblem says why value does not fit the declared length of table.column, or "" when it fits.
