@@ -39,7 +39,7 @@ const (
 type Workflow struct {
 	// DV is the Dataverse client the workflow reads and writes with (the HTTP API's link request writes
 	// the row through it before handing the row to Handle).
-	DV *dataverse.Client
+	dv *dataverse.Client
 
 	pc           *partnercenter.Client
 	publish      func(notify.Notification)
@@ -84,7 +84,7 @@ func New(dv *dataverse.Client, pc *partnercenter.Client, opts *Options) *Workflo
 	if opts != nil {
 		o = *opts
 	}
-	g := &Workflow{DV: dv, pc: pc, publish: o.Publish, noticeUser: o.NoticeUser, wake: o.Wake,
+	g := &Workflow{dv: dv, pc: pc, publish: o.Publish, noticeUser: o.NoticeUser, wake: o.Wake,
 		batchSize:    cmp.Or(o.BatchSize, dataverse.DefaultBatchSize),
 		callTimeout:  cmp.Or(o.CallTimeout, 60*time.Second),
 		linkLifetime: min(max(cmp.Or(o.LinkLifetime, DefaultLinkLifetime), MinLinkLifetime), MaxLinkLifetime),
@@ -103,7 +103,7 @@ func New(dv *dataverse.Client, pc *partnercenter.Client, opts *Options) *Workflo
 // runs on thousands of rows an hour.
 func (g *Workflow) load(ctx context.Context, id dataverse.GUID) (mapping.AgreementFacts, error) {
 	var f mapping.AgreementFacts
-	raw, err := g.DV.Get(ctx, schema.SetAgreements, id, &dataverse.GetOptions{Select: dataverse.Columns[schema.Agreement]()})
+	raw, err := g.dv.Get(ctx, schema.SetAgreements, id, &dataverse.GetOptions{Select: dataverse.Columns[schema.Agreement]()})
 	if err != nil {
 		return f, err
 	}
@@ -122,7 +122,7 @@ func (g *Workflow) load(ctx context.Context, id dataverse.GUID) (mapping.Agreeme
 		kinds = append(kinds, "template")
 	}
 	if len(kinds) > 0 {
-		results, err := g.DV.ExecuteBatch(ctx, &b, &dataverse.BatchOptions{ContinueOnError: true})
+		results, err := g.dv.ExecuteBatch(ctx, &b, &dataverse.BatchOptions{ContinueOnError: true})
 		if err != nil {
 			return f, err
 		}
@@ -161,7 +161,7 @@ func (g *Workflow) withProvider(ctx context.Context, f *mapping.AgreementFacts) 
 	if id == (dataverse.GUID{}) {
 		return nil
 	}
-	raw, err := g.DV.Get(ctx, schema.SetProviders, id, &dataverse.GetOptions{Select: dataverse.Columns[schema.Provider]()})
+	raw, err := g.dv.Get(ctx, schema.SetProviders, id, &dataverse.GetOptions{Select: dataverse.Columns[schema.Provider]()})
 	switch {
 	case dataverse.IsNotFound(err):
 		return nil
@@ -262,7 +262,7 @@ func (g *Workflow) write(ctx context.Context, a schema.Agreement, changes datave
 	if len(changes) == 0 {
 		return nil
 	}
-	_, err = g.DV.Update(ctx, schema.SetAgreements, a.ID, changes, &dataverse.UpdateOptions{IfMatch: a.ETag})
+	_, err = g.dv.Update(ctx, schema.SetAgreements, a.ID, changes, &dataverse.UpdateOptions{IfMatch: a.ETag})
 	if dataverse.IsConflict(err) {
 		return nil // changed since it was read: that change's event brings the row back
 	}
@@ -515,7 +515,7 @@ func (g *Workflow) callFailed(ctx context.Context, f mapping.AgreementFacts, err
 		msg := "Partner Center refused the connector's sign-in for this check (the agreement reads need the delegated app+user sign-in: its refresh token may have expired). Renew it (PARTNERCENTER_REFRESH_TOKEN_FILE), then run Verify Connectivity on the provider; the check runs again by itself."
 		// By id: the check does not read the provider row, and a provider that no longer exists is not marked.
 		if provider := providerID(f); provider != (dataverse.GUID{}) {
-			if _, uerr := g.DV.Update(ctx, schema.SetProviders, provider, dataverse.Row{
+			if _, uerr := g.dv.Update(ctx, schema.SetProviders, provider, dataverse.Row{
 				"csp_connectivitystatus":  int(schema.ConnectivityNotConnected),
 				"csp_connectivitymessage": fmt.Sprintf("Not connected: checking agreement %s failed at %s. %s", agreementName(f), mapping.FormatTime(g.now()), msg)}, nil); uerr != nil && !dataverse.IsNotFound(uerr) {
 				g.log.Warn("could not mark the provider not connected", "provider", provider, "error", uerr)

@@ -25,7 +25,7 @@ func (g *Workflow) Waiting(ctx context.Context) ([]dataverse.GUID, error) {
 	q := &dataverse.Query{Select: []string{"csp_agreementid"}, PageSize: 5000, Filter: dataverse.And(
 		dataverse.Eq("statecode", schema.StateActive), dataverse.Eq("statuscode", schema.AgreementPending),
 		dataverse.In("csp_attestationstatus", schema.AttestationNotStarted, schema.AttestationLinkSent, schema.AttestationCustomerAccepted))}
-	for raw, err := range g.DV.List(ctx, schema.SetAgreements, q) {
+	for raw, err := range g.dv.List(ctx, schema.SetAgreements, q) {
 		if err != nil {
 			return nil, fmt.Errorf("attestation check: list waiting agreements: %w", err)
 		}
@@ -76,7 +76,7 @@ func (g *Workflow) CreateForTemplate(ctx context.Context, templateID dataverse.G
 	}
 	have := map[uuid.UUID]bool{}
 	q := &dataverse.Query{Select: []string{dataverse.LookupValue("csp_provideraccount")}, PageSize: 5000, Filter: dataverse.LookupEq("csp_agreementtemplate", t.ID)}
-	for raw, err := range g.DV.List(ctx, schema.SetAgreements, q) {
+	for raw, err := range g.dv.List(ctx, schema.SetAgreements, q) {
 		if err != nil {
 			return 0, 0, fmt.Errorf("create agreements: read existing agreements: %w", err)
 		}
@@ -87,7 +87,7 @@ func (g *Workflow) CreateForTemplate(ctx context.Context, templateID dataverse.G
 	var ops []dataverse.Op
 	q = &dataverse.Query{Select: []string{"csp_provideraccountid", "csp_name", "csp_companyname", "csp_tenantid", dataverse.LookupValue("csp_account")}, PageSize: 5000,
 		Filter: dataverse.And(dataverse.LookupEq("csp_provider", t.Provider.ID), dataverse.Eq("statecode", schema.StateActive), dataverse.NotNull(dataverse.LookupValue("csp_account")))}
-	for raw, err := range g.DV.List(ctx, schema.SetProviderAccounts, q) {
+	for raw, err := range g.dv.List(ctx, schema.SetProviderAccounts, q) {
 		if err != nil {
 			return 0, 0, fmt.Errorf("create agreements: read provider accounts: %w", err)
 		}
@@ -101,7 +101,7 @@ func (g *Workflow) CreateForTemplate(ctx context.Context, templateID dataverse.G
 		}
 		ops = append(ops, PendingOp(pa.ID, pa.Account.ID, t, cmp.Or(pa.CompanyName, pa.Name, pa.TenantID)))
 	}
-	created, failed, err := CreatePending(ctx, g.DV, g.log, g.batchSize, ops)
+	created, failed, err := CreatePending(ctx, g.dv, g.log, g.batchSize, ops)
 	if err != nil {
 		return created, existing, err
 	}
@@ -129,7 +129,7 @@ func (g *Workflow) templateMessage(ctx context.Context, t schema.AgreementTempla
 		if !served.IsZero() && t.CreateRequestedOn.Equal(served) {
 			changes["csp_createrequestedon"] = nil
 		}
-		_, err := g.DV.Update(ctx, schema.SetAgreementTemplates, t.ID, changes, &dataverse.UpdateOptions{IfMatch: t.ETag})
+		_, err := g.dv.Update(ctx, schema.SetAgreementTemplates, t.ID, changes, &dataverse.UpdateOptions{IfMatch: t.ETag})
 		if !dataverse.IsConflict(err) || attempt == 2 {
 			return err
 		}
@@ -140,7 +140,7 @@ func (g *Workflow) templateMessage(ctx context.Context, t schema.AgreementTempla
 }
 
 func (g *Workflow) template(ctx context.Context, id dataverse.GUID) (schema.AgreementTemplate, error) {
-	raw, err := g.DV.Get(ctx, schema.SetAgreementTemplates, id, &dataverse.GetOptions{Select: dataverse.Columns[schema.AgreementTemplate]()})
+	raw, err := g.dv.Get(ctx, schema.SetAgreementTemplates, id, &dataverse.GetOptions{Select: dataverse.Columns[schema.AgreementTemplate]()})
 	if err != nil {
 		return schema.AgreementTemplate{}, err
 	}
@@ -166,7 +166,7 @@ func (g *Workflow) HandleTemplate(ctx context.Context, w work.Batch) error {
 	case request.Stale:
 		note := request.StaleNote(createRequestedColumn, t.CreateRequestedOn, t.CreateDoneOn, "agreements were created",
 			"To create agreements again, press Create Agreements (it sets Create agreements requested on to now).")
-		_, err := g.DV.Update(ctx, schema.SetAgreementTemplates, t.ID, dataverse.Row{"csp_createrequestedon": nil,
+		_, err := g.dv.Update(ctx, schema.SetAgreementTemplates, t.ID, dataverse.Row{"csp_createrequestedon": nil,
 			"csp_createmessage": request.WithNote(note, createRequestedColumn, t.CreateMessage)}, &dataverse.UpdateOptions{IfMatch: t.ETag})
 		if dataverse.IsConflict(err) || dataverse.IsNotFound(err) {
 			return nil // changed meanwhile: its own event looks again

@@ -30,7 +30,7 @@ var (
 // acts on). An inactive template, or one without a provider, is refused (ErrTemplateInactive,
 // ErrTemplateNoProvider); a missing one is Dataverse's not-found error.
 func (g *Workflow) RequestCreate(ctx context.Context, id dataverse.GUID) (schema.AgreementTemplate, error) {
-	t, err := getRow[schema.AgreementTemplate](ctx, g.DV, schema.SetAgreementTemplates, id)
+	t, err := getRow[schema.AgreementTemplate](ctx, g.dv, schema.SetAgreementTemplates, id)
 	if err != nil {
 		return t, err
 	}
@@ -46,7 +46,7 @@ func (g *Workflow) RequestCreate(ctx context.Context, id dataverse.GUID) (schema
 	if !now.After(t.CreateDoneOn) {
 		now = t.CreateDoneOn.UTC().Truncate(time.Second).Add(time.Second) // Dataverse keeps seconds: after the last run
 	}
-	if _, err := g.DV.Update(ctx, schema.SetAgreementTemplates, id, dataverse.Row{"csp_createrequestedon": now}, &dataverse.UpdateOptions{IfMatch: t.ETag}); err != nil {
+	if _, err := g.dv.Update(ctx, schema.SetAgreementTemplates, id, dataverse.Row{"csp_createrequestedon": now}, &dataverse.UpdateOptions{IfMatch: t.ETag}); err != nil {
 		return t, err
 	}
 	t.CreateRequestedOn = now
@@ -131,13 +131,13 @@ func (g *Workflow) RequestLink(ctx context.Context, id dataverse.GUID, s Signato
 		// typed in for the retired call has nowhere to go: Partner Center records when the customer accepts.
 		changes["csp_dateagreed"] = nil
 	}
-	if _, err := g.DV.Update(ctx, schema.SetAgreements, id, changes, &dataverse.UpdateOptions{IfMatch: a.ETag}); err != nil {
+	if _, err := g.dv.Update(ctx, schema.SetAgreements, id, changes, &dataverse.UpdateOptions{IfMatch: a.ETag}); err != nil {
 		return a, err
 	}
 	if err := g.Handle(ctx, work.Batch{Key: work.Key{Table: schema.TableAgreement, ID: id}}); err != nil {
 		return a, &LinkRunError{Err: err}
 	}
-	return getRow[schema.Agreement](ctx, g.DV, schema.SetAgreements, id)
+	return getRow[schema.Agreement](ctx, g.dv, schema.SetAgreements, id)
 }
 
 // signatoryColumns are the Signatory's fields: their columns, and the form's labels that start the

@@ -30,13 +30,13 @@ func (p *Workflow) MapByHand(ctx context.Context, id, account dataverse.GUID, by
 	if pa.State != schema.StateActive {
 		return pa, ErrInactive
 	}
-	if _, err := p.DV.Get(ctx, schema.SetAccounts, account, &dataverse.GetOptions{Select: []string{"accountid"}}); dataverse.IsNotFound(err) {
+	if _, err := p.dv.Get(ctx, schema.SetAccounts, account, &dataverse.GetOptions{Select: []string{"accountid"}}); dataverse.IsNotFound(err) {
 		return pa, ErrNoAccount
 	} else if err != nil {
 		return pa, err
 	}
 	if pa.Account.ID != account || pa.MappingStatus != schema.MappingMapped {
-		_, err := p.DV.Update(ctx, schema.SetProviderAccounts, id, dataverse.Row{
+		_, err := p.dv.Update(ctx, schema.SetProviderAccounts, id, dataverse.Row{
 			"csp_account@odata.bind": dataverse.Bind(schema.SetAccounts, account), "csp_mappingstatus": schema.MappingMapped,
 			"csp_mappingmessage": schema.Fit(schema.TableProviderAccount, "csp_mappingmessage", fmt.Sprintf("Mapped %s on %s.", by, mapping.FormatTime(p.now()))),
 		}, &dataverse.UpdateOptions{IfMatch: pa.ETag})
@@ -53,7 +53,7 @@ func (p *Workflow) MapByHand(ctx context.Context, id, account dataverse.GUID, by
 // read reads one provider account.
 func (p *Workflow) read(ctx context.Context, id dataverse.GUID) (schema.ProviderAccount, error) {
 	var pa schema.ProviderAccount
-	raw, err := p.DV.Get(ctx, schema.SetProviderAccounts, id, &dataverse.GetOptions{Select: dataverse.Columns[schema.ProviderAccount]()})
+	raw, err := p.dv.Get(ctx, schema.SetProviderAccounts, id, &dataverse.GetOptions{Select: dataverse.Columns[schema.ProviderAccount]()})
 	if err != nil {
 		return pa, err
 	}

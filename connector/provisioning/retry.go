@@ -14,6 +14,6 @@ func (p *Provisioner) Retry(ctx context.Context, l schema.LicenseChangeLog) erro
 	if l.ProvisioningStatus != schema.ProvisioningFailed {
 		return nil
 	}
-	_, err := p.DV.Update(ctx, schema.SetLicenseChangeLogs, l.ID, dataverse.Row{"csp_provisioningstatus": int(schema.ProvisioningAwaiting)}, &dataverse.UpdateOptions{IfMatch: l.ETag})
+	_, err := p.dv.Update(ctx, schema.SetLicenseChangeLogs, l.ID, dataverse.Row{"csp_provisioningstatus": int(schema.ProvisioningAwaiting)}, &dataverse.UpdateOptions{IfMatch: l.ETag})
 	return err
 }
