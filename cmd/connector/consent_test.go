@@ -3,6 +3,7 @@ package main
 import (
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -37,11 +38,20 @@ func startConsent(t *testing.T) *consentRun {
 	srv, err := partnercentertest.NewServer(partnercentertest.Options{})
 	require.NoError(t, err)
 	t.Cleanup(srv.Close)
+	return startConsentWith(t, srv, nil)
+}
+
+// startConsentWith runs the consent against srv, with more settings in extra (Dataverse's, for a command
+// run after it).
+func startConsentWith(t *testing.T, srv *partnercentertest.Server, extra map[string]string) *consentRun {
+	t.Helper()
+	var err error
 	c := &consentRun{srv: srv, file: filepath.Join(t.TempDir(), "pc-refresh-token"), out: &syncBuffer{}, errs: &syncBuffer{}, done: make(chan error, 1)}
 	c.env = map[string]string{
 		"PARTNERCENTER_ENDPOINT": srv.URL, "PARTNERCENTER_TOKEN_URL": srv.TokenURL(), "PARTNERCENTER_TENANT_ID": srv.PartnerTenantID(),
 		"PARTNERCENTER_CLIENT_ID": srv.ClientID(), "PARTNERCENTER_CLIENT_SECRET": srv.ClientSecret(), "PARTNERCENTER_REFRESH_TOKEN_FILE": c.file,
 	}
+	maps.Copy(c.env, extra)
 	go func() {
 		c.done <- run(t.Context(), []string{"pc", "consent", "--timeout", "1m"}, getenv(c.env), nil, c.out, c.errs)
 	}()
