@@ -132,11 +132,13 @@ type TokenError struct {
 	StatusCode  int
 	Code        string
 	Description string
+	// Grant is the grant_type of the refused request (refresh_token, authorization_code, …).
+	Grant string
 }
 
 func (e *TokenError) Error() string {
 	msg := fmt.Sprintf("partnercenter: the token endpoint refused the request: HTTP %d %s: %s", e.StatusCode, e.Code, e.Description)
-	if e.Code == "invalid_grant" {
+	if e.Code == "invalid_grant" && e.Grant == "refresh_token" {
 		msg += " (the refresh token expired after 90 days without use, was revoked, or needs a new MFA sign-in: a partner Admin agent must consent again)"
 	}
 	return msg
@@ -200,7 +202,7 @@ func exchange(ctx context.Context, hc *http.Client, tokenURL string, form url.Va
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, apierror.MaxBody))
 	var tr tokenResponse
 	if err := json.Unmarshal(stripBOM(body), &tr); err != nil || resp.StatusCode != http.StatusOK || tr.AccessToken == "" {
-		te := &TokenError{StatusCode: resp.StatusCode, Code: tr.Error, Description: firstLine(tr.Description)}
+		te := &TokenError{StatusCode: resp.StatusCode, Code: tr.Error, Description: firstLine(tr.Description), Grant: form.Get("grant_type")}
 		if te.Code == "" && te.Description == "" {
 			te.Description = http.StatusText(resp.StatusCode)
 		}

@@ -199,6 +199,8 @@ func TestEveryOutputFlagRefusesOtherFormats(t *testing.T) {
 		"pc subscriptions":      {"4c721420-72ad-4708-a0a7-371a2f7b0969"},
 		"pc subscription":       {"4c721420-72ad-4708-a0a7-371a2f7b0969", "a4c1340d-6911-4758-bba3-0c4c6007d161"},
 		"pc agreements":         {"4c721420-72ad-4708-a0a7-371a2f7b0969"},
+		"pc consent":            nil,
+		"setup":                 nil,
 		"provision lcl":         {"not-a-guid"},
 		"diagnose lcl":          {"not-a-guid"},
 		"diagnose subscription": {"not-a-guid"},

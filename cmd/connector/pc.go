@@ -21,13 +21,14 @@ import (
 func pcCommand(getenv func(string) string, stdout, stderr io.Writer) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "pc",
-		Short: "Read customers, subscriptions and agreements from Partner Center (read-only)",
+		Short: "Read customers, subscriptions and agreements from Partner Center (read-only); consent to its app+user calls",
 	}
 	p := &pcReads{getenv: getenv, stdout: stdout, stderr: stderr}
 	addOutputFlag(cmd.PersistentFlags(), &p.output)
 	for _, sub := range []*cobra.Command{p.customersCommand(), p.customerCommand(), p.subscriptionsCommand(), p.subscriptionCommand(), p.agreementsCommand()} {
 		cmd.AddCommand(withSettings(sub, connector.NeedPartnerCenter))
 	}
+	cmd.AddCommand(consentCommand(getenv, stdout, stderr))
 	return cmd
 }
 

@@ -53,7 +53,7 @@ run and sandbox log JSON on stderr at CONNECTOR_LOG_LEVEL.`,
 	root.AddCommand(runCommand(getenv, stderr), sandboxCommand(getenv, stdout, stderr), dataverseCommand(getenv, stdout, stderr),
 		pcCommand(getenv, stdout, stderr), verifyCommand(getenv, stdout, stderr), jobsCommand(getenv, stdout, stderr), inspectCommand(stdin, stdout),
 		provisionCommand(getenv, stdout, stderr), diagnoseCommand(getenv, stdout, stderr), syncCommand(getenv, stdout, stderr),
-		agreementsCommand(getenv, stdout, stderr), apiCommand(stdin, stdout))
+		agreementsCommand(getenv, stdout, stderr), apiCommand(stdin, stdout), setupCommand(getenv, stdout, stderr))
 	return root
 }
 
@@ -167,7 +167,13 @@ the command fail. Secrets are write-only in Dataverse: an existing endpoint keep
 			if regErr == nil {
 				regp = &reg
 			}
-			return installAll(cmd.Context(), dv, regp, dryRun, output, stdout)
+			if err := installAll(cmd.Context(), dv, regp, dryRun, output, stdout); err != nil {
+				return err
+			}
+			if output == outputText && !dryRun {
+				fmt.Fprintln(stdout, "Next: connector pc consent (once, as a partner Admin agent), then connector setup")
+			}
+			return nil
 		},
 	}
 	install.Flags().BoolVar(&dryRun, "dry-run", false, "print the plan and change nothing")

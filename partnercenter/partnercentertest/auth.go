@@ -194,8 +194,9 @@ func writeTokenJSON(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(data)
 }
 
-// serveTokenRequest is the token endpoint: client credentials (app-only) and refresh-token (app+user)
-// grants for the one app registration, with Entra's error answers.
+// serveTokenRequest is the token endpoint: client credentials (app-only), authorization code (the secure
+// application model's consent, with PKCE: consent.go) and refresh-token (app+user) grants for the one app
+// registration, with Entra's error answers.
 func (s *Server) serveTokenRequest(w http.ResponseWriter, r *http.Request, tenant string) {
 	s.ctl.Lock()
 	s.tokenReq++
@@ -243,7 +244,7 @@ func (s *Server) serveTokenRequest(w http.ResponseWriter, r *http.Request, tenan
 	case grant == "":
 		fail(http.StatusBadRequest, "invalid_request", 900144, "The request body must contain the following parameter: 'grant_type'.")
 		return
-	case grant != "client_credentials" && grant != "refresh_token":
+	case grant != "client_credentials" && grant != "refresh_token" && grant != "authorization_code":
 		fail(http.StatusBadRequest, "unsupported_grant_type", 70003, "The app requested an unsupported grant type '%s'.", grant)
 		return
 	case clientID == "":
@@ -258,6 +259,10 @@ func (s *Server) serveTokenRequest(w http.ResponseWriter, r *http.Request, tenan
 	case secret != s.opts.ClientSecret:
 		// Entra answers a wrong secret with 401 invalid_client (RFC 6749 §5.2), not 400 invalid_grant.
 		fail(http.StatusUnauthorized, "invalid_client", 7000215, "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '%s'.", clientID)
+		return
+	}
+	if grant == "authorization_code" {
+		s.redeemCode(w, form, correlationID)
 		return
 	}
 	scope := form.Get("scope")

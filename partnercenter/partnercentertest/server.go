@@ -189,6 +189,7 @@ type Server struct {
 	replayQ  []string // replay keys, oldest first, to bound the store
 	access   map[string]*accessToken
 	refresh  map[string]*refreshToken
+	codes    map[string]*authCode // authorization codes issued by the authorize endpoint
 	tokenReq int
 }
 
@@ -210,7 +211,7 @@ func New(opts Options) *Server {
 		URL: inMemoryURL, opts: opts, now: opts.Now, pagingKey: randomBytes(32), partnerUserID: uuid.NewString(),
 		customers: map[string]*customer{}, attestations: map[string]*attestation{},
 		windows: map[string][]time.Time{}, replays: map[string]*storedResponse{},
-		access: map[string]*accessToken{}, refresh: map[string]*refreshToken{},
+		access: map[string]*accessToken{}, refresh: map[string]*refreshToken{}, codes: map[string]*authCode{},
 	}
 	s.routes = routes()
 	if s.now == nil {
@@ -379,6 +380,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	if tenant, ok := tokenPath(r.URL.Path); ok {
 		s.serveTokenRequest(w, r, tenant)
+		return
+	}
+	if tenant, ok := authorizePath(r.URL.Path); ok {
+		s.serveAuthorize(w, r, tenant)
 		return
 	}
 
