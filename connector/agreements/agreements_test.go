@@ -26,11 +26,8 @@ import (
 // agRig is the agreements workflow on both simulators: an Automatic direct-bill provider, one customer
 // mapped to an account, the MCA template, and a Pending agreement.
 type agRig struct {
-	DVS      *dataversetest.Server
-	PCS      *partnercentertest.Server
-	DV       *dataverse.Client
+	*testrig.Sims
 	G        *Workflow
-	Clock    *testrig.Clock
 	Provider dataverse.GUID
 	PA       dataverse.GUID
 	Account  dataverse.GUID
@@ -46,18 +43,10 @@ type agRig struct {
 func newAgRig(t testing.TB, model schema.PartnerModel) *agRig {
 	t.Helper()
 	ctx := t.Context()
-	clk := testrig.NewClock(time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC))
-	dvs, err := dataversetest.NewServer(dataversetest.Options{Tables: schema.Schema().Tables, Now: clk.Now})
-	require.NoError(t, err)
-	t.Cleanup(dvs.Close)
-	pcs, err := partnercentertest.NewServer(partnercentertest.Options{Now: clk.Now, AuthOptional: true, DisableRateLimit: true})
-	require.NoError(t, err)
-	t.Cleanup(pcs.Close)
-	dv, err := dataverse.NewClient(dvs.URL, nil, &dataverse.ClientOptions{HTTPClient: dvs.Client(), MaxRetries: 1, MinRetryWait: time.Millisecond, MaxRetryWait: time.Millisecond})
-	require.NoError(t, err)
-	pc, err := partnercenter.NewClient(pcs.URL, partnercenter.Credentials{}, &partnercenter.ClientOptions{HTTPClient: pcs.Client(), MaxRetries: 1, MinRetryWait: time.Millisecond, MaxRetryWait: time.Millisecond})
-	require.NoError(t, err)
-	r := &agRig{DVS: dvs, PCS: pcs, DV: dv, Clock: clk, Tenant: uuid.NewString()}
+	sims := testrig.StartSims(t, testrig.SimOptions{})
+	dv, pc, pcs, clk := sims.DV, sims.PC, sims.PCS, sims.Clock
+	var err error
+	r := &agRig{Sims: sims, Tenant: uuid.NewString()}
 	require.NoError(t, pcs.AddCustomer(partnercentertest.Customer{TenantID: r.Tenant, CompanyName: "Contoso Ltd", Domain: "contoso.com"}))
 	r.Provider, err = dv.Create(ctx, schema.SetProviders, dataverse.Row{"csp_name": "Microsoft Partner Center", "csp_type": int(schema.ProviderAutomatic), "csp_partnermodel": int(model)})
 	require.NoError(t, err)

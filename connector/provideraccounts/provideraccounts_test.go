@@ -28,12 +28,8 @@ import (
 // paRig is the provider account sync on both simulators: one Automatic provider with auto-matching on,
 // one active agreement template, small Partner Center pages so every test crosses page boundaries.
 type paRig struct {
-	DVS      *dataversetest.Server
-	PCS      *partnercentertest.Server
-	DV       *dataverse.Client
-	PC       *partnercenter.Client
+	*testrig.Sims
 	P        *Workflow
-	Clock    *testrig.Clock
 	Provider dataverse.GUID
 	Template dataverse.GUID
 
@@ -52,20 +48,13 @@ type paOptions struct {
 func newPARig(t testing.TB, o paOptions) *paRig {
 	t.Helper()
 	ctx := t.Context()
-	clk := testrig.NewClock(time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC))
-	dvs, err := dataversetest.NewServer(dataversetest.Options{Tables: schema.Schema().Tables, Now: clk.Now})
-	require.NoError(t, err)
-	t.Cleanup(dvs.Close)
-	pcs, err := partnercentertest.NewServer(partnercentertest.Options{Now: clk.Now, AuthOptional: true, DisableRateLimit: true})
-	require.NoError(t, err)
-	t.Cleanup(pcs.Close)
-	dv, err := dataverse.NewClient(dvs.URL, nil, &dataverse.ClientOptions{HTTPClient: dvs.Client(), MaxRetries: max(o.DataverseRetries, 3),
-		MinRetryWait: time.Millisecond, MaxRetryWait: 20 * time.Millisecond})
-	require.NoError(t, err)
-	pc, err := partnercenter.NewClient(pcs.URL, partnercenter.Credentials{}, &partnercenter.ClientOptions{HTTPClient: pcs.Client(),
-		PageSize: cmpOr(o.PageSize, 10), MaxRetries: 1, MinRetryWait: time.Millisecond, MaxRetryWait: 5 * time.Millisecond})
-	require.NoError(t, err)
-	r := &paRig{DVS: dvs, PCS: pcs, DV: dv, PC: pc, Clock: clk}
+	sims := testrig.StartSims(t, testrig.SimOptions{
+		Dataverse:           dataverse.ClientOptions{MaxRetries: max(o.DataverseRetries, 3), MinRetryWait: time.Millisecond, MaxRetryWait: 20 * time.Millisecond},
+		PartnerCenterClient: partnercenter.ClientOptions{PageSize: cmpOr(o.PageSize, 10), MaxRetries: 1, MinRetryWait: time.Millisecond, MaxRetryWait: 5 * time.Millisecond},
+	})
+	dv, pc, clk := sims.DV, sims.PC, sims.Clock
+	var err error
+	r := &paRig{Sims: sims}
 	auto := o.AutoMatch == nil || *o.AutoMatch
 	r.Provider, err = dv.Create(ctx, schema.SetProviders, dataverse.Row{"csp_name": "Microsoft Partner Center", "csp_type": int(schema.ProviderAutomatic), "csp_automatch": auto})
 	require.NoError(t, err)

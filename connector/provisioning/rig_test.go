@@ -11,7 +11,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cspconnector/csp-connector/dataverse"
-	"github.com/cspconnector/csp-connector/dataverse/dataversetest"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
 	"github.com/cspconnector/csp-connector/internal/testrig"
 	"github.com/cspconnector/csp-connector/partnercenter"
@@ -21,12 +20,8 @@ import (
 // clock is a settable clock shared by the simulators and the provisioner.
 // provRig is a provisioner on both simulators: one Automatic Partner Center provider, one mapped customer.
 type provRig struct {
-	DVS      *dataversetest.Server
-	PCS      *partnercentertest.Server
-	DV       *dataverse.Client
-	PC       *partnercenter.Client
+	*testrig.Sims
 	P        *Provisioner
-	Clock    *testrig.Clock
 	Provider dataverse.GUID
 	Account  dataverse.GUID // the provider account
 	Tenant   string
@@ -46,24 +41,16 @@ type provOptions struct {
 func newProvRig(t testing.TB, o provOptions) *provRig {
 	t.Helper()
 	ctx := t.Context()
-	clk := testrig.NewClock(time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC))
-	dvs, err := dataversetest.NewServer(dataversetest.Options{Tables: schema.Schema().Tables, Now: clk.Now})
-	require.NoError(t, err)
-	t.Cleanup(dvs.Close)
-	pcs, err := partnercentertest.NewServer(partnercentertest.Options{Now: clk.Now, AuthOptional: true, SandboxCaps: o.SandboxCaps, DisableRateLimit: true})
-	require.NoError(t, err)
-	t.Cleanup(pcs.Close)
-	dv, err := dataverse.NewClient(dvs.URL, nil, &dataverse.ClientOptions{HTTPClient: dvs.Client()})
-	require.NoError(t, err)
 	pco := partnercenter.ClientOptions{MaxRetries: 2, MinRetryWait: time.Millisecond, MaxRetryWait: 10 * time.Millisecond, PollInterval: time.Millisecond}
 	if o.PCOptions != nil {
 		pco = *o.PCOptions
 	}
-	pco.HTTPClient = pcs.Client()
-	pc, err := partnercenter.NewClient(pcs.URL, partnercenter.Credentials{}, &pco)
-	require.NoError(t, err)
-
-	r := &provRig{DVS: dvs, PCS: pcs, DV: dv, PC: pc, Clock: clk, Tenant: uuid.NewString()}
+	sims := testrig.StartSims(t, testrig.SimOptions{PartnerCenter: partnercentertest.Options{SandboxCaps: o.SandboxCaps},
+		Dataverse:           dataverse.ClientOptions{MaxRetries: 5, MinRetryWait: time.Second, MaxRetryWait: time.Minute}, // the client's defaults
+		PartnerCenterClient: pco})
+	dv, pc, pcs, clk := sims.DV, sims.PC, sims.PCS, sims.Clock
+	var err error
+	r := &provRig{Sims: sims, Tenant: uuid.NewString()}
 	r.P = New(dv, pc, &Options{Now: clk.Now, Wake: func(_ context.Context, ids []dataverse.GUID) {
 		r.mu.Lock()
 		defer r.mu.Unlock()
