@@ -24,6 +24,7 @@ import (
 	"github.com/cspconnector/csp-connector/connector/notify"
 	"github.com/cspconnector/csp-connector/connector/provideraccounts"
 	"github.com/cspconnector/csp-connector/connector/provisioning"
+	"github.com/cspconnector/csp-connector/connector/subscriptions"
 	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
@@ -49,6 +50,7 @@ type Service struct {
 	Prov       *provisioning.Provisioner
 	// Accounts syncs and maps provider accounts; Notifications delivers what people and flows must know.
 	Accounts      *provideraccounts.Workflow
+	Subscriptions *subscriptions.Workflow
 	Agreements    *agreements.Workflow
 	Notifications *notify.Notifications
 	topic         *notify.TopicPublisher
@@ -169,6 +171,8 @@ func NewService(cfg Config, opts ServiceOptions) (*Service, error) {
 	s.Agreements = &agreements.Workflow{DV: s.DV, PC: s.PC, Notify: func(n notify.Notification) { s.Notifications.Publish(n) }, BatchSize: cfg.DataverseBatchSize,
 		LinkLifetime: cfg.LinkLifetime, Now: opts.Now, Logger: log.With("workflow", "agreements"),
 		Wake: func(ctx context.Context, ids []dataverse.GUID) { s.submitAll(ctx, schema.TableAgreement, ids) }}
+	s.Subscriptions = &subscriptions.Workflow{DV: s.DV, PC: s.PC, Notify: func(n notify.Notification) bool { _, kept := s.Notifications.PublishKept(n); return kept },
+		BatchSize: cfg.DataverseBatchSize, Now: opts.Now, Logger: log.With("workflow", "subscriptions")}
 	if cfg.NotifyInApp {
 		s.Agreements.NotifyUser = func(ctx context.Context, user dataverse.GUID, n notify.Notice) error {
 			return (&notify.InAppNotifier{DV: s.DV, Recipients: []dataverse.GUID{user}}).Notify(ctx, n)
@@ -185,7 +189,7 @@ func NewService(cfg Config, opts ServiceOptions) (*Service, error) {
 	sweepEvery := cmp.Or(opts.SweepEvery, 2*time.Minute)
 	syncEvery := cmp.Or(opts.SyncEvery, 6*time.Hour)
 	s.Jobs = jobs.New(s.DV, []jobs.Job{s.Conn.Job(verifyEvery), s.Prov.SweepJob(sweepEvery), s.Prov.ReportJob(7*24*time.Hour, cfg.ReportAfter), s.Accounts.Job(syncEvery),
-		s.Agreements.CheckJob(cmp.Or(opts.CheckEvery, time.Hour))},
+		s.Agreements.CheckJob(cmp.Or(opts.CheckEvery, time.Hour)), s.Subscriptions.Job(syncEvery)},
 		jobs.Options{Instance: cfg.Instance, Tick: opts.JobTick, Logger: log, Metrics: m, Now: opts.Now, Publish: func(n notify.Notification) { s.Notifications.Publish(n) }})
 	s.API = api.New(s.apiDeps(), api.Options{Auth: auth, PublicURL: cfg.PublicURL, RatePerMinute: cfg.APIRate, Logger: log.With("component", "api"), Metrics: m})
 	// Every trigger in Triggers() needs its handler here (a test checks).

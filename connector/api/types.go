@@ -46,6 +46,7 @@ var typeDocs = map[string]string{
 	"ConnectorEvent":             "An event the connector posts to a subscription's callback.",
 	"EventData":                  "The event's machine-readable fields; which are present depends on the event type.",
 	"EventCandidate":             "An account that may be the provider account's, with why.",
+	"EventDrift":                 "A subscription that differs from Partner Center, what changed and what the sync did.",
 	"Problem":                    "An error: what went wrong and what to do.",
 	"FieldError":                 "One field of the request that is not valid.",
 }

@@ -48,6 +48,8 @@ type Workflow struct {
 	// GroupSize is the provider accounts whose existing rows one Dataverse query reads (default 50): the
 	// sync holds one group's rows at a time, so its memory does not grow with the subscriptions.
 	GroupSize int
+	// Result, when set, is told what each sync did (the CLI prints it with -o json).
+	Result func(SyncResult)
 	// Progress, when set, is told after every group (the CLI draws it on a terminal).
 	Progress func(SyncCounts)
 	Now      func() time.Time
@@ -195,6 +197,9 @@ func (w *Workflow) Sync(ctx context.Context, opts SyncOptions) (SyncResult, erro
 		return run.result, fmt.Errorf("provider account %s is not an active provider account mapped to an account and a customer tenant: nothing to sync", opts.ProviderAccount)
 	}
 	run.notify()
+	if w.Result != nil {
+		w.Result(run.result)
+	}
 	w.logger().Info("subscriptions synced", "seen", run.result.Seen, "created", run.result.Created, "updated", run.result.Updated,
 		"unchanged", run.result.Unchanged, "drifted", run.result.Drifted, "failed", run.result.Failed)
 	return run.result, errors.Join(errs...)
