@@ -35,7 +35,7 @@ func layerOf(pkg string) int {
 		return 3
 	case rel == "connector/jobs", rel == "connector/intake":
 		return 4
-	case rel == "connector/provisioning", rel == "connector/agreements", rel == "connector/provideraccounts",
+	case rel == "connector/provisioning", rel == "connector/agreements", rel == "connector/provideraccounts", rel == "connector/subscriptions",
 		rel == "connector/connectivity":
 		return workflows
 	case rel == "connector/api":

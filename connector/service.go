@@ -24,6 +24,7 @@ import (
 	"github.com/cspconnector/csp-connector/connector/notify"
 	"github.com/cspconnector/csp-connector/connector/provideraccounts"
 	"github.com/cspconnector/csp-connector/connector/provisioning"
+	"github.com/cspconnector/csp-connector/connector/subscriptions"
 	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
@@ -49,6 +50,7 @@ type Service struct {
 	Prov       *provisioning.Provisioner
 	// Accounts syncs and maps provider accounts; Notifications delivers what people and flows must know.
 	Accounts      *provideraccounts.Workflow
+	Subscriptions *subscriptions.Workflow
 	Agreements    *agreements.Workflow
 	Notifications *notify.Notifications
 	topic         *notify.TopicPublisher
@@ -105,6 +107,8 @@ type ServiceOptions struct {
 	// SyncProgress, when set, is told how the Provider Account Sync is getting on (a command's progress
 	// line).
 	SyncProgress func(provideraccounts.SyncProgress)
+	// SubscriptionResult, when set, is told what each subscription sync did (a command's -o json).
+	SubscriptionResult func(subscriptions.SyncResult)
 	// LeaveWokenRows makes the workflows leave the rows they unblock to the running connector's sweep
 	// instead of queueing them: for a command that provisions one change with no queue of the service's
 	// running in its process.
@@ -178,6 +182,10 @@ func NewService(cfg Config, opts ServiceOptions) (*Service, error) {
 		}
 	}
 	s.Agreements = agreements.New(s.DV, s.PC, ao)
+	s.Subscriptions = subscriptions.New(s.DV, s.PC, &subscriptions.Options{
+		Publish:   func(n notify.Notification) bool { _, kept := s.Notifications.PublishKept(n); return kept },
+		Result:    opts.SubscriptionResult,
+		BatchSize: cfg.DataverseBatchSize, Now: opts.Now, Logger: log.With("workflow", "subscriptions")})
 	auth := opts.APIAuth
 	if auth == nil {
 		var err error
@@ -189,7 +197,7 @@ func NewService(cfg Config, opts ServiceOptions) (*Service, error) {
 	sweepEvery := cmp.Or(opts.SweepEvery, 2*time.Minute)
 	syncEvery := cmp.Or(opts.SyncEvery, 6*time.Hour)
 	s.Jobs = jobs.New(s.DV, []jobs.Job{s.Conn.Job(verifyEvery), s.Prov.SweepJob(sweepEvery), s.Prov.ReportJob(7*24*time.Hour, cfg.ReportAfter), s.Accounts.Job(syncEvery),
-		s.Agreements.CheckJob(cmp.Or(opts.CheckEvery, time.Hour))},
+		s.Agreements.CheckJob(cmp.Or(opts.CheckEvery, time.Hour)), s.Subscriptions.Job(syncEvery)},
 		jobs.Options{Instance: cfg.Instance, Tick: opts.JobTick, Logger: log, Metrics: m, Now: opts.Now, Publish: func(n notify.Notification) { s.Notifications.Publish(n) }})
 	s.API = api.New(s.apiDeps(), api.Options{Auth: auth, PublicURL: cfg.PublicURL, RatePerMinute: cfg.APIRate, Logger: log.With("component", "api"), Metrics: m})
 	// Every trigger in Triggers() needs its handler here (a test checks).

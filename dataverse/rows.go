@@ -157,6 +157,16 @@ func (r Ref) IsZero() bool { return r.ID == GUID{} }
 // row[lookupNavigationProperty+"@odata.bind"], or with SetLookup.
 func Bind(entitySet string, id GUID) string { return "/" + entitySet + "(" + id.String() + ")" }
 
+// BindKey returns the value that sets a lookup to the row with an alternate key on write:
+// "/<entity set>(<key>)". The row may be written earlier in the same $batch.
+func BindKey(entitySet string, key Key) (string, error) {
+	p, err := keyPath(entitySet, key)
+	if err != nil {
+		return "", err
+	}
+	return "/" + p, nil
+}
+
 // SetLookup sets a lookup column in a row being written; a zero id clears it.
 func (r Row) SetLookup(navigationProperty, entitySet string, id GUID) {
 	if id == (GUID{}) {

@@ -206,6 +206,7 @@ func TestEveryOutputFlagRefusesOtherFormats(t *testing.T) {
 		"diagnose subscription": {"not-a-guid"},
 		"diagnose agreement":    {"not-a-guid"},
 		"dataverse install":     nil,
+		"sync subscriptions":    nil,
 	}
 	// The table is every runnable command with the flag: one added later is tested too.
 	var withOutput []string

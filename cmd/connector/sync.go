@@ -50,7 +50,7 @@ message) and recorded in the job's run history.`,
 			return printRun(stdout, outputText, res)
 		},
 	}, connector.NeedDataverse, connector.NeedPartnerCenter, connector.UsesServiceBus, connector.UsesNotifications)
-	cmd.AddCommand(accounts)
+	cmd.AddCommand(accounts, subscriptionsSyncCommand(getenv, stdout, stderr))
 	return cmd
 }
 

@@ -113,6 +113,7 @@ func apiRoutes() []apiRoute {
 			Summary:     "Sync provider accounts now",
 			Description: "Starts the Provider Account Sync: Partner Center's customers become provider accounts, mapped where that is safe. Poll the run until it finishes.",
 			Responses:   []apiResponse{accepted("The sync started (or was already running): poll Location.", JobRunView{})}, handle: startJob(provideraccounts.SyncJobName)},
+		syncSubscriptionsRoute(),
 
 		{Method: "GET", Path: Prefix + "/agreements/{agreementId}", ID: "GetAgreement", Role: read,
 			Summary: "Get an agreement", Description: "Reads one agreement: its attestation status, acceptance link, how and when the customer accepted.",

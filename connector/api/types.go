@@ -46,6 +46,7 @@ var typeDocs = map[string]string{
 	"ConnectorEvent":             "An event the connector posts to a subscription's callback.",
 	"EventData":                  "The event's machine-readable fields; which are present depends on the event type.",
 	"EventCandidate":             "An account that may be the provider account's, with why.",
+	"EventDrift":                 "A subscription that differs from Partner Center, what changed and what the sync did.",
 	"Problem":                    "An error: what went wrong and what to do.",
 	"FieldError":                 "One field of the request that is not valid.",
 }
@@ -203,7 +204,7 @@ type JobRunList struct {
 // WebhookSubscriptionRequest is the body of OnConnectorEvent.
 type WebhookSubscriptionRequest struct {
 	CallbackURL string `json:"callbackUrl" desc:"Where the connector posts events (filled in by Power Automate)." summary:"Callback URL" visibility:"internal" notificationurl:"true" required:"true"`
-	EventType   string `json:"eventType" desc:"The event that starts the flow." enum:"ProviderAccountNeedsMapping,LicenseChangeFailed,AgreementAccepted,JobFailed" visibility:"important" required:"true"`
+	EventType   string `json:"eventType" desc:"The event that starts the flow." enum:"ProviderAccountNeedsMapping,LicenseChangeFailed,AgreementAccepted,JobFailed,SubscriptionDrift" visibility:"important" required:"true"`
 }
 
 // WebhookSubscriptionView is a subscription in the API.
@@ -224,7 +225,7 @@ type WebhookSubscriptionList struct {
 // ConnectorEvent documents Payload, what callbacks receive (Payload's Data is a map; EventData lists its keys).
 type ConnectorEvent struct {
 	ID      string    `json:"id" desc:"The event's id: the same event may arrive more than once; de-duplicate on it."`
-	Type    string    `json:"type" desc:"The event type." enum:"ProviderAccountNeedsMapping,LicenseChangeFailed,AgreementAccepted,JobFailed"`
+	Type    string    `json:"type" desc:"The event type." enum:"ProviderAccountNeedsMapping,LicenseChangeFailed,AgreementAccepted,JobFailed,SubscriptionDrift"`
 	Time    string    `json:"time" desc:"When it happened (RFC 3339, UTC)."`
 	Title   string    `json:"title" desc:"A one-line summary for people."`
 	Message string    `json:"message" desc:"What happened and what to do, in plain words."`
@@ -250,6 +251,19 @@ type EventData struct {
 	LicenseChangeID   string           `json:"licenseChangeLogId,omitempty" desc:"The license change log (failed)."`
 	Job               string           `json:"job,omitempty" desc:"The job (failed)."`
 	RunID             string           `json:"runId,omitempty" desc:"The failed run."`
+	Drifts            []EventDrift     `json:"drifts,omitempty" desc:"The subscriptions that drifted (subscription drift; the first 20 when there are more, see count)."`
+	Seen              int              `json:"seen,omitempty" desc:"The subscriptions the sync saw (subscription drift)."`
+}
+
+// EventDrift is one subscription a SubscriptionDrift event names.
+type EventDrift struct {
+	SubscriptionID   string `json:"subscriptionId,omitempty" desc:"The subscription's row id in Dataverse."`
+	PCSubscriptionID string `json:"pcSubscriptionId" desc:"Partner Center's subscription id."`
+	TenantID         string `json:"tenantId" desc:"The customer tenant."`
+	Name             string `json:"name,omitempty" desc:"The subscription's name."`
+	Change           string `json:"change" desc:"What changed, in plain words (Seats 10 → 12)."`
+	Outcome          string `json:"outcome" desc:"Recorded (the row updated and a Provider license change created), Blocked (a change of ours is in flight: nothing written) or Missing (Partner Center no longer lists it)."`
+	LicenseChangeID  string `json:"licenseChangeLogId,omitempty" desc:"The Provider license change recorded."`
 }
 
 // EventCandidate is an account that may be a provider account's.

@@ -30,6 +30,9 @@ const (
 	LicenseChangeFailed         Type = "LicenseChangeFailed"
 	AgreementAccepted           Type = "AgreementAccepted"
 	JobFailed                   Type = "JobFailed"
+	// SubscriptionDrift: a subscription sync found changes made in Partner Center that no license change
+	// of ours explains, or that it could not record (a change of ours in flight).
+	SubscriptionDrift Type = "SubscriptionDrift"
 )
 
 // EventType is the csp_webhooksubscription.csp_eventtype choice a subscription to t carries; zero for a
@@ -44,13 +47,15 @@ func (t Type) EventType() schema.EventType {
 		return schema.EventAgreementAccepted
 	case JobFailed:
 		return schema.EventJobFailed
+	case SubscriptionDrift:
+		return schema.EventSubscriptionDrift
 	}
 	return 0
 }
 
 // Types lists every notification type, in the order of their event type choices.
 func Types() []Type {
-	return []Type{ProviderAccountNeedsMapping, LicenseChangeFailed, AgreementAccepted, JobFailed}
+	return []Type{ProviderAccountNeedsMapping, LicenseChangeFailed, AgreementAccepted, JobFailed, SubscriptionDrift}
 }
 
 // Notification is one event for people and flows.
@@ -74,7 +79,8 @@ type Payload struct {
 	// ID identifies the notification. A notification may arrive more than once (deliveries are retried,
 	// and the topic and the webhooks are separate channels): flows de-duplicate on it.
 	ID string `json:"id"`
-	// Type is the event: ProviderAccountNeedsMapping, LicenseChangeFailed, AgreementAccepted or JobFailed.
+	// Type is the event: ProviderAccountNeedsMapping, LicenseChangeFailed, AgreementAccepted, JobFailed or
+	// SubscriptionDrift.
 	Type Type `json:"type"`
 	// Time is when the event happened, RFC 3339 in UTC ("2026-11-21T10:00:00Z").
 	Time string `json:"time"`

@@ -265,6 +265,7 @@ func TestNotificationTypesMapToEventTypes(t *testing.T) {
 		LicenseChangeFailed:         schema.EventLCLFailed,
 		AgreementAccepted:           schema.EventAgreementAccepted,
 		JobFailed:                   schema.EventJobFailed,
+		SubscriptionDrift:           schema.EventSubscriptionDrift,
 	}
 	assert.Len(t, Types(), len(want))
 	for _, typ := range Types() {

@@ -106,6 +106,9 @@ const (
 	ChangeSuspend
 	ChangeReactivate
 	ChangeCancel
+	// ChangeRenewal is a change of auto-renew or term that Partner Center made on its own; recorded by the
+	// subscription sync with source Provider, never pushed.
+	ChangeRenewal
 )
 
 // ProvisioningStatus is csp_licensechangelog.csp_provisioningstatus.
@@ -174,6 +177,7 @@ const (
 	EventLCLFailed
 	EventAgreementAccepted
 	EventJobFailed
+	EventSubscriptionDrift
 )
 
 // Status reasons (statuscode). 1 and 2 are the Active and Inactive every table has.

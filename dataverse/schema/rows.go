@@ -114,6 +114,9 @@ type Subscription struct {
 	TermDuration        string            `dataverse:"csp_termduration"`
 	BillingCycle        string            `dataverse:"csp_billingcycle"`
 	CommitmentEndDate   time.Time         `dataverse:"csp_commitmentenddate"`
+	OfferName           string            `dataverse:"csp_offername"`
+	AutoRenew           bool              `dataverse:"csp_autorenew"`
+	SyncMessage         string            `dataverse:"csp_syncmessage"`
 	State               int               `dataverse:"statecode,omitzero"`
 	Status              int               `dataverse:"statuscode,omitzero"`
 }

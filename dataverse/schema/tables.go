@@ -201,6 +201,9 @@ func Schema() dataverse.Schema {
 		text("csp_termduration", "Term", 20),
 		text("csp_billingcycle", "Billing cycle", 50),
 		when("csp_commitmentenddate", "Commitment end date"),
+		text("csp_offername", "Offer name", 200),
+		yesNo("csp_autorenew", "Auto-renew"),
+		memo("csp_syncmessage", "Sync message"),
 	)
 	subscription.Keys = []dataverse.AlternateKey{{SchemaName: KeySubscriptionPCID, Columns: []string{"csp_provideraccount", "csp_pcsubscriptionid"}}}
 	subscription.StatusReasons = []dataverse.Option{{Value: SubscriptionSuspended, Label: "Suspended", State: StateActive}}
@@ -208,7 +211,7 @@ func Schema() dataverse.Schema {
 	lcl := table(TableLicenseChangeLog, SetLicenseChangeLogs, "License Change Log", "License Change Logs",
 		"One change to push to the provider: a purchase, seat change, suspension, reactivation or cancellation.", "Name",
 		lookup("csp_subscription", "Subscription", TableSubscription),
-		choice("csp_changetype", "Change type", opt(ChangePurchase, "Purchase"), opt(ChangeQuantity, "Quantity"), opt(ChangeSuspend, "Suspend"), opt(ChangeReactivate, "Reactivate"), opt(ChangeCancel, "Cancel")),
+		choice("csp_changetype", "Change type", opt(ChangePurchase, "Purchase"), opt(ChangeQuantity, "Quantity"), opt(ChangeSuspend, "Suspend"), opt(ChangeReactivate, "Reactivate"), opt(ChangeCancel, "Cancel"), opt(ChangeRenewal, "Renewal or term")),
 		whole("csp_quantity", "New quantity"),
 		whole("csp_previousquantity", "Previous quantity"),
 		when("csp_effectivedate", "Effective date"),
@@ -267,7 +270,7 @@ func Schema() dataverse.Schema {
 
 	hook := table(TableWebhookSubscription, SetWebhookSubscriptions, "Connector Webhook", "Connector Webhooks",
 		"A Power Automate (or other) subscription to connector events.", "Name",
-		choice("csp_eventtype", "Event type", opt(EventProviderAccountNeedsMapping, "Provider account needs mapping"), opt(EventLCLFailed, "License change failed"), opt(EventAgreementAccepted, "Agreement accepted"), opt(EventJobFailed, "Job failed")),
+		choice("csp_eventtype", "Event type", opt(EventProviderAccountNeedsMapping, "Provider account needs mapping"), opt(EventLCLFailed, "License change failed"), opt(EventAgreementAccepted, "Agreement accepted"), opt(EventJobFailed, "Job failed"), opt(EventSubscriptionDrift, "Subscription drift")),
 		dataverse.Column{LogicalName: "csp_callbackurl", DisplayName: "Callback URL", Type: dataverse.TypeString, MaxLength: 2000, Format: "Url", Secured: true,
 			Description: "A secret: anyone holding it can post to the flow. Column security restricts who reads it; the connector never logs it."},
 		text("csp_owner", "Owner", 200),

@@ -434,6 +434,41 @@ func (s *Server) Subscription(tenantID, subscriptionID string) (Subscription, bo
 	}, true
 }
 
+// ChangeSubscription changes a subscription as Partner Center does on its own or as a person does in its
+// portal (a seat change, a suspension, a renewal setting, a new term): the quantity when not zero, the
+// status, billing cycle and term when not empty, and auto-renew. It gets a new ETag.
+func (s *Server) ChangeSubscription(tenantID string, sc Subscription) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.customers[normalizeID(tenantID)]
+	if c == nil {
+		return fmt.Errorf("partnercentertest: no customer %s", tenantID)
+	}
+	sub := c.subs[strings.ToLower(sc.ID)]
+	if sub == nil {
+		return fmt.Errorf("partnercentertest: customer %s has no subscription %s", tenantID, sc.ID)
+	}
+	if sc.Quantity > 0 {
+		if sc.Quantity > sub.quantity {
+			sub.lots = append(sub.lots, seatLot{quantity: sc.Quantity - sub.quantity, until: s.now().Add(sub.refundWindow)})
+		}
+		sub.quantity = sc.Quantity
+	}
+	if sc.Status != "" {
+		sub.status = strings.ToLower(sc.Status)
+	}
+	if sc.BillingCycle != "" {
+		sub.billingCycle = sc.BillingCycle
+	}
+	if sc.TermDuration != "" {
+		sub.termDuration = sc.TermDuration
+	}
+	sub.autoRenew = sc.AutoRenew
+	sub.etag = newETag()
+	sub.stale = nil
+	return nil
+}
+
 // Subscriptions returns the ids of a customer's subscriptions, in creation order.
 func (s *Server) Subscriptions(tenantID string) []string {
 	s.mu.Lock()

@@ -1,0 +1,240 @@
+package subscriptions
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cspconnector/csp-connector/dataverse"
+	"github.com/cspconnector/csp-connector/dataverse/dataversetest"
+	"github.com/cspconnector/csp-connector/dataverse/schema"
+	"github.com/cspconnector/csp-connector/partnercenter"
+	"github.com/cspconnector/csp-connector/partnercenter/partnercentertest"
+)
+
+// The workload of BenchmarkSubscriptionSync: customers with 4 subscriptions each (one an add-on), every
+// customer a mapped provider account.
+const (
+	subBenchPerCustomer = 4
+	subBenchDVLatency   = 2 * time.Millisecond
+	subBenchPCLatency   = 2 * time.Millisecond
+	subBenchChildEnv    = "CONNECTOR_SUBSCRIPTION_BENCH_CUSTOMERS"
+)
+
+// BenchmarkSubscriptionSync runs a first sync and an unchanged re-sync of 5,000 and 20,000 subscriptions
+// against both simulators in a child process, over loopback HTTP with latency. It fails if Partner Center
+// requests are not one per customer listing, if Dataverse writes exceed a $batch per 200 rows, or if the
+// re-sync writes anything; it reports the peak heap the sync adds.
+//
+//	go test -run XXX -bench BenchmarkSubscriptionSync -benchtime 1x ./connector/subscriptions/
+func BenchmarkSubscriptionSync(b *testing.B) {
+	for _, subs := range []int{5000, 20000} {
+		b.Run(fmt.Sprintf("subscriptions=%d", subs), func(b *testing.B) {
+			for range b.N {
+				benchSubscriptionSync(b, subs/subBenchPerCustomer)
+			}
+		})
+	}
+}
+
+// TestSubscriptionBenchSimulators is the child process of BenchmarkSubscriptionSync.
+func TestSubscriptionBenchSimulators(t *testing.T) {
+	n, err := strconv.Atoi(os.Getenv(subBenchChildEnv))
+	if err != nil {
+		t.Skip("the simulators of BenchmarkSubscriptionSync: run by the benchmark")
+	}
+	dvs, err := dataversetest.NewServer(dataversetest.Options{Tables: schema.Schema().Tables})
+	require.NoError(t, err)
+	defer dvs.Close()
+	pcs, err := partnercentertest.NewServer(partnercentertest.Options{AuthOptional: true})
+	require.NoError(t, err)
+	defer pcs.Close()
+	provider, err := dvs.Insert(schema.TableProvider, map[string]any{"csp_name": "Microsoft Partner Center", "csp_type": int(schema.ProviderAutomatic)})
+	require.NoError(t, err)
+	account, err := dvs.Insert(schema.TableAccount, map[string]any{"name": "Accounts"})
+	require.NoError(t, err)
+	for i := range n {
+		tenant := uuid.NewString()
+		require.NoError(t, pcs.AddCustomer(partnercentertest.Customer{TenantID: tenant, CompanyName: fmt.Sprintf("Customer %05d", i), Domain: fmt.Sprintf("customer%05d.example", i)}))
+		parent := uuid.NewString()
+		require.NoError(t, pcs.AddSubscription(tenant, partnercentertest.Subscription{ID: parent, OfferID: offerE3, Quantity: 10, AutoRenew: true}))
+		require.NoError(t, pcs.AddSubscription(tenant, partnercentertest.Subscription{ID: uuid.NewString(), OfferID: offerAddOnID, ParentSubscriptionID: parent, Quantity: 10}))
+		for range subBenchPerCustomer - 2 {
+			require.NoError(t, pcs.AddSubscription(tenant, partnercentertest.Subscription{ID: uuid.NewString(), OfferID: offerBasic, Quantity: 5}))
+		}
+		_, err := dvs.Insert(schema.TableProviderAccount, map[string]any{"csp_name": fmt.Sprintf("Customer %05d", i), "csp_tenantid": tenant,
+			"csp_provider@odata.bind": "/csp_providers(" + provider + ")", "csp_account@odata.bind": "/accounts(" + account + ")"})
+		require.NoError(t, err)
+	}
+	dvs.SetLatency(subBenchDVLatency)
+	pcs.SetLatency(subBenchPCLatency)
+	fmt.Printf("READY %s %s\n", dvs.URL, pcs.URL)
+	_, _ = io.Copy(io.Discard, os.Stdin)
+}
+
+type requestCounter struct {
+	next                            http.RoundTripper
+	reads, batches, rest, status429 atomic.Int64
+}
+
+func (c *requestCounter) RoundTrip(r *http.Request) (*http.Response, error) {
+	switch {
+	case r.Method == http.MethodGet:
+		c.reads.Add(1)
+	case strings.HasSuffix(r.URL.Path, "/$batch"):
+		c.batches.Add(1)
+	default:
+		c.rest.Add(1)
+	}
+	resp, err := c.next.RoundTrip(r)
+	if err == nil && resp.StatusCode == http.StatusTooManyRequests {
+		c.status429.Add(1)
+	}
+	return resp, err
+}
+
+func (c *requestCounter) reset() {
+	c.reads.Store(0)
+	c.batches.Store(0)
+	c.rest.Store(0)
+	c.status429.Store(0)
+}
+
+func benchSubscriptionSync(b *testing.B, customers int) {
+	b.StopTimer()
+	child := exec.Command(os.Args[0], "-test.run=^TestSubscriptionBenchSimulators$")
+	child.Env = append(os.Environ(), fmt.Sprintf("%s=%d", subBenchChildEnv, customers))
+	stdin, err := child.StdinPipe()
+	require.NoError(b, err)
+	stdout, err := child.StdoutPipe()
+	require.NoError(b, err)
+	child.Stderr = os.Stderr
+	require.NoError(b, child.Start())
+	defer func() { _ = stdin.Close(); _ = child.Wait() }()
+	var dvURL, pcURL string
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		if f := strings.Fields(sc.Text()); len(f) == 3 && f[0] == "READY" {
+			dvURL, pcURL = f[1], f[2]
+			break
+		}
+	}
+	require.NotEmpty(b, dvURL, "the simulators' child process did not start")
+	go func() { _, _ = io.Copy(io.Discard, stdout) }()
+
+	dvCount := &requestCounter{next: http.DefaultTransport}
+	pcCount := &requestCounter{next: http.DefaultTransport}
+	dv, err := dataverse.NewClient(dvURL, nil, &dataverse.ClientOptions{HTTPClient: &http.Client{Transport: dvCount}})
+	require.NoError(b, err)
+	pc, err := partnercenter.NewClient(pcURL, partnercenter.Credentials{}, &partnercenter.ClientOptions{HTTPClient: &http.Client{Transport: pcCount}})
+	require.NoError(b, err)
+	w := New(dv, pc, nil)
+	subs := customers * subBenchPerCustomer
+	ceil := func(a, b int) int { return (a + b - 1) / b }
+	groups := ceil(customers, w.groupSize)
+	measure := func() (SyncResult, subMeasure) {
+		dvCount.reset()
+		pcCount.reset()
+		var res SyncResult
+		m := measureHeap(b, func() {
+			var err error
+			res, err = w.Sync(b.Context(), SyncOptions{})
+			require.NoError(b, err)
+		})
+		m.dvReads, m.dvBatches, m.dvOther = int(dvCount.reads.Load()), int(dvCount.batches.Load()), int(dvCount.rest.Load())
+		m.pcRequests, m.pc429 = int(pcCount.reads.Load()+pcCount.rest.Load()), int(pcCount.status429.Load())
+		return res, m
+	}
+	first, fm := measure()
+	require.Equal(b, subs, first.Created)
+	require.Equal(b, customers, fm.pcRequests, "Partner Center requests = one listing (page) per customer")
+	require.Zero(b, fm.pc429)
+	// Reads: the changes in flight, the provider accounts (pages of 5,000), the rows of each group.
+	minReads := 1 + max(1, ceil(customers, 5000)) + groups
+	require.Equal(b, minReads, fm.dvReads, "Dataverse reads")
+	// Writes: a $batch per 200 rows, at most one short batch per group.
+	require.LessOrEqual(b, fm.dvBatches, ceil(subs, w.batchSize)+groups)
+	require.Zero(b, fm.dvOther)
+
+	second, sm := measure()
+	require.Equal(b, subs, second.Unchanged)
+	require.Zero(b, sm.dvBatches+sm.dvOther, "an unchanged re-sync writes nothing")
+	require.Equal(b, customers, sm.pcRequests)
+
+	b.ReportMetric(float64(fm.pcRequests), "pc-req")
+	b.ReportMetric(float64(fm.pc429), "pc-429")
+	b.ReportMetric(float64(fm.dvReads), "first-dv-reads")
+	b.ReportMetric(float64(fm.dvBatches), "first-dv-batches")
+	b.ReportMetric(fm.wall.Seconds(), "first-s")
+	b.ReportMetric(float64(fm.peakHeap)/(1<<20), "first-peak-MiB")
+	b.ReportMetric(float64(sm.dvBatches+sm.dvOther), "resync-dv-writes")
+	b.ReportMetric(sm.wall.Seconds(), "resync-s")
+	b.ReportMetric(float64(sm.peakHeap)/(1<<20), "resync-peak-MiB")
+	b.Logf("%d subscriptions of %d customers: first sync %s: %d PC requests (%d 429), %d DV reads (min %d), %d DV batches (min %d), peak heap +%.1f MiB; re-sync %s: %d PC requests, %d DV writes, peak heap +%.1f MiB",
+		subs, customers, fm.wall.Round(time.Millisecond), fm.pcRequests, fm.pc429, fm.dvReads, minReads, fm.dvBatches, ceil(subs, w.batchSize), float64(fm.peakHeap)/(1<<20),
+		sm.wall.Round(time.Millisecond), sm.pcRequests, sm.dvBatches+sm.dvOther, float64(sm.peakHeap)/(1<<20))
+}
+
+type subMeasure struct {
+	wall                                           time.Duration
+	pcRequests, pc429, dvReads, dvBatches, dvOther int
+	peakHeap                                       uint64
+}
+
+// measureHeap times run and samples the live heap while it runs, with GOGC lowered so that garbage
+// waiting for collection does not pass for live data.
+func measureHeap(b *testing.B, run func()) subMeasure {
+	old := debug.SetGCPercent(5)
+	defer debug.SetGCPercent(old)
+	runtime.GC()
+	before := heapLive()
+	var peak atomic.Uint64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				if h := heapLive(); h > peak.Load() {
+					peak.Store(h)
+				}
+			}
+		}
+	})
+	b.StartTimer()
+	start := time.Now()
+	run()
+	m := subMeasure{wall: time.Since(start)}
+	b.StopTimer()
+	close(stop)
+	wg.Wait()
+	if p := peak.Load(); p > before {
+		m.peakHeap = p - before
+	}
+	return m
+}
+
+func heapLive() uint64 {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}

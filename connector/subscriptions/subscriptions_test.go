@@ -1,0 +1,334 @@
+package subscriptions
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cspconnector/csp-connector/connector/notify"
+	"github.com/cspconnector/csp-connector/dataverse"
+	"github.com/cspconnector/csp-connector/dataverse/dataversetest"
+	"github.com/cspconnector/csp-connector/dataverse/schema"
+	"github.com/cspconnector/csp-connector/internal/testrig"
+	"github.com/cspconnector/csp-connector/partnercenter"
+	"github.com/cspconnector/csp-connector/partnercenter/partnercentertest"
+)
+
+// rig is the subscription sync on both simulators: one provider, one provider account mapped to an
+// account and a Partner Center customer.
+type rig struct {
+	DVS     *dataversetest.Server
+	PCS     *partnercentertest.Server
+	DV      *dataverse.Client
+	W       *Workflow
+	Clock   *testrig.Clock
+	PA      dataverse.GUID
+	Tenant  string
+	writes  atomic.Int64 // Dataverse requests other than GETs
+	reverse atomic.Bool  // Partner Center's subscription lists come in reverse order
+
+	mu      sync.Mutex
+	notices []notify.Notification
+}
+
+type countingTransport struct {
+	next http.RoundTripper
+	f    func(*http.Request, *http.Response) (*http.Response, error)
+}
+
+func (c countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := c.next.RoundTrip(r)
+	if err != nil {
+		return resp, err
+	}
+	return c.f(r, resp)
+}
+
+func newRig(t *testing.T) *rig {
+	t.Helper()
+	ctx := t.Context()
+	clk := testrig.NewClock(time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC))
+	dvs, err := dataversetest.NewServer(dataversetest.Options{Tables: schema.Schema().Tables, Now: clk.Now})
+	require.NoError(t, err)
+	t.Cleanup(dvs.Close)
+	pcs, err := partnercentertest.NewServer(partnercentertest.Options{Now: clk.Now, AuthOptional: true, DisableRateLimit: true})
+	require.NoError(t, err)
+	t.Cleanup(pcs.Close)
+	r := &rig{DVS: dvs, PCS: pcs, Clock: clk}
+	dvHC := &http.Client{Transport: countingTransport{next: dvs.Client().Transport, f: func(req *http.Request, resp *http.Response) (*http.Response, error) {
+		if req.Method != http.MethodGet {
+			r.writes.Add(1)
+		}
+		return resp, nil
+	}}}
+	pcHC := &http.Client{Transport: countingTransport{next: pcs.Client().Transport, f: func(req *http.Request, resp *http.Response) (*http.Response, error) {
+		if !r.reverse.Load() || req.Method != http.MethodGet || !strings.HasSuffix(req.URL.Path, "/subscriptions") {
+			return resp, nil
+		}
+		body, err := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		var page map[string]any
+		if err := json.Unmarshal(bytes.TrimPrefix(body, []byte("\ufeff")), &page); err != nil {
+			return nil, err
+		}
+		items, _ := page["items"].([]any)
+		slices.Reverse(items)
+		body, _ = json.Marshal(page)
+		resp.Body = io.NopCloser(bytes.NewReader(body))
+		resp.ContentLength = int64(len(body))
+		resp.Header.Del("Content-Length")
+		return resp, nil
+	}}}
+	dv, err := dataverse.NewClient(dvs.URL, nil, &dataverse.ClientOptions{HTTPClient: dvHC, MaxRetries: 3, MinRetryWait: time.Millisecond, MaxRetryWait: 20 * time.Millisecond})
+	require.NoError(t, err)
+	pc, err := partnercenter.NewClient(pcs.URL, partnercenter.Credentials{}, &partnercenter.ClientOptions{HTTPClient: pcHC, MaxRetries: 1, MinRetryWait: time.Millisecond, MaxRetryWait: 5 * time.Millisecond})
+	require.NoError(t, err)
+	r.DV = dv
+	provider, err := dv.Create(ctx, schema.SetProviders, dataverse.Row{"csp_name": "Microsoft Partner Center", "csp_type": int(schema.ProviderAutomatic)})
+	require.NoError(t, err)
+	account, err := dv.Create(ctx, schema.SetAccounts, dataverse.Row{"name": "Contoso"})
+	require.NoError(t, err)
+	r.Tenant = uuid.NewString()
+	require.NoError(t, pcs.AddCustomer(partnercentertest.Customer{TenantID: r.Tenant, CompanyName: "Contoso", Domain: "contoso.example"}))
+	r.PA, err = dv.Create(ctx, schema.SetProviderAccounts, dataverse.Row{"csp_name": "Contoso", "csp_tenantid": r.Tenant,
+		"csp_provider@odata.bind": dataverse.Bind(schema.SetProviders, provider), "csp_account@odata.bind": dataverse.Bind(schema.SetAccounts, account),
+		"csp_mappingstatus": int(schema.MappingMapped)})
+	require.NoError(t, err)
+	r.W = New(dv, pc, &Options{Now: clk.Now, BatchSize: 3, Publish: func(n notify.Notification) bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.notices = append(r.notices, n)
+		return true
+	}})
+	return r
+}
+
+func (r *rig) Notices() []notify.Notification {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := r.notices
+	r.notices = nil
+	return n
+}
+
+const (
+	offerBasic   = "CFQ7TTC0LH18:0001:CFQ7TTC0K971"
+	offerE3      = "CFQ7TTC0LFLX:0001:CFQ7TTC0K8P5"
+	offerAddOnID = "CFQ7TTC0LHSF:0001:CFQ7TTC0KXG6"
+)
+
+func (r *rig) AddSub(t *testing.T, id, offer, parent string, qty int) {
+	t.Helper()
+	require.NoError(t, r.PCS.AddSubscription(r.Tenant, partnercentertest.Subscription{ID: id, OfferID: offer, OfferName: "Offer " + id,
+		ParentSubscriptionID: parent, Quantity: qty, AutoRenew: true}))
+}
+
+// Row reads the subscription row of a Partner Center subscription.
+func (r *rig) Row(t *testing.T, pcID string) schema.Subscription {
+	t.Helper()
+	raw, err := r.DV.GetByKey(t.Context(), schema.SetSubscriptions, subscriptionKey(r.PA, pcID), &dataverse.GetOptions{Select: dataverse.Columns[schema.Subscription]()})
+	require.NoError(t, err)
+	var s schema.Subscription
+	require.NoError(t, dataverse.Unmarshal(raw, &s))
+	return s
+}
+
+func (r *rig) LCLs(t *testing.T) []schema.LicenseChangeLog {
+	t.Helper()
+	var out []schema.LicenseChangeLog
+	for raw, err := range r.DV.List(t.Context(), schema.SetLicenseChangeLogs, &dataverse.Query{Select: dataverse.Columns[schema.LicenseChangeLog]()}) {
+		require.NoError(t, err)
+		var l schema.LicenseChangeLog
+		require.NoError(t, dataverse.Unmarshal(raw, &l))
+		out = append(out, l)
+	}
+	return out
+}
+
+func (r *rig) Sync(t *testing.T) SyncResult {
+	t.Helper()
+	res, err := r.W.Sync(t.Context(), SyncOptions{})
+	require.NoError(t, err)
+	return res
+}
+
+func TestSyncCreatesUpdatesAndWritesNothingWhenUnchanged(t *testing.T) {
+	r := newRig(t)
+	subA, subB := uuid.NewString(), uuid.NewString()
+	r.AddSub(t, subA, offerBasic, "", 10)
+	r.AddSub(t, subB, offerE3, "", 5)
+
+	res := r.Sync(t)
+	assert.Equal(t, SyncCounts{Seen: 2, Created: 2}, res.SyncCounts)
+	a := r.Row(t, subA)
+	assert.Equal(t, 10, a.Quantity)
+	assert.Equal(t, "Offer "+subA, a.OfferName)
+	assert.Equal(t, offerBasic, a.OfferID)
+	assert.Equal(t, "P1Y", a.TermDuration)
+	assert.Equal(t, "monthly", a.BillingCycle)
+	assert.True(t, a.AutoRenew)
+	assert.False(t, a.CommitmentEndDate.IsZero())
+	assert.Equal(t, r.Clock.Now().UTC(), a.ActualProvisionedOn.UTC(), "Actual provisioned on: when first seen")
+	assert.Equal(t, r.PA, a.ProviderAccount.ID)
+	assert.False(t, a.Account.IsZero())
+	assert.Empty(t, r.LCLs(t), "a new subscription is not drift")
+
+	// A column a person changed in Dynamics is put back; it is not a change in Partner Center.
+	_, err := r.DV.Update(t.Context(), schema.SetSubscriptions, a.ID, dataverse.Row{"csp_offername": "typed by hand"}, nil)
+	require.NoError(t, err)
+	r.Clock.Advance(time.Hour)
+	res = r.Sync(t)
+	assert.Equal(t, SyncCounts{Seen: 2, Updated: 1, Unchanged: 1}, res.SyncCounts)
+	assert.Equal(t, "Offer "+subA, r.Row(t, subA).OfferName)
+	assert.Equal(t, a.ActualProvisionedOn, r.Row(t, subA).ActualProvisionedOn, "first seen stays")
+	assert.Empty(t, r.LCLs(t))
+
+	// Nothing changed: nothing is written.
+	r.writes.Store(0)
+	res = r.Sync(t)
+	assert.Equal(t, SyncCounts{Seen: 2, Unchanged: 2}, res.SyncCounts)
+	assert.Zero(t, r.writes.Load(), "a re-sync with nothing changed writes nothing")
+	assert.Empty(t, r.Notices())
+}
+
+func TestSyncResolvesAddOnParentWhateverTheOrder(t *testing.T) {
+	for _, reverse := range []bool{false, true} {
+		t.Run(map[bool]string{false: "parent first", true: "add-on first"}[reverse], func(t *testing.T) {
+			r := newRig(t)
+			r.reverse.Store(reverse)
+			parent, addOn := uuid.NewString(), uuid.NewString()
+			r.AddSub(t, parent, offerE3, "", 10)
+			r.AddSub(t, addOn, offerAddOnID, parent, 10)
+			res := r.Sync(t)
+			assert.Equal(t, SyncCounts{Seen: 2, Created: 2}, res.SyncCounts)
+			assert.Equal(t, r.Row(t, parent).ID, r.Row(t, addOn).Parent.ID)
+			r.writes.Store(0)
+			res = r.Sync(t)
+			assert.Equal(t, SyncCounts{Seen: 2, Unchanged: 2}, res.SyncCounts)
+			assert.Zero(t, r.writes.Load())
+		})
+	}
+}
+
+func TestSyncRecordsDriftAsProviderChange(t *testing.T) {
+	r := newRig(t)
+	sub := uuid.NewString()
+	r.AddSub(t, sub, offerBasic, "", 10)
+	r.Sync(t)
+	require.NoError(t, r.PCS.ChangeSubscription(r.Tenant, partnercentertest.Subscription{ID: sub, Quantity: 12, AutoRenew: true}))
+	r.Clock.Advance(time.Hour)
+
+	res := r.Sync(t)
+	assert.Equal(t, SyncCounts{Seen: 1, Updated: 1, Drifted: 1}, res.SyncCounts)
+	row := r.Row(t, sub)
+	assert.Equal(t, 12, row.Quantity)
+	lcls := r.LCLs(t)
+	require.Len(t, lcls, 1)
+	l := lcls[0]
+	assert.Equal(t, schema.SourceProvider, l.ChangeSource)
+	assert.Equal(t, schema.ProvisioningNotApplicable, l.ProvisioningStatus)
+	assert.Equal(t, schema.ChangeQuantity, l.ChangeType)
+	require.NotNil(t, l.Quantity)
+	require.NotNil(t, l.PreviousQuantity)
+	assert.Equal(t, 12, *l.Quantity)
+	assert.Equal(t, 10, *l.PreviousQuantity)
+	assert.Equal(t, row.ID, l.Subscription.ID)
+	assert.Contains(t, l.ProvisioningMessage, "Seats 10 → 12, changed in Partner Center; seen on")
+	require.Len(t, res.Drifts, 1)
+	assert.Equal(t, Recorded, res.Drifts[0].Outcome)
+	assert.Equal(t, l.ID, res.Drifts[0].LicenseChange)
+	assert.Contains(t, res.Summary(), "Seats 10 → 12")
+
+	notices := r.Notices()
+	require.Len(t, notices, 1)
+	assert.Equal(t, notify.SubscriptionDrift, notices[0].Type)
+	assert.Contains(t, notices[0].Body, "Seats 10 → 12")
+	assert.Equal(t, schema.EventSubscriptionDrift, notify.SubscriptionDrift.EventType())
+
+	// Recorded once: the next run finds nothing.
+	r.writes.Store(0)
+	res = r.Sync(t)
+	assert.Equal(t, SyncCounts{Seen: 1, Unchanged: 1}, res.SyncCounts)
+	assert.Zero(t, r.writes.Load())
+	assert.Len(t, r.LCLs(t), 1)
+}
+
+func TestSyncRecordsSuspensionAndRenewalDrift(t *testing.T) {
+	r := newRig(t)
+	sub := uuid.NewString()
+	r.AddSub(t, sub, offerBasic, "", 10)
+	r.Sync(t)
+	require.NoError(t, r.PCS.ChangeSubscription(r.Tenant, partnercentertest.Subscription{ID: sub, Status: "suspended", AutoRenew: false}))
+	res := r.Sync(t)
+	assert.Equal(t, 1, res.Drifted)
+	row := r.Row(t, sub)
+	assert.Equal(t, schema.SubscriptionSuspended, row.Status)
+	assert.False(t, row.AutoRenew)
+	var types []schema.ChangeType
+	for _, l := range r.LCLs(t) {
+		assert.Equal(t, schema.SourceProvider, l.ChangeSource)
+		types = append(types, l.ChangeType)
+	}
+	assert.ElementsMatch(t, []schema.ChangeType{schema.ChangeSuspend, schema.ChangeRenewal}, types)
+}
+
+func TestSyncLeavesSubscriptionWithChangeInFlight(t *testing.T) {
+	r := newRig(t)
+	sub := uuid.NewString()
+	r.AddSub(t, sub, offerBasic, "", 10)
+	r.Sync(t)
+	row := r.Row(t, sub)
+	_, err := r.DV.Create(t.Context(), schema.SetLicenseChangeLogs, dataverse.Row{"csp_name": "Add 5 seats",
+		"csp_subscription@odata.bind": dataverse.Bind(schema.SetSubscriptions, row.ID), "csp_changetype": int(schema.ChangeQuantity),
+		"csp_quantity": 15, "csp_provisioningstatus": int(schema.ProvisioningAwaiting), "csp_changesource": int(schema.SourceDynamics)})
+	require.NoError(t, err)
+	require.NoError(t, r.PCS.ChangeSubscription(r.Tenant, partnercentertest.Subscription{ID: sub, Quantity: 12, AutoRenew: true}))
+
+	r.writes.Store(0)
+	res := r.Sync(t)
+	assert.Equal(t, SyncCounts{Seen: 1, Drifted: 1}, res.SyncCounts)
+	assert.Zero(t, r.writes.Load(), "a subscription with a change of ours in flight is never touched")
+	assert.Equal(t, row.ETag, r.Row(t, sub).ETag)
+	assert.Len(t, r.LCLs(t), 1, "no Provider change")
+	require.Len(t, res.Drifts, 1)
+	assert.Equal(t, Blocked, res.Drifts[0].Outcome)
+	assert.Equal(t, "Seats 10 → 12", res.Drifts[0].Change)
+	notices := r.Notices()
+	require.Len(t, notices, 1)
+	assert.Equal(t, notify.SubscriptionDrift, notices[0].Type)
+	assert.Contains(t, notices[0].Body, "in flight")
+}
+
+func TestSyncFlagsSubscriptionPartnerCenterNoLongerLists(t *testing.T) {
+	r := newRig(t)
+	sub := uuid.NewString()
+	r.AddSub(t, sub, offerBasic, "", 10)
+	r.Sync(t)
+	gone := uuid.NewString()
+	_, err := r.DV.Create(t.Context(), schema.SetSubscriptions, dataverse.Row{"csp_name": "Bought earlier", "csp_pcsubscriptionid": gone, "csp_quantity": 3,
+		"csp_provideraccount@odata.bind": dataverse.Bind(schema.SetProviderAccounts, r.PA)})
+	require.NoError(t, err)
+	res := r.Sync(t)
+	assert.Equal(t, 1, res.Drifted)
+	require.Len(t, res.Drifts, 1)
+	assert.Equal(t, Missing, res.Drifts[0].Outcome)
+	assert.Contains(t, r.Row(t, gone).SyncMessage, "Partner Center no longer lists this subscription")
+	r.writes.Store(0)
+	res = r.Sync(t)
+	assert.Equal(t, 1, res.Drifted, "still reported")
+	assert.Zero(t, r.writes.Load(), "flagged once")
+}
