@@ -10,7 +10,7 @@
 // rules of package mapping, claims the row, makes the change in Partner Center exactly once and writes the
 // outcome and a message for people back onto the row. The intake then settles the message.
 //
-// The other workflows — provideraccounts, agreements, connectivity — are wired the same way; package jobs
+// The other workflows — provideraccounts, agreements, subscriptions, connectivity — are wired the same way; package jobs
 // runs their scheduled work under a lease, package notify tells people and flows what needs them, and
 // package api serves the operations Power Automate calls. This package holds only what joins them: the
 // configuration (every problem reported at once), the clients built from it, the Service that wires and
