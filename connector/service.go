@@ -258,7 +258,7 @@ func (s *Service) Work(ctx context.Context, fn func(ctx context.Context) error) 
 		defer close(done)
 		var wg sync.WaitGroup
 		wg.Go(func() { s.Notifications.Run(qctx) })
-		s.Queue.Run(qctx, qctx)
+		s.Queue.Run(qctx)
 		wg.Wait()
 	}()
 	err := fn(ctx)
@@ -404,7 +404,9 @@ func (s *Service) Run(parent context.Context) error {
 	}
 
 	var wg sync.WaitGroup
-	wg.Go(func() { s.Queue.Run(ctx, workCtx) })
+	wg.Go(func() { s.Queue.Run(workCtx) })
+	stopQueue := context.AfterFunc(ctx, func() { _ = s.Queue.Shutdown(workCtx) })
+	defer stopQueue()
 	wg.Go(func() { s.Jobs.Run(ctx, workCtx) })
 	// Notifications outlive the work that publishes them, by a short flush at the end.
 	notifyCtx, stopNotify := context.WithCancel(context.WithoutCancel(ctx))

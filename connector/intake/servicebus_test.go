@@ -82,7 +82,8 @@ func startRig(t *testing.T, o rigOptions) *listenerRig {
 	workCtx, stopWork := context.WithCancel(context.Background())
 	r.stop, r.stopWork = stop, stopWork
 	var wg sync.WaitGroup
-	wg.Go(func() { q.Run(ctx, workCtx) })
+	wg.Go(func() { q.Run(workCtx) })
+	context.AfterFunc(ctx, func() { _ = q.Shutdown(workCtx) })
 	wg.Go(func() { _ = r.listener.Run(ctx, workCtx) })
 	go func() { wg.Wait(); close(r.done) }()
 	t.Cleanup(func() { r.shutdown(t) })
@@ -362,7 +363,7 @@ func BenchmarkServiceBusIntake(b *testing.B) {
 	var wg sync.WaitGroup
 	b.ResetTimer()
 	start := time.Now()
-	wg.Go(func() { q.Run(ctx, context.Background()) })
+	wg.Go(func() { q.Run(ctx) })
 	wg.Go(func() { _ = l.Run(ctx, context.Background()) })
 	for broker.Stats(b, "events").Completed < b.N {
 		time.Sleep(5 * time.Millisecond)
