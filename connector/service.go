@@ -413,7 +413,9 @@ func (s *Service) Run(parent context.Context) error {
 	notifyDone := make(chan struct{})
 	go func() { defer close(notifyDone); s.Notifications.Run(notifyCtx) }()
 	if s.listener != nil {
-		wg.Go(func() { _ = s.listener.Run(ctx, workCtx) })
+		wg.Go(func() { _ = s.listener.Run(workCtx) })
+		stopListener := context.AfterFunc(ctx, func() { _ = s.listener.Shutdown(workCtx) })
+		defer stopListener()
 	}
 	var runErr error
 	select {
