@@ -65,9 +65,6 @@ type Service struct {
 	started atomic.Bool
 	// submitting counts submitAll goroutines still handing rows to the queue.
 	submitting inflight
-	// workCtx bounds work started outside a handler (the API's job runs): it outlives requests and ends
-	// after the shutdown bound.
-	workCtx atomic.Pointer[context.Context]
 	// callbacks is the rule for webhook subscriptions' callback URLs, for subscribing and delivering.
 	callbacks notify.CallbackPolicy
 	// API serves /api/v1 (answering 404 when no authentication is configured).
@@ -232,20 +229,12 @@ func NewService(cfg Config, opts ServiceOptions) (*Service, error) {
 // apiDeps is what the HTTP API uses of the service.
 func (s *Service) apiDeps() api.Deps {
 	return api.Deps{DV: s.DV, Prov: s.Prov, Accounts: s.Accounts, Agreements: s.Agreements, Conn: s.Conn, Jobs: s.Jobs, Queue: s.Queue,
-		Callbacks: s.callbacks, Background: s.background, Started: s.started.Load}
-}
-
-// background is the context of work the service starts on its own behalf: the work context while Run
-// runs, a background context before (commands that call the workflows directly).
-func (s *Service) background() context.Context {
-	if ctx := s.workCtx.Load(); ctx != nil {
-		return *ctx
-	}
-	return context.Background()
+		Callbacks: s.callbacks, Started: s.started.Load}
 }
 
 // submitAll hands rows to the work queue from a handler or a job without holding it up: a full queue makes
-// the submissions wait, never the caller (whose worker the queue may need to drain).
+// the submissions wait, never the caller (whose worker the queue may need to drain). They outlive the
+// caller's context; the queue's shutdown ends them (Submit answers ErrShuttingDown).
 func (s *Service) submitAll(ctx context.Context, table string, ids []dataverse.GUID) {
 	ctx = context.WithoutCancel(ctx)
 	s.submitting.add()
@@ -270,7 +259,7 @@ func (s *Service) Work(ctx context.Context, fn func(ctx context.Context) error) 
 		defer close(done)
 		var wg sync.WaitGroup
 		wg.Go(func() { s.Notifications.Run(qctx) })
-		s.Queue.Run(qctx, qctx)
+		s.Queue.Run(qctx)
 		wg.Wait()
 	}()
 	err := fn(ctx)
@@ -397,16 +386,6 @@ func (s *Service) Run(parent context.Context) error {
 	}
 	s.log.Info("serving HTTP", "addr", ln.Addr().String(), "webhook", s.cfg.WebhookKey != "", "servicebus", s.listener != nil)
 
-	// Work outlives ctx by the shutdown bound.
-	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelWork()
-	s.workCtx.Store(&workCtx)
-	stopTimer := context.AfterFunc(ctx, func() {
-		s.log.Info("shutting down", "running_work_bound", s.cfg.ShutdownTimeout)
-		time.AfterFunc(s.cfg.ShutdownTimeout, cancelWork)
-	})
-	defer stopTimer()
-
 	if err := s.start(ctx); err != nil {
 		_ = srv.Close()
 		if parent.Err() != nil {
@@ -415,15 +394,19 @@ func (s *Service) Run(parent context.Context) error {
 		return err
 	}
 
+	// The queue, the jobs and the listener run until their Shutdown, not until ctx: ctx ending begins a
+	// graceful shutdown, which lets their running work finish within the bound.
+	runCtx, endRun := context.WithCancel(context.WithoutCancel(ctx))
+	defer endRun()
 	var wg sync.WaitGroup
-	wg.Go(func() { s.Queue.Run(ctx, workCtx) })
-	wg.Go(func() { s.Jobs.Run(ctx, workCtx) })
+	wg.Go(func() { s.Queue.Run(runCtx) })
+	wg.Go(func() { s.Jobs.Run(runCtx) })
 	// Notifications outlive the work that publishes them, by a short flush at the end.
 	notifyCtx, stopNotify := context.WithCancel(context.WithoutCancel(ctx))
 	notifyDone := make(chan struct{})
 	go func() { defer close(notifyDone); s.Notifications.Run(notifyCtx) }()
 	if s.listener != nil {
-		wg.Go(func() { _ = s.listener.Run(ctx, workCtx) })
+		wg.Go(func() { _ = s.listener.Run(runCtx) })
 	}
 	var runErr error
 	select {
@@ -435,11 +418,9 @@ func (s *Service) Run(parent context.Context) error {
 			stop()
 		}
 	}
-	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	_ = srv.Shutdown(shutdownCtx)
-	cancel()
+	s.log.Info("shutting down", "running_work_bound", s.cfg.ShutdownTimeout)
+	s.shutdown(ctx, srv)
 	wg.Wait()
-	s.Jobs.Wait() // runs the API started: bounded by workCtx, like the others
 	flushCtx, cancelFlush := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	if err := s.Notifications.Flush(flushCtx); err != nil {
 		s.log.Warn("notifications still undelivered at shutdown", "error", err)
@@ -454,6 +435,27 @@ func (s *Service) Run(parent context.Context) error {
 	}
 	s.log.Info("stopped")
 	return runErr
+}
+
+// shutdown stops the intake and lets running work finish within cfg.ShutdownTimeout, all side by side:
+// the HTTP server (a webhook request may be waiting on the queue, whose shutdown answers it), the
+// listener (its messages waiting in the queue are abandoned at once), the queue and the jobs (the API's
+// runs too).
+func (s *Service) shutdown(ctx context.Context, srv *http.Server) {
+	bound, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		httpCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(httpCtx)
+	})
+	wg.Go(func() { _ = s.Queue.Shutdown(bound) })
+	wg.Go(func() { _ = s.Jobs.Shutdown(bound) })
+	if s.listener != nil {
+		wg.Go(func() { _ = s.listener.Shutdown(bound) })
+	}
+	wg.Wait()
 }
 
 func (s *Service) listen() (net.Listener, error) {

@@ -120,14 +120,13 @@ func provisionThroughQueue(ctx context.Context, p *provisioning.Provisioner, id 
 		out, err = p.Provision(ctx, w.Key.ID)
 		return err
 	}, work.Options{Workers: 1, Logger: log})
-	runCtx, stop := context.WithCancel(ctx)
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
-		q.Run(runCtx, ctx)
+		q.Run(ctx)
 	}()
 	err := q.Do(ctx, work.Item{Key: work.Key{Table: schema.TableLicenseChangeLog, ID: id}, Source: work.SourceCLI})
-	stop()
+	_ = q.Shutdown(ctx) // the run is over, or ctx ended and cancelled it
 	<-stopped
 	return out, err
 }

@@ -432,7 +432,7 @@ func (r *agBenchRig) run(b *testing.B) (agBenchCounts, time.Duration) {
 	q = work.NewQueue(handle, work.Options{Workers: testrig.BenchWorkers})
 	ctx, cancel := context.WithCancel(context.WithoutCancel(b.Context()))
 	stopped := make(chan struct{})
-	go func() { q.Run(ctx, ctx); close(stopped) }()
+	go func() { q.Run(ctx); close(stopped) }()
 	defer func() { cancel(); <-stopped }()
 
 	start := time.Now()

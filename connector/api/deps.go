@@ -1,8 +1,6 @@
 package api
 
 import (
-	"context"
-
 	"github.com/cspconnector/csp-connector/connector/agreements"
 	"github.com/cspconnector/csp-connector/connector/connectivity"
 	"github.com/cspconnector/csp-connector/connector/jobs"
@@ -25,9 +23,6 @@ type Deps struct {
 	Queue      *work.Queue
 	// Callbacks is the rule for webhook subscriptions' callback URLs, the one the deliverer applies.
 	Callbacks notify.CallbackPolicy
-	// Background is the context of work an operation starts that outlives the request (a job, a queued
-	// row): the service's work context, so it ends with the service.
-	Background func() context.Context
 	// Started reports whether the connector has reached Dataverse; before, operations answer 503.
 	Started func() bool
 }

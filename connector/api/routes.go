@@ -337,7 +337,7 @@ func startJob(name string) func(*apiCall) (apiResult, error) {
 		// A run that has just finished still holds its lease and its place here for a moment after its
 		// row says so: try again briefly before answering that it is busy.
 		for attempt := 0; ; attempt++ {
-			runID, _, err := s.Jobs.Start(s.Background(), name, schema.TriggerAPI)
+			runID, _, err := s.Jobs.Start(c.ctx(), name, schema.TriggerAPI) // the run is the runner's: it outlives the request
 			if err == nil {
 				run, err := readRun(c.ctx(), s, name, runID)
 				if err != nil {
@@ -425,7 +425,8 @@ func requestAcceptanceLink(c *apiCall) (apiResult, error) {
 		// The row says Link requested: the work queue tries it again (the gate drops the event of the
 		// connector's own write, and the check job does not look at requested rows).
 		s := c.svc()
-		if qerr := s.Queue.Submit(s.Background(), work.Item{Key: work.Key{Table: schema.TableAgreement, ID: id}, Source: work.SourceAPI}); qerr != nil {
+		// Detached: the retry is queued even when the request is gone; the queue's shutdown ends the wait.
+		if qerr := s.Queue.Submit(context.WithoutCancel(c.ctx()), work.Item{Key: work.Key{Table: schema.TableAgreement, ID: id}, Source: work.SourceAPI}); qerr != nil {
 			c.api.opts.Logger.Warn("could not queue the link request for a retry", "agreement", id, "error", qerr)
 		}
 		return apiResult{}, err
@@ -483,7 +484,8 @@ func createAgreementsForTemplate(c *apiCall) (apiResult, error) {
 		return apiResult{}, err
 	}
 	s := c.svc()
-	if err := s.Queue.Submit(s.Background(), work.Item{Key: work.Key{Table: schema.TableAgreementTemplate, ID: id}, Source: work.SourceAPI}); err != nil {
+	// Detached: the row asks for the creation, so it is queued even when the request is gone.
+	if err := s.Queue.Submit(context.WithoutCancel(c.ctx()), work.Item{Key: work.Key{Table: schema.TableAgreementTemplate, ID: id}, Source: work.SourceAPI}); err != nil {
 		return apiResult{}, err
 	}
 	return apiResult{status: http.StatusAccepted, body: templateCreation(t), location: Prefix + "/agreement-templates/" + id.String() + "/creation", retryAfter: apiRetryAfter}, nil

@@ -45,6 +45,14 @@ type Listener struct {
 	log       *slog.Logger
 	connected atomic.Bool
 	lastErr   atomic.Pointer[string]
+
+	// shutdown is closed by Shutdown: no more messages are received. cutoff is closed when Shutdown's
+	// context ends first: the messages still being handled are cut off (and abandoned). runs counts the
+	// Runs under way, for Shutdown to wait on; mu orders a Run starting against Shutdown.
+	mu                       sync.Mutex
+	runs                     sync.WaitGroup
+	shutdown, cutoff         chan struct{}
+	shutdownOnce, cutoffOnce sync.Once
 }
 
 // NewListener returns a listener; Run starts it.
@@ -72,7 +80,8 @@ func NewListener(client *azservicebus.Client, intake *Intake, opts ListenerOptio
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Listener{client: client, intake: intake, opts: opts, log: opts.Logger.With("component", "servicebus", "queue", opts.Queue)}
+	return &Listener{client: client, intake: intake, opts: opts, log: opts.Logger.With("component", "servicebus", "queue", opts.Queue),
+		shutdown: make(chan struct{}), cutoff: make(chan struct{})}
 }
 
 // Connected reports whether the last receive worked; Err says why not.
@@ -86,16 +95,38 @@ func (l *Listener) Err() string {
 	return ""
 }
 
-// Run receives until ctx ends. Handlers and settlements run under workCtx, which the caller ends later
-// (after the shutdown bound): messages in flight when ctx ends are finished and settled, or abandoned when
-// workCtx ends first. A failing receiver is closed and a new one opened, with backoff, until ctx ends.
-func (l *Listener) Run(ctx, workCtx context.Context) error {
+// Run receives until ctx ends or Shutdown is called, like http.Server.Serve. A failing receiver is closed
+// and a new one opened, with backoff. Messages are handled (and their locks renewed) under a context Run
+// derives from ctx: when ctx ends they are cut off and abandoned at once; after Shutdown they are finished
+// and settled, within Shutdown's bound. Run returns once every message it received is settled. A listener
+// runs until it is shut down: Run after Shutdown returns at once.
+func (l *Listener) Run(ctx context.Context) error {
+	l.mu.Lock()
+	select {
+	case <-l.shutdown:
+		l.mu.Unlock()
+		return nil
+	default:
+	}
+	l.runs.Add(1)
+	l.mu.Unlock()
+	defer l.runs.Done()
+	ctx, cutOff := context.WithCancel(ctx)
+	defer cutOff()
+	go func() {
+		select {
+		case <-l.cutoff:
+			cutOff()
+		case <-ctx.Done():
+		}
+	}()
+
 	delay := l.opts.ReconnectDelay
-	for ctx.Err() == nil {
+	for ctx.Err() == nil && !l.stopping() {
 		rcv, err := l.client.NewReceiverForQueue(l.opts.Queue, &azservicebus.ReceiverOptions{ReceiveMode: azservicebus.ReceiveModePeekLock})
 		if err == nil {
 			var received bool
-			received, err = l.receive(ctx, workCtx, rcv)
+			received, err = l.receive(ctx, rcv)
 			if received {
 				delay = l.opts.ReconnectDelay
 			}
@@ -103,7 +134,7 @@ func (l *Listener) Run(ctx, workCtx context.Context) error {
 			_ = rcv.Close(closeCtx)
 			cancel()
 		}
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || l.stopping() {
 			break
 		}
 		l.setDisconnected(err)
@@ -111,11 +142,40 @@ func (l *Listener) Run(ctx, workCtx context.Context) error {
 		select {
 		case <-time.After(delay):
 		case <-ctx.Done():
+		case <-l.shutdown:
 		}
 		delay = min(delay*2, time.Minute)
 	}
 	l.connected.Store(false)
 	return nil
+}
+
+// Shutdown stops the listener, as http.Server.Shutdown stops a server: it receives no more messages and
+// waits for the ones held to be handled and settled. When ctx ends first it cuts their handling off (the
+// shutdown bound: they are abandoned to another replica) and returns ctx's error.
+func (l *Listener) Shutdown(ctx context.Context) error {
+	l.mu.Lock()
+	l.shutdownOnce.Do(func() { close(l.shutdown) })
+	l.mu.Unlock()
+	done := make(chan struct{})
+	go func() { l.runs.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		l.cutoffOnce.Do(func() { close(l.cutoff) })
+		return ctx.Err()
+	}
+}
+
+// stopping reports whether Shutdown was called.
+func (l *Listener) stopping() bool {
+	select {
+	case <-l.shutdown:
+		return true
+	default:
+		return false
+	}
 }
 
 func (l *Listener) setDisconnected(err error) {
@@ -127,8 +187,19 @@ func (l *Listener) setDisconnected(err error) {
 	l.lastErr.Store(&msg)
 }
 
-// receive runs one receiver until it fails or ctx ends, then waits for its messages to be settled.
-func (l *Listener) receive(ctx, workCtx context.Context, rcv *azservicebus.Receiver) (received bool, err error) {
+// receive runs one receiver until it fails, ctx ends or the listener shuts down, then waits for its
+// messages, handled under ctx, to be settled.
+func (l *Listener) receive(ctx context.Context, rcv *azservicebus.Receiver) (received bool, err error) {
+	// Receiving stops at shutdown too; the messages already received are handled on.
+	recvCtx, stopReceiving := context.WithCancel(ctx)
+	defer stopReceiving()
+	go func() {
+		select {
+		case <-l.shutdown:
+			stopReceiving()
+		case <-recvCtx.Done():
+		}
+	}()
 	slots := make(chan struct{}, l.opts.MaxConcurrent)
 	var inflight sync.WaitGroup
 	defer inflight.Wait()
@@ -137,7 +208,7 @@ func (l *Listener) receive(ctx, workCtx context.Context, rcv *azservicebus.Recei
 		// message another replica could be working on.
 		select {
 		case slots <- struct{}{}:
-		case <-ctx.Done():
+		case <-recvCtx.Done():
 			return received, nil
 		}
 		free := 1
@@ -150,12 +221,12 @@ func (l *Listener) receive(ctx, workCtx context.Context, rcv *azservicebus.Recei
 				break fill
 			}
 		}
-		msgs, err := rcv.ReceiveMessages(ctx, free, nil)
+		msgs, err := rcv.ReceiveMessages(recvCtx, free, nil)
 		for range free - len(msgs) {
 			<-slots
 		}
 		if err != nil {
-			if ctx.Err() != nil {
+			if recvCtx.Err() != nil {
 				err = nil
 			}
 			for _, m := range msgs { // received as the context ended: give them back at once
@@ -169,15 +240,15 @@ func (l *Listener) receive(ctx, workCtx context.Context, rcv *azservicebus.Recei
 		for _, m := range msgs {
 			inflight.Go(func() {
 				defer func() { <-slots }()
-				l.handle(ctx, workCtx, rcv, m)
+				l.handle(ctx, rcv, m)
 			})
 		}
 	}
 }
 
-// handle decodes and processes one message while keeping its lock, then settles it.
-func (l *Listener) handle(ctx, workCtx context.Context, rcv *azservicebus.Receiver, m *azservicebus.ReceivedMessage) {
-	renewCtx, stopRenewing := context.WithCancel(workCtx)
+// handle decodes and processes one message under ctx while keeping its lock, then settles it.
+func (l *Listener) handle(ctx context.Context, rcv *azservicebus.Receiver, m *azservicebus.ReceivedMessage) {
+	renewCtx, stopRenewing := context.WithCancel(ctx)
 	lost := make(chan struct{})
 	renewed := make(chan struct{})
 	go func() {
@@ -194,15 +265,15 @@ func (l *Listener) handle(ctx, workCtx context.Context, rcv *azservicebus.Receiv
 	} else if ev, early := l.intake.Receive(body, work.SourceServiceBus, truncatedMessage(m)); early != nil {
 		s = *early
 	} else {
-		s = l.intake.Process(workCtx, ev, work.SourceServiceBus)
+		s = l.intake.Process(ctx, ev, work.SourceServiceBus)
 	}
-	l.settle(rcv, m, s, &holdUntil{ctx: ctx, lost: lost})
+	l.settle(rcv, m, s, &holdUntil{stop: l.shutdown, done: ctx.Done(), lost: lost})
 }
 
-// holdUntil lets settle wait out an abandon delay, cut short by shutdown or a lost lock.
+// holdUntil lets settle wait out an abandon delay, cut short by shutdown (stop), the end of the handling
+// context (done) or a lost lock.
 type holdUntil struct {
-	ctx  context.Context
-	lost <-chan struct{}
+	stop, done, lost <-chan struct{}
 }
 
 // settle is the one place a message's fate is carried out: complete, abandon (after the backoff delay,
@@ -215,7 +286,8 @@ func (l *Listener) settle(rcv *azservicebus.Receiver, m *azservicebus.ReceivedMe
 			t := time.NewTimer(d)
 			select {
 			case <-t.C:
-			case <-hold.ctx.Done():
+			case <-hold.stop:
+			case <-hold.done:
 			case <-hold.lost:
 			}
 			t.Stop()

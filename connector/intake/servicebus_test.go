@@ -26,7 +26,7 @@ type listenerRig struct {
 	broker     *fakesb.Broker
 	listener   *Listener
 	metrics    *metrics.Recorder
-	stop       context.CancelFunc // stops receiving (SIGTERM)
+	stop       func()             // begins shutting down (SIGTERM): stops receiving
 	stopWork   context.CancelFunc // ends the shutdown bound
 	done       chan struct{}
 	handlerRun atomic.Int32
@@ -78,12 +78,19 @@ func startRig(t *testing.T, o rigOptions) *listenerRig {
 	r.listener = NewListener(b.Client(t), in, lo)
 	r.queue = q
 
-	ctx, stop := context.WithCancel(context.Background())
-	workCtx, stopWork := context.WithCancel(context.Background())
-	r.stop, r.stopWork = stop, stopWork
+	// stop begins a shutdown (SIGTERM) bounded by bound, which stopWork ends.
+	bound, stopWork := context.WithCancel(context.Background())
+	var stopOnce sync.Once
+	r.stop = func() {
+		stopOnce.Do(func() {
+			go func() { _ = q.Shutdown(bound) }()
+			go func() { _ = r.listener.Shutdown(bound) }()
+		})
+	}
+	r.stopWork = stopWork
 	var wg sync.WaitGroup
-	wg.Go(func() { q.Run(ctx, workCtx) })
-	wg.Go(func() { _ = r.listener.Run(ctx, workCtx) })
+	wg.Go(func() { q.Run(context.Background()) })
+	wg.Go(func() { _ = r.listener.Run(context.Background()) })
 	go func() { wg.Wait(); close(r.done) }()
 	t.Cleanup(func() { r.shutdown(t) })
 	return r
@@ -300,6 +307,46 @@ func TestServiceBusShutdownBoundAbandonsWorkThatDoesNotFinish(t *testing.T) {
 	assert.Equal(t, 1, s.Active+s.Locked, "%+v", s)
 }
 
+func TestServiceBusShutdownReturnsOnceHeldMessagesAreSettled(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	started := make(chan struct{}, 1)
+	r := startRig(t, rigOptions{handler: func(ctx context.Context, w work.Batch) error {
+		started <- struct{}{}
+		<-release
+		return nil
+	}})
+	r.send(t, lclEvent(testUser, "csp_quantity"))
+	<-started
+	shutdown := make(chan error, 1)
+	go func() { shutdown <- r.listener.Shutdown(t.Context()) }()
+	close(release)
+	require.NoError(t, <-shutdown)
+	assert.Equal(t, 1, r.broker.Stats(t, "events").Completed, "Shutdown returned once the message it held was settled")
+	r.stop() // the queue's shutdown
+	<-r.done
+	assert.NoError(t, r.listener.Run(t.Context()), "a listener shut down does not start again")
+}
+
+func TestServiceBusShutdownBoundEndsShutdown(t *testing.T) {
+	t.Parallel()
+	started := make(chan struct{})
+	r := startRig(t, rigOptions{handler: func(ctx context.Context, w work.Batch) error {
+		close(started)
+		<-ctx.Done()
+		return ctx.Err()
+	}})
+	r.send(t, lclEvent(testUser, "csp_quantity"))
+	<-started
+	bound, cancel := context.WithCancel(t.Context())
+	cancel() // the bound has already run out
+	assert.ErrorIs(t, r.listener.Shutdown(bound), context.Canceled)
+	r.stop() // the queue's shutdown
+	r.stopWork()
+	<-r.done
+	assert.Equal(t, 1, r.broker.Stats(t, "events").Abandoned, "the message cut off goes back to the broker")
+}
+
 func TestServiceBusAsksOnlyForFreeSlots(t *testing.T) {
 	t.Parallel()
 	release := make(chan struct{})
@@ -362,8 +409,8 @@ func BenchmarkServiceBusIntake(b *testing.B) {
 	var wg sync.WaitGroup
 	b.ResetTimer()
 	start := time.Now()
-	wg.Go(func() { q.Run(ctx, context.Background()) })
-	wg.Go(func() { _ = l.Run(ctx, context.Background()) })
+	wg.Go(func() { q.Run(ctx) })
+	wg.Go(func() { _ = l.Run(ctx) })
 	for broker.Stats(b, "events").Completed < b.N {
 		time.Sleep(5 * time.Millisecond)
 	}

@@ -82,12 +82,14 @@ type Runner struct {
 	// running keeps one run per job in this replica (the lease keeps one across replicas).
 	mu      sync.Mutex
 	running map[string]bool
-	// started counts the runs Start launched, which Wait lets finish at shutdown.
-	started sync.WaitGroup
+	// runs counts the runs under way, scheduled or started; a run is added under mu only before shutdown,
+	// so Shutdown's wait never races a run starting.
+	runs sync.WaitGroup
+	// shutdown is closed by Shutdown (or when Run's context ends): no new run starts. cutoff is closed
+	// when Shutdown's context ends first (or when Run's does): the runs under way are cancelled.
+	shutdown, cutoff         chan struct{}
+	shutdownOnce, cutoffOnce sync.Once
 }
-
-// Wait waits for the runs Start launched to finish (their context bounds them).
-func (j *Runner) Wait() { j.started.Wait() }
 
 // New returns a runner for jobs.
 func New(dv *dataverse.Client, jobs []Job, opts Options) *Runner {
@@ -110,7 +112,8 @@ func New(dv *dataverse.Client, jobs []Job, opts Options) *Runner {
 	for _, j := range jobs {
 		m[j.Name] = j
 	}
-	return &Runner{dv: dv, jobs: m, opts: opts, log: opts.Logger.With("component", "jobs"), running: map[string]bool{}}
+	return &Runner{dv: dv, jobs: m, opts: opts, log: opts.Logger.With("component", "jobs"), running: map[string]bool{},
+		shutdown: make(chan struct{}), cutoff: make(chan struct{})}
 }
 
 // Names lists the jobs.
@@ -137,26 +140,88 @@ func (j *Runner) Ensure(ctx context.Context) error {
 	return nil
 }
 
-// Run checks every Tick until ctx ends and starts the jobs that are due (schedule) or asked for (Run
-// Now). Runs use workCtx, which the caller ends after the shutdown bound.
-func (j *Runner) Run(ctx, workCtx context.Context) {
-	var wg sync.WaitGroup
-	defer wg.Wait()
+// Run checks every Tick and starts the jobs that are due (schedule) or asked for (Run Now), like
+// http.Server.Serve, until ctx ends or Shutdown is called. When ctx ends every run under way (Start's too)
+// is cancelled; after Shutdown they finish, within Shutdown's bound. Run returns once they have.
+func (j *Runner) Run(ctx context.Context) {
+	select {
+	case <-j.shutdown:
+		return
+	default:
+	}
 	t := time.NewTicker(j.opts.Tick)
 	defer t.Stop()
 	for {
-		j.check(ctx, workCtx, &wg)
+		j.check(ctx)
 		select {
 		case <-ctx.Done():
+			j.stop()
+			j.cutOff()
+			j.runs.Wait()
+			return
+		case <-j.shutdown:
+			j.runs.Wait()
 			return
 		case <-t.C:
 		}
 	}
 }
 
-// check reads every job's row once: it starts (in wg) the jobs that are due and answers Run Now
-// requests dated no later than the last run.
-func (j *Runner) check(ctx, workCtx context.Context, wg *sync.WaitGroup) {
+// Shutdown stops the runner, as http.Server.Shutdown stops a server: no run starts any more (Start answers
+// work.ErrShuttingDown) and the runs under way — scheduled ones and those Start began — are waited for.
+// When ctx ends first they are cancelled (the shutdown bound: each is recorded as cut short) and Shutdown
+// returns ctx's error.
+func (j *Runner) Shutdown(ctx context.Context) error {
+	j.stop()
+	done := make(chan struct{})
+	go func() { j.runs.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		j.cutOff()
+		return ctx.Err()
+	}
+}
+
+func (j *Runner) stop() {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.shutdownOnce.Do(func() { close(j.shutdown) })
+}
+
+func (j *Runner) cutOff() { j.cutoffOnce.Do(func() { close(j.cutoff) }) }
+
+// goRun runs fn in a goroutine under a context derived from ctx that the runner cancels at its cutoff,
+// unless the runner is shutting down (then it returns work.ErrShuttingDown).
+func (j *Runner) goRun(ctx context.Context, fn func(ctx context.Context)) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	select {
+	case <-j.shutdown:
+		return work.ErrShuttingDown
+	default:
+	}
+	j.runs.Add(1)
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-j.cutoff:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	go func() {
+		defer j.runs.Done()
+		defer cancel()
+		fn(ctx)
+	}()
+	return nil
+}
+
+// check reads every job's row once: it starts the jobs that are due and answers Run Now requests dated no
+// later than the last run.
+func (j *Runner) check(ctx context.Context) {
 	for name := range j.jobs {
 		row, err := j.Read(ctx, name)
 		if err != nil {
@@ -166,8 +231,8 @@ func (j *Runner) check(ctx, workCtx context.Context, wg *sync.WaitGroup) {
 			continue
 		}
 		if trigger, due := j.due(row); due {
-			wg.Go(func() {
-				if _, err := j.run(workCtx, name, trigger, true, nil); err != nil && !errors.Is(err, ErrLeaseHeld) && !errors.Is(err, errAlreadyRunning) && !errors.Is(err, errNotDue) {
+			_ = j.goRun(ctx, func(ctx context.Context) { // a runner shutting down starts no run
+				if _, err := j.run(ctx, name, trigger, true, nil); err != nil && !errors.Is(err, ErrLeaseHeld) && !errors.Is(err, errAlreadyRunning) && !errors.Is(err, errNotDue) {
 					j.log.Warn("job run failed", "job", name, "error", err)
 				}
 			})
@@ -255,28 +320,32 @@ func (j *Runner) RunNow(ctx context.Context, name string, trigger schema.RunTrig
 }
 
 // Start runs the named job in the background, as RunNow does, and returns once the run is recorded: its
-// csp_jobrun id, and a channel that receives the result. ctx bounds the run itself, so it must outlive the
-// caller's request (the service's work context). Failures to start (ErrLeaseHeld, already running here, no
-// such job) are returned.
+// csp_jobrun id, and a channel that receives the result. ctx bounds only the start: the run itself is
+// the runner's, so it outlives the caller's request and ends with the runner (Shutdown lets it finish
+// within its bound). Failures to start (ErrLeaseHeld, already running here, no such job,
+// work.ErrShuttingDown, ctx ending first) are returned.
 func (j *Runner) Start(ctx context.Context, name string, trigger schema.RunTrigger) (dataverse.GUID, <-chan RunResult, error) {
 	started := make(chan dataverse.GUID, 1)
 	failed := make(chan error, 1)
 	done := make(chan RunResult, 1)
-	j.started.Add(1)
-	go func() {
-		defer j.started.Done()
-		res, err := j.run(ctx, name, trigger, false, func(id dataverse.GUID) { started <- id })
+	err := j.goRun(context.WithoutCancel(ctx), func(runCtx context.Context) {
+		res, err := j.run(runCtx, name, trigger, false, func(id dataverse.GUID) { started <- id })
 		if err != nil {
 			failed <- err
 			return
 		}
 		done <- res
-	}()
+	})
+	if err != nil {
+		return dataverse.GUID{}, nil, err
+	}
 	select {
 	case id := <-started:
 		return id, done, nil
 	case err := <-failed:
 		return dataverse.GUID{}, nil, err
+	case <-ctx.Done():
+		return dataverse.GUID{}, nil, ctx.Err()
 	}
 }
 

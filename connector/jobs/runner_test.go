@@ -139,7 +139,7 @@ func TestJobDueAndRunNowRequests(t *testing.T) {
 	require.NoError(t, jobs.Ensure(t.Context()))
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
-	go func() { jobs.Run(ctx, ctx); close(done) }()
+	go func() { jobs.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
 
 	require.Eventually(t, func() bool { return runs.Load() == 1 }, 5*time.Second, 10*time.Millisecond, "a new job is due at once")
@@ -285,7 +285,7 @@ func TestRunNowDatedInTheFutureRunsOnce(t *testing.T) {
 	check := func() {
 		var wg sync.WaitGroup
 		for _, r := range replicas {
-			wg.Go(func() { r.check(t.Context(), t.Context(), &wg) })
+			wg.Go(func() { r.check(t.Context()); r.runs.Wait() })
 		}
 		wg.Wait()
 	}
@@ -330,7 +330,7 @@ func TestRunNowDatedBeforeTheLastRunIsAnswered(t *testing.T) {
 	clock.Advance(10 * time.Minute)
 
 	for _, wake := range []func(){
-		func() { var wg sync.WaitGroup; jobs.check(t.Context(), t.Context(), &wg); wg.Wait() },
+		func() { jobs.check(t.Context()); jobs.runs.Wait() },
 		func() {
 			require.NoError(t, jobs.HandleJobRow(t.Context(), work.Batch{Key: work.Key{Table: schema.TableJob, ID: testrig.Job(t, dv, "Sync").ID}}))
 		},
@@ -384,4 +384,45 @@ func TestPlainDuration(t *testing.T) {
 	} {
 		assert.Equal(t, want, PlainDuration(d), d.String())
 	}
+}
+
+func TestStartedRunOutlivesItsRequestAndEndsWithShutdown(t *testing.T) {
+	t.Parallel()
+	_, dv := testrig.Dataverse(t)
+	release := make(chan struct{})
+	jobs := New(dv, []Job{
+		{Name: "Quick", Schedule: time.Hour, Run: func(ctx context.Context) (RunCounts, error) {
+			select {
+			case <-release:
+				return RunCounts{Summary: "done"}, nil
+			case <-ctx.Done():
+				return RunCounts{}, ctx.Err()
+			}
+		}},
+		{Name: "Stuck", Schedule: time.Hour, Run: func(ctx context.Context) (RunCounts, error) { <-ctx.Done(); return RunCounts{}, ctx.Err() }},
+	}, Options{Instance: "a"})
+	require.NoError(t, jobs.Ensure(t.Context()))
+
+	request, endRequest := context.WithCancel(t.Context())
+	_, quick, err := jobs.Start(request, "Quick", schema.TriggerAPI)
+	require.NoError(t, err)
+	_, stuck, err := jobs.Start(request, "Stuck", schema.TriggerAPI)
+	require.NoError(t, err)
+	endRequest() // the API answered 202: the runs are the runner's now
+
+	bound, endBound := context.WithCancel(t.Context())
+	shutdown := make(chan error, 1)
+	go func() { shutdown <- jobs.Shutdown(bound) }()
+	require.Eventually(t, func() bool {
+		_, _, err := jobs.Start(t.Context(), "Quick", schema.TriggerAPI)
+		return errors.Is(err, work.ErrShuttingDown)
+	}, 5*time.Second, time.Millisecond, "a runner shutting down starts no run")
+
+	close(release)
+	res := <-quick
+	assert.Equal(t, schema.RunSucceeded, res.Status, "a run that finishes within the bound is not cut short: %v", res.Err)
+	endBound() // the bound runs out with Stuck still running
+	require.ErrorIs(t, <-shutdown, context.Canceled)
+	res = <-stuck
+	assert.Equal(t, schema.RunCancelled, res.Status, "the run is cut off when the bound ends")
 }

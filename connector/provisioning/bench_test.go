@@ -276,7 +276,7 @@ func (r *benchRig) run(b *testing.B, scenario string) (benchCounts, time.Duratio
 	q = work.NewQueue(handle, work.Options{Workers: benchWorkers})
 	ctx, cancel := context.WithCancel(context.WithoutCancel(b.Context()))
 	stopped := make(chan struct{})
-	go func() { q.Run(ctx, ctx); close(stopped) }()
+	go func() { q.Run(ctx); close(stopped) }()
 	defer func() { cancel(); <-stopped }()
 
 	start := time.Now()

@@ -93,6 +93,12 @@ type Queue struct {
 	stopped    bool
 	slots      chan struct{} // one per key present; bounds memory and pushes back on submitters
 	ready      chan Key      // keys with a batch waiting and no run in progress (each key at most once)
+
+	// shutdown is closed by Shutdown: no new work is taken. cutoff is closed when Shutdown's context
+	// ends first: running handlers are cancelled. Run turns them into the cancellation of the handlers'
+	// context, which it owns.
+	shutdown, cutoff         chan struct{}
+	shutdownOnce, cutoffOnce sync.Once
 }
 
 type queueEntry struct {
@@ -135,6 +141,8 @@ func NewQueue(dispatch Handler, opts Options) *Queue {
 		slots:    make(chan struct{}, opts.Limit),
 		ready:    make(chan Key, opts.Limit),
 		idle:     make(chan struct{}),
+		shutdown: make(chan struct{}),
+		cutoff:   make(chan struct{}),
 	}
 	q.depthChangedLocked()
 	return q
@@ -161,7 +169,9 @@ func (q *Queue) Idle() <-chan struct{} {
 	return q.idle
 }
 
-// Submit hands item to the queue without waiting for it to run. It blocks only while the queue is full.
+// Submit hands item to the queue without waiting for it to run. It blocks only while the queue is full,
+// until ctx ends or the queue shuts down (ErrShuttingDown): work submitted on behalf of no request (rows a
+// run woke) can pass a detached context and still end with the queue.
 func (q *Queue) Submit(ctx context.Context, item Item) error {
 	_, err := q.submit(ctx, item, false)
 	return err
@@ -196,6 +206,8 @@ func (q *Queue) submit(ctx context.Context, item Item, wait bool) (chan error, e
 	case q.slots <- struct{}{}:
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	case <-q.shutdown:
+		return nil, ErrShuttingDown
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -253,11 +265,21 @@ func (q *Queue) addLocked(e *queueEntry, item Item, done chan error) {
 	}
 }
 
-// Run starts the workers and blocks until ctx is cancelled and every running handler has returned.
-// Handlers run under handlerCtx, which the caller cancels (later than ctx) to cut off handlers that
-// outlive the shutdown bound. Batch still waiting when ctx ends is answered at once with ErrShuttingDown,
-// so a Service Bus message behind it goes back to the broker for another replica.
-func (q *Queue) Run(ctx, handlerCtx context.Context) {
+// Run starts the workers and blocks until every worker has stopped: when ctx ends (running handlers are
+// cancelled at once) or after Shutdown (running handlers finish, within Shutdown's bound). Handlers run
+// under a context Run derives from ctx, so they carry its values. Work still waiting when the queue stops
+// is answered at once with ErrShuttingDown, so a Service Bus message behind it goes back to the broker for
+// another replica. A queue runs once: Run after Shutdown returns at once.
+func (q *Queue) Run(ctx context.Context) {
+	handlerCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-q.cutoff:
+			cancel()
+		case <-handlerCtx.Done():
+		}
+	}()
 	var wg sync.WaitGroup
 	for range q.opts.Workers {
 		wg.Go(func() {
@@ -265,15 +287,35 @@ func (q *Queue) Run(ctx, handlerCtx context.Context) {
 				select {
 				case <-ctx.Done():
 					return
+				case <-q.shutdown:
+					return
 				case key := <-q.ready:
 					q.runKey(handlerCtx, key)
 				}
 			}
 		})
 	}
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case <-q.shutdown:
+	}
 	q.stop()
 	wg.Wait()
+}
+
+// Shutdown stops the queue, as http.Server.Shutdown stops a server: it takes no new work, answers the work
+// waiting with ErrShuttingDown, and waits for the running handlers to return. When ctx ends first it cancels
+// them (the shutdown bound) and returns ctx's error; Run returns once they have.
+func (q *Queue) Shutdown(ctx context.Context) error {
+	q.shutdownOnce.Do(func() { close(q.shutdown) })
+	q.stop() // now, not when Run's workers notice: Do callers waiting behind the running work are answered
+	select {
+	case <-q.Idle():
+		return nil
+	case <-ctx.Done():
+		q.cutoffOnce.Do(func() { close(q.cutoff) })
+		return ctx.Err()
+	}
 }
 
 func (q *Queue) stop() {
@@ -334,7 +376,7 @@ func (q *Queue) runKey(ctx context.Context, key Key) {
 		b.waiters = nil
 		b.attempts++
 		delay := q.opts.RetryDelay << (b.attempts - 1)
-		go func() { // ends with the delay or with ctx (the shutdown bound)
+		go func() { // ends with the delay or with ctx (the end of Run)
 			select {
 			case <-time.After(delay):
 				q.resubmit(key, b)

@@ -22,7 +22,7 @@ func key(n byte) Key { return Key{Table: "csp_licensechangelog", ID: uuid.UUID{n
 func startQueue(t *testing.T, q *Queue) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { q.Run(ctx, ctx); close(done) }()
+	go func() { q.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 }
 
@@ -206,10 +206,9 @@ func TestQueueNoHandlerAndPanics(t *testing.T) {
 func TestQueueShutdownAnswersWaitingWork(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		release := make(chan struct{})
-		q := NewQueue(func(ctx context.Context, w Batch) error { <-release; return nil }, Options{Workers: 1})
-		ctx, cancel := context.WithCancel(context.Background())
+		q := NewQueue(func(ctx context.Context, w Batch) error { <-release; return ctx.Err() }, Options{Workers: 1})
 		stopped := make(chan struct{})
-		go func() { q.Run(ctx, context.Background()); close(stopped) }()
+		go func() { q.Run(context.Background()); close(stopped) }()
 
 		running := make(chan error, 1)
 		go func() { running <- q.Do(context.Background(), Item{Key: key(1)}) }()
@@ -218,18 +217,62 @@ func TestQueueShutdownAnswersWaitingWork(t *testing.T) {
 		go func() { waiting <- q.Do(context.Background(), Item{Key: key(2)}) }()
 		synctest.Wait()
 
-		cancel()
+		shutdown := make(chan error, 1)
+		go func() { shutdown <- q.Shutdown(context.Background()) }()
 		synctest.Wait()
 		select {
 		case <-stopped:
 			t.Fatal("Run returned while a handler was still running")
+		case <-shutdown:
+			t.Fatal("Shutdown returned while a handler was still running")
 		default:
 		}
 		assert.ErrorIs(t, <-waiting, ErrShuttingDown, "work that never started is handed back")
 		close(release)
-		require.NoError(t, <-running, "running work finishes")
+		require.NoError(t, <-running, "running work finishes, its context not cancelled")
+		require.NoError(t, <-shutdown)
 		<-stopped
 		assert.ErrorIs(t, q.Do(context.Background(), Item{Key: key(3)}), ErrShuttingDown)
+	})
+}
+
+func TestQueueShutdownBoundCancelsRunningWork(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		q := NewQueue(func(ctx context.Context, w Batch) error { <-ctx.Done(); return ctx.Err() }, Options{Workers: 1})
+		stopped := make(chan struct{})
+		go func() { q.Run(context.Background()); close(stopped) }()
+		running := make(chan error, 1)
+		go func() { running <- q.Do(context.Background(), Item{Key: key(1)}) }()
+		synctest.Wait()
+
+		bound, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		start := time.Now()
+		assert.ErrorIs(t, q.Shutdown(bound), context.DeadlineExceeded, "the handler outlived the bound")
+		assert.Equal(t, 30*time.Second, time.Since(start))
+		assert.ErrorIs(t, <-running, context.Canceled, "the handler is cut off when the bound ends")
+		<-stopped
+	})
+}
+
+func TestQueueShutdownEndsASubmitWaitingForRoom(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		q := NewQueue(func(ctx context.Context, w Batch) error { <-release; return nil }, Options{Workers: 1, Limit: 1})
+		startQueue(t, q)
+		require.NoError(t, q.Submit(t.Context(), Item{Key: key(1)}))
+		synctest.Wait()
+		submitted := make(chan error, 1)
+		// A detached submission (rows a run woke) waits for room with a context that never ends.
+		go func() { submitted <- q.Submit(context.Background(), Item{Key: key(2)}) }()
+		synctest.Wait()
+
+		shutdown := make(chan error, 1)
+		go func() { shutdown <- q.Shutdown(context.Background()) }()
+		synctest.Wait()
+		assert.ErrorIs(t, <-submitted, ErrShuttingDown, "a stopping queue takes no more work")
+		close(release)
+		require.NoError(t, <-shutdown)
 	})
 }
 

@@ -68,6 +68,6 @@ func EventJSON(org, user dataverse.GUID, table string, row dataverse.GUID, cols 
 func RunQueue(t testing.TB, q *work.Queue) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { q.Run(ctx, ctx); close(done) }()
+	go func() { q.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 }
