@@ -648,17 +648,20 @@ func getJobRun(c *apiCall) (apiResult, error) {
 }
 
 // readRun reads a run just started.
+//
+// The job row (its lease) is read before the run: a run that ends between the two reads then shows as
+// ended, never as in progress under a lease already released (which would read as abandoned).
 func readRun(ctx context.Context, s *Deps, name string, id dataverse.GUID) (JobRunView, error) {
+	job, err := s.Jobs.Read(ctx, name)
+	if err != nil {
+		return JobRunView{}, err
+	}
 	raw, err := s.DV.Get(ctx, schema.SetJobRuns, id, &dataverse.GetOptions{Select: dataverse.Columns[schema.JobRun]()})
 	if err != nil {
 		return JobRunView{}, err
 	}
 	var run schema.JobRun
 	if err := dataverse.Unmarshal(raw, &run); err != nil {
-		return JobRunView{}, err
-	}
-	job, err := s.Jobs.Read(ctx, name)
-	if err != nil {
 		return JobRunView{}, err
 	}
 	return jobRunView(name, run, job, time.Now()), nil
