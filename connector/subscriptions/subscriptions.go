@@ -192,9 +192,10 @@ func (w *Workflow) Job(every time.Duration) jobs.Job {
 // the one opts names). A customer whose listing fails does not stop the others; the error names each.
 //
 // It runs as a pipeline with bounded memory: one goroutine reads the provider accounts (pages of 500) and
-// each group's existing rows, Workers goroutines list customers' subscriptions (each holds one page), and
-// the calling goroutine compares and queues the writes, a $batch at a time. At most two groups' rows and
-// Workers customers' listings are held at once, whatever the number of subscriptions.
+// each group's existing rows, a group ahead of the listing; Workers goroutines list customers'
+// subscriptions (each holds one page); the calling goroutine compares and queues the writes, a $batch at
+// a time. At most four groups' rows and Workers customers' listings are held at once, whatever the number
+// of subscriptions.
 //
 // API: GET csp_licensechangelogs (the changes in flight), GET csp_provideraccounts (pages), per group of
 // accounts GET csp_subscriptions, per customer GET /v1/customers/{id}/subscriptions, POST $batch.
@@ -208,14 +209,19 @@ func (w *Workflow) Sync(ctx context.Context, opts SyncOptions) (SyncResult, erro
 	run.inFlight = inFlight
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	groups := make(chan *syncGroup, 1)
 	jobs := make(chan listJob)
-	out := make(chan listed, w.workers)
+	out := make(chan listed, 2*w.workers)
 	var senders sync.WaitGroup
 	var found int
 	var readErr error
 	senders.Go(func() {
+		defer close(groups)
+		found, readErr = run.read(ctx, opts, groups)
+	})
+	senders.Go(func() {
 		defer close(jobs)
-		found, readErr = run.feed(ctx, opts, jobs, out)
+		run.dispatch(ctx, groups, jobs, out)
 	})
 	for range w.workers {
 		senders.Go(func() {
@@ -254,7 +260,8 @@ func (w *Workflow) Sync(ctx context.Context, opts SyncOptions) (SyncResult, erro
 type syncGroup struct {
 	accounts  []schema.ProviderAccount
 	existing  map[string]*existingRow
-	remaining int // customers whose listing has not ended
+	err       error // reading the rows failed: the group is not synced
+	remaining int   // customers whose listing has not ended
 }
 
 // listJob is one customer to list.
@@ -276,9 +283,9 @@ type listed struct {
 // listChunk is the most subscriptions a worker hands on at a time.
 const listChunk = 100
 
-// feed reads the provider accounts, a page of 500 at a time, forms the groups, reads each group's rows and
-// hands its customers to the workers. It returns how many accounts it found and why reading them failed.
-func (r *syncRun) feed(ctx context.Context, opts SyncOptions, jobs chan<- listJob, out chan<- listed) (int, error) {
+// read reads the provider accounts, a page of 500 at a time, forms the groups and reads each group's rows,
+// a group ahead of the workers. It returns how many accounts it found and why reading them failed.
+func (r *syncRun) read(ctx context.Context, opts SyncOptions, groups chan<- *syncGroup) (int, error) {
 	w := r.w
 	filter := dataverse.And(dataverse.Eq("statecode", schema.StateActive), dataverse.NotNull("csp_tenantid"), dataverse.NotNull(dataverse.LookupValue("csp_account")))
 	if opts.ProviderAccount != uuid.Nil {
@@ -289,23 +296,12 @@ func (r *syncRun) feed(ctx context.Context, opts SyncOptions, jobs chan<- listJo
 	found := 0
 	send := func(accounts []schema.ProviderAccount) bool {
 		existing, err := r.loadExisting(ctx, accounts)
-		g := &syncGroup{accounts: accounts, existing: existing, remaining: len(accounts)}
-		if err != nil {
-			select {
-			case out <- listed{g: g, err: err}:
-				return true
-			case <-ctx.Done():
-				return false
-			}
+		select {
+		case groups <- &syncGroup{accounts: accounts, existing: existing, err: err, remaining: len(accounts)}:
+			return true
+		case <-ctx.Done():
+			return false
 		}
-		for _, pa := range accounts {
-			select {
-			case jobs <- listJob{g: g, pa: pa}:
-			case <-ctx.Done():
-				return false
-			}
-		}
-		return true
 	}
 	group := make([]schema.ProviderAccount, 0, w.groupSize)
 	for raw, err := range w.dv.List(ctx, schema.SetProviderAccounts, q) {
@@ -332,6 +328,28 @@ func (r *syncRun) feed(ctx context.Context, opts SyncOptions, jobs chan<- listJo
 		return found, ctx.Err()
 	}
 	return found, nil
+}
+
+// dispatch hands each group's customers to the workers, in order; a group whose rows could not be read
+// goes straight to the comparing goroutine, which reports it.
+func (r *syncRun) dispatch(ctx context.Context, groups <-chan *syncGroup, jobs chan<- listJob, out chan<- listed) {
+	for g := range groups {
+		if g.err != nil {
+			select {
+			case out <- listed{g: g, err: g.err}:
+				continue
+			case <-ctx.Done():
+				return
+			}
+		}
+		for _, pa := range g.accounts {
+			select {
+			case jobs <- listJob{g: g, pa: pa}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
 }
 
 // list lists one customer's subscriptions and hands them on a chunk at a time.
