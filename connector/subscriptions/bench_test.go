@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/cspconnector/csp-connector/dataverse"
@@ -32,14 +33,33 @@ import (
 const (
 	subBenchPerCustomer = 4
 	subBenchDVLatency   = 2 * time.Millisecond
-	subBenchPCLatency   = 2 * time.Millisecond
+	subBenchPCLatency   = 50 * time.Millisecond
 	subBenchChildEnv    = "CONNECTOR_SUBSCRIPTION_BENCH_CUSTOMERS"
 )
 
-// BenchmarkSubscriptionSync runs a first sync and an unchanged re-sync of 5,000 and 20,000 subscriptions
+// The benchmark's goals: a sync's time at least subBenchGoal of the ceiling the limits and the workers
+// allow, and the peak heap the sync adds growing by less than subBenchHeapGrowth from 5,000 to 20,000
+// subscriptions.
+const (
+	subBenchGoal       = 0.8
+	subBenchHeapGrowth = 1 << 20
+)
+
+// subBenchPeak is the peak heap a sync of each size added, for the growth between them.
+var subBenchPeak = map[int]uint64{}
+
+// BenchmarkSubscriptionSync runs a first sync and two unchanged re-syncs of 5,000 and 20,000 subscriptions
 // against both simulators in a child process, over loopback HTTP with latency. It fails if Partner Center
-// requests are not one per customer listing, if Dataverse writes exceed a $batch per 200 rows, or if the
-// re-sync writes anything; it reports the peak heap the sync adds.
+// requests are not one per customer listing or any is answered 429, if Dataverse reads or writes are
+// more than the minimum (a $batch per 200 rows), if a re-sync writes anything, if a sync takes longer
+// than the ceiling ÷ 0.8, or if the peak heap grows by 1 MiB or more from 5,000 to 20,000.
+//
+// The ceiling: every customer costs one listing of Partner Center's latency and Workers run at once, so
+// no sync can list faster than Workers ÷ latency customers a second. The rate limits do not lower it:
+// Partner Center's is 500 requests a minute per customer tenant (one listing each here) and no
+// partner-wide limit on subscription reads is published; Dataverse's is 6,000 requests per 5 minutes,
+// far above the reads and $batches counted here. The heap is measured with GOGC at 5 (first sync and
+// first re-sync); the time of the second re-sync, at the default GOGC.
 //
 //	go test -run XXX -bench BenchmarkSubscriptionSync -benchtime 1x ./connector/subscriptions/
 func BenchmarkSubscriptionSync(b *testing.B) {
@@ -147,11 +167,11 @@ func benchSubscriptionSync(b *testing.B, customers int) {
 	subs := customers * subBenchPerCustomer
 	ceil := func(a, b int) int { return (a + b - 1) / b }
 	groups := ceil(customers, w.groupSize)
-	measure := func() (SyncResult, subMeasure) {
+	measure := func(gcPercent int) (SyncResult, subMeasure) {
 		dvCount.reset()
 		pcCount.reset()
 		var res SyncResult
-		m := measureHeap(b, func() {
+		m := measureHeap(b, gcPercent, func() {
 			var err error
 			res, err = w.Sync(b.Context(), SyncOptions{})
 			require.NoError(b, err)
@@ -160,21 +180,29 @@ func benchSubscriptionSync(b *testing.B, customers int) {
 		m.pcRequests, m.pc429 = int(pcCount.reads.Load()+pcCount.rest.Load()), int(pcCount.status429.Load())
 		return res, m
 	}
-	first, fm := measure()
+	first, fm := measure(5)
 	require.Equal(b, subs, first.Created)
 	require.Equal(b, customers, fm.pcRequests, "Partner Center requests = one listing (page) per customer")
 	require.Zero(b, fm.pc429)
-	// Reads: the changes in flight, the provider accounts (pages of 5,000), the rows of each group.
-	minReads := 1 + max(1, ceil(customers, 5000)) + groups
+	// Reads: the changes in flight, the provider accounts (pages of 500), the rows of each group.
+	minReads := 1 + max(1, ceil(customers, 500)) + groups
 	require.Equal(b, minReads, fm.dvReads, "Dataverse reads")
-	// Writes: a $batch per 200 rows, at most one short batch per group.
-	require.LessOrEqual(b, fm.dvBatches, ceil(subs, w.batchSize)+groups)
+	// Writes: a $batch per 200 rows; only the last one short.
+	require.Equal(b, ceil(subs, w.batchSize), fm.dvBatches, "Dataverse $batches")
 	require.Zero(b, fm.dvOther)
 
-	second, sm := measure()
+	second, sm := measure(5)
 	require.Equal(b, subs, second.Unchanged)
 	require.Zero(b, sm.dvBatches+sm.dvOther, "an unchanged re-sync writes nothing")
 	require.Equal(b, customers, sm.pcRequests)
+	require.Zero(b, sm.pc429)
+
+	third, tm := measure(100)
+	require.Equal(b, subs, third.Unchanged)
+	require.Zero(b, tm.dvBatches+tm.dvOther)
+	ceiling := time.Duration(ceil(customers, w.workers)) * subBenchPCLatency
+	ofCeiling := ceiling.Seconds() / tm.wall.Seconds()
+	firstOfCeiling := ceiling.Seconds() / fm.wall.Seconds()
 
 	b.ReportMetric(float64(fm.pcRequests), "pc-req")
 	b.ReportMetric(float64(fm.pc429), "pc-429")
@@ -185,9 +213,20 @@ func benchSubscriptionSync(b *testing.B, customers int) {
 	b.ReportMetric(float64(sm.dvBatches+sm.dvOther), "resync-dv-writes")
 	b.ReportMetric(sm.wall.Seconds(), "resync-s")
 	b.ReportMetric(float64(sm.peakHeap)/(1<<20), "resync-peak-MiB")
-	b.Logf("%d subscriptions of %d customers: first sync %s: %d PC requests (%d 429), %d DV reads (min %d), %d DV batches (min %d), peak heap +%.1f MiB; re-sync %s: %d PC requests, %d DV writes, peak heap +%.1f MiB",
-		subs, customers, fm.wall.Round(time.Millisecond), fm.pcRequests, fm.pc429, fm.dvReads, minReads, fm.dvBatches, ceil(subs, w.batchSize), float64(fm.peakHeap)/(1<<20),
-		sm.wall.Round(time.Millisecond), sm.pcRequests, sm.dvBatches+sm.dvOther, float64(sm.peakHeap)/(1<<20))
+	b.ReportMetric(tm.wall.Seconds(), "timed-resync-s")
+	b.ReportMetric(ceiling.Seconds(), "ceiling-s")
+	b.ReportMetric(100*ofCeiling, "%-of-ceiling")
+	b.Logf("%d subscriptions of %d customers, %d workers, Partner Center latency %s (ceiling %s): first sync %s (%.0f%% of the ceiling): %d PC requests (%d 429), %d DV reads (min %d), %d DV batches (min %d), peak heap +%.2f MiB; re-sync %s: %d PC requests, %d DV writes, peak heap +%.2f MiB; timed re-sync %s (%.0f%% of the ceiling)",
+		subs, customers, w.workers, subBenchPCLatency, ceiling, fm.wall.Round(time.Millisecond), 100*firstOfCeiling, fm.pcRequests, fm.pc429, fm.dvReads, minReads, fm.dvBatches, ceil(subs, w.batchSize), float64(fm.peakHeap)/(1<<20),
+		sm.wall.Round(time.Millisecond), sm.pcRequests, sm.dvBatches+sm.dvOther, float64(sm.peakHeap)/(1<<20), tm.wall.Round(time.Millisecond), 100*ofCeiling)
+	assert.GreaterOrEqual(b, ofCeiling, subBenchGoal, "the re-sync's time against the ceiling")
+	subBenchPeak[subs] = max(fm.peakHeap, sm.peakHeap)
+	if small, ok := subBenchPeak[5000]; ok && subs == 20000 {
+		growth := int64(subBenchPeak[20000]) - int64(small)
+		b.ReportMetric(float64(growth)/(1<<20), "heap-growth-MiB")
+		b.Logf("peak heap growth from 5,000 to 20,000 subscriptions: %+.2f MiB (goal: under %.0f MiB)", float64(growth)/(1<<20), float64(subBenchHeapGrowth)/(1<<20))
+		assert.Less(b, growth, int64(subBenchHeapGrowth), "the peak heap grows with the subscriptions")
+	}
 }
 
 type subMeasure struct {
@@ -196,10 +235,10 @@ type subMeasure struct {
 	peakHeap                                       uint64
 }
 
-// measureHeap times run and samples the live heap while it runs, with GOGC lowered so that garbage
-// waiting for collection does not pass for live data.
-func measureHeap(b *testing.B, run func()) subMeasure {
-	old := debug.SetGCPercent(5)
+// measureHeap times run and samples the live heap while it runs, with GOGC at gcPercent: lowered (5) so
+// that garbage waiting for collection does not pass for live data, or the default (100) for the time.
+func measureHeap(b *testing.B, gcPercent int, run func()) subMeasure {
+	old := debug.SetGCPercent(gcPercent)
 	defer debug.SetGCPercent(old)
 	runtime.GC()
 	before := heapLive()

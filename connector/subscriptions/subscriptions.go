@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -37,6 +38,12 @@ const (
 	Missing = "Missing"
 )
 
+// DefaultWorkers is how many customers' subscriptions the sync lists at once. Partner Center limits
+// subscription reads per customer tenant (500 a minute), and the client paces each tenant, so customers
+// listed at once do not share a limit; no partner-wide limit on them is published. Eight keeps the sync
+// gentle (8 requests in flight) while a run's time is the customers × the latency ÷ 8.
+const DefaultWorkers = 8
+
 // Workflow is the Subscription Sync.
 type Workflow struct {
 	dv        *dataverse.Client
@@ -44,6 +51,7 @@ type Workflow struct {
 	publish   func(notify.Notification) bool
 	batchSize int
 	groupSize int
+	workers   int
 	result    func(SyncResult)
 	progress  func(SyncCounts)
 	now       func() time.Time
@@ -58,8 +66,11 @@ type Options struct {
 	// BatchSize is the operations per $batch (default dataverse.DefaultBatchSize).
 	BatchSize int
 	// GroupSize is the provider accounts whose existing rows one Dataverse query reads (default 50): the
-	// sync holds one group's rows at a time, so its memory does not grow with the subscriptions.
+	// sync holds the rows of the groups being listed (two, at most three) at a time, so its memory does
+	// not grow with the subscriptions.
 	GroupSize int
+	// Workers is how many customers' subscriptions are listed at once (default DefaultWorkers).
+	Workers int
 	// Result, when set, is told what each sync did (the CLI prints it with -o json).
 	Result func(SyncResult)
 	// Progress, when set, is told after every group (the CLI draws it on a terminal).
@@ -76,7 +87,7 @@ func New(dv *dataverse.Client, pc *partnercenter.Client, opts *Options) *Workflo
 		o = *opts
 	}
 	w := &Workflow{dv: dv, pc: pc, publish: o.Publish, result: o.Result, progress: o.Progress, now: o.Now, log: o.Logger,
-		batchSize: cmp.Or(o.BatchSize, dataverse.DefaultBatchSize), groupSize: cmp.Or(o.GroupSize, 50)}
+		batchSize: cmp.Or(o.BatchSize, dataverse.DefaultBatchSize), groupSize: cmp.Or(o.GroupSize, 50), workers: cmp.Or(o.Workers, DefaultWorkers)}
 	if w.now == nil {
 		w.now = time.Now
 	}
@@ -180,6 +191,12 @@ func (w *Workflow) Job(every time.Duration) jobs.Job {
 // Sync syncs the subscriptions of every active provider account mapped to an account and a tenant (or of
 // the one opts names). A customer whose listing fails does not stop the others; the error names each.
 //
+// It runs as a pipeline with bounded memory: one goroutine reads the provider accounts (pages of 500) and
+// each group's existing rows, a group ahead of the listing; Workers goroutines list customers'
+// subscriptions (each holds one page); the calling goroutine compares and queues the writes, a $batch at
+// a time. At most four groups' rows and Workers customers' listings are held at once, whatever the number
+// of subscriptions.
+//
 // API: GET csp_licensechangelogs (the changes in flight), GET csp_provideraccounts (pages), per group of
 // accounts GET csp_subscriptions, per customer GET /v1/customers/{id}/subscriptions, POST $batch.
 func (w *Workflow) Sync(ctx context.Context, opts SyncOptions) (SyncResult, error) {
@@ -190,38 +207,42 @@ func (w *Workflow) Sync(ctx context.Context, opts SyncOptions) (SyncResult, erro
 		return run.result, err
 	}
 	run.inFlight = inFlight
-	filter := dataverse.And(dataverse.Eq("statecode", schema.StateActive), dataverse.NotNull("csp_tenantid"), dataverse.NotNull(dataverse.LookupValue("csp_account")))
-	if opts.ProviderAccount != uuid.Nil {
-		filter = dataverse.And(filter, dataverse.Eq("csp_provideraccountid", opts.ProviderAccount))
-	}
-	q := &dataverse.Query{Select: []string{"csp_provideraccountid", "csp_name", "csp_tenantid", dataverse.LookupValue("csp_account"), dataverse.LookupValue("csp_provider")},
-		Filter: filter, PageSize: 5000}
-	group := make([]schema.ProviderAccount, 0, w.groupSize)
-	found := 0
-	for raw, err := range w.dv.List(ctx, schema.SetProviderAccounts, q) {
-		if err != nil {
-			return run.result, fmt.Errorf("subscription sync: read provider accounts: %w", err)
-		}
-		var pa schema.ProviderAccount
-		if err := dataverse.Unmarshal(raw, &pa); err != nil {
-			return run.result, err
-		}
-		if _, err := uuid.Parse(pa.TenantID); err != nil {
-			continue // not a Partner Center customer (a row made by hand)
-		}
-		found++
-		group = append(group, pa)
-		if len(group) == cap(group) {
-			if err := run.group(ctx, group); err != nil {
-				errs = append(errs, err)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	groups := make(chan *syncGroup, 1)
+	jobs := make(chan listJob)
+	out := make(chan listed, 2*w.workers)
+	var senders sync.WaitGroup
+	var found int
+	var readErr error
+	senders.Go(func() {
+		defer close(groups)
+		found, readErr = run.read(ctx, opts, groups)
+	})
+	senders.Go(func() {
+		defer close(jobs)
+		run.dispatch(ctx, groups, jobs, out)
+	})
+	for range w.workers {
+		senders.Go(func() {
+			for j := range jobs {
+				run.list(ctx, j, out)
 			}
-			group = group[:0]
-		}
+		})
 	}
-	if len(group) > 0 {
-		if err := run.group(ctx, group); err != nil {
+	go func() { senders.Wait(); close(out) }()
+	b := &batcher{r: run}
+	customers := map[*listJob]*customerState{}
+	for m := range out {
+		if err := run.receive(ctx, b, customers, m); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if err := b.flush(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if readErr != nil {
+		return run.result, readErr
 	}
 	if opts.ProviderAccount != uuid.Nil && found == 0 {
 		return run.result, fmt.Errorf("provider account %s is not an active provider account mapped to an account and a customer tenant: nothing to sync", opts.ProviderAccount)
@@ -233,6 +254,195 @@ func (w *Workflow) Sync(ctx context.Context, opts SyncOptions) (SyncResult, erro
 	w.log.Info("subscriptions synced", "seen", run.result.Seen, "created", run.result.Created, "updated", run.result.Updated,
 		"unchanged", run.result.Unchanged, "drifted", run.result.Drifted, "failed", run.result.Failed)
 	return run.result, errors.Join(errs...)
+}
+
+// syncGroup is a group of provider accounts and their existing rows, read in one query.
+type syncGroup struct {
+	accounts  []schema.ProviderAccount
+	existing  map[string]*existingRow
+	err       error // reading the rows failed: the group is not synced
+	remaining int   // customers whose listing has not ended
+}
+
+// listJob is one customer to list.
+type listJob struct {
+	g  *syncGroup
+	pa schema.ProviderAccount
+}
+
+// listed is what the pipeline hands the comparing goroutine: a chunk of one customer's subscriptions, the
+// end of its listing (done), its listing's failure, or a group whose rows could not be read (g set, j nil).
+type listed struct {
+	j    *listJob
+	subs []partnercenter.Subscription
+	done bool
+	err  error
+	g    *syncGroup
+}
+
+// listChunk is the most subscriptions a worker hands on at a time.
+const listChunk = 100
+
+// read reads the provider accounts, a page of 500 at a time, forms the groups and reads each group's rows,
+// a group ahead of the workers. It returns how many accounts it found and why reading them failed.
+func (r *syncRun) read(ctx context.Context, opts SyncOptions, groups chan<- *syncGroup) (int, error) {
+	w := r.w
+	filter := dataverse.And(dataverse.Eq("statecode", schema.StateActive), dataverse.NotNull("csp_tenantid"), dataverse.NotNull(dataverse.LookupValue("csp_account")))
+	if opts.ProviderAccount != uuid.Nil {
+		filter = dataverse.And(filter, dataverse.Eq("csp_provideraccountid", opts.ProviderAccount))
+	}
+	q := &dataverse.Query{Select: []string{"csp_provideraccountid", "csp_name", "csp_tenantid", dataverse.LookupValue("csp_account"), dataverse.LookupValue("csp_provider")},
+		Filter: filter, PageSize: 500}
+	found := 0
+	send := func(accounts []schema.ProviderAccount) bool {
+		existing, err := r.loadExisting(ctx, accounts)
+		select {
+		case groups <- &syncGroup{accounts: accounts, existing: existing, err: err, remaining: len(accounts)}:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	group := make([]schema.ProviderAccount, 0, w.groupSize)
+	for raw, err := range w.dv.List(ctx, schema.SetProviderAccounts, q) {
+		if err != nil {
+			return found, fmt.Errorf("subscription sync: read provider accounts: %w", err)
+		}
+		var pa schema.ProviderAccount
+		if err := dataverse.Unmarshal(raw, &pa); err != nil {
+			return found, err
+		}
+		if _, err := uuid.Parse(pa.TenantID); err != nil {
+			continue // not a Partner Center customer (a row made by hand)
+		}
+		found++
+		group = append(group, pa)
+		if len(group) == w.groupSize {
+			if !send(group) {
+				return found, ctx.Err()
+			}
+			group = make([]schema.ProviderAccount, 0, w.groupSize)
+		}
+	}
+	if len(group) > 0 && !send(group) {
+		return found, ctx.Err()
+	}
+	return found, nil
+}
+
+// dispatch hands each group's customers to the workers, in order; a group whose rows could not be read
+// goes straight to the comparing goroutine, which reports it.
+func (r *syncRun) dispatch(ctx context.Context, groups <-chan *syncGroup, jobs chan<- listJob, out chan<- listed) {
+	for g := range groups {
+		if g.err != nil {
+			select {
+			case out <- listed{g: g, err: g.err}:
+				continue
+			case <-ctx.Done():
+				return
+			}
+		}
+		for _, pa := range g.accounts {
+			select {
+			case jobs <- listJob{g: g, pa: pa}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+// list lists one customer's subscriptions and hands them on a chunk at a time.
+func (r *syncRun) list(ctx context.Context, j listJob, out chan<- listed) {
+	send := func(m listed) bool {
+		select {
+		case out <- m:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	var chunk []partnercenter.Subscription
+	for s, err := range r.w.pc.ListSubscriptions(ctx, j.pa.TenantID) {
+		if err != nil {
+			if len(chunk) > 0 && !send(listed{j: &j, subs: chunk}) {
+				return
+			}
+			send(listed{j: &j, err: err, done: true})
+			return
+		}
+		chunk = append(chunk, s)
+		if len(chunk) == listChunk {
+			if !send(listed{j: &j, subs: chunk}) {
+				return
+			}
+			chunk = nil
+		}
+	}
+	send(listed{j: &j, subs: chunk, done: true})
+}
+
+// customerState is what the comparing goroutine keeps of a customer while its listing runs.
+type customerState struct {
+	queued  map[string]bool // this customer's subscriptions queued or already rows, by lower-case id
+	waiting []partnercenter.Subscription
+}
+
+// receive compares what the pipeline handed on and queues the writes. An add-on whose parent is neither
+// a row already nor written earlier in this run waits until the customer's listing ends, so the parent is
+// resolved whatever the order Partner Center lists them in. When a group's last customer is done, its
+// rows that Partner Center no longer lists are flagged and the group is let go.
+func (r *syncRun) receive(ctx context.Context, b *batcher, customers map[*listJob]*customerState, m listed) error {
+	if m.j == nil {
+		return m.err
+	}
+	j, g := m.j, m.j.g
+	pa := j.pa
+	cs := customers[j]
+	if cs == nil {
+		cs = &customerState{queued: map[string]bool{}}
+		customers[j] = cs
+	}
+	known := func(pcID string) bool {
+		id := strings.ToLower(pcID)
+		return cs.queued[id] || g.existing[rowKey(pa.ID, id)] != nil
+	}
+	for _, s := range m.subs {
+		if s.ParentSubscriptionID != "" && !known(s.ParentSubscriptionID) {
+			cs.waiting = append(cs.waiting, s)
+			continue
+		}
+		r.subscription(ctx, b, pa, s, g.existing, known)
+		cs.queued[strings.ToLower(s.ID)] = true
+	}
+	if !m.done {
+		return nil
+	}
+	delete(customers, j)
+	var err error
+	if m.err != nil {
+		r.result.Failed++
+		// Rows not seen are not flagged: they may be on the pages that were not read.
+		for k, ex := range g.existing {
+			if strings.HasPrefix(k, pa.ID.String()+"/") {
+				ex.seen = true
+			}
+		}
+		r.w.log.Warn("listing a customer's subscriptions failed; the next run tries again", "provider_account", pa.ID, "tenant", pa.TenantID, "error", m.err)
+		err = fmt.Errorf("%s: listing Partner Center subscriptions failed: %w", cmp.Or(pa.Name, pa.TenantID), m.err)
+	} else {
+		for _, s := range cs.waiting {
+			r.subscription(ctx, b, pa, s, g.existing, known)
+		}
+	}
+	if g.remaining--; g.remaining == 0 {
+		r.flagMissing(ctx, b, g.accounts, g.existing)
+		g.existing = nil
+		if r.w.progress != nil {
+			r.w.progress(r.result.SyncCounts)
+		}
+	}
+	return err
 }
 
 // syncRun is one sync: the changes in flight, read once, and what it found.
@@ -291,30 +501,6 @@ var subscriptionColumns = []string{"csp_subscriptionid", "csp_name", "csp_pcsubs
 const missingPrefix = "Partner Center no longer lists this subscription"
 
 func rowKey(pa uuid.UUID, pcID string) string { return pa.String() + "/" + strings.ToLower(pcID) }
-
-// group syncs the subscriptions of a group of provider accounts.
-func (r *syncRun) group(ctx context.Context, accounts []schema.ProviderAccount) error {
-	w := r.w
-	existing, err := r.loadExisting(ctx, accounts)
-	if err != nil {
-		return err
-	}
-	b := &batcher{r: r}
-	var errs []error
-	for _, pa := range accounts {
-		if err := r.account(ctx, b, pa, existing); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	r.flagMissing(ctx, b, accounts, existing)
-	if err := b.flush(ctx); err != nil {
-		errs = append(errs, err)
-	}
-	if w.progress != nil {
-		w.progress(r.result.SyncCounts)
-	}
-	return errors.Join(errs...)
-}
 
 // loadExisting reads the group's rows in one query (pages of 5,000).
 func (r *syncRun) loadExisting(ctx context.Context, accounts []schema.ProviderAccount) (map[string]*existingRow, error) {
@@ -402,41 +588,6 @@ func statusWords(state, status int) string {
 		return "Suspended"
 	}
 	return "Active"
-}
-
-// account lists one customer's subscriptions and queues the writes. An add-on whose parent is neither a
-// row already nor written earlier in this run waits until the customer's listing ends, so the parent is
-// resolved whatever the order Partner Center lists them in.
-func (r *syncRun) account(ctx context.Context, b *batcher, pa schema.ProviderAccount, existing map[string]*existingRow) error {
-	queued := map[string]bool{} // this customer's subscriptions queued or already rows, by lower-case id
-	var waiting []partnercenter.Subscription
-	known := func(pcID string) bool {
-		id := strings.ToLower(pcID)
-		return queued[id] || existing[rowKey(pa.ID, id)] != nil
-	}
-	for s, err := range r.w.pc.ListSubscriptions(ctx, pa.TenantID) {
-		if err != nil {
-			r.result.Failed++
-			// Rows not seen are not flagged: they may be on the pages that were not read.
-			for k, ex := range existing {
-				if strings.HasPrefix(k, pa.ID.String()+"/") {
-					ex.seen = true
-				}
-			}
-			r.w.log.Warn("listing a customer's subscriptions failed; the next run tries again", "provider_account", pa.ID, "tenant", pa.TenantID, "error", err)
-			return fmt.Errorf("%s: listing Partner Center subscriptions failed: %w", cmp.Or(pa.Name, pa.TenantID), err)
-		}
-		if s.ParentSubscriptionID != "" && !known(s.ParentSubscriptionID) {
-			waiting = append(waiting, s)
-			continue
-		}
-		r.subscription(ctx, b, pa, s, existing, known)
-		queued[strings.ToLower(s.ID)] = true
-	}
-	for _, s := range waiting {
-		r.subscription(ctx, b, pa, s, existing, known)
-	}
-	return nil
 }
 
 // subscription compares one Partner Center subscription with its row and queues what differs.

@@ -332,3 +332,60 @@ func TestSyncFlagsSubscriptionPartnerCenterNoLongerLists(t *testing.T) {
 	assert.Equal(t, 1, res.Drifted, "still reported")
 	assert.Zero(t, r.writes.Load(), "flagged once")
 }
+
+// gateTransport holds the first request until want requests are in flight at once (or a second has
+// passed: a sync that lists one customer at a time never gets there) and records the most in flight.
+type gateTransport struct {
+	next          http.RoundTripper
+	want          int64
+	inFlight, max atomic.Int64
+	open          chan struct{}
+	once          sync.Once
+}
+
+func (g *gateTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	n := g.inFlight.Add(1)
+	defer g.inFlight.Add(-1)
+	for m := g.max.Load(); n > m && !g.max.CompareAndSwap(m, n); m = g.max.Load() {
+	}
+	if n >= g.want {
+		g.once.Do(func() { close(g.open) })
+	}
+	select {
+	case <-g.open:
+	case <-time.After(time.Second):
+	}
+	return g.next.RoundTrip(r)
+}
+
+func TestSyncListsCustomersConcurrentlyWithinWorkers(t *testing.T) {
+	r := newRig(t)
+	ctx := t.Context()
+	provider, err := r.DV.Create(ctx, schema.SetProviders, dataverse.Row{"csp_name": "Partner Center", "csp_type": int(schema.ProviderAutomatic)})
+	require.NoError(t, err)
+	account, err := r.DV.Create(ctx, schema.SetAccounts, dataverse.Row{"name": "Fabrikam"})
+	require.NoError(t, err)
+	r.AddSub(t, uuid.NewString(), offerBasic, "", 1)
+	for i := range 11 {
+		tenant := uuid.NewString()
+		require.NoError(t, r.PCS.AddCustomer(partnercentertest.Customer{TenantID: tenant, CompanyName: "Customer", Domain: "c" + uuid.NewString()[:8] + ".example"}))
+		require.NoError(t, r.PCS.AddSubscription(tenant, partnercentertest.Subscription{ID: uuid.NewString(), OfferID: offerBasic, Quantity: i + 1}))
+		_, err := r.DV.Create(ctx, schema.SetProviderAccounts, dataverse.Row{"csp_name": "Customer", "csp_tenantid": tenant,
+			"csp_provider@odata.bind": dataverse.Bind(schema.SetProviders, provider), "csp_account@odata.bind": dataverse.Bind(schema.SetAccounts, account)})
+		require.NoError(t, err)
+	}
+	gate := &gateTransport{next: r.PCS.Client().Transport, want: 4, open: make(chan struct{})}
+	pc, err := partnercenter.NewClient(r.PCS.URL, partnercenter.Credentials{}, &partnercenter.ClientOptions{HTTPClient: &http.Client{Transport: gate}})
+	require.NoError(t, err)
+	w := New(r.DV, pc, &Options{Now: r.Clock.Now, Workers: 4, GroupSize: 5, BatchSize: 7})
+
+	res, err := w.Sync(ctx, SyncOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, 12, res.Seen)
+	assert.Equal(t, 12, res.Created)
+	assert.Equal(t, int64(4), gate.max.Load(), "customers listed at once: the workers, no more")
+
+	res, err = w.Sync(ctx, SyncOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, 12, res.Unchanged)
+}
