@@ -769,7 +769,7 @@ func TestAPIJobs(t *testing.T) {
 		names = append(names, j.Name)
 		assert.NotEmpty(t, j.Schedule, j.Name)
 		if j.Name == subscriptions.SyncJobName {
-			assert.False(t, j.Enabled, "the sandbox starts with the Subscription Sync off")
+			assert.False(t, j.Enabled, "the Subscription Sync is created switched off")
 			assert.Nil(t, j.LastRunOn)
 			continue
 		}

@@ -17,7 +17,6 @@ import (
 	"github.com/cspconnector/csp-connector/connector/apiauth"
 	"github.com/cspconnector/csp-connector/connector/intake"
 	"github.com/cspconnector/csp-connector/connector/metrics"
-	"github.com/cspconnector/csp-connector/connector/subscriptions"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/dataversetest"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
@@ -440,11 +439,6 @@ func (sb *Sandbox) seed(ctx context.Context, now time.Time) error {
 		"Failed Provisioning (the reduction window ended: reduce at renewal)")
 	change(demoChangeSandboxCap, contosoBasic, schema.ChangeQuantity, 30, 3, now,
 		"Failed Provisioning (the integration sandbox allows 25 seats at most)")
-	// The demonstration's subscriptions are seeded as rows, so the Subscription Sync starts switched off:
-	// run at start, it would rewrite them from the Partner Center simulator while the license changes
-	// above are being decided. Run Now (or enabling it) shows it at work.
-	must(create(schema.TableJob, schema.SetJobs, schema.Job{Name: subscriptions.SyncJobName, Schedule: "6h", Enabled: false,
-		Message: "Off in the sandbox: its demonstration subscriptions are seeded as rows. Press Run Now to import them from the Partner Center simulator and see drift recorded."}))
 	return errors.Join(errs...)
 }
 

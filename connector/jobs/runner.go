@@ -29,6 +29,9 @@ type Job struct {
 	// Run does the work and reports what it did. An error marks the run Failed (or Partially succeeded when
 	// the counts show some success); its text is written on the run for people, so make it plain words.
 	Run func(ctx context.Context) (RunCounts, error)
+	// Off creates the job's row switched off, with Off as the row's message (why, and how to switch it
+	// on); Run Now still runs it. Empty: created on.
+	Off string
 }
 
 // RunCounts are what a run did.
@@ -130,9 +133,12 @@ func (j *Runner) Names() []string {
 // that exist are left as the admin set them.
 func (j *Runner) Ensure(ctx context.Context) error {
 	for _, job := range j.jobs {
-		_, err := j.dv.Upsert(ctx, schema.SetJobs, dataverse.Key{"csp_name": job.Name}, dataverse.Row{
-			"csp_name": job.Name, "csp_schedule": formatSchedule(job.Schedule), "csp_enabled": true,
-		}, &dataverse.UpsertOptions{Mode: dataverse.UpsertCreateOnly, PrimaryKey: schema.PrimaryKey(schema.TableJob)})
+		row := dataverse.Row{"csp_name": job.Name, "csp_schedule": formatSchedule(job.Schedule), "csp_enabled": job.Off == ""}
+		if job.Off != "" {
+			row["csp_message"] = schema.Fit(schema.TableJob, "csp_message", job.Off)
+		}
+		_, err := j.dv.Upsert(ctx, schema.SetJobs, dataverse.Key{"csp_name": job.Name}, row,
+			&dataverse.UpsertOptions{Mode: dataverse.UpsertCreateOnly, PrimaryKey: schema.PrimaryKey(schema.TableJob)})
 		if err != nil && !dataverse.IsDuplicate(err) && !dataverse.IsConflict(err) {
 			return fmt.Errorf("jobs: create the row of %q: %w", job.Name, err)
 		}

@@ -433,3 +433,22 @@ func TestStartedRunOutlivesItsRequestAndEndsWithShutdown(t *testing.T) {
 	res = <-stuck
 	assert.Equal(t, schema.RunCancelled, res.Status, "the run is cut off when the bound ends")
 }
+
+// TestJobCreatedOffSaysWhy: a job created switched off has its row disabled with its reason, is not run on
+// its schedule, and runs when asked.
+func TestJobCreatedOffSaysWhy(t *testing.T) {
+	t.Parallel()
+	_, dv := testrig.Dataverse(t)
+	var runs atomic.Int32
+	r := New(dv, []Job{{Name: "Careful", Schedule: time.Hour, Off: "Off until switched on: read the README first.",
+		Run: func(ctx context.Context) (RunCounts, error) { runs.Add(1); return RunCounts{}, nil }}}, Options{Instance: "a"})
+	require.NoError(t, r.Ensure(t.Context()))
+	row := testrig.Job(t, dv, "Careful")
+	assert.False(t, row.Enabled)
+	assert.Equal(t, "Off until switched on: read the README first.", row.Message)
+	_, due := r.due(row)
+	assert.False(t, due, "not due on its schedule")
+	_, err := r.RunNow(t.Context(), "Careful", schema.TriggerRunNow)
+	require.NoError(t, err)
+	assert.Equal(t, int32(1), runs.Load(), "Run Now runs it")
+}
