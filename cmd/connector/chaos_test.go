@@ -386,8 +386,10 @@ func TestChaos(t *testing.T) {
 		if ok, why = settled(); ok {
 			break
 		}
-		if time.Since(settleStart) > 5*time.Minute {
-			t.Fatalf("not settled 5 minutes after the chaos ended: %s", why)
+		// The slowest path back by design: an add-on whose parent was bought by a replica killed before it
+		// woke the add-on waits out its 2-minute safety net, then the next sweep (every minute here).
+		if time.Since(settleStart) > 8*time.Minute {
+			t.Fatalf("not settled 8 minutes after the chaos ended: %s", why)
 		}
 		time.Sleep(2 * time.Second)
 	}
