@@ -97,30 +97,10 @@ func (c *Client) Customers(ctx context.Context, opts *ListCustomersOptions) iter
 			}
 		}
 		q.Set("size", strconv.Itoa(size))
-		cl := call{method: http.MethodGet, path: "customers", query: q, op: "list customers"}
-		for page := 1; ; page++ {
-			var p collection[Customer]
-			if _, err := c.doJSON(ctx, cl, &p); err != nil {
-				yield(Customer{}, err)
+		for cust, err := range pages[Customer](ctx, c, call{method: http.MethodGet, path: "customers", query: q, op: "list customers"}) {
+			if !yield(cust, err) {
 				return
 			}
-			for _, cust := range p.Items {
-				if !yield(cust, nil) {
-					return
-				}
-			}
-			next, ok := p.Links["next"]
-			if !ok || next.URI == "" {
-				return
-			}
-			h := http.Header{}
-			for _, kv := range next.Headers {
-				h.Set(kv.Key, kv.Value)
-			}
-			if h.Get("MS-ContinuationToken") == "" && p.ContinuationToken != "" {
-				h.Set("MS-ContinuationToken", p.ContinuationToken)
-			}
-			cl = call{method: http.MethodGet, path: next.URI, header: h, op: fmt.Sprintf("list customers (page %d)", page+1)}
 		}
 	}
 }

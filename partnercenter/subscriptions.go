@@ -113,33 +113,8 @@ func (c *Client) Subscriptions(ctx context.Context, tenantID string) ([]Subscrip
 //
 // API: GET /v1/customers/{customer-tenant-id}/subscriptions, then links.next
 func (c *Client) ListSubscriptions(ctx context.Context, tenantID string) iter.Seq2[Subscription, error] {
-	return func(yield func(Subscription, error) bool) {
-		cl := call{method: http.MethodGet, path: "customers/" + url.PathEscape(tenantID) + "/subscriptions", tenant: tenantID, op: "list subscriptions of " + tenantID}
-		for page := 1; ; page++ {
-			var p collection[Subscription]
-			if _, err := c.doJSON(ctx, cl, &p); err != nil {
-				yield(Subscription{}, err)
-				return
-			}
-			for _, s := range p.Items {
-				if !yield(s, nil) {
-					return
-				}
-			}
-			next, ok := p.Links["next"]
-			if !ok || next.URI == "" {
-				return
-			}
-			h := http.Header{}
-			for _, kv := range next.Headers {
-				h.Set(kv.Key, kv.Value)
-			}
-			if h.Get("MS-ContinuationToken") == "" && p.ContinuationToken != "" {
-				h.Set("MS-ContinuationToken", p.ContinuationToken)
-			}
-			cl = call{method: http.MethodGet, path: next.URI, header: h, tenant: tenantID, op: fmt.Sprintf("list subscriptions of %s (page %d)", tenantID, page+1)}
-		}
-	}
+	return pages[Subscription](ctx, c, call{method: http.MethodGet, path: "customers/" + url.PathEscape(tenantID) + "/subscriptions",
+		tenant: tenantID, op: "list subscriptions of " + tenantID})
 }
 
 // Subscription reads one subscription, with its ETag, refundable seats and cancellation deadline.

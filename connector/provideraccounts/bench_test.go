@@ -7,12 +7,8 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"runtime"
-	"runtime/debug"
-	"runtime/metrics"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,6 +20,7 @@ import (
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/dataversetest"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
+	"github.com/cspconnector/csp-connector/internal/testrig"
 	"github.com/cspconnector/csp-connector/partnercenter"
 	"github.com/cspconnector/csp-connector/partnercenter/partnercentertest"
 )
@@ -32,15 +29,14 @@ import (
 // 1,000) has an account with its domain as website (they map automatically and get a Pending agreement);
 // 2,000 accounts with two contacts each; one active agreement template.
 const (
-	syncBenchAccounts      = 2000
-	syncBenchMatchEvery    = 10
-	syncBenchDVLatency     = 20 * time.Millisecond
-	syncBenchPCLatency     = 100 * time.Millisecond
-	syncBenchPCPageSize    = partnercenter.DefaultPageSize // 500, Partner Center's largest page
-	syncBenchDVReadPage    = 5000                          // the sync's page size for bulk reads (Dataverse's maximum)
-	syncBenchDVBatchSize   = dataverse.DefaultBatchSize    // 200 operations per $batch
-	syncBenchHeapSampleGap = time.Millisecond
-	syncBenchChildEnv      = "CONNECTOR_SYNC_BENCH_CUSTOMERS"
+	syncBenchAccounts    = 2000
+	syncBenchMatchEvery  = 10
+	syncBenchDVLatency   = 20 * time.Millisecond
+	syncBenchPCLatency   = 100 * time.Millisecond
+	syncBenchPCPageSize  = partnercenter.DefaultPageSize // 500, Partner Center's largest page
+	syncBenchDVReadPage  = 5000                          // the sync's page size for bulk reads (Dataverse's maximum)
+	syncBenchDVBatchSize = dataverse.DefaultBatchSize    // 200 operations per $batch
+	syncBenchChildEnv    = "CONNECTOR_SYNC_BENCH_CUSTOMERS"
 )
 
 // BenchmarkProviderAccountSync runs a first sync of n customers and then a second one with nothing
@@ -217,42 +213,6 @@ type syncMeasure struct {
 // measureHeap times run and samples the live heap while it runs, with GOGC lowered so that garbage waiting
 // for collection does not pass for live data.
 func measureHeap(b *testing.B, run func()) syncMeasure {
-	old := debug.SetGCPercent(5)
-	defer debug.SetGCPercent(old)
-	runtime.GC()
-	before := heapLive()
-	var peak atomic.Uint64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		t := time.NewTicker(syncBenchHeapSampleGap)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				if h := heapLive(); h > peak.Load() {
-					peak.Store(h)
-				}
-			}
-		}
-	})
-	b.StartTimer()
-	start := time.Now()
-	run()
-	m := syncMeasure{wall: time.Since(start)}
-	b.StopTimer()
-	close(stop)
-	wg.Wait()
-	if p := peak.Load(); p > before {
-		m.peakHeap = p - before
-	}
-	return m
-}
-
-func heapLive() uint64 {
-	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	metrics.Read(s)
-	return s[0].Value.Uint64()
+	wall, peak := testrig.MeasureHeap(b, 5, run)
+	return syncMeasure{wall: wall, peakHeap: peak}
 }

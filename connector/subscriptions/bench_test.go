@@ -7,12 +7,8 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"runtime"
-	"runtime/debug"
-	"runtime/metrics"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,6 +20,7 @@ import (
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/dataversetest"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
+	"github.com/cspconnector/csp-connector/internal/testrig"
 	"github.com/cspconnector/csp-connector/partnercenter"
 	"github.com/cspconnector/csp-connector/partnercenter/partnercentertest"
 )
@@ -238,42 +235,6 @@ type subMeasure struct {
 // measureHeap times run and samples the live heap while it runs, with GOGC at gcPercent: lowered (5) so
 // that garbage waiting for collection does not pass for live data, or the default (100) for the time.
 func measureHeap(b *testing.B, gcPercent int, run func()) subMeasure {
-	old := debug.SetGCPercent(gcPercent)
-	defer debug.SetGCPercent(old)
-	runtime.GC()
-	before := heapLive()
-	var peak atomic.Uint64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		t := time.NewTicker(time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				if h := heapLive(); h > peak.Load() {
-					peak.Store(h)
-				}
-			}
-		}
-	})
-	b.StartTimer()
-	start := time.Now()
-	run()
-	m := subMeasure{wall: time.Since(start)}
-	b.StopTimer()
-	close(stop)
-	wg.Wait()
-	if p := peak.Load(); p > before {
-		m.peakHeap = p - before
-	}
-	return m
-}
-
-func heapLive() uint64 {
-	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	metrics.Read(s)
-	return s[0].Value.Uint64()
+	wall, peak := testrig.MeasureHeap(b, gcPercent, run)
+	return subMeasure{wall: wall, peakHeap: peak}
 }
