@@ -165,6 +165,11 @@ func (c *Client) PlanSchema(ctx context.Context, s Schema) (*Plan, error) {
 	if len(p.publish) > 0 {
 		p.add("publish customizations of "+strings.Join(p.publish, ", "), func(ctx context.Context) error { return c.PublishTables(ctx, p.publish) })
 	}
+	if s.App != nil {
+		if err := c.planApp(ctx, s, p); err != nil {
+			return nil, err
+		}
+	}
 	return p, nil
 }
 

@@ -59,6 +59,9 @@ type Column struct {
 	Secured bool
 	// Format is the text format of a String column: Text (default), Email, Url, Phone.
 	Format string
+	// ConnectorOwned marks a column only the connector writes (statuses, messages, claims, Partner Center
+	// ids): forms show it read-only, in the section that belongs to the connector.
+	ConnectorOwned bool
 }
 
 // AlternateKey declares a unique key other than the primary id, used to upsert by natural identity.
@@ -154,6 +157,8 @@ type Schema struct {
 	PublisherName, PublisherDisplayName string
 	SolutionName, SolutionDisplayName   string
 	Tables                              []Table
+	// App is the model-driven app installed with the tables (nil: tables only).
+	App *App
 }
 
 // Table returns the table with this logical name.
@@ -246,6 +251,9 @@ func (s Schema) Validate() error {
 				add("status reason %s.%d (%s) is outside the publisher's range", t.LogicalName, sr.Value, sr.Label)
 			}
 		}
+	}
+	if s.App != nil {
+		problems = append(problems, s.App.problems(s)...)
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("dataverse: schema: %s", strings.Join(problems, "; "))

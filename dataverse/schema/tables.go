@@ -293,12 +293,14 @@ func Schema() dataverse.Schema {
 		memo("csp_systemmessage", "System message"),
 	)
 
-	return dataverse.Schema{
+	s := dataverse.Schema{
 		Prefix: Prefix, OptionValuePrefix: OptionValuePrefix,
 		PublisherName: PublisherName, PublisherDisplayName: PublisherDisplayName,
 		SolutionName: SolutionName, SolutionDisplayName: SolutionDisplayName,
 		Tables: append([]dataverse.Table{provider, account, template, agreement, subscription, lcl, job, run, hook, outbox}, StandardTables()...),
 	}
+	s.App = app(s)
+	return s
 }
 
 // StandardTables are the tables every Dataverse environment has, with the columns the connector uses.
