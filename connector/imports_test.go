@@ -22,7 +22,7 @@ func layerOf(pkg string) int {
 	top, _, _ := strings.Cut(rel, "/")
 	switch {
 	case top == "internal" && (strings.HasPrefix(rel, "internal/testrig") || strings.HasPrefix(rel, "internal/fakesb") ||
-		strings.HasPrefix(rel, "internal/swaggercheck")):
+		strings.HasPrefix(rel, "internal/swaggercheck") || strings.HasPrefix(rel, "internal/xsdcheck")):
 		return side
 	case top == "internal", top == "dataverse", top == "partnercenter":
 		return 0 // the clients, their simulators and their shared plumbing
@@ -50,7 +50,7 @@ func layerOf(pkg string) int {
 
 const (
 	workflows = 5
-	side      = -2 // test support (the rig, the fake broker, the connector definition checker), used from tests
+	side      = -2 // test support (the rig, the fake broker, the connector definition and schema checkers), used from tests
 )
 
 // sideways says whether packages of one layer may import each other: the clients with their simulators
