@@ -349,6 +349,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		path, ok = "", true
 	}
 	if !ok {
+		if s.servePages(w, r) { // the app pages (pages.go)
+			return
+		}
 		(&apiError{status: 404, message: "No HTTP resource was found that matches the request URI '" + r.URL.String() + "'."}).write(w)
 		return
 	}
