@@ -184,6 +184,9 @@ func (s *Server) compileCondition(q *query, c fetchCondition) func(*record) bool
 	}
 	values := make([]any, 0, len(raw))
 	for _, v := range raw {
+		if strings.Contains(c.Operator, "-x-") {
+			break // the value is a count (next-x-days), not a value of the column
+		}
 		x, err := fetchValue(col, v)
 		if err != nil {
 			return skip(err.Error())
