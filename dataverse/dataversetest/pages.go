@@ -170,7 +170,7 @@ type listView struct {
 
 type option struct {
 	Value, Label, Href string
-	Selected     bool
+	Selected           bool
 }
 
 type gridView struct {
@@ -197,10 +197,10 @@ type gridCell struct{ Text, Href string }
 
 type recordView struct {
 	Table, TableLabel, Set, ID, Name, State, FormName string
-	Header                                           []fieldView
-	Tabs                                             []tabView
-	Forms                                            []option
-	Notes                                            []string
+	Header                                            []fieldView
+	Tabs                                              []tabView
+	Forms                                             []option
+	Notes                                             []string
 }
 
 type tabView struct {

@@ -156,7 +156,7 @@ func newPageFixture(t *testing.T, now time.Time) *pageFixture {
 	ins("savedquery", map[string]any{"name": "Quick find widgets", "returnedtypecode": "csp_widget", "querytype": 4, "layoutxml": layout, "fetchxml": fetchOf("csp_widget", "", "")})
 	partsView := ins("savedquery", map[string]any{"name": "Parts of a widget", "returnedtypecode": "csp_part", "querytype": 0, "isdefault": true,
 		"layoutxml": `<grid name="resultset" object="10002" jump="csp_name" select="1" icon="1" preview="1"><row name="result" id="csp_partid"><cell name="csp_name" width="200" /></row></grid>`,
-		"fetchxml": fetchOf("csp_part", "", `<order attribute="csp_name" descending="false" />`)})
+		"fetchxml":  fetchOf("csp_part", "", `<order attribute="csp_name" descending="false" />`)})
 	ins("systemform", map[string]any{"name": "Information", "objecttypecode": "csp_widget", "type": 2, "isdefault": true, "formactivationstate": 1,
 		"formxml": `<form><tabs><tab name="t"><labels><label description="Old" languagecode="1033" /></labels><columns><column width="100%"><sections /></column></columns></tab></tabs></form>`})
 	ins("systemform", map[string]any{"name": "Widget", "objecttypecode": "csp_widget", "type": 2, "isdefault": true, "formactivationstate": 1,
@@ -192,7 +192,7 @@ func newPageFixture(t *testing.T, now time.Time) *pageFixture {
 
 	ins("appnotification", map[string]any{"title": "A widget failed", "body": "Failed widget could not be provisioned.", "icontype": 100000002,
 		"ownerid@odata.bind": "/systemusers(" + srv.UserID().String() + ")",
-		"data": `{"actions":[{"title":"Open","data":{"url":"?appname=csp_Widgets&pagetype=entityrecord&etn=csp_widget&id=` + f.failed + `","navigationTarget":"newWindow"}}]}`})
+		"data":               `{"actions":[{"title":"Open","data":{"url":"?appname=csp_Widgets&pagetype=entityrecord&etn=csp_widget&id=` + f.failed + `","navigationTarget":"newWindow"}}]}`})
 	return f
 }
 
