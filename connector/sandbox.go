@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -226,10 +227,19 @@ func (sb *Sandbox) Close() {
 	}
 }
 
-// Describe writes what the sandbox is and how to use it.
+// AppURL is the address of the CSP Connector app in the Dataverse simulator's pages: what an admin sees in
+// Dynamics, rendered from the forms, views, sitemap and commands the installer put in.
+func (sb *Sandbox) AppURL() string {
+	return sb.Dataverse.URL + dataversetest.PagesPath + "?appname=" + url.QueryEscape(schema.AppUniqueName)
+}
+
+// Describe writes what the sandbox is and how to use it. The app's address comes first: it is where a
+// newcomer starts.
 func (sb *Sandbox) Describe(w io.Writer) {
 	self := "http://" + sb.listener.Addr().String()
 	env := fmt.Sprintf("DATAVERSE_URL=%s DATAVERSE_AUTH=none PARTNERCENTER_ENDPOINT=%s PARTNERCENTER_AUTH=none", sb.Dataverse.URL, sb.PartnerCenter.URL)
+	fmt.Fprintf(w, "Open the CSP Connector app in a browser: %s\n", sb.AppURL())
+	fmt.Fprintf(w, "  (the Dataverse simulator's pages: the app's sitemap, views, forms, command buttons and the bell, as installed)\n\n")
 	fmt.Fprintf(w, "CSP Connector sandbox: the connector on its built-in simulators (no Azure account needed).\n\n")
 	fmt.Fprintf(w, "  Dataverse simulator  %s   (Web API under %s)\n", sb.Dataverse.URL, dataverse.APIPath)
 	fmt.Fprintf(w, "  Partner Center       %s   (API under /v1; %d demo customers; integration sandbox caps: 25 seats per subscription, 5 subscriptions per customer)\n", sb.PartnerCenter.URL, sb.PartnerCenter.Customers())

@@ -105,7 +105,9 @@ func TestSandboxStartsInstallsSeedsAndStops(t *testing.T) {
 	assert.Contains(t, text, "csp_licensechangelog=7")
 
 	// The printed URL serves the installed schema: a second install against it plans nothing.
-	url := strings.Fields(text[strings.Index(text, "http://127.0.0.1:"):])[0]
+	_, after, _ := strings.Cut(text, "Dataverse simulator  ")
+	url := strings.Fields(after)[0]
+	assert.True(t, strings.HasPrefix(text, "Open the CSP Connector app in a browser: "+url+"/main.aspx?appname=csp_CSPConnector\n"), "the app's address comes first: %s", text)
 	var installOut bytes.Buffer
 	require.NoError(t, run(t.Context(), []string{"dataverse", "install", "--dry-run"}, getenv(map[string]string{"DATAVERSE_URL": url, "DATAVERSE_AUTH": "none"}), nil, &installOut, &bytes.Buffer{}))
 	assert.Contains(t, installOut.String(), "Nothing to change")

@@ -289,13 +289,13 @@ func (s *Server) buildPage(q url.Values) *page {
 	}
 	pageType, etn := q.Get("pagetype"), q.Get("etn")
 	switch {
-	case p.App == nil && (appID != "" || appName != ""):
-		p.Title = "App not found"
-		p.Message = "No app with that id or name is installed in this environment. Choose one of the apps below."
-		return p
 	case p.App == nil && pageType == "" && len(apps) == 0:
 		p.Title = "No app installed"
 		p.Message = "No model-driven app is installed in this Dataverse environment yet. `connector dataverse install` (or `make run`, which installs through it) puts the CSP Connector app here."
+		return p
+	case p.App == nil && (appID != "" || appName != ""):
+		p.Title = "App not found"
+		p.Message = "No app with that id or name is installed in this environment. Choose one of the apps below."
 		return p
 	case p.App == nil && pageType == "":
 		p.Title = "Apps"
