@@ -72,7 +72,7 @@ func pageTables() []dataverse.Table {
 }
 
 const (
-	widgetForm = `<form>
+	pagesWidgetForm = `<form>
   <tabs>
     <tab name="general" id="{6b2f0e4c-1d7a-4c8e-9a51-3f0c2d9e7a10}" IsUserDefined="0" verticallayout="true" showlabel="true" expanded="true">
       <labels><label description="General" languagecode="1033" /></labels>
@@ -112,7 +112,7 @@ const (
   </header>
 </form>`
 
-	siteMapXML = `<SiteMap IntroducedVersion="7.0.0.0">
+	pagesSiteMap = `<SiteMap IntroducedVersion="7.0.0.0">
   <Area Id="csp_work" ShowGroups="true"><Titles><Title LCID="1033" Title="Work" /></Titles>
     <Group Id="csp_things" IsProfile="false"><Titles><Title LCID="1033" Title="Things" /></Titles>
       <SubArea Id="csp_widgets" Entity="csp_widget"><Titles><Title LCID="1033" Title="All the widgets" /></Titles></SubArea>
@@ -160,8 +160,8 @@ func newPageFixture(t *testing.T, now time.Time) *pageFixture {
 	ins("systemform", map[string]any{"name": "Information", "objecttypecode": "csp_widget", "type": 2, "isdefault": true, "formactivationstate": 1,
 		"formxml": `<form><tabs><tab name="t"><labels><label description="Old" languagecode="1033" /></labels><columns><column width="100%"><sections /></column></columns></tab></tabs></form>`})
 	ins("systemform", map[string]any{"name": "Widget", "objecttypecode": "csp_widget", "type": 2, "isdefault": true, "formactivationstate": 1,
-		"formxml": strings.ReplaceAll(widgetForm, "{VIEWID}", "{"+partsView+"}")})
-	ins("sitemap", map[string]any{"sitemapname": "Widgets", "sitemapnameunique": "csp_Widgets", "sitemapxml": siteMapXML})
+		"formxml": strings.ReplaceAll(pagesWidgetForm, "{VIEWID}", "{"+partsView+"}")})
+	ins("sitemap", map[string]any{"sitemapname": "Widgets", "sitemapnameunique": "csp_Widgets", "sitemapxml": pagesSiteMap})
 	f.app = ins("appmodule", map[string]any{"name": "Widget Works", "uniquename": "csp_Widgets", "description": "Widgets and their parts."})
 
 	renew := now.Add(48 * time.Hour).UTC().Format(time.RFC3339)
@@ -182,9 +182,16 @@ func newPageFixture(t *testing.T, now time.Time) *pageFixture {
   formContext.ui.setFormNotification("Bumped", "INFO", "bump");
 } };`
 	wr := ins("webresource", map[string]any{"name": "csp_widgets.js", "webresourcetype": 3, "content": base64.StdEncoding.EncodeToString([]byte(script))})
-	ins("appaction", map[string]any{"name": "csp_widget_bump", "uniquename": "csp_widget_bump", "buttonlabeltext": "Bump", "buttontooltipdescription": "Writes a message on the row.",
+	bump := map[string]any{"name": "csp_widget_bump", "uniquename": "csp_widget_bump", "buttonlabeltext": "Bump", "buttontooltipdescription": "Writes a message on the row.",
 		"context": 1, "contextvalue": "csp_widget", "location": 0, "onclickeventtype": 2, "onclickeventjavascriptfunctionname": "Widgets.bump",
-		"onclickeventjavascriptparameters": `[{"type":5}]`, "sequence": 10, "onclickeventjavascriptwebresourceid@odata.bind": "/webresourceset(" + wr + ")"})
+		"onclickeventjavascriptparameters": `[{"type":5}]`, "sequence": 10, "OnClickEventJavaScriptWebResourceId@odata.bind": "/webresourceset(" + wr + ")"}
+	if _, err := srv.Insert("appaction", bump); err != nil {
+		// Dataverse's navigation property is OnClickEventJavaScriptWebResourceId; a simulator that does not
+		// declare appaction itself knows only the column's name (pageTables).
+		delete(bump, "OnClickEventJavaScriptWebResourceId@odata.bind")
+		bump["onclickeventjavascriptwebresourceid@odata.bind"] = "/webresourceset(" + wr + ")"
+		ins("appaction", bump)
+	}
 	ins("appaction", map[string]any{"name": "csp_widget_formula", "uniquename": "csp_widget_formula", "buttonlabeltext": "Formula", "context": 1, "contextvalue": "csp_widget",
 		"location": 0, "onclickeventtype": 1, "sequence": 20})
 	ins("appaction", map[string]any{"name": "csp_part_other", "uniquename": "csp_part_other", "buttonlabeltext": "Not for widgets", "context": 1, "contextvalue": "csp_part",
