@@ -180,6 +180,7 @@ func New(opts Options) *Server {
 	for _, t := range append(systemTables(), registrationTables()...) {
 		s.addTable(t)
 	}
+	s.addAppModules()
 	for _, t := range opts.Tables {
 		s.addTable(t)
 	}
