@@ -292,6 +292,49 @@ func (c *Client) createInSolution(ctx context.Context, entitySet string, row Row
 	return idFromEntityID(resp.Header.Get("OData-EntityId"))
 }
 
+// layers are a solution component's rows as published (what users see) and as last written (the
+// unpublished layer, which also has every published row): nil where there is none.
+type layers struct{ published, unpublished Row }
+
+// current is the row as last written.
+func (l layers) current() Row {
+	if l.unpublished != nil {
+		return l.unpublished
+	}
+	return l.published
+}
+
+// readLayers reads the first row matching q of an entity set whose rows are published (app modules,
+// sitemaps, app settings) in both layers: the entity set lists published rows only, so an app created by
+// an install that stopped before publishing is found only in the unpublished layer.
+//
+// API: GET /{entitySet}?…; GET /{entitySet}/Microsoft.Dynamics.CRM.RetrieveUnpublishedMultiple()?…
+func (c *Client) readLayers(ctx context.Context, entitySet string, q *Query) (layers, error) {
+	var l layers
+	vals, err := q.values()
+	if err != nil {
+		return l, err
+	}
+	for _, unpublished := range []bool{false, true} {
+		path := entitySet
+		if unpublished {
+			path += "/Microsoft.Dynamics.CRM.RetrieveUnpublishedMultiple()"
+		}
+		var p page
+		if _, err := c.doJSON(ctx, request{method: http.MethodGet, path: path, query: vals, idempotent: true}, &p); err != nil {
+			return l, fmt.Errorf("dataverse: list %s: %w", path, err)
+		}
+		if len(p.Value) > 0 {
+			if unpublished {
+				l.unpublished = p.Value[0]
+			} else {
+				l.published = p.Value[0]
+			}
+		}
+	}
+	return l, nil
+}
+
 // tableIDs returns the MetadataId of every table, by logical name: a table is an app component by it.
 //
 // API: GET /EntityDefinitions?$select=LogicalName,MetadataId
@@ -414,13 +457,13 @@ func (c *Client) planAppModule(ctx context.Context, s Schema, a *App, p *Plan) e
 	changed := false
 
 	var siteMapID GUID
-	var haveSiteMap Row
-	for row, err := range c.List(ctx, "sitemaps", &Query{Select: []string{"sitemapid", "sitemapname", "sitemapnameunique", "sitemapxml", "isappaware"}, Filter: Eq("sitemapnameunique", a.UniqueName), Top: 1}) {
-		if err != nil {
-			return err
-		}
-		haveSiteMap = row
-		siteMapID, _ = row.GUID("sitemapid")
+	siteMaps, err := c.readLayers(ctx, "sitemaps", &Query{Select: []string{"sitemapid", "sitemapname", "sitemapnameunique", "sitemapxml", "isappaware"}, Filter: Eq("sitemapnameunique", a.UniqueName), Top: 1})
+	if err != nil {
+		return err
+	}
+	haveSiteMap := siteMaps.current()
+	if haveSiteMap != nil {
+		siteMapID, _ = haveSiteMap.GUID("sitemapid")
 	}
 	wantSiteMap := siteMapRow(a)
 	if haveSiteMap == nil {
@@ -439,14 +482,14 @@ func (c *Client) planAppModule(ctx context.Context, s Schema, a *App, p *Plan) e
 	}
 
 	var appID, appUnique GUID
-	var haveApp Row
-	for row, err := range c.List(ctx, "appmodules", &Query{Select: []string{"appmoduleid", "appmoduleidunique", "name", "uniquename", "description", "webresourceid", "clienttype", "formfactor", "navigationtype"}, Filter: Eq("uniquename", a.UniqueName), Top: 1}) {
-		if err != nil {
-			return err
-		}
-		haveApp = row
-		appID, _ = row.GUID("appmoduleid")
-		appUnique, _ = row.GUID("appmoduleidunique")
+	apps, err := c.readLayers(ctx, "appmodules", &Query{Select: []string{"appmoduleid", "appmoduleidunique", "name", "uniquename", "description", "webresourceid", "clienttype", "formfactor", "navigationtype"}, Filter: Eq("uniquename", a.UniqueName), Top: 1})
+	if err != nil {
+		return err
+	}
+	haveApp := apps.current()
+	if haveApp != nil {
+		appID, _ = haveApp.GUID("appmoduleid")
+		appUnique, _ = haveApp.GUID("appmoduleidunique")
 	}
 	wantApp := appModuleRow(a)
 	if haveApp == nil {
@@ -521,11 +564,16 @@ func (c *Client) planAppModule(ctx context.Context, s Schema, a *App, p *Plan) e
 		changed = true
 	}
 
-	if err := c.planNotificationsSetting(ctx, s, a, p, appID, haveApp != nil, &changed); err != nil {
+	// What users see is the published layer: publish when it is not what the declaration says, even when
+	// nothing is written now (an earlier install stopped before publishing).
+	unpublished := siteMaps.published == nil || len(differing(wantSiteMap, siteMaps.published)) > 0 ||
+		apps.published == nil || len(differing(wantApp, apps.published)) > 0
+	settingUnpublished, err := c.planNotificationsSetting(ctx, s, a, p, appID, haveApp != nil, &changed)
+	if err != nil {
 		return err
 	}
 
-	if changed {
+	if changed || unpublished || settingUnpublished {
 		p.add(fmt.Sprintf("validate app %s", a.UniqueName), func(ctx context.Context) error {
 			_, err := c.validateApp(ctx, appID)
 			return err
@@ -537,16 +585,18 @@ func (c *Client) planAppModule(ctx context.Context, s Schema, a *App, p *Plan) e
 	return nil
 }
 
-// planNotificationsSetting plans the app's value of the in-app notifications setting.
+// planNotificationsSetting plans the app's value of the in-app notifications setting, and reports whether
+// the published value differs from the declaration (the app needs publishing for it to apply).
 //
 // API: GET /settingdefinitions?$filter=uniquename eq 'AllowNotificationsEarlyAccess';
 // GET /appsettings?$filter=_parentappmoduleid_value eq {app} and _settingdefinitionid_value eq {definition}
-func (c *Client) planNotificationsSetting(ctx context.Context, s Schema, a *App, p *Plan, appID GUID, appExists bool, changed *bool) error {
+// (both layers)
+func (c *Client) planNotificationsSetting(ctx context.Context, s Schema, a *App, p *Plan, appID GUID, appExists bool, changed *bool) (unpublished bool, err error) {
 	var defID GUID
 	defValue, found := "", false
 	for row, err := range c.List(ctx, "settingdefinitions", &Query{Select: []string{"settingdefinitionid", "defaultvalue"}, Filter: Eq("uniquename", NotificationsSetting), Top: 1}) {
 		if err != nil {
-			return err
+			return false, err
 		}
 		defID, _ = row.GUID("settingdefinitionid")
 		defValue, found = row.String("defaultvalue"), true
@@ -555,15 +605,19 @@ func (c *Client) planNotificationsSetting(ctx context.Context, s Schema, a *App,
 		if a.Notifications {
 			p.Problems = append(p.Problems, fmt.Sprintf("this environment has no setting %s, so in-app notifications cannot be switched on for app %s: switch them on in the app designer (Settings → Features → In-app notifications)", NotificationsSetting, a.UniqueName))
 		}
-		return nil
+		return false, nil
 	}
-	have := defValue
+	have, published := defValue, defValue
 	if appExists {
-		for row, err := range c.List(ctx, "appsettings", &Query{Select: []string{"value"}, Filter: And(Eq(LookupValue("parentappmoduleid"), appID), Eq(LookupValue("settingdefinitionid"), defID)), Top: 1}) {
-			if err != nil {
-				return err
-			}
-			have = row.String("value")
+		l, err := c.readLayers(ctx, "appsettings", &Query{Select: []string{"value"}, Filter: And(Eq(LookupValue("parentappmoduleid"), appID), Eq(LookupValue("settingdefinitionid"), defID)), Top: 1})
+		if err != nil {
+			return false, err
+		}
+		if l.published != nil {
+			published = l.published.String("value")
+		}
+		if cur := l.current(); cur != nil {
+			have = cur.String("value")
 		}
 	}
 	want := "false"
@@ -571,7 +625,7 @@ func (c *Client) planNotificationsSetting(ctx context.Context, s Schema, a *App,
 		want = "true"
 	}
 	if strings.EqualFold(have, want) {
-		return nil
+		return !strings.EqualFold(published, want), nil
 	}
 	verb := "switch off"
 	if a.Notifications {
@@ -581,7 +635,7 @@ func (c *Client) planNotificationsSetting(ctx context.Context, s Schema, a *App,
 		return c.saveSettingValue(ctx, a.UniqueName, NotificationsSetting, want, s.SolutionName)
 	})
 	*changed = true
-	return nil
+	return true, nil
 }
 
 func pick(r Row, cols []string) Row {

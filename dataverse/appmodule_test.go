@@ -272,3 +272,30 @@ func TestInstallSaysWhenTheEnvironmentCannotSwitchNotificationsOn(t *testing.T) 
 	require.NoError(t, c.ApplySchema(ctx, plan, nil), "the rest of the app installs")
 	assert.NotNil(t, theRow(t, srv, "appmodule")["publishedon"])
 }
+
+// TestInstallResumesAnAppItMadeButDidNotPublish: the entity sets list published apps and sitemaps only,
+// so an install that stopped between creating the app and publishing it must find them in the unpublished
+// layer, not create them again (a duplicate unique name), and publish them.
+func TestInstallResumesAnAppItMadeButDidNotPublish(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	c, srv := blankEnv(t)
+	s := schema.Schema()
+	plan, err := c.PlanSchema(ctx, s)
+	require.NoError(t, err)
+	srv.Inject(dataversetest.Fault{Method: http.MethodGet, Path: "ValidateApp", Status: http.StatusBadRequest, Code: dataverse.CodeValidation, Message: "Something went wrong.", Times: 1})
+	require.ErrorContains(t, c.ApplySchema(ctx, plan, nil), "validate app csp_CSPConnector")
+	require.Nil(t, theRow(t, srv, "appmodule")["publishedon"], "stopped before publishing")
+
+	plan, err = c.PlanSchema(ctx, s)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"validate app csp_CSPConnector", "publish app csp_CSPConnector and its sitemap"}, plan.Summaries())
+	require.NoError(t, c.ApplySchema(ctx, plan, nil))
+	assert.Len(t, srv.Rows("appmodule"), 1)
+	assert.Len(t, srv.Rows("sitemap"), 1)
+	assert.NotNil(t, theRow(t, srv, "appmodule")["publishedon"])
+
+	plan, err = c.PlanSchema(ctx, s)
+	require.NoError(t, err)
+	assert.True(t, plan.Empty(), plan.String())
+}

@@ -23,8 +23,9 @@ import (
 // messages that write and check them: AddAppComponents, ValidateApp, SaveSettingValue and PublishXml of
 // app modules and sitemaps. It refuses what Dataverse refuses that the installer could get wrong: a sitemap
 // that opens a table that does not exist, a component that does not exist, an app without an icon, a
-// setting nobody defined. It does not keep an unpublished layer: what is written reads back at once, and
-// publishing stamps the app's publishedon.
+// setting nobody defined. App modules, sitemaps and app settings have a published layer besides what is
+// written (publishedLayer): the entity set lists what was published, RetrieveUnpublishedMultiple what was
+// written, and publishing an app stamps its publishedon.
 
 // Solution component types (appmodulecomponent.componenttype).
 const (
@@ -80,8 +81,39 @@ func appModuleTables() []dataverse.Table {
 	}
 }
 
+// publishedLayer holds rows of app modules, sitemaps and app settings as they were when last published,
+// by table and id. Writes change the unpublished layer (the tables themselves); PublishXml copies an app
+// (with its settings) or a sitemap into this one. Listing the entity set reads the published layer, as in
+// Dataverse; RetrieveUnpublishedMultiple reads the unpublished one, which has every row.
+type publishedLayer map[string]map[string]*record
+
+// layered are the tables whose list reads the published layer.
+var layered = map[string]string{"appmodules": "appmodule", "sitemaps": "sitemap", "appsettings": "appsetting"}
+
+const retrieveUnpublished = "/Microsoft.Dynamics.CRM.RetrieveUnpublishedMultiple()"
+
+func (s *Server) publish(t *table, r *record) {
+	if s.published[t.def.LogicalName] == nil {
+		s.published[t.def.LogicalName] = map[string]*record{}
+	}
+	s.published[t.def.LogicalName][r.id] = r.clone()
+}
+
+// publishedTable is a read-only view of a table's published rows, in creation order.
+func (s *Server) publishedTable(t *table) *table {
+	view := &table{def: t.def, cols: t.cols, rows: map[string]*record{}, index: map[string]map[string]string{}, metadataID: t.metadataID}
+	for _, id := range t.order {
+		if r := s.published[t.def.LogicalName][id]; r != nil {
+			view.rows[id] = r
+			view.order = append(view.order, id)
+		}
+	}
+	return view
+}
+
 // addAppModules adds the app tables and the setting definitions every environment has.
 func (s *Server) addAppModules() {
+	s.published = publishedLayer{}
 	for _, t := range appModuleTables() {
 		s.addTable(t)
 	}
@@ -108,6 +140,12 @@ func (s *Server) appModuleOp(o *op, path string) (res result, handled bool) {
 	case o.method == http.MethodGet:
 		if m := validateAppPath.FindStringSubmatch(path); m != nil {
 			return s.validateApp(o, strings.ToLower(m[1])), true
+		}
+		if set, ok := strings.CutSuffix(path, retrieveUnpublished); ok && layered[set] != "" {
+			return s.list(*o, s.tables[layered[set]]), true
+		}
+		if name := layered[path]; name != "" {
+			return s.list(*o, s.publishedTable(s.tables[name])), true
 		}
 	case path == "sitemaps" || strings.HasPrefix(path, "sitemaps("):
 		if e := s.checkSiteMapWrite(o); e != nil {
@@ -469,6 +507,18 @@ func (s *Server) publishApps(o *op) *apiError {
 	for _, app := range apps {
 		if e := s.update(s.tables["appmodule"], app, map[string]any{"publishedon": s.now().UTC().Truncate(time.Second)}, nil); e != nil {
 			return e
+		}
+		s.publish(s.tables["appmodule"], app)
+		settings := s.tables["appsetting"]
+		for _, id := range settings.order {
+			if r := settings.rows[id]; r.values["parentappmoduleid"] == app.id {
+				s.publish(settings, r)
+			}
+		}
+	}
+	for _, id := range x.SiteMaps {
+		if r := s.tables["sitemap"].rows[strings.ToLower(strings.Trim(id, "{}"))]; r != nil {
+			s.publish(s.tables["sitemap"], r)
 		}
 	}
 	return nil

@@ -56,7 +56,9 @@ func TestAppModuleLifecycle(t *testing.T) {
 	res = c.do(http.MethodPost, "appmodules", map[string]any{"name": "X", "uniquename": "csp_X"})
 	assert.Equal(t, http.StatusBadRequest, res.status)
 	app := c.create("appmodules", map[string]any{"name": "X", "uniquename": "csp_X", "webresourceid": dataverse.DefaultAppIconID, "clienttype": 4})
-	got := values(t, c.get("appmodules"+query("$filter", "uniquename eq 'csp_X'", "$select", "appmoduleid,appmoduleidunique,webresourceid")))
+	byName := query("$filter", "uniquename eq 'csp_X'", "$select", "appmoduleid,appmoduleidunique,webresourceid")
+	assert.Empty(t, values(t, c.get("appmodules"+byName)), "the entity set lists published apps only")
+	got := values(t, c.get("appmodules/Microsoft.Dynamics.CRM.RetrieveUnpublishedMultiple()"+byName))
 	require.Len(t, got, 1)
 	assert.Equal(t, app, got[0]["appmoduleid"])
 	unique := got[0]["appmoduleidunique"].(string)
@@ -111,7 +113,9 @@ func TestAppModuleLifecycle(t *testing.T) {
 		res = c.do(http.MethodPost, "SaveSettingValue", map[string]any{"AppUniqueName": "csp_X", "SettingName": dataverse.NotificationsSetting, "Value": v})
 		require.Equal(t, http.StatusNoContent, res.status, "%s", res.body)
 	}
-	settings := values(t, c.get("appsettings"+query("$filter", "_parentappmoduleid_value eq "+app+" and _settingdefinitionid_value eq "+defs[0]["settingdefinitionid"].(string), "$select", "value")))
+	settingOfApp := query("$filter", "_parentappmoduleid_value eq "+app+" and _settingdefinitionid_value eq "+defs[0]["settingdefinitionid"].(string), "$select", "value")
+	assert.Empty(t, values(t, c.get("appsettings"+settingOfApp)), "not published yet")
+	settings := values(t, c.get("appsettings/Microsoft.Dynamics.CRM.RetrieveUnpublishedMultiple()"+query("$filter", "_parentappmoduleid_value eq "+app+" and _settingdefinitionid_value eq "+defs[0]["settingdefinitionid"].(string), "$select", "value")))
 	require.Len(t, settings, 1, "one value per app, updated in place")
 	assert.Equal(t, "true", settings[0]["value"])
 
@@ -123,5 +127,13 @@ func TestAppModuleLifecycle(t *testing.T) {
 	assert.Equal(t, http.StatusNotFound, publish("<importexportxml><sitemaps><sitemap>"+uuid.NewString()+"</sitemap></sitemaps></importexportxml>").status)
 	assert.Equal(t, http.StatusNoContent, publish("<importexportxml><appmodules><appmodule>"+app+"</appmodule></appmodules><sitemaps><sitemap>"+siteMap+"</sitemap></sitemaps></importexportxml>").status)
 	assert.NotNil(t, c.get("appmodules(" + app + ")" + query("$select", "publishedon"))["publishedon"])
+	assert.Len(t, values(t, c.get("appmodules"+byName)), 1, "published")
+	assert.Equal(t, []any{"true"}, column(values(t, c.get("appsettings"+settingOfApp)), "value"), "published with its app")
+	assert.Len(t, values(t, c.get("sitemaps"+query("$filter", "sitemapnameunique eq 'csp_X'"))), 1)
+
+	// A change is unpublished until published again.
+	require.Equal(t, http.StatusNoContent, c.do(http.MethodPatch, "appmodules("+app+")", map[string]any{"name": "Renamed"}).status)
+	assert.Equal(t, []any{"X"}, column(values(t, c.get("appmodules"+byName+",name")), "name"))
+	assert.Equal(t, []any{"Renamed"}, column(values(t, c.get("appmodules/Microsoft.Dynamics.CRM.RetrieveUnpublishedMultiple()"+byName+",name")), "name"))
 	assert.Equal(t, http.StatusNoContent, publish("<importexportxml><entities><entity>csp_provider</entity></entities></importexportxml>").status, "tables as before")
 }

@@ -140,6 +140,8 @@ type Server struct {
 	version int64
 
 	events *deliveryBus
+	// published is the published layer of app modules, sitemaps and app settings (appmodule.go).
+	published publishedLayer
 
 	faults simhttp.Faults[Fault]
 	log    simhttp.Log[Request]
