@@ -231,10 +231,6 @@ const (
 	// NotificationsSetting is the setting definition that switches in-app notifications on for an app
 	// (the app designer's Settings → Features → In-app notifications).
 	NotificationsSetting = "AllowNotificationsEarlyAccess"
-
-	// Component types of appmodulecomponent.componenttype (solution component types).
-	componentTable   = 1
-	componentSiteMap = 62
 )
 
 // appModuleRow is the app module as the installer writes it; compared column by column with what exists.
@@ -356,7 +352,7 @@ func (c *Client) tableIDs(ctx context.Context) (map[string]GUID, error) {
 	return ids, nil
 }
 
-// AppComponent is a component of an app module as AddAppComponents takes it.
+// appComponent is a component of an app module as AddAppComponents takes it: its type and id.
 type appComponent struct {
 	kind string // entity, sitemap, systemform, savedquery
 	id   GUID
@@ -367,7 +363,7 @@ func (ac appComponent) MarshalJSON() ([]byte, error) {
 	return json.Marshal(map[string]string{"@odata.type": "Microsoft.Dynamics.CRM." + ac.kind, key: ac.id.String()})
 }
 
-// AddAppComponents adds components to an app module.
+// addAppComponents adds components to an app module.
 //
 // API: POST /AddAppComponents {AppId, Components}
 func (c *Client) addAppComponents(ctx context.Context, app GUID, comps []appComponent) error {
@@ -381,8 +377,8 @@ func (c *Client) addAppComponents(ctx context.Context, app GUID, comps []appComp
 	return nil
 }
 
-// AppValidationIssue is one finding of ValidateApp.
-type AppValidationIssue struct {
+// appValidationIssue is one finding of ValidateApp (an item of AppValidationResponse.ValidationIssueList).
+type appValidationIssue struct {
 	ErrorType string `json:"ErrorType"` // Error or Warning
 	Message   string `json:"Message"`
 }
@@ -392,11 +388,11 @@ type AppValidationIssue struct {
 // table's forms and views is meant to be.
 //
 // API: GET /ValidateApp(AppModuleId={id})
-func (c *Client) validateApp(ctx context.Context, app GUID) ([]AppValidationIssue, error) {
+func (c *Client) validateApp(ctx context.Context, app GUID) ([]appValidationIssue, error) {
 	var out struct {
 		Response struct {
 			Success bool                 `json:"ValidationSuccess"`
-			Issues  []AppValidationIssue `json:"ValidationIssueList"`
+			Issues  []appValidationIssue `json:"ValidationIssueList"`
 		} `json:"AppValidationResponse"`
 	}
 	if _, err := c.doJSON(ctx, request{method: http.MethodGet, path: "ValidateApp(AppModuleId=" + app.String() + ")", idempotent: true}, &out); err != nil {
