@@ -140,6 +140,8 @@ type Server struct {
 	version int64
 
 	events *deliveryBus
+	// published is the published layer of app modules, sitemaps and app settings (appmodule.go).
+	published publishedLayer
 
 	faults simhttp.Faults[Fault]
 	log    simhttp.Log[Request]
@@ -180,6 +182,7 @@ func New(opts Options) *Server {
 	for _, t := range append(systemTables(), registrationTables()...) {
 		s.addTable(t)
 	}
+	s.addAppModules()
 	for _, t := range opts.Tables {
 		s.addTable(t)
 	}
