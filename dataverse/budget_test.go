@@ -3,6 +3,7 @@ package dataverse_test
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -133,5 +134,30 @@ func TestBudgetOff(t *testing.T) {
 		_, err := c.WhoAmI(ctx)
 		require.Error(t, err, "without pacing the server throttles (and its Retry-After outlasts the context)")
 		assert.True(t, dataverse.IsThrottled(err), "%v", err)
+	})
+}
+
+func TestWriteBatchesSendsSeveralBatchesAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, srv := newMemoryEnv(t, &dataverse.ClientOptions{BatchSize: 200, BulkConcurrency: 4})
+		var ids []dataverse.GUID
+		for i := range 800 {
+			ids = append(ids, createProvider(t, t.Context(), c, "p"+strconv.Itoa(i)))
+		}
+		srv.SetLatency(time.Second)
+		srv.ResetRequests()
+		ops := make([]dataverse.Op, len(ids))
+		for i, id := range ids {
+			ops[i] = dataverse.UpdateOp("csp_providers", id, dataverse.Row{"csp_name": "renamed"}, nil)
+		}
+		start := time.Now()
+		results, err := c.WriteBatches(t.Context(), ops, 0)
+		require.NoError(t, err)
+		assert.Equal(t, time.Second, time.Since(start), "four $batches of 200 in flight together")
+		require.Len(t, results, 800)
+		for _, r := range results {
+			require.NoError(t, r.Err)
+		}
+		assert.Equal(t, 4, countRequests(srv, http.MethodPost, "$batch"))
 	})
 }

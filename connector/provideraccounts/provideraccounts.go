@@ -230,7 +230,9 @@ func (r *syncRun) provider(ctx context.Context, pr schema.Provider) (SyncCounts,
 			}
 		}
 	}
-	chunk := make([]partnercenter.Customer, 0, p.batchSize)
+	// A chunk is written as several $batches at once (WriteBatches): Dataverse's execution time budget
+	// allows about four large ones in flight.
+	chunk := make([]partnercenter.Customer, 0, p.batchSize*p.dv.Options().BulkConcurrency)
 	flush := func() error {
 		c, err := r.writeChunk(ctx, pr, existing, templates, chunk)
 		counts.add(c)
@@ -427,7 +429,7 @@ func (r *syncRun) writeChunk(ctx context.Context, pr schema.Provider, existing [
 	if len(ops) == 0 {
 		return counts, nil
 	}
-	results, err := p.dv.WriteBatch(ctx, ops)
+	results, err := p.dv.WriteBatches(ctx, ops, p.batchSize)
 	if err != nil {
 		return counts, err
 	}
@@ -750,18 +752,18 @@ func (r *syncRun) needsMapping(pr schema.Provider, id uuid.UUID, cust partnercen
 // markAnnounced records on the rows whose notice went out that it did: a row still without the mark needs
 // announcing by a later sync.
 //
-// API: POST /$batch of PATCH csp_provideraccounts({id}) {"csp_mappingnoticedon": now}
+// API: POST /$batch of PATCH csp_provideraccounts({id}) {"csp_mappingnoticedon": now}, several at once
 func (r *syncRun) markAnnounced(ctx context.Context) error {
 	if r.p.publish == nil || len(r.announced) == 0 {
 		return nil
 	}
 	now := r.p.now().UTC()
-	for part := range slices.Chunk(r.announced, r.p.batchSize) {
+	for part := range slices.Chunk(r.announced, r.p.batchSize*r.p.dv.Options().BulkConcurrency) {
 		ops := make([]dataverse.Op, len(part))
 		for i, id := range part {
 			ops[i] = dataverse.UpdateOp(schema.SetProviderAccounts, id, dataverse.Row{"csp_mappingnoticedon": now}, nil)
 		}
-		results, err := r.p.dv.WriteBatch(ctx, ops)
+		results, err := r.p.dv.WriteBatches(ctx, ops, r.p.batchSize)
 		if err != nil {
 			return fmt.Errorf("record the notices sent: %w", err)
 		}
