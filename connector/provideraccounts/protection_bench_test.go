@@ -32,7 +32,7 @@ func BenchmarkServiceProtection(b *testing.B) {
 	b.Run("provider-account-sync", func(b *testing.B) {
 		var f testrig.BudgetFigures
 		for range b.N {
-			f = testrig.RunWorkload(b, "TestServiceProtectionSync", protectionEnv)
+			f = testrig.RunWorkload(b, "TestServiceProtectionSync", protectionEnv, "1")
 		}
 		testrig.ReportBudget(b, f)
 	})

@@ -89,12 +89,12 @@ func (f BudgetFigures) Print(w io.Writer) {
 	fmt.Fprintf(w, "\nBUDGET-FIGURES %s\n", data)
 }
 
-// RunWorkload runs the test named test of this binary in a child process with env=1 and returns the
-// figures it printed.
-func RunWorkload(b *testing.B, test, env string) BudgetFigures {
+// RunWorkload runs the test named test of this binary in a child process with env=value and returns
+// the figures it printed.
+func RunWorkload(b *testing.B, test, env, value string) BudgetFigures {
 	b.Helper()
 	child := exec.Command(os.Args[0], "-test.run=^"+test+"$", "-test.count=1")
-	child.Env = append(os.Environ(), env+"=1")
+	child.Env = append(os.Environ(), env+"="+value)
 	out, err := child.StdoutPipe()
 	if err != nil {
 		b.Fatal(err)
