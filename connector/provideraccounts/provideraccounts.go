@@ -477,10 +477,11 @@ func (r *syncRun) writeChunk(ctx context.Context, pr schema.Provider, existing [
 			}
 		}
 	}
-	// Agreements wait for a full batch: a chunk maps only some of its rows.
+	// Agreements wait for full batches, as many as go out at once: a chunk maps only some of its rows.
 	r.agreementOps = append(r.agreementOps, agreementOps...)
-	if len(r.agreementOps) >= p.batchSize {
-		c, err := r.flushAgreements(ctx)
+	step := p.batchSize * p.dv.Options().BulkConcurrency
+	if full := len(r.agreementOps) / step * step; full > 0 {
+		c, err := r.createAgreements(ctx, full)
 		counts.add(c)
 		return counts, err
 	}
@@ -489,13 +490,18 @@ func (r *syncRun) writeChunk(ctx context.Context, pr schema.Provider, existing [
 
 // flushAgreements creates the Pending agreements collected so far.
 func (r *syncRun) flushAgreements(ctx context.Context) (SyncCounts, error) {
+	return r.createAgreements(ctx, len(r.agreementOps))
+}
+
+// createAgreements creates the first n Pending agreements collected and keeps the rest for later.
+func (r *syncRun) createAgreements(ctx context.Context, n int) (SyncCounts, error) {
 	var counts SyncCounts
-	if len(r.agreementOps) == 0 {
+	if n == 0 {
 		return counts, nil
 	}
-	n, failed, err := agreements.CreatePending(ctx, r.p.dv, r.p.log, r.p.batchSize, r.agreementOps)
-	r.agreementOps = r.agreementOps[:0]
-	counts.Agreements, counts.Failed = n, failed
+	created, failed, err := agreements.CreatePending(ctx, r.p.dv, r.p.log, r.p.batchSize, r.agreementOps[:n])
+	r.agreementOps = append(r.agreementOps[:0], r.agreementOps[n:]...)
+	counts.Agreements, counts.Failed = created, failed
 	return counts, err
 }
 
