@@ -96,8 +96,9 @@ const agBenchMinLatency = agBenchMinDVRoundTrips*testrig.BenchDVLatency + agBenc
 //     plus a burst of 10, about 80).
 //
 // The lesser binds: the workers, by two and a half to one. Dataverse's service protection limits are off in
-// the simulator, as in BenchmarkProvisioning; with them (6,000 API requests per user per web server in 300
-// s) 3.14 requests a row would allow about 6.4 rows a second on a single web server.
+// the simulator and the client, as in BenchmarkProvisioning; with them (6,000 requests per user per web
+// server in 300 s, a $batch counting as one) 2.14 requests a row allow about 9.3 rows a second on a single
+// web server: BenchmarkServiceProtection measures the check against them.
 const (
 	agBenchPartnerLimit  = 500 // a minute
 	agBenchPartnerReads  = (agBenchPendingLinkPer + agBenchAcceptedPer) * agBenchBlocks

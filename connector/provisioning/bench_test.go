@@ -48,8 +48,8 @@ const (
 //	Dataverse round trips (5): read the LCL; read its subscription; one $batch reading the provider, the
 //	provider account and the subscription's pending LCLs; the claim (PATCH, If-Match); one change-set
 //	$batch writing Provisioned on the LCL and the new quantity on the subscription row.
-//	Dataverse API requests (8), what service protection counts (each operation of a $batch): 1 + 1 +
-//	3 + 1 + 2.
+//	Dataverse operations (8), each operation of a $batch counted: 1 + 1 + 3 + 1 + 2. Service protection
+//	counts a $batch as one request, so it counts the 5 round trips (BenchmarkServiceProtection).
 //	Partner Center calls (2): GET the subscription (its current quantity and ETag), PATCH it.
 const (
 	minDVRoundTrips = 5
