@@ -11,8 +11,9 @@
 // Update or Delete it commits (events.go, delivery.go). The MSCRMCallerID header impersonates a user.
 //
 // It also misbehaves on request: injected faults (429 with Retry-After, 5xx, latency, dropped
-// connections), per-user service protection limits modelled on Dataverse's (requests per window,
-// concurrent requests), and a request log tests assert on.
+// connections), per-user service protection limits modelled on Dataverse's (requests and combined
+// execution time per sliding window, a $batch counting as one request; concurrent requests), and a
+// request log tests assert on.
 //
 // NewServer starts it on a loopback port, like httptest.NewServer; InMemoryClient reaches it without a
 // socket, which lets tests run it inside testing/synctest.
