@@ -1,6 +1,7 @@
 package connector
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -47,6 +48,10 @@ func NewDataverseClient(cfg Config, log *slog.Logger, hc *http.Client) (*dataver
 		Logger:         log.With("component", "dataverse"),
 		MaxConcurrency: cfg.DataverseMaxConcurrency,
 		BatchSize:      cfg.DataverseBatchSize,
+		// The budget: zero requests in the configuration switches pacing off (negative in the client).
+		BudgetRequests:      cmp.Or(cfg.DataverseBudgetRequests, -1),
+		BudgetExecutionTime: cfg.DataverseBudgetExecution,
+		BulkReserve:         cmp.Or(cfg.DataverseBulkReserve, -1),
 	})
 }
 

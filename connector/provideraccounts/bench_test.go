@@ -70,28 +70,7 @@ func TestSyncBenchSimulators(t *testing.T) {
 	pcs, err := partnercentertest.NewServer(partnercentertest.Options{AuthOptional: true, DisableRateLimit: true})
 	require.NoError(t, err)
 	defer pcs.Close()
-	provider, err := dvs.Insert(schema.TableProvider, map[string]any{"csp_name": "Microsoft Partner Center", "csp_type": int(schema.ProviderAutomatic), "csp_automatch": true})
-	require.NoError(t, err)
-	_, err = dvs.Insert(schema.TableAgreementTemplate, map[string]any{"csp_name": "Microsoft Customer Agreement",
-		"csp_provider@odata.bind": "/csp_providers(" + provider + ")"})
-	require.NoError(t, err)
-	for i := range syncBenchAccounts {
-		site := fmt.Sprintf("https://www.unrelated%05d.example", i)
-		if i < syncBenchAccounts/2 && i*syncBenchMatchEvery < n {
-			site = fmt.Sprintf("https://www.customer%05d.example", i*syncBenchMatchEvery)
-		}
-		id, err := dvs.Insert(schema.TableAccount, map[string]any{"name": fmt.Sprintf("Account %05d", i), "websiteurl": site})
-		require.NoError(t, err)
-		for c := range 2 {
-			_, err := dvs.Insert(schema.TableContact, map[string]any{"lastname": fmt.Sprint(c), "emailaddress1": fmt.Sprintf("p%d@contact%05d.example", c, i),
-				"parentcustomerid@odata.bind": "/accounts(" + id + ")"})
-			require.NoError(t, err)
-		}
-	}
-	for i := range n {
-		require.NoError(t, pcs.AddCustomer(partnercentertest.Customer{TenantID: uuid.NewString(), CompanyName: fmt.Sprintf("Customer %05d", i),
-			Domain: fmt.Sprintf("customer%05d.example", i)}))
-	}
+	seedSyncBench(t, dvs, pcs, n)
 	dvs.SetLatency(syncBenchDVLatency)
 	pcs.SetLatency(syncBenchPCLatency)
 	fmt.Printf("READY %s %s\n", dvs.URL, pcs.URL)
@@ -215,4 +194,31 @@ type syncMeasure struct {
 func measureHeap(b *testing.B, run func()) syncMeasure {
 	wall, peak := testrig.MeasureHeap(b, 5, run)
 	return syncMeasure{wall: wall, peakHeap: peak}
+}
+
+// seedSyncBench adds the workload of BenchmarkProviderAccountSync for n customers to the simulators.
+func seedSyncBench(t testing.TB, dvs *dataversetest.Server, pcs *partnercentertest.Server, n int) {
+	t.Helper()
+	provider, err := dvs.Insert(schema.TableProvider, map[string]any{"csp_name": "Microsoft Partner Center", "csp_type": int(schema.ProviderAutomatic), "csp_automatch": true})
+	require.NoError(t, err)
+	_, err = dvs.Insert(schema.TableAgreementTemplate, map[string]any{"csp_name": "Microsoft Customer Agreement",
+		"csp_provider@odata.bind": "/csp_providers(" + provider + ")"})
+	require.NoError(t, err)
+	for i := range syncBenchAccounts {
+		site := fmt.Sprintf("https://www.unrelated%05d.example", i)
+		if i < syncBenchAccounts/2 && i*syncBenchMatchEvery < n {
+			site = fmt.Sprintf("https://www.customer%05d.example", i*syncBenchMatchEvery)
+		}
+		id, err := dvs.Insert(schema.TableAccount, map[string]any{"name": fmt.Sprintf("Account %05d", i), "websiteurl": site})
+		require.NoError(t, err)
+		for c := range 2 {
+			_, err := dvs.Insert(schema.TableContact, map[string]any{"lastname": fmt.Sprint(c), "emailaddress1": fmt.Sprintf("p%d@contact%05d.example", c, i),
+				"parentcustomerid@odata.bind": "/accounts(" + id + ")"})
+			require.NoError(t, err)
+		}
+	}
+	for i := range n {
+		require.NoError(t, pcs.AddCustomer(partnercentertest.Customer{TenantID: uuid.NewString(), CompanyName: fmt.Sprintf("Customer %05d", i),
+			Domain: fmt.Sprintf("customer%05d.example", i)}))
+	}
 }
