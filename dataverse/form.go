@@ -99,7 +99,7 @@ const (
 	classPicklist    = "{3EF39988-22BB-4f0b-BBBE-64B5A3748AEE}"
 	classStatus      = "{5D68B988-0661-4DB2-BC3E-17598AD3BE6C}"
 	classLookup      = "{270BD3DB-D9AF-4782-9025-509E298DEC0A}"
-	ClassSubgrid     = "{E7A81278-8635-4D9E-8D4D-59480B391C5B}"
+	classSubgrid     = "{E7A81278-8635-4D9E-8D4D-59480B391C5B}"
 	formTypeMain     = 2
 	queryTypePublic  = 0
 	languageEnglish  = "1033"
@@ -162,7 +162,7 @@ func braced(id GUID) string { return "{" + id.String() + "}" }
 // xmlWriter builds XML text; attribute values and text are escaped.
 type xmlWriter struct{ b strings.Builder }
 
-func (w *xmlWriter) open(name string, attrs ...string) { w.tag(name, false, attrs) }
+func (w *xmlWriter) open(name string, attrs ...string)  { w.tag(name, false, attrs) }
 func (w *xmlWriter) empty(name string, attrs ...string) { w.tag(name, true, attrs) }
 func (w *xmlWriter) close(name string)                  { w.b.WriteString("</" + name + ">") }
 
@@ -248,7 +248,7 @@ func (f Form) FormXML(s Schema, viewID func(table, name string) GUID) (string, e
 				}
 				w.open("row")
 				cell(stableID(id.String(), "subgrid", g.Name), g.Label)
-				w.open("control", "id", g.Name, "classid", ClassSubgrid, "indicationOfSubgrid", "true")
+				w.open("control", "id", g.Name, "classid", classSubgrid, "indicationOfSubgrid", "true")
 				w.open("parameters")
 				for _, p := range [][2]string{
 					{"ViewId", braced(viewID(g.Table, g.View))},
