@@ -485,8 +485,13 @@ func (a *App) formProblems(s Schema) []string {
 					if c, ok := rt.Column(g.Lookup); !ok || c.Type != TypeLookup || c.Target != f.Table {
 						add("subgrid %s of form %q: %s.%s is not a lookup to %s", g.Name, f.Name, g.Table, g.Lookup, f.Table)
 					}
-					if _, ok := views[[2]string{g.Table, strings.ToLower(g.View)}]; !ok {
+					switch v, ok := views[[2]string{g.Table, strings.ToLower(g.View)}]; {
+					case !ok:
 						add("subgrid %s of form %q shows undeclared view %q of %s", g.Name, f.Name, g.View, g.Table)
+					case v.Default:
+						// A default view takes over the one Dataverse creates with the table, whose id is
+						// not known before the install.
+						add("subgrid %s of form %q shows the default view %q of %s: give it a view of its own", g.Name, f.Name, g.View, g.Table)
 					}
 				}
 			}
@@ -620,24 +625,11 @@ func (c *Client) planForms(ctx context.Context, s Schema, a *App, p *Plan) error
 		}
 		r := existingViews[key]
 		if r == nil {
-			p.add(fmt.Sprintf("create view %s: %s", v.Table, v.Name), func(ctx context.Context) error {
-				otc, err := c.objectTypeCode(ctx, p, v.Table)
-				if err != nil {
-					return err
-				}
-				layout, err := v.LayoutXML(s, otc)
-				if err != nil {
-					return err
-				}
-				_, err = c.Create(ctx, "savedqueries", Row{
-					"savedqueryid": id, "name": v.Name, "description": v.Description, "returnedtypecode": v.Table,
-					"fetchxml": fetch, "layoutxml": layout, "querytype": queryTypePublic, "isdefault": v.Default,
-				})
-				if err != nil {
-					return fmt.Errorf("dataverse: create view %s of %s: %w", v.Name, v.Table, err)
-				}
-				return nil
-			})
+			summary := fmt.Sprintf("create view %s: %s", v.Table, v.Name)
+			if v.Default {
+				summary = fmt.Sprintf("create default view %s: %s", v.Table, v.Name)
+			}
+			p.add(summary, func(ctx context.Context) error { return c.createView(ctx, s, p, v, id, fetch) })
 			changed(v.Table)
 			continue
 		}
@@ -721,6 +713,38 @@ func (c *Client) planForms(ctx context.Context, s Schema, a *App, p *Plan) error
 	}
 	if len(publish) > 0 {
 		p.add("publish forms and views of "+strings.Join(publish, ", "), func(ctx context.Context) error { return c.PublishTables(ctx, publish) })
+	}
+	return nil
+}
+
+// createView creates a view with its stable id. A default view of a table created by this install takes
+// over the view of that name Dataverse created with the table, which was not there when the plan was made.
+func (c *Client) createView(ctx context.Context, s Schema, p *Plan, v View, id GUID, fetch string) error {
+	otc, err := c.objectTypeCode(ctx, p, v.Table)
+	if err != nil {
+		return err
+	}
+	layout, err := v.LayoutXML(s, otc)
+	if err != nil {
+		return err
+	}
+	row := Row{"name": v.Name, "description": v.Description, "fetchxml": fetch, "layoutxml": layout, "isdefault": v.Default}
+	if v.Default {
+		q := &Query{Select: []string{"savedqueryid"}, Filter: And(Eq("querytype", queryTypePublic), Eq("returnedtypecode", v.Table), Eq("name", v.Name)), Top: 1}
+		for existing, err := range c.List(ctx, "savedqueries", q) {
+			if err != nil {
+				return fmt.Errorf("dataverse: find view %s of %s: %w", v.Name, v.Table, err)
+			}
+			existingID, _ := existing.GUID("savedqueryid")
+			if _, err := c.Update(ctx, "savedqueries", existingID, row, nil); err != nil {
+				return fmt.Errorf("dataverse: update view %s of %s: %w", v.Name, v.Table, err)
+			}
+			return nil
+		}
+	}
+	row["savedqueryid"], row["returnedtypecode"], row["querytype"] = id, v.Table, queryTypePublic
+	if _, err := c.Create(ctx, "savedqueries", row); err != nil {
+		return fmt.Errorf("dataverse: create view %s of %s: %w", v.Name, v.Table, err)
 	}
 	return nil
 }

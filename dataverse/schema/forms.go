@@ -8,15 +8,17 @@ import (
 
 // View names: the questions people ask of the tables, and the views the forms' subgrids show.
 const (
-	ViewLCLAwaitingOrFailed   = "Awaiting or Failed, oldest first"
-	ViewLCLHeld               = "Held, and why"
-	ViewLCLDrift              = "Drift: changes made at the provider"
-	ViewLCLOldestFirst        = "License changes, oldest first"
-	ViewAccountsNeedMapping   = "Needing mapping"
-	ViewAgreementsWaiting     = "Waiting on the customer"
-	ViewAgreementsLinkExpires = "Links expiring"
-	ViewJobRunsFailed         = "Failed job runs"
-	ViewJobRunsNewestFirst    = "Runs, newest first"
+	ViewLCLAwaitingOrFailed    = "Awaiting or Failed, oldest first"
+	ViewLCLHeld                = "Held, and why"
+	ViewLCLDrift               = "Drift: changes made at the provider"
+	ViewLCLOldestFirst         = "License changes, oldest first"
+	ViewAccountsNeedMapping    = "Needing mapping"
+	ViewAgreementsWaiting      = "Waiting on the customer"
+	ViewAgreementsLinkExpires  = "Links expiring"
+	ViewJobRunsFailed          = "Failed job runs"
+	ViewJobRunsNewestFirst     = "Runs, newest first"
+	ViewAgreementsOfAccount    = "Agreements by template"
+	ViewSubscriptionsOfAccount = "Subscriptions by offer"
 )
 
 // formLayout says, per table, which column is its status (shown in the form's header) and which its
@@ -90,20 +92,13 @@ func related(s dataverse.Schema, t dataverse.Table) []dataverse.Section {
 		return []dataverse.Section{grid("licensechanges", "License changes", TableLicenseChangeLog, "csp_subscription", ViewLCLOldestFirst)}
 	case TableProviderAccount:
 		return []dataverse.Section{
-			grid("agreements", "Agreements", TableAgreement, "csp_provideraccount", activeView(s, TableAgreement)),
-			grid("subscriptions", "Subscriptions", TableSubscription, "csp_provideraccount", activeView(s, TableSubscription)),
+			grid("agreements", "Agreements", TableAgreement, "csp_provideraccount", ViewAgreementsOfAccount),
+			grid("subscriptions", "Subscriptions", TableSubscription, "csp_provideraccount", ViewSubscriptionsOfAccount),
 		}
 	case TableJob:
 		return []dataverse.Section{grid("runs", "Runs", TableJobRun, "csp_job", ViewJobRunsNewestFirst)}
 	}
 	return nil
-}
-
-// activeView is the name of a table's default view: Dataverse names the one it creates with the table
-// "Active <plural name>", and the connector's default takes it over.
-func activeView(s dataverse.Schema, table string) string {
-	t, _ := s.Table(table)
-	return "Active " + t.PluralName
 }
 
 // views are the public views of the connector's tables: a default "Active …" view per table, the views
@@ -212,6 +207,18 @@ func views(s dataverse.Schema) []dataverse.View {
 			Columns:     cols(TableJobRun, "csp_job", "csp_trigger", "csp_startedon", "csp_errormessage"),
 			Filter:      []dataverse.Condition{eq("csp_status", int(RunFailed))},
 			Order:       []dataverse.Order{{Column: "csp_startedon", Descending: true}},
+		},
+		dataverse.View{
+			Table: TableAgreement, Name: ViewAgreementsOfAccount,
+			Description: "Agreements by template, with how far acceptance went (the provider account form shows them).",
+			Columns:     cols(TableAgreement, "csp_agreementtemplate", "statuscode", "csp_attestationstatus", "csp_acceptancepath", "csp_dateagreed"),
+			Order:       []dataverse.Order{{Column: "csp_agreementtemplate"}},
+		},
+		dataverse.View{
+			Table: TableSubscription, Name: ViewSubscriptionsOfAccount,
+			Description: "Subscriptions by offer, with their seats and status (the provider account form shows them).",
+			Columns:     cols(TableSubscription, "csp_offername", "csp_quantity", "statuscode", "csp_termduration", "csp_commitmentenddate"),
+			Order:       []dataverse.Order{{Column: "csp_offername"}},
 		},
 		dataverse.View{
 			Table: TableJobRun, Name: ViewJobRunsNewestFirst,
