@@ -53,7 +53,7 @@ func TestSystemFormsAndSavedQueriesAreKeptAndServedBack(t *testing.T) {
 
 	res := c.do(http.MethodPatch, "savedqueries("+viewID+")", map[string]any{"name": "Awaiting, oldest first"}, "If-Match", "*")
 	require.Equal(t, http.StatusNoContent, res.status, "%s", res.body)
-	assert.Equal(t, "Awaiting, oldest first", c.get("savedqueries("+viewID+")")["name"])
+	assert.Equal(t, "Awaiting, oldest first", c.get("savedqueries(" + viewID + ")")["name"])
 }
 
 func TestSystemFormsAndSavedQueriesNamingUnknownTablesOrColumnsAreRefused(t *testing.T) {
@@ -112,7 +112,7 @@ func TestSystemFormsAndSavedQueriesNamingUnknownTablesOrColumnsAreRefused(t *tes
 	id := c.create("systemforms", form("csp_subscription", goodFormXML))
 	res := c.do(http.MethodPatch, "systemforms("+id+")", map[string]any{"formxml": replace(goodFormXML, `datafieldname="csp_quantity"`, `datafieldname="csp_seats"`)}, "If-Match", "*")
 	require.Equal(t, http.StatusBadRequest, res.status, "%s", res.body)
-	assert.Equal(t, goodFormXML, c.get("systemforms("+id+")")["formxml"])
+	assert.Equal(t, goodFormXML, c.get("systemforms(" + id + ")")["formxml"])
 }
 
 // replace replaces the first old in s, which must be there.
