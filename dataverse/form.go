@@ -551,18 +551,18 @@ func (c *Client) planForms(ctx context.Context, s Schema, a *App, p *Plan) error
 	if len(a.Forms) == 0 && len(a.Views) == 0 {
 		return nil
 	}
+	// Only the tables that exist can have forms and views; naming another in a filter on an EntityName
+	// column (objecttypecode, returnedtypecode) could fail the read.
 	var tables []any
-	for _, f := range a.Forms {
-		if !slices.Contains(tables, any(f.Table)) {
-			tables = append(tables, f.Table)
-		}
-	}
-	for _, v := range a.Views {
-		if !slices.Contains(tables, any(v.Table)) {
-			tables = append(tables, v.Table)
+	for _, name := range append(tableNames(a.Forms, func(f Form) string { return f.Table }), tableNames(a.Views, func(v View) string { return v.Table })...) {
+		if p.definitions[name] != nil && !slices.Contains(tables, any(name)) {
+			tables = append(tables, name)
 		}
 	}
 	var forms, views []Row
+	if len(tables) == 0 {
+		return c.planFormChanges(ctx, s, a, p, forms, views)
+	}
 	for row, err := range c.List(ctx, "systemforms", &Query{
 		Select: []string{"formid", "name", "description", "objecttypecode", "type", "formxml"},
 		Filter: And(Eq("type", formTypeMain), In("objecttypecode", tables...)),
@@ -581,7 +581,12 @@ func (c *Client) planForms(ctx context.Context, s Schema, a *App, p *Plan) error
 		}
 		views = append(views, row)
 	}
+	return c.planFormChanges(ctx, s, a, p, forms, views)
+}
 
+// planFormChanges compares the declared forms and views with those that exist (forms, views) and adds
+// what differs to p.
+func (c *Client) planFormChanges(ctx context.Context, s Schema, a *App, p *Plan, forms, views []Row) error {
 	// A view is the one with its stable id, else, for a default view, the table's view of that name
 	// (Dataverse's own "Active …" view, which it is then made into).
 	find := func(rows []Row, idCol, tableCol string, id GUID, table, name string, byName bool) Row {
@@ -760,6 +765,14 @@ func (c *Client) objectTypeCode(ctx context.Context, p *Plan, table string) (int
 		return 0, err
 	}
 	return def.ObjectTypeCode, nil
+}
+
+func tableNames[T any](items []T, table func(T) string) []string {
+	out := make([]string, len(items))
+	for i, it := range items {
+		out[i] = table(it)
+	}
+	return out
 }
 
 func sortedKeys(r Row) []string {

@@ -160,14 +160,18 @@ func (s *Server) checkComponent(t *table, r *record) *apiError {
 	return nil
 }
 
-// entityNotFound is Dataverse's answer to a component or query naming a table it does not have. (The
-// code and wording are inferred from the platform's QueryBuilderNoEntity error.)
+// entityNotFound is Dataverse's answer to a component or query naming a table it does not have: the
+// metadata cache's 0x80041102, "The entity with a name = 'adx_webpage' with namemapping = 'Logical' was
+// not found in the MetadataCache." (as reported by SDK clients; the MetadataCacheDetails that follow are
+// left out).
 func entityNotFound(name string) *apiError {
 	return &apiError{status: 400, code: "0x80041102", message: fmt.Sprintf("The entity with a name = '%s' with namemapping = 'Logical' was not found in the MetadataCache.", name)}
 }
 
-// attributeNotFound is Dataverse's QueryBuilderNoAttribute: "'account' entity doesn't contain attribute
-// with Name = 'contactid'" (the wording is Dataverse's; the code is inferred).
+// attributeNotFound is Dataverse's QueryBuilderNoAttribute: "'Account' entity doesn't contain attribute
+// with Name = 'contactid'." (that wording is Dataverse's as users report it; the code 0x80041103 and the
+// NameMapping clause are inferred, and Dataverse's answer to a FormXml control bound to no column is
+// assumed to be the same).
 func attributeNotFound(table, column string) *apiError {
 	return &apiError{status: 400, code: "0x80041103", message: fmt.Sprintf("'%s' entity doesn't contain attribute with Name = '%s' and NameMapping = 'Logical'.", table, column)}
 }
