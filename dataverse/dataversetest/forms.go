@@ -59,10 +59,11 @@ func formTables() []dataverse.Table {
 	}
 }
 
-// Object type codes of the standard tables; custom tables are numbered from 10000 as they are created.
+// Object type codes of the system tables the simulator knows them for; every other table, custom tables
+// first of all, is numbered from 10000 as it is added, as Dataverse numbers custom tables.
 var standardObjectTypeCodes = map[string]int{
 	"account": 1, "contact": 2, "systemuser": 8, "team": 9, "savedquery": 1039, "systemform": 1030,
-	"appnotification": 4110, "solution": 7100, "publisher": 7101, "serviceendpoint": 4618, "sdkmessage": 4606,
+	"solution": 7100, "publisher": 7101, "serviceendpoint": 4618, "sdkmessage": 4606,
 	"sdkmessagefilter": 4607, "sdkmessageprocessingstep": 4608, "sdkmessageprocessingstepimage": 4615,
 }
 

@@ -169,6 +169,7 @@ func Schema() dataverse.Schema {
 		lookup("csp_provideraccount", "Provider account", TableProviderAccount),
 		lookup("csp_account", "Account", TableAccount),
 		lookup("csp_agreementtemplate", "Agreement template", TableAgreementTemplate),
+		// People set the attestation status (Link requested) and the path, so neither is ConnectorOwned.
 		choice("csp_attestationstatus", "Attestation status",
 			opt(AttestationNotStarted, "Not started"), opt(AttestationLinkRequested, "Link requested"), opt(AttestationLinkSent, "Link sent"),
 			opt(AttestationCustomerAccepted, "Customer accepted"), opt(AttestationAttested, "Attested"), opt(AttestationAcceptedDirectly, "Accepted directly"),
@@ -221,6 +222,7 @@ func Schema() dataverse.Schema {
 		whole("csp_quantity", "New quantity"),
 		whole("csp_previousquantity", "Previous quantity"),
 		when("csp_effectivedate", "Effective date"),
+		// People set Awaiting Provisioning to ask for the change (again after a failure): not ConnectorOwned.
 		choice("csp_provisioningstatus", "Provisioning status",
 			opt(ProvisioningAwaiting, "Awaiting Provisioning"), opt(ProvisioningInProgress, "Provisioning"), opt(ProvisioningProvisioned, "Provisioned"),
 			opt(ProvisioningFailed, "Failed Provisioning"), opt(ProvisioningNotApplicable, "Not Applicable")),
