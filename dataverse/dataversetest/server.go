@@ -168,7 +168,7 @@ func New(opts Options) *Server {
 	if s.opts.OrganizationName == "" {
 		s.opts.OrganizationName = "unq" + strings.ReplaceAll(s.opts.OrganizationID.String(), "-", "")
 	}
-	for _, t := range append(systemTables(), registrationTables()...) {
+	for _, t := range append(append(systemTables(), registrationTables()...), formTables()...) {
 		s.addTable(t)
 	}
 	s.addAppModules()
