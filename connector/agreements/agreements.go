@@ -209,12 +209,12 @@ func TemplateTriggers() []work.Trigger {
 // Handle reconciles one agreement row: a requested link or partner attestation is carried out; a row
 // waiting on the customer is checked; an accepted row is only re-verified (never moved back).
 func (g *Workflow) Handle(ctx context.Context, w work.Batch) error {
-	if request.DiagnoseAsked(w) {
+	if request.DiagnoseAsked(w.Events) {
 		err := request.AnswerDiagnosis(ctx, g.dv, schema.TableAgreement, schema.SetAgreements, w.Key.ID, func(ctx context.Context) (string, error) {
 			d, err := g.Diagnose(ctx, w.Key.ID)
 			return d.Text(), err
 		})
-		if err != nil || request.OnlyDiagnose(w, []string{"csp_attestationstatus"}) {
+		if err != nil || request.OnlyDiagnose(w.Events, w.Sources, []string{"csp_attestationstatus"}) {
 			return err
 		}
 	}

@@ -114,12 +114,12 @@ var errConflict = errors.New("the row changed while the connector worked on it")
 // Handle is the work handler for csp_licensechangelog rows. A Diagnose request is answered first; a run
 // woken by nothing else provisions nothing.
 func (p *Provisioner) Handle(ctx context.Context, w work.Batch) error {
-	if request.DiagnoseAsked(w) {
+	if request.DiagnoseAsked(w.Events) {
 		err := request.AnswerDiagnosis(ctx, p.dv, schema.TableLicenseChangeLog, schema.SetLicenseChangeLogs, w.Key.ID, func(ctx context.Context) (string, error) {
 			dg, err := p.Diagnose(ctx, w.Key.ID)
 			return dg.Text(), err
 		})
-		if err != nil || request.OnlyDiagnose(w, lclTriggerColumns()) {
+		if err != nil || request.OnlyDiagnose(w.Events, w.Sources, lclTriggerColumns()) {
 			return err
 		}
 	}

@@ -6,7 +6,6 @@ import (
 	"slices"
 
 	"github.com/cspconnector/csp-connector/connector/event"
-	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
 )
@@ -21,20 +20,21 @@ const (
 	DiagnosisColumn = "csp_diagnosis"
 )
 
-// DiagnoseAsked reports whether a diagnose request may be among what woke w: an event set the request
-// column, or an event whose columns are unknown (a message cut for size).
-func DiagnoseAsked(w work.Batch) bool {
-	return slices.ContainsFunc(w.Events, func(ev event.Event) bool { return ev.Target == nil || ev.Changed(DiagnoseColumn) })
+// DiagnoseAsked reports whether a diagnose request may be among what woke a run, given its events: an
+// event set the request column, or an event whose columns are unknown (a message cut for size).
+func DiagnoseAsked(events []event.Event) bool {
+	return slices.ContainsFunc(events, func(ev event.Event) bool { return ev.Target == nil || ev.Changed(DiagnoseColumn) })
 }
 
-// OnlyDiagnose reports whether a diagnose request is all that woke w: it came from events only, every one
-// of them set the request column, and none changed any of the workflow's own trigger columns. Such a run
-// answers the request and does nothing else (Diagnose never provisions, sends links or syncs).
-func OnlyDiagnose(w work.Batch, triggers []string) bool {
-	if len(w.Events) == 0 || len(w.Events) < len(w.Sources) {
+// OnlyDiagnose reports whether a diagnose request is all that woke a run, given its events and the
+// sources of its work (one per item): it came from events only, every one of them set the request column,
+// and none changed any of the workflow's own trigger columns. Such a run answers the request and does
+// nothing else (Diagnose never provisions, sends links or syncs).
+func OnlyDiagnose(events []event.Event, sources []string, triggers []string) bool {
+	if len(events) == 0 || len(events) < len(sources) {
 		return false
 	}
-	for _, ev := range w.Events {
+	for _, ev := range events {
 		if ev.Target == nil || !ev.Changed(DiagnoseColumn) {
 			return false
 		}
