@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/cspconnector/csp-connector/connector/provisioning"
 	"github.com/cspconnector/csp-connector/connector/request"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
@@ -138,4 +139,97 @@ func TestSandboxCommandsInBrowser(t *testing.T) {
 	}, 10*time.Second, 50*time.Millisecond)
 	requested, _ := columnText(ctx, request.DiagnoseColumn)
 	assert.Empty(t, requested, "the request was answered and emptied")
+}
+
+// skewBrowserClock moves the page's clock (Date.now and new Date()) ten years ahead, as a wrong clock on
+// an admin's machine would be: a button that dated its request by it would ask for a run in the future.
+const skewBrowserClock = `(function(){
+  var skew = 10 * 365 * 24 * 3600 * 1000, RealDate = Date, realNow = Date.now;
+  function Skewed() { return arguments.length ? new (Function.prototype.bind.apply(RealDate, [null].concat([].slice.call(arguments))))() : new RealDate(realNow() + skew); }
+  Skewed.prototype = RealDate.prototype; Skewed.now = function () { return realNow() + skew; };
+  Skewed.parse = RealDate.parse; Skewed.UTC = RealDate.UTC;
+  window.Date = Skewed;
+})()`
+
+// TestSandboxCommandsInBrowserAskWithTheServersClock: a button dates its request by Dataverse's clock,
+// whatever the browser's says (Run Now with the page's clock ten years ahead runs the job now and the
+// row says nothing of a time still to come); Retry on a change that has not failed changes nothing and
+// says why; Map to account writes what mapping by hand writes.
+func TestSandboxCommandsInBrowserAskWithTheServersClock(t *testing.T) {
+	t.Parallel()
+	ctx := browser(t)
+	sb := testSandbox(t)
+	dv := sb.DataverseClient
+	runService(t, sb.Service)
+
+	var job schema.Job
+	var err error
+	require.Eventually(t, func() bool {
+		job, err = jobRow(t.Context(), dv, provisioning.ReportJobName)
+		return err == nil
+	}, 15*time.Second, 20*time.Millisecond, "the service creates its job rows")
+	before := time.Now()
+	require.NoError(t, openForm(ctx, fmt.Sprintf("%s/sandbox/form.html?table=%s&id=%s&user=%s", sb.Dataverse.URL, schema.TableJob, job.ID, sb.AdminID)))
+	_, err = chromedp.Run(ctx, chromedp.Evaluate[chromedp.Void](skewBrowserClock))
+	require.NoError(t, err)
+	require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.ID("csp_job_runnow"))))
+	var notice string
+	require.Eventually(t, func() bool {
+		notice, err = notification(ctx)
+		return err == nil && strings.HasPrefix(notice, "Run Now done.")
+	}, 30*time.Second, 50*time.Millisecond, "the job ran and the form says so")
+	t.Logf("notification after Run Now: %s", notice)
+	job, err = jobRow(t.Context(), dv, provisioning.ReportJobName)
+	require.NoError(t, err)
+	assert.True(t, job.RunRequestedOn.IsZero(), "the request was answered")
+	assert.WithinDuration(t, time.Now(), job.LastRunOn, time.Since(before)+2*time.Second, "it ran now")
+	assert.NotContains(t, job.Message, "a time still to come", "the request was dated by the server, not the browser")
+
+	// Retry on a change that did not fail: nothing is written, and the form says why.
+	provisioned := sb.DemoChanges[demoChangeProvisioned]
+	require.Eventually(t, func() bool { return readLCL(t, dv, provisioned).ProvisioningStatus == schema.ProvisioningProvisioned },
+		15*time.Second, 20*time.Millisecond)
+	l := readLCL(t, dv, provisioned)
+	require.NoError(t, openForm(ctx, fmt.Sprintf("%s/sandbox/form.html?table=%s&id=%s&user=%s", sb.Dataverse.URL, schema.TableLicenseChangeLog, provisioned, sb.AdminID)))
+	require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.ID("csp_licensechangelog_retry"))))
+	require.Eventually(t, func() bool {
+		notice, err = notification(ctx)
+		return err == nil && notice != ""
+	}, 10*time.Second, 50*time.Millisecond)
+	assert.Equal(t, "Retry is for a change that failed; this one is Provisioned, so nothing was changed.", notice)
+	assert.Equal(t, l.ETag, readLCL(t, dv, provisioned).ETag, "the row was not written")
+
+	// Map to account: the lookup offers the accounts; the choice is written as a mapping by hand.
+	var unmapped schema.ProviderAccount
+	for r, err := range dv.List(t.Context(), schema.SetProviderAccounts, &dataverse.Query{Select: dataverse.Columns[schema.ProviderAccount]()}) {
+		require.NoError(t, err)
+		var pa schema.ProviderAccount
+		require.NoError(t, dataverse.Unmarshal(r, &pa))
+		if pa.State == schema.StateActive && pa.MappingStatus != schema.MappingMapped {
+			unmapped = pa
+		}
+	}
+	require.NotZero(t, unmapped.ID, "the sandbox has a provider account to map")
+	var account dataverse.GUID
+	for r, err := range dv.List(t.Context(), schema.SetAccounts, &dataverse.Query{Select: []string{"accountid"}, Filter: dataverse.Eq("name", "Northwind Traders")}) {
+		require.NoError(t, err)
+		account, _ = r.GUID("accountid")
+	}
+	require.NotZero(t, account)
+	require.NoError(t, openForm(ctx, fmt.Sprintf("%s/sandbox/form.html?table=%s&id=%s&user=%s", sb.Dataverse.URL, schema.TableProviderAccount, unmapped.ID, sb.AdminID)))
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Click(chromedp.ID("csp_provideraccount_maptoaccount")),
+		chromedp.Click(chromedp.CSS(fmt.Sprintf(`#xrm-lookup button[data-id=%q]`, account.String()))),
+	))
+	require.Eventually(t, func() bool {
+		notice, err = notification(ctx)
+		return err == nil && strings.HasPrefix(notice, "Mapped to Northwind Traders.")
+	}, 10*time.Second, 50*time.Millisecond)
+	r, err := dv.Get(t.Context(), schema.SetProviderAccounts, unmapped.ID, &dataverse.GetOptions{Select: dataverse.Columns[schema.ProviderAccount]()})
+	require.NoError(t, err)
+	var pa schema.ProviderAccount
+	require.NoError(t, dataverse.Unmarshal(r, &pa))
+	assert.Equal(t, account, pa.Account.ID)
+	assert.Equal(t, schema.MappingMapped, pa.MappingStatus)
+	assert.Regexp(t, `^Mapped by .+ on the form on \d{1,2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2} UTC\.$`, pa.MappingMessage)
 }
