@@ -104,12 +104,14 @@ func registrationTables() []dataverse.Table {
 	}
 }
 
-// navigationColumns maps the navigation properties of polymorphic lookups to their column, per table. A
+// navigationColumns maps the navigation properties of polymorphic lookups (and of lookups whose navigation
+// property is not named like their column, such as appaction's OnClickEventJavaScriptWebResourceId) to their column, per table. A
 // polymorphic lookup is written through one navigation property per target table
 // ("eventhandler_serviceendpoint@odata.bind"); its bare name is not a navigation property. The simulator
 // only knows the service endpoint target of eventhandler (the other is plugintype).
 var navigationColumns = map[string]map[string]string{
 	"sdkmessageprocessingstep": {"eventhandler_serviceendpoint": "eventhandler"},
+	"appaction":                {"OnClickEventJavaScriptWebResourceId": "onclickeventjavascriptwebresourceid"},
 }
 
 // navigationColumn resolves a navigation property named in an @odata.bind to the lookup column it sets.

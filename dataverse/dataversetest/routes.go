@@ -601,7 +601,10 @@ func (s *Server) apply(t *table, r *record, values map[string]any) *apiError {
 		i := slices.IndexFunc(reasons, func(o dataverse.Option) bool { return int64(o.State) == state.(int64) })
 		r.values["statuscode"] = int64(reasons[i].Value)
 	}
-	return s.checkComponent(t, r)
+	if e := s.checkComponent(t, r); e != nil {
+		return e
+	}
+	return s.checkAppAction(t, r)
 }
 
 func etag(r *record) string { return `W/"` + strconv.FormatInt(r.version, 10) + `"` }

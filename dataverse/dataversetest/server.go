@@ -172,6 +172,9 @@ func New(opts Options) *Server {
 		s.addTable(t)
 	}
 	s.addAppModules()
+	for _, t := range commandTables() {
+		s.addTable(t)
+	}
 	for _, t := range opts.Tables {
 		s.addTable(t)
 	}
@@ -283,8 +286,11 @@ func defaultFaultError(f Fault) *apiError {
 	return e
 }
 
-// ServeHTTP serves the Web API under /api/data/v9.2/.
+// ServeHTTP serves the Web API under /api/data/v9.2/, and the app's web resources and sandbox page (serveApp).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.serveApp(w, r) {
+		return
+	}
 	path, ok := strings.CutPrefix(r.URL.Path, dataverse.APIPath)
 	if !ok && r.URL.Path+"/" == dataverse.APIPath {
 		path, ok = "", true

@@ -79,6 +79,13 @@ func memo(name, display string) dataverse.Column {
 	return dataverse.Column{LogicalName: name, DisplayName: display, Type: dataverse.TypeMemo, MaxLength: 4000}
 }
 
+// diagnosis is the column the connector writes a Diagnose request's answer into: the check-by-check walk
+// `connector diagnose` prints (csp_diagnoserequestedon asks for it).
+func diagnosis() dataverse.Column {
+	return dataverse.Column{LogicalName: "csp_diagnosis", DisplayName: "Diagnosis", Type: dataverse.TypeMemo, MaxLength: 20000, ConnectorOwned: true,
+		Description: "What Diagnose found: every check the connector makes, its result, and the next step. The Diagnose button asks for it."}
+}
+
 func whole(name, display string) dataverse.Column {
 	return dataverse.Column{LogicalName: name, DisplayName: display, Type: dataverse.TypeInteger}
 }
@@ -189,6 +196,8 @@ func Schema() dataverse.Schema {
 		owned(when("csp_verifiedon", "Verified on")),
 		owned(memo("csp_attestationmessage", "Attestation message")),
 		owned(memo("csp_systemmessage", "System message")),
+		when("csp_diagnoserequestedon", "Diagnose requested on"),
+		diagnosis(),
 	)
 	agreement.StatusReasons = []dataverse.Option{{Value: AgreementPending, Label: "Pending", State: StateActive}}
 	agreement.Keys = []dataverse.AlternateKey{{SchemaName: KeyAgreementTemplate, Columns: []string{"csp_provideraccount", "csp_agreementtemplate"}}}
@@ -211,6 +220,8 @@ func Schema() dataverse.Schema {
 		owned(text("csp_offername", "Offer name", 200)),
 		yesNo("csp_autorenew", "Auto-renew"),
 		owned(memo("csp_syncmessage", "Sync message")),
+		when("csp_diagnoserequestedon", "Diagnose requested on"),
+		diagnosis(),
 	)
 	subscription.Keys = []dataverse.AlternateKey{{SchemaName: KeySubscriptionPCID, Columns: []string{"csp_provideraccount", "csp_pcsubscriptionid"}}}
 	subscription.StatusReasons = []dataverse.Option{{Value: SubscriptionSuspended, Label: "Suspended", State: StateActive}}
@@ -240,6 +251,8 @@ func Schema() dataverse.Schema {
 			opt(HeldManual, "Manual provider"), opt(HeldNotConnected, "Not connected"), opt(HeldRetrying, "Retrying"))),
 		owned(when("csp_nextattempton", "Next attempt on")),
 		owned(choice("csp_changesource", "Change source", opt(SourceDynamics, "Dynamics"), opt(SourceProvider, "Provider"))),
+		when("csp_diagnoserequestedon", "Diagnose requested on"),
+		diagnosis(),
 	)
 	lcl.StatusReasons = []dataverse.Option{{Value: LCLArchived, Label: "Archived", State: StateInactive}}
 
