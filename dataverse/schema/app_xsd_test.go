@@ -33,5 +33,5 @@ func TestAppXMLIsValidAgainstMicrosoftsSchemas(t *testing.T) {
 			xsdcheck.Validate(t, xsdcheck.LayoutXml, layout)
 		})
 	}
-	t.Run("sitemap", func(t *testing.T) { xsdcheck.Validate(t, xsdcheck.SiteMap, app.SiteMap.XML()+"") })
+	t.Run("sitemap", func(t *testing.T) { xsdcheck.Validate(t, xsdcheck.SiteMap, app.SiteMap.XML()) })
 }
