@@ -2,6 +2,7 @@ package schema
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/cspconnector/csp-connector/dataverse"
 )
@@ -62,6 +63,10 @@ func forms(s dataverse.Schema) []dataverse.Form {
 			case c.LogicalName == layout.status || c.LogicalName == layout.message:
 			case c.ConnectorOwned:
 				connector.Fields = append(connector.Fields, dataverse.Field{Column: c.LogicalName, ReadOnly: true})
+			case strings.HasSuffix(c.LogicalName, "requestedon"):
+				// A request is made with its button, which stamps the server's time; a date typed here is
+				// how a Run Now dated in the future once ran a job over and over.
+				details.Fields = append(details.Fields, dataverse.Field{Column: c.LogicalName, ReadOnly: true})
 			default:
 				details.Fields = append(details.Fields, dataverse.Field{Column: c.LogicalName})
 			}
