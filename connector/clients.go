@@ -11,6 +11,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
 	"github.com/cspconnector/csp-connector/dataverse"
+	"github.com/cspconnector/csp-connector/dataverse/schema"
 	"github.com/cspconnector/csp-connector/partnercenter"
 )
 
@@ -47,6 +48,7 @@ func NewDataverseClient(cfg Config, log *slog.Logger, hc *http.Client) (*dataver
 		Logger:         log.With("component", "dataverse"),
 		MaxConcurrency: cfg.DataverseMaxConcurrency,
 		BatchSize:      cfg.DataverseBatchSize,
+		Tables:         schema.Schema().Tables,
 	})
 }
 

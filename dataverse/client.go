@@ -50,6 +50,7 @@ type Client struct {
 	limiter *limiter
 	log     *slog.Logger
 	opts    ClientOptions
+	bulk    *bulkTables
 }
 
 // ClientOptions tunes a Client; the zero value (or nil) gives the defaults.
@@ -70,6 +71,12 @@ type ClientOptions struct {
 	PageSize int
 	// BatchSize and BulkConcurrency shape bulk writes: operations per $batch and batches in flight.
 	BatchSize, BulkConcurrency int
+	// Tables are the tables WriteBatch may write with bulk messages (CreateMultiple, UpdateMultiple,
+	// UpsertMultiple), whose targets name their table by logical name; writes to other entity sets go by
+	// $batch.
+	Tables []Table
+	// BulkSize is the rows per bulk message (default DefaultBulkSize); negative turns bulk messages off.
+	BulkSize int
 	// UserAgent is sent on every request.
 	UserAgent string
 }
@@ -120,7 +127,7 @@ func NewClient(orgURL string, cred azcore.TokenCredential, opts *ClientOptions) 
 	api.Path = APIPath
 
 	wrapped, base := retry.HTTPClient(o.HTTPClient)
-	c := &Client{org: &org, api: &api, log: o.Logger, opts: o, limiter: newLimiter(o.MaxConcurrency)}
+	c := &Client{org: &org, api: &api, log: o.Logger, opts: o, limiter: newLimiter(o.MaxConcurrency), bulk: newBulkTables(o.Tables)}
 	var tokens *bearer.Cache
 	if cred != nil {
 		tokens = bearer.NewCache(cred, org.String()+"/.default")
