@@ -26,16 +26,13 @@ const (
 // and no synchronous plug-ins, and shrinking on timeouts.
 const DefaultBulkSize = 1000
 
-// keysPerRead bounds the alternate keys one read of existing rows names, so its URL stays short.
-const keysPerRead = 50
-
 type bulkKind int
 
 const (
 	bulkCreate      bulkKind = iota + 1 // CreateOp
 	bulkUpdate                          // UpdateOp with If-Match: *
 	bulkCreateByKey                     // UpsertOp, create only
-	bulkUpsertByKey                     // UpsertOp whose caller reads its id and whether it created
+	bulkUpsertByKey                     // UpsertOp whose caller reads its id and whether it created: sent as a create
 	bulkUpsert                          // UpsertOp without a primary key: only success or failure
 )
 
@@ -199,12 +196,10 @@ func (c *Client) bulkable(ctx context.Context, t *bulkTarget) bool {
 		}
 	}
 	switch t.kind {
-	case bulkCreate, bulkCreateByKey:
+	case bulkCreate, bulkCreateByKey, bulkUpsertByKey:
 		return c.supports(ctx, table, msgCreateMultiple)
 	case bulkUpdate:
 		return c.supports(ctx, table, msgUpdateMultiple)
-	case bulkUpsertByKey:
-		return c.supports(ctx, table, msgCreateMultiple) && c.supports(ctx, table, msgUpdateMultiple)
 	case bulkUpsert:
 		return c.supports(ctx, table, msgUpsertMultiple)
 	}
@@ -234,11 +229,12 @@ func lookupNav(col string) (string, bool) {
 // earlier. Only ops that are safe to send twice belong here: upserts, updates, create-only upserts, and
 // creates that carry their own id.
 //
-// An upsert whose caller reads its id (UpsertOptions.PrimaryKey) learns which keys exist with one read per
-// 50 rows (all in one $batch), then updates those rows with UpdateMultiple and creates the others with
-// CreateMultiple, which answers their ids; a row that another writer created in between fails the
-// CreateMultiple, which then goes by $batch. The error is for a call that wrote nothing because its
-// requests failed as a whole; otherwise every op has its own result.
+// An upsert whose caller reads its id and whether it created (UpsertOptions.PrimaryKey) goes as a
+// CreateMultiple with its key columns in the row: UpsertMultiple answers neither, and callers upsert the
+// rows they did not find, so nearly all are new. CreateMultiple answers their ids; if one of the rows
+// exists after all (another writer made it), the CreateMultiple fails as a whole and its upserts go by
+// $batch, where each updates or creates and says which. The error is for a call that wrote nothing
+// because its requests failed as a whole; otherwise every op has its own result.
 //
 // API: POST /{set}/Microsoft.Dynamics.CRM.CreateMultiple | UpdateMultiple | UpsertMultiple {"Targets":[…]}
 // API: POST /$batch (as ExecuteBatch, with Prefer: odata.continue-on-error)
@@ -281,70 +277,8 @@ type bulkWrite struct {
 	// request as a whole.
 	wrote bool
 	whole error
-	// existingIDs are the ids of rows upserts by key found (op index → row id).
-	existingIDs map[int]GUID
 }
 
-// existing finds which of the upserts at idx address a row that exists, and its id: one query per
-// keysPerRead keys, all in one $batch.
-//
-// API: POST /$batch of GET {set}?$select={primary key},{key columns}&$filter=(k1 eq … and k2 eq …) or …
-func (w *bulkWrite) existing(ctx context.Context, set string, idx []int) (map[int]GUID, error) {
-	pk := w.c.bulk.primary[set]
-	bySig := map[string][]int{}
-	var b Batch
-	for part := range slices.Chunk(idx, keysPerRead) {
-		var cols []string
-		var of []Filter
-		for _, i := range part {
-			key := w.ops[i].target.key
-			if cols == nil {
-				cols = slices.Sorted(maps.Keys(key))
-			}
-			var and []Filter
-			for _, col := range slices.Sorted(maps.Keys(key)) {
-				and = append(and, Eq(col, key[col]))
-			}
-			of = append(of, And(and...))
-			sig := keySignature(key, cols)
-			bySig[sig] = append(bySig[sig], i)
-		}
-		b.Add(QueryOp(set, &Query{Select: append([]string{pk}, cols...), Filter: Or(of...), PageSize: len(part) + 1}))
-	}
-	res, err := w.c.ExecuteBatch(ctx, &b, nil)
-	if err != nil {
-		return nil, err
-	}
-	found := map[int]GUID{}
-	for j, r := range res {
-		rows, err := r.Rows()
-		if err != nil {
-			return nil, fmt.Errorf("read part %d: %w", j, err)
-		}
-		for _, row := range rows {
-			id, ok := row.GUID(pk)
-			if !ok {
-				continue
-			}
-			first := w.ops[idx[j*keysPerRead]].target.key
-			for _, i := range bySig[keySignature(Key(row), slices.Sorted(maps.Keys(first)))] {
-				found[i] = id
-			}
-		}
-	}
-	return found, nil
-}
-
-// keySignature renders the values of cols in k for comparison: case-insensitive, as Dataverse compares
-// text.
-func keySignature[M ~map[string]any](k M, cols []string) string {
-	var b strings.Builder
-	for _, c := range cols {
-		b.WriteString(strings.ToLower(fmt.Sprint(k[c])))
-		b.WriteByte(0)
-	}
-	return b.String()
-}
 
 // batch sends the ops at idx by $batch.
 func (w *bulkWrite) batch(ctx context.Context, idx []int) {
@@ -370,30 +304,12 @@ func (w *bulkWrite) batch(ctx context.Context, idx []int) {
 // that failed.
 func (w *bulkWrite) bulk(ctx context.Context, set string, kind bulkKind, idx []int) {
 	switch kind {
-	case bulkCreate, bulkCreateByKey:
+	case bulkCreate, bulkCreateByKey, bulkUpsertByKey:
 		w.send(ctx, set, msgCreateMultiple, idx)
 	case bulkUpdate:
 		w.send(ctx, set, msgUpdateMultiple, idx)
 	case bulkUpsert:
 		w.send(ctx, set, msgUpsertMultiple, idx)
-	case bulkUpsertByKey:
-		existing, err := w.existing(ctx, set, idx)
-		if err != nil {
-			w.c.log.InfoContext(ctx, "dataverse: could not read which rows exist before a bulk upsert; writing them by $batch", "entity_set", set, "rows", len(idx), "error", err)
-			w.batch(ctx, idx)
-			return
-		}
-		var update, create []int
-		for _, i := range idx {
-			if _, ok := existing[i]; ok {
-				update = append(update, i)
-			} else {
-				create = append(create, i)
-			}
-		}
-		w.existingIDs = existing
-		w.send(ctx, set, msgUpdateMultiple, update)
-		w.send(ctx, set, msgCreateMultiple, create)
 	}
 }
 
@@ -417,10 +333,8 @@ func (w *bulkWrite) send(ctx context.Context, set, message string, idx []int) {
 		}
 		row["@odata.type"] = "Microsoft.Dynamics.CRM." + table
 		switch {
-		case message == msgUpdateMultiple && t.kind == bulkUpdate:
+		case message == msgUpdateMultiple:
 			row[pk] = t.id
-		case message == msgUpdateMultiple: // an upsert of a row that exists: by its id, key columns as they are
-			row[pk] = w.existingIDs[i]
 		case message == msgUpsertMultiple:
 			row["@odata.id"], _ = keyPath(set, t.key)
 		case t.kind == bulkCreateByKey || t.kind == bulkUpsertByKey:
@@ -467,13 +381,8 @@ func (w *bulkWrite) send(ctx context.Context, set, message string, idx []int) {
 	for j, i := range idx {
 		op := w.ops[i]
 		r := OpResult{StatusCode: resp.StatusCode, Header: resp.Header, primaryKey: op.primaryKey}
-		switch message {
-		case msgCreateMultiple:
+		if message == msgCreateMultiple {
 			r.id, r.create = out.IDs[j], true
-		case msgUpdateMultiple:
-			if op.target.kind == bulkUpsertByKey {
-				r.id = w.existingIDs[i]
-			}
 		}
 		w.results[i] = r
 	}

@@ -66,23 +66,11 @@ func TestWriteBatchSendsBulkMessagesAndKeepsEachResult(t *testing.T) {
 			}
 			c, srv := newEnv(t, opts)
 			provider := createProvider(t, ctx, c, "Partner Center")
-			// 100 rows exist; the upserts update them and create 150 more; 20 plain updates follow.
-			existing := map[int]dataverse.GUID{}
-			for i := range 100 {
-				res, err := c.Upsert(ctx, schema.SetProviderAccounts, tenantKey(provider, fmt.Sprintf("tenant-%04d", i)),
-					dataverse.Row{"csp_name": "old"}, &dataverse.UpsertOptions{PrimaryKey: schema.PrimaryKey(schema.TableProviderAccount)})
-				require.NoError(t, err)
-				existing[i] = res.ID
-			}
-			ops := accountUpserts(provider, 0, 250)
-			for i := range 20 {
-				ops = append(ops, dataverse.UpdateOp(schema.SetProviderAccounts, existing[i], dataverse.Row{"csp_domain": fmt.Sprintf("d%d.example", i)}, nil))
-			}
-			srv.ResetRequests()
-			results, err := c.WriteBatch(ctx, ops)
+			// 250 new rows by upsert, then 20 plain updates of some of them.
+			results, err := c.WriteBatch(ctx, accountUpserts(provider, 0, 250))
 			require.NoError(t, err)
-			require.Len(t, results, len(ops))
-			for i, r := range results[:250] {
+			ids := make([]dataverse.GUID, 250)
+			for i, r := range results {
 				require.NoError(t, r.Err, "op %d", i)
 				id, err := r.ID()
 				require.NoError(t, err, "op %d", i)
@@ -90,32 +78,53 @@ func TestWriteBatchSendsBulkMessagesAndKeepsEachResult(t *testing.T) {
 				require.True(t, ok, "op %d names row %s", i, id)
 				assert.Equal(t, fmt.Sprintf("tenant-%04d", i), row["csp_tenantid"])
 				assert.Equal(t, fmt.Sprintf("Customer %d", i), row["csp_name"])
-				if i < 100 {
-					assert.Equal(t, existing[i], id, "op %d updated the row that was there", i)
-					assert.False(t, r.Created(), "op %d", i)
-				} else {
-					assert.True(t, r.Created(), "op %d", i)
-				}
+				assert.Equal(t, provider.String(), row["csp_provider"])
+				assert.True(t, r.Created(), "op %d", i)
+				ids[i] = id
 			}
-			for i, r := range results[250:] {
+			var updates []dataverse.Op
+			for i := range 20 {
+				updates = append(updates, dataverse.UpdateOp(schema.SetProviderAccounts, ids[i], dataverse.Row{"csp_domain": fmt.Sprintf("d%d.example", i)}, nil))
+			}
+			results, err = c.WriteBatch(ctx, updates)
+			require.NoError(t, err)
+			for i, r := range results {
 				require.NoError(t, r.Err)
-				row, _ := srv.Row(schema.TableProviderAccount, existing[i].String())
+				row, _ := srv.Row(schema.TableProviderAccount, ids[i].String())
 				assert.Equal(t, fmt.Sprintf("d%d.example", i), row["csp_domain"])
 			}
 			assert.Len(t, srv.Rows(schema.TableProviderAccount), 250)
-
 			requests, writes, bulkCalls := counted(srv)
 			if !bulk {
-				assert.Equal(t, 270, requests, "a $batch counts each of its 270 writes")
+				assert.Equal(t, 1+270, requests, "the provider, then a $batch counts each of its 270 writes")
 				assert.Zero(t, bulkCalls)
 				return
 			}
-			// Two reads of support (the bulk messages, the table's filters), a $batch of 5 reads (50 keys
-			// each) for which rows exist, an UpdateMultiple and a CreateMultiple for the upserts, an
-			// UpdateMultiple for the updates.
-			assert.Equal(t, 3, bulkCalls)
-			assert.Equal(t, 3, writes, "no write went by $batch")
-			assert.Equal(t, 2+5+3, requests)
+			// The provider; two reads of support (the bulk messages' ids, the table's filters); a
+			// CreateMultiple for the upserts; an UpdateMultiple for the updates.
+			assert.Equal(t, 2, bulkCalls)
+			assert.Equal(t, 1+2, writes, "no write went by $batch")
+			assert.Equal(t, 1+2+2, requests)
+
+			// Upserts of rows of which some exist: the CreateMultiple is rolled back, the $batch says for
+			// each upsert whether it created its row and which row it wrote.
+			srv.ResetRequests()
+			results, err = c.WriteBatch(ctx, accountUpserts(provider, 240, 260))
+			require.NoError(t, err)
+			for j, r := range results {
+				require.NoError(t, r.Err)
+				id, err := r.ID()
+				require.NoError(t, err)
+				if i := 240 + j; i < 250 {
+					assert.Equal(t, ids[i], id, "op %d updated the row that was there", i)
+					assert.False(t, r.Created())
+				} else {
+					assert.True(t, r.Created())
+				}
+			}
+			assert.Len(t, srv.Rows(schema.TableProviderAccount), 260)
+			assert.Equal(t, 1, countRequests(srv, http.MethodPost, schema.SetProviderAccounts+"/Microsoft.Dynamics.CRM.CreateMultiple"))
+			assert.Equal(t, 1, countRequests(srv, http.MethodPost, "$batch"))
 		})
 	}
 }

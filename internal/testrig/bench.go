@@ -1,7 +1,10 @@
 package testrig
 
 import (
+	"bytes"
+	"io"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -25,4 +28,25 @@ func Pooled(hc *http.Client) *http.Client {
 		c.Transport = t
 	}
 	return &c
+}
+
+// ProtectionCount is how many requests Dataverse's service protection counts for r: one for a request,
+// one per operation for a $batch (read from its body, which is put back), one for a bulk message
+// (CreateMultiple, UpdateMultiple, UpsertMultiple) whatever its rows.
+func ProtectionCount(r *http.Request) int {
+	if !strings.HasSuffix(r.URL.Path, "/$batch") || r.Body == nil {
+		return 1
+	}
+	body, err := io.ReadAll(r.Body)
+	_ = r.Body.Close()
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	if err != nil {
+		return 1
+	}
+	return max(1, bytes.Count(body, []byte(" HTTP/1.1\r\n")))
+}
+
+// IsBulkMessage reports a request that is a bulk message.
+func IsBulkMessage(r *http.Request) bool {
+	return r.Method == http.MethodPost && strings.Contains(r.URL.Path, "/Microsoft.Dynamics.CRM.") && strings.HasSuffix(r.URL.Path, "Multiple")
 }
