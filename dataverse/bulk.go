@@ -279,7 +279,6 @@ type bulkWrite struct {
 	whole error
 }
 
-
 // batch sends the ops at idx by $batch.
 func (w *bulkWrite) batch(ctx context.Context, idx []int) {
 	part := make([]Op, len(idx))
