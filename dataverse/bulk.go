@@ -370,10 +370,26 @@ func (w *bulkWrite) send(ctx context.Context, set, message string, idx []int) {
 			}
 			return
 		}
+		if asResponseError(err) == nil && message == msgCreateMultiple {
+			// No answer: the rows may have been created. Only the creates a second try cannot repeat (by
+			// key, or carrying their id) go again; the others keep the error.
+			var again []int
+			for _, i := range idx {
+				if t := w.ops[i].target; t.kind != bulkCreate || t.row[w.c.bulk.primary[set]] != nil {
+					again = append(again, i)
+				} else {
+					w.results[i] = OpResult{Err: err}
+					w.whole = err
+				}
+			}
+			idx = again
+		}
 		// On a standard table the whole message was rolled back: each op goes again on its own, so each
 		// gets its own answer.
 		w.c.log.InfoContext(ctx, "dataverse: a bulk write failed as a whole; sending its rows by $batch", "message", message, "entity_set", set, "rows", len(idx), "error", err)
-		w.batch(ctx, idx)
+		if len(idx) > 0 {
+			w.batch(ctx, idx)
+		}
 		return
 	}
 	w.wrote = true

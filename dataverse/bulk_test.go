@@ -274,3 +274,24 @@ func TestWriteBatchCreatesByKeyAndFallsBackOnDuplicates(t *testing.T) {
 	assert.Len(t, srv.Rows(schema.TableProviderAccount), 4)
 	assert.Equal(t, 1, countRequests(srv, http.MethodPost, "$batch"))
 }
+
+func TestWriteBatchDoesNotRepeatCreatesAfterAnUnansweredBulkMessage(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	c, srv := newEnv(t, &dataverse.ClientOptions{Tables: schema.Schema().Tables, MaxRetries: 1})
+	own := dataverse.GUID{7}
+	ops := []dataverse.Op{
+		dataverse.CreateOp(schema.SetProviders, dataverse.Row{"csp_name": "no id"}),
+		dataverse.CreateOp(schema.SetProviders, dataverse.Row{"csp_name": "own id", schema.PrimaryKey(schema.TableProvider): own}),
+	}
+	// The connection drops: the client cannot know whether the rows were created.
+	srv.Inject(dataversetest.Fault{Method: http.MethodPost, Path: "Microsoft.Dynamics.CRM.CreateMultiple", Drop: true, Times: 1})
+	results, err := c.WriteBatch(ctx, ops)
+	require.NoError(t, err)
+	assert.Error(t, results[0].Err, "a create without its id is not sent twice")
+	require.NoError(t, results[1].Err, "a create with its id is safe to send again")
+	id, err := results[1].ID()
+	require.NoError(t, err)
+	assert.Equal(t, own, id)
+	assert.Len(t, srv.Rows(schema.TableProvider), 1)
+}

@@ -1,8 +1,10 @@
 package dataversetest_test
 
 import (
+	"fmt"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -130,4 +132,25 @@ func TestBulkMessagesUpsertByAlternateKeyAndSupportIsListed(t *testing.T) {
 	res = c.do(http.MethodPost, "teams/Microsoft.Dynamics.CRM.CreateMultiple", map[string]any{"Targets": []any{map[string]any{"@odata.type": "Microsoft.Dynamics.CRM.team", "name": "x"}}})
 	assert.Equal(t, http.StatusBadRequest, res.status, "a table without the message refuses it: %s", res.body)
 	assert.Empty(t, srv.Rows("team"))
+}
+
+func TestBulkMessageCountsAsOneRequestForServiceProtection(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t)
+	defer srv.Close()
+	c := newWebAPI(t, srv)
+	srv.SetLimits(dataversetest.Limits{Requests: 5, Window: time.Minute})
+	providers := func(n int) map[string]any {
+		var targets []any
+		for i := range n {
+			targets = append(targets, map[string]any{"@odata.type": "Microsoft.Dynamics.CRM.csp_provider", "csp_name": fmt.Sprint(i)})
+		}
+		return map[string]any{"Targets": targets}
+	}
+	for i := range 5 {
+		res := c.do(http.MethodPost, "csp_providers/Microsoft.Dynamics.CRM.CreateMultiple", providers(10))
+		require.Equal(t, http.StatusOK, res.status, "call %d of 10 rows is one request: %s", i+1, res.body)
+	}
+	assert.Len(t, srv.Rows("csp_provider"), 50)
+	assert.Equal(t, http.StatusTooManyRequests, c.do(http.MethodPost, "csp_providers/Microsoft.Dynamics.CRM.CreateMultiple", providers(1)).status, "the 6th request")
 }
