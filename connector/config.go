@@ -42,7 +42,7 @@ func Settings() []Setting {
 		{"DATAVERSE_URL", "", "Dataverse environment URL, e.g. https://contoso.crm.dynamics.com (required by commands that talk to Dataverse)"},
 		{"DATAVERSE_AUTH", AuthDefault, "How to get Dataverse tokens: default (azidentity chain: environment, workload identity, managed identity, Azure CLI), managed-identity, or none (loopback simulators only)"},
 		{"DATAVERSE_MAX_CONCURRENCY", strconv.Itoa(dataverse.DefaultMaxConcurrency), "Dataverse requests in flight per replica (service protection allows 52 per user and server); lowered further by the server's x-ms-dop-hint"},
-		{"DATAVERSE_BATCH_SIZE", strconv.Itoa(dataverse.DefaultBatchSize), "Operations per $batch for bulk writes (1–1000)"},
+		{"DATAVERSE_BATCH_SIZE", strconv.Itoa(dataverse.DefaultBatchSize), "Rows per bulk message (CreateMultiple, UpdateMultiple) or $batch for bulk writes (1–1000)"},
 		{"PARTNERCENTER_ENDPOINT", partnercenter.DefaultEndpoint, "Partner Center API endpoint (paths under /v1)"},
 		{"PARTNERCENTER_AUTH", AuthDefault, "default (the app registration below; app-only tokens from its secret, or azidentity's chain without one), or none (loopback simulators only)"},
 		{"PARTNERCENTER_TENANT_ID", "", "The partner's Microsoft Entra tenant id (required by commands that call Partner Center, unless PARTNERCENTER_AUTH=none)"},
