@@ -161,20 +161,20 @@ func (c *Client) plan(ctx context.Context, ops []Op) []writeGroup {
 	}
 	// A lone write gains nothing from a bulk message: it goes with the $batch.
 	var out []writeGroup
-	var single *writeGroup
+	batch := -1 // the $batch group's index in out
 	for _, g := range groups {
 		if g.kind != 0 && len(g.idx) > 1 {
 			out = append(out, g)
 			continue
 		}
-		if single == nil {
+		if batch < 0 {
+			batch = len(out)
 			out = append(out, writeGroup{})
-			single = &out[len(out)-1]
 		}
-		single.idx = append(single.idx, g.idx...)
+		out[batch].idx = append(out[batch].idx, g.idx...)
 	}
-	if single != nil {
-		slices.Sort(single.idx)
+	if batch >= 0 {
+		slices.Sort(out[batch].idx)
 	}
 	return out
 }
@@ -257,6 +257,11 @@ func (c *Client) WriteBatch(ctx context.Context, ops []Op) ([]OpResult, error) {
 	}
 	if !w.wrote && w.whole != nil {
 		return nil, w.whole
+	}
+	for i, r := range w.results {
+		if r.Err == nil && r.StatusCode == 0 { // never an answer for an op that was not sent
+			w.results[i].Err = fmt.Errorf("dataverse: operation %d was not sent", i)
+		}
 	}
 	return w.results, nil
 }

@@ -295,3 +295,31 @@ func TestWriteBatchDoesNotRepeatCreatesAfterAnUnansweredBulkMessage(t *testing.T
 	assert.Equal(t, own, id)
 	assert.Len(t, srv.Rows(schema.TableProvider), 1)
 }
+
+func TestWriteBatchSendsEveryOpOfAMixedList(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	c, srv := newEnv(t, &dataverse.ClientOptions{Tables: schema.Schema().Tables})
+	a := createProvider(t, ctx, c, "a")
+	b := createProvider(t, ctx, c, "b")
+	row, err := c.Get(ctx, schema.SetProviders, a, nil)
+	require.NoError(t, err)
+	// A conditional update ($batch), two creates (CreateMultiple), a lone update ($batch with the first).
+	ops := []dataverse.Op{
+		dataverse.UpdateOp(schema.SetProviders, a, dataverse.Row{"csp_name": "a2"}, &dataverse.UpdateOptions{IfMatch: row.ETag()}),
+		dataverse.CreateOp(schema.SetProviders, dataverse.Row{"csp_name": "c"}),
+		dataverse.CreateOp(schema.SetProviders, dataverse.Row{"csp_name": "d"}),
+		dataverse.UpdateOp(schema.SetProviders, b, dataverse.Row{"csp_name": "b2"}, nil),
+	}
+	results, err := c.WriteBatch(ctx, ops)
+	require.NoError(t, err)
+	for i, r := range results {
+		require.NoError(t, r.Err, "op %d", i)
+		assert.NotZero(t, r.StatusCode, "op %d was sent", i)
+	}
+	var names []any
+	for _, r := range srv.Rows(schema.TableProvider) {
+		names = append(names, r["csp_name"])
+	}
+	assert.ElementsMatch(t, []any{"a2", "b2", "c", "d"}, names)
+}
