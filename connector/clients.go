@@ -12,6 +12,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
 	"github.com/cspconnector/csp-connector/dataverse"
+	"github.com/cspconnector/csp-connector/dataverse/schema"
 	"github.com/cspconnector/csp-connector/partnercenter"
 )
 
@@ -52,6 +53,7 @@ func NewDataverseClient(cfg Config, log *slog.Logger, hc *http.Client) (*dataver
 		BudgetRequests:      cmp.Or(cfg.DataverseBudgetRequests, -1),
 		BudgetExecutionTime: cfg.DataverseBudgetExecution,
 		BulkReserve:         cmp.Or(cfg.DataverseBulkReserve, -1),
+		Tables:              schema.Schema().Tables,
 	})
 }
 

@@ -42,7 +42,7 @@ func Settings() []Setting {
 		{"DATAVERSE_URL", "", "Dataverse environment URL, e.g. https://contoso.crm.dynamics.com (required by commands that talk to Dataverse)"},
 		{"DATAVERSE_AUTH", AuthDefault, "How to get Dataverse tokens: default (azidentity chain: environment, workload identity, managed identity, Azure CLI), managed-identity, or none (loopback simulators only)"},
 		{"DATAVERSE_MAX_CONCURRENCY", strconv.Itoa(dataverse.DefaultMaxConcurrency), "Dataverse requests in flight per replica (service protection allows 52 per user and server); lowered further by the server's x-ms-dop-hint"},
-		{"DATAVERSE_BATCH_SIZE", strconv.Itoa(dataverse.DefaultBatchSize), "Operations per $batch for bulk writes (1–1000)"},
+		{"DATAVERSE_BATCH_SIZE", strconv.Itoa(dataverse.DefaultBatchSize), "Rows per bulk message (CreateMultiple, UpdateMultiple) or $batch for bulk writes (1–1000)"},
 		{"DATAVERSE_BUDGET_REQUESTS", strconv.Itoa(dataverse.DefaultBudgetRequests), "Requests per 300 seconds the replica paces itself within (Dataverse's service protection allows 6000 per user and web server; replicas sharing one application user should share it); 0 switches pacing off, leaving the server's 429s to pace it"},
 		{"DATAVERSE_BUDGET_EXECUTION_SECONDS", strconv.Itoa(int(dataverse.DefaultBudgetExecutionTime.Seconds())), "Combined execution time per 300 seconds, in seconds, the replica paces itself within, measured as each request's elapsed time (Dataverse allows 1200 per user and web server)"},
 		{"DATAVERSE_BULK_RESERVE", strconv.Itoa(dataverse.DefaultBulkReserve), "Percent of that budget and of the requests in flight that jobs (syncs, checks, sweeps) leave to interactive work (events, API calls, buttons), 0–90"},

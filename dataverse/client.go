@@ -53,6 +53,7 @@ type Client struct {
 	budget  *budget
 	log     *slog.Logger
 	opts    ClientOptions
+	bulk    *bulkTables
 }
 
 // ClientOptions tunes a Client; the zero value (or nil) gives the defaults.
@@ -73,6 +74,12 @@ type ClientOptions struct {
 	PageSize int
 	// BatchSize and BulkConcurrency shape bulk writes: operations per $batch and batches in flight.
 	BatchSize, BulkConcurrency int
+	// Tables are the tables WriteBatch may write with bulk messages (CreateMultiple, UpdateMultiple,
+	// UpsertMultiple), whose targets name their table by logical name; writes to other entity sets go by
+	// $batch.
+	Tables []Table
+	// BulkSize is the rows per bulk message (default DefaultBulkSize); negative turns bulk messages off.
+	BulkSize int
 	// UserAgent is sent on every request.
 	UserAgent string
 	// BudgetRequests and BudgetExecutionTime are the service protection budget the client paces itself
@@ -146,7 +153,7 @@ func NewClient(orgURL string, cred azcore.TokenCredential, opts *ClientOptions) 
 	api.Path = APIPath
 
 	wrapped, base := retry.HTTPClient(o.HTTPClient)
-	c := &Client{org: &org, api: &api, log: o.Logger, opts: o, limiter: newLimiter(o.MaxConcurrency, o.BulkReserve), budget: newBudget(o)}
+	c := &Client{org: &org, api: &api, log: o.Logger, opts: o, limiter: newLimiter(o.MaxConcurrency, o.BulkReserve), budget: newBudget(o), bulk: newBulkTables(o.Tables)}
 	var tokens *bearer.Cache
 	if cred != nil {
 		tokens = bearer.NewCache(cred, org.String()+"/.default")

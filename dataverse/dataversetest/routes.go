@@ -99,6 +99,13 @@ func (s *Server) dispatch(o op, undoLog *[]undo) result {
 	case isMetadataPath(path):
 		return s.metadata(o, path)
 	}
+	if set, message, ok := bulkAction(path); ok {
+		t := s.sets[set]
+		if t == nil {
+			return fail(segmentNotFound(set))
+		}
+		return s.bulk(o, t, message, undoLog)
+	}
 	if m := rowAddress.FindStringSubmatch(path); m != nil {
 		t := s.sets[m[1]]
 		if t == nil {
