@@ -82,6 +82,9 @@ func (s *Server) dispatch(o op, undoLog *[]undo) result {
 	if o.caller, e = s.callerOf(o.header); e != nil {
 		return fail(e)
 	}
+	if res, handled := s.security(o, path); handled {
+		return res
+	}
 	switch {
 	case path == "" && o.method == http.MethodGet:
 		return s.serviceDocument(o)

@@ -24,6 +24,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -138,6 +139,7 @@ type Server struct {
 	tables  map[string]*table
 	sets    map[string]*table
 	version int64
+	sec     securityState // roles' privileges, privileges used (security.go)
 
 	events *deliveryBus
 
@@ -177,13 +179,14 @@ func New(opts Options) *Server {
 	if s.opts.OrganizationName == "" {
 		s.opts.OrganizationName = "unq" + strings.ReplaceAll(s.opts.OrganizationID.String(), "-", "")
 	}
-	for _, t := range append(systemTables(), registrationTables()...) {
+	for _, t := range slices.Concat(systemTables(), registrationTables(), securityTables()) {
 		s.addTable(t)
 	}
 	for _, t := range opts.Tables {
 		s.addTable(t)
 	}
 	s.seedMessages()
+	s.seedSecurity()
 	s.events = newDeliveryBus(s.opts)
 	s.mustInsert("systemuser", map[string]any{
 		"systemuserid": s.opts.UserID.String(), "fullname": "# CSP Connector (application user)", "isdisabled": false,
