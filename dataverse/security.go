@@ -408,7 +408,7 @@ func (c *Client) planRoles(ctx context.Context, roles []Role, p *Plan) error {
 			return err
 		}
 		if diff := privilegeDiff(r.Privileges, held); diff != "" {
-			p.add(fmt.Sprintf("update security role %q privileges: %s", r.Name, diff), func(ctx context.Context) error {
+			p.add(fmt.Sprintf("update security role %q: privileges: %s", r.Name, diff), func(ctx context.Context) error {
 				privs, err := ids.rolePrivileges(ctx, r, bu)
 				if err != nil {
 					return err
@@ -519,7 +519,7 @@ func (c *Client) planFieldSecurity(ctx context.Context, s Schema, profiles []Fie
 			row, ok := held[col]
 			delete(held, col)
 			if !ok {
-				p.add(fmt.Sprintf("add column %s to field security profile %q (%s)", col, f.Name, fp.describe()), func(ctx context.Context) error {
+				p.add(fmt.Sprintf("field security profile %q: allow %s on %s", f.Name, fp.describe(), col), func(ctx context.Context) error {
 					return c.createFieldPermission(ctx, id, fp)
 				})
 				continue
@@ -527,7 +527,7 @@ func (c *Client) planFieldSecurity(ctx context.Context, s Schema, profiles []Fie
 			want := fp.values()
 			if !sameFieldValues(row, want) {
 				pid, _ := row.GUID("fieldpermissionid")
-				p.add(fmt.Sprintf("update column %s in field security profile %q (%s)", col, f.Name, fp.describe()), func(ctx context.Context) error {
+				p.add(fmt.Sprintf("field security profile %q: allow %s on %s (was different)", f.Name, fp.describe(), col), func(ctx context.Context) error {
 					_, err := c.Update(ctx, "fieldpermissions", pid, want, nil)
 					return err
 				})
@@ -540,7 +540,7 @@ func (c *Client) planFieldSecurity(ctx context.Context, s Schema, profiles []Fie
 		sort.Strings(extra)
 		for _, col := range extra {
 			pid, _ := held[col].GUID("fieldpermissionid")
-			p.add(fmt.Sprintf("remove column %s from field security profile %q", col, f.Name), func(ctx context.Context) error {
+			p.add(fmt.Sprintf("field security profile %q: remove %s", f.Name, col), func(ctx context.Context) error {
 				return c.Delete(ctx, "fieldpermissions", pid, nil)
 			})
 		}

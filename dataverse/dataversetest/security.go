@@ -145,6 +145,8 @@ func (s *Server) security(o op, path string) (result, bool) {
 	switch {
 	case path == "privileges" || strings.HasPrefix(path, "privileges("):
 		s.syncPrivileges()
+	case path == "roles" && o.method == http.MethodPost && !bytes.Contains(o.body, []byte(`"businessunitid@odata.bind"`)):
+		return fail(&apiError{status: 400, code: "0x80040200", message: "A security role needs its business unit: set businessunitid@odata.bind."}), true
 	case path == "fieldpermissions" && o.method == http.MethodPost:
 		if e := s.checkFieldPermission(o.body); e != nil {
 			return fail(e), true
@@ -241,11 +243,11 @@ func (s *Server) retrieveRolePrivileges(o op, role string) result {
 		ids = append(ids, pid)
 	}
 	sort.Strings(ids)
-	bu, _ := s.tables["role"].rows[role].values["businessunitid"].(lookupValue)
+	bu, _ := s.tables["role"].rows[role].values["businessunitid"].(string)
 	list := make([]any, 0, len(ids))
 	for _, pid := range ids {
 		name, _ := s.tables["privilege"].rows[pid].values["name"].(string)
-		list = append(list, map[string]any{"Depth": string(held[pid]), "PrivilegeId": pid, "BusinessUnitId": bu.id, "PrivilegeName": name})
+		list = append(list, map[string]any{"Depth": string(held[pid]), "PrivilegeId": pid, "BusinessUnitId": bu, "PrivilegeName": name})
 	}
 	return result{status: 200, body: map[string]any{
 		"@odata.context": o.base() + "$metadata#Microsoft.Dynamics.CRM.RetrieveRolePrivilegesRoleResponse",
