@@ -35,6 +35,17 @@ import (
 func TestConnectorRoleGrantsExactlyWhatTheConnectorCalls(t *testing.T) {
 	t.Parallel()
 	sb := testSandbox(t)
+	// The one step by hand (infra/README.md): the connector's application user gets its role and the
+	// secured columns' profile. From here on the simulator refuses any call the role does not grant.
+	ctx, dv, app := t.Context(), sb.DataverseClient, sb.Dataverse.UserID()
+	require.NoError(t, dv.AssignRole(ctx, app, lookupID(t, dv, "roles", "roleid", schema.ConnectorRole)))
+	require.NoError(t, dv.AddToFieldSecurityProfile(ctx, app, lookupID(t, dv, "fieldsecurityprofiles", "fieldsecurityprofileid", schema.SecretsProfile)))
+	sb.Dataverse.EnforcePrivileges(true)
+	t.Cleanup(func() {
+		if denied := sb.Dataverse.PrivilegesDenied(); t.Failed() && len(denied) > 0 {
+			t.Logf("Dataverse refused %d call(s) the role does not grant, the first: %s", len(denied), denied[0])
+		}
+	})
 	sb.Dataverse.ResetPrivilegesUsed()
 	runService(t, sb.Service)
 	waitStartupJobs(t, sb)
@@ -102,6 +113,7 @@ func TestConnectorRoleGrantsExactlyWhatTheConnectorCalls(t *testing.T) {
 	require.Eventually(t, func() bool { return sb.Service.Queue.Len() == 0 }, 10*time.Second, 10*time.Millisecond)
 	waitStartupJobs(t, sb)
 
+	assert.Empty(t, sb.Dataverse.PrivilegesDenied(), "Dataverse refused none of the connector's calls")
 	var used []string
 	for _, u := range sb.Dataverse.PrivilegesUsed(sb.Dataverse.UserID()) {
 		used = append(used, u.String())
@@ -143,4 +155,17 @@ func difference(a, b []string) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// lookupID finds a row's id by its name.
+func lookupID(t *testing.T, dv *dataverse.Client, set, idColumn, name string) dataverse.GUID {
+	t.Helper()
+	for row, err := range dv.List(t.Context(), set, &dataverse.Query{Select: []string{idColumn}, Filter: dataverse.Eq("name", name), Top: 1}) {
+		require.NoError(t, err)
+		id, ok := row.GUID(idColumn)
+		require.True(t, ok)
+		return id
+	}
+	t.Fatalf("no %s named %q", set, name)
+	return dataverse.GUID{}
 }

@@ -591,3 +591,30 @@ func (c *Client) createFieldPermission(ctx context.Context, profile GUID, fp Fie
 	}
 	return nil
 }
+
+// AssignRole gives a user a security role. Assigning a role the user holds already changes nothing.
+//
+// API: POST /systemusers({id})/systemuserroles_association/$ref
+func (c *Client) AssignRole(ctx context.Context, user, role GUID) error {
+	return c.associate(ctx, "systemusers", user, "systemuserroles_association", "roles", role)
+}
+
+// AddToFieldSecurityProfile makes a user a member of a field security profile.
+//
+// API: POST /systemusers({id})/systemuserprofiles_association/$ref
+func (c *Client) AddToFieldSecurityProfile(ctx context.Context, user, profile GUID) error {
+	return c.associate(ctx, "systemusers", user, "systemuserprofiles_association", "fieldsecurityprofiles", profile)
+}
+
+// associate links two rows through a many-to-many relationship.
+func (c *Client) associate(ctx context.Context, set string, id GUID, relationship, targetSet string, target GUID) error {
+	body, err := json.Marshal(map[string]string{"@odata.id": c.api.String() + targetSet + "(" + target.String() + ")"})
+	if err != nil {
+		return err
+	}
+	path := set + "(" + id.String() + ")/" + relationship + "/$ref"
+	if _, err := c.doJSON(ctx, request{method: http.MethodPost, path: path, body: body, idempotent: true}, nil); err != nil {
+		return fmt.Errorf("dataverse: associate %s(%s) with %s(%s): %w", set, id, targetSet, target, err)
+	}
+	return nil
+}

@@ -230,3 +230,47 @@ func TestSimulatorRefusesWhatDataverseRefusesInSecurity(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestSimulatorEnforcesRolesWhenAsked: with enforcement on, a user holding the Reader role reads the
+// connector's tables but is refused a create with Dataverse's PrivilegeDenied error, naming the missing
+// privilege; a user without roles is not checked; with enforcement off nobody is.
+func TestSimulatorEnforcesRolesWhenAsked(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	c, srv := installed(t, schema.Schema())
+	reader, err := srv.Insert("systemuser", map[string]any{"fullname": "Rita Reader"})
+	require.NoError(t, err)
+	readerID := uuid.MustParse(reader)
+	role := roleID(t, ctx, c, schema.ReaderRole)
+	require.NoError(t, c.AssignRole(ctx, readerID, role))
+	require.NoError(t, c.AssignRole(ctx, readerID, role), "assigning twice changes nothing")
+	assert.Equal(t, []string{role.String()}, srv.RolesOf(readerID))
+	profile := uuid.MustParse(srv.Rows("fieldsecurityprofile")[0]["fieldsecurityprofileid"].(string))
+	require.NoError(t, c.AddToFieldSecurityProfile(ctx, srv.UserID(), profile))
+	assert.Equal(t, []string{profile.String()}, srv.FieldSecurityProfilesOf(srv.UserID()))
+	err = c.AssignRole(ctx, readerID, profile)
+	require.Error(t, err, "a profile is not a role")
+
+	as, err := dataverse.NewClient(srv.URL, nil, &dataverse.ClientOptions{HTTPClient: srv.ClientAs(readerID)})
+	require.NoError(t, err)
+	provider := dataverse.Row{"csp_name": "Manual distributor"}
+	_, err = as.Create(ctx, schema.SetProviders, provider)
+	require.NoError(t, err, "enforcement is off at start")
+
+	srv.EnforcePrivileges(true)
+	for _, err := range as.List(ctx, schema.SetProviders, &dataverse.Query{Select: []string{"csp_name"}}) {
+		require.NoError(t, err, "the Reader role reads providers")
+	}
+	_, err = as.Create(ctx, schema.SetProviders, provider)
+	require.Error(t, err)
+	assert.True(t, dataverse.IsForbidden(err), "%v", err)
+	var re *dataverse.ResponseError
+	require.ErrorAs(t, err, &re)
+	assert.Equal(t, 403, re.StatusCode)
+	assert.Equal(t, dataverse.CodePrivilegeDenied, re.Code)
+	assert.Contains(t, re.Message, "is missing prvCreatecsp_provider privilege")
+	assert.Len(t, srv.PrivilegesDenied(), 1)
+
+	_, err = c.Create(ctx, schema.SetProviders, provider)
+	assert.NoError(t, err, "the application user holds no role here: not checked")
+}

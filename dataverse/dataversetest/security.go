@@ -29,6 +29,11 @@ type securityState struct {
 	rolePrivileges map[string]map[string]dataverse.Depth
 	// used maps a user id to the privileges its operations needed.
 	used map[string]map[PrivilegeUse]bool
+	// roleMembers and profileMembers map a user id to the roles and field security profiles it is in.
+	roleMembers, profileMembers map[string]map[string]bool
+	// enforce refuses a role holder's operation its roles do not grant; denied lists the refusals.
+	enforce bool
+	denied  []string
 }
 
 // PrivilegeUse is a privilege a Web API operation needed: a table privilege (Table and Access set), or,
@@ -97,7 +102,8 @@ var accessRights = map[dataverse.Access]int64{
 
 // seedSecurity creates the root business unit (WhoAmI's) and the security state.
 func (s *Server) seedSecurity() {
-	s.sec = securityState{rolePrivileges: map[string]map[string]dataverse.Depth{}, used: map[string]map[PrivilegeUse]bool{}}
+	s.sec = securityState{rolePrivileges: map[string]map[string]dataverse.Depth{}, used: map[string]map[PrivilegeUse]bool{},
+		roleMembers: map[string]map[string]bool{}, profileMembers: map[string]map[string]bool{}}
 	s.mustInsert("businessunit", map[string]any{"businessunitid": s.opts.BusinessUnitID.String(), "name": s.opts.OrganizationName})
 }
 
@@ -141,7 +147,20 @@ var roleAction = regexp.MustCompile(`^roles\(([^()]+)\)/Microsoft\.Dynamics\.CRM
 // checks on the security tables, and records the privilege the operation needs. It returns false for an
 // operation the table routes serve. The caller holds s.mu.
 func (s *Server) security(o op, path string) (result, bool) {
-	s.notePrivilege(o, path)
+	if m := membership.FindStringSubmatch(path); m != nil {
+		return s.addMember(o, m[1], m[2]), true
+	}
+	needs := s.privilegesNeeded(o, path)
+	user := o.caller.userID
+	if s.sec.used[user] == nil {
+		s.sec.used[user] = map[PrivilegeUse]bool{}
+	}
+	for _, u := range needs {
+		s.sec.used[user][u] = true
+	}
+	if e := s.checkPrivileges(user, needs); e != nil {
+		return fail(e), true
+	}
 	switch {
 	case path == "privileges" || strings.HasPrefix(path, "privileges("):
 		s.syncPrivileges()
@@ -278,26 +297,21 @@ func (s *Server) checkFieldPermission(body []byte) *apiError {
 	return nil
 }
 
-// notePrivilege records the privilege an operation needs, for its caller: Read for a query or a
-// retrieve, Create or Write for a create, update or upsert (Create when an upsert creates), Delete, and
-// Append on the row's table plus AppendTo on the target's for every lookup it sets. The installer's
-// metadata calls are recorded as customizations.
-func (s *Server) notePrivilege(o op, path string) {
-	use := func(u PrivilegeUse) {
-		user := o.caller.userID
-		if s.sec.used[user] == nil {
-			s.sec.used[user] = map[PrivilegeUse]bool{}
-		}
-		s.sec.used[user][u] = true
-	}
+// privilegesNeeded returns the privileges an operation needs: Read for a query or a retrieve, Create or
+// Write for a create, update or upsert (Create when an upsert creates), Delete, and Append on the row's
+// table plus AppendTo on the target's for every lookup it sets. The installer's metadata calls are
+// customizations.
+func (s *Server) privilegesNeeded(o op, path string) []PrivilegeUse {
+	var needs []PrivilegeUse
+	use := func(u PrivilegeUse) { needs = append(needs, u) }
 	if isMetadataPath(path) {
 		head, _, _ := strings.Cut(path, "(")
 		head, _, _ = strings.Cut(head, "/")
 		use(PrivilegeUse{Customization: o.method + " " + head})
-		return
+		return needs
 	}
 	if path == "" || whoAmIPath.MatchString(path) {
-		return
+		return needs
 	}
 	if m := roleAction.FindStringSubmatch(path); m != nil {
 		access := dataverse.AccessWrite
@@ -305,7 +319,7 @@ func (s *Server) notePrivilege(o op, path string) {
 			access = dataverse.AccessRead
 		}
 		use(PrivilegeUse{Table: "role", Access: access})
-		return
+		return needs
 	}
 	var t *table
 	var r *record
@@ -317,16 +331,16 @@ func (s *Server) notePrivilege(o op, path string) {
 		t = s.sets[path]
 	}
 	if t == nil {
-		return
+		return needs
 	}
 	name := t.def.LogicalName
 	switch o.method {
 	case http.MethodGet:
 		use(PrivilegeUse{Table: name, Access: dataverse.AccessRead})
-		return
+		return needs
 	case http.MethodDelete:
 		use(PrivilegeUse{Table: name, Access: dataverse.AccessDelete})
-		return
+		return needs
 	case http.MethodPost:
 		use(PrivilegeUse{Table: name, Access: dataverse.AccessCreate})
 	case http.MethodPatch:
@@ -336,12 +350,12 @@ func (s *Server) notePrivilege(o op, path string) {
 			use(PrivilegeUse{Table: name, Access: dataverse.AccessWrite})
 		}
 	default:
-		return
+		return needs
 	}
 	var raw map[string]any
 	dec := json.NewDecoder(bytes.NewReader(o.body))
 	if dec.Decode(&raw) != nil {
-		return
+		return needs
 	}
 	for k, v := range raw {
 		ref, ok := v.(string)
@@ -359,6 +373,7 @@ func (s *Server) notePrivilege(o op, path string) {
 			}
 		}
 	}
+	return needs
 }
 
 // PrivilegesUsed returns the privileges the user's Web API operations have needed since the simulator
@@ -390,5 +405,115 @@ func (s *Server) RolePrivileges(role dataverse.GUID) map[string]dataverse.Depth 
 		name, _ := s.tables["privilege"].rows[pid].values["name"].(string)
 		out[name] = d
 	}
+	return out
+}
+
+var membership = regexp.MustCompile(`^systemusers\(([^()]+)\)/(systemuserroles_association|systemuserprofiles_association)/\$ref$`)
+
+// addMember serves the association of a user with a role or a field security profile.
+func (s *Server) addMember(o op, userRef, relationship string) result {
+	if o.method != http.MethodPost {
+		return fail(&apiError{status: 405, message: "The requested resource does not support http method '" + o.method + "'."})
+	}
+	uid, err := uuid.Parse(userRef)
+	if err != nil || s.tables["systemuser"].rows[uid.String()] == nil {
+		return fail(&apiError{status: 404, code: dataverse.CodeObjectDoesNotExist, message: fmt.Sprintf("systemuser With Id = %s Does Not Exist", userRef)})
+	}
+	var body struct {
+		ID string `json:"@odata.id"`
+	}
+	if json.Unmarshal(o.body, &body) != nil || body.ID == "" {
+		return fail(&apiError{status: 400, code: dataverse.CodeODataPayload, message: "The request body must name the row to associate in @odata.id."})
+	}
+	target, e := s.resolveBind(body.ID)
+	if e != nil {
+		return fail(e)
+	}
+	want, members := "role", s.sec.roleMembers
+	if relationship == "systemuserprofiles_association" {
+		want, members = "fieldsecurityprofile", s.sec.profileMembers
+	}
+	if target.table.def.LogicalName != want {
+		return fail(&apiError{status: 400, code: dataverse.CodeODataPayload, message: fmt.Sprintf("%s associates a systemuser with a %s, not a %s.", relationship, want, target.table.def.LogicalName)})
+	}
+	if members[uid.String()] == nil {
+		members[uid.String()] = map[string]bool{}
+	}
+	members[uid.String()][target.record.id] = true
+	return result{status: http.StatusNoContent}
+}
+
+// checkPrivileges refuses an operation when enforcement is on, the user holds at least one role, and its
+// roles do not grant a privilege the operation needs (depth is not checked: every privilege held counts
+// for every row). Users without roles are not checked, so the simulator's application user can do
+// anything until a test gives it a role.
+func (s *Server) checkPrivileges(user string, needs []PrivilegeUse) *apiError {
+	roles := s.sec.roleMembers[user]
+	if !s.sec.enforce || len(roles) == 0 {
+		return nil
+	}
+	held := map[string]bool{}
+	for role := range roles {
+		for pid := range s.sec.rolePrivileges[role] {
+			name, _ := s.tables["privilege"].rows[pid].values["name"].(string)
+			held[strings.ToLower(name)] = true
+		}
+	}
+	for _, u := range needs {
+		if held[strings.ToLower(u.String())] {
+			continue
+		}
+		var msg string
+		if u.Customization != "" {
+			msg = fmt.Sprintf("Principal user (Id=%s, type=8, roleCount=%d, privilegeCount=%d) does not hold the privileges to customize the system (%s).", user, len(roles), len(held), u.Customization)
+		} else {
+			s.syncPrivileges()
+			pid := ""
+			for id, r := range s.tables["privilege"].rows {
+				if name, _ := r.values["name"].(string); strings.EqualFold(name, u.String()) {
+					pid = id
+				}
+			}
+			msg = fmt.Sprintf("Principal user (Id=%s, type=8, roleCount=%d, privilegeCount=%d) is missing %s privilege (Id=%s) for entity '%s'.", user, len(roles), len(held), u, pid, u.Table)
+		}
+		s.sec.denied = append(s.sec.denied, msg)
+		return &apiError{status: http.StatusForbidden, code: dataverse.CodePrivilegeDenied, message: msg}
+	}
+	return nil
+}
+
+// EnforcePrivileges switches enforcement of security roles on or off (off at start): when on, a user who
+// holds at least one security role (systemuserroles_association) is refused, with 403 and Dataverse's
+// PrivilegeDenied error, any operation that needs a table privilege none of its roles grants, and any
+// customization. Depth and field security are not enforced.
+func (s *Server) EnforcePrivileges(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sec.enforce = on
+}
+
+// PrivilegesDenied returns the messages of the operations enforcement refused.
+func (s *Server) PrivilegesDenied() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.sec.denied)
+}
+
+// RolesOf returns the ids of the roles a user holds.
+func (s *Server) RolesOf(user dataverse.GUID) []string { return s.membersOf(s.sec.roleMembers, user) }
+
+// FieldSecurityProfilesOf returns the ids of the field security profiles a user is in.
+func (s *Server) FieldSecurityProfilesOf(user dataverse.GUID) []string {
+	return s.membersOf(s.sec.profileMembers, user)
+}
+
+func (s *Server) membersOf(m map[string]map[string]bool, user dataverse.GUID) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(m[user.String()]))
+	for id := range m[user.String()] {
+		out = append(out, id)
+	}
+	slices.Sort(out)
 	return out
 }
