@@ -143,6 +143,24 @@ func TestConnectorRoleGrantsExactlyWhatTheConnectorCalls(t *testing.T) {
 	assert.Empty(t, unused, "the role %q grants these, but the connector never needed them (remove them in dataverse/schema/security.go)", schema.ConnectorRole)
 	slices.Sort(used)
 	t.Logf("the connector needs %d privileges: %s", len(used), strings.Join(used, " "))
+
+	// The secured columns: the profile allows exactly the reads and writes the connector made.
+	var fieldsUsed, allowed []string
+	for _, f := range sb.Dataverse.SecuredColumnsUsed(app) {
+		fieldsUsed = append(fieldsUsed, f.String())
+	}
+	j := slices.IndexFunc(schema.Schema().App.FieldSecurityProfiles, func(p dataverse.FieldSecurityProfile) bool { return p.Name == schema.SecretsProfile })
+	require.GreaterOrEqual(t, j, 0, "the schema declares the profile %q", schema.SecretsProfile)
+	for _, fp := range schema.Schema().App.FieldSecurityProfiles[j].Permissions {
+		for access, ok := range map[string]bool{"read": fp.Read, "create": fp.Create, "update": fp.Update} {
+			if ok {
+				allowed = append(allowed, fp.Table+"."+fp.Column+": "+access)
+			}
+		}
+	}
+	assert.Empty(t, difference(fieldsUsed, allowed), "the connector reads or writes these secured columns, but the profile %q does not allow it", schema.SecretsProfile)
+	assert.Empty(t, difference(allowed, fieldsUsed), "the profile %q allows these, but the connector never did them", schema.SecretsProfile)
+	t.Logf("secured columns: %s", strings.Join(fieldsUsed, "; "))
 }
 
 // difference is what a has and b has not, sorted.

@@ -29,6 +29,8 @@ type securityState struct {
 	rolePrivileges map[string]map[string]dataverse.Depth
 	// used maps a user id to the privileges its operations needed.
 	used map[string]map[PrivilegeUse]bool
+	// fieldsUsed maps a user id to its reads and writes of secured columns.
+	fieldsUsed map[string]map[FieldUse]bool
 	// roleMembers and profileMembers map a user id to the roles and field security profiles it is in.
 	roleMembers, profileMembers map[string]map[string]bool
 	// enforce refuses a role holder's operation its roles do not grant; denied lists the refusals.
@@ -50,6 +52,38 @@ func (u PrivilegeUse) String() string {
 		return "customization: " + u.Customization
 	}
 	return dataverse.PrivilegeName(u.Access, u.Table)
+}
+
+// FieldUse is a read or write of a secured column, which a field security profile must allow.
+type FieldUse struct {
+	Table, Column string
+	Access        FieldAccess
+}
+
+// FieldAccess is what a field permission allows: read, create, update.
+type FieldAccess string
+
+// Field accesses (fieldpermission.canread, cancreate, canupdate).
+const (
+	FieldRead   FieldAccess = "read"
+	FieldCreate FieldAccess = "create"
+	FieldUpdate FieldAccess = "update"
+)
+
+// String reads "csp_webhooksubscription.csp_callbackurl: read".
+func (f FieldUse) String() string { return f.Table + "." + f.Column + ": " + string(f.Access) }
+
+// SecuredColumnsUsed returns the user's reads and writes of secured columns since the simulator started
+// or ResetPrivilegesUsed, sorted. A query or retrieve without $select reads every secured column.
+func (s *Server) SecuredColumnsUsed(user dataverse.GUID) []FieldUse {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]FieldUse, 0, len(s.sec.fieldsUsed[user.String()]))
+	for f := range s.sec.fieldsUsed[user.String()] {
+		out = append(out, f)
+	}
+	slices.SortFunc(out, func(a, b FieldUse) int { return strings.Compare(a.String(), b.String()) })
+	return out
 }
 
 // securityTables are the system tables of security, with the columns the Web API reads and writes.
@@ -103,7 +137,7 @@ var accessRights = map[dataverse.Access]int64{
 // seedSecurity creates the root business unit (WhoAmI's) and the security state.
 func (s *Server) seedSecurity() {
 	s.sec = securityState{rolePrivileges: map[string]map[string]dataverse.Depth{}, used: map[string]map[PrivilegeUse]bool{},
-		roleMembers: map[string]map[string]bool{}, profileMembers: map[string]map[string]bool{}}
+		fieldsUsed: map[string]map[FieldUse]bool{}, roleMembers: map[string]map[string]bool{}, profileMembers: map[string]map[string]bool{}}
 	s.mustInsert("businessunit", map[string]any{"businessunitid": s.opts.BusinessUnitID.String(), "name": s.opts.OrganizationName})
 }
 
@@ -150,13 +184,16 @@ func (s *Server) security(o op, path string) (result, bool) {
 	if m := membership.FindStringSubmatch(path); m != nil {
 		return s.addMember(o, m[1], m[2]), true
 	}
-	needs := s.privilegesNeeded(o, path)
+	needs, fields := s.privilegesNeeded(o, path)
 	user := o.caller.userID
 	if s.sec.used[user] == nil {
-		s.sec.used[user] = map[PrivilegeUse]bool{}
+		s.sec.used[user], s.sec.fieldsUsed[user] = map[PrivilegeUse]bool{}, map[FieldUse]bool{}
 	}
 	for _, u := range needs {
 		s.sec.used[user][u] = true
+	}
+	for _, f := range fields {
+		s.sec.fieldsUsed[user][f] = true
 	}
 	if e := s.checkPrivileges(user, needs); e != nil {
 		return fail(e), true
@@ -301,17 +338,18 @@ func (s *Server) checkFieldPermission(body []byte) *apiError {
 // Write for a create, update or upsert (Create when an upsert creates), Delete, and Append on the row's
 // table plus AppendTo on the target's for every lookup it sets. The installer's metadata calls are
 // customizations.
-func (s *Server) privilegesNeeded(o op, path string) []PrivilegeUse {
+func (s *Server) privilegesNeeded(o op, path string) ([]PrivilegeUse, []FieldUse) {
 	var needs []PrivilegeUse
+	var fields []FieldUse
 	use := func(u PrivilegeUse) { needs = append(needs, u) }
 	if isMetadataPath(path) {
 		head, _, _ := strings.Cut(path, "(")
 		head, _, _ = strings.Cut(head, "/")
 		use(PrivilegeUse{Customization: o.method + " " + head})
-		return needs
+		return needs, fields
 	}
 	if path == "" || whoAmIPath.MatchString(path) {
-		return needs
+		return needs, fields
 	}
 	if m := roleAction.FindStringSubmatch(path); m != nil {
 		access := dataverse.AccessWrite
@@ -319,7 +357,7 @@ func (s *Server) privilegesNeeded(o op, path string) []PrivilegeUse {
 			access = dataverse.AccessRead
 		}
 		use(PrivilegeUse{Table: "role", Access: access})
-		return needs
+		return needs, fields
 	}
 	var t *table
 	var r *record
@@ -331,16 +369,22 @@ func (s *Server) privilegesNeeded(o op, path string) []PrivilegeUse {
 		t = s.sets[path]
 	}
 	if t == nil {
-		return needs
+		return needs, fields
 	}
 	name := t.def.LogicalName
 	switch o.method {
 	case http.MethodGet:
 		use(PrivilegeUse{Table: name, Access: dataverse.AccessRead})
-		return needs
+		sel := strings.Split(o.query.Get("$select"), ",")
+		for _, c := range t.def.AllColumns() {
+			if c.Secured && (o.query.Get("$select") == "" || slices.Contains(sel, c.LogicalName)) {
+				fields = append(fields, FieldUse{Table: name, Column: c.LogicalName, Access: FieldRead})
+			}
+		}
+		return needs, fields
 	case http.MethodDelete:
 		use(PrivilegeUse{Table: name, Access: dataverse.AccessDelete})
-		return needs
+		return needs, fields
 	case http.MethodPost:
 		use(PrivilegeUse{Table: name, Access: dataverse.AccessCreate})
 	case http.MethodPatch:
@@ -350,14 +394,21 @@ func (s *Server) privilegesNeeded(o op, path string) []PrivilegeUse {
 			use(PrivilegeUse{Table: name, Access: dataverse.AccessWrite})
 		}
 	default:
-		return needs
+		return needs, fields
 	}
 	var raw map[string]any
 	dec := json.NewDecoder(bytes.NewReader(o.body))
 	if dec.Decode(&raw) != nil {
-		return needs
+		return needs, fields
 	}
 	for k, v := range raw {
+		if c, ok := t.cols[k]; ok && c.Secured {
+			access := FieldCreate
+			if o.method == http.MethodPatch && r != nil {
+				access = FieldUpdate
+			}
+			fields = append(fields, FieldUse{Table: name, Column: k, Access: access})
+		}
 		ref, ok := v.(string)
 		if !strings.HasSuffix(k, "@odata.bind") || !ok {
 			continue
@@ -373,7 +424,7 @@ func (s *Server) privilegesNeeded(o op, path string) []PrivilegeUse {
 			}
 		}
 	}
-	return needs
+	return needs, fields
 }
 
 // PrivilegesUsed returns the privileges the user's Web API operations have needed since the simulator
@@ -393,7 +444,7 @@ func (s *Server) PrivilegesUsed(user dataverse.GUID) []PrivilegeUse {
 func (s *Server) ResetPrivilegesUsed() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.sec.used = map[string]map[PrivilegeUse]bool{}
+	s.sec.used, s.sec.fieldsUsed = map[string]map[PrivilegeUse]bool{}, map[string]map[FieldUse]bool{}
 }
 
 // RolePrivileges returns the privileges a role holds, by name (prvReadcsp_provider → Global).

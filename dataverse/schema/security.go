@@ -107,20 +107,17 @@ func roles(s dataverse.Schema) []dataverse.Role {
 	}
 }
 
+// connectorSecrets is what the connector does with each secured column, as the Dataverse simulator records
+// it (the same test as connectorAccess): it stores a flow's callback URL when the flow subscribes, and
+// reads it to post events; it never changes one (a flow that moves subscribes again).
+var connectorSecrets = []dataverse.FieldPermission{
+	{Table: TableWebhookSubscription, Column: "csp_callbackurl", Read: true, Create: true},
+}
+
 // fieldSecurityProfiles say who reads the secured columns: the connector only (its application user is
-// the profile's one member). Apart from System Administrators, whom Dataverse always lets read secured columns, nobody else sees a webhook's callback URL.
-func fieldSecurityProfiles(s dataverse.Schema) []dataverse.FieldSecurityProfile {
-	var perms []dataverse.FieldPermission
-	for _, t := range s.Tables {
-		for _, c := range t.AllColumns() {
-			if c.Secured {
-				perms = append(perms, dataverse.FieldPermission{Table: t.LogicalName, Column: c.LogicalName, Read: true, Create: true, Update: true})
-			}
-		}
-	}
-	if len(perms) == 0 {
-		return nil
-	}
-	return []dataverse.FieldSecurityProfile{{Name: SecretsProfile, Permissions: perms,
+// the profile's one member). Apart from System Administrators, whom Dataverse always lets read secured
+// columns, nobody else sees a webhook's callback URL.
+func fieldSecurityProfiles(dataverse.Schema) []dataverse.FieldSecurityProfile {
+	return []dataverse.FieldSecurityProfile{{Name: SecretsProfile, Permissions: connectorSecrets,
 		Description: "The secured columns of the CSP Connector (webhook callback URLs, which carry their flow's signature): for the connector's application user only."}}
 }
