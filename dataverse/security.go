@@ -10,6 +10,21 @@ import (
 	"strings"
 )
 
+// Sources. Confirmed in Microsoft's documentation: the RolePrivilege complex type (Depth, PrivilegeId,
+// BusinessUnitId) of AddPrivilegesRole, ReplacePrivilegesRole and RetrieveRolePrivilegesRole (bound to
+// role); RemovePrivilegeRole; the PrivilegeDepth members Basic, Local, Deep, Global (0–3); the privilege
+// table's canbebasic … canbeglobal and AccessRights values; fieldpermission's canread, cancreate and
+// canupdate (0 Not Allowed, 4 Allowed) and the fieldsecurityprofiles and fieldpermissions entity sets;
+// Append and AppendTo as the two sides of setting a lookup (SetRelated's privileges); System
+// Administrators reading every secured column. Confirmed in public code that calls the Web API: privilege
+// names are prv + access + the table's schema name (prvReadnew_Widget), systemuser's stem is User
+// (prvReadUser), RetrieveRolePrivilegesRole answers RolePrivileges with PrivilegeName, the relationships
+// systemuserroles_association and systemuserprofiles_association. Inferred: appnotification's stem
+// AppNotification for Create and Append (Microsoft's pages name prvReadAppNotification only); that a role
+// is created with businessunitid@odata.bind and fieldpermission with fieldsecurityprofileid@odata.bind;
+// the root business unit found by _parentbusinessunitid_value eq null; the wording of the simulator's
+// PrivilegeDenied message and of its refusal of a field permission on a column that is not secured.
+
 // Access is what a table privilege allows on the table's rows (the privilege's access right).
 type Access string
 

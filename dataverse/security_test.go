@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/google/uuid"
@@ -121,6 +122,11 @@ func TestInstallSecurityCreatesRolesAndProfileAndASecondRunChangesNothing(t *tes
 		assert.Contains(t, plan.Summaries(), "create security role \""+r.Name+"\" with "+itoa(len(r.Privileges))+" privilege(s)")
 	}
 	assert.Contains(t, plan.Summaries(), `create field security profile "CSP Connector Secrets" with 1 column permission(s)`)
+	for _, line := range plan.Summaries() {
+		if strings.Contains(line, "security") {
+			t.Log(line)
+		}
+	}
 	require.NoError(t, c.ApplySchema(ctx, plan, nil))
 
 	root := srv.Rows("businessunit")
