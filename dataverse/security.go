@@ -42,8 +42,10 @@ const (
 	AccessShare    Access = "Share"
 )
 
-// Accesses are the access rights in the order Dataverse lists them.
-var Accesses = []Access{AccessCreate, AccessRead, AccessWrite, AccessDelete, AccessAppend, AccessAppendTo, AccessAssign, AccessShare}
+// Accesses returns the access rights in the order Dataverse lists them.
+func Accesses() []Access {
+	return []Access{AccessCreate, AccessRead, AccessWrite, AccessDelete, AccessAppend, AccessAppendTo, AccessAssign, AccessShare}
+}
 
 // Depth is how far a privilege reaches (the PrivilegeDepth enum type of the Web API).
 type Depth string
@@ -129,7 +131,7 @@ func (a *App) securityProblems(s Schema) []string {
 			case !ok:
 				add("role %q grants %s on table %s, which the schema does not declare", r.Name, p.Access, p.Table)
 				continue
-			case !slices.Contains(Accesses, p.Access):
+			case !slices.Contains(Accesses(), p.Access):
 				add("role %q grants unknown access %q on %s", r.Name, p.Access, p.Table)
 			case !slices.Contains([]Depth{DepthBasic, DepthLocal, DepthDeep, DepthGlobal}, p.Depth):
 				add("role %q grants %s on %s at unknown depth %q", r.Name, p.Access, p.Table, p.Depth)

@@ -157,7 +157,7 @@ func (s *Server) syncPrivileges() {
 	sort.Strings(names)
 	for _, name := range names {
 		t := s.tables[name]
-		for _, a := range dataverse.Accesses {
+		for _, a := range dataverse.Accesses() {
 			orgOwned := t.def.OrganizationOwned
 			if orgOwned && (a == dataverse.AccessAssign || a == dataverse.AccessShare) {
 				continue

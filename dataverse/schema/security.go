@@ -53,8 +53,9 @@ const (
 	appendTo   = dataverse.AccessAppendTo
 )
 
-// roles are the connector's security roles. Every privilege is Global: the connector works on every row
-// of its tables whoever owns them, and the people who run it see all of them.
+// roles are the connector's security roles. Every privilege on a table is Global: the connector works on
+// every row of its tables whoever owns them, and the people who run it see all of them; people read only
+// their own in-app notifications.
 func roles(s dataverse.Schema) []dataverse.Role {
 	global := func(table string, access ...dataverse.Access) []dataverse.Privilege {
 		out := make([]dataverse.Privilege, len(access))
@@ -97,6 +98,9 @@ func roles(s dataverse.Schema) []dataverse.Role {
 		admin = append(admin, global(name, standard[name]...)...)
 		reader = append(reader, global(name, dataverse.AccessRead)...)
 	}
+	// Both see the in-app notifications the connector sends them, and only their own (Basic).
+	own := dataverse.Privilege{Table: TableAppNotification, Access: dataverse.AccessRead, Depth: dataverse.DepthBasic}
+	admin, reader = append(admin, own), append(reader, own)
 	return []dataverse.Role{
 		{Name: ConnectorRole, Privileges: connector,
 			Description: "For the CSP Connector's application user only: the table privileges the connector's calls need, nothing more. Installed and kept exact by `connector dataverse install`."},
