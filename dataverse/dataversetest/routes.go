@@ -85,6 +85,9 @@ func (s *Server) dispatch(o op, undoLog *[]undo) result {
 	if res, ok := s.appModuleOp(&o, path); ok {
 		return res
 	}
+	if res, handled := s.security(o, path); handled {
+		return res
+	}
 	switch {
 	case path == "" && o.method == http.MethodGet:
 		return s.serviceDocument(o)

@@ -25,6 +25,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -127,6 +128,7 @@ type Server struct {
 	tables  map[string]*table
 	sets    map[string]*table
 	version int64
+	sec     securityState // roles' privileges, privileges used (security.go)
 
 	events *deliveryBus
 	// published is the published layer of app modules, sitemaps and app settings (appmodule.go).
@@ -168,7 +170,7 @@ func New(opts Options) *Server {
 	if s.opts.OrganizationName == "" {
 		s.opts.OrganizationName = "unq" + strings.ReplaceAll(s.opts.OrganizationID.String(), "-", "")
 	}
-	for _, t := range append(append(systemTables(), registrationTables()...), formTables()...) {
+	for _, t := range slices.Concat(systemTables(), registrationTables(), formTables(), securityTables()) {
 		s.addTable(t)
 	}
 	s.addAppModules()
@@ -179,6 +181,7 @@ func New(opts Options) *Server {
 		s.addTable(t)
 	}
 	s.seedMessages()
+	s.seedSecurity()
 	s.events = newDeliveryBus(s.opts)
 	s.mustInsert("systemuser", map[string]any{
 		"systemuserid": s.opts.UserID.String(), "fullname": "# CSP Connector (application user)", "isdisabled": false,
