@@ -1,6 +1,7 @@
 package connector
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
 	"github.com/cspconnector/csp-connector/dataverse"
+	"github.com/cspconnector/csp-connector/dataverse/schema"
 	"github.com/cspconnector/csp-connector/partnercenter"
 )
 
@@ -47,6 +49,11 @@ func NewDataverseClient(cfg Config, log *slog.Logger, hc *http.Client) (*dataver
 		Logger:         log.With("component", "dataverse"),
 		MaxConcurrency: cfg.DataverseMaxConcurrency,
 		BatchSize:      cfg.DataverseBatchSize,
+		// The budget: zero requests in the configuration switches pacing off (negative in the client).
+		BudgetRequests:      cmp.Or(cfg.DataverseBudgetRequests, -1),
+		BudgetExecutionTime: cfg.DataverseBudgetExecution,
+		BulkReserve:         cmp.Or(cfg.DataverseBulkReserve, -1),
+		Tables:              schema.Schema().Tables,
 	})
 }
 

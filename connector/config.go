@@ -42,7 +42,10 @@ func Settings() []Setting {
 		{"DATAVERSE_URL", "", "Dataverse environment URL, e.g. https://contoso.crm.dynamics.com (required by commands that talk to Dataverse)"},
 		{"DATAVERSE_AUTH", AuthDefault, "How to get Dataverse tokens: default (azidentity chain: environment, workload identity, managed identity, Azure CLI), managed-identity, or none (loopback simulators only)"},
 		{"DATAVERSE_MAX_CONCURRENCY", strconv.Itoa(dataverse.DefaultMaxConcurrency), "Dataverse requests in flight per replica (service protection allows 52 per user and server); lowered further by the server's x-ms-dop-hint"},
-		{"DATAVERSE_BATCH_SIZE", strconv.Itoa(dataverse.DefaultBatchSize), "Operations per $batch for bulk writes (1–1000)"},
+		{"DATAVERSE_BATCH_SIZE", strconv.Itoa(dataverse.DefaultBatchSize), "Rows per bulk message (CreateMultiple, UpdateMultiple) or $batch for bulk writes (1–1000)"},
+		{"DATAVERSE_BUDGET_REQUESTS", strconv.Itoa(dataverse.DefaultBudgetRequests), "Requests per 300 seconds the replica paces itself within (Dataverse's service protection allows 6000 per user and web server; replicas sharing one application user should share it); 0 switches pacing off, leaving the server's 429s to pace it"},
+		{"DATAVERSE_BUDGET_EXECUTION_SECONDS", strconv.Itoa(int(dataverse.DefaultBudgetExecutionTime.Seconds())), "Combined execution time per 300 seconds, in seconds, the replica paces itself within, measured as each request's elapsed time (Dataverse allows 1200 per user and web server)"},
+		{"DATAVERSE_BULK_RESERVE", strconv.Itoa(dataverse.DefaultBulkReserve), "Percent of that budget and of the requests in flight that jobs (syncs, checks, sweeps) leave to interactive work (events, API calls, buttons), 0–90"},
 		{"PARTNERCENTER_ENDPOINT", partnercenter.DefaultEndpoint, "Partner Center API endpoint (paths under /v1)"},
 		{"PARTNERCENTER_AUTH", AuthDefault, "default (the app registration below; app-only tokens from its secret, or azidentity's chain without one), or none (loopback simulators only)"},
 		{"PARTNERCENTER_TENANT_ID", "", "The partner's Microsoft Entra tenant id (required by commands that call Partner Center, unless PARTNERCENTER_AUTH=none)"},
@@ -151,6 +154,11 @@ type Config struct {
 	DataverseAuth           string
 	DataverseMaxConcurrency int
 	DataverseBatchSize      int
+	// DataverseBudgetRequests (0: pacing off), DataverseBudgetExecution and DataverseBulkReserve are the
+	// Dataverse client's service protection budget.
+	DataverseBudgetRequests  int
+	DataverseBudgetExecution time.Duration
+	DataverseBulkReserve     int
 
 	PartnerCenterEndpoint         string
 	PartnerCenterAuth             string
@@ -262,6 +270,9 @@ func LoadConfig(getenv func(string) string, required ...string) (Config, error) 
 	c.loadRuntime(get, needs[NeedIntake], bad)
 	c.DataverseMaxConcurrency = intSetting(get, "DATAVERSE_MAX_CONCURRENCY", dataverse.DefaultMaxConcurrency, 1, 52, bad)
 	c.DataverseBatchSize = intSetting(get, "DATAVERSE_BATCH_SIZE", dataverse.DefaultBatchSize, 1, dataverse.MaxBatchOperations, bad)
+	c.DataverseBudgetRequests = intSetting(get, "DATAVERSE_BUDGET_REQUESTS", dataverse.DefaultBudgetRequests, 0, 1_000_000, bad)
+	c.DataverseBudgetExecution = time.Duration(intSetting(get, "DATAVERSE_BUDGET_EXECUTION_SECONDS", int(dataverse.DefaultBudgetExecutionTime.Seconds()), 1, 1_000_000, bad)) * time.Second
+	c.DataverseBulkReserve = intSetting(get, "DATAVERSE_BULK_RESERVE", dataverse.DefaultBulkReserve, 0, 90, bad)
 	if err := c.LogLevel.UnmarshalText([]byte(get("CONNECTOR_LOG_LEVEL", "info"))); err != nil {
 		bad("CONNECTOR_LOG_LEVEL %q is not one of debug, info, warn, error", get("CONNECTOR_LOG_LEVEL", ""))
 	}
@@ -514,6 +525,9 @@ func (c Config) LogValue() slog.Value {
 		slog.String("dataverse_auth", c.DataverseAuth),
 		slog.Int("dataverse_max_concurrency", c.DataverseMaxConcurrency),
 		slog.Int("dataverse_batch_size", c.DataverseBatchSize),
+		slog.Int("dataverse_budget_requests", c.DataverseBudgetRequests),
+		slog.Duration("dataverse_budget_execution", c.DataverseBudgetExecution),
+		slog.Int("dataverse_bulk_reserve", c.DataverseBulkReserve),
 		slog.String("partnercenter_endpoint", c.PartnerCenterEndpoint),
 		slog.String("partnercenter_auth", c.PartnerCenterAuth),
 		slog.String("partnercenter_tenant_id", c.PartnerCenterTenantID),

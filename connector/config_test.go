@@ -137,3 +137,35 @@ func TestClaimTTLSetting(t *testing.T) {
 		assert.ErrorContains(t, err, `CONNECTOR_CLAIM_TTL "`+bad+`" must be a duration from 30s to 1h`)
 	}
 }
+
+func TestDataverseBudgetSettings(t *testing.T) {
+	t.Parallel()
+	cfg, err := connector.LoadConfig(env(nil))
+	require.NoError(t, err)
+	assert.Equal(t, 6000, cfg.DataverseBudgetRequests, "Dataverse's documented limit")
+	assert.Equal(t, 20*time.Minute, cfg.DataverseBudgetExecution)
+	assert.Equal(t, 10, cfg.DataverseBulkReserve)
+	c, err := connector.NewDataverseClient(connector.Config{DataverseURL: "http://127.0.0.1:1", DataverseAuth: connector.AuthNone, DataverseBudgetRequests: 3000,
+		DataverseBudgetExecution: 10 * time.Minute, DataverseBulkReserve: 25}, slog.New(slog.DiscardHandler), nil)
+	require.NoError(t, err)
+	assert.Equal(t, 3000, c.Options().BudgetRequests)
+	assert.Equal(t, 10*time.Minute, c.Options().BudgetExecutionTime)
+	assert.Equal(t, 25, c.Options().BulkReserve)
+
+	cfg, err = connector.LoadConfig(env(map[string]string{"DATAVERSE_BUDGET_REQUESTS": "0", "DATAVERSE_BULK_RESERVE": "0"}))
+	require.NoError(t, err)
+	c, err = connector.NewDataverseClient(connector.Config{DataverseURL: "http://127.0.0.1:1", DataverseAuth: connector.AuthNone,
+		DataverseBudgetRequests: cfg.DataverseBudgetRequests, DataverseBulkReserve: cfg.DataverseBulkReserve}, slog.New(slog.DiscardHandler), nil)
+	require.NoError(t, err)
+	assert.Negative(t, c.Options().BudgetRequests, "0 switches pacing off")
+	assert.Zero(t, c.Options().BulkReserve, "0 leaves no reserve")
+
+	_, err = connector.LoadConfig(env(map[string]string{"DATAVERSE_BUDGET_REQUESTS": "-5", "DATAVERSE_BUDGET_EXECUTION_SECONDS": "0", "DATAVERSE_BULK_RESERVE": "95"}))
+	var ce *connector.ConfigError
+	require.ErrorAs(t, err, &ce)
+	assert.Equal(t, []string{
+		`DATAVERSE_BUDGET_REQUESTS "-5" must be a whole number from 0 to 1000000`,
+		`DATAVERSE_BUDGET_EXECUTION_SECONDS "0" must be a whole number from 1 to 1000000`,
+		`DATAVERSE_BULK_RESERVE "95" must be a whole number from 0 to 90`,
+	}, ce.Problems)
+}

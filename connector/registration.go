@@ -22,7 +22,7 @@ const EndpointName = "CSP Connector"
 // Triggers lists every event that wakes the connector. The service registers a handler for each, and
 // `connector dataverse install` registers a Dataverse step for each: one declaration for both.
 func Triggers() []work.Trigger {
-	return slices.Concat([]work.Trigger{connectivity.ProviderTrigger(), jobs.RowTrigger()}, provisioning.Triggers(), provideraccounts.Triggers(), agreements.Triggers(), agreements.TemplateTriggers())
+	return slices.Concat([]work.Trigger{connectivity.ProviderTrigger(), jobs.RowTrigger()}, provisioning.Triggers(), provisioning.SubscriptionTriggers(), provideraccounts.Triggers(), agreements.Triggers(), agreements.TemplateTriggers())
 }
 
 // ErrNoIntakeToRegister is returned when the configuration names no intake to register.

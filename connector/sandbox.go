@@ -111,7 +111,8 @@ func StartSandbox(ctx context.Context, opts SandboxOptions) (*Sandbox, error) {
 		return nil, err
 	}
 	sb := &Sandbox{Dataverse: dv, Seeded: map[string]int{}, DemoChanges: map[string]dataverse.GUID{}, metrics: metrics.New()}
-	cfg := Config{DataverseURL: dv.URL, DataverseAuth: AuthNone, DataverseMaxConcurrency: dataverse.DefaultMaxConcurrency, DataverseBatchSize: dataverse.DefaultBatchSize}
+	cfg := Config{DataverseURL: dv.URL, DataverseAuth: AuthNone, DataverseMaxConcurrency: dataverse.DefaultMaxConcurrency, DataverseBatchSize: dataverse.DefaultBatchSize,
+		DataverseBudgetRequests: dataverse.DefaultBudgetRequests, DataverseBudgetExecution: dataverse.DefaultBudgetExecutionTime, DataverseBulkReserve: dataverse.DefaultBulkReserve}
 	if sb.DataverseClient, err = NewDataverseClient(cfg, log, sb.metrics.Instrument("dataverse", dv.Client())); err != nil {
 		sb.Close()
 		return nil, err

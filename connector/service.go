@@ -201,6 +201,7 @@ func NewService(cfg Config, opts ServiceOptions) (*Service, error) {
 	s.Dispatcher.Handle(connectivity.ProviderTrigger().Table, s.Conn.HandleProviderRow, connectivity.ProviderTrigger())
 	s.Dispatcher.Handle(jobs.RowTrigger().Table, s.Jobs.HandleJobRow, jobs.RowTrigger())
 	s.Dispatcher.Handle(schema.TableLicenseChangeLog, s.Prov.Handle, provisioning.Triggers()...)
+	s.Dispatcher.Handle(schema.TableSubscription, s.Prov.HandleSubscription, provisioning.SubscriptionTriggers()...)
 	s.Dispatcher.Handle(schema.TableProviderAccount, s.Accounts.Handle, provideraccounts.Triggers()...)
 	s.Dispatcher.Handle(schema.TableAgreement, s.Agreements.Handle, agreements.Triggers()...)
 	s.Dispatcher.Handle(schema.TableAgreementTemplate, s.Agreements.HandleTemplate, agreements.TemplateTriggers()...)

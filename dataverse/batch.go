@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"mime"
 	"mime/multipart"
 	"net/http"
@@ -32,6 +33,9 @@ type Op struct {
 	err        error
 	// primaryKey names the column an UpsertOp asked back: its result's id is there.
 	primaryKey string
+	// target is the write as a bulk message's target would carry it, for a write that can go in one
+	// (see WriteBatch); nil otherwise.
+	target *bulkTarget
 }
 
 // GetOp reads a row inside a batch (not allowed inside a change set).
@@ -62,6 +66,7 @@ func QueryOp(entitySet string, q *Query) Op {
 func CreateOp(entitySet string, row Row) Op {
 	op := Op{method: http.MethodPost, path: entitySet, err: checkEntitySet(entitySet)}
 	op.body, op.err = marshalOnce(op.err, row)
+	op.target = &bulkTarget{set: entitySet, kind: bulkCreate, row: maps.Clone(row)}
 	return op
 }
 
@@ -73,17 +78,41 @@ func UpdateOp(entitySet string, id GUID, changes Row, opts *UpdateOptions) Op {
 		op.header.Set("If-Match", string(opts.IfMatch))
 	}
 	op.body, op.err = marshalOnce(err, changes)
+	if op.header.Get("If-Match") == "*" {
+		// UpdateMultiple updates rows that exist, as If-Match: * does; a row's own ETag cannot be given
+		// to it through the Web API, so a conditional update stays a single PATCH.
+		op.target = &bulkTarget{set: entitySet, kind: bulkUpdate, row: maps.Clone(changes), id: id}
+	}
 	return op
 }
 
-// UpsertOp writes a row by alternate key inside a batch; opts.PrimaryKey is required (see UpsertOptions).
-// Read the row's id with OpResult.ID and whether it was created with OpResult.Created.
+// UpsertOp writes a row by alternate key inside a batch. With opts.PrimaryKey, read the row's id with
+// OpResult.ID and whether it was created with OpResult.Created. Without it the result says only whether
+// the write succeeded (ID fails, Created is false), and WriteBatch may send it with UpsertMultiple, which
+// answers nothing else.
 func UpsertOp(entitySet string, key Key, row Row, opts *UpsertOptions) Op {
-	req, err := upsertRequest(entitySet, key, row, opts)
+	req, err := upsertRequest(entitySet, key, row, opts, false)
 	if err != nil {
 		return Op{err: err}
 	}
-	return Op{method: req.method, path: req.path, query: req.query, header: req.header, body: req.body, idempotent: req.idempotent, primaryKey: opts.PrimaryKey}
+	var o UpsertOptions
+	if opts != nil {
+		o = *opts
+	}
+	op := Op{method: req.method, path: req.path, query: req.query, header: req.header, body: req.body, idempotent: req.idempotent, primaryKey: o.PrimaryKey}
+	t := &bulkTarget{set: entitySet, row: maps.Clone(row), key: maps.Clone(key), primaryKey: o.PrimaryKey}
+	switch {
+	case o.Mode == UpsertCreateOnly:
+		t.kind = bulkCreateByKey
+	case o.Mode == UpsertUpdateOnly:
+		t = nil // no bulk message updates by alternate key only
+	case o.PrimaryKey != "":
+		t.kind = bulkUpsertByKey
+	default:
+		t.kind = bulkUpsert
+	}
+	op.target = t
+	return op
 }
 
 // DeleteOp removes a row inside a batch.
@@ -115,9 +144,11 @@ type OpResult struct {
 	// Err is the operation's failure (a *ResponseError for an answer from Dataverse), or nil.
 	Err error
 
-	// primaryKey is the UpsertOp's primary key column; create marks a CreateOp.
+	// primaryKey is the UpsertOp's primary key column; create marks a CreateOp or a row a bulk message
+	// created; id is the row a bulk message wrote, when it is known.
 	primaryKey string
 	create     bool
+	id         GUID
 }
 
 // ID returns the id of the row the operation created or upserted: a CreateOp's from OData-EntityId, an
@@ -125,6 +156,9 @@ type OpResult struct {
 func (r OpResult) ID() (GUID, error) {
 	if r.Err != nil {
 		return GUID{}, r.Err
+	}
+	if r.id != (GUID{}) {
+		return r.id, nil
 	}
 	if r.primaryKey != "" {
 		row, err := r.Row()
@@ -566,14 +600,13 @@ func isServerTimeout(err error) bool {
 	return re.StatusCode == http.StatusGatewayTimeout || re.StatusCode == http.StatusRequestTimeout || re.Code == CodeSQLTimeout
 }
 
-// WriteBatch sends ops as one $batch that carries on past failures, then sends again the ones Dataverse
-// did not run or refused for a moment (throttled, transient, not executed), up to three more times. Only
-// ops that are safe to send twice belong here: upserts, updates, create-only upserts. The error is for a
-// first $batch that failed as a whole (nothing was written); after that, every op has its own result, and
-// those a later attempt could not send carry that attempt's error.
+// sendBatch sends ops as one $batch that carries on past failures, then sends again the ones Dataverse
+// did not run or refused for a moment (throttled, transient, not executed), up to three more times. The
+// error is for a first $batch that failed as a whole (nothing was written); after that, every op has its
+// own result, and those a later attempt could not send carry that attempt's error.
 //
 // API: POST /$batch (as ExecuteBatch, with Prefer: odata.continue-on-error)
-func (c *Client) WriteBatch(ctx context.Context, ops []Op) ([]OpResult, error) {
+func (c *Client) sendBatch(ctx context.Context, ops []Op) ([]OpResult, error) {
 	results := make([]OpResult, len(ops))
 	send := make([]int, len(ops)) // indexes into ops still to send
 	for i := range send {

@@ -1,7 +1,9 @@
 // Package dataverse is a client for the Microsoft Dataverse Web API (v9.2): rows by id or alternate key,
 // OData queries with paging, conditional writes and upserts, $batch, WhoAmI and the metadata calls that
-// install a schema. It behaves well under Dataverse's service protection limits by itself: one concurrency
-// limit shared by every call, retries that honour Retry-After, and batching for bulk writes.
+// install a schema. It behaves well under Dataverse's service protection limits by itself: a per-user budget
+// of requests and execution time it paces every call within (bulk work, marked WithPriority, leaving a
+// reserve to interactive work), one concurrency limit shared by every call, retries that honour
+// Retry-After, and batching for bulk writes.
 //
 // The package knows nothing of the tables it is used with; callers name entity sets and columns, or use the
 // struct-tag codec (Unmarshal, Marshal, Changes) with typed rows.
@@ -48,8 +50,10 @@ type Client struct {
 	api     *url.URL // org + APIPath
 	rc      *retryablehttp.Client
 	limiter *limiter
+	budget  *budget
 	log     *slog.Logger
 	opts    ClientOptions
+	bulk    *bulkTables
 }
 
 // ClientOptions tunes a Client; the zero value (or nil) gives the defaults.
@@ -70,8 +74,24 @@ type ClientOptions struct {
 	PageSize int
 	// BatchSize and BulkConcurrency shape bulk writes: operations per $batch and batches in flight.
 	BatchSize, BulkConcurrency int
+	// Tables are the tables WriteBatch may write with bulk messages (CreateMultiple, UpdateMultiple,
+	// UpsertMultiple), whose targets name their table by logical name; writes to other entity sets go by
+	// $batch.
+	Tables []Table
+	// BulkSize is the rows per bulk message (default DefaultBulkSize); negative turns bulk messages off.
+	BulkSize int
 	// UserAgent is sent on every request.
 	UserAgent string
+	// BudgetRequests and BudgetExecutionTime are the service protection budget the client paces itself
+	// within, per sliding 300-second window (budget.go): requests sent, and their combined elapsed time as
+	// an estimate of the server's execution time. Zero: Dataverse's documented 6,000 and 20 minutes, which
+	// suit one replica per application user (several replicas of one user share it: divide). A negative
+	// BudgetRequests switches pacing off; the server's 429s are still honoured.
+	BudgetRequests      int
+	BudgetExecutionTime time.Duration
+	// BulkReserve is the share of the budget, and of the concurrency limit, in percent, that bulk work
+	// (WithPriority(ctx, Bulk)) leaves to interactive work. Zero: DefaultBulkReserve; negative: none.
+	BulkReserve int
 }
 
 func (o *ClientOptions) withDefaults() ClientOptions {
@@ -97,6 +117,19 @@ func (o *ClientOptions) withDefaults() ClientOptions {
 	if c.UserAgent == "" {
 		c.UserAgent = "csp-connector"
 	}
+	if c.BudgetRequests == 0 {
+		c.BudgetRequests = DefaultBudgetRequests
+	}
+	if c.BudgetExecutionTime <= 0 {
+		c.BudgetExecutionTime = DefaultBudgetExecutionTime
+	}
+	switch {
+	case c.BulkReserve == 0:
+		c.BulkReserve = DefaultBulkReserve
+	case c.BulkReserve < 0:
+		c.BulkReserve = 0
+	}
+	c.BulkReserve = min(c.BulkReserve, 90)
 	c.Logger = retry.Logger(c.Logger)
 	return c
 }
@@ -120,13 +153,13 @@ func NewClient(orgURL string, cred azcore.TokenCredential, opts *ClientOptions) 
 	api.Path = APIPath
 
 	wrapped, base := retry.HTTPClient(o.HTTPClient)
-	c := &Client{org: &org, api: &api, log: o.Logger, opts: o, limiter: newLimiter(o.MaxConcurrency)}
+	c := &Client{org: &org, api: &api, log: o.Logger, opts: o, limiter: newLimiter(o.MaxConcurrency, o.BulkReserve), budget: newBudget(o), bulk: newBulkTables(o.Tables)}
 	var tokens *bearer.Cache
 	if cred != nil {
 		tokens = bearer.NewCache(cred, org.String()+"/.default")
 	}
 	wrapped.Jar = nil
-	wrapped.Transport = bearer.Transport{Tokens: tokens, Next: &limitTransport{limiter: c.limiter, log: c.log, next: base}}
+	wrapped.Transport = bearer.Transport{Tokens: tokens, Next: &limitTransport{budget: c.budget, limiter: c.limiter, log: c.log, next: base}}
 
 	c.rc = retry.NewClient(wrapped, o.retryPolicy(), c.checkRetry, fullJitter)
 	return c, nil

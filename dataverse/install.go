@@ -23,6 +23,8 @@ type Plan struct {
 	Problems []string
 	// tables whose customizations need publishing after the changes.
 	publish []string
+	// definitions are the declared tables that exist, as the plan read them.
+	definitions map[string]*TableDefinition
 }
 
 // Empty reports a plan with nothing to change.
@@ -89,6 +91,7 @@ func (c *Client) PlanSchema(ctx context.Context, s Schema) (*Plan, error) {
 			existing[t.LogicalName] = def
 		}
 	}
+	p.definitions = existing
 	sol := s.SolutionName
 	var lookups, keys, values []Change
 	for _, t := range s.Tables {

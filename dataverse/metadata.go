@@ -15,8 +15,10 @@ type TableDefinition struct {
 	EntitySetName        string
 	PrimaryIDAttribute   string
 	PrimaryNameAttribute string
-	Columns              map[string]ColumnDefinition
-	Keys                 []KeyDefinition
+	// ObjectTypeCode is the table's number in this environment (views' LayoutXml names it).
+	ObjectTypeCode int
+	Columns        map[string]ColumnDefinition
+	Keys           []KeyDefinition
 	// StatusReasons are the statuscode options.
 	StatusReasons []Option
 }
@@ -90,6 +92,7 @@ func (c *Client) GetTableDefinition(ctx context.Context, logicalName string) (*T
 		EntitySetName        string `json:"EntitySetName"`
 		PrimaryIDAttribute   string `json:"PrimaryIdAttribute"`
 		PrimaryNameAttribute string `json:"PrimaryNameAttribute"`
+		ObjectTypeCode       int    `json:"ObjectTypeCode"`
 		Attributes           []struct {
 			LogicalName   string `json:"LogicalName"`
 			AttributeType string `json:"AttributeType"`
@@ -101,7 +104,7 @@ func (c *Client) GetTableDefinition(ctx context.Context, logicalName string) (*T
 		} `json:"Keys"`
 	}
 	q := url.Values{
-		"$select": {"LogicalName,EntitySetName,PrimaryIdAttribute,PrimaryNameAttribute"},
+		"$select": {"LogicalName,EntitySetName,PrimaryIdAttribute,PrimaryNameAttribute,ObjectTypeCode"},
 		"$expand": {"Attributes($select=LogicalName,AttributeType),Keys($select=SchemaName,KeyAttributes,EntityKeyIndexStatus)"},
 	}
 	if _, err := c.doJSON(ctx, request{method: http.MethodGet, path: path, query: q, idempotent: true}, &raw); err != nil {
@@ -110,7 +113,8 @@ func (c *Client) GetTableDefinition(ctx context.Context, logicalName string) (*T
 	def := &TableDefinition{
 		LogicalName: raw.LogicalName, EntitySetName: raw.EntitySetName,
 		PrimaryIDAttribute: raw.PrimaryIDAttribute, PrimaryNameAttribute: raw.PrimaryNameAttribute,
-		Columns: make(map[string]ColumnDefinition, len(raw.Attributes)),
+		ObjectTypeCode: raw.ObjectTypeCode,
+		Columns:        make(map[string]ColumnDefinition, len(raw.Attributes)),
 	}
 	for _, a := range raw.Attributes {
 		def.Columns[a.LogicalName] = ColumnDefinition{LogicalName: a.LogicalName, Type: ColumnType(a.AttributeType)}

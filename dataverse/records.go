@@ -312,7 +312,7 @@ type UpsertOptions struct {
 
 // upsertRequest builds the PATCH of an upsert: its address, conditional headers and the representation it
 // asks for.
-func upsertRequest(entitySet string, key Key, row Row, opts *UpsertOptions) (request, error) {
+func upsertRequest(entitySet string, key Key, row Row, opts *UpsertOptions, needPrimaryKey bool) (request, error) {
 	var o UpsertOptions
 	if opts != nil {
 		o = *opts
@@ -321,18 +321,21 @@ func upsertRequest(entitySet string, key Key, row Row, opts *UpsertOptions) (req
 	if err != nil {
 		return request{}, err
 	}
-	if o.PrimaryKey == "" {
+	if o.PrimaryKey == "" && needPrimaryKey {
 		return request{}, fmt.Errorf("dataverse: upsert %s: UpsertOptions.PrimaryKey is required: Dataverse names the row it wrote only in its representation", path)
-	}
-	vals, err := (&Query{Select: []string{o.PrimaryKey}}).values()
-	if err != nil {
-		return request{}, err
 	}
 	body, err := json.Marshal(row)
 	if err != nil {
 		return request{}, fmt.Errorf("dataverse: upsert %s: encode row: %w", path, err)
 	}
 	h := upsertHeader(o.Mode)
+	if o.PrimaryKey == "" {
+		return request{method: http.MethodPatch, path: path, header: h, body: body, idempotent: o.Mode != UpsertCreateOnly}, nil
+	}
+	vals, err := (&Query{Select: []string{o.PrimaryKey}}).values()
+	if err != nil {
+		return request{}, err
+	}
 	h.Set("Prefer", "return=representation")
 	return request{method: http.MethodPatch, path: path, query: vals, header: h, body: body, idempotent: o.Mode != UpsertCreateOnly}, nil
 }
@@ -352,7 +355,7 @@ func upsertResult(status int, row Row, primaryKey string) (UpsertResult, error) 
 // API: PATCH /{entitySet}({key})?$select={primary key} with Prefer: return=representation (If-None-Match: *
 // to create only, If-Match: * to update only) → 201 created / 200 updated, with the row
 func (c *Client) Upsert(ctx context.Context, entitySet string, key Key, row Row, opts *UpsertOptions) (UpsertResult, error) {
-	req, err := upsertRequest(entitySet, key, row, opts)
+	req, err := upsertRequest(entitySet, key, row, opts, true)
 	if err != nil {
 		return UpsertResult{}, err
 	}

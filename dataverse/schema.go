@@ -88,10 +88,18 @@ type Table struct {
 	StatusReasons []Option
 	// Standard tables exist in every environment: the installer checks them and never creates them.
 	Standard bool
+	// PrimaryID names the primary id column of a system table whose name is not <logicalname>id
+	// (systemform: formid); empty for every other table.
+	PrimaryID string
 }
 
-// PrimaryKey is the table's primary id column: <logicalname>id.
-func (t Table) PrimaryKey() string { return t.LogicalName + "id" }
+// PrimaryKey is the table's primary id column: <logicalname>id, unless PrimaryID says otherwise.
+func (t Table) PrimaryKey() string {
+	if t.PrimaryID != "" {
+		return t.PrimaryID
+	}
+	return t.LogicalName + "id"
+}
 
 // Column returns the declared column with this logical name, including the primary name, the primary key
 // and the state and status columns every table has.

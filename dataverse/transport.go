@@ -11,20 +11,41 @@ import (
 	"time"
 )
 
-// limitTransport holds one slot of the shared concurrency limit for each HTTP attempt (not while a retry
-// waits), and lowers the limit when the server's x-ms-dop-hint says it can take less.
+// limitTransport paces each HTTP attempt (not while a retry waits) within the service protection budget
+// (budget.go), then holds one slot of the shared concurrency limit while it is sent, and lowers the limit
+// when the server's x-ms-dop-hint says it can take less.
 type limitTransport struct {
+	budget  *budget // nil: no pacing
 	limiter *limiter
 	log     *slog.Logger
 	next    http.RoundTripper
 }
 
 func (t *limitTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if err := t.limiter.acquire(req.Context()); err != nil {
+	ctx := req.Context()
+	p := PriorityOf(ctx)
+	var taken time.Time
+	if t.budget != nil {
+		var err error
+		if taken, err = t.budget.take(ctx, p); err != nil {
+			return nil, fmt.Errorf("waiting for the service protection budget: %w", err)
+		}
+	}
+	if err := t.limiter.acquire(ctx, p); err != nil {
+		if t.budget != nil {
+			t.budget.done(t.budget.sent(taken), nil)
+		}
 		return nil, err
+	}
+	sent := time.Now()
+	if t.budget != nil {
+		sent = t.budget.sent(taken)
 	}
 	resp, err := t.next.RoundTrip(req)
 	t.limiter.release()
+	if t.budget != nil {
+		t.budget.done(sent, resp)
+	}
 	if err == nil {
 		if hint, perr := strconv.Atoi(resp.Header.Get("x-ms-dop-hint")); perr == nil && hint > 0 {
 			if from, lowered := t.limiter.lowerTo(hint); lowered {
@@ -35,20 +56,28 @@ func (t *limitTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
-// limiter is a counting semaphore whose size can shrink.
+// limiter is a counting semaphore whose size can shrink. Bulk work leaves the last reservePct percent of
+// the slots (at least one) to interactive work.
 type limiter struct {
-	mu    sync.Mutex
-	limit int
-	inUse int
-	freed chan struct{} // closed and replaced whenever a slot frees or the limit changes
+	mu         sync.Mutex
+	limit      int
+	reservePct int
+	inUse      int
+	freed      chan struct{} // closed and replaced whenever a slot frees or the limit changes
 }
 
-func newLimiter(n int) *limiter { return &limiter{limit: n, freed: make(chan struct{})} }
+func newLimiter(n, reservePct int) *limiter {
+	return &limiter{limit: n, reservePct: reservePct, freed: make(chan struct{})}
+}
 
-func (l *limiter) acquire(ctx context.Context) error {
+func (l *limiter) acquire(ctx context.Context, p Priority) error {
 	for {
 		l.mu.Lock()
-		if l.inUse < l.limit {
+		limit := l.limit
+		if p == Bulk && l.reservePct > 0 && limit > 1 {
+			limit -= max(1, limit*l.reservePct/100)
+		}
+		if l.inUse < limit {
 			l.inUse++
 			l.mu.Unlock()
 			return nil

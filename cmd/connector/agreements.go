@@ -6,7 +6,6 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -158,50 +157,4 @@ func resolveTemplate(ctx context.Context, dv *dataverse.Client, arg string) (dat
 		ids = append(ids, t.ID.String())
 	}
 	return dataverse.GUID{}, fmt.Errorf("%d agreement templates match %q: give the row id of one (%s)", len(matches), arg, strings.Join(ids, ", "))
-}
-
-func printAgreementDiagnosis(w io.Writer, d agreements.Diagnosis) {
-	fmt.Fprintf(w, "Agreement %s  %s\n", d.ID, d.Name)
-	fmt.Fprintf(w, "  Customer            %s (tenant %s)\n", orDash(d.Customer), orDash(d.TenantID))
-	fmt.Fprintf(w, "  Status              %s; attestation %s; path %s\n", d.Status, orDash(d.AttestationStatus), orDash(d.AcceptancePath))
-	if d.AttestationID != "" {
-		fmt.Fprintf(w, "  Attestation         %s, link expires %s\n", d.AttestationID, stampPtr(d.LinkExpiresOn))
-	}
-	fmt.Fprintf(w, "  Date agreed         %s (when the customer accepted, as Partner Center reports it)\n", stampPtr(d.DateAgreed))
-	fmt.Fprintf(w, "  Verified on         %s (when the connector confirmed it)\n", stampPtr(d.VerifiedOn))
-	if d.Message != "" {
-		fmt.Fprintf(w, "  Message             %s\n", d.Message)
-	}
-	fmt.Fprintf(w, "\nPartner Center now:\n")
-	switch pc := d.PartnerCenter; {
-	case pc.Attestation != nil:
-		fmt.Fprintf(w, "  Attestation         %s (expires %s)\n", pc.Attestation.Status, stamp(pc.Attestation.ExpiresAt))
-	case pc.AttestationError != "":
-		fmt.Fprintf(w, "  Attestation         could not be read: %s\n", pc.AttestationError)
-	}
-	if d.PartnerCenter.AgreementsError != "" {
-		fmt.Fprintf(w, "  MCA agreements      could not be read: %s\n", d.PartnerCenter.AgreementsError)
-	} else {
-		fmt.Fprintf(w, "  MCA agreements      %d\n", len(d.PartnerCenter.Agreements))
-		for _, a := range d.PartnerCenter.Agreements {
-			fmt.Fprintf(w, "    %s %s <%s> on %s\n", a.PrimaryContact.FirstName, a.PrimaryContact.LastName, a.PrimaryContact.Email, stamp(a.DateAgreed))
-		}
-	}
-	switch {
-	case d.PartnerCenter.DirectSignError != "":
-		fmt.Fprintf(w, "  Admin center        could not be read: %s\n", d.PartnerCenter.DirectSignError)
-	case d.PartnerCenter.DirectSigned != nil:
-		fmt.Fprintf(w, "  Admin center        accepted directly: %t\n", *d.PartnerCenter.DirectSigned)
-	}
-	if d.Path != "" {
-		fmt.Fprintf(w, "  Accepted through    %s\n", d.Path)
-	}
-	fmt.Fprintf(w, "\nNext: %s\n", d.Next)
-}
-
-func stampPtr(t *time.Time) string {
-	if t == nil {
-		return "-"
-	}
-	return stamp(*t)
 }

@@ -1,16 +1,13 @@
 package main
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
-	"strconv"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -150,7 +147,7 @@ checks before it pass (a read); what the connector would do now; and the row's c
 				func(ctx context.Context, s *connector.Service, id dataverse.GUID) (provisioning.Diagnosis, error) {
 					return s.Prov.Diagnose(ctx, id)
 				},
-				printDiagnosis)
+				provisioning.Diagnosis.WriteText)
 		},
 	}
 	subscription := &cobra.Command{
@@ -173,7 +170,7 @@ subscription ID column, as connector pc subscriptions lists it). Changes nothing
 						return d, cmp.Or(ferr, err)
 					}
 					return s.Prov.DiagnoseSubscription(ctx, rowID)
-				}, printSubscriptionDiagnosis)
+				}, provisioning.SubscriptionDiagnosis.WriteText)
 		},
 	}
 	agreement := &cobra.Command{
@@ -189,7 +186,7 @@ Pending" guide, automated.`,
 			return runDiagnosis(cmd, "agreement", args[0], getenv, stdout, stderr, output,
 				func(ctx context.Context, s *connector.Service, id dataverse.GUID) (agreements.Diagnosis, error) {
 					return s.Agreements.Diagnose(ctx, id)
-				}, printAgreementDiagnosis)
+				}, agreements.Diagnosis.WriteText)
 		},
 	}
 	cmd.AddCommand(withSettings(lcl, provisioningSettings()...), withSettings(subscription, provisioningSettings()...), withSettings(agreement, provisioningSettings()...))
@@ -248,146 +245,17 @@ func printOutcome(w io.Writer, out provisioning.Outcome, st provisioning.LCLStat
 		run += " (Partner Center unchanged)"
 	}
 	field(tw, "This run", run)
-	writeState(tw, st)
+	provisioning.WriteState(tw, st)
 	_ = tw.Flush()
 }
 
-// writeState writes the row as the form shows it, one field a line.
-func writeState(tw io.Writer, st provisioning.LCLState) {
-	change := st.ChangeType
-	if st.Quantity != nil {
-		change += fmt.Sprintf(", %d seat(s)", *st.Quantity)
-	}
-	if !st.EffectiveDate.IsZero() {
-		change += ", effective " + mapping.FormatTime(st.EffectiveDate)
-	}
-	fmt.Fprintf(tw, "Change\t%s\n", change)
-	fmt.Fprintf(tw, "Status\t%s\n", st.Status)
-	fmt.Fprintf(tw, "Held\t%s\n", orDash(st.Held))
-	fmt.Fprintf(tw, "Next attempt\t%s\n", when(st.NextAttemptOn))
-	fmt.Fprintf(tw, "Attempts\t%d\n", st.Attempts)
-	if !st.ClaimExpiresOn.IsZero() {
-		fmt.Fprintf(tw, "Claimed\tby attempt %s until %s\n", st.AttemptID, mapping.FormatTime(st.ClaimExpiresOn))
-	}
-	if !st.ProvisionedOn.IsZero() {
-		fmt.Fprintf(tw, "Provisioned on\t%s\n", mapping.FormatTime(st.ProvisionedOn))
-	}
-	if st.PCCartID != "" || st.PCOrderID != "" {
-		fmt.Fprintf(tw, "Cart / order\t%s / %s\n", orDash(st.PCCartID), orDash(st.PCOrderID))
-	}
-	field(tw, "Message", orDash(st.Message))
-	field(tw, "System message", orDash(st.SystemMessage))
-}
-
-// field writes a label and a value that may span lines (a system message does), the later lines under
-// the first.
+// field writes a label and a value that may span lines, the later lines under the first.
 func field(tw io.Writer, label, value string) {
 	for i, line := range strings.Split(strings.TrimRight(value, "\n"), "\n") {
 		if i > 0 {
 			label = ""
 		}
 		fmt.Fprintf(tw, "%s\t%s\n", label, line)
-	}
-}
-
-func printDiagnosis(w io.Writer, dg provisioning.Diagnosis) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "License change\t%s\n", orDash(dg.LCL.Name))
-	fmt.Fprintf(tw, "Id\t%s\n", dg.LCL.ID)
-	writeState(tw, dg.LCL)
-	_ = tw.Flush()
-
-	fmt.Fprintln(w, "\nChecks (rule number, or - for a preliminary)")
-	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	for _, c := range dg.Decision.Checks {
-		mark, rule := "✓", "-"
-		if !c.Passed {
-			mark = "✗"
-		}
-		if c.Rule > 0 {
-			rule = strconv.Itoa(c.Rule)
-		}
-		for i, line := range strings.Split(strings.TrimRight(c.Detail, "\n"), "\n") {
-			if i == 0 {
-				fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", mark, rule, c.Name, line)
-			} else {
-				fmt.Fprintf(tw, "  \t\t\t%s\n", line)
-			}
-		}
-	}
-	_ = tw.Flush()
-
-	if pc := dg.PartnerCenter; pc != nil {
-		fmt.Fprintln(w, "\nPartner Center")
-		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintf(tw, "  Subscription\t%s\n", pc.SubscriptionID)
-		if pc.ReadError != "" {
-			field(tw, "  Could not read it", pc.ReadError)
-			if pc.ReadErrorSystemText != "" {
-				field(tw, "  Detail", pc.ReadErrorSystemText)
-			}
-		} else {
-			fmt.Fprintf(tw, "  Status\t%s\n", pc.Status)
-			fmt.Fprintf(tw, "  Quantity\t%d\n", pc.Quantity)
-			fmt.Fprintf(tw, "  Refundable now\t%d seat(s)\n", pc.RefundableNow)
-			until := "-"
-			if pc.CancellableUntil != nil {
-				until = mapping.FormatTime(*pc.CancellableUntil)
-			}
-			fmt.Fprintf(tw, "  Cancellable until\t%s\n", until)
-			if pc.CommitmentEndDate != nil {
-				fmt.Fprintf(tw, "  Term ends\t%s\n", mapping.FormatTime(*pc.CommitmentEndDate))
-			}
-		}
-		_ = tw.Flush()
-	}
-
-	verdict := dg.Decision.Verdict.String()
-	if dg.Decision.HeldLabel != "" {
-		verdict += " (" + dg.Decision.HeldLabel + ")"
-	}
-	fmt.Fprintf(w, "\nVerdict: %s\n", verdict)
-	fmt.Fprintf(w, "Next: %s\n", dg.Next)
-}
-
-func printSubscriptionDiagnosis(w io.Writer, sd provisioning.SubscriptionDiagnosis) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "Subscription\t%s\n", orDash(sd.Name))
-	fmt.Fprintf(tw, "Id\t%s\n", sd.ID)
-	pcID := sd.PCSubscriptionID
-	if pcID == "" {
-		pcID = "- (not in Partner Center yet)"
-	}
-	fmt.Fprintf(tw, "Partner Center\t%s\n", pcID)
-	fmt.Fprintf(tw, "Quantity\t%d\n", sd.Quantity)
-	fmt.Fprintf(tw, "Status\t%s\n", sd.Status)
-	_ = tw.Flush()
-
-	if len(sd.Changes) == 0 {
-		fmt.Fprintln(w, "\nNo license changes.")
-		return
-	}
-	fmt.Fprintf(w, "\nLicense changes, oldest first (%d)\n", len(sd.Changes))
-	// The table is aligned on its own, then each change's blocker goes on the line under it: a line without
-	// cells inside a tabwriter block would end the block and break the alignment.
-	var table bytes.Buffer
-	tw = tabwriter.NewWriter(&table, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "  #\tNAME\tCHANGE\tQUANTITY\tEFFECTIVE\tSTATUS\tHELD")
-	for i, c := range sd.Changes {
-		quantity := "-"
-		if c.Quantity != nil {
-			quantity = strconv.Itoa(*c.Quantity)
-		}
-		fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\t%s\t%s\n", i+1, orDash(c.Name), orDash(c.ChangeType), quantity, stamp(c.EffectiveDate), c.Status, orDash(c.Held))
-	}
-	_ = tw.Flush()
-	lines := strings.Split(strings.TrimSuffix(table.String(), "\n"), "\n")
-	fmt.Fprintln(w, lines[0])
-	for i, c := range sd.Changes {
-		fmt.Fprintln(w, strings.TrimRight(lines[i+1], " "))
-		if c.Blocker != "" {
-			fmt.Fprintf(w, "     ↳ %s\n", c.Blocker)
-		}
 	}
 }
 
@@ -398,18 +266,10 @@ func orDash(s string) string {
 	return s
 }
 
-// when writes a time for people, "-" when there is none.
-func when(t time.Time) string {
-	if t.IsZero() {
-		return "-"
-	}
-	return mapping.FormatTime(t)
-}
-
 // runDiagnosis is what both diagnose commands do: parse the row id, build the service, diagnose, and print
 // text or JSON; a missing row is named.
 func runDiagnosis[T any](cmd *cobra.Command, kind, arg string, getenv func(string) string, stdout, stderr io.Writer, output outputFormat,
-	diagnose func(context.Context, *connector.Service, dataverse.GUID) (T, error), print func(io.Writer, T)) error {
+	diagnose func(context.Context, *connector.Service, dataverse.GUID) (T, error), print func(T, io.Writer)) error {
 	id, err := parseRowID(kind, arg)
 	if err != nil {
 		return err
@@ -428,6 +288,6 @@ func runDiagnosis[T any](cmd *cobra.Command, kind, arg string, getenv func(strin
 	if output == outputJSON {
 		return writeJSON(stdout, d)
 	}
-	print(stdout, d)
+	print(d, stdout)
 	return nil
 }

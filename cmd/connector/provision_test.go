@@ -350,7 +350,7 @@ func TestPrintDiagnosisKeepsMultiLineValuesUnderTheirLabel(t *testing.T) {
 		Next:          "It stays Awaiting Provisioning (Retrying).",
 	}
 	var out bytes.Buffer
-	printDiagnosis(&out, dg)
+	dg.WriteText(&out)
 	want := `License change  Contoso: 3 → 5 seats
 Id              ` + id.String() + `
 Change          Quantity

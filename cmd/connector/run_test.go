@@ -52,6 +52,7 @@ func TestDataverseInstallDryRunThenInstallThenNothing(t *testing.T) {
 	var out, errs bytes.Buffer
 	require.NoError(t, run(t.Context(), []string{"dataverse", "install", "--dry-run"}, vars, nil, &out, &errs))
 	assert.Contains(t, out.String(), "+ create table csp_provider (Provider), entity set csp_providers")
+	assert.Contains(t, out.String(), "+ create app csp_CSPConnector (CSP Connector)")
 	assert.Contains(t, out.String(), "Dry run: nothing was changed.")
 	for _, r := range srv.Requests() {
 		assert.False(t, r.IsWrite(), "dry run wrote %s %s", r.Method, r.Path)

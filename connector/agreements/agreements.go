@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/cspconnector/csp-connector/connector/notify"
+	"github.com/cspconnector/csp-connector/connector/request"
 	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
@@ -189,12 +190,13 @@ func providerID(f mapping.AgreementFacts) dataverse.GUID {
 }
 
 // Triggers are the events that wake the workflow: an admin asks for a link (or records a partner
-// attestation) by setting the attestation status, and the "Create Agreements" button of a template.
+// attestation) by setting the attestation status, and a Diagnose request (answered, and nothing else done).
 func Triggers() []work.Trigger {
 	return []work.Trigger{
-		{Table: schema.TableAgreement, Message: "Update", Columns: []string{"csp_attestationstatus"},
+		{Table: schema.TableAgreement, Message: "Update", Columns: []string{"csp_attestationstatus", request.DiagnoseColumn},
 			WriteBack: []string{"csp_attestationstatus", "csp_acceptancepath", "csp_attestationid", "csp_acceptanceurl", "csp_linkexpireson",
-				"csp_dateagreed", "csp_verifiedon", "csp_attestationmessage", "csp_systemmessage", "statecode", "statuscode"}},
+				"csp_dateagreed", "csp_verifiedon", "csp_attestationmessage", "csp_systemmessage", "statecode", "statuscode",
+				request.DiagnoseColumn, request.DiagnosisColumn}},
 	}
 }
 
@@ -207,6 +209,15 @@ func TemplateTriggers() []work.Trigger {
 // Handle reconciles one agreement row: a requested link or partner attestation is carried out; a row
 // waiting on the customer is checked; an accepted row is only re-verified (never moved back).
 func (g *Workflow) Handle(ctx context.Context, w work.Batch) error {
+	if request.DiagnoseAsked(w.Events) {
+		err := request.AnswerDiagnosis(ctx, g.dv, schema.TableAgreement, schema.SetAgreements, w.Key.ID, func(ctx context.Context) (string, error) {
+			d, err := g.Diagnose(ctx, w.Key.ID)
+			return d.Text(), err
+		})
+		if err != nil || request.OnlyDiagnose(w.Events, w.Sources, []string{"csp_attestationstatus"}) {
+			return err
+		}
+	}
 	f, err := g.load(ctx, w.Key.ID)
 	if dataverse.IsNotFound(err) {
 		return nil

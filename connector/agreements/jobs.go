@@ -207,9 +207,16 @@ func PendingOp(providerAccount, account uuid.UUID, template schema.AgreementTemp
 // CreatePending runs PendingOps in batches of batchSize; an agreement that exists already is
 // not a failure.
 func CreatePending(ctx context.Context, dv *dataverse.Client, log *slog.Logger, batchSize int, ops []dataverse.Op) (created, failed int, err error) {
-	for part := range slices.Chunk(ops, batchSize) {
-		results, err := dv.WriteBatch(ctx, part)
+	// Several $batches at once (WriteBatches): Dataverse's execution time budget allows about four large
+	// ones in flight.
+	for part := range slices.Chunk(ops, batchSize*dv.Options().BulkConcurrency) {
+		results, err := dv.WriteBatches(ctx, part, batchSize)
 		if err != nil {
+			for _, res := range results {
+				if res.Err == nil {
+					created++
+				}
+			}
 			return created, failed, fmt.Errorf("create agreements: %w", err)
 		}
 		for _, res := range results {

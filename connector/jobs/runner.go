@@ -457,7 +457,8 @@ func (j *Runner) safeRun(ctx context.Context, job Job) (counts RunCounts, err er
 			err = fmt.Errorf("the job stopped on an internal error (%v); see the connector's logs", r)
 		}
 	}()
-	return job.Run(ctx)
+	// A job's calls are bulk work: they leave the Dataverse budget's reserve to interactive work.
+	return job.Run(dataverse.WithPriority(ctx, dataverse.Bulk))
 }
 
 // acquire takes the job's lease: free or expired (or already ours), written with If-Match so two

@@ -452,3 +452,17 @@ func TestJobCreatedOffSaysWhy(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, int32(1), runs.Load(), "Run Now runs it")
 }
+
+func TestJobCallsAreBulkWork(t *testing.T) {
+	t.Parallel()
+	_, dv := testrig.Dataverse(t)
+	var got dataverse.Priority = -1
+	jobs := New(dv, []Job{{Name: "Sweep Things", Schedule: time.Hour, Run: func(ctx context.Context) (RunCounts, error) {
+		got = dataverse.PriorityOf(ctx)
+		return RunCounts{}, nil
+	}}}, Options{Instance: "replica-a"})
+	require.NoError(t, jobs.Ensure(t.Context()))
+	_, err := jobs.RunNow(t.Context(), "Sweep Things", schema.TriggerRunNow)
+	require.NoError(t, err)
+	assert.Equal(t, dataverse.Bulk, got, "a job's calls leave the Dataverse budget's reserve to interactive work")
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 
 	"github.com/google/uuid"
 
@@ -84,11 +85,20 @@ func noticeRow(nt Notice, user dataverse.GUID) dataverse.Row {
 	}
 	if nt.Table != "" {
 		data, _ := json.Marshal(map[string]any{"actions": []map[string]any{{
-			"title": "Open", "data": map[string]any{"url": fmt.Sprintf("?pagetype=entityrecord&etn=%s&id=%s", nt.Table, nt.RowID), "navigationTarget": "newWindow"},
+			"title": "Open", "data": map[string]any{"url": openRowURL(nt.Table, nt.RowID), "navigationTarget": "newWindow"},
 		}}})
 		row["data"] = string(data)
 	}
 	return row
+}
+
+// openRowURL is the address of a row's form in the connector's app. The notice shows in the bell of every
+// app with in-app notifications on, and a bare "?pagetype=entityrecord…" opens in whatever app the new
+// window lands in (or the app picker); appname names the app by its unique name, which is known when the
+// notice is made, unlike the app's id (appid) in each environment. Relative, it stays in the environment
+// the notice came from.
+func openRowURL(table string, id dataverse.GUID) string {
+	return fmt.Sprintf("?appname=%s&pagetype=entityrecord&etn=%s&id=%s", url.QueryEscape(schema.AppUniqueName), url.QueryEscape(table), id)
 }
 
 // inAppNotificationID is the id of the in-app notification of event eventID for user: the same in every

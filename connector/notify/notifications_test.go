@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -345,7 +346,7 @@ func TestNotificationsFanOutToEveryChannel(t *testing.T) {
 		}
 		require.NoError(t, json.Unmarshal([]byte(rows[0].String("data")), &data))
 		require.Len(t, data.Actions, 1)
-		assert.Equal(t, "?pagetype=entityrecord&etn=csp_provideraccount&id="+account.String(), data.Actions[0].Data.URL, "the action opens the provider account")
+		assert.Equal(t, "?appname=csp_CSPConnector&pagetype=entityrecord&etn=csp_provideraccount&id="+account.String(), data.Actions[0].Data.URL, "the action opens the provider account in the connector's app")
 	})
 	t.Run("topic", func(t *testing.T) {
 		m := receiveOne(t, sb, notifyTopic)
@@ -694,4 +695,39 @@ func TestInAppNoticeBodyFitsTheColumn(t *testing.T) {
 	assert.Equal(t, 500, dataverse.TextLength(bodies[0]))
 	assert.True(t, strings.HasSuffix(bodies[0], "…"), "a shortened body says so")
 	assert.True(t, strings.HasPrefix(long, strings.TrimSuffix(bodies[0], "…")))
+}
+
+// TestInAppNoticeOpensTheRowInTheConnectorApp: the notice's Open action names the connector's app by its
+// unique name (the app's id differs in every environment), so the row opens in the app whose sitemap and
+// forms the installer made, whichever app the person clicked the bell in.
+func TestInAppNoticeOpensTheRowInTheConnectorApp(t *testing.T) {
+	t.Parallel()
+	dvs, dv := notifySimulator(t)
+	me, err := dv.WhoAmI(t.Context())
+	require.NoError(t, err)
+	row := uuid.New()
+	n := &InAppNotifier{DV: dv, Recipients: []dataverse.GUID{me.UserID}}
+	require.NoError(t, n.Notify(t.Context(), Notice{Title: "Agreement waiting", Body: "Contoso has not accepted.", Icon: NoticeWarning, Table: schema.TableAgreement, RowID: row}))
+
+	rows := dvs.Rows(schema.TableAppNotification)
+	require.Len(t, rows, 1)
+	var data struct {
+		Actions []struct {
+			Title string `json:"title"`
+			Data  struct {
+				URL, NavigationTarget string
+			} `json:"data"`
+		} `json:"actions"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(rows[0]["data"].(string)), &data))
+	require.Len(t, data.Actions, 1)
+	open, err := url.Parse(data.Actions[0].Data.URL)
+	require.NoError(t, err)
+	assert.Empty(t, open.Host, "relative: it opens in the environment the notice came from")
+	q := open.Query()
+	assert.Equal(t, schema.Schema().App.UniqueName, q.Get("appname"), "the app the installer makes")
+	assert.False(t, q.Has("appid"), "appname and appid cannot be used together")
+	assert.Equal(t, "entityrecord", q.Get("pagetype"))
+	assert.Equal(t, schema.TableAgreement, q.Get("etn"))
+	assert.Equal(t, row.String(), q.Get("id"))
 }

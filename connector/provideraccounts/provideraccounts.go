@@ -230,7 +230,9 @@ func (r *syncRun) provider(ctx context.Context, pr schema.Provider) (SyncCounts,
 			}
 		}
 	}
-	chunk := make([]partnercenter.Customer, 0, p.batchSize)
+	// A chunk is written as several $batches at once (WriteBatches): Dataverse's execution time budget
+	// allows about four large ones in flight.
+	chunk := make([]partnercenter.Customer, 0, p.batchSize*p.dv.Options().BulkConcurrency)
 	flush := func() error {
 		c, err := r.writeChunk(ctx, pr, existing, templates, chunk)
 		counts.add(c)
@@ -427,7 +429,7 @@ func (r *syncRun) writeChunk(ctx context.Context, pr schema.Provider, existing [
 	if len(ops) == 0 {
 		return counts, nil
 	}
-	results, err := p.dv.WriteBatch(ctx, ops)
+	results, err := p.dv.WriteBatches(ctx, ops, p.batchSize)
 	if err != nil {
 		return counts, err
 	}
@@ -475,10 +477,11 @@ func (r *syncRun) writeChunk(ctx context.Context, pr schema.Provider, existing [
 			}
 		}
 	}
-	// Agreements wait for a full batch: a chunk maps only some of its rows.
+	// Agreements wait for full batches, as many as go out at once: a chunk maps only some of its rows.
 	r.agreementOps = append(r.agreementOps, agreementOps...)
-	if len(r.agreementOps) >= p.batchSize {
-		c, err := r.flushAgreements(ctx)
+	step := p.batchSize * p.dv.Options().BulkConcurrency
+	if full := len(r.agreementOps) / step * step; full > 0 {
+		c, err := r.createAgreements(ctx, full)
 		counts.add(c)
 		return counts, err
 	}
@@ -487,13 +490,18 @@ func (r *syncRun) writeChunk(ctx context.Context, pr schema.Provider, existing [
 
 // flushAgreements creates the Pending agreements collected so far.
 func (r *syncRun) flushAgreements(ctx context.Context) (SyncCounts, error) {
+	return r.createAgreements(ctx, len(r.agreementOps))
+}
+
+// createAgreements creates the first n Pending agreements collected and keeps the rest for later.
+func (r *syncRun) createAgreements(ctx context.Context, n int) (SyncCounts, error) {
 	var counts SyncCounts
-	if len(r.agreementOps) == 0 {
+	if n == 0 {
 		return counts, nil
 	}
-	n, failed, err := agreements.CreatePending(ctx, r.p.dv, r.p.log, r.p.batchSize, r.agreementOps)
-	r.agreementOps = r.agreementOps[:0]
-	counts.Agreements, counts.Failed = n, failed
+	created, failed, err := agreements.CreatePending(ctx, r.p.dv, r.p.log, r.p.batchSize, r.agreementOps[:n])
+	r.agreementOps = append(r.agreementOps[:0], r.agreementOps[n:]...)
+	counts.Agreements, counts.Failed = created, failed
 	return counts, err
 }
 
@@ -750,18 +758,18 @@ func (r *syncRun) needsMapping(pr schema.Provider, id uuid.UUID, cust partnercen
 // markAnnounced records on the rows whose notice went out that it did: a row still without the mark needs
 // announcing by a later sync.
 //
-// API: POST /$batch of PATCH csp_provideraccounts({id}) {"csp_mappingnoticedon": now}
+// API: POST /$batch of PATCH csp_provideraccounts({id}) {"csp_mappingnoticedon": now}, several at once
 func (r *syncRun) markAnnounced(ctx context.Context) error {
 	if r.p.publish == nil || len(r.announced) == 0 {
 		return nil
 	}
 	now := r.p.now().UTC()
-	for part := range slices.Chunk(r.announced, r.p.batchSize) {
+	for part := range slices.Chunk(r.announced, r.p.batchSize*r.p.dv.Options().BulkConcurrency) {
 		ops := make([]dataverse.Op, len(part))
 		for i, id := range part {
 			ops[i] = dataverse.UpdateOp(schema.SetProviderAccounts, id, dataverse.Row{"csp_mappingnoticedon": now}, nil)
 		}
-		results, err := r.p.dv.WriteBatch(ctx, ops)
+		results, err := r.p.dv.WriteBatches(ctx, ops, r.p.batchSize)
 		if err != nil {
 			return fmt.Errorf("record the notices sent: %w", err)
 		}

@@ -43,13 +43,19 @@ type paOptions struct {
 	AutoMatch *bool
 	// DataverseRetries: the client's retries (default 3, with a quick wait).
 	DataverseRetries int
+	// BatchOnly writes by $batch, without bulk messages.
+	BatchOnly bool
 }
 
 func newPARig(t testing.TB, o paOptions) *paRig {
 	t.Helper()
 	ctx := t.Context()
+	bulkSize := 0
+	if o.BatchOnly {
+		bulkSize = -1
+	}
 	sims := testrig.StartSims(t, testrig.SimOptions{
-		Dataverse:           dataverse.ClientOptions{MaxRetries: max(o.DataverseRetries, 3), MinRetryWait: time.Millisecond, MaxRetryWait: 20 * time.Millisecond},
+		Dataverse:           dataverse.ClientOptions{MaxRetries: max(o.DataverseRetries, 3), MinRetryWait: time.Millisecond, MaxRetryWait: 20 * time.Millisecond, BulkSize: bulkSize},
 		PartnerCenterClient: partnercenter.ClientOptions{PageSize: cmpOr(o.PageSize, 10), MaxRetries: 1, MinRetryWait: time.Millisecond, MaxRetryWait: 5 * time.Millisecond},
 	})
 	dv, pc, clk := sims.DV, sims.PC, sims.Clock
@@ -378,7 +384,7 @@ func TestProviderAccountSyncInterruptedPagingResumesWithoutDuplicates(t *testing
 
 func TestProviderAccountSyncSurvivesThrottledBatches(t *testing.T) {
 	t.Parallel()
-	r := newPARig(t, paOptions{DataverseRetries: 5})
+	r := newPARig(t, paOptions{DataverseRetries: 5, BatchOnly: true})
 	for i := range 30 {
 		r.Customer(t, fmt.Sprintf("Customer %02d", i), fmt.Sprintf("c%02d.example", i))
 	}
@@ -392,7 +398,7 @@ func TestProviderAccountSyncSurvivesThrottledBatches(t *testing.T) {
 
 func TestProviderAccountSyncRetriesTheOperationsABatchDidNotRun(t *testing.T) {
 	t.Parallel()
-	r := newPARig(t, paOptions{BatchSize: 50})
+	r := newPARig(t, paOptions{BatchSize: 50, BatchOnly: true})
 	for i := range 30 {
 		r.Customer(t, fmt.Sprintf("Customer %02d", i), fmt.Sprintf("c%02d.example", i))
 	}
@@ -404,6 +410,62 @@ func TestProviderAccountSyncRetriesTheOperationsABatchDidNotRun(t *testing.T) {
 	assert.Equal(t, 30, counts.Created)
 	assert.Zero(t, counts.Failed)
 	assert.Len(t, r.Rows(t), 30)
+}
+
+func TestProviderAccountSyncWritesInBulkMessages(t *testing.T) {
+	t.Parallel()
+	r := newPARig(t, paOptions{BatchSize: 50})
+	for i := range 30 {
+		r.Customer(t, fmt.Sprintf("Customer %02d", i), fmt.Sprintf("c%02d.example", i))
+	}
+	counts, err := r.P.Sync(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, 30, counts.Created)
+	assert.Zero(t, counts.Failed)
+	assert.Len(t, r.Rows(t), 30)
+	var bulk, counted int
+	for _, q := range r.DVS.Requests() {
+		switch {
+		case q.InBatch:
+			assert.False(t, q.IsWrite(), "no write by $batch: %s %s", q.Method, q.Path)
+		case q.Path == "$batch":
+			counted += q.Operations
+		default:
+			counted++
+			if strings.HasSuffix(q.Path, "Multiple") {
+				bulk++
+			}
+		}
+	}
+	// The rows (CreateMultiple) and the marks that their notices went out (UpdateMultiple).
+	assert.Equal(t, 2, bulk)
+	assert.Less(t, counted, 30, "service protection counts fewer requests than rows written")
+}
+
+func TestProviderAccountSyncFallsBackToBatchWhenABulkMessageFails(t *testing.T) {
+	t.Parallel()
+	r := newPARig(t, paOptions{BatchSize: 50})
+	for i := range 30 {
+		r.Customer(t, fmt.Sprintf("Customer %02d", i), fmt.Sprintf("c%02d.example", i))
+	}
+	// The CreateMultiple of the rows fails as a whole: they go by $batch, each with its own answer.
+	r.DVS.Inject(dataversetest.Fault{Method: http.MethodPost, Path: "Microsoft.Dynamics.CRM.CreateMultiple", Status: http.StatusInternalServerError, Times: 1})
+	counts, err := r.P.Sync(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, 30, counts.Created)
+	assert.Zero(t, counts.Failed)
+	assert.Len(t, r.Rows(t), 30, "nothing lost, nothing doubled")
+	assert.Equal(t, 1, countWrites(r.DVS, "$batch"), "the rows went by one $batch")
+}
+
+func countWrites(srv *dataversetest.Server, path string) int {
+	n := 0
+	for _, q := range srv.Requests() {
+		if q.Method == http.MethodPost && q.Path == path {
+			n++
+		}
+	}
+	return n
 }
 
 func TestProviderAccountSyncTwoAtOnceTheLeaseLetsOneRun(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/cspconnector/csp-connector/connector/notify"
+	"github.com/cspconnector/csp-connector/connector/request"
 	"github.com/cspconnector/csp-connector/connector/work"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
@@ -110,10 +111,30 @@ type provisionFaults struct {
 // errConflict is a write refused because the row changed since it was read (412): read it and decide again.
 var errConflict = errors.New("the row changed while the connector worked on it")
 
-// Handle is the work handler for csp_licensechangelog rows.
+// Handle is the work handler for csp_licensechangelog rows. A Diagnose request is answered first; a run
+// woken by nothing else provisions nothing.
 func (p *Provisioner) Handle(ctx context.Context, w work.Batch) error {
+	if request.DiagnoseAsked(w.Events) {
+		err := request.AnswerDiagnosis(ctx, p.dv, schema.TableLicenseChangeLog, schema.SetLicenseChangeLogs, w.Key.ID, func(ctx context.Context) (string, error) {
+			dg, err := p.Diagnose(ctx, w.Key.ID)
+			return dg.Text(), err
+		})
+		if err != nil || request.OnlyDiagnose(w.Events, w.Sources, lclTriggerColumns()) {
+			return err
+		}
+	}
 	_, err := p.Provision(ctx, w.Key.ID)
 	return err
+}
+
+// HandleSubscription is the work handler for csp_subscription rows: it answers a Diagnose request with
+// the subscription's changes and what blocks them (DiagnoseSubscription). Subscriptions are otherwise
+// written by the sync, not woken by events.
+func (p *Provisioner) HandleSubscription(ctx context.Context, w work.Batch) error {
+	return request.AnswerDiagnosis(ctx, p.dv, schema.TableSubscription, schema.SetSubscriptions, w.Key.ID, func(ctx context.Context) (string, error) {
+		sd, err := p.DiagnoseSubscription(ctx, w.Key.ID)
+		return sd.Text(), err
+	})
 }
 
 // Outcome is what a provisioning run did to one LCL.
@@ -1226,12 +1247,24 @@ func sameMinute(a, b time.Time) bool {
 // Triggers are the events that wake the provisioner: a change log created, or changed in a way that
 // asks for provisioning (status set back to Awaiting, a new quantity, date, type or subscription) or that
 // frees the changes after it (archived: statecode).
+// A Diagnose request (csp_diagnoserequestedon) wakes it too, to answer it.
 func Triggers() []work.Trigger {
 	writeBack := []string{"csp_provisioningstatus", "csp_provisioningmessage", "csp_systemmessage", "csp_attemptid", "csp_claimexpireson",
-		"csp_attempts", "csp_provisionedon", "csp_pcorderid", "csp_pccartid", "csp_pcsubscriptionid", "csp_heldreason", "csp_nextattempton"}
+		"csp_attempts", "csp_provisionedon", "csp_pcorderid", "csp_pccartid", "csp_pcsubscriptionid", "csp_heldreason", "csp_nextattempton",
+		request.DiagnoseColumn, request.DiagnosisColumn}
 	return []work.Trigger{
 		{Table: schema.TableLicenseChangeLog, Message: "Create", WriteBack: writeBack},
-		{Table: schema.TableLicenseChangeLog, Message: "Update", WriteBack: writeBack,
-			Columns: []string{"csp_provisioningstatus", "csp_quantity", "csp_effectivedate", "csp_changetype", "csp_subscription", "statecode"}},
+		{Table: schema.TableLicenseChangeLog, Message: "Update", WriteBack: writeBack, Columns: append(lclTriggerColumns(), request.DiagnoseColumn)},
 	}
+}
+
+// lclTriggerColumns are the columns whose change asks for provisioning.
+func lclTriggerColumns() []string {
+	return []string{"csp_provisioningstatus", "csp_quantity", "csp_effectivedate", "csp_changetype", "csp_subscription", "statecode"}
+}
+
+// SubscriptionTriggers wake HandleSubscription: a Diagnose request on a subscription.
+func SubscriptionTriggers() []work.Trigger {
+	return []work.Trigger{{Table: schema.TableSubscription, Message: "Update", Columns: []string{request.DiagnoseColumn},
+		WriteBack: []string{request.DiagnoseColumn, request.DiagnosisColumn}}}
 }

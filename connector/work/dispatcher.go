@@ -30,12 +30,27 @@ func (d *Dispatcher) Handle(table string, h Handler, triggers ...Trigger) {
 }
 
 // Dispatch runs the handler for w's table; ErrNoHandler when there is none.
+// Work only sweeps and jobs asked for is bulk work for Dataverse's service protection budget: it leaves
+// the budget's reserve to work someone is waiting on (an event, an API call, a button).
 func (d *Dispatcher) Dispatch(ctx context.Context, w Batch) error {
 	h, ok := d.handlers[w.Key.Table]
 	if !ok {
 		return ErrNoHandler
 	}
+	if w.Bulk() {
+		ctx = dataverse.WithPriority(ctx, dataverse.Bulk)
+	}
 	return h(ctx, w)
+}
+
+// Bulk reports work that only sweeps and jobs asked for: nobody is waiting on it.
+func (w Batch) Bulk() bool {
+	for _, s := range w.Sources {
+		if s != SourceSweep && s != SourceJob {
+			return false
+		}
+	}
+	return len(w.Sources) > 0
 }
 
 // Triggers lists every registered trigger.

@@ -49,16 +49,21 @@ func (s *Server) serveBatch(w *simhttp.StatusWriter, r *http.Request, body []byt
 		(&apiError{status: 400, code: "0x8004418a", message: fmt.Sprintf("The number of requests in the batch (%d) exceeds the maximum of %d.", n, dataverse.MaxBatchOperations)}).write(w)
 		return
 	}
-	release, refused := s.admit(user, max(n, 1))
+	// A $batch is one request for the request count, whatever it holds; its operations' execution time
+	// accrues (protection.go).
+	release, refused := s.admit(user)
 	if refused != nil {
 		refused.write(w)
 		return
 	}
-	defer release()
+	var spent time.Duration
+	defer func() { entry.ExecutionTime = spent; release(spent) }()
 	if !simhttp.Pause(r.Context(), latency) {
 		w.Status = 499
 		return
 	}
+	spent = latency
+	var cost time.Duration
 	continueOnError := strings.Contains(r.Header.Get("Prefer"), "odata.continue-on-error")
 	inheritCaller(items, r.Header)
 
@@ -78,6 +83,7 @@ func (s *Server) serveBatch(w *simhttp.StatusWriter, r *http.Request, body []byt
 			} else {
 				res = s.dispatch(o, nil)
 			}
+			cost += s.cost(o, res)
 			s.logOp(it.ops[0].op, res.status, user)
 			parts = append(parts, batchPartResult{single: &res})
 			if res.status >= 400 && !continueOnError {
@@ -101,6 +107,7 @@ func (s *Server) serveBatch(w *simhttp.StatusWriter, r *http.Request, body []byt
 			} else {
 				res = s.dispatch(o, &undoLog)
 			}
+			cost += s.cost(o, res)
 			s.logOp(o, res.status, user)
 			results = append(results, res)
 			if res.status >= 400 {
@@ -129,6 +136,11 @@ func (s *Server) serveBatch(w *simhttp.StatusWriter, r *http.Request, body []byt
 	}
 	s.raise(committed, correlationID)
 	s.mu.Unlock()
+	if !simhttp.Pause(r.Context(), cost) {
+		w.Status = 499
+		return
+	}
+	spent += cost
 
 	boundary := "batchresponse_" + uuid.NewString()
 	var buf bytes.Buffer

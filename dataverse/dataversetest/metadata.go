@@ -52,6 +52,7 @@ func (s *Server) addTable(def dataverse.Table) {
 		return
 	}
 	t := newTable(def)
+	t.objectTypeCode = s.nextObjectTypeCode(def.LogicalName)
 	s.tables[def.LogicalName] = t
 	s.sets[def.EntitySetName] = t
 }
@@ -403,6 +404,7 @@ func (s *Server) createTable(o op, body map[string]any, solution string) result 
 	}
 	s.addTable(def)
 	s.addMessageFilters(s.tables[logical])
+	s.addDefaultForms(s.tables[logical])
 	id := s.tables[logical].metadataID
 	return result{status: http.StatusNoContent, header: http.Header{"Odata-Entityid": {o.base() + "EntityDefinitions(" + id + ")"}}}
 }
@@ -487,7 +489,7 @@ func tableMetadata(t *table) map[string]any {
 	return map[string]any{
 		"MetadataId": t.metadataID, "LogicalName": t.def.LogicalName, "EntitySetName": t.def.EntitySetName,
 		"PrimaryIdAttribute": t.def.PrimaryKey(), "PrimaryNameAttribute": t.def.PrimaryName.LogicalName,
-		"Attributes": attrs, "Keys": keys,
+		"ObjectTypeCode": t.objectTypeCode, "Attributes": attrs, "Keys": keys,
 	}
 }
 

@@ -104,12 +104,14 @@ func registrationTables() []dataverse.Table {
 	}
 }
 
-// navigationColumns maps the navigation properties of polymorphic lookups to their column, per table. A
+// navigationColumns maps the navigation properties of polymorphic lookups (and of lookups whose navigation
+// property is not named like their column, such as appaction's OnClickEventJavaScriptWebResourceId) to their column, per table. A
 // polymorphic lookup is written through one navigation property per target table
 // ("eventhandler_serviceendpoint@odata.bind"); its bare name is not a navigation property. The simulator
 // only knows the service endpoint target of eventhandler (the other is plugintype).
 var navigationColumns = map[string]map[string]string{
 	"sdkmessageprocessingstep": {"eventhandler_serviceendpoint": "eventhandler"},
+	"appaction":                {"OnClickEventJavaScriptWebResourceId": "onclickeventjavascriptwebresourceid"},
 }
 
 // navigationColumn resolves a navigation property named in an @odata.bind to the lookup column it sets.
@@ -166,11 +168,12 @@ func (s *Server) cascadeDelete(parent *table, id string, undoLog *[]undo) {
 	}
 }
 
-// seedMessages creates the sdkmessage rows and a filter for every message and table. The caller holds
-// s.mu or has the server to itself.
+// seedMessages creates the sdkmessage rows and a filter for every message and table (the bulk messages
+// only on the tables that support them, see supportsBulk). The caller holds s.mu or has the server to
+// itself.
 func (s *Server) seedMessages() {
 	messages := s.tables["sdkmessage"]
-	for _, name := range eventMessages {
+	for _, name := range append(slices.Clone(eventMessages), bulkMessages...) {
 		s.seedRow(messages, map[string]any{"name": name})
 	}
 	names := make([]string, 0, len(s.tables))
@@ -192,6 +195,9 @@ func (s *Server) addMessageFilters(t *table) {
 	for _, id := range messages.order {
 		m := messages.rows[id]
 		name, _ := m.values["name"].(string)
+		if slices.Contains(bulkMessages, name) && !supportsBulk(t.def) {
+			continue
+		}
 		s.seedRow(filters, map[string]any{
 			"name": name + " of " + t.def.LogicalName, "primaryobjecttypecode": t.def.LogicalName, "secondaryobjecttypecode": "none",
 			"iscustomprocessingstepallowed": true, "sdkmessageid": lookupValue{id: m.id, table: "sdkmessage"},

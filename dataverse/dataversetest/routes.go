@@ -82,6 +82,12 @@ func (s *Server) dispatch(o op, undoLog *[]undo) result {
 	if o.caller, e = s.callerOf(o.header); e != nil {
 		return fail(e)
 	}
+	if res, ok := s.appModuleOp(&o, path); ok {
+		return res
+	}
+	if res, handled := s.security(o, path); handled {
+		return res
+	}
 	switch {
 	case path == "" && o.method == http.MethodGet:
 		return s.serviceDocument(o)
@@ -95,6 +101,13 @@ func (s *Server) dispatch(o op, undoLog *[]undo) result {
 		}}
 	case isMetadataPath(path):
 		return s.metadata(o, path)
+	}
+	if set, message, ok := bulkAction(path); ok {
+		t := s.sets[set]
+		if t == nil {
+			return fail(segmentNotFound(set))
+		}
+		return s.bulk(o, t, message, undoLog)
 	}
 	if m := rowAddress.FindStringSubmatch(path); m != nil {
 		t := s.sets[m[1]]
@@ -598,7 +611,10 @@ func (s *Server) apply(t *table, r *record, values map[string]any) *apiError {
 		i := slices.IndexFunc(reasons, func(o dataverse.Option) bool { return int64(o.State) == state.(int64) })
 		r.values["statuscode"] = int64(reasons[i].Value)
 	}
-	return nil
+	if e := s.checkComponent(t, r); e != nil {
+		return e
+	}
+	return s.checkAppAction(t, r)
 }
 
 func etag(r *record) string { return `W/"` + strconv.FormatInt(r.version, 10) + `"` }

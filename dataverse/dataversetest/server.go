@@ -11,8 +11,9 @@
 // Update or Delete it commits (events.go, delivery.go). The MSCRMCallerID header impersonates a user.
 //
 // It also misbehaves on request: injected faults (429 with Retry-After, 5xx, latency, dropped
-// connections), per-user service protection limits modelled on Dataverse's (requests per window,
-// concurrent requests), and a request log tests assert on.
+// connections), per-user service protection limits modelled on Dataverse's (requests and combined
+// execution time per sliding window, a $batch counting as one request; concurrent requests), and a
+// request log tests assert on.
 //
 // NewServer starts it on a loopback port, like httptest.NewServer; InMemoryClient reaches it without a
 // socket, which lets tests run it inside testing/synctest.
@@ -24,6 +25,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -50,7 +52,7 @@ type Options struct {
 	Now func() time.Time
 	// MaxPageSize caps page sizes (Dataverse: 5000).
 	MaxPageSize int
-	// Limits are the service protection limits; the zero value disables them.
+	// Limits are the service protection limits (protection.go); the zero value disables them.
 	Limits Limits
 	// DOPHint, when positive, is sent as x-ms-dop-hint on every response.
 	DOPHint int
@@ -62,21 +64,6 @@ type Options struct {
 	// ServiceBusDelivery receives the events of Service Bus endpoints; nil fails them ("no Service Bus in
 	// the simulator").
 	ServiceBusDelivery ServiceBusDelivery
-}
-
-// Limits model Dataverse's per-user service protection limits.
-type Limits struct {
-	// Requests is the number of requests a user may make per Window (Dataverse: 6000 per 300 s). Every
-	// operation inside a $batch counts.
-	Requests int
-	Window   time.Duration
-	// Concurrent is the number of requests a user may have in flight (Dataverse: 52).
-	Concurrent int
-}
-
-// DataverseLimits are Dataverse's documented default limits.
-func DataverseLimits() Limits {
-	return Limits{Requests: 6000, Window: 300 * time.Second, Concurrent: 52}
 }
 
 // Fault is a misbehaviour to inject into matching requests.
@@ -117,6 +104,9 @@ type Request struct {
 	InBatch    bool
 	Operations int
 	User       string
+	// ExecutionTime is what the request added to its user's combined execution time (protection.go):
+	// zero for operations inside a $batch (the $batch carries their sum) and for refused requests.
+	ExecutionTime time.Duration
 }
 
 // IsWrite reports a request that changes data or metadata. A $batch envelope is not itself a write: its
@@ -138,8 +128,11 @@ type Server struct {
 	tables  map[string]*table
 	sets    map[string]*table
 	version int64
+	sec     securityState // roles' privileges, privileges used (security.go)
 
 	events *deliveryBus
+	// published is the published layer of app modules, sitemaps and app settings (appmodule.go).
+	published publishedLayer
 
 	faults simhttp.Faults[Fault]
 	log    simhttp.Log[Request]
@@ -177,13 +170,18 @@ func New(opts Options) *Server {
 	if s.opts.OrganizationName == "" {
 		s.opts.OrganizationName = "unq" + strings.ReplaceAll(s.opts.OrganizationID.String(), "-", "")
 	}
-	for _, t := range append(systemTables(), registrationTables()...) {
+	for _, t := range slices.Concat(systemTables(), registrationTables(), formTables(), securityTables()) {
+		s.addTable(t)
+	}
+	s.addAppModules()
+	for _, t := range commandTables() {
 		s.addTable(t)
 	}
 	for _, t := range opts.Tables {
 		s.addTable(t)
 	}
 	s.seedMessages()
+	s.seedSecurity()
 	s.events = newDeliveryBus(s.opts)
 	s.mustInsert("systemuser", map[string]any{
 		"systemuserid": s.opts.UserID.String(), "fullname": "# CSP Connector (application user)", "isdisabled": false,
@@ -244,57 +242,6 @@ func (s *Server) Requests() []Request { return s.log.Entries() }
 // ResetRequests empties the request log.
 func (s *Server) ResetRequests() { s.log.Reset() }
 
-// usage is one user's recent requests, for the service protection limits.
-type usage struct {
-	times    []time.Time // start times within the window, oldest first
-	inflight int
-}
-
-// admit applies the service protection limits to a request of n operations by user. It returns the
-// refusal, or a release function to call when the request ends.
-func (s *Server) admit(user string, n int) (func(), *apiError) {
-	s.ctl.Lock()
-	defer s.ctl.Unlock()
-	l := s.opts.Limits
-	if l.Requests <= 0 && l.Concurrent <= 0 {
-		return func() {}, nil
-	}
-	u := s.usage[user]
-	if u == nil {
-		u = &usage{}
-		s.usage[user] = u
-	}
-	now := s.now()
-	if l.Concurrent > 0 && u.inflight >= l.Concurrent {
-		return nil, &apiError{status: http.StatusTooManyRequests, code: dataverse.CodeThrottledConcurrency, retryAfter: time.Second,
-			message: fmt.Sprintf("Number of concurrent requests exceeded the limit of %d.", l.Concurrent)}
-	}
-	if l.Requests > 0 && l.Window > 0 {
-		cut := 0
-		for cut < len(u.times) && now.Sub(u.times[cut]) >= l.Window {
-			cut++
-		}
-		u.times = u.times[cut:]
-		if len(u.times)+n > l.Requests {
-			wait := time.Second
-			if len(u.times) > 0 {
-				wait = max(l.Window-now.Sub(u.times[0]), time.Second)
-			}
-			return nil, &apiError{status: http.StatusTooManyRequests, code: dataverse.CodeThrottledRequests, retryAfter: wait,
-				message: fmt.Sprintf("Number of requests exceeded the limit of %d over time window of %d seconds.", l.Requests, int(l.Window.Seconds()))}
-		}
-		for range n {
-			u.times = append(u.times, now)
-		}
-	}
-	u.inflight++
-	return func() {
-		s.ctl.Lock()
-		u.inflight--
-		s.ctl.Unlock()
-	}, nil
-}
-
 // fault returns the first injected fault matching the request, consuming one of its uses.
 func (s *Server) fault(method, path string) (Fault, time.Duration, bool) {
 	return s.matchFault(method, path, false)
@@ -342,8 +289,11 @@ func defaultFaultError(f Fault) *apiError {
 	return e
 }
 
-// ServeHTTP serves the Web API under /api/data/v9.2/.
+// ServeHTTP serves the Web API under /api/data/v9.2/, and the app's web resources and sandbox page (serveApp).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.serveApp(w, r) {
+		return
+	}
 	path, ok := strings.CutPrefix(r.URL.Path, dataverse.APIPath)
 	if !ok && r.URL.Path+"/" == dataverse.APIPath {
 		path, ok = "", true
@@ -397,21 +347,30 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// Admission comes before the latency: a request is in flight, and counts against the concurrency
 	// limit, for as long as it takes.
-	release, refused := s.admit(user, 1)
+	release, refused := s.admit(user)
 	if refused != nil {
 		refused.write(rw)
 		return
 	}
-	defer release()
+	var spent time.Duration
+	defer func() { entry.ExecutionTime = spent; release(spent) }()
 	if !simhttp.Pause(r.Context(), latency) {
 		rw.Status = 499
 		return
 	}
+	spent = latency
 	s.mu.Lock()
 	var changes []change
-	res := s.dispatch(op{method: r.Method, path: path, query: r.URL.Query(), header: r.Header, body: body, host: r.Host, changes: &changes}, nil)
+	o := op{method: r.Method, path: path, query: r.URL.Query(), header: r.Header, body: body, host: r.Host, changes: &changes}
+	res := s.dispatch(o, nil)
 	s.raise(changes, uuid.NewString())
 	s.mu.Unlock()
+	cost := s.cost(o, res)
+	if !simhttp.Pause(r.Context(), cost) {
+		rw.Status = 499
+		return
+	}
+	spent += cost
 	res.write(rw)
 }
 

@@ -1741,34 +1741,34 @@ func TestServiceProtection(t *testing.T) {
 		assert.Equal(t, 200, other.status, "limits are per user")
 	})
 
-	t.Run("every operation of a batch counts", func(t *testing.T) {
+	t.Run("a batch counts as one request", func(t *testing.T) {
 		t.Parallel()
 		srv := startServer(t)
 		defer srv.Close()
 		c := newWebAPI(t, srv)
-		srv.SetLimits(dataversetest.Limits{Requests: 5, Window: time.Minute})
+		srv.SetLimits(dataversetest.Limits{Requests: 3, Window: time.Minute})
 		who := batchOp{method: http.MethodGet, url: "WhoAmI"}
 		res, parts := c.batch(batchBody(who, who, changeSet{createProvider("a"), createProvider("b")}))
 		require.Equal(t, 200, res.status, "%s", res.body)
 		require.Len(t, parts, 4)
-		assert.Equal(t, 200, c.do(http.MethodGet, "WhoAmI", nil).status, "5th operation")
-		assert.Equal(t, 429, c.do(http.MethodGet, "WhoAmI", nil).status, "6th operation")
+		assert.Equal(t, 200, c.do(http.MethodGet, "WhoAmI", nil).status, "2nd request")
+		assert.Equal(t, 200, c.do(http.MethodGet, "WhoAmI", nil).status, "3rd request")
+		assert.Equal(t, 429, c.do(http.MethodGet, "WhoAmI", nil).status, "4th request")
 	})
 
-	t.Run("a batch over the remaining budget is refused whole", func(t *testing.T) {
+	t.Run("a batch in a full window is refused whole", func(t *testing.T) {
 		t.Parallel()
 		srv := startServer(t)
 		defer srv.Close()
 		c := newWebAPI(t, srv)
-		srv.SetLimits(dataversetest.Limits{Requests: 5, Window: time.Minute})
+		srv.SetLimits(dataversetest.Limits{Requests: 2, Window: time.Minute})
 		require.Equal(t, 200, c.do(http.MethodGet, "WhoAmI", nil).status)
 		require.Equal(t, 200, c.do(http.MethodGet, "WhoAmI", nil).status)
-		res, _ := c.batch(batchBody(createProvider("a"), createProvider("b"), createProvider("c"), createProvider("d")))
+		res, _ := c.batch(batchBody(createProvider("a"), createProvider("b")))
 		require.Equal(t, http.StatusTooManyRequests, res.status, "%s", res.body)
 		code, _ := res.apiError(t)
 		assert.Equal(t, "0x80072322", code)
 		assert.Empty(t, srv.Rows("csp_provider"))
-		assert.Equal(t, 200, c.do(http.MethodGet, "WhoAmI", nil).status, "the refused batch used no budget")
 	})
 
 	t.Run("SetLimits with zero lifts the limits", func(t *testing.T) {
@@ -1787,7 +1787,7 @@ func TestServiceProtection(t *testing.T) {
 
 	t.Run("defaults", func(t *testing.T) {
 		t.Parallel()
-		assert.Equal(t, dataversetest.Limits{Requests: 6000, Window: 300 * time.Second, Concurrent: 52}, dataversetest.DataverseLimits())
+		assert.Equal(t, dataversetest.Limits{Requests: 6000, Window: 300 * time.Second, ExecutionTime: 20 * time.Minute, Concurrent: 52}, dataversetest.DataverseLimits())
 	})
 }
 
@@ -1869,6 +1869,49 @@ func TestFakeTime(t *testing.T) {
 			assert.Equal(t, "40", res.header.Get("Retry-After"), "until the oldest request leaves the window")
 			time.Sleep(40 * time.Second)
 			assert.Equal(t, 200, c.do(http.MethodGet, "WhoAmI", nil).status)
+			assert.Equal(t, 429, c.do(http.MethodGet, "WhoAmI", nil).status)
+		})
+	})
+
+	t.Run("execution time per window", func(t *testing.T) {
+		t.Parallel()
+		synctest.Test(t, func(t *testing.T) {
+			srv, c := newBubbleAPI(t)
+			srv.SetLimits(dataversetest.Limits{Window: time.Minute, ExecutionTime: 3 * time.Second,
+				Cost: dataversetest.Cost{Operation: 500 * time.Millisecond, Row: 250 * time.Millisecond}})
+			srv.SetLatency(250 * time.Millisecond)
+			start := time.Now()
+			// 250 ms latency + 500 ms an operation + 250 ms a row (two creates) = 1.75 s: the operations of
+			// a batch accrue.
+			res, _ := c.batch(batchBody(createProvider("a"), createProvider("b")))
+			require.Equal(t, 200, res.status, "%s", res.body)
+			assert.Equal(t, 1750*time.Millisecond, time.Since(start), "the simulator spends the execution time it counts")
+			log := srv.Requests()
+			assert.Equal(t, 1750*time.Millisecond, log[len(log)-1].ExecutionTime)
+			// A read of both rows: 250 + 500 + 2 × 250 = 1.25 s, 3 s in all: the window is full now.
+			require.Equal(t, 200, c.do(http.MethodGet, "csp_providers", nil).status)
+			time.Sleep(10 * time.Second)
+			res = c.do(http.MethodGet, "WhoAmI", nil)
+			require.Equal(t, http.StatusTooManyRequests, res.status, "%s", res.body)
+			code, msg := res.apiError(t)
+			assert.Equal(t, "0x80072321", code)
+			assert.Equal(t, "Combined execution time of incoming requests exceeded limit of 3,000  milliseconds over time window of 60 seconds. Decrease number of concurrent requests or reduce the duration of requests and try again later.", msg)
+			// The batch ended at 1.75 s and leaves the window at 61.75 s, 48.75 s from now (13 s): whole
+			// seconds, rounded up.
+			assert.Equal(t, "49", res.header.Get("Retry-After"))
+			assert.Zero(t, srv.Requests()[len(srv.Requests())-1].ExecutionTime, "a refusal costs nothing")
+			time.Sleep(49 * time.Second)
+			assert.Equal(t, 200, c.do(http.MethodGet, "WhoAmI", nil).status)
+		})
+	})
+
+	t.Run("the request that fills the window is served", func(t *testing.T) {
+		t.Parallel()
+		synctest.Test(t, func(t *testing.T) {
+			srv, c := newBubbleAPI(t)
+			srv.SetLimits(dataversetest.Limits{Window: time.Minute, ExecutionTime: time.Second})
+			srv.SetLatency(5 * time.Second)
+			require.Equal(t, 200, c.do(http.MethodGet, "WhoAmI", nil).status, "Dataverse lets the window be exceeded before it enforces")
 			assert.Equal(t, 429, c.do(http.MethodGet, "WhoAmI", nil).status)
 		})
 	})

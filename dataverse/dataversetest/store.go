@@ -23,6 +23,8 @@ type table struct {
 	index map[string]map[string]string // key name → encoded key values → row id
 	// metadataID is the table's MetadataId, the id in its EntityDefinitions URI.
 	metadataID string
+	// objectTypeCode is the table's ObjectTypeCode (forms.go).
+	objectTypeCode int
 }
 
 type keyDef struct {

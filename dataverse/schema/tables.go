@@ -79,6 +79,13 @@ func memo(name, display string) dataverse.Column {
 	return dataverse.Column{LogicalName: name, DisplayName: display, Type: dataverse.TypeMemo, MaxLength: 4000}
 }
 
+// diagnosis is the column the connector writes a Diagnose request's answer into: the check-by-check walk
+// `connector diagnose` prints (csp_diagnoserequestedon asks for it).
+func diagnosis() dataverse.Column {
+	return dataverse.Column{LogicalName: "csp_diagnosis", DisplayName: "Diagnosis", Type: dataverse.TypeMemo, MaxLength: 20000, ConnectorOwned: true,
+		Description: "What Diagnose found: every check the connector makes, its result, and the next step. The Diagnose button asks for it."}
+}
+
 func whole(name, display string) dataverse.Column {
 	return dataverse.Column{LogicalName: name, DisplayName: display, Type: dataverse.TypeInteger}
 }
@@ -97,6 +104,12 @@ func choice(name, display string, options ...dataverse.Option) dataverse.Column 
 
 func lookup(name, display, target string) dataverse.Column {
 	return dataverse.Column{LogicalName: name, DisplayName: display, Type: dataverse.TypeLookup, Target: target}
+}
+
+// owned marks a column only the connector writes: forms show it read-only, in the connector's section.
+func owned(c dataverse.Column) dataverse.Column {
+	c.ConnectorOwned = true
+	return c
 }
 
 func primaryName(display string) dataverse.Column {
@@ -124,26 +137,26 @@ func Schema() dataverse.Schema {
 		choice("csp_type", "Type", opt(ProviderAutomatic, "Automatic"), opt(ProviderManual, "Manual"), opt(ProviderDoNothing, "Do Nothing")),
 		choice("csp_partnermodel", "Partner model", opt(PartnerDirectBill, "Direct bill"), opt(PartnerIndirectProvider, "Indirect provider"), opt(PartnerIndirectReseller, "Indirect reseller")),
 		yesNo("csp_automatch", "Map provider accounts automatically"),
-		choice("csp_connectivitystatus", "Connectivity", opt(ConnectivityNotVerified, "Not verified"), opt(ConnectivityConnected, "Connected"), opt(ConnectivityNotConnected, "Not connected")),
-		memo("csp_connectivitymessage", "Connectivity message"),
-		memo("csp_systemmessage", "System message"),
-		when("csp_lastverifiedon", "Last verified on"),
+		owned(choice("csp_connectivitystatus", "Connectivity", opt(ConnectivityNotVerified, "Not verified"), opt(ConnectivityConnected, "Connected"), opt(ConnectivityNotConnected, "Not connected"))),
+		owned(memo("csp_connectivitymessage", "Connectivity message")),
+		owned(memo("csp_systemmessage", "System message")),
+		owned(when("csp_lastverifiedon", "Last verified on")),
 		when("csp_verifyrequestedon", "Verify requested on"),
 	)
 
 	account := table(TableProviderAccount, SetProviderAccounts, "Provider Account", "Provider Accounts",
 		"One customer of a provider; for Partner Center, one customer tenant.", "Name",
 		lookup("csp_provider", "Provider", TableProvider),
-		text("csp_tenantid", "Provider specific account ID", 100),
-		text("csp_domain", "Domain", 255),
-		text("csp_companyname", "Company name", 255),
-		text("csp_relationship", "Relationship", 100),
+		owned(text("csp_tenantid", "Provider specific account ID", 100)),
+		owned(text("csp_domain", "Domain", 255)),
+		owned(text("csp_companyname", "Company name", 255)),
+		owned(text("csp_relationship", "Relationship", 100)),
 		lookup("csp_account", "Account", TableAccount),
-		choice("csp_mappingstatus", "Mapping status", opt(MappingUnmapped, "Unmapped"), opt(MappingAutoMapped, "Auto-mapped"), opt(MappingMapped, "Mapped"), opt(MappingAmbiguous, "Ambiguous")),
-		memo("csp_mappingmessage", "Mapping message"),
-		lookup("csp_automappedaccount", "Auto-mapped account", TableAccount),
-		when("csp_mappingnoticedon", "Mapping notice sent on"),
-		when("csp_lastsyncedon", "Last synced on"),
+		owned(choice("csp_mappingstatus", "Mapping status", opt(MappingUnmapped, "Unmapped"), opt(MappingAutoMapped, "Auto-mapped"), opt(MappingMapped, "Mapped"), opt(MappingAmbiguous, "Ambiguous"))),
+		owned(memo("csp_mappingmessage", "Mapping message")),
+		owned(lookup("csp_automappedaccount", "Auto-mapped account", TableAccount)),
+		owned(when("csp_mappingnoticedon", "Mapping notice sent on")),
+		owned(when("csp_lastsyncedon", "Last synced on")),
 	)
 	account.Keys = []dataverse.AlternateKey{{SchemaName: KeyProviderAccountTenant, Columns: []string{"csp_provider", "csp_tenantid"}}}
 
@@ -154,8 +167,8 @@ func Schema() dataverse.Schema {
 		lookup("csp_provider", "Provider", TableProvider),
 		dataverse.Column{LogicalName: "csp_agreementlink", DisplayName: "Agreement link", Type: dataverse.TypeString, MaxLength: 2000, Format: "Url"},
 		when("csp_createrequestedon", "Create agreements requested on"),
-		memo("csp_createmessage", "Create agreements message"),
-		when("csp_createdoneon", "Create agreements done on"),
+		owned(memo("csp_createmessage", "Create agreements message")),
+		owned(when("csp_createdoneon", "Create agreements done on")),
 	)
 
 	agreement := table(TableAgreement, SetAgreements, "Agreement", "Agreements",
@@ -163,6 +176,7 @@ func Schema() dataverse.Schema {
 		lookup("csp_provideraccount", "Provider account", TableProviderAccount),
 		lookup("csp_account", "Account", TableAccount),
 		lookup("csp_agreementtemplate", "Agreement template", TableAgreementTemplate),
+		// People set the attestation status (Link requested) and the path, so neither is ConnectorOwned.
 		choice("csp_attestationstatus", "Attestation status",
 			opt(AttestationNotStarted, "Not started"), opt(AttestationLinkRequested, "Link requested"), opt(AttestationLinkSent, "Link sent"),
 			opt(AttestationCustomerAccepted, "Customer accepted"), opt(AttestationAttested, "Attested"), opt(AttestationAcceptedDirectly, "Accepted directly"),
@@ -175,13 +189,15 @@ func Schema() dataverse.Schema {
 		text("csp_signatorycompany", "Signatory company", 255),
 		text("csp_signatorycountry", "Signatory country (ISO 3166 code)", 2),
 		text("csp_signatorylanguage", "Signatory language", 20),
-		text("csp_attestationid", "Attestation ID", 100),
-		dataverse.Column{LogicalName: "csp_acceptanceurl", DisplayName: "Acceptance link", Type: dataverse.TypeString, MaxLength: 2000, Format: "Url"},
-		when("csp_linkexpireson", "Link expires on"),
+		owned(text("csp_attestationid", "Attestation ID", 100)),
+		dataverse.Column{LogicalName: "csp_acceptanceurl", ConnectorOwned: true, DisplayName: "Acceptance link", Type: dataverse.TypeString, MaxLength: 2000, Format: "Url"},
+		owned(when("csp_linkexpireson", "Link expires on")),
 		when("csp_dateagreed", "Date agreed"),
-		when("csp_verifiedon", "Verified on"),
-		memo("csp_attestationmessage", "Attestation message"),
-		memo("csp_systemmessage", "System message"),
+		owned(when("csp_verifiedon", "Verified on")),
+		owned(memo("csp_attestationmessage", "Attestation message")),
+		owned(memo("csp_systemmessage", "System message")),
+		when("csp_diagnoserequestedon", "Diagnose requested on"),
+		diagnosis(),
 	)
 	agreement.StatusReasons = []dataverse.Option{{Value: AgreementPending, Label: "Pending", State: StateActive}}
 	agreement.Keys = []dataverse.AlternateKey{{SchemaName: KeyAgreementTemplate, Columns: []string{"csp_provideraccount", "csp_agreementtemplate"}}}
@@ -192,18 +208,20 @@ func Schema() dataverse.Schema {
 		lookup("csp_account", "Account", TableAccount),
 		lookup("csp_provider", "Provider", TableProvider),
 		lookup("csp_parentsubscription", "Parent subscription", TableSubscription),
-		text("csp_pcsubscriptionid", "Provider subscription ID", 100),
+		owned(text("csp_pcsubscriptionid", "Provider subscription ID", 100)),
 		text("csp_offerid", "Offer ID", 200),
 		whole("csp_quantity", "Quantity"),
 		choice("csp_reductionbehavior", "Seat reduction", opt(ReductionAllowed, "Allowed"), opt(ReductionDisallowed, "Disallowed"), opt(ReductionAllowedWithinWindow, "Allowed within window")),
 		whole("csp_reductionwindow", "Reduction window (hours)"),
-		when("csp_actualprovisionedon", "Actual provisioned on"),
+		owned(when("csp_actualprovisionedon", "Actual provisioned on")),
 		text("csp_termduration", "Term", 20),
 		text("csp_billingcycle", "Billing cycle", 50),
-		when("csp_commitmentenddate", "Commitment end date"),
-		text("csp_offername", "Offer name", 200),
+		owned(when("csp_commitmentenddate", "Commitment end date")),
+		owned(text("csp_offername", "Offer name", 200)),
 		yesNo("csp_autorenew", "Auto-renew"),
-		memo("csp_syncmessage", "Sync message"),
+		owned(memo("csp_syncmessage", "Sync message")),
+		when("csp_diagnoserequestedon", "Diagnose requested on"),
+		diagnosis(),
 	)
 	subscription.Keys = []dataverse.AlternateKey{{SchemaName: KeySubscriptionPCID, Columns: []string{"csp_provideraccount", "csp_pcsubscriptionid"}}}
 	subscription.StatusReasons = []dataverse.Option{{Value: SubscriptionSuspended, Label: "Suspended", State: StateActive}}
@@ -215,23 +233,26 @@ func Schema() dataverse.Schema {
 		whole("csp_quantity", "New quantity"),
 		whole("csp_previousquantity", "Previous quantity"),
 		when("csp_effectivedate", "Effective date"),
+		// People set Awaiting Provisioning to ask for the change (again after a failure): not ConnectorOwned.
 		choice("csp_provisioningstatus", "Provisioning status",
 			opt(ProvisioningAwaiting, "Awaiting Provisioning"), opt(ProvisioningInProgress, "Provisioning"), opt(ProvisioningProvisioned, "Provisioned"),
 			opt(ProvisioningFailed, "Failed Provisioning"), opt(ProvisioningNotApplicable, "Not Applicable")),
-		memo("csp_provisioningmessage", "Provisioning message"),
-		memo("csp_systemmessage", "System message"),
-		text("csp_attemptid", "Attempt ID", 100),
-		when("csp_claimexpireson", "Claim expires on"),
-		whole("csp_attempts", "Attempts"),
-		when("csp_provisionedon", "Provisioned on"),
-		text("csp_pcorderid", "Provider order ID", 100),
-		text("csp_pccartid", "Provider cart ID", 100),
-		text("csp_pcsubscriptionid", "Provider subscription ID", 100),
-		choice("csp_heldreason", "Held because",
+		owned(memo("csp_provisioningmessage", "Provisioning message")),
+		owned(memo("csp_systemmessage", "System message")),
+		owned(text("csp_attemptid", "Attempt ID", 100)),
+		owned(when("csp_claimexpireson", "Claim expires on")),
+		owned(whole("csp_attempts", "Attempts")),
+		owned(when("csp_provisionedon", "Provisioned on")),
+		owned(text("csp_pcorderid", "Provider order ID", 100)),
+		owned(text("csp_pccartid", "Provider cart ID", 100)),
+		owned(text("csp_pcsubscriptionid", "Provider subscription ID", 100)),
+		owned(choice("csp_heldreason", "Held because",
 			opt(HeldScheduled, "Scheduled"), opt(HeldWaitingForParent, "Waiting for parent"), opt(HeldBlocked, "Blocked by an earlier change"),
-			opt(HeldManual, "Manual provider"), opt(HeldNotConnected, "Not connected"), opt(HeldRetrying, "Retrying")),
-		when("csp_nextattempton", "Next attempt on"),
-		choice("csp_changesource", "Change source", opt(SourceDynamics, "Dynamics"), opt(SourceProvider, "Provider")),
+			opt(HeldManual, "Manual provider"), opt(HeldNotConnected, "Not connected"), opt(HeldRetrying, "Retrying"))),
+		owned(when("csp_nextattempton", "Next attempt on")),
+		owned(choice("csp_changesource", "Change source", opt(SourceDynamics, "Dynamics"), opt(SourceProvider, "Provider"))),
+		when("csp_diagnoserequestedon", "Diagnose requested on"),
+		diagnosis(),
 	)
 	lcl.StatusReasons = []dataverse.Option{{Value: LCLArchived, Label: "Archived", State: StateInactive}}
 
@@ -240,32 +261,32 @@ func Schema() dataverse.Schema {
 		text("csp_schedule", "Schedule", 100),
 		yesNo("csp_enabled", "Enabled"),
 		when("csp_runrequestedon", "Run requested on"),
-		when("csp_lastrunon", "Last run on"),
-		when("csp_nextrunon", "Next run on"),
-		choice("csp_laststatus", "Last status", runStatusOptions()...),
-		text("csp_leaseowner", "Lease owner", 200),
-		when("csp_leaseexpireson", "Lease expires on"),
-		memo("csp_message", "Message"),
+		owned(when("csp_lastrunon", "Last run on")),
+		owned(when("csp_nextrunon", "Next run on")),
+		owned(choice("csp_laststatus", "Last status", runStatusOptions()...)),
+		owned(text("csp_leaseowner", "Lease owner", 200)),
+		owned(when("csp_leaseexpireson", "Lease expires on")),
+		owned(memo("csp_message", "Message")),
 	)
 	job.Keys = []dataverse.AlternateKey{{SchemaName: KeyJobName, Columns: []string{"csp_name"}}}
 
 	run := table(TableJobRun, SetJobRuns, "Connector Job Run", "Connector Job Runs",
 		"One run of a connector job: when, why, what it did.", "Name",
-		lookup("csp_job", "Job", TableJob),
-		choice("csp_trigger", "Trigger", opt(TriggerSchedule, "Schedule"), opt(TriggerRunNow, "Run Now"), opt(TriggerAPI, "API")),
-		when("csp_startedon", "Started on"),
-		when("csp_finishedon", "Finished on"),
-		choice("csp_status", "Status", runStatusOptions()...),
-		whole("csp_processed", "Processed"),
-		whole("csp_created", "Created"),
-		whole("csp_updated", "Updated"),
-		whole("csp_failed", "Failed"),
-		whole("csp_deactivated", "Deactivated"),
-		whole("csp_mapped", "Mapped"),
-		whole("csp_unmapped", "Needing mapping"),
-		memo("csp_summary", "Summary"),
-		memo("csp_errormessage", "Error message"),
-		text("csp_instance", "Instance", 200),
+		owned(lookup("csp_job", "Job", TableJob)),
+		owned(choice("csp_trigger", "Trigger", opt(TriggerSchedule, "Schedule"), opt(TriggerRunNow, "Run Now"), opt(TriggerAPI, "API"))),
+		owned(when("csp_startedon", "Started on")),
+		owned(when("csp_finishedon", "Finished on")),
+		owned(choice("csp_status", "Status", runStatusOptions()...)),
+		owned(whole("csp_processed", "Processed")),
+		owned(whole("csp_created", "Created")),
+		owned(whole("csp_updated", "Updated")),
+		owned(whole("csp_failed", "Failed")),
+		owned(whole("csp_deactivated", "Deactivated")),
+		owned(whole("csp_mapped", "Mapped")),
+		owned(whole("csp_unmapped", "Needing mapping")),
+		owned(memo("csp_summary", "Summary")),
+		owned(memo("csp_errormessage", "Error message")),
+		owned(text("csp_instance", "Instance", 200)),
 	)
 
 	hook := table(TableWebhookSubscription, SetWebhookSubscriptions, "Connector Webhook", "Connector Webhooks",
@@ -274,23 +295,23 @@ func Schema() dataverse.Schema {
 		dataverse.Column{LogicalName: "csp_callbackurl", DisplayName: "Callback URL", Type: dataverse.TypeString, MaxLength: 2000, Format: "Url", Secured: true,
 			Description: "A secret: anyone holding it can post to the flow. Column security restricts who reads it; the connector never logs it."},
 		text("csp_owner", "Owner", 200),
-		whole("csp_consecutivefailures", "Consecutive failures"),
+		owned(whole("csp_consecutivefailures", "Consecutive failures")),
 	)
 
 	// The outbox: a notification is written here before any channel is tried, and deleted once every
 	// channel is done with it, so one that a replica was delivering when it stopped is delivered by another.
 	outbox := table(TableNotification, SetNotifications, "Connector Notification", "Connector Notifications",
 		"A notification waiting for delivery to in-app recipients, the topic and webhook subscriptions; deleted once delivered.", "Title",
-		text("csp_eventid", "Event ID", 100),
-		text("csp_type", "Type", 100),
-		dataverse.Column{LogicalName: "csp_payload", DisplayName: "Payload", Type: dataverse.TypeMemo, MaxLength: 1048576,
+		owned(text("csp_eventid", "Event ID", 100)),
+		owned(text("csp_type", "Type", 100)),
+		dataverse.Column{LogicalName: "csp_payload", ConnectorOwned: true, DisplayName: "Payload", Type: dataverse.TypeMemo, MaxLength: 1048576,
 			Description: "The notification as JSON, as the channels send it."},
-		dataverse.Column{LogicalName: "csp_deliverystate", DisplayName: "Delivery state", Type: dataverse.TypeMemo, MaxLength: 100000,
+		dataverse.Column{LogicalName: "csp_deliverystate", ConnectorOwned: true, DisplayName: "Delivery state", Type: dataverse.TypeMemo, MaxLength: 100000,
 			Description: "JSON: the channels, in-app recipients and webhook subscriptions still to deliver to."},
-		whole("csp_attempts", "Attempts"),
-		when("csp_nextattempton", "Next attempt on"),
-		text("csp_claimedby", "Claimed by", 200),
-		memo("csp_systemmessage", "System message"),
+		owned(whole("csp_attempts", "Attempts")),
+		owned(when("csp_nextattempton", "Next attempt on")),
+		owned(text("csp_claimedby", "Claimed by", 200)),
+		owned(memo("csp_systemmessage", "System message")),
 	)
 
 	s := dataverse.Schema{

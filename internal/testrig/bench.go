@@ -2,6 +2,7 @@ package testrig
 
 import (
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -25,4 +26,9 @@ func Pooled(hc *http.Client) *http.Client {
 		c.Transport = t
 	}
 	return &c
+}
+
+// IsBulkMessage reports a request that is a bulk message.
+func IsBulkMessage(r *http.Request) bool {
+	return r.Method == http.MethodPost && strings.Contains(r.URL.Path, "/Microsoft.Dynamics.CRM.") && strings.HasSuffix(r.URL.Path, "Multiple")
 }

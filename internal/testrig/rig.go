@@ -23,7 +23,7 @@ func Dataverse(t testing.TB) (*dataversetest.Server, *dataverse.Client) {
 	require.NoError(t, err)
 	t.Cleanup(dvs.Close)
 	dv, err := dataverse.NewClient(dvs.URL, nil, &dataverse.ClientOptions{HTTPClient: dvs.Client(), MaxRetries: 1,
-		MinRetryWait: time.Millisecond, MaxRetryWait: 10 * time.Millisecond})
+		MinRetryWait: time.Millisecond, MaxRetryWait: 10 * time.Millisecond, Tables: schema.Schema().Tables})
 	require.NoError(t, err)
 	return dvs, dv
 }

@@ -51,6 +51,9 @@ func StartSims(t testing.TB, o SimOptions) *Sims {
 
 	dvo := o.Dataverse
 	dvo.HTTPClient = s.DVS.Client()
+	if dvo.Tables == nil {
+		dvo.Tables = schema.Schema().Tables
+	}
 	if dvo.MaxRetries == 0 && dvo.MinRetryWait == 0 {
 		dvo.MaxRetries, dvo.MinRetryWait, dvo.MaxRetryWait = 1, time.Millisecond, time.Millisecond
 	}
