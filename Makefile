@@ -3,13 +3,21 @@ GO       ?= go
 FUZZTIME ?= 30s
 BENCH    ?= .
 
-.PHONY: help run test lint fuzz bench build powerplatform chaos
+.PHONY: help run test lint fuzz bench build powerplatform chaos screenshots
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-6s %s\n", $$1, $$2}'
 
 run: ## the connector on its built-in simulators (no Azure needed)
 	$(GO) run ./cmd/connector sandbox
+
+# The README's first screen: the browser test of the app in the sandbox (Debian's chromium, headless) takes
+# it after Retry has provisioned the failed change; the file is replaced only when the test took one.
+screenshots: ## docs/app.png, the README's screenshot of the app, taken by the app's browser test in the sandbox (needs chromium)
+	rm -f docs/app.png.new
+	CSP_APP_SCREENSHOT=$(CURDIR)/docs/app.png.new $(GO) test -count=1 -run '^TestSandboxAppInABrowser$$' ./connector/
+	@test -s docs/app.png.new || { echo "no screenshot was taken: the browser test was skipped (is chromium installed?)"; exit 1; }
+	mv docs/app.png.new docs/app.png
 
 test: internal/fakesb/node_modules ## every test, with the race detector
 	$(GO) test -race -count=1 ./...

@@ -1,12 +1,7 @@
 package dataversetest_test
 
 import (
-	"encoding/base64"
-	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"net/url"
-	"strings"
 	"testing"
 	"time"
 
@@ -14,40 +9,15 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/cspconnector/csp-connector/dataverse/dataversetest"
 	"github.com/cspconnector/csp-connector/internal/browsertest"
 )
-
-// withWebResources serves /WebResources/<name> from the stored web resources in front of srv, as Dynamics
-// does, for the command scripts; the simulator's commands (serveApp) serve them too once they are in this
-// branch, and then this is only a second way to the same bytes.
-func withWebResources(t *testing.T, srv *dataversetest.Server) string {
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		name, ok := strings.CutPrefix(r.URL.Path, "/WebResources/")
-		if !ok {
-			srv.ServeHTTP(w, r)
-			return
-		}
-		for _, row := range srv.Rows("webresource") {
-			if row["name"] == name {
-				b, _ := base64.StdEncoding.DecodeString(fmt.Sprint(row["content"]))
-				w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
-				_, _ = w.Write(b)
-				return
-			}
-		}
-		http.NotFound(w, r)
-	}))
-	t.Cleanup(hs.Close)
-	return hs.URL
-}
 
 // TestPagesInABrowser opens the app in headless Chromium: a list from the sitemap, a row from the grid, an
 // edit saved through the Web API, a command button whose script writes the row and refreshes the form
 // without reloading the page, and the bell.
 func TestPagesInABrowser(t *testing.T) {
 	f := newPageFixture(t, time.Now())
-	base := withWebResources(t, f.srv)
+	base := f.srv.URL
 	tab := browsertest.New(t, 90*time.Second)
 
 	require.NoError(t, chromedp.Do(tab,
