@@ -92,6 +92,10 @@ var privilegeStems = map[string]string{
 	"sdkmessageprocessingstep": "SdkMessageProcessingStep", "sdkmessageprocessingstepimage": "SdkMessageProcessingStepImage",
 }
 
+// systemTables are the organization-owned system tables the connector reads without declaring them in its
+// schema: the bulk message support check reads sdkmessages (dataverse/bulk.go).
+var systemTables = map[string]bool{"sdkmessage": true, "sdkmessagefilter": true}
+
 // Role is a security role and the table privileges it grants, created under the environment's root
 // business unit. The installer makes the role's privileges exactly these: one granted by hand in the
 // environment is taken away on the next install.
@@ -127,6 +131,9 @@ func (a *App) securityProblems(s Schema) []string {
 		seen := map[string]bool{}
 		for _, p := range r.Privileges {
 			t, ok := s.Table(p.Table)
+			if _, system := systemTables[p.Table]; !ok && system {
+				t, ok = Table{LogicalName: p.Table, Standard: true, OrganizationOwned: true}, true
+			}
 			switch {
 			case !ok:
 				add("role %q grants %s on table %s, which the schema does not declare", r.Name, p.Access, p.Table)

@@ -41,6 +41,10 @@ var connectorAccess = []struct {
 	// In-app notifications: Read because Dataverse asks a sender for it (Create and Read on appnotification;
 	// reference/dataverse.md §10), though the connector never reads one back.
 	{TableAppNotification, []dataverse.Access{create, read, appendFrom}},
+	// Which tables take bulk messages (CreateMultiple, UpdateMultiple, UpsertMultiple) is read once from
+	// sdkmessages and sdkmessagefilters (dataverse/bulk.go).
+	{"sdkmessage", []dataverse.Access{read}},
+	{"sdkmessagefilter", []dataverse.Access{read}},
 }
 
 // Short names for connectorAccess.
