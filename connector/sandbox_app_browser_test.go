@@ -47,7 +47,8 @@ func TestSandboxAppInABrowser(t *testing.T) {
 			}
 			last = err
 		}
-		t.Fatalf("%s: still not true after %s (%v): %s", why, timeout, last, js)
+		notes, _ := chromedp.Run(tab, chromedp.Evaluate[string](`document.title + " | " + [...document.querySelectorAll(".notification, .unsupported")].map(n => n.textContent).join(" | ")`))
+		t.Fatalf("%s: still not true after %s (%v): %s\npage: %s", why, timeout, last, js, notes)
 	}
 	// chooseView picks a view in the view picker by name, with the picker's Show button.
 	chooseView := func(name string) {
@@ -95,6 +96,18 @@ func TestSandboxAppInABrowser(t *testing.T) {
 		require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
 		require.NoError(t, os.WriteFile(path, png, 0o644))
 	}
+
+	// Diagnose: the connector writes its check-by-check walk into the row, and the form shows it.
+	run(chromedp.Click(button("Diagnose")))
+	waitFor(`[...document.querySelectorAll(".notification")].some(n => n.textContent.startsWith("Diagnosis written"))`, 30*time.Second, "Diagnose says it is done")
+	assert.NotEmpty(t, eval(`document.querySelector('textarea[data-column="csp_diagnosis"]')?.value ?? ""`), "the form shows the diagnosis")
+
+	// Verify Connectivity on the provider: the connector checks Partner Center and answers on the row.
+	run(chromedp.Click(chromedp.CSS(`nav.sitemap a[href*="etn=csp_provider&"]`)), chromedp.WaitVisible(chromedp.CSS(`#viewid`)))
+	open("Microsoft Partner Center")
+	run(chromedp.Click(button("Verify Connectivity")))
+	waitFor(`[...document.querySelectorAll(".notification")].some(n => n.textContent.startsWith("Verify Connectivity done."))`, 30*time.Second,
+		"Verify Connectivity says the connector's answer")
 
 	// The Ambiguous provider account: Map to account, choose its account, see it Mapped with its agreement.
 	run(chromedp.Click(chromedp.CSS(`nav.sitemap a[href*="etn=csp_provideraccount"]`)), chromedp.WaitVisible(chromedp.CSS(`#viewid`)))

@@ -42,13 +42,16 @@ func Of(requested, lastDone time.Time) State {
 
 // Served says whether work that started at started, and is being recorded at now, answers a request
 // read as requested: one made before the work started, or one dated still to come (which means now). A
-// request made while the work ran is left for the next run.
+// request made while the work ran is left for the next run. A button dates its request by Dataverse's
+// clock rounded up to the next whole second, so one made before the work started is dated no later than
+// the second after the one the work started in; a request made within that same second after the start
+// cannot be told apart, and counts as served.
 func Served(requested, started, now time.Time) bool {
 	if requested.IsZero() {
 		return false
 	}
 	r := requested.Truncate(time.Second)
-	return !r.After(started) || InFuture(r, now)
+	return !r.After(started.Truncate(time.Second).Add(time.Second)) || InFuture(r, now)
 }
 
 // Skew is how far ahead of the connector's clock a request may be dated without being called a

@@ -23,6 +23,12 @@ func TestRequestRule(t *testing.T) {
 	assert.False(t, request.Served(started.Add(30*time.Second), started, now), "made while it ran: left for the next run")
 	assert.True(t, request.Served(now.Add(3*time.Hour), started, now), "dated to come: served now")
 	assert.False(t, request.Served(time.Time{}, started, now))
+	// A button dates its request by Dataverse's clock rounded up to the next second, so a request made a
+	// moment before the work started can be dated up to a second after it (TestSandboxAppInABrowser:
+	// Verify Connectivity was never answered).
+	startedMid := started.Add(300 * time.Millisecond)
+	assert.True(t, request.Served(started.Add(time.Second), startedMid, now), "dated the next whole second, made before the work started")
+	assert.False(t, request.Served(started.Add(2*time.Second), startedMid, now), "a later second: made while it ran")
 	assert.False(t, request.InFuture(now.Add(30*time.Second), now), "within the clock skew")
 	assert.True(t, request.InFuture(now.Add(2*time.Minute), now))
 
