@@ -50,12 +50,24 @@ func TestSandboxAppInABrowser(t *testing.T) {
 		notes, _ := chromedp.Run(tab, chromedp.Evaluate[string](`document.title + " | " + [...document.querySelectorAll(".notification, .unsupported")].map(n => n.textContent).join(" | ")`))
 		t.Fatalf("%s: still not true after %s (%v): %s\npage: %s", why, timeout, last, js, notes)
 	}
+	// click clicks the element a script finds, once it is there: the DOM of a page just navigated to is
+	// read afresh, which chromedp's node queries do not always do.
+	click := func(find, what string) {
+		t.Helper()
+		waitFor(find, 10*time.Second, what+" is on the page")
+		eval(`(` + find + `.click(), "")`)
+	}
+	press := func(label string) {
+		t.Helper()
+		click(`[...document.querySelectorAll("button")].find(b => b.textContent.trim() === `+jsString(label)+`)`, "the button "+label)
+	}
 	// chooseView picks a view in the view picker by name, with the picker's Show button.
 	chooseView := func(name string) {
 		t.Helper()
 		id := eval(`[...document.querySelectorAll("#viewid option")].find(o => o.textContent === ` + jsString(name) + `)?.value ?? ""`)
 		require.NotEmpty(t, id, "the view picker offers %q", name)
-		run(chromedp.SetValue(chromedp.CSS(`#viewid`), id), chromedp.Click(chromedp.CSS(`.viewpicker button`)))
+		eval(`(document.getElementById("viewid").value = ` + jsString(id) + `, "")`)
+		click(`document.querySelector(".viewpicker button")`, "the view picker's Show button")
 		waitFor(`document.querySelector("table.grid caption")?.textContent.startsWith(`+jsString(name+" (")+`)`, 10*time.Second, "the grid shows the view")
 	}
 	// open follows the grid's link to the row named name.
@@ -69,13 +81,24 @@ func TestSandboxAppInABrowser(t *testing.T) {
 	header := func(column string) string {
 		return eval(`document.querySelector('.header-fields dd[data-column="` + column + `"]')?.textContent.trim() ?? ""`)
 	}
-	button := func(label string) chromedp.Search {
-		return chromedp.Search(`//button[normalize-space()="` + label + `"]`)
+	// typeInto types text into a field with the keyboard, replacing what it holds.
+	typeInto := func(column, text string) {
+		t.Helper()
+		field := `document.querySelector('[data-column="` + column + `"][data-kind]')`
+		waitFor(field, 10*time.Second, "the field "+column)
+		eval(`(` + field + `.focus(), ` + field + `.select(), "")`)
+		run(chromedp.KeyEvent(text))
+		require.Equal(t, text, eval(field+`.value`), "typed into %s", column)
+	}
+	navigate := func(table string) {
+		t.Helper()
+		click(`document.querySelector('nav.sitemap a[href*="etn=`+table+`&"]')`, "the sitemap's link to "+table)
+		waitFor(`document.querySelector("#viewid") && new URLSearchParams(location.search).get("etn") === `+jsString(table), 10*time.Second, "the list of "+table)
 	}
 
 	// The license change health view, and the change the integration sandbox's seat cap failed.
-	run(chromedp.Navigate(sb.AppURL()), chromedp.WaitVisible(chromedp.CSS(`nav.sitemap`)),
-		chromedp.Click(chromedp.CSS(`nav.sitemap a[href*="etn=csp_licensechangelog"]`)), chromedp.WaitVisible(chromedp.CSS(`#viewid`)))
+	run(chromedp.Navigate(sb.AppURL()), chromedp.WaitVisible(chromedp.CSS(`nav.sitemap`)))
+	navigate("csp_licensechangelog")
 	chooseView("Awaiting or Failed, oldest first")
 	open(demoChangeSandboxCap)
 	require.Equal(t, "Failed Provisioning", header("csp_provisioningstatus"))
@@ -83,9 +106,8 @@ func TestSandboxAppInABrowser(t *testing.T) {
 
 	// Lower the quantity on the form and press Retry: the script saves the form, sets the change back to
 	// Awaiting, waits for the connector and refreshes the form.
-	run(chromedp.SetValue(chromedp.CSS(`input[data-column="csp_quantity"]`), ""),
-		chromedp.SendKeys(chromedp.CSS(`input[data-column="csp_quantity"]`), "20"),
-		chromedp.Click(button("Retry")))
+	typeInto("csp_quantity", "20")
+	press("Retry")
 	waitFor(`document.querySelector('.header-fields dd[data-column="csp_provisioningstatus"]')?.textContent.trim() === "Provisioned"`, 90*time.Second,
 		"the form shows the connector's write-back without a reload")
 	assert.Equal(t, "20", eval(`document.querySelector('input[data-column="csp_quantity"]').value`))
@@ -98,24 +120,45 @@ func TestSandboxAppInABrowser(t *testing.T) {
 	}
 
 	// Diagnose: the connector writes its check-by-check walk into the row, and the form shows it.
-	run(chromedp.Click(button("Diagnose")))
+	press("Diagnose")
 	waitFor(`[...document.querySelectorAll(".notification")].some(n => n.textContent.startsWith("Diagnosis written"))`, 30*time.Second, "Diagnose says it is done")
 	assert.NotEmpty(t, eval(`document.querySelector('textarea[data-column="csp_diagnosis"]')?.value ?? ""`), "the form shows the diagnosis")
 
 	// Verify Connectivity on the provider: the connector checks Partner Center and answers on the row.
-	run(chromedp.Click(chromedp.CSS(`nav.sitemap a[href*="etn=csp_provider&"]`)), chromedp.WaitVisible(chromedp.CSS(`#viewid`)))
+	navigate("csp_provider")
 	open("Microsoft Partner Center")
-	run(chromedp.Click(button("Verify Connectivity")))
+	press("Verify Connectivity")
 	waitFor(`[...document.querySelectorAll(".notification")].some(n => n.textContent.startsWith("Verify Connectivity done."))`, 30*time.Second,
 		"Verify Connectivity says the connector's answer")
 
+	// Run Now on a job: it runs once, now, and the form says how it went.
+	navigate("csp_job")
+	open("Provider Account Sync")
+	press("Run Now")
+	waitFor(`[...document.querySelectorAll(".notification")].some(n => n.textContent.startsWith("Run Now done."))`, 30*time.Second, "Run Now says the run's outcome")
+
+	// Request acceptance link on Contoso's agreement: the signatory typed on the form goes with the request
+	// (the script saves the form first), and the connector answers with Partner Center's link.
+	navigate("csp_agreement")
+	open("Contoso Ltd — Microsoft Customer Agreement")
+	for column, value := range map[string]string{"csp_signatoryfirstname": "Ada", "csp_signatorylastname": "Lovelace", "csp_signatoryemail": "ada@contoso.com",
+		"csp_signatorycompany": "Contoso Ltd", "csp_signatorycountry": "GB", "csp_signatorylanguage": "en-GB"} {
+		typeInto(column, value)
+	}
+	press("Request acceptance link")
+	waitFor(`[...document.querySelectorAll(".notification")].some(n => !n.textContent.startsWith("Request acceptance link requested") && n.dataset.id === "csp_command")`,
+		30*time.Second, "Request acceptance link says the connector's answer")
+	assert.Contains(t, eval(`document.querySelector('.notification[data-id="csp_command"]').textContent`), "Acceptance link created")
+	assert.Contains(t, eval(`document.querySelector('textarea[data-column="csp_attestationmessage"]')?.value ?? document.querySelector('[data-column="csp_attestationmessage"]')?.value ?? ""`),
+		"Ada Lovelace", "the form shows the connector's write-back")
+
 	// The Ambiguous provider account: Map to account, choose its account, see it Mapped with its agreement.
-	run(chromedp.Click(chromedp.CSS(`nav.sitemap a[href*="etn=csp_provideraccount"]`)), chromedp.WaitVisible(chromedp.CSS(`#viewid`)))
+	navigate("csp_provideraccount")
 	chooseView("Needing mapping")
 	open("Litware")
 	require.Equal(t, "Ambiguous", header("csp_mappingstatus"))
-	run(chromedp.Click(button("Map to account")), chromedp.WaitVisible(chromedp.CSS(`#xrm-lookup`)),
-		chromedp.Click(chromedp.Search(`//div[@id="xrm-lookup"]//button[normalize-space()="Litware, Inc."]`)))
+	press("Map to account")
+	click(`[...document.querySelectorAll("#xrm-lookup button")].find(b => b.textContent.trim() === "Litware, Inc.")`, "the account picker")
 	waitFor(`document.querySelector('.header-fields dd[data-column="csp_mappingstatus"]')?.textContent.trim() === "Mapped"`, 30*time.Second, "the row shows Mapped")
 	// The connector gives it its agreement after the mapping; a person presses Refresh until it shows.
 	waitFor(`(() => {
@@ -126,7 +169,8 @@ func TestSandboxAppInABrowser(t *testing.T) {
 	})()`, 30*time.Second, "its agreement appears in the Agreements subgrid")
 
 	// The bell.
-	run(chromedp.Click(chromedp.CSS(`#bell`)), chromedp.WaitVisible(chromedp.CSS(`#bell-panel`)))
+	click(`document.getElementById("bell")`, "the bell")
+	waitFor(`!document.getElementById("bell-panel").hidden`, 5*time.Second, "the bell opens its panel")
 	titles := eval(`[...document.querySelectorAll("#bell-panel .notice-title")].map(n => n.textContent.trim()).join("\n")`)
 	assert.Contains(t, titles, "Map Adventure Works Cycles to an account")
 }
