@@ -121,21 +121,21 @@ func TestSandboxAppInABrowser(t *testing.T) {
 
 	// Diagnose: the connector writes its check-by-check walk into the row, and the form shows it.
 	press("Diagnose")
-	waitFor(`[...document.querySelectorAll(".notification")].some(n => n.textContent.startsWith("Diagnosis written"))`, 30*time.Second, "Diagnose says it is done")
+	waitFor(`[...document.querySelectorAll(".notification")].some(n => n.textContent.startsWith("Diagnosis written"))`, 60*time.Second, "Diagnose says it is done")
 	assert.NotEmpty(t, eval(`document.querySelector('textarea[data-column="csp_diagnosis"]')?.value ?? ""`), "the form shows the diagnosis")
 
 	// Verify Connectivity on the provider: the connector checks Partner Center and answers on the row.
 	navigate("csp_provider")
 	open("Microsoft Partner Center")
 	press("Verify Connectivity")
-	waitFor(`[...document.querySelectorAll(".notification")].some(n => n.textContent.startsWith("Verify Connectivity done."))`, 30*time.Second,
+	waitFor(`[...document.querySelectorAll(".notification")].some(n => n.textContent.startsWith("Verify Connectivity done."))`, 60*time.Second,
 		"Verify Connectivity says the connector's answer")
 
 	// Run Now on a job: it runs once, now, and the form says how it went.
 	navigate("csp_job")
 	open("Provider Account Sync")
 	press("Run Now")
-	waitFor(`[...document.querySelectorAll(".notification")].some(n => n.textContent.startsWith("Run Now done."))`, 30*time.Second, "Run Now says the run's outcome")
+	waitFor(`[...document.querySelectorAll(".notification")].some(n => n.textContent.startsWith("Run Now done."))`, 60*time.Second, "Run Now says the run's outcome")
 
 	// Request acceptance link on Contoso's agreement: the signatory typed on the form goes with the request
 	// (the script saves the form first), and the connector answers with Partner Center's link.
@@ -147,7 +147,7 @@ func TestSandboxAppInABrowser(t *testing.T) {
 	}
 	press("Request acceptance link")
 	waitFor(`[...document.querySelectorAll(".notification")].some(n => !n.textContent.startsWith("Request acceptance link requested") && n.dataset.id === "csp_command")`,
-		30*time.Second, "Request acceptance link says the connector's answer")
+		60*time.Second, "Request acceptance link says the connector's answer")
 	assert.Contains(t, eval(`document.querySelector('.notification[data-id="csp_command"]').textContent`), "Acceptance link created")
 	assert.Contains(t, eval(`document.querySelector('textarea[data-column="csp_attestationmessage"]')?.value ?? document.querySelector('[data-column="csp_attestationmessage"]')?.value ?? ""`),
 		"Ada Lovelace", "the form shows the connector's write-back")
@@ -159,14 +159,14 @@ func TestSandboxAppInABrowser(t *testing.T) {
 	require.Equal(t, "Ambiguous", header("csp_mappingstatus"))
 	press("Map to account")
 	click(`[...document.querySelectorAll("#xrm-lookup button")].find(b => b.textContent.trim() === "Litware, Inc.")`, "the account picker")
-	waitFor(`document.querySelector('.header-fields dd[data-column="csp_mappingstatus"]')?.textContent.trim() === "Mapped"`, 30*time.Second, "the row shows Mapped")
+	waitFor(`document.querySelector('.header-fields dd[data-column="csp_mappingstatus"]')?.textContent.trim() === "Mapped"`, 60*time.Second, "the row shows Mapped")
 	// The connector gives it its agreement after the mapping; a person presses Refresh until it shows.
 	waitFor(`(() => {
 		const g = [...document.querySelectorAll(".subgrid")].find(s => s.querySelector("h3")?.textContent === "Agreements");
 		if (g && g.querySelectorAll("tbody tr[data-id]").length === 1) return true;
 		document.getElementById("cmd-refresh").click();
 		return false;
-	})()`, 30*time.Second, "its agreement appears in the Agreements subgrid")
+	})()`, 60*time.Second, "its agreement appears in the Agreements subgrid")
 
 	// The bell.
 	click(`document.getElementById("bell")`, "the bell")
