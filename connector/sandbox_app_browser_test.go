@@ -25,7 +25,7 @@ const screenshotEnv = "CSP_APP_SCREENSHOT"
 func TestSandboxAppInABrowser(t *testing.T) {
 	sb := testSandbox(t)
 	runService(t, sb.Service)
-	tab := browsertest.New(t, 3*time.Minute)
+	tab := browsertest.New(t, 5*time.Minute)
 	run := func(steps ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
 		require.NoError(t, chromedp.Do(tab, steps...))
