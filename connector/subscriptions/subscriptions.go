@@ -22,9 +22,6 @@ import (
 	"github.com/cspconnector/csp-connector/partnercenter"
 )
 
-// OffMessage is the job row's message while the Subscription Sync is created switched off.
-const OffMessage = "Off until switched on: a sync running while license changes are being provisioned can record some of them as changes made in Partner Center. Press Run Now when no change is Awaiting or Provisioning, or set Enabled when none will be."
-
 // SyncJobName is the job's name on its csp_job row.
 const SyncJobName = "Subscription Sync"
 
@@ -192,13 +189,10 @@ func outcomeWords(o string) string {
 	return "recorded as a Provider change"
 }
 
-// Job is the scheduled sync.
-//
-// The job is created switched off: the chaos test found that a sync running while license changes are
-// being provisioned records some of them as drift (the changes in flight are read once, at the start of
-// the run). Until that is fixed, run it when no change is in flight.
+// Job is the scheduled sync. It may run while license changes are being provisioned: whether a change of
+// ours explains a difference is read when the difference is found.
 func (w *Workflow) Job(every time.Duration) jobs.Job {
-	return jobs.Job{Name: SyncJobName, Schedule: every, Off: OffMessage, Run: func(ctx context.Context) (jobs.RunCounts, error) {
+	return jobs.Job{Name: SyncJobName, Schedule: every, Run: func(ctx context.Context) (jobs.RunCounts, error) {
 		r, err := w.Sync(ctx, SyncOptions{})
 		return jobs.RunCounts{Processed: r.Seen, Created: r.Created, Updated: r.Updated, Failed: r.Failed, Summary: r.Summary()}, err
 	}}
