@@ -534,14 +534,15 @@ type existingRow struct {
 	status      int
 	autoRenew   bool
 	term        string
-	provisioned bool // Actual provisioned on is set
-	missingFlag bool // its sync message says Partner Center no longer lists it
+	provisioned bool      // Actual provisioned on is set
+	modified    time.Time // when the row was last written (modifiedon)
+	missingFlag bool      // its sync message says Partner Center no longer lists it
 	seen        bool
 }
 
 var subscriptionColumns = []string{"csp_subscriptionid", "csp_name", "csp_pcsubscriptionid", dataverse.LookupValue("csp_provideraccount"),
 	dataverse.LookupValue("csp_parentsubscription"), "csp_offerid", "csp_offername", "csp_quantity", "csp_termduration", "csp_billingcycle",
-	"csp_commitmentenddate", "csp_autorenew", "csp_actualprovisionedon", "csp_syncmessage", "statecode", "statuscode"}
+	"csp_commitmentenddate", "csp_autorenew", "csp_actualprovisionedon", "csp_syncmessage", "statecode", "statuscode", "modifiedon"}
 
 // missingPrefix starts the sync message of a row whose subscription Partner Center no longer lists.
 const missingPrefix = "Partner Center no longer lists this subscription"
@@ -564,7 +565,8 @@ func (r *syncRun) loadExisting(ctx context.Context, accounts []schema.ProviderAc
 		if err := dataverse.Unmarshal(raw, &s); err != nil {
 			return nil, err
 		}
-		rows[rowKey(s.ProviderAccount.ID, s.PCSubscriptionID)] = &existingRow{
+		modified, _ := raw.Time("modifiedon")
+		rows[rowKey(s.ProviderAccount.ID, s.PCSubscriptionID)] = &existingRow{modified: modified,
 			id: s.ID, parent: s.Parent.ID, etag: s.ETag, name: s.Name,
 			described: describedHash(s.Name, s.OfferID, s.OfferName, s.BillingCycle, s.CommitmentEndDate),
 			quantity:  s.Quantity, state: s.State, status: s.Status, autoRenew: s.AutoRenew, term: s.TermDuration,
@@ -688,7 +690,7 @@ func (r *syncRun) subscription(ctx context.Context, b *batcher, pa schema.Provid
 		return
 	}
 	d := Drift{Subscription: ex.id, PCSubscriptionID: s.ID, TenantID: pa.TenantID, Name: cmp.Or(ex.name, t.name), Change: describe(changes)}
-	ours, err := r.ourChanges(ctx, ex.id)
+	ours, err := r.ourChanges(ctx, ex)
 	if err != nil {
 		// Not knowing whether a change of ours explains it, nothing is written: the next run looks again.
 		r.w.log.Warn("could not read the subscription's license changes; it is left for the next run", "subscription", ex.id, "error", err)
@@ -798,7 +800,12 @@ func describe(cs []change) string {
 // ourChangesRead is what ourChanges reads of a subscription's license changes of ours.
 type ourChangesRead struct {
 	inFlight []schema.LicenseChangeLog // Awaiting or Provisioning, active
-	last     *schema.LicenseChangeLog  // the last one provisioned
+	last     *schema.LicenseChangeLog  // the last one provisioned (of those provisioned the same second, the last created)
+	// lastTies are the changes provisioned the same second as last (times are kept to the second, so which
+	// of them was made last is not known), last among them.
+	lastTies []schema.LicenseChangeLog
+	// rowModified is when the row was last written, as the sync read it.
+	rowModified time.Time
 }
 
 // ourChanges reads the subscription's license changes of ours in flight now and the last one provisioned,
@@ -810,12 +817,13 @@ type ourChangesRead struct {
 // API: GET csp_licensechangelogs?$filter=_csp_subscription_value eq {id} and csp_changesource ne Provider
 // and ((statecode eq 0 and (csp_provisioningstatus eq Awaiting or eq Provisioning)) or
 // csp_provisioningstatus eq Provisioned)&$orderby=csp_provisioningstatus,csp_provisionedon desc
-func (r *syncRun) ourChanges(ctx context.Context, id uuid.UUID) (ourChangesRead, error) {
-	var out ourChangesRead
+func (r *syncRun) ourChanges(ctx context.Context, ex *existingRow) (ourChangesRead, error) {
+	id := ex.id
+	out := ourChangesRead{rowModified: ex.modified}
 	inFlight := dataverse.And(dataverse.Eq("statecode", schema.StateActive),
 		dataverse.Or(dataverse.Eq("csp_provisioningstatus", schema.ProvisioningAwaiting), dataverse.Eq("csp_provisioningstatus", schema.ProvisioningInProgress)))
 	q := &dataverse.Query{Select: []string{"csp_changetype", "csp_quantity", "csp_provisioningstatus", "csp_provisionedon"}, PageSize: 10,
-		OrderBy: []string{"csp_provisioningstatus", "csp_provisionedon desc"},
+		OrderBy: []string{"csp_provisioningstatus", "csp_provisionedon desc", "createdon desc"},
 		Filter: dataverse.And(dataverse.LookupEq("csp_subscription", id), dataverse.Ne("csp_changesource", schema.SourceProvider),
 			dataverse.Or(inFlight, dataverse.Eq("csp_provisioningstatus", schema.ProvisioningProvisioned)))}
 	for raw, err := range r.w.dv.List(ctx, schema.SetLicenseChangeLogs, q) {
@@ -826,19 +834,28 @@ func (r *syncRun) ourChanges(ctx context.Context, id uuid.UUID) (ourChangesRead,
 		if err := dataverse.Unmarshal(raw, &l); err != nil {
 			return out, err
 		}
-		if l.ProvisioningStatus == schema.ProvisioningProvisioned {
-			out.last = &l
+		if l.ProvisioningStatus != schema.ProvisioningProvisioned {
+			out.inFlight = append(out.inFlight, l)
+			continue
+		}
+		if out.last != nil && !l.ProvisionedOn.Equal(out.last.ProvisionedOn) {
 			break
 		}
-		out.inFlight = append(out.inFlight, l)
+		out.lastTies = append(out.lastTies, l)
+		out.last = &out.lastTies[0]
 	}
 	return out, nil
 }
 
 // explains reports whether the change l made explains c: Partner Center shows l's target (wantTo), or the
-// row still shows it (not wantTo).
-func explains(l *schema.LicenseChangeLog, c change, wantTo bool) bool {
+// row still shows it (not wantTo). rowModified is when the row was last written: a purchase of ours
+// explains the renewal terms Partner Center gave the subscription (auto-renew, term) until the row has been
+// written since (its write-back records what was bought, not those terms).
+func explains(l *schema.LicenseChangeLog, c change, wantTo bool, rowModified time.Time) bool {
 	switch c.kind {
+	case schema.ChangeRenewal:
+		return wantTo && l.ChangeType == schema.ChangePurchase && l.ProvisioningStatus == schema.ProvisioningProvisioned &&
+			!l.ProvisionedOn.Before(rowModified.Add(-clockSkew))
 	case schema.ChangeQuantity:
 		if l.ChangeType != schema.ChangeQuantity && l.ChangeType != schema.ChangePurchase || l.Quantity == nil {
 			return false
@@ -860,9 +877,9 @@ func explains(l *schema.LicenseChangeLog, c change, wantTo bool) bool {
 // Partner Center shows what we are making (or made).
 func (o ourChangesRead) explain(cs []change) bool {
 	for _, c := range cs {
-		ok := o.last != nil && explains(o.last, c, true)
+		ok := o.explainedByLastTies(c)
 		for i := range o.inFlight {
-			ok = ok || explains(&o.inFlight[i], c, true)
+			ok = ok || explains(&o.inFlight[i], c, true, o.rowModified)
 		}
 		if !ok {
 			return false
@@ -880,14 +897,24 @@ func (o ourChangesRead) explainedByLast(cs []change) (explained, undone bool) {
 	}
 	explained = true
 	for _, c := range cs {
-		if !explains(o.last, c, true) {
+		if !o.explainedByLastTies(c) {
 			explained = false
 		}
-		if explains(o.last, c, false) {
+		if explains(o.last, c, false, o.rowModified) {
 			undone = true
 		}
 	}
 	return explained, undone && !explained
+}
+
+// explainedByLastTies reports whether one of the changes provisioned last (the same second) explains c.
+func (o ourChangesRead) explainedByLastTies(c change) bool {
+	for i := range o.lastTies {
+		if explains(&o.lastTies[i], c, true, o.rowModified) {
+			return true
+		}
+	}
+	return false
 }
 
 func statusAfter(t schema.ChangeType) string {

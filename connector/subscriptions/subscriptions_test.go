@@ -544,3 +544,51 @@ func TestSyncImportsOlderSubscriptionBesideRowWithoutID(t *testing.T) {
 	res := r.Sync(t)
 	assert.Equal(t, SyncCounts{Seen: 1, Created: 1}, res.SyncCounts)
 }
+
+// Changes of ours provisioned the same second (times are kept to the second) all count as the last one:
+// whichever Partner Center shows explains it.
+func TestSyncTakesChangesProvisionedTheSameSecondAsTheLast(t *testing.T) {
+	r := newRig(t)
+	sub := uuid.NewString()
+	r.AddSub(t, sub, offerBasic, "", 5)
+	r.Sync(t)
+	row := r.Row(t, sub)
+	r.Clock.Advance(time.Hour)
+	r.ourChange(t, row.ID, schema.ChangeQuantity, 8, schema.ProvisioningProvisioned)
+	r.ourChange(t, row.ID, schema.ChangeQuantity, 9, schema.ProvisioningProvisioned)
+	require.NoError(t, r.PCS.ChangeSubscription(r.Tenant, partnercentertest.Subscription{ID: sub, Quantity: 9, AutoRenew: true}))
+
+	res := r.Sync(t)
+	assert.Equal(t, SyncCounts{Seen: 1, Updated: 1}, res.SyncCounts)
+	assert.Equal(t, 9, r.Row(t, sub).Quantity)
+	assert.Len(t, r.LCLs(t), 2, "no Provider change")
+}
+
+// A purchase of ours writes back what was bought, not the renewal terms Partner Center gave it: the sync
+// takes them without recording a drift, and records a later change of them as one.
+func TestSyncTakesTheRenewalTermsOfOurPurchase(t *testing.T) {
+	r := newRig(t)
+	ctx := t.Context()
+	bought := uuid.NewString()
+	r.AddSub(t, bought, offerBasic, "", 4) // auto-renew on
+	// The row the purchase was made from, written back by the provisioning: Partner Center's id and the
+	// seats bought; auto-renew as the row had it (off).
+	purchase, err := r.DV.Create(ctx, schema.SetSubscriptions, dataverse.Row{"csp_name": "Bought in Dynamics", "csp_offerid": offerBasic,
+		"csp_pcsubscriptionid": bought, "csp_quantity": 4, "csp_provideraccount@odata.bind": dataverse.Bind(schema.SetProviderAccounts, r.PA)})
+	require.NoError(t, err)
+	r.ourChange(t, purchase, schema.ChangePurchase, 0, schema.ProvisioningProvisioned)
+
+	r.Clock.Advance(10 * time.Minute)
+	res := r.Sync(t)
+	assert.Equal(t, SyncCounts{Seen: 1, Updated: 1}, res.SyncCounts)
+	assert.True(t, r.Row(t, bought).AutoRenew)
+	assert.Len(t, r.LCLs(t), 1, "no Provider change")
+
+	r.Clock.Advance(time.Hour)
+	require.NoError(t, r.PCS.ChangeSubscription(r.Tenant, partnercentertest.Subscription{ID: bought, AutoRenew: false}))
+	res = r.Sync(t)
+	assert.Equal(t, SyncCounts{Seen: 1, Updated: 1, Drifted: 1}, res.SyncCounts)
+	require.Len(t, res.Drifts, 1)
+	assert.Equal(t, "Auto-renew on → off", res.Drifts[0].Change)
+	assert.Equal(t, Recorded, res.Drifts[0].Outcome)
+}
