@@ -801,22 +801,23 @@ func describe(cs []change) string {
 type ourChangesRead struct {
 	inFlight []schema.LicenseChangeLog // Awaiting or Provisioning, active
 	last     *schema.LicenseChangeLog  // the last one provisioned (of those provisioned the same second, the last created)
-	// lastTies are the changes provisioned the same second as last (times are kept to the second, so which
-	// of them was made last is not known), last among them.
+	// lastTies are the changes provisioned the same second as last, last first: times are kept to the
+	// second, so which of them reached Partner Center last is not known.
 	lastTies []schema.LicenseChangeLog
 	// rowModified is when the row was last written, as the sync read it.
 	rowModified time.Time
 }
 
-// ourChanges reads the subscription's license changes of ours in flight now and the last one provisioned,
+// ourChanges reads the subscription's license changes of ours in flight now and the last ones provisioned,
 // in one request: ordered by status (Awaiting and Provisioning come before Provisioned), then the newest
-// provisioned first, it stops at the first provisioned one. It is read when a difference is found, not
-// at the start of the run, so a change made while the sync runs is seen: Partner Center can only show a
-// change of ours after it was claimed (Provisioning), and the listing came before this read.
+// provisioned first, it stops after those provisioned the same second as the newest. It is read when a
+// difference is found, not at the start of the run, so a change made while the sync runs is seen: Partner
+// Center can only show a change of ours after it was claimed (Provisioning), and the listing came before
+// this read.
 //
 // API: GET csp_licensechangelogs?$filter=_csp_subscription_value eq {id} and csp_changesource ne Provider
 // and ((statecode eq 0 and (csp_provisioningstatus eq Awaiting or eq Provisioning)) or
-// csp_provisioningstatus eq Provisioned)&$orderby=csp_provisioningstatus,csp_provisionedon desc
+// csp_provisioningstatus eq Provisioned)&$orderby=csp_provisioningstatus,csp_provisionedon desc,createdon desc
 func (r *syncRun) ourChanges(ctx context.Context, ex *existingRow) (ourChangesRead, error) {
 	id := ex.id
 	out := ourChangesRead{rowModified: ex.modified}
@@ -838,10 +839,12 @@ func (r *syncRun) ourChanges(ctx context.Context, ex *existingRow) (ourChangesRe
 			out.inFlight = append(out.inFlight, l)
 			continue
 		}
-		if out.last != nil && !l.ProvisionedOn.Equal(out.last.ProvisionedOn) {
+		if len(out.lastTies) > 0 && !l.ProvisionedOn.Equal(out.lastTies[0].ProvisionedOn) {
 			break
 		}
 		out.lastTies = append(out.lastTies, l)
+	}
+	if len(out.lastTies) > 0 {
 		out.last = &out.lastTies[0]
 	}
 	return out, nil
