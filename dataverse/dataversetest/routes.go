@@ -530,6 +530,8 @@ func (s *Server) insert(t *table, id string, values map[string]any, undoLog *[]u
 	s.bump(r, now)
 	t.rows[id] = r
 	t.order = append(t.order, id)
+	r.seq = t.nextSeq
+	t.nextSeq++
 	t.indexRow(r)
 	if undoLog != nil {
 		*undoLog = append(*undoLog, undo{table: t, id: id})
@@ -773,13 +775,7 @@ func (s *Server) list(o op, t *table) result {
 	if e != nil {
 		return fail(e)
 	}
-	var rows []*record
-	for _, id := range t.order {
-		r := t.rows[id]
-		if f == nil || f.Match(r.property) {
-			rows = append(rows, r)
-		}
-	}
+	rows := t.matching(f)
 	if len(order) > 0 {
 		sort.SliceStable(rows, func(i, j int) bool { return less(order, rows[i], rows[j]) })
 	}
