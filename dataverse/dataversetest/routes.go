@@ -85,6 +85,9 @@ func (s *Server) dispatch(o op, undoLog *[]undo) result {
 	if res, ok := s.appModuleOp(&o, path); ok {
 		return res
 	}
+	if res, ok := s.appModuleRolesOp(o, path); ok {
+		return res
+	}
 	if res, handled := s.security(o, path); handled {
 		return res
 	}
@@ -368,6 +371,9 @@ func concurrencyMismatch() *apiError {
 }
 
 func (s *Server) create(o op, t *table, undoLog *[]undo) result {
+	if e := s.checkSolution(o.header.Get("MSCRM.SolutionUniqueName")); e != nil {
+		return fail(e)
+	}
 	values, e := s.decodeBody(t, o.body)
 	if e != nil {
 		return fail(e)
@@ -381,6 +387,9 @@ func (s *Server) create(o op, t *table, undoLog *[]undo) result {
 	}
 	r, err := s.insert(t, id, values, undoLog)
 	if err != nil {
+		return fail(err)
+	}
+	if err := s.addToSolution(o, t, r.id, undoLog); err != nil {
 		return fail(err)
 	}
 	s.note(o, change{message: "Create", table: t, id: r.id, post: r, written: writtenColumns(values)})
