@@ -25,7 +25,6 @@ import (
 	"github.com/cspconnector/csp-connector/connector/connectivity"
 	"github.com/cspconnector/csp-connector/connector/provideraccounts"
 	"github.com/cspconnector/csp-connector/connector/provisioning"
-	"github.com/cspconnector/csp-connector/connector/subscriptions"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/dataversetest"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
@@ -768,11 +767,6 @@ func TestAPIJobs(t *testing.T) {
 	for _, j := range jobs.Value {
 		names = append(names, j.Name)
 		assert.NotEmpty(t, j.Schedule, j.Name)
-		if j.Name == subscriptions.SyncJobName {
-			assert.False(t, j.Enabled, "the Subscription Sync is created switched off")
-			assert.Nil(t, j.LastRunOn)
-			continue
-		}
 		assert.True(t, j.Enabled, j.Name)
 		if assert.NotNil(t, j.LastRunOn, j.Name) {
 			assert.False(t, j.LastRunOn.Before(startedAt), "%s last ran at start (%s), not before (%s)", j.Name, j.LastRunOn, startedAt)

@@ -18,6 +18,7 @@ import (
 	"github.com/cspconnector/csp-connector/connector/apiauth"
 	"github.com/cspconnector/csp-connector/connector/intake"
 	"github.com/cspconnector/csp-connector/connector/metrics"
+	"github.com/cspconnector/csp-connector/connector/subscriptions"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/dataversetest"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
@@ -62,8 +63,16 @@ type Sandbox struct {
 	PartnerCenterClient *partnercenter.Client
 	// Install is the schema installation that ran at start.
 	Install *dataverse.Plan
-	// Seeded counts the demonstration rows per table.
+	// Seeded counts the demonstration rows per table written directly (subscriptions Partner Center has are
+	// not among them: Imported says what the Subscription Sync made of them).
 	Seeded map[string]int
+	// Imported is what the Subscription Sync did at start: it imported the subscriptions the Partner Center
+	// simulator holds, before the demonstration changes were entered on them.
+	Imported subscriptions.SyncResult
+	// DriftSubscription is the subscription row whose quantity the sandbox then changes in Partner Center
+	// (Seats 10 → 12): the Subscription Sync's run when the connector starts records it as a Provider
+	// license change.
+	DriftSubscription dataverse.GUID
 	// Service is the connector, wired to both simulators with the webhook intake; the simulator posts
 	// every registered event to it, so the sandbox runs the real intake path. Run it with Service.Run.
 	Service *Service
@@ -152,7 +161,7 @@ func StartSandbox(ctx context.Context, opts SandboxOptions) (*Sandbox, error) {
 		sb.Close()
 		return nil, fmt.Errorf("sandbox: seed Partner Center: %w", err)
 	}
-	if err := sb.seed(ctx, now()); err != nil {
+	if err := sb.seed(ctx, now); err != nil {
 		sb.Close()
 		return nil, fmt.Errorf("sandbox: seed demonstration data: %w", err)
 	}
@@ -250,6 +259,7 @@ func (sb *Sandbox) Describe(w io.Writer) {
 		fmt.Fprintf(w, " %s=%d", t, sb.Seeded[t])
 	}
 	fmt.Fprintf(w, "\n  Connector            %s   (webhook %s, /healthz, /readyz, /metrics)\n", self, intake.WebhookPath)
+	fmt.Fprintf(w, "  Subscriptions        %d imported from Partner Center by the Subscription Sync at start (not seeded as rows)\n", sb.Imported.Created)
 	fmt.Fprintf(w, "  Events registered    %d step(s) posting to the connector's webhook, as Dataverse does\n", len(Triggers()))
 	if len(sb.demoChanges) > 0 {
 		fmt.Fprintf(w, "\nLicense changes: the connector's Provisioning Sweep pushes them at start; each ends as shown.\n")
@@ -276,6 +286,13 @@ func (sb *Sandbox) Describe(w io.Writer) {
 	fmt.Fprintf(w, "  curl -s '%s%sappnotifications?$select=title,body,data'\n", sb.Dataverse.URL, dataverse.APIPath)
 	fmt.Fprintf(w, "  curl -s '%s%scsp_provideraccounts?$select=csp_name,csp_mappingstatus,csp_mappingmessage' -H 'Prefer: odata.include-annotations=\"*\"'\n", sb.Dataverse.URL, dataverse.APIPath)
 	fmt.Fprintf(w, "  %s go run ./cmd/connector sync provider-accounts\n", env)
+	if sb.DriftSubscription != (dataverse.GUID{}) {
+		fmt.Fprintf(w, "\nSubscriptions: imported at start; then Contoso's Azure Active Directory Premium P1 went from 10 to 12 seats in Partner Center,\n")
+		fmt.Fprintf(w, "not through Dynamics. The Subscription Sync's run at start records it as a license change with source Provider:\n")
+		fmt.Fprintf(w, "  curl -s '%s%scsp_licensechangelogs?$select=csp_name,csp_changesource,csp_provisioningmessage&$filter=_csp_subscription_value%%20eq%%20%s' -H 'Prefer: odata.include-annotations=\"*\"'\n",
+			sb.Dataverse.URL, dataverse.APIPath, sb.DriftSubscription)
+		fmt.Fprintf(w, "  %s go run ./cmd/connector sync subscriptions -o json\n", env)
+	}
 	fmt.Fprintf(w, "\nAgreements (Microsoft Customer Agreement): the Attestation Check runs every 30 seconds in the sandbox.\n")
 	fmt.Fprintf(w, "  Fabrikam Inc            → Attested (an agreement Partner Center has recorded)\n")
 	fmt.Fprintf(w, "  Northwind Traders       → Accepted directly (in the Microsoft 365 admin center)\n")
@@ -315,8 +332,11 @@ func (sb *Sandbox) Describe(w io.Writer) {
 }
 
 // seed writes demonstration rows through the client (typed rows and the codec, over HTTP), so the
-// sandbox exercises the same path the workflows use.
-func (sb *Sandbox) seed(ctx context.Context, now time.Time) error {
+// sandbox exercises the same path the workflows use. The subscriptions Partner Center has are imported by
+// the Subscription Sync, as a partner's would be; the sandbox then sets their reduction policy as an admin
+// does, enters the demonstration changes, and changes one subscription in Partner Center (the drift demo).
+func (sb *Sandbox) seed(ctx context.Context, clock func() time.Time) error {
+	now := clock()
 	c := sb.DataverseClient
 	create := func(table, set string, row any) (dataverse.GUID, error) {
 		body, err := dataverse.Marshal(row)
@@ -385,28 +405,45 @@ func (sb *Sandbox) seed(ctx context.Context, now time.Time) error {
 		MappingMessage: "Mapped by a person.",
 	}))
 
-	// Subscriptions, each with the changes that show one provisioning outcome.
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+
+	// Subscriptions: what Partner Center has is imported by the Subscription Sync.
+	var err error
+	if sb.Imported, err = subscriptions.New(c, sb.PartnerCenterClient, &subscriptions.Options{Now: clock}).Sync(ctx, subscriptions.SyncOptions{}); err != nil {
+		return fmt.Errorf("import the subscriptions: %w", err)
+	}
+	imported := func(pa dataverse.GUID, pcID string) dataverse.GUID {
+		raw, err := c.GetByKey(ctx, schema.SetSubscriptions, dataverse.Key{dataverse.LookupValue("csp_provideraccount"): pa, "csp_pcsubscriptionid": pcID},
+			&dataverse.GetOptions{Select: []string{"csp_subscriptionid"}})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("the imported subscription %s: %w", pcID, err))
+			return dataverse.GUID{}
+		}
+		id, _ := raw.GUID("csp_subscriptionid")
+		return id
+	}
+	// The partner's reduction policy is theirs, not Partner Center's: an admin sets it on the imported rows,
+	// with the date each was provisioned (the sync records when it first saw them).
+	policy := func(id dataverse.GUID, provisioned time.Time) dataverse.GUID {
+		if id != (dataverse.GUID{}) {
+			_, err := c.Update(ctx, schema.SetSubscriptions, id, dataverse.Row{"csp_reductionbehavior": int(schema.ReductionAllowedWithinWindow),
+				"csp_reductionwindow": 168, "csp_actualprovisionedon": provisioned}, nil)
+			errs = append(errs, err)
+		}
+		return id
+	}
+	contosoPremium := policy(imported(contosoPA, demoContosoSubscription), now.AddDate(0, 0, -30))
+	contosoBasic := policy(imported(contosoPA, demoContosoBasicSubscription), now.AddDate(0, 0, -2))
+	fabrikamP1 := policy(imported(fabrikamPA, demoFabrikamP1Subscription), now.AddDate(0, 0, -30))
+	sb.DriftSubscription = policy(imported(contosoPA, demoContosoP1Subscription), now.AddDate(0, 0, -60))
+	// The drift demo: 10 → 12 seats in Partner Center, not through Dynamics.
+	errs = append(errs, sb.PartnerCenter.ChangeSubscription(demoContosoTenant, partnercentertest.Subscription{ID: demoContosoP1Subscription, Quantity: 12, AutoRenew: true}))
+
 	subscription := func(s schema.Subscription) dataverse.GUID {
 		return must(create(schema.TableSubscription, schema.SetSubscriptions, s))
 	}
-	contosoPremium := subscription(schema.Subscription{
-		Name: "Microsoft 365 Business Premium", ProviderAccount: dataverse.Ref{ID: contosoPA}, Account: dataverse.Ref{ID: contoso},
-		Provider: dataverse.Ref{ID: pc}, PCSubscriptionID: demoContosoSubscription, OfferID: partnercentertest.CatalogBusinessPremium,
-		Quantity: 10, ReductionBehavior: schema.ReductionAllowedWithinWindow, ReductionWindowHrs: 168, ActualProvisionedOn: now.AddDate(0, 0, -30),
-		TermDuration: "P1Y", BillingCycle: "monthly", CommitmentEndDate: now.AddDate(0, 11, 0),
-	})
-	contosoBasic := subscription(schema.Subscription{
-		Name: "Microsoft 365 Business Basic", ProviderAccount: dataverse.Ref{ID: contosoPA}, Account: dataverse.Ref{ID: contoso},
-		Provider: dataverse.Ref{ID: pc}, PCSubscriptionID: demoContosoBasicSubscription, OfferID: partnercentertest.CatalogBusinessBasic,
-		Quantity: 3, ReductionBehavior: schema.ReductionAllowedWithinWindow, ReductionWindowHrs: 168, ActualProvisionedOn: now.AddDate(0, 0, -2),
-		TermDuration: "P1M", BillingCycle: "monthly", CommitmentEndDate: now.AddDate(0, 1, -2),
-	})
-	fabrikamP1 := subscription(schema.Subscription{
-		Name: "Azure Active Directory Premium P1", ProviderAccount: dataverse.Ref{ID: fabrikamPA}, Account: dataverse.Ref{ID: fabrikam},
-		Provider: dataverse.Ref{ID: pc}, PCSubscriptionID: demoFabrikamP1Subscription, OfferID: partnercentertest.CatalogAADPremiumP1,
-		Quantity: 20, ReductionBehavior: schema.ReductionAllowedWithinWindow, ReductionWindowHrs: 168, ActualProvisionedOn: now.AddDate(0, 0, -30),
-		TermDuration: "P1Y", BillingCycle: "annual", CommitmentEndDate: now.AddDate(1, 0, -30),
-	})
 	// Not bought yet (no Partner Center id): its Purchase is due next week, and the add-on waits for it.
 	fabrikamPremium := subscription(schema.Subscription{
 		Name: "Microsoft 365 Business Premium", ProviderAccount: dataverse.Ref{ID: fabrikamPA}, Account: dataverse.Ref{ID: fabrikam},
@@ -474,6 +511,7 @@ const (
 	demoContosoSubscription      = "a4c1340d-6911-4758-bba3-0c4c6007d161"
 	demoContosoBasicSubscription = "5b6f4b2e-7c1d-4e0a-9f3b-2d8e6a1c0b01"
 	demoFabrikamP1Subscription   = "c3e5a7f1-2b4d-4c6e-8a0b-1d3f5b7d9e03"
+	demoContosoP1Subscription    = "d7a9c1e3-5f6b-4d8e-9a0c-2e4f6a8c0e05"
 )
 
 // Demonstration License Change Logs (csp_name), one per provisioning outcome.
@@ -489,9 +527,10 @@ const (
 
 // seedPartnerCenter gives the Partner Center simulator customers in each situation the workflows meet:
 // agreement attested, accepted in the admin center, not accepted; subscriptions inside and outside their
-// refund window, a suspended one. It stays within the integration sandbox's caps (25 seats per
-// subscription, 5 subscriptions per customer) with room to spare: Fabrikam's add-on demo buys two more,
-// and tests add their own subscriptions to Contoso.
+// refund window, a suspended one, one whose seats change there after the import (the drift demo). It
+// stays within the integration sandbox's caps (25 seats per subscription, 5 subscriptions per customer)
+// with room to spare: Fabrikam's add-on demo buys two more, and tests add their own subscriptions to
+// Contoso.
 func seedPartnerCenter(pc *partnercentertest.Server, now time.Time) error {
 	mca := "117a77b0-9360-443b-8795-c6dedc750cf9"
 	customers := []partnercentertest.Customer{
@@ -499,6 +538,8 @@ func seedPartnerCenter(pc *partnercentertest.Server, now time.Time) error {
 			Subscriptions: []partnercentertest.Subscription{
 				{ID: demoContosoSubscription, OfferID: partnercentertest.CatalogBusinessPremium, FriendlyName: "Microsoft 365 Business Premium", Quantity: 10, TermDuration: "P1Y", BillingCycle: "monthly", AutoRenew: true, CreatedOn: now.AddDate(0, 0, -30)},
 				{ID: demoContosoBasicSubscription, OfferID: partnercentertest.CatalogBusinessBasic, FriendlyName: "Microsoft 365 Business Basic", Quantity: 3, TermDuration: "P1M", BillingCycle: "monthly", CreatedOn: now.AddDate(0, 0, -2)},
+				// The drift demo: its seats change in Partner Center after the import.
+				{ID: demoContosoP1Subscription, OfferID: partnercentertest.CatalogAADPremiumP1, FriendlyName: "Azure Active Directory Premium P1", Quantity: 10, TermDuration: "P1Y", BillingCycle: "monthly", AutoRenew: true, CreatedOn: now.AddDate(0, 0, -60)},
 			}},
 		{TenantID: demoFabrikamTenant, CompanyName: "Fabrikam Inc", Domain: "fabrikam.com", Country: "US",
 			Agreements: []partnercentertest.Agreement{{TemplateID: mca, Type: "MicrosoftCustomerAgreement", FirstName: "Ana", LastName: "Bowman", Email: "ana.bowman@fabrikam.com", DateAgreed: now.AddDate(0, -3, 0)}},

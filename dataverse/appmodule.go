@@ -440,64 +440,66 @@ func (c *Client) publishApp(ctx context.Context, app, siteMap GUID) error {
 	return nil
 }
 
-// planAppModule plans the app itself, after everything it contains: its sitemap, the app module, its
-// components (the sitemap and the tables the sitemap opens), the in-app notifications setting, then
-// validating and publishing the app when any of it changed. Each kind is read once.
+// planAppModule plans the app itself: its sitemap, the app module, its components (the sitemap and the
+// tables the sitemap opens) and the in-app notifications setting. It returns the app as the plan knows it,
+// for what is planned after it (the command buttons and the roles that belong to the app, then
+// planAppPublish). Each kind is read once.
 //
 // The app's components are the tables, not their forms and views one by one: an app whose table names no
 // form or view shows all of them (ValidateApp says so as a warning), and every form and view of the
 // connector's tables is the installer's own (Forms, Views) or Dataverse's default one. That keeps the app
 // right whatever forms and views exist, without reading them at apply time.
-func (c *Client) planAppModule(ctx context.Context, s Schema, a *App, p *Plan) error {
+func (c *Client) planAppModule(ctx context.Context, s Schema, a *App, p *Plan) (*appModule, error) {
 	sol := s.SolutionName
 	changed := false
+	app := &appModule{}
 
-	var siteMapID GUID
 	siteMaps, err := c.readLayers(ctx, "sitemaps", &Query{Select: []string{"sitemapid", "sitemapname", "sitemapnameunique", "sitemapxml", "isappaware"}, Filter: Eq("sitemapnameunique", a.UniqueName), Top: 1})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	haveSiteMap := siteMaps.current()
 	if haveSiteMap != nil {
-		siteMapID, _ = haveSiteMap.GUID("sitemapid")
+		app.siteMapID, _ = haveSiteMap.GUID("sitemapid")
 	}
 	wantSiteMap := siteMapRow(a)
 	if haveSiteMap == nil {
 		p.add(fmt.Sprintf("create sitemap %s (%d areas, %d subareas)", a.UniqueName, len(a.SiteMap.Areas), len(a.SiteMap.SubAreas())), func(ctx context.Context) error {
 			id, err := c.createInSolution(ctx, "sitemaps", wantSiteMap, sol)
-			siteMapID = id
+			app.siteMapID = id
 			return err
 		})
 		changed = true
 	} else if diff := differing(wantSiteMap, haveSiteMap); len(diff) > 0 {
 		p.add(fmt.Sprintf("update sitemap %s: %s changed", a.UniqueName, describeSiteMapDiff(diff)), func(ctx context.Context) error {
-			_, err := c.Update(ctx, "sitemaps", siteMapID, pick(wantSiteMap, diff), nil)
+			_, err := c.Update(ctx, "sitemaps", app.siteMapID, pick(wantSiteMap, diff), nil)
 			return err
 		})
 		changed = true
 	}
 
-	var appID, appUnique GUID
+	var appUnique GUID
 	apps, err := c.readLayers(ctx, "appmodules", &Query{Select: []string{"appmoduleid", "appmoduleidunique", "name", "uniquename", "description", "webresourceid", "clienttype", "formfactor", "navigationtype"}, Filter: Eq("uniquename", a.UniqueName), Top: 1})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	haveApp := apps.current()
 	if haveApp != nil {
-		appID, _ = haveApp.GUID("appmoduleid")
+		app.id, _ = haveApp.GUID("appmoduleid")
 		appUnique, _ = haveApp.GUID("appmoduleidunique")
+		app.exists = true
 	}
 	wantApp := appModuleRow(a)
 	if haveApp == nil {
 		p.add(fmt.Sprintf("create app %s (%s)", a.UniqueName, a.DisplayName), func(ctx context.Context) error {
 			id, err := c.createInSolution(ctx, "appmodules", wantApp, sol)
-			appID = id
+			app.id = id
 			return err
 		})
 		changed = true
 	} else if diff := differing(wantApp, haveApp); len(diff) > 0 {
 		p.add(fmt.Sprintf("update app %s: %s changed", a.UniqueName, strings.Join(diff, ", ")), func(ctx context.Context) error {
-			_, err := c.Update(ctx, "appmodules", appID, pick(wantApp, diff), nil)
+			_, err := c.Update(ctx, "appmodules", app.id, pick(wantApp, diff), nil)
 			return err
 		})
 		changed = true
@@ -510,7 +512,7 @@ func (c *Client) planAppModule(ctx context.Context, s Schema, a *App, p *Plan) e
 	if haveApp != nil {
 		for row, err := range c.List(ctx, "appmodulecomponents", &Query{Select: []string{"componenttype", "objectid"}, Filter: Eq(LookupValue("appmoduleidunique"), appUnique)}) {
 			if err != nil {
-				return err
+				return nil, err
 			}
 			if id, ok := row.GUID("objectid"); ok {
 				haveComponents[id] = true
@@ -518,11 +520,11 @@ func (c *Client) planAppModule(ctx context.Context, s Schema, a *App, p *Plan) e
 		}
 		var err error
 		if ids, err = c.tableIDs(ctx); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	var missing []string
-	missingSiteMap := haveSiteMap == nil || !haveComponents[siteMapID]
+	missingSiteMap := haveSiteMap == nil || !haveComponents[app.siteMapID]
 	if missingSiteMap {
 		missing = append(missing, "sitemap")
 	}
@@ -539,7 +541,7 @@ func (c *Client) planAppModule(ctx context.Context, s Schema, a *App, p *Plan) e
 		p.add(fmt.Sprintf("add to app %s: %s", a.UniqueName, strings.Join(missing, "; ")), func(ctx context.Context) error {
 			var comps []appComponent
 			if missingSiteMap {
-				comps = append(comps, appComponent{kind: "sitemap", id: siteMapID})
+				comps = append(comps, appComponent{kind: "sitemap", id: app.siteMapID})
 			}
 			if len(missingTables) > 0 {
 				// Tables created by this plan have their ids only now.
@@ -555,7 +557,7 @@ func (c *Client) planAppModule(ctx context.Context, s Schema, a *App, p *Plan) e
 					comps = append(comps, appComponent{kind: "entity", id: id})
 				}
 			}
-			return c.addAppComponents(ctx, appID, comps)
+			return c.addAppComponents(ctx, app.id, comps)
 		})
 		changed = true
 	}
@@ -564,21 +566,27 @@ func (c *Client) planAppModule(ctx context.Context, s Schema, a *App, p *Plan) e
 	// nothing is written now (an earlier install stopped before publishing).
 	unpublished := siteMaps.published == nil || len(differing(wantSiteMap, siteMaps.published)) > 0 ||
 		apps.published == nil || len(differing(wantApp, apps.published)) > 0
-	settingUnpublished, err := c.planNotificationsSetting(ctx, s, a, p, appID, haveApp != nil, &changed)
+	settingUnpublished, err := c.planNotificationsSetting(ctx, s, a, p, app.id, haveApp != nil, &changed)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	app.publish = changed || unpublished || settingUnpublished
+	return app, nil
+}
 
-	if changed || unpublished || settingUnpublished {
-		p.add(fmt.Sprintf("validate app %s", a.UniqueName), func(ctx context.Context) error {
-			_, err := c.validateApp(ctx, appID)
-			return err
-		})
-		p.add(fmt.Sprintf("publish app %s and its sitemap", a.UniqueName), func(ctx context.Context) error {
-			return c.publishApp(ctx, appID, siteMapID)
-		})
+// planAppPublish validates and publishes the app when planAppModule found it changed or unpublished: the
+// last of the app's changes, after everything in it.
+func (c *Client) planAppPublish(a *App, app *appModule, p *Plan) {
+	if !app.publish {
+		return
 	}
-	return nil
+	p.add(fmt.Sprintf("validate app %s", a.UniqueName), func(ctx context.Context) error {
+		_, err := c.validateApp(ctx, app.id)
+		return err
+	})
+	p.add(fmt.Sprintf("publish app %s and its sitemap", a.UniqueName), func(ctx context.Context) error {
+		return c.publishApp(ctx, app.id, app.siteMapID)
+	})
 }
 
 // planNotificationsSetting plans the app's value of the in-app notifications setting, and reports whether

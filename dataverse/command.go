@@ -140,11 +140,11 @@ func definesFunction(script []byte, function string) bool {
 
 // planCommands plans the web resources (created, or updated when their content or names differ, then
 // published) and the command buttons (appactions: created, updated where Dataverse lets them change,
-// recreated where it does not: location and table are fixed at creation). Each kind is read once.
+// recreated where it does not: location, table and app are fixed at creation). Each kind is read once.
 //
-// The buttons are created without an app module (appmoduleid, which Dataverse only takes at creation):
-// the app is planned after them.
-func (c *Client) planCommands(ctx context.Context, s Schema, a *App, p *Plan) error {
+// A button belongs to the app (appmoduleid, which Dataverse takes only at creation), so it is planned
+// after the app module: app is the app as the plan knows it, its id read when the change is applied.
+func (c *Client) planCommands(ctx context.Context, s Schema, a *App, app *appModule, p *Plan) error {
 	if len(a.WebResources) == 0 && len(a.Commands) == 0 {
 		return nil
 	}
@@ -216,17 +216,17 @@ func (c *Client) planCommands(ctx context.Context, s Schema, a *App, p *Plan) er
 			return nil
 		})
 	}
-	return c.planAppActions(ctx, a, ids, p)
+	return c.planAppActions(ctx, a, app, ids, p)
 }
 
 // appActionColumns are the appaction columns the installer writes and compares.
 func appActionColumns() []string {
 	return []string{"appactionid", "uniquename", "name", "buttonlabeltext", "buttontooltiptitle", "buttontooltipdescription", "context", "contextvalue",
 		"location", "type", "fonticon", "sequence", "onclickeventtype", "onclickeventjavascriptfunctionname", "onclickeventjavascriptparameters",
-		"_onclickeventjavascriptwebresourceid_value"}
+		"_onclickeventjavascriptwebresourceid_value", "_appmoduleid_value"}
 }
 
-func (c *Client) planAppActions(ctx context.Context, a *App, ids map[string]GUID, p *Plan) error {
+func (c *Client) planAppActions(ctx context.Context, a *App, app *appModule, ids map[string]GUID, p *Plan) error {
 	if len(a.Commands) == 0 {
 		return nil
 	}
@@ -253,6 +253,10 @@ func (c *Client) planAppActions(ctx context.Context, a *App, ids map[string]GUID
 				return fmt.Errorf("dataverse: command %s: web resource %s was not created", cmd.UniqueName, cmd.WebResource)
 			}
 			row.SetLookup("OnClickEventJavaScriptWebResourceId", "webresourceset", id)
+			if app.id == (GUID{}) {
+				return fmt.Errorf("dataverse: command %s: app %s was not created", cmd.UniqueName, a.UniqueName)
+			}
+			row.SetLookup("AppModuleId", "appmodules", app.id)
 			_, err := c.Create(ctx, "appactions", row)
 			return err
 		}
@@ -263,9 +267,18 @@ func (c *Client) planAppActions(ctx context.Context, a *App, ids map[string]GUID
 			continue
 		}
 		id, _ := row.GUID("appactionid")
-		if row.String("contextvalue") != cmd.Table || intOf(row, "location") != int(cmd.Location) || intOf(row, "context") != appActionContextEntity {
+		var why string
+		switch inApp, _ := row.GUID("_appmoduleid_value"); {
+		case row.String("contextvalue") != cmd.Table || intOf(row, "location") != int(cmd.Location) || intOf(row, "context") != appActionContextEntity:
+			why = "its table or location changed"
+		case inApp == (GUID{}):
+			why = "it belongs to no app"
+		case !app.exists || inApp != app.id:
+			why = "it belongs to another app"
+		}
+		if why != "" {
 			// Dataverse does not let these change once the button exists.
-			p.add("recreate "+what+" (its table or location changed)", func(ctx context.Context) error {
+			p.add("recreate "+what+" ("+why+")", func(ctx context.Context) error {
 				if err := c.Delete(ctx, "appactions", id, nil); err != nil && !IsNotFound(err) {
 					return err
 				}

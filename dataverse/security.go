@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"sort"
 	"strings"
@@ -352,11 +353,16 @@ func (r *privilegeIDs) rolePrivileges(ctx context.Context, role Role, bu GUID) (
 }
 
 // planSecurity plans the roles and the field security profiles: a role or profile missing is created with
-// its privileges or permissions; one whose description, privileges or permissions differ from the
-// declaration is brought back to it. The roles live in the root business unit.
-func (c *Client) planSecurity(ctx context.Context, s Schema, a *App, p *Plan) error {
+// its privileges or permissions, in the schema's solution; one whose description, privileges or
+// permissions differ from the declaration is brought back to it. The roles live in the root business
+// unit, and every role may use the app (app, planned before them).
+func (c *Client) planSecurity(ctx context.Context, s Schema, a *App, app *appModule, p *Plan) error {
 	if len(a.Roles) > 0 {
-		if err := c.planRoles(ctx, a.Roles, p); err != nil {
+		roles, err := c.planRoles(ctx, a.Roles, s.SolutionName, p)
+		if err != nil {
+			return err
+		}
+		if err := c.planAppRoles(ctx, a, app, roles, p); err != nil {
 			return err
 		}
 	}
@@ -366,6 +372,56 @@ func (c *Client) planSecurity(ctx context.Context, s Schema, a *App, p *Plan) er
 		}
 	}
 	return nil
+}
+
+// planAppRoles plans the roles' use of the app: a role not associated with the app is (a user sees a
+// model-driven app only through a role it is associated with). The app's roles are read once; a role or
+// app the plan creates gets its id when the plan applies. Roles associated by hand are left as they are.
+func (c *Client) planAppRoles(ctx context.Context, a *App, app *appModule, roles map[string]GUID, p *Plan) error {
+	have := map[GUID]bool{}
+	if app.exists {
+		var err error
+		if have, err = c.AppRoles(ctx, app.id); err != nil {
+			return err
+		}
+	}
+	for _, r := range a.Roles {
+		if id, ok := roles[strings.ToLower(r.Name)]; ok && have[id] {
+			continue
+		}
+		p.add(fmt.Sprintf("let security role %q use app %s", r.Name, a.UniqueName), func(ctx context.Context) error {
+			id, ok := roles[strings.ToLower(r.Name)]
+			if !ok {
+				return fmt.Errorf("dataverse: security role %q was not created", r.Name)
+			}
+			if app.id == (GUID{}) {
+				return fmt.Errorf("dataverse: app %s was not created", a.UniqueName)
+			}
+			return c.associate(ctx, "appmodules", app.id, "appmoduleroles_association", "roles", id)
+		})
+	}
+	return nil
+}
+
+// AppRoles returns the ids of the security roles associated with an app module (whose users see the app).
+//
+// API: GET /appmodules({id})/appmoduleroles_association?$select=roleid
+func (c *Client) AppRoles(ctx context.Context, app GUID) (map[GUID]bool, error) {
+	out := map[GUID]bool{}
+	next, query := "appmodules("+app.String()+")/appmoduleroles_association", url.Values{"$select": {"roleid"}}
+	for next != "" {
+		var pg page
+		if _, err := c.doJSON(ctx, request{method: http.MethodGet, path: next, query: query, idempotent: true}, &pg); err != nil {
+			return nil, fmt.Errorf("dataverse: read the roles of app %s: %w", app, err)
+		}
+		for _, row := range pg.Value {
+			if id, ok := row.GUID("roleid"); ok {
+				out[id] = true
+			}
+		}
+		next, query = pg.NextLink, nil
+	}
+	return out, nil
 }
 
 // rootBusinessUnit is the environment's top business unit, the one without a parent.
@@ -384,10 +440,12 @@ func (c *Client) rootBusinessUnit(ctx context.Context) (GUID, error) {
 	return GUID{}, fmt.Errorf("dataverse: the environment has no root business unit")
 }
 
-func (c *Client) planRoles(ctx context.Context, roles []Role, p *Plan) error {
+// planRoles plans the roles, and returns their ids by lower-cased name: those found now, and, once the
+// plan has created them, the others.
+func (c *Client) planRoles(ctx context.Context, roles []Role, solution string, p *Plan) (map[string]GUID, error) {
 	bu, err := c.rootBusinessUnit(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	names := make([]any, len(roles))
 	for i, r := range roles {
@@ -397,9 +455,13 @@ func (c *Client) planRoles(ctx context.Context, roles []Role, p *Plan) error {
 	q := &Query{Select: []string{"roleid", "name", "description"}, Filter: And(LookupEq("businessunitid", bu), In("name", names...))}
 	for row, err := range c.List(ctx, "roles", q) {
 		if err != nil {
-			return fmt.Errorf("dataverse: read roles: %w", err)
+			return nil, fmt.Errorf("dataverse: read roles: %w", err)
 		}
 		existing[strings.ToLower(row.String("name"))] = row
+	}
+	roleIDs := map[string]GUID{}
+	for name, row := range existing {
+		roleIDs[name], _ = row.GUID("roleid")
 	}
 	ids := &privilegeIDs{c: c}
 	for _, r := range roles {
@@ -412,10 +474,11 @@ func (c *Client) planRoles(ctx context.Context, roles []Role, p *Plan) error {
 				}
 				row := Row{"name": r.Name, "description": r.Description}
 				row.SetLookup("businessunitid", "businessunits", bu)
-				id, err := c.Create(ctx, "roles", row)
+				id, err := c.createInSolution(ctx, "roles", row, solution)
 				if err != nil {
 					return err
 				}
+				roleIDs[strings.ToLower(r.Name)] = id
 				return c.AddRolePrivileges(ctx, id, privs)
 			})
 			continue
@@ -429,7 +492,7 @@ func (c *Client) planRoles(ctx context.Context, roles []Role, p *Plan) error {
 		}
 		held, err := c.RolePrivileges(ctx, id)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if diff := privilegeDiff(r.Privileges, held); diff != "" {
 			p.add(fmt.Sprintf("update security role %q: privileges: %s", r.Name, diff), func(ctx context.Context) error {
@@ -441,7 +504,7 @@ func (c *Client) planRoles(ctx context.Context, roles []Role, p *Plan) error {
 			})
 		}
 	}
-	return nil
+	return roleIDs, nil
 }
 
 // privilegeDiff describes how the held privileges differ from the declared ones ("" when they match):
@@ -514,7 +577,7 @@ func (c *Client) planFieldSecurity(ctx context.Context, s Schema, profiles []Fie
 		have, ok := existing[strings.ToLower(f.Name)]
 		if !ok {
 			p.add(fmt.Sprintf("create field security profile %q with %d column permission(s)", f.Name, len(f.Permissions)), func(ctx context.Context) error {
-				id, err := c.Create(ctx, "fieldsecurityprofiles", Row{"name": f.Name, "description": f.Description})
+				id, err := c.createInSolution(ctx, "fieldsecurityprofiles", Row{"name": f.Name, "description": f.Description}, s.SolutionName)
 				if err != nil {
 					return err
 				}

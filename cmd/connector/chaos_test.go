@@ -29,6 +29,7 @@ import (
 	"github.com/cspconnector/csp-connector/connector/agreements"
 	"github.com/cspconnector/csp-connector/connector/provideraccounts"
 	"github.com/cspconnector/csp-connector/connector/provisioning"
+	"github.com/cspconnector/csp-connector/connector/subscriptions"
 	"github.com/cspconnector/csp-connector/dataverse"
 	"github.com/cspconnector/csp-connector/dataverse/dataversetest"
 	"github.com/cspconnector/csp-connector/dataverse/schema"
@@ -90,6 +91,7 @@ type chaosFigures struct {
 	deliveryRetries                         atomic.Int64
 	changes, quantityChanges, purchases     int
 	addOns, agreements, links, syncRequests int
+	subscriptionSyncRequests                int
 	malformed                               int
 }
 
@@ -270,6 +272,16 @@ func TestChaos(t *testing.T) {
 		fig.syncRequests++
 		ops = slices.Insert(ops, i, op{"run provider account sync", func(ctx context.Context) error {
 			return runNow(ctx, admin, dv, provideraccounts.SyncJobName)
+		}})
+	}
+	// The Subscription Sync runs while the changes are being provisioned (besides its 1-minute schedule):
+	// Partner Center then shows changes of ours whose rows are not written back yet, which it must not take
+	// for changes made in Partner Center, nor import a purchase of ours as a second row.
+	subSyncEvery := len(ops)/8 + 1
+	for i := subSyncEvery / 2; i < len(ops); i += subSyncEvery {
+		fig.subscriptionSyncRequests++
+		ops = slices.Insert(ops, i, op{"run subscription sync", func(ctx context.Context) error {
+			return runNow(ctx, admin, dv, subscriptions.SyncJobName)
 		}})
 	}
 
@@ -543,13 +555,28 @@ func TestChaos(t *testing.T) {
 	}
 
 	// Changes the connector recorded on its own (drift from Partner Center): none, since only the
-	// workload changed anything.
+	// workload changed anything, though the Subscription Sync ran while the changes were being provisioned.
 	drift := 0
+	var lastProvisioned time.Time
 	for _, l := range lcls {
 		if l.ChangeSource == schema.SourceProvider {
 			drift++
+			t.Errorf("recorded as a change made in Partner Center: %s: %s", l.Name, l.ProvisioningMessage)
+		}
+		if l.ProvisionedOn.After(lastProvisioned) {
+			lastProvisioned = l.ProvisionedOn
 		}
 	}
+	subSyncs, subSyncsAmid := 0, 0
+	var subSyncSummaries []string
+	for _, r := range listJobRuns(t, dv, subscriptions.SyncJobName) {
+		subSyncs++
+		if r.StartedOn.Before(lastProvisioned) {
+			subSyncsAmid++
+		}
+		subSyncSummaries = append(subSyncSummaries, r.Summary)
+	}
+	t.Logf("subscription syncs: %s", strings.Join(subSyncSummaries, " | "))
 
 	for _, r := range pcs.Requests() {
 		switch {
@@ -573,13 +600,15 @@ func TestChaos(t *testing.T) {
   broker: restarts (SIGKILL): %d, dropped connections: %d; messages delivered %d, completed %d, abandoned %d, released %d, lock expiries %d
   faults answered: Partner Center 429: %d, 5xx: %d; Dataverse 429: %d, 5xx: %d; event posts retried while the broker was away: %d
   Partner Center effects: %d (seat updates %d, orders %d); duplicates: %d; lost: %d; wrong: %d; agreements wrong: %d
-  dead-lettered: %d (malformed on purpose: %d); events not delivered: %d; unmapped customers notified: %d of %d; drift records: %d`,
+  dead-lettered: %d (malformed on purpose: %d); events not delivered: %d; unmapped customers notified: %d of %d; drift records: %d
+  subscription syncs: %d runs (Run Now asked %d times), %d of them started before the last change was provisioned`,
 		fig.changes, fig.quantityChanges, fig.purchases, fig.addOns, fig.agreements, fig.links, fig.syncRequests,
 		size.duration, time.Since(settleStart).Round(time.Second), fig.kills, fig.replicaStarts, fig.crashes,
 		fig.brokerRestarts, fig.connectionDrops, stats.Delivered, stats.Completed, stats.Abandoned, stats.Released, stats.Expired,
 		fig.pc429, fig.pc5xx, fig.dv429, fig.dv5xx, fig.deliveryRetries.Load(),
 		effects, effects-orders, orders, duplicates, len(lost), len(wrong), agreementsWrong,
-		len(dead), deadMalformed, undelivered, notified, len(unmapped), drift)
+		len(dead), deadMalformed, undelivered, notified, len(unmapped), drift,
+		subSyncs, fig.subscriptionSyncRequests, subSyncsAmid)
 	t.Log(report)
 	fmt.Println(report)
 	assert.Zero(t, duplicates, "duplicates")
@@ -587,6 +616,7 @@ func TestChaos(t *testing.T) {
 	assert.Empty(t, wrong, "final state")
 	assert.Zero(t, undelivered, "events not delivered")
 	assert.Zero(t, drift, "drift records")
+	assert.Positive(t, subSyncsAmid, "the Subscription Sync ran while changes were being provisioned")
 	assert.Equal(t, orders, fig.purchases+fig.addOns, "one order per purchase")
 }
 
@@ -619,7 +649,7 @@ func seedChaos(t *testing.T, dv *dataverse.Client, pcs *partnercentertest.Server
 	template := create(schema.SetAgreementTemplates, dataverse.Row{"csp_name": "Microsoft Customer Agreement", "csp_templateid": partnercentertest.MCATemplateID,
 		"csp_agreementtype": int(schema.AgreementMicrosoftCustomerAgreement), "csp_provider@odata.bind": bind(schema.SetProviders, provider)})
 	// Jobs on short schedules, so that settling does not wait for the defaults (an admin may set these).
-	for _, j := range []string{provisioning.SweepJobName, agreements.AttestationCheckJob} {
+	for _, j := range []string{provisioning.SweepJobName, agreements.AttestationCheckJob, subscriptions.SyncJobName} {
 		create(schema.SetJobs, dataverse.Row{"csp_name": j, "csp_schedule": "1m", "csp_enabled": true})
 	}
 
@@ -639,7 +669,7 @@ func seedChaos(t *testing.T, dv *dataverse.Client, pcs *partnercentertest.Server
 		_, err := dv.Update(ctx, schema.SetAgreements, c.agreement, dataverse.Row{"statuscode": schema.AgreementPending}, nil)
 		require.NoError(t, err)
 		c.sub = create(schema.SetSubscriptions, dataverse.Row{"csp_name": "Azure AD Premium P1", "csp_pcsubscriptionid": c.pcSub, "csp_quantity": 5,
-			"csp_offerid": partnercentertest.CatalogAADPremiumP1, "csp_termduration": "P1Y", "csp_billingcycle": "monthly",
+			"csp_offerid": partnercentertest.CatalogAADPremiumP1, "csp_termduration": "P1Y", "csp_billingcycle": "monthly", "csp_autorenew": true,
 			"csp_reductionbehavior": int(schema.ReductionAllowed), "csp_actualprovisionedon": now.AddDate(0, 0, -30),
 			"csp_provider@odata.bind": bind(schema.SetProviders, provider), "csp_provideraccount@odata.bind": bind(schema.SetProviderAccounts, c.providerAcc),
 			"csp_account@odata.bind": bind(schema.SetAccounts, c.account)})
@@ -717,6 +747,22 @@ func runNow(ctx context.Context, admin, dv *dataverse.Client, job string) error 
 		return err
 	}
 	return fmt.Errorf("no job row %q yet", job)
+}
+
+// listJobRuns reads the runs of one job.
+func listJobRuns(t *testing.T, dv *dataverse.Client, job string) []schema.JobRun {
+	var out []schema.JobRun
+	for raw, err := range dv.List(t.Context(), schema.SetJobs, &dataverse.Query{Select: []string{"csp_jobid"}, Filter: dataverse.Eq("csp_name", job)}) {
+		require.NoError(t, err)
+		id, _ := raw.GUID("csp_jobid")
+		for raw, err := range dv.List(t.Context(), schema.SetJobRuns, &dataverse.Query{Select: dataverse.Columns[schema.JobRun](), Filter: dataverse.LookupEq("csp_job", id)}) {
+			require.NoError(t, err)
+			var r schema.JobRun
+			require.NoError(t, dataverse.Unmarshal(raw, &r))
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 func listLCLs(t *testing.T, dv *dataverse.Client) map[dataverse.GUID]schema.LicenseChangeLog {

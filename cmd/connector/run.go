@@ -139,19 +139,27 @@ func dataverseCommand(getenv func(string) string, stdout, stderr io.Writer) *cob
 	var output outputFormat
 	install := &cobra.Command{
 		Use:   "install",
-		Short: "Create or update the connector's tables, and register its service endpoint and steps",
-		Long: `Create or update the connector's tables, columns, choices, status reasons and alternate keys in the
-environment at DATAVERSE_URL, inside the CSPConnector solution (publisher prefix csp); then register the
-event intake: the service endpoint (a Service Bus queue with Json messages when SERVICEBUS_NAMESPACE or
-SERVICEBUS_CONNECTION_STRING is set, using the Send-only rule in SERVICEBUS_SEND_CONNECTION_STRING; else a
-webhook at CONNECTOR_PUBLIC_URL/webhooks/dataverse with CONNECTOR_WEBHOOK_KEY) and one asynchronous
-post-operation step per trigger, with the images the handlers read.
+		Short: "Create or update the connector's tables, its app, its security roles, and its event registration",
+		Long: `Create or update, in the environment at DATAVERSE_URL and inside the CSPConnector solution (publisher
+prefix csp):
+  - the tables: columns, choices, status reasons and alternate keys;
+  - the CSP Connector app: a main form per table, the views, the sitemap (Provisioning, Customers, Setup),
+    the command buttons and the script they run (a web resource), in-app notifications switched on;
+  - the security roles CSP Connector (for the connector's application user), CSP Connector Admin and
+    CSP Connector Reader, each allowed to use the app, and the field security profile CSP Connector
+    Secrets (webhook callback URLs);
+then register the event intake: the service endpoint (a Service Bus queue with Json messages when
+SERVICEBUS_NAMESPACE or SERVICEBUS_CONNECTION_STRING is set, using the Send-only rule in
+SERVICEBUS_SEND_CONNECTION_STRING; else a webhook at CONNECTOR_PUBLIC_URL/webhooks/dataverse with
+CONNECTOR_WEBHOOK_KEY) and one asynchronous post-operation step per trigger, with the images the handlers
+read.
 
 It compares first and changes only what is missing or different, so running it again changes nothing.
---dry-run prints the plan without changing anything. Differences it will not resolve by itself (a column
-whose type differs, a key whose index failed, a step disabled by hand) are listed as problems and make
-the command fail. Secrets are write-only in Dataverse: an existing endpoint keeps its key unless
---rotate-secrets is given.`,
+--dry-run prints the plan without changing anything: every table, form, view, command and role it would
+create or update, and the event registration's changes once the tables exist. Differences it will not
+resolve by itself (a column whose type differs, a key whose index failed, a step disabled by hand) are
+listed as problems and make the command fail. Secrets are write-only in Dataverse: an existing endpoint
+keeps its key unless --rotate-secrets is given.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, dv, err := commandDataverse(cmd, getenv, stderr)

@@ -320,3 +320,51 @@ func TestVerifyAndJobsCommands(t *testing.T) {
 	err = run(t.Context(), []string{"jobs", "run", "Nope"}, getenv(env), nil, io.Discard, io.Discard)
 	assert.ErrorContains(t, err, `no job named "Nope"`)
 }
+
+// TestDataverseInstallDryRunListsTheWholeApp: `connector dataverse install --help` says what it installs,
+// and --dry-run on a blank environment names every form, view, command and role of the app.
+func TestDataverseInstallDryRunListsTheWholeApp(t *testing.T) {
+	t.Parallel()
+	srv, err := dataversetest.NewServer(dataversetest.Options{Tables: schema.StandardTables()})
+	require.NoError(t, err)
+	defer srv.Close()
+	vars := getenv(map[string]string{"DATAVERSE_URL": srv.URL, "DATAVERSE_AUTH": "none"})
+
+	var help bytes.Buffer
+	require.NoError(t, run(t.Context(), []string{"dataverse", "install", "--help"}, vars, nil, &help, io.Discard))
+	for _, want := range []string{"the tables", "the CSP Connector app: a main form per table, the views, the sitemap", "command buttons",
+		schema.AdminRole, schema.ReaderRole, "each allowed to use the app", "field security profile " + schema.SecretsProfile, "register the event intake"} {
+		assert.Contains(t, strings.Join(strings.Fields(help.String()), " "), want)
+	}
+
+	var out bytes.Buffer
+	require.NoError(t, run(t.Context(), []string{"dataverse", "install", "--dry-run"}, vars, nil, &out, io.Discard))
+	lines := strings.Split(out.String(), "\n")
+	has := func(format string, args ...any) bool {
+		want := fmt.Sprintf(format, args...)
+		for _, l := range lines {
+			if strings.Contains(l, want) {
+				return true
+			}
+		}
+		return false
+	}
+	app := schema.Schema().App
+	for _, f := range app.Forms {
+		assert.True(t, has("+ create main form %s: %s", f.Table, f.Name), "form %s of %s", f.Name, f.Table)
+	}
+	for _, v := range app.Views {
+		assert.True(t, has("view %s: %s", v.Table, v.Name), "view %s of %s", v.Name, v.Table)
+	}
+	for _, c := range app.Commands {
+		assert.True(t, has("+ create command %s: %q on the form of %s", c.UniqueName, c.Label, c.Table), "command %s", c.UniqueName)
+	}
+	for _, r := range app.Roles {
+		assert.True(t, has("+ create security role %q", r.Name), "role %s", r.Name)
+		assert.True(t, has("+ let security role %q use app %s", r.Name, app.UniqueName), "role %s uses the app", r.Name)
+	}
+	for _, f := range app.FieldSecurityProfiles {
+		assert.True(t, has("+ create field security profile %q", f.Name), "profile %s", f.Name)
+	}
+	assert.True(t, has("Dry run: nothing was changed."))
+}

@@ -22,9 +22,6 @@ import (
 	"github.com/cspconnector/csp-connector/partnercenter"
 )
 
-// OffMessage is the job row's message while the Subscription Sync is created switched off.
-const OffMessage = "Off until switched on: a sync running while license changes are being provisioned can record some of them as changes made in Partner Center. Press Run Now when no change is Awaiting or Provisioning, or set Enabled when none will be."
-
 // SyncJobName is the job's name on its csp_job row.
 const SyncJobName = "Subscription Sync"
 
@@ -106,7 +103,8 @@ type SyncOptions struct {
 	ProviderAccount uuid.UUID
 }
 
-// SyncCounts are what a sync did. Seen = Created + Updated + Unchanged + the blocked drifts + Failed.
+// SyncCounts are what a sync did. Seen = Created + Updated + Unchanged + Skipped + the blocked drifts +
+// Failed.
 type SyncCounts struct {
 	// Seen is the subscriptions Partner Center listed.
 	Seen int `json:"seen"`
@@ -114,6 +112,10 @@ type SyncCounts struct {
 	Created   int `json:"created"`
 	Updated   int `json:"updated"`
 	Unchanged int `json:"unchanged"`
+	// Skipped is the subscriptions left for the next run because a change of ours was being made to them
+	// while the sync ran (Partner Center already shows it; the provisioning writes the row), including a
+	// purchase of ours not yet written back and a row the provisioning wrote after the sync read it.
+	Skipped int `json:"skipped"`
 	// Drifted is the subscriptions Partner Center changed on its own (recorded or blocked) plus those it
 	// no longer lists.
 	Drifted int `json:"drifted"`
@@ -126,6 +128,7 @@ func (c *SyncCounts) add(o SyncCounts) {
 	c.Created += o.Created
 	c.Updated += o.Updated
 	c.Unchanged += o.Unchanged
+	c.Skipped += o.Skipped
 	c.Drifted += o.Drifted
 	c.Failed += o.Failed
 }
@@ -157,6 +160,9 @@ type SyncResult struct {
 func (r SyncResult) Summary() string {
 	s := fmt.Sprintf("%d subscriptions seen: %d created, %d updated, %d unchanged, %d drifted, %d failed",
 		r.Seen, r.Created, r.Updated, r.Unchanged, r.Drifted, r.Failed)
+	if r.Skipped > 0 {
+		s += fmt.Sprintf(" (%d left for the next run: a change of ours was being made to them)", r.Skipped)
+	}
 	if len(r.Drifts) == 0 {
 		return s
 	}
@@ -183,13 +189,10 @@ func outcomeWords(o string) string {
 	return "recorded as a Provider change"
 }
 
-// Job is the scheduled sync.
-//
-// The job is created switched off: the chaos test found that a sync running while license changes are
-// being provisioned records some of them as drift (the changes in flight are read once, at the start of
-// the run). Until that is fixed, run it when no change is in flight.
+// Job is the scheduled sync. It may run while license changes are being provisioned: whether a change of
+// ours explains a difference is read when the difference is found.
 func (w *Workflow) Job(every time.Duration) jobs.Job {
-	return jobs.Job{Name: SyncJobName, Schedule: every, Off: OffMessage, Run: func(ctx context.Context) (jobs.RunCounts, error) {
+	return jobs.Job{Name: SyncJobName, Schedule: every, Run: func(ctx context.Context) (jobs.RunCounts, error) {
 		r, err := w.Sync(ctx, SyncOptions{})
 		return jobs.RunCounts{Processed: r.Seen, Created: r.Created, Updated: r.Updated, Failed: r.Failed, Summary: r.Summary()}, err
 	}}
@@ -204,16 +207,16 @@ func (w *Workflow) Job(every time.Duration) jobs.Job {
 // a time. At most four groups' rows and Workers customers' listings are held at once, whatever the number
 // of subscriptions.
 //
-// API: GET csp_licensechangelogs (the changes in flight), GET csp_provideraccounts (pages), per group of
-// accounts GET csp_subscriptions, per customer GET /v1/customers/{id}/subscriptions, POST $batch.
+// A change of ours may be made while the sync runs, so whether one explains what Partner Center shows is
+// read when it is needed, not at the start: one read per subscription that differs (ours), and one per
+// new subscription Partner Center created within the last hour (a purchase of ours not yet written back).
+//
+// API: GET csp_provideraccounts (pages), per group of accounts GET csp_subscriptions, per customer GET
+// /v1/customers/{id}/subscriptions, per difference GET csp_licensechangelogs, per recent new subscription
+// GET csp_subscriptions, POST $batch.
 func (w *Workflow) Sync(ctx context.Context, opts SyncOptions) (SyncResult, error) {
 	run := &syncRun{w: w, now: w.now().UTC()}
 	var errs []error
-	inFlight, err := w.inFlight(ctx)
-	if err != nil {
-		return run.result, err
-	}
-	run.inFlight = inFlight
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	groups := make(chan *syncGroup, 1)
@@ -392,6 +395,7 @@ func (r *syncRun) list(ctx context.Context, j listJob, out chan<- listed) {
 // customerState is what the comparing goroutine keeps of a customer while its listing runs.
 type customerState struct {
 	queued  map[string]bool // this customer's subscriptions queued or already rows, by lower-case id
+	skipped map[string]bool // left for the next run: a purchase of ours not yet written back
 	waiting []partnercenter.Subscription
 }
 
@@ -407,7 +411,7 @@ func (r *syncRun) receive(ctx context.Context, b *batcher, customers map[*listJo
 	pa := j.pa
 	cs := customers[j]
 	if cs == nil {
-		cs = &customerState{queued: map[string]bool{}}
+		cs = &customerState{queued: map[string]bool{}, skipped: map[string]bool{}}
 		customers[j] = cs
 	}
 	known := func(pcID string) bool {
@@ -419,8 +423,7 @@ func (r *syncRun) receive(ctx context.Context, b *batcher, customers map[*listJo
 			cs.waiting = append(cs.waiting, s)
 			continue
 		}
-		r.subscription(ctx, b, pa, s, g.existing, known)
-		cs.queued[strings.ToLower(s.ID)] = true
+		r.subscribe(ctx, b, pa, s, g.existing, cs, known)
 	}
 	if !m.done {
 		return nil
@@ -439,7 +442,7 @@ func (r *syncRun) receive(ctx context.Context, b *batcher, customers map[*listJo
 		err = fmt.Errorf("%s: listing Partner Center subscriptions failed: %w", cmp.Or(pa.Name, pa.TenantID), m.err)
 	} else {
 		for _, s := range cs.waiting {
-			r.subscription(ctx, b, pa, s, g.existing, known)
+			r.subscribe(ctx, b, pa, s, g.existing, cs, known)
 		}
 	}
 	if g.remaining--; g.remaining == 0 {
@@ -452,35 +455,71 @@ func (r *syncRun) receive(ctx context.Context, b *batcher, customers map[*listJo
 	return err
 }
 
-// syncRun is one sync: the changes in flight, read once, and what it found.
-type syncRun struct {
-	w        *Workflow
-	now      time.Time
-	inFlight []uuid.UUID // subscriptions with a change of ours Awaiting or Provisioning, sorted
-	result   SyncResult
-}
-
-// inFlight reads the subscriptions that have a change of ours Awaiting or Provisioning.
-func (w *Workflow) inFlight(ctx context.Context) ([]uuid.UUID, error) {
-	var ids []uuid.UUID
-	q := &dataverse.Query{Select: []string{dataverse.LookupValue("csp_subscription")}, PageSize: 5000,
-		Filter: dataverse.And(dataverse.Eq("statecode", schema.StateActive),
-			dataverse.Or(dataverse.Eq("csp_provisioningstatus", schema.ProvisioningAwaiting), dataverse.Eq("csp_provisioningstatus", schema.ProvisioningInProgress)))}
-	for raw, err := range w.dv.List(ctx, schema.SetLicenseChangeLogs, q) {
-		if err != nil {
-			return nil, fmt.Errorf("subscription sync: read the license changes in flight: %w", err)
+// subscribe compares one subscription, or leaves it for the next run: a new one that a purchase of ours
+// may have made (not yet written back), and an add-on of one left so.
+func (r *syncRun) subscribe(ctx context.Context, b *batcher, pa schema.ProviderAccount, s partnercenter.Subscription, existing map[string]*existingRow, cs *customerState, known func(string) bool) {
+	id := strings.ToLower(s.ID)
+	if existing[rowKey(pa.ID, id)] == nil {
+		ours := s.ParentSubscriptionID != "" && cs.skipped[strings.ToLower(s.ParentSubscriptionID)]
+		if !ours {
+			var err error
+			if ours, err = r.purchaseInFlight(ctx, pa, s); err != nil {
+				r.w.log.Warn("could not read whether a purchase of ours made a new subscription; it is left for the next run", "subscription", s.ID, "error", err)
+				r.result.Seen++
+				r.result.Failed++
+				cs.skipped[id] = true
+				return
+			}
 		}
-		if ref, ok := raw.Lookup("csp_subscription"); ok {
-			ids = append(ids, ref.ID)
+		if ours {
+			r.w.log.Info("a new subscription may be a purchase of ours not yet written back; it is left for the next run", "subscription", s.ID, "offer", s.OfferID, "tenant", pa.TenantID)
+			r.result.Seen++
+			r.result.Skipped++
+			cs.skipped[id] = true
+			return
 		}
 	}
-	slices.SortFunc(ids, func(a, b uuid.UUID) int { return slices.Compare(a[:], b[:]) })
-	return slices.Compact(ids), nil
+	r.subscription(ctx, b, pa, s, existing, known)
+	cs.queued[id] = true
 }
 
-func (r *syncRun) busy(id uuid.UUID) bool {
-	_, ok := slices.BinarySearchFunc(r.inFlight, id, func(a, b uuid.UUID) int { return slices.Compare(a[:], b[:]) })
-	return ok
+// purchaseWindow is how recent a new Partner Center subscription must be to be checked for a purchase of
+// ours in flight: a purchase is written back within minutes of its checkout (a replica that died between
+// them leaves its claim to expire first).
+const purchaseWindow = time.Hour
+
+// clockSkew is how far Partner Center's clock may be from ours.
+const clockSkew = 5 * time.Minute
+
+// purchaseInFlight reports whether a new subscription may be one a purchase of ours made and has not yet
+// written back: the customer has an active row for the same offer with no Partner Center subscription id
+// that existed when Partner Center created it. Importing it would make a second row, and the purchase's
+// write-back would then collide with it on the key. Only a subscription created within purchaseWindow is
+// checked, so a first import of older subscriptions makes no such read.
+//
+// API: GET csp_subscriptions?$filter=_csp_provideraccount_value eq {id} and csp_pcsubscriptionid eq null
+// and csp_offerid eq {offer} and statecode eq 0 and createdon le {created}&$top=1
+func (r *syncRun) purchaseInFlight(ctx context.Context, pa schema.ProviderAccount, s partnercenter.Subscription) (bool, error) {
+	if s.CreationDate == nil || s.OfferID == "" || s.CreationDate.Before(r.now.Add(-purchaseWindow)) {
+		return false, nil
+	}
+	q := &dataverse.Query{Select: []string{"csp_subscriptionid"}, Top: 1,
+		Filter: dataverse.And(dataverse.LookupEq("csp_provideraccount", pa.ID), dataverse.IsNull("csp_pcsubscriptionid"),
+			dataverse.Eq("csp_offerid", s.OfferID), dataverse.Eq("statecode", schema.StateActive), dataverse.Le("createdon", s.CreationDate.UTC().Add(clockSkew)))}
+	for _, err := range r.w.dv.List(ctx, schema.SetSubscriptions, q) {
+		if err != nil {
+			return false, fmt.Errorf("subscription sync: read the purchases of ours in flight: %w", err)
+		}
+		return true, nil
+	}
+	return false, nil
+}
+
+// syncRun is one sync and what it found.
+type syncRun struct {
+	w      *Workflow
+	now    time.Time
+	result SyncResult
 }
 
 // existingRow is what the sync keeps of one subscription row between reading it and seeing its
@@ -495,14 +534,15 @@ type existingRow struct {
 	status      int
 	autoRenew   bool
 	term        string
-	provisioned bool // Actual provisioned on is set
-	missingFlag bool // its sync message says Partner Center no longer lists it
+	provisioned bool      // Actual provisioned on is set
+	modified    time.Time // when the row was last written (modifiedon)
+	missingFlag bool      // its sync message says Partner Center no longer lists it
 	seen        bool
 }
 
 var subscriptionColumns = []string{"csp_subscriptionid", "csp_name", "csp_pcsubscriptionid", dataverse.LookupValue("csp_provideraccount"),
 	dataverse.LookupValue("csp_parentsubscription"), "csp_offerid", "csp_offername", "csp_quantity", "csp_termduration", "csp_billingcycle",
-	"csp_commitmentenddate", "csp_autorenew", "csp_actualprovisionedon", "csp_syncmessage", "statecode", "statuscode"}
+	"csp_commitmentenddate", "csp_autorenew", "csp_actualprovisionedon", "csp_syncmessage", "statecode", "statuscode", "modifiedon"}
 
 // missingPrefix starts the sync message of a row whose subscription Partner Center no longer lists.
 const missingPrefix = "Partner Center no longer lists this subscription"
@@ -525,7 +565,8 @@ func (r *syncRun) loadExisting(ctx context.Context, accounts []schema.ProviderAc
 		if err := dataverse.Unmarshal(raw, &s); err != nil {
 			return nil, err
 		}
-		rows[rowKey(s.ProviderAccount.ID, s.PCSubscriptionID)] = &existingRow{
+		modified, _ := raw.Time("modifiedon")
+		rows[rowKey(s.ProviderAccount.ID, s.PCSubscriptionID)] = &existingRow{modified: modified,
 			id: s.ID, parent: s.Parent.ID, etag: s.ETag, name: s.Name,
 			described: describedHash(s.Name, s.OfferID, s.OfferName, s.BillingCycle, s.CommitmentEndDate),
 			quantity:  s.Quantity, state: s.State, status: s.Status, autoRenew: s.AutoRenew, term: s.TermDuration,
@@ -649,16 +690,25 @@ func (r *syncRun) subscription(ctx context.Context, b *batcher, pa schema.Provid
 		return
 	}
 	d := Drift{Subscription: ex.id, PCSubscriptionID: s.ID, TenantID: pa.TenantID, Name: cmp.Or(ex.name, t.name), Change: describe(changes)}
-	if r.busy(ex.id) {
-		// A change of ours is in flight: the row is not touched; the drift is reported.
+	ours, err := r.ourChanges(ctx, ex)
+	if err != nil {
+		// Not knowing whether a change of ours explains it, nothing is written: the next run looks again.
+		r.w.log.Warn("could not read the subscription's license changes; it is left for the next run", "subscription", ex.id, "error", err)
+		r.result.Failed++
+		return
+	}
+	if len(ours.inFlight) > 0 {
+		// A change of ours is in flight: the row is not touched (the provisioning writes it). What that change
+		// (or the last one provisioned) explains is not drift; anything else is reported.
+		if ours.explain(changes) {
+			r.result.Skipped++
+			return
+		}
 		d.Outcome = Blocked
 		r.drift(d)
 		return
 	}
-	explained, undone, err := r.explained(ctx, ex, changes)
-	if err != nil {
-		r.w.log.Warn("could not read the subscription's last provisioned change; the drift is recorded", "subscription", ex.id, "error", err)
-	}
+	explained, undone := ours.explainedByLast(changes)
 	row["csp_quantity"], row["csp_autorenew"], row["csp_termduration"] = t.quantity, t.autoRenew, t.term
 	row["statecode"], row["statuscode"] = t.state, t.status
 	if explained {
@@ -747,60 +797,127 @@ func describe(cs []change) string {
 	return strings.Join(words, "; ")
 }
 
-// explained reports whether our last provisioned change of the subscription explains every change (the
-// row did not catch up with what we provisioned), and whether Partner Center no longer shows it (the row
-// holds what we provisioned, Partner Center something else). Only a drift reads it, so a sync with no
-// drift makes no such read.
+// ourChangesRead is what ourChanges reads of a subscription's license changes of ours.
+type ourChangesRead struct {
+	inFlight []schema.LicenseChangeLog // Awaiting or Provisioning, active
+	last     *schema.LicenseChangeLog  // the last one provisioned (of those provisioned the same second, the last created)
+	// lastTies are the changes provisioned the same second as last, last first: times are kept to the
+	// second, so which of them reached Partner Center last is not known.
+	lastTies []schema.LicenseChangeLog
+	// rowModified is when the row was last written, as the sync read it.
+	rowModified time.Time
+}
+
+// ourChanges reads the subscription's license changes of ours in flight now and the last ones provisioned,
+// in one request: ordered by status (Awaiting and Provisioning come before Provisioned), then the newest
+// provisioned first, it stops after those provisioned the same second as the newest. It is read when a
+// difference is found, not at the start of the run, so a change made while the sync runs is seen: Partner
+// Center can only show a change of ours after it was claimed (Provisioning), and the listing came before
+// this read.
 //
-// API: GET csp_licensechangelogs?$filter=_csp_subscription_value eq {id} and csp_provisioningstatus eq
-// Provisioned and csp_changesource ne Provider&$orderby=csp_provisionedon desc&$top=1
-func (r *syncRun) explained(ctx context.Context, ex *existingRow, cs []change) (explained, undone bool, err error) {
-	q := &dataverse.Query{Select: []string{"csp_changetype", "csp_quantity"}, Top: 1, OrderBy: []string{"csp_provisionedon desc"},
-		Filter: dataverse.And(dataverse.LookupEq("csp_subscription", ex.id), dataverse.Eq("csp_provisioningstatus", schema.ProvisioningProvisioned),
-			dataverse.Ne("csp_changesource", schema.SourceProvider))}
-	var last *schema.LicenseChangeLog
+// API: GET csp_licensechangelogs?$filter=_csp_subscription_value eq {id} and csp_changesource ne Provider
+// and ((statecode eq 0 and (csp_provisioningstatus eq Awaiting or eq Provisioning)) or
+// csp_provisioningstatus eq Provisioned)&$orderby=csp_provisioningstatus,csp_provisionedon desc,createdon desc
+func (r *syncRun) ourChanges(ctx context.Context, ex *existingRow) (ourChangesRead, error) {
+	id := ex.id
+	out := ourChangesRead{rowModified: ex.modified}
+	inFlight := dataverse.And(dataverse.Eq("statecode", schema.StateActive),
+		dataverse.Or(dataverse.Eq("csp_provisioningstatus", schema.ProvisioningAwaiting), dataverse.Eq("csp_provisioningstatus", schema.ProvisioningInProgress)))
+	q := &dataverse.Query{Select: []string{"csp_changetype", "csp_quantity", "csp_provisioningstatus", "csp_provisionedon"}, PageSize: 10,
+		OrderBy: []string{"csp_provisioningstatus", "csp_provisionedon desc", "createdon desc"},
+		Filter: dataverse.And(dataverse.LookupEq("csp_subscription", id), dataverse.Ne("csp_changesource", schema.SourceProvider),
+			dataverse.Or(inFlight, dataverse.Eq("csp_provisioningstatus", schema.ProvisioningProvisioned)))}
 	for raw, err := range r.w.dv.List(ctx, schema.SetLicenseChangeLogs, q) {
 		if err != nil {
-			return false, false, err
+			return out, fmt.Errorf("subscription sync: read the license changes of %s: %w", id, err)
 		}
 		var l schema.LicenseChangeLog
 		if err := dataverse.Unmarshal(raw, &l); err != nil {
-			return false, false, err
+			return out, err
 		}
-		last = &l
-		break
-	}
-	if last == nil {
-		return false, false, nil
-	}
-	explains := func(c change, wantTo bool) bool {
-		switch c.kind {
-		case schema.ChangeQuantity:
-			if last.ChangeType != schema.ChangeQuantity && last.ChangeType != schema.ChangePurchase || last.Quantity == nil {
-				return false
-			}
-			if wantTo {
-				return *last.Quantity == c.to
-			}
-			return *last.Quantity == c.from
-		case schema.ChangeSuspend, schema.ChangeReactivate, schema.ChangeCancel:
-			if wantTo {
-				return last.ChangeType == c.kind
-			}
-			return statusAfter(last.ChangeType) == c.fromStatus
+		if l.ProvisioningStatus != schema.ProvisioningProvisioned {
+			out.inFlight = append(out.inFlight, l)
+			continue
 		}
-		return false
+		if len(out.lastTies) > 0 && !l.ProvisionedOn.Equal(out.lastTies[0].ProvisionedOn) {
+			break
+		}
+		out.lastTies = append(out.lastTies, l)
 	}
-	explained, undone = true, false
+	if len(out.lastTies) > 0 {
+		out.last = &out.lastTies[0]
+	}
+	return out, nil
+}
+
+// explains reports whether the change l made explains c: Partner Center shows l's target (wantTo), or the
+// row still shows it (not wantTo). rowModified is when the row was last written: a purchase of ours
+// explains the renewal terms Partner Center gave the subscription (auto-renew, term) until the row has been
+// written since (its write-back records what was bought, not those terms).
+func explains(l *schema.LicenseChangeLog, c change, wantTo bool, rowModified time.Time) bool {
+	switch c.kind {
+	case schema.ChangeRenewal:
+		return wantTo && l.ChangeType == schema.ChangePurchase && l.ProvisioningStatus == schema.ProvisioningProvisioned &&
+			!l.ProvisionedOn.Before(rowModified.Add(-clockSkew))
+	case schema.ChangeQuantity:
+		if l.ChangeType != schema.ChangeQuantity && l.ChangeType != schema.ChangePurchase || l.Quantity == nil {
+			return false
+		}
+		if wantTo {
+			return *l.Quantity == c.to
+		}
+		return *l.Quantity == c.from
+	case schema.ChangeSuspend, schema.ChangeReactivate, schema.ChangeCancel:
+		if wantTo {
+			return l.ChangeType == c.kind
+		}
+		return statusAfter(l.ChangeType) == c.fromStatus
+	}
+	return false
+}
+
+// explain reports whether a change of ours in flight, or the last one provisioned, explains every change:
+// Partner Center shows what we are making (or made).
+func (o ourChangesRead) explain(cs []change) bool {
 	for _, c := range cs {
-		if !explains(c, true) {
+		ok := o.explainedByLastTies(c)
+		for i := range o.inFlight {
+			ok = ok || explains(&o.inFlight[i], c, true, o.rowModified)
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// explainedByLast reports whether our last provisioned change explains every change (the row did not catch
+// up with what we provisioned), and whether Partner Center no longer shows it (the row holds what we
+// provisioned, Partner Center something else).
+func (o ourChangesRead) explainedByLast(cs []change) (explained, undone bool) {
+	if o.last == nil {
+		return false, false
+	}
+	explained = true
+	for _, c := range cs {
+		if !o.explainedByLastTies(c) {
 			explained = false
 		}
-		if explains(c, false) {
+		if explains(o.last, c, false, o.rowModified) {
 			undone = true
 		}
 	}
-	return explained, undone && !explained, nil
+	return explained, undone && !explained
+}
+
+// explainedByLastTies reports whether one of the changes provisioned last (the same second) explains c.
+func (o ourChangesRead) explainedByLastTies(c change) bool {
+	for i := range o.lastTies {
+		if explains(&o.lastTies[i], c, true, o.rowModified) {
+			return true
+		}
+	}
+	return false
 }
 
 func statusAfter(t schema.ChangeType) string {
@@ -944,6 +1061,11 @@ func (b *batcher) flush(ctx context.Context) error {
 		switch {
 		case res.Err != nil && p.kind == opLicenseChange && dataverse.IsDuplicate(res.Err):
 			// recorded by an earlier attempt of the same $batch
+		case res.Err != nil && p.kind == opSubscription && p.updated && dataverse.IsConflict(res.Err):
+			// The row changed since the sync read it (a change of ours written back): the next run compares it
+			// as it is now.
+			b.r.result.Skipped++
+			w.log.Info("a subscription row changed while the sync ran; the next run compares it again")
 		case res.Err != nil:
 			if p.kind == opSubscription {
 				b.r.result.Failed++

@@ -37,17 +37,24 @@ type rig struct {
 	Tenant  string
 	writes  atomic.Int64 // Dataverse requests other than GETs
 	reverse atomic.Bool  // Partner Center's subscription lists come in reverse order
+	// beforeList, when set, runs once before Partner Center answers the next subscription listing: what
+	// happens while a sync runs, after it read the rows.
+	beforeList atomic.Pointer[func()]
 
 	mu      sync.Mutex
 	notices []notify.Notification
 }
 
 type countingTransport struct {
-	next http.RoundTripper
-	f    func(*http.Request, *http.Response) (*http.Response, error)
+	next   http.RoundTripper
+	before func(*http.Request)
+	f      func(*http.Request, *http.Response) (*http.Response, error)
 }
 
 func (c countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if c.before != nil {
+		c.before(r)
+	}
 	resp, err := c.next.RoundTrip(r)
 	if err != nil {
 		return resp, err
@@ -72,7 +79,13 @@ func newRig(t *testing.T) *rig {
 		}
 		return resp, nil
 	}}}
-	pcHC := &http.Client{Transport: countingTransport{next: pcs.Client().Transport, f: func(req *http.Request, resp *http.Response) (*http.Response, error) {
+	pcHC := &http.Client{Transport: countingTransport{next: pcs.Client().Transport, before: func(req *http.Request) {
+		if req.Method == http.MethodGet && strings.HasSuffix(req.URL.Path, "/subscriptions") {
+			if f := r.beforeList.Swap(nil); f != nil {
+				(*f)()
+			}
+		}
+	}, f: func(req *http.Request, resp *http.Response) (*http.Response, error) {
 		if !r.reverse.Load() || req.Method != http.MethodGet || !strings.HasSuffix(req.URL.Path, "/subscriptions") {
 			return resp, nil
 		}
@@ -388,4 +401,194 @@ func TestSyncListsCustomersConcurrentlyWithinWorkers(t *testing.T) {
 	res, err = w.Sync(ctx, SyncOptions{})
 	require.NoError(t, err)
 	assert.Equal(t, 12, res.Unchanged)
+}
+
+// BeforeList runs f once, before Partner Center answers the next subscription listing.
+func (r *rig) BeforeList(f func()) { r.beforeList.Store(&f) }
+
+// ourChange creates a Dynamics license change of the subscription row in the given state.
+func (r *rig) ourChange(t *testing.T, sub dataverse.GUID, kind schema.ChangeType, qty int, status schema.ProvisioningStatus) dataverse.GUID {
+	t.Helper()
+	row := dataverse.Row{"csp_name": "Our change", "csp_subscription@odata.bind": dataverse.Bind(schema.SetSubscriptions, sub),
+		"csp_changetype": int(kind), "csp_provisioningstatus": int(status), "csp_changesource": int(schema.SourceDynamics)}
+	if kind == schema.ChangeQuantity {
+		row["csp_quantity"] = qty
+	}
+	if status == schema.ProvisioningProvisioned {
+		row["csp_provisionedon"] = r.Clock.Now().UTC()
+	}
+	id, err := r.DV.Create(t.Context(), schema.SetLicenseChangeLogs, row)
+	require.NoError(t, err)
+	return id
+}
+
+// A change of ours entered and provisioned while the sync runs (after it started, before Partner Center
+// lists the subscription) is not drift: Partner Center shows what we made.
+func TestSyncDoesNotRecordOurChangeMadeWhileItRuns(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// provision makes the change as the provisioning does, up to the given point.
+		status  schema.ProvisioningStatus
+		rowToo  bool // the provisioning wrote the row back too (after the sync read it)
+		skipped int
+		updated int
+	}{
+		{name: "being provisioned when listed", status: schema.ProvisioningInProgress, skipped: 1},
+		{name: "provisioned when listed, row written back", status: schema.ProvisioningProvisioned, rowToo: true, skipped: 1},
+		{name: "provisioned when listed, row not yet written back", status: schema.ProvisioningProvisioned, updated: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t)
+			sub := uuid.NewString()
+			r.AddSub(t, sub, offerBasic, "", 10)
+			r.Sync(t)
+			row := r.Row(t, sub)
+			r.Clock.Advance(time.Hour)
+			r.BeforeList(func() {
+				r.ourChange(t, row.ID, schema.ChangeQuantity, 15, tc.status)
+				require.NoError(t, r.PCS.ChangeSubscription(r.Tenant, partnercentertest.Subscription{ID: sub, Quantity: 15, AutoRenew: true}))
+				if tc.rowToo {
+					_, err := r.DV.Update(t.Context(), schema.SetSubscriptions, row.ID, dataverse.Row{"csp_quantity": 15}, nil)
+					require.NoError(t, err)
+				}
+			})
+
+			res := r.Sync(t)
+			assert.Equal(t, SyncCounts{Seen: 1, Updated: tc.updated, Skipped: tc.skipped}, res.SyncCounts)
+			assert.Empty(t, res.Drifts)
+			for _, l := range r.LCLs(t) {
+				assert.NotEqual(t, schema.SourceProvider, l.ChangeSource, "our own change recorded as a change made in Partner Center: %s", l.ProvisioningMessage)
+			}
+			assert.Empty(t, r.Notices())
+			if tc.status == schema.ProvisioningInProgress {
+				assert.Equal(t, 10, r.Row(t, sub).Quantity, "a subscription with a change of ours in flight is not touched")
+			}
+		})
+	}
+}
+
+// A change of ours in flight does not hide what else Partner Center changed: it is reported, and the row
+// is left alone.
+func TestSyncReportsDriftBesideOurChangeInFlight(t *testing.T) {
+	r := newRig(t)
+	sub := uuid.NewString()
+	r.AddSub(t, sub, offerBasic, "", 10)
+	r.Sync(t)
+	row := r.Row(t, sub)
+	r.BeforeList(func() {
+		r.ourChange(t, row.ID, schema.ChangeQuantity, 15, schema.ProvisioningInProgress)
+		require.NoError(t, r.PCS.ChangeSubscription(r.Tenant, partnercentertest.Subscription{ID: sub, Quantity: 15, AutoRenew: false}))
+	})
+	res := r.Sync(t)
+	assert.Equal(t, SyncCounts{Seen: 1, Drifted: 1}, res.SyncCounts)
+	require.Len(t, res.Drifts, 1)
+	assert.Equal(t, Blocked, res.Drifts[0].Outcome)
+	assert.Equal(t, "Seats 10 → 15; Auto-renew on → off", res.Drifts[0].Change)
+	assert.Equal(t, row.ETag, r.Row(t, sub).ETag)
+}
+
+// A purchase of ours that Partner Center shows before the provisioning wrote its subscription id back is
+// not imported as a second row; the next run, after the write-back, finds the one row.
+func TestSyncLeavesSubscriptionOurPurchaseIsMaking(t *testing.T) {
+	for _, during := range []bool{false, true} {
+		t.Run(map[bool]string{false: "row entered before the run", true: "row entered while it runs"}[during], func(t *testing.T) {
+			r := newRig(t)
+			ctx := t.Context()
+			r.AddSub(t, uuid.NewString(), offerE3, "", 3) // an older subscription, imported
+			r.Sync(t)
+			r.Clock.Advance(time.Hour)
+			bought, addOn := uuid.NewString(), uuid.NewString()
+			var purchase dataverse.GUID
+			buy := func() {
+				var err error
+				purchase, err = r.DV.Create(ctx, schema.SetSubscriptions, dataverse.Row{"csp_name": "Bought in Dynamics", "csp_offerid": offerBasic,
+					"csp_provideraccount@odata.bind": dataverse.Bind(schema.SetProviderAccounts, r.PA)})
+				require.NoError(t, err)
+				r.ourChange(t, purchase, schema.ChangePurchase, 0, schema.ProvisioningInProgress)
+				r.Clock.Advance(time.Second)
+				r.AddSub(t, bought, offerBasic, "", 4) // the checkout
+				r.AddSub(t, addOn, offerAddOnID, bought, 1)
+			}
+			if during {
+				r.BeforeList(buy)
+			} else {
+				buy()
+			}
+			res := r.Sync(t)
+			assert.Equal(t, SyncCounts{Seen: 3, Unchanged: 1, Skipped: 2}, res.SyncCounts)
+			assert.Empty(t, res.Drifts)
+
+			// The provisioning writes the purchase back; the next run updates that row, and imports the add-on.
+			_, err := r.DV.Update(ctx, schema.SetSubscriptions, purchase, dataverse.Row{"csp_pcsubscriptionid": bought, "csp_quantity": 4}, nil)
+			require.NoError(t, err)
+			res = r.Sync(t)
+			assert.Equal(t, 3, res.Seen)
+			assert.Equal(t, 1, res.Created)
+			assert.Zero(t, res.Skipped+res.Failed)
+			assert.Equal(t, purchase, r.Row(t, bought).ID, "one row: the purchase's")
+			assert.Equal(t, purchase, r.Row(t, addOn).Parent.ID)
+		})
+	}
+}
+
+// A subscription bought long ago is imported even if a row for the same offer waits for its id: only a
+// recent one can be a purchase of ours in flight.
+func TestSyncImportsOlderSubscriptionBesideRowWithoutID(t *testing.T) {
+	r := newRig(t)
+	_, err := r.DV.Create(t.Context(), schema.SetSubscriptions, dataverse.Row{"csp_name": "Typed by hand", "csp_offerid": offerBasic,
+		"csp_provideraccount@odata.bind": dataverse.Bind(schema.SetProviderAccounts, r.PA)})
+	require.NoError(t, err)
+	old := uuid.NewString()
+	require.NoError(t, r.PCS.AddSubscription(r.Tenant, partnercentertest.Subscription{ID: old, OfferID: offerBasic, Quantity: 2,
+		CreatedOn: r.Clock.Now().AddDate(0, -2, 0)}))
+	res := r.Sync(t)
+	assert.Equal(t, SyncCounts{Seen: 1, Created: 1}, res.SyncCounts)
+}
+
+// Changes of ours provisioned the same second (times are kept to the second) all count as the last one:
+// whichever Partner Center shows explains it.
+func TestSyncTakesChangesProvisionedTheSameSecondAsTheLast(t *testing.T) {
+	r := newRig(t)
+	sub := uuid.NewString()
+	r.AddSub(t, sub, offerBasic, "", 5)
+	r.Sync(t)
+	row := r.Row(t, sub)
+	r.Clock.Advance(time.Hour)
+	r.ourChange(t, row.ID, schema.ChangeQuantity, 8, schema.ProvisioningProvisioned)
+	r.ourChange(t, row.ID, schema.ChangeQuantity, 9, schema.ProvisioningProvisioned)
+	require.NoError(t, r.PCS.ChangeSubscription(r.Tenant, partnercentertest.Subscription{ID: sub, Quantity: 9, AutoRenew: true}))
+
+	res := r.Sync(t)
+	assert.Equal(t, SyncCounts{Seen: 1, Updated: 1}, res.SyncCounts)
+	assert.Equal(t, 9, r.Row(t, sub).Quantity)
+	assert.Len(t, r.LCLs(t), 2, "no Provider change")
+}
+
+// A purchase of ours writes back what was bought, not the renewal terms Partner Center gave it: the sync
+// takes them without recording a drift, and records a later change of them as one.
+func TestSyncTakesTheRenewalTermsOfOurPurchase(t *testing.T) {
+	r := newRig(t)
+	ctx := t.Context()
+	bought := uuid.NewString()
+	r.AddSub(t, bought, offerBasic, "", 4) // auto-renew on
+	// The row the purchase was made from, written back by the provisioning: Partner Center's id and the
+	// seats bought; auto-renew as the row had it (off).
+	purchase, err := r.DV.Create(ctx, schema.SetSubscriptions, dataverse.Row{"csp_name": "Bought in Dynamics", "csp_offerid": offerBasic,
+		"csp_pcsubscriptionid": bought, "csp_quantity": 4, "csp_provideraccount@odata.bind": dataverse.Bind(schema.SetProviderAccounts, r.PA)})
+	require.NoError(t, err)
+	r.ourChange(t, purchase, schema.ChangePurchase, 0, schema.ProvisioningProvisioned)
+
+	r.Clock.Advance(10 * time.Minute)
+	res := r.Sync(t)
+	assert.Equal(t, SyncCounts{Seen: 1, Updated: 1}, res.SyncCounts)
+	assert.True(t, r.Row(t, bought).AutoRenew)
+	assert.Len(t, r.LCLs(t), 1, "no Provider change")
+
+	r.Clock.Advance(time.Hour)
+	require.NoError(t, r.PCS.ChangeSubscription(r.Tenant, partnercentertest.Subscription{ID: bought, AutoRenew: false}))
+	res = r.Sync(t)
+	assert.Equal(t, SyncCounts{Seen: 1, Updated: 1, Drifted: 1}, res.SyncCounts)
+	require.Len(t, res.Drifts, 1)
+	assert.Equal(t, "Auto-renew on → off", res.Drifts[0].Change)
+	assert.Equal(t, Recorded, res.Drifts[0].Outcome)
 }

@@ -101,11 +101,12 @@ func (s *Server) publish(t *table, r *record) {
 
 // publishedTable is a read-only view of a table's published rows, in creation order.
 func (s *Server) publishedTable(t *table) *table {
-	view := &table{def: t.def, cols: t.cols, rows: map[string]*record{}, index: map[string]map[string]string{}, metadataID: t.metadataID}
+	view := &table{def: t.def, cols: t.cols, rows: map[string]*record{}, index: map[string]map[string]string{}, lookups: lookupIndex{}, metadataID: t.metadataID}
 	for _, id := range t.order {
 		if r := s.published[t.def.LogicalName][id]; r != nil {
 			view.rows[id] = r
 			view.order = append(view.order, id)
+			view.indexLookups(r) // a filter on a lookup is answered from the index
 		}
 	}
 	return view

@@ -55,6 +55,8 @@ func commandTables() []dataverse.Table {
 				{LogicalName: "sequence", DisplayName: "sequence", Type: dataverse.TypeDecimal, Precision: 10},
 				{LogicalName: "hidden", DisplayName: "hidden", Type: dataverse.TypeBoolean},
 				{LogicalName: "onclickeventjavascriptwebresourceid", DisplayName: "On Click Event JavaScript WebResource Id", Type: dataverse.TypeLookup, Target: "webresource"},
+				// The app the button belongs to (navigation property AppModuleId); an unknown app is refused.
+				{LogicalName: "appmoduleid", DisplayName: "AppModuleId", Type: dataverse.TypeLookup, Target: "appmodule"},
 			},
 			Keys: []dataverse.AlternateKey{{SchemaName: "appaction_uniquename", Columns: []string{"uniquename"}}}},
 	}

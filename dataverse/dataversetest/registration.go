@@ -111,7 +111,7 @@ func registrationTables() []dataverse.Table {
 // only knows the service endpoint target of eventhandler (the other is plugintype).
 var navigationColumns = map[string]map[string]string{
 	"sdkmessageprocessingstep": {"eventhandler_serviceendpoint": "eventhandler"},
-	"appaction":                {"OnClickEventJavaScriptWebResourceId": "onclickeventjavascriptwebresourceid"},
+	"appaction":                {"OnClickEventJavaScriptWebResourceId": "onclickeventjavascriptwebresourceid", "AppModuleId": "appmoduleid"},
 }
 
 // navigationColumn resolves a navigation property named in an @odata.bind to the lookup column it sets.

@@ -85,6 +85,9 @@ func (s *Server) dispatch(o op, undoLog *[]undo) result {
 	if res, ok := s.appModuleOp(&o, path); ok {
 		return res
 	}
+	if res, ok := s.appModuleRolesOp(o, path); ok {
+		return res
+	}
 	if res, handled := s.security(o, path); handled {
 		return res
 	}
@@ -368,6 +371,9 @@ func concurrencyMismatch() *apiError {
 }
 
 func (s *Server) create(o op, t *table, undoLog *[]undo) result {
+	if e := s.checkSolution(o.header.Get("MSCRM.SolutionUniqueName")); e != nil {
+		return fail(e)
+	}
 	values, e := s.decodeBody(t, o.body)
 	if e != nil {
 		return fail(e)
@@ -381,6 +387,9 @@ func (s *Server) create(o op, t *table, undoLog *[]undo) result {
 	}
 	r, err := s.insert(t, id, values, undoLog)
 	if err != nil {
+		return fail(err)
+	}
+	if err := s.addToSolution(o, t, r.id, undoLog); err != nil {
 		return fail(err)
 	}
 	s.note(o, change{message: "Create", table: t, id: r.id, post: r, written: writtenColumns(values)})
@@ -530,6 +539,8 @@ func (s *Server) insert(t *table, id string, values map[string]any, undoLog *[]u
 	s.bump(r, now)
 	t.rows[id] = r
 	t.order = append(t.order, id)
+	r.seq = t.nextSeq
+	t.nextSeq++
 	t.indexRow(r)
 	if undoLog != nil {
 		*undoLog = append(*undoLog, undo{table: t, id: id})
@@ -773,13 +784,7 @@ func (s *Server) list(o op, t *table) result {
 	if e != nil {
 		return fail(e)
 	}
-	var rows []*record
-	for _, id := range t.order {
-		r := t.rows[id]
-		if f == nil || f.Match(r.property) {
-			rows = append(rows, r)
-		}
-	}
+	rows := t.matching(f)
 	if len(order) > 0 {
 		sort.SliceStable(rows, func(i, j int) bool { return less(order, rows[i], rows[j]) })
 	}

@@ -170,7 +170,7 @@ func New(opts Options) *Server {
 	if s.opts.OrganizationName == "" {
 		s.opts.OrganizationName = "unq" + strings.ReplaceAll(s.opts.OrganizationID.String(), "-", "")
 	}
-	for _, t := range slices.Concat(systemTables(), registrationTables(), formTables(), securityTables()) {
+	for _, t := range slices.Concat(systemTables(), registrationTables(), formTables(), securityTables(), []dataverse.Table{solutionComponentTable(), appModuleRolesTable()}) {
 		s.addTable(t)
 	}
 	s.addAppModules()

@@ -21,6 +21,10 @@ type table struct {
 	order []string                    // ids in creation order, so unordered queries are stable
 	keys  []keyDef
 	index map[string]map[string]string // key name → encoded key values → row id
+	// lookups indexes the lookup columns' values (lookupindex.go).
+	lookups lookupIndex
+	// nextSeq numbers the rows in the order of order: a row appended to order takes the next number.
+	nextSeq int64
 	// metadataID is the table's MetadataId, the id in its EntityDefinitions URI.
 	metadataID string
 	// objectTypeCode is the table's ObjectTypeCode (forms.go).
@@ -42,10 +46,11 @@ type record struct {
 	values       map[string]any
 	lookupTables map[string]string
 	version      int64
+	seq          int64 // its place in the table's order (table.nextSeq)
 }
 
 func (r *record) clone() *record {
-	c := &record{id: r.id, version: r.version, values: make(map[string]any, len(r.values)), lookupTables: make(map[string]string, len(r.lookupTables))}
+	c := &record{id: r.id, version: r.version, seq: r.seq, values: make(map[string]any, len(r.values)), lookupTables: make(map[string]string, len(r.lookupTables))}
 	for k, v := range r.values {
 		c.values[k] = v
 	}
@@ -56,7 +61,7 @@ func (r *record) clone() *record {
 }
 
 func newTable(def dataverse.Table) *table {
-	t := &table{def: def, cols: map[string]dataverse.Column{}, rows: map[string]*record{}, index: map[string]map[string]string{}, metadataID: uuid.NewString()}
+	t := &table{def: def, cols: map[string]dataverse.Column{}, rows: map[string]*record{}, index: map[string]map[string]string{}, lookups: lookupIndex{}, metadataID: uuid.NewString()}
 	for _, c := range def.SystemColumns() {
 		t.cols[c.LogicalName] = c
 	}
@@ -237,13 +242,14 @@ func (k keyDef) encode(values map[string]any) (string, bool) {
 	return b.String(), true
 }
 
-// indexRow and unindexRow keep the alternate-key indexes in step with the rows.
+// indexRow and unindexRow keep the alternate-key indexes and the lookup index in step with the rows.
 func (t *table) indexRow(r *record) {
 	for _, k := range t.keys {
 		if enc, ok := k.encode(r.values); ok && k.active() {
 			t.index[k.name][enc] = r.id
 		}
 	}
+	t.indexLookups(r)
 }
 
 func (t *table) unindexRow(r *record) {
@@ -252,6 +258,7 @@ func (t *table) unindexRow(r *record) {
 			delete(t.index[k.name], enc)
 		}
 	}
+	t.unindexLookups(r)
 }
 
 // addKey indexes a new alternate key over the existing rows. Duplicates make it Failed, as Dataverse
@@ -316,6 +323,8 @@ func (u undo) apply() {
 	}
 	if !exists {
 		t.order = append(t.order, u.id)
+		u.prev.seq = t.nextSeq
+		t.nextSeq++
 	}
 	t.rows[u.id] = u.prev
 	t.indexRow(u.prev)
