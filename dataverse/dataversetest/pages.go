@@ -39,8 +39,11 @@ import (
 //     the web resource named by onclickeventjavascriptwebresourceid from /WebResources/<name> and call its
 //     function with the primary control (the form's or grid's context); the Xrm host the scripts call is
 //     one script include (xrmHostScript);
-//   - the bell: in-app notifications (appnotifications), newest first, with their actions' links opening
-//     the row inside the app.
+//   - the bell, when the app has in-app notifications switched on (its published app setting): in-app
+//     notifications (appnotifications), newest first, with their actions' links opening the row inside the
+//     app.
+//
+// Apps and sitemaps are read from their published layer, as people see them in Dynamics.
 //
 // The sandbox has no sign-in. The pages act as (and write as, through MSCRMCallerID) the user named by
 // ?user=<systemuserid>, or else the first enabled user who is not the application user, or else the
@@ -115,11 +118,13 @@ func (s *Server) servePages(w http.ResponseWriter, r *http.Request) bool {
 
 // page is what one page shows.
 type page struct {
-	Title    string
-	App      *appView
-	Apps     []appView
-	Nav      []navArea
-	Bell     []bellItem
+	Title string
+	App   *appView
+	Apps  []appView
+	Nav   []navArea
+	Bell  []bellItem
+	// BellOn: the app has in-app notifications switched on (its published app setting), so it has a bell.
+	BellOn   bool
 	User     userView
 	Commands []commandView
 	Notes    []string
@@ -276,8 +281,7 @@ func (s *Server) buildPage(q url.Values) *page {
 		p.Sets[name] = t.def.EntitySetName
 	}
 	p.User = s.pageUser(q.Get("user"))
-	p.Bell = s.bell()
-	apps := s.rowsOf("appmodule")
+	apps := s.publishedRows("appmodule")
 	for _, a := range apps {
 		p.Apps = append(p.Apps, s.appOf(a))
 	}
@@ -291,7 +295,7 @@ func (s *Server) buildPage(q url.Values) *page {
 	switch {
 	case p.App == nil && pageType == "" && len(apps) == 0:
 		p.Title = "No app installed"
-		p.Message = "No model-driven app is installed in this Dataverse environment yet. `connector dataverse install` (or `make run`, which installs through it) puts the CSP Connector app here."
+		p.Message = "No model-driven app is installed and published in this Dataverse environment yet. `connector dataverse install` (or `make run`, which installs through it) puts the CSP Connector app here."
 		return p
 	case p.App == nil && (appID != "" || appName != ""):
 		p.Title = "App not found"
@@ -304,6 +308,9 @@ func (s *Server) buildPage(q url.Values) *page {
 	var firstTable string
 	if p.App != nil {
 		p.Nav, firstTable, p.Notes = s.siteMapOf(p.App, apps, etn)
+		if p.BellOn = s.notificationsOn(p.App); p.BellOn {
+			p.Bell = s.bell()
+		}
 	}
 	if pageType == "" {
 		if firstTable == "" {
@@ -351,6 +358,10 @@ func (s *Server) rowsOf(table string) []*record {
 	if t == nil {
 		return nil
 	}
+	return s.rowsOfTable(t)
+}
+
+func (s *Server) rowsOfTable(t *table) []*record {
 	out := make([]*record, 0, len(t.order))
 	for _, id := range t.order {
 		if r := t.rows[id]; r != nil {
@@ -358,6 +369,42 @@ func (s *Server) rowsOf(table string) []*record {
 		}
 	}
 	return out
+}
+
+// publishedRows are the rows people see: for app modules, sitemaps and app settings, those last published
+// (what is written and not yet published shows nowhere, as in Dynamics); for other tables, every row.
+func (s *Server) publishedRows(table string) []*record {
+	t := s.tables[table]
+	if t == nil {
+		return nil
+	}
+	for _, name := range layered {
+		if name == table {
+			return s.rowsOfTable(s.publishedTable(t))
+		}
+	}
+	return s.rowsOfTable(t)
+}
+
+// notificationsOn says whether in-app notifications are switched on for the app: its published value of
+// the setting, or else the setting's default.
+func (s *Server) notificationsOn(app *appView) bool {
+	var def *record
+	for _, d := range s.rowsOf("settingdefinition") {
+		if strings.EqualFold(str(d.values["uniquename"]), dataverse.NotificationsSetting) {
+			def = d
+		}
+	}
+	if def == nil {
+		return false
+	}
+	value := str(def.values["defaultvalue"])
+	for _, v := range s.publishedRows("appsetting") {
+		if v.values["parentappmoduleid"] == app.ID && v.values["settingdefinitionid"] == def.id {
+			value = str(v.values["value"])
+		}
+	}
+	return strings.EqualFold(value, "true")
 }
 
 func bareID(s string) string {
@@ -511,7 +558,7 @@ func titleOf(attr string, titles []xmlTitle) string {
 // siteMapOf renders the app's sitemap (the sitemap whose unique name is the app's, else the only one) as
 // navigation; first is the table its first subarea opens.
 func (s *Server) siteMapOf(app *appView, apps []*record, current string) (nav []navArea, first string, notes []string) {
-	maps := s.rowsOf("sitemap")
+	maps := s.publishedRows("sitemap")
 	var sm *record
 	for _, m := range maps {
 		if strings.EqualFold(str(m.values["sitemapnameunique"]), app.UniqueName) {

@@ -1,7 +1,9 @@
 package dataversetest_test
 
 import (
+	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
@@ -149,6 +151,9 @@ func newPageFixture(t *testing.T, now time.Time) *pageFixture {
 		"formxml": strings.ReplaceAll(pagesWidgetForm, "{VIEWID}", "{"+partsView+"}")})
 	ins("sitemap", map[string]any{"sitemapname": "Widgets", "sitemapnameunique": "csp_Widgets", "sitemapxml": pagesSiteMap})
 	f.app = ins("appmodule", map[string]any{"name": "Widget Works", "uniquename": "csp_Widgets", "description": "Widgets and their parts."})
+	sitemap := srv.Rows("sitemap")[0]["sitemapid"].(string)
+	f.post(t, "SaveSettingValue", map[string]any{"AppUniqueName": "csp_Widgets", "SettingName": dataverse.NotificationsSetting, "Value": "true"})
+	f.publish(t, sitemap)
 
 	renew := now.Add(48 * time.Hour).UTC().Format(time.RFC3339)
 	f.ready = ins("csp_widget", map[string]any{"csp_name": "Ready widget", "csp_quantity": 3, "csp_status": 1})
@@ -181,6 +186,25 @@ func newPageFixture(t *testing.T, now time.Time) *pageFixture {
 		"ownerid@odata.bind": "/systemusers(" + srv.UserID().String() + ")",
 		"data":               `{"actions":[{"title":"Open","data":{"url":"?appname=csp_Widgets&pagetype=entityrecord&etn=csp_widget&id=` + f.failed + `","navigationTarget":"newWindow"}}]}`})
 	return f
+}
+
+// post calls a Web API action, as the installer does.
+func (f *pageFixture) post(t *testing.T, action string, body map[string]any) {
+	t.Helper()
+	b, err := json.Marshal(body)
+	require.NoError(t, err)
+	res, err := f.srv.Client().Post(f.srv.URL+"/api/data/v9.2/"+action, "application/json", bytes.NewReader(b))
+	require.NoError(t, err)
+	defer res.Body.Close()
+	answer, _ := io.ReadAll(res.Body)
+	require.Less(t, res.StatusCode, 300, "%s: %s", action, answer)
+}
+
+// publish publishes the app and its sitemap: until then people see neither.
+func (f *pageFixture) publish(t *testing.T, sitemap string) {
+	t.Helper()
+	f.post(t, "PublishXml", map[string]any{"ParameterXml": "<importexportxml><appmodules><appmodule>{" + f.app + "}</appmodule></appmodules>" +
+		"<sitemaps><sitemap>{" + sitemap + "}</sitemap></sitemaps></importexportxml>"})
 }
 
 // get fetches a page and parses it.
@@ -265,15 +289,26 @@ func notes(n *html.Node) []string {
 	return texts(find(n, func(n *html.Node) bool { return hasClass(n, "unsupported") }))
 }
 
-func TestPagesSayWhenNoAppIsInstalled(t *testing.T) {
+func TestPagesShowOnlyPublishedApps(t *testing.T) {
 	srv, err := dataversetest.NewServer(dataversetest.Options{Tables: pageTables()})
 	require.NoError(t, err)
 	defer srv.Close()
 	f := &pageFixture{srv: srv}
 
 	doc := f.get(t, "/")
-	assert.Contains(t, text(doc), "No model-driven app is installed in this Dataverse environment yet.")
+	assert.Contains(t, text(doc), "No model-driven app is installed and published in this Dataverse environment yet.")
 	assert.Contains(t, text(doc), "a simulator of Dynamics 365's pages for the sandbox and tests")
+
+	f.app, err = srv.Insert("appmodule", map[string]any{"name": "Widget Works", "uniquename": "csp_Widgets"})
+	require.NoError(t, err)
+	doc = f.get(t, "/main.aspx")
+	assert.Contains(t, text(doc), "No model-driven app is installed and published", "an app not yet published shows nowhere")
+	sitemap, err := srv.Insert("sitemap", map[string]any{"sitemapname": "Widgets", "sitemapnameunique": "csp_Widgets", "sitemapxml": pagesSiteMap})
+	require.NoError(t, err)
+	f.publish(t, sitemap)
+	doc = f.get(t, "/main.aspx?appname=csp_Widgets")
+	assert.NotEmpty(t, find(doc, tag("nav")), "published, it opens with its sitemap")
+	assert.Empty(t, find(doc, func(n *html.Node) bool { return attr(n, "id") == "bell" }), "in-app notifications are off for the app by default: no bell")
 }
 
 func TestPagesShowTheAppPickerAndTheSitemap(t *testing.T) {
