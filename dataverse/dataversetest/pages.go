@@ -331,7 +331,7 @@ func (s *Server) buildPage(q url.Values) *page {
 	case "entitylist":
 		p.List = s.listOf(p.App, t, bareID(q.Get("viewid")))
 		p.Title = p.List.TableLabel
-		p.Commands, p.Notes = s.commandsOf(t, 1, p.Notes)
+		p.Commands, p.Notes = s.commandsOf(p.App, t, 1, p.Notes)
 		p.List.Hidden = map[string]string{"pagetype": "entitylist", "etn": etn}
 		if p.App != nil {
 			p.List.Hidden["appid"] = p.App.ID
@@ -345,7 +345,7 @@ func (s *Server) buildPage(q url.Values) *page {
 		}
 		p.Record = s.recordOf(p.App, t, rec, bareID(q.Get("formid")))
 		p.Title = p.Record.Name
-		p.Commands, p.Notes = s.commandsOf(t, 0, p.Notes)
+		p.Commands, p.Notes = s.commandsOf(p.App, t, 0, p.Notes)
 	default:
 		p.Title = "Page not supported"
 		p.Message = fmt.Sprintf("The sandbox does not render pages of type %q; it renders entitylist and entityrecord.", pageType)
@@ -787,12 +787,16 @@ func (s *Server) displayOf(app *appView, t *table, r *record, name string) gridC
 	return gridCell{Text: fmt.Sprint(v)}
 }
 
-// commandsOf lists the command buttons (appactions) of a table at a location: 0 form, 1 main grid.
-func (s *Server) commandsOf(t *table, location int64, notes []string) ([]commandView, []string) {
+// commandsOf lists the command buttons (appactions) of a table at a location (0 form, 1 main grid) in the
+// app: those made in it (appmoduleid) and those made in none.
+func (s *Server) commandsOf(app *appView, t *table, location int64, notes []string) ([]commandView, []string) {
 	var rows []*record
 	for _, a := range s.rowsOf("appaction") {
 		ctx, _ := a.values["context"].(int64)
 		if a.values["hidden"] == true || a.values["location"] != location {
+			continue
+		}
+		if in := str(a.values["appmoduleid"]); in != "" && (app == nil || in != app.ID) {
 			continue
 		}
 		if ctx == 0 || (ctx == 1 && str(a.values["contextvalue"]) == t.def.LogicalName) {

@@ -179,6 +179,9 @@ func newPageFixture(t *testing.T, now time.Time) *pageFixture {
 	ins("appaction", bump)
 	ins("appaction", map[string]any{"name": "csp_widget_formula", "uniquename": "csp_widget_formula", "buttonlabeltext": "Formula", "context": 1, "contextvalue": "csp_widget",
 		"location": 0, "onclickeventtype": 1, "sequence": 20})
+	other := ins("appmodule", map[string]any{"name": "Another app", "uniquename": "csp_Other"})
+	ins("appaction", map[string]any{"name": "csp_widget_elsewhere", "uniquename": "csp_widget_elsewhere", "buttonlabeltext": "In another app", "context": 1,
+		"contextvalue": "csp_widget", "location": 0, "onclickeventtype": 1, "sequence": 1, "AppModuleId@odata.bind": "/appmodules(" + other + ")"})
 	ins("appaction", map[string]any{"name": "csp_part_other", "uniquename": "csp_part_other", "buttonlabeltext": "Not for widgets", "context": 1, "contextvalue": "csp_part",
 		"location": 0, "onclickeventtype": 1, "sequence": 5})
 
@@ -418,7 +421,7 @@ func TestPagesRenderTheForm(t *testing.T) {
 	assert.Contains(t, notes(doc), `The command "Formula" runs a Power Fx formula or nothing, which the sandbox does not run.`)
 
 	buttons := find(doc, func(n *html.Node) bool { return n.Data == "button" && hasClass(n, "appaction") })
-	assert.Equal(t, []string{"Bump", "Formula"}, texts(buttons), "the table's form commands, by sequence")
+	assert.Equal(t, []string{"Bump", "Formula"}, texts(buttons), "the table's form commands in this app, by sequence")
 	assert.Equal(t, "csp_widgets.js", attr(buttons[0], "data-webresource"))
 	assert.Equal(t, "Widgets.bump", attr(buttons[0], "data-function"))
 	assert.True(t, hasAttr(buttons[1], "disabled"))
