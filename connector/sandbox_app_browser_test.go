@@ -97,7 +97,8 @@ func TestSandboxAppInABrowser(t *testing.T) {
 	}
 
 	// The license change health view, and the change the integration sandbox's seat cap failed.
-	run(chromedp.Navigate(sb.AppURL()), chromedp.WaitVisible(chromedp.CSS(`nav.sitemap`)))
+	run(chromedp.Navigate(sb.AppURL()))
+	waitFor(`document.querySelector("nav.sitemap")`, 10*time.Second, "the app opens with its sitemap")
 	navigate("csp_licensechangelog")
 	chooseView("Awaiting or Failed, oldest first")
 	open(demoChangeSandboxCap)
