@@ -50,11 +50,12 @@ func TestSandboxAppInABrowser(t *testing.T) {
 		notes, _ := chromedp.Run(tab, chromedp.Evaluate[string](`document.title + " | " + [...document.querySelectorAll(".notification, .unsupported")].map(n => n.textContent).join(" | ")`))
 		t.Fatalf("%s: still not true after %s (%v): %s\npage: %s", why, timeout, last, js, notes)
 	}
-	// click clicks the element a script finds, once it is there: the DOM of a page just navigated to is
-	// read afresh, which chromedp's node queries do not always do.
+	// click clicks the element a script finds, once it is there and the page is ready: the DOM of a page
+	// just navigated to is read afresh, which chromedp's node queries do not always do.
 	click := func(find, what string) {
 		t.Helper()
-		waitFor(find, 10*time.Second, what+" is on the page")
+		// The page's scripts load last: a button pressed before they have run does nothing.
+		waitFor(`document.readyState === "complete" && window.SimPage && (`+find+`)`, 10*time.Second, what+" is on the page")
 		eval(`(` + find + `.click(), "")`)
 	}
 	press := func(label string) {

@@ -20,9 +20,12 @@ func TestPagesInABrowser(t *testing.T) {
 	base := f.srv.URL
 	tab := browsertest.New(t, 90*time.Second)
 
+	// ready waits for the page's scripts, which load last: a button pressed before they ran does nothing.
+	ready := chromedp.Poll[chromedp.Void](`document.readyState === "complete" && window.SimPage`, chromedp.WithPollingTimeout(10*time.Second))
 	require.NoError(t, chromedp.Do(tab,
 		chromedp.Navigate(base+"/main.aspx?appid="+f.app),
 		chromedp.WaitVisible(chromedp.CSS(`nav.sitemap`)),
+		ready,
 		chromedp.Click(chromedp.CSS(`nav.sitemap a[href*="etn=csp_widget"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`table.grid`)),
 	))
@@ -34,6 +37,7 @@ func TestPagesInABrowser(t *testing.T) {
 	require.NoError(t, chromedp.Do(tab,
 		chromedp.Click(chromedp.CSS(`table.grid tbody a[href*="`+f.failed+`"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`#record-form`)),
+		ready,
 		chromedp.SetValue(chromedp.CSS(`input[data-column="csp_quantity"]`), ""),
 		chromedp.SendKeys(chromedp.CSS(`input[data-column="csp_quantity"]`), "20"),
 		chromedp.Click(chromedp.CSS(`#cmd-save`)),
