@@ -424,7 +424,8 @@ func TestPagesRenderTheForm(t *testing.T) {
 	assert.Equal(t, []string{"Bump", "Formula"}, texts(buttons), "the table's form commands in this app, by sequence")
 	assert.Equal(t, "csp_widgets.js", attr(buttons[0], "data-webresource"))
 	assert.Equal(t, "Widgets.bump", attr(buttons[0], "data-function"))
-	assert.True(t, hasAttr(buttons[1], "disabled"))
+	assert.True(t, hasAttr(buttons[0], "disabled") && hasAttr(buttons[0], "data-wait"), "a button waits for the page's script, which enables it")
+	assert.True(t, hasAttr(buttons[1], "disabled") && !hasAttr(buttons[1], "data-wait"), "a command the sandbox cannot run stays disabled")
 
 	res, err := f.srv.Client().Get(f.srv.URL + "/main.aspx?appid=" + f.app + "&pagetype=entityrecord&etn=csp_widget&id=" + f.failed + "&part=record")
 	require.NoError(t, err)

@@ -221,4 +221,9 @@
     global.XrmHost.configure({ userId: page.userId });
   }
   global.SimPage = { formContext: formContext, gridContext: gridContext, refresh: refresh, save: save };
+  // The command bar's buttons work from now on.
+  document.querySelectorAll("button[data-wait]").forEach(function (b) {
+    b.disabled = false;
+    b.removeAttribute("data-wait");
+  });
 })(window);
