@@ -45,15 +45,16 @@ const (
 // The fewest calls the design needs for one quantity change, all on its critical path (each waits for the
 // one before):
 //
-//	Dataverse round trips (5): read the LCL; read its subscription; one $batch reading the provider, the
-//	provider account and the subscription's pending LCLs; the claim (PATCH, If-Match); one change-set
-//	$batch writing Provisioned on the LCL and the new quantity on the subscription row.
-//	Dataverse operations (8), each operation of a $batch counted: 1 + 1 + 3 + 1 + 2. Service protection
-//	counts a $batch as one request, so it counts the 5 round trips (BenchmarkServiceProtection).
+//	Dataverse round trips (3): read the LCL with its context expanded (its subscription, the
+//	subscription's provider, provider account, parent and pending LCLs: one GET with $expand); the claim
+//	(PATCH, If-Match); one change-set $batch writing Provisioned on the LCL and the new quantity on the
+//	subscription row.
+//	Dataverse operations (4), each operation of a $batch counted: 1 + 1 + 2. Service protection counts a
+//	$batch as one request, so it counts the 3 round trips (BenchmarkServiceProtection).
 //	Partner Center calls (2): GET the subscription (its current quantity and ETag), PATCH it.
 const (
-	minDVRoundTrips = 5
-	minDVRequests   = 8
+	minDVRoundTrips = 3
+	minDVRequests   = 4
 	minPCCalls      = 2
 )
 
@@ -61,7 +62,7 @@ const (
 const benchMinLCLLatency = minDVRoundTrips*benchDVLatency + minPCCalls*benchPCLatency
 
 // benchCeiling is the most changes a second the runtime can provision: every worker busy all the time on
-// changes that each take benchMinLCLLatency (8 / 300 ms ≈ 26.7 changes a second). Nothing else bounds it:
+// changes that each take benchMinLCLLatency (8 / 260 ms ≈ 30.8 changes a second). Nothing else bounds it:
 // the simulators serve concurrent requests in parallel, and the 200 subscriptions always have more
 // changes ready than there are workers.
 const benchCeiling = float64(benchWorkers) * float64(time.Second) / float64(benchMinLCLLatency)

@@ -1123,91 +1123,67 @@ func (p *Provisioner) wake(ctx context.Context, c *claimed, res result) {
 	}
 }
 
-// load reads the LCL and its context: the subscription, then in one $batch its provider, provider account,
-// parent subscription and the subscription's changes not yet done.
+// pendingChanges is the subscription's one-to-many relationship to its change logs: the navigation
+// property load expands to read the subscription's changes not yet done.
+func pendingChanges() string {
+	return dataverse.RelationshipName(schema.TableSubscription, schema.TableLicenseChangeLog, "csp_subscription")
+}
+
+// loadExpand is what load reads with the change log, in the same request: its subscription, and the
+// subscription's provider, provider account, parent subscription and changes not yet done.
+func loadExpand() []dataverse.Expand {
+	return []dataverse.Expand{{
+		Nav: "csp_subscription", Select: dataverse.Columns[schema.Subscription](),
+		Expand: []dataverse.Expand{
+			{Nav: "csp_provider", Select: dataverse.Columns[schema.Provider]()},
+			{Nav: "csp_provideraccount", Select: dataverse.Columns[schema.ProviderAccount]()},
+			{Nav: "csp_parentsubscription", Select: dataverse.Columns[schema.Subscription]()},
+			{Nav: pendingChanges(), Select: dataverse.Columns[schema.LicenseChangeLog](),
+				Filter: dataverse.And(dataverse.Eq("statecode", schema.StateActive),
+					dataverse.In("csp_provisioningstatus", schema.ProvisioningAwaiting, schema.ProvisioningInProgress, schema.ProvisioningFailed))},
+		},
+	}}
+}
+
+// load reads the LCL and its context in one request ($expand, loadExpand): the subscription, its
+// provider, provider account and parent subscription, and its changes not yet done.
 func (p *Provisioner) load(ctx context.Context, id dataverse.GUID) (mapping.LCLFacts, error) {
 	var f mapping.LCLFacts
-	r, err := p.dv.Get(ctx, schema.SetLicenseChangeLogs, id, &dataverse.GetOptions{Select: dataverse.Columns[schema.LicenseChangeLog]()})
+	r, err := p.dv.Get(ctx, schema.SetLicenseChangeLogs, id, &dataverse.GetOptions{Select: dataverse.Columns[schema.LicenseChangeLog](), Expand: loadExpand()})
 	if err != nil {
 		return f, err
 	}
 	if err := dataverse.Unmarshal(r, &f.LCL); err != nil {
 		return f, err
 	}
-	if f.LCL.Subscription.ID == uuid.Nil {
-		return f, nil
-	}
-	r, err = p.dv.Get(ctx, schema.SetSubscriptions, f.LCL.Subscription.ID, &dataverse.GetOptions{Select: dataverse.Columns[schema.Subscription]()})
-	if dataverse.IsNotFound(err) {
-		return f, nil
-	}
-	if err != nil {
-		return f, fmt.Errorf("provision %s: read subscription: %w", id, err)
+	subRow, ok := r.Expanded("csp_subscription")
+	if f.LCL.Subscription.ID == uuid.Nil || !ok {
+		return f, nil // no subscription, or it no longer exists
 	}
 	var sub schema.Subscription
-	if err := dataverse.Unmarshal(r, &sub); err != nil {
+	if err := dataverse.Unmarshal(subRow, &sub); err != nil {
 		return f, err
 	}
 	f.Subscription = &sub
-
-	var b dataverse.Batch
-	type slot struct {
-		index int
-		into  any
-	}
-	var slots []slot
-	get := func(set string, ref dataverse.Ref, cols []string, into any) {
-		if ref.ID == uuid.Nil {
-			return
-		}
-		slots = append(slots, slot{b.Len(), into})
-		b.Add(dataverse.GetOp(set, ref.ID, &dataverse.GetOptions{Select: cols}))
-	}
-	var provider schema.Provider
-	var account schema.ProviderAccount
-	var parent schema.Subscription
-	get(schema.SetProviders, sub.Provider, dataverse.Columns[schema.Provider](), &provider)
-	get(schema.SetProviderAccounts, sub.ProviderAccount, dataverse.Columns[schema.ProviderAccount](), &account)
-	get(schema.SetSubscriptions, sub.Parent, dataverse.Columns[schema.Subscription](), &parent)
-	pendingAt := b.Len()
-	b.Add(dataverse.QueryOp(schema.SetLicenseChangeLogs, &dataverse.Query{
-		Select: dataverse.Columns[schema.LicenseChangeLog](),
-		Filter: dataverse.And(dataverse.LookupEq("csp_subscription", sub.ID), dataverse.Eq("statecode", schema.StateActive),
-			dataverse.In("csp_provisioningstatus", schema.ProvisioningAwaiting, schema.ProvisioningInProgress, schema.ProvisioningFailed)),
-		PageSize: 5000,
-	}))
-	results, err := p.dv.ExecuteBatch(ctx, &b, &dataverse.BatchOptions{ContinueOnError: true})
-	if err != nil {
-		return f, fmt.Errorf("provision %s: read the subscription's context: %w", id, err)
-	}
-	found := map[any]bool{}
-	for _, s := range slots {
-		row, err := results[s.index].Row()
-		if dataverse.IsNotFound(err) {
-			continue
-		}
-		if err != nil {
-			return f, fmt.Errorf("provision %s: read the subscription's context: %w", id, err)
-		}
-		if err := dataverse.Unmarshal(row, s.into); err != nil {
+	if row, ok := subRow.Expanded("csp_provider"); ok {
+		f.Provider = &schema.Provider{}
+		if err := dataverse.Unmarshal(row, f.Provider); err != nil {
 			return f, err
 		}
-		found[s.into] = true
 	}
-	if found[&provider] {
-		f.Provider = &provider
+	if row, ok := subRow.Expanded("csp_provideraccount"); ok {
+		f.ProviderAccount = &schema.ProviderAccount{}
+		if err := dataverse.Unmarshal(row, f.ProviderAccount); err != nil {
+			return f, err
+		}
 	}
-	if found[&account] {
-		f.ProviderAccount = &account
+	if row, ok := subRow.Expanded("csp_parentsubscription"); ok {
+		f.Parent = &schema.Subscription{}
+		if err := dataverse.Unmarshal(row, f.Parent); err != nil {
+			return f, err
+		}
 	}
-	if found[&parent] {
-		f.Parent = &parent
-	}
-	rows, err := results[pendingAt].Rows()
-	if err != nil {
-		return f, fmt.Errorf("provision %s: read the subscription's other changes: %w", id, err)
-	}
-	for _, row := range rows {
+	for _, row := range subRow.ExpandedRows(pendingChanges()) {
 		var o schema.LicenseChangeLog
 		if err := dataverse.Unmarshal(row, &o); err != nil {
 			return f, err
