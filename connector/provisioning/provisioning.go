@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -56,6 +57,8 @@ type Provisioner struct {
 	log         *slog.Logger
 
 	faults provisionFaults
+
+	handover handover
 }
 
 // Options are a Provisioner's optional collaborators and settings; the zero value is ready to use.
@@ -151,8 +154,13 @@ type Outcome struct {
 // decides again, at most three times; the error is for failures worth retrying later.
 func (p *Provisioner) Provision(ctx context.Context, id dataverse.GUID) (Outcome, error) {
 	var owned claimToken // the claim this run holds, once it claimed the row
+	handed, ok := p.handover.take(id, p.now())
 	for range 3 {
-		out, claim, err := p.once(ctx, id, owned)
+		var given *mapping.LCLFacts
+		if ok {
+			given, ok = &handed, false // the first pass only: after a conflict, read
+		}
+		out, claim, err := p.once(ctx, id, owned, given)
 		if !errors.Is(err, errConflict) {
 			return out, err
 		}
@@ -174,11 +182,18 @@ func (t claimToken) holds(l schema.LicenseChangeLog) bool {
 	return t.attempt != "" && l.AttemptID == t.attempt && l.ClaimExpiresOn.Equal(t.expires)
 }
 
-// once is one read–decide–act pass. owned is the claim this run made in an earlier pass.
-func (p *Provisioner) once(ctx context.Context, id dataverse.GUID, owned claimToken) (Outcome, claimToken, error) {
+// once is one read–decide–act pass. owned is the claim this run made in an earlier pass; given, when not
+// nil, are the facts the change before it handed over (handover), used instead of reading them.
+func (p *Provisioner) once(ctx context.Context, id dataverse.GUID, owned claimToken, given *mapping.LCLFacts) (Outcome, claimToken, error) {
 	out := Outcome{LCL: id}
 	now := p.now()
-	f, err := p.load(ctx, id)
+	var f mapping.LCLFacts
+	var err error
+	if given != nil {
+		f = *given
+	} else {
+		f, err = p.load(ctx, id)
+	}
 	if dataverse.IsNotFound(err) {
 		out.Decision = mapping.Decision{Verdict: mapping.Skip, Message: "The change log no longer exists."}
 		return out, owned, nil
@@ -578,8 +593,98 @@ func (p *Provisioner) perform(ctx context.Context, f mapping.LCLFacts, d mapping
 	}
 	out.Written, out.Changed = true, message
 	out.Decision.Message = message
+	p.handOver(c.f, res)
 	p.wake(ctx, c, res)
 	return out, token, nil
+}
+
+// handoverTTL is how long facts handed over to the next change stay usable. The woken change normally
+// runs within seconds; one that waited longer reads its context again.
+const handoverTTL = time.Minute
+
+// handover carries what a provisioned change read and wrote to the next change of its subscription, which
+// its success wakes: that change's row (with its ETag, as read a moment ago), the subscription as the
+// change set just wrote it, the provider, provider account and parent, and the pending changes but the one
+// just provisioned. The woken change then claims without reading again: its claim and every write carry
+// the handed-over ETag (If-Match), so a row changed since is refused (412) and the run reads it and
+// decides again, as after any conflict. The handover lives in this replica's memory only: a change woken
+// elsewhere, or later than handoverTTL, reads as usual.
+type handover struct {
+	mu    sync.Mutex
+	facts map[dataverse.GUID]handed
+}
+
+type handed struct {
+	f  mapping.LCLFacts
+	at time.Time
+}
+
+// put keeps f for the next run of f.LCL, and forgets what has expired.
+func (h *handover) put(f mapping.LCLFacts, now time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.facts == nil {
+		h.facts = map[dataverse.GUID]handed{}
+	}
+	for id, x := range h.facts {
+		if now.Sub(x.at) >= handoverTTL {
+			delete(h.facts, id)
+		}
+	}
+	h.facts[f.LCL.ID] = handed{f: f, at: now}
+}
+
+// take returns and forgets the facts handed over to id, if they are fresh.
+func (h *handover) take(id dataverse.GUID, now time.Time) (mapping.LCLFacts, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	x, ok := h.facts[id]
+	delete(h.facts, id)
+	if !ok || now.Sub(x.at) >= handoverTTL || now.Before(x.at) {
+		return mapping.LCLFacts{}, false
+	}
+	return x.f, true
+}
+
+// handOver hands the facts of f, after its change res was made and written, to the next change of the
+// subscription when that one is next in line (handover).
+func (p *Provisioner) handOver(f mapping.LCLFacts, res result) {
+	if p.wakeRows == nil || f.Subscription == nil {
+		return // nothing is woken: nothing runs next
+	}
+	later := f.Later()
+	if len(later) == 0 || later[0].ProvisioningStatus != schema.ProvisioningAwaiting {
+		return
+	}
+	next := mapping.LCLFacts{LCL: later[0], Provider: f.Provider, ProviderAccount: f.ProviderAccount, Parent: f.Parent}
+	sub := wroteSubscription(*f.Subscription, subscriptionChanges(f, res, p.now().UTC()))
+	next.Subscription = &sub
+	for _, o := range f.Pending {
+		if o.ID != f.LCL.ID {
+			next.Pending = append(next.Pending, o)
+		}
+	}
+	p.handover.put(next, p.now())
+}
+
+// wroteSubscription is sub with the columns of changes (subscriptionChanges) written.
+func wroteSubscription(sub schema.Subscription, changes dataverse.Row) schema.Subscription {
+	for col, v := range changes {
+		i, _ := v.(int)
+		switch col {
+		case "csp_quantity":
+			sub.Quantity = i
+		case "csp_pcsubscriptionid":
+			sub.PCSubscriptionID, _ = v.(string)
+		case "csp_actualprovisionedon":
+			sub.ActualProvisionedOn, _ = v.(time.Time)
+		case "statecode":
+			sub.State = i
+		case "statuscode":
+			sub.Status = i
+		}
+	}
+	return sub
 }
 
 // requestID derives the MS-RequestId of one logical call of an attempt, so a retry of the same call after
