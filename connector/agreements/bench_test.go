@@ -48,9 +48,9 @@ const (
 	agBenchRows           = agBenchBlock * agBenchBlocks
 )
 
-// The fewest calls each kind needs (Agreements.check and applyCheck). Every row first costs load's 2
-// Dataverse round trips (3 API requests): GET the row; one $batch reading its provider account and its
-// template (the check never reads the provider row: only a link request does). Then, each call waiting for
+// The fewest calls each kind needs (Agreements.check and applyCheck). Every row first costs load's one
+// Dataverse request: GET the row with its provider account and its template expanded ($expand; the check
+// never reads the provider row: only a link request does). Then, each call waiting for
 // the one before:
 //
 //	nothing accepted   Partner Center 2: the customer's MCA agreements (none), the direct-sign status
@@ -64,8 +64,8 @@ const (
 //	link accepted      Partner Center 2: the attestation (Accepted), the create-agreement POST that
 //	                   finalizes it. 1 PATCH: Attested through the link, Active.
 const (
-	agBenchLoadRoundTrips = 2
-	agBenchLoadRequests   = 3
+	agBenchLoadRoundTrips = 1
+	agBenchLoadRequests   = 1
 
 	agBenchNothingPC  = 2
 	agBenchDirectPC   = 2
@@ -88,7 +88,7 @@ const agBenchMinLatency = agBenchMinDVRoundTrips*testrig.BenchDVLatency + agBenc
 // Two things bound how many agreements a second the check can get through:
 //
 //   - the workers: all 8 busy all the time on rows that each take their minimum latency, 8 rows per
-//     agBenchMinLatency/5,000 (≈ 241 ms) ≈ 33.2 a second;
+//     agBenchMinLatency/5,000 (≈ 221 ms) ≈ 36.2 a second;
 //   - Partner Center's partner-level bucket: GET attestations/enhanced/{id} names no customer, so every
 //     attestation read of every row shares one bucket of 500 a minute (the per-customer buckets are far
 //     from full: a customer's row makes at most 2 calls). With one row in ten reading its attestation,
@@ -97,7 +97,7 @@ const agBenchMinLatency = agBenchMinDVRoundTrips*testrig.BenchDVLatency + agBenc
 //
 // The lesser binds: the workers, by two and a half to one. Dataverse's service protection limits are off in
 // the simulator and the client, as in BenchmarkProvisioning; with them (6,000 requests per user per web
-// server in 300 s, a $batch counting as one) 2.14 requests a row allow about 9.3 rows a second on a single
+// server in 300 s, a $batch counting as one) 1.14 requests a row allow about 17.5 rows a second on a single
 // web server: BenchmarkServiceProtection measures the check against them.
 const (
 	agBenchPartnerLimit  = 500 // a minute
