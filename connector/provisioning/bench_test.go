@@ -158,6 +158,8 @@ type benchRig struct {
 	PC  *partnercenter.Client
 	// Subs are the subscriptions in the order they were created; each one's changes are in order.
 	Subs []benchSub
+	// Changes is the number of changes, benchChangesPerSub a subscription.
+	Changes int
 }
 
 type benchSub struct {
@@ -183,17 +185,19 @@ func newBenchRig(b *testing.B) *benchRig {
 	}
 	// Dataverse's service protection is off here, in the simulator and in the client: this benchmark
 	// measures the workflow's own ceiling (BenchmarkServiceProtection measures it against the budget).
-	return seedBenchRig(b, dvs, pcs, dvs.URL, -1)
+	return seedBenchRig(b, dvs, pcs, dvs.URL, -1, benchSubscriptions)
 }
 
 // seedBenchRig seeds the workload into the simulators, reached at dvURL (a loopback listener, or any URL
-// for the in-memory client of a simulator that is not listening); budget is the Dataverse client's
+// for the in-memory client of a simulator that is not listening): subscriptions spread over
+// benchCustomers customers, benchChangesPerSub changes each; budget is the Dataverse client's
 // BudgetRequests (0: the default, -1: no pacing).
-func seedBenchRig(b testing.TB, dvs *dataversetest.Server, pcs *partnercentertest.Server, dvURL string, budget int) *benchRig {
+func seedBenchRig(b testing.TB, dvs *dataversetest.Server, pcs *partnercentertest.Server, dvURL string, budget, subscriptions int) *benchRig {
 	b.Helper()
 	ctx := b.Context()
-	r := &benchRig{DVS: dvs, PCS: pcs}
-	dv, err := dataverse.NewClient(dvURL, nil, &dataverse.ClientOptions{HTTPClient: testrig.Pooled(dvs.Client()), BudgetRequests: budget})
+	r := &benchRig{DVS: dvs, PCS: pcs, Changes: subscriptions * benchChangesPerSub}
+	dv, err := dataverse.NewClient(dvURL, nil, &dataverse.ClientOptions{HTTPClient: testrig.Pooled(dvs.Client()), BudgetRequests: budget,
+		Tables: schema.Schema().Tables}) // as connector.NewDataverseClient
 	require.NoError(b, err)
 	pc, err := partnercenter.NewClient(cmp.Or(pcs.URL, "http://partnercenter.test"), partnercenter.Credentials{}, &partnercenter.ClientOptions{HTTPClient: testrig.Pooled(pcs.Client())})
 	require.NoError(b, err)
@@ -218,7 +222,7 @@ func seedBenchRig(b testing.TB, dvs *dataversetest.Server, pcs *partnercentertes
 	// sweep submits the heads in that order, so consecutive heads belong to different customers (i mod 50).
 	base := now.Add(-24 * time.Hour)
 	const offer = "CFQ7TTC0LCHC:0002:CFQ7TTC0N8SS"
-	for i := range benchSubscriptions {
+	for i := range subscriptions {
 		c := i % benchCustomers
 		s := benchSub{PCID: uuid.NewString(), Tenant: tenants[c]}
 		require.NoError(b, pcs.AddSubscription(s.Tenant, partnercentertest.Subscription{ID: s.PCID, OfferID: offer, Quantity: benchInitialSeats,
@@ -288,7 +292,7 @@ func (r *benchRig) run(b testing.TB, scenario string) (benchCounts, time.Duratio
 			failures = append(failures, fmt.Sprintf("%s: %v", w.Key.ID, err))
 		case out.Decision.Verdict == mapping.Proceed && out.Changed != "":
 			provisioned[w.Key.ID]++
-			if len(provisioned) == benchChanges && provisioned[w.Key.ID] == 1 {
+			if len(provisioned) == r.Changes && provisioned[w.Key.ID] == 1 {
 				close(done)
 			}
 		case out.Decision.Verdict == mapping.Hold:
@@ -309,7 +313,7 @@ func (r *benchRig) run(b testing.TB, scenario string) (benchCounts, time.Duratio
 	case "sweep":
 		n, err := p.Sweep(dataverse.WithPriority(ctx, dataverse.Bulk)) // as the job runner runs it
 		require.NoError(b, err)
-		require.Equal(b, benchSubscriptions, n, "the sweep submits the first change of each subscription")
+		require.Equal(b, len(r.Subs), n, "the sweep submits the first change of each subscription")
 	case "events":
 		for _, s := range r.Subs {
 			for _, ch := range s.Changes {
@@ -324,7 +328,7 @@ func (r *benchRig) run(b testing.TB, scenario string) (benchCounts, time.Duratio
 	case <-time.After(30 * time.Minute):
 		mu.Lock()
 		defer mu.Unlock()
-		b.Fatalf("%s: only %d of %d changes provisioned after 30 minutes (%d hold(s), %d failure(s): %v)", scenario, len(provisioned), benchChanges, held, len(failures), failures)
+		b.Fatalf("%s: only %d of %d changes provisioned after 30 minutes (%d hold(s), %d failure(s): %v)", scenario, len(provisioned), r.Changes, held, len(failures), failures)
 	}
 	took := time.Since(start)
 	cancel()
@@ -419,7 +423,7 @@ func (r *benchRig) verifyOrder(b testing.TB) {
 			before, prev = ch.Target, l.ProvisionedOn
 		}
 	}
-	if len(rows) != benchChanges {
-		b.Fatalf("%d change rows, want %d", len(rows), benchChanges)
+	if len(rows) != r.Changes {
+		b.Fatalf("%d change rows, want %d", len(rows), r.Changes)
 	}
 }

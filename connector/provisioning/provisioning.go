@@ -599,8 +599,10 @@ func (p *Provisioner) perform(ctx context.Context, f mapping.LCLFacts, d mapping
 }
 
 // handoverTTL is how long facts handed over to the next change stay usable. The woken change normally
-// runs within seconds; one that waited longer reads its context again.
-const handoverTTL = time.Minute
+// runs within seconds, but a Dataverse client pacing bulk work within its service protection budget may
+// hold it back for up to a window (300 s): as it may hold back the claim that follows any read. One that
+// waited longer reads its context again.
+const handoverTTL = 5 * time.Minute
 
 // handover carries what a provisioned change read and wrote to the next change of its subscription, which
 // its success wakes: that change's row (with its ETag, as read a moment ago), the subscription as the
