@@ -62,7 +62,7 @@ func TestServiceProtectionProvisioning(t *testing.T) {
 
 		f := testrig.FiguresOf(dvs, r.DV, "license-changes-"+scenario, r.Changes, took)
 		f.Waited -= waited
-		f.Bulk = scenario == "sweep"
+		f.Bulk = true // the sweep's wake-ups, and in both the changes a success wakes, are bulk work
 		// The floor. A change read by its own run: 1 read with its context expanded (its subscription, the
 		// subscription's provider, provider account, parent and changes in flight), the claim (a PATCH with
 		// If-Match of its own, before Partner Center is called: exactly once), and one change-set $batch

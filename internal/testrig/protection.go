@@ -36,6 +36,12 @@ import (
 // nothing about pacing and is left out. A run that ends within its first window is measured against that
 // one window.
 //
+// Bulk work (jobs, sweeps, and the changes a success wakes) may use only its share of the budget: the
+// client leaves a reserve to interactive work (dataverse.DefaultBulkReserve, 10%), so against the whole
+// documented budget it tops out at 90% by design. Both figures are reported; the goal is judged against
+// the share the workload's work may use (PctOfShare): the whole budget for interactive work, 90% for a
+// workload with bulk work in it.
+//
 // A workload the budget never held back (the client's pacing never waited: BudgetWaited) is not bound by
 // the budget: its throughput is what its own work allows (the benchmarks without service protection
 // measure that), and its share of the budget is reported for what it is, without the goal. The goal
@@ -137,6 +143,18 @@ func (f BudgetFigures) PctOfCeiling() float64 {
 	return 100 * max(byRequests, byExecution)
 }
 
+// Share is the part of the budget the workload's work may use: 1, or for bulk work what the client's
+// reserve leaves it.
+func (f BudgetFigures) Share() float64 {
+	if f.Bulk {
+		return float64(100-dataverse.DefaultBulkReserve) / 100
+	}
+	return 1
+}
+
+// PctOfShare is PctOfCeiling against the share of the budget the workload may use (Share), in percent.
+func (f BudgetFigures) PctOfShare() float64 { return f.PctOfCeiling() / f.Share() }
+
 // BudgetBound reports a workload the budget held back: the goal on PctOfCeiling applies to it.
 func (f BudgetFigures) BudgetBound() bool { return f.Waited > 0 || f.Throttled > 0 }
 
@@ -183,7 +201,7 @@ func RunWorkload(b *testing.B, test, env, value string) BudgetFigures {
 
 // ReportBudget reports the figures as the benchmark's metrics and fails the benchmark when a goal is
 // missed: no 429, and, for a workload the budget bounds, a throughput of at least 90% of what the budget
-// allows (PctOfCeiling).
+// allows its work (PctOfShare).
 func ReportBudget(b *testing.B, f BudgetFigures) {
 	b.Helper()
 	rate := float64(f.Units) / f.Elapsed.Seconds()
@@ -191,6 +209,7 @@ func ReportBudget(b *testing.B, f BudgetFigures) {
 	b.ReportMetric(f.RequestsPerUnit(), "requests/unit")
 	b.ReportMetric(f.Floor, "floor-requests/unit")
 	b.ReportMetric(f.PctOfCeiling(), "pct-of-budget-ceiling")
+	b.ReportMetric(f.PctOfShare(), "pct-of-priority-share")
 	b.ReportMetric(rate, "units/s")
 	b.ReportMetric(f.Ceiling(), "ceiling-units/s")
 	b.ReportMetric(float64(f.ExecutionTime.Milliseconds())/float64(f.Units), "exec-ms/unit")
@@ -200,14 +219,14 @@ func ReportBudget(b *testing.B, f BudgetFigures) {
 		bound = "not bound by the budget (the client never waited for it): the goal on the share does not apply"
 	}
 	b.Logf("%s: %d units in %s of fake time (%.2f/s); %d requests (%.4f a unit; the floor is %.4f: %s), %s of execution time (%.1f ms a unit); "+
-		"%.1f%% of what the budget allows over %d whole window(s) (%d requests, %s of execution time); the budget sustains %.2f units/s; %s; %d 429(s)",
+		"%.2f%% of what the budget allows over %d whole window(s) (%d requests, %s of execution time), %.2f%% of the %.0f%% its work may use; the budget sustains %.2f units/s; %s; %d 429(s)",
 		f.Workload, f.Units, f.Elapsed.Round(time.Millisecond), rate, f.Requests, f.RequestsPerUnit(), f.Floor, f.FloorWhy,
 		f.ExecutionTime.Round(time.Second), float64(f.ExecutionTime.Milliseconds())/float64(f.Units),
-		f.PctOfCeiling(), f.Windows, f.WindowRequests, f.WindowExecution.Round(time.Second), f.Ceiling(), bound, f.Throttled)
+		f.PctOfCeiling(), f.Windows, f.WindowRequests, f.WindowExecution.Round(time.Second), f.PctOfShare(), 100*f.Share(), f.Ceiling(), bound, f.Throttled)
 	if f.Throttled > 0 {
 		b.Fatalf("%s: Dataverse answered %d request(s) with 429; the goal is none", f.Workload, f.Throttled)
 	}
-	if pct := f.PctOfCeiling(); f.BudgetBound() && pct < 90 {
-		b.Fatalf("%s: %.1f%% of what the budget allows; the goal is at least 90%%", f.Workload, pct)
+	if pct := f.PctOfShare(); f.BudgetBound() && pct < 90 {
+		b.Fatalf("%s: %.1f%% of what the budget allows its work (%.1f%% of the whole budget); the goal is at least 90%%", f.Workload, pct, f.PctOfCeiling())
 	}
 }
