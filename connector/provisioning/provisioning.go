@@ -43,7 +43,8 @@ const safetyNetDelay = 30 * time.Minute
 const parentSafetyNet = 2 * time.Minute
 
 // Provisioner pushes License Change Logs to Partner Center exactly once: it re-reads the
-// LCL and its context, decides with mapping.Decide, claims the row (Provisioning, a new attempt id, If-Match),
+// LCL and its context (one request, $expand; or takes them over from the change before it, which woke it:
+// handover), decides with mapping.Decide, claims the row (Provisioning, a new attempt id, If-Match),
 // makes the change idempotently and writes the outcome and a message on the row.
 type Provisioner struct {
 	dv          *dataverse.Client
