@@ -1246,9 +1246,12 @@ func loadExpand() []dataverse.Expand {
 			{Nav: "csp_provider", Select: dataverse.Columns[schema.Provider]()},
 			{Nav: "csp_provideraccount", Select: dataverse.Columns[schema.ProviderAccount]()},
 			{Nav: "csp_parentsubscription", Select: dataverse.Columns[schema.Subscription]()},
+			// Plain comparisons: Microsoft documents $filter inside $expand, not its query functions (In).
 			{Nav: pendingChanges(), Select: dataverse.Columns[schema.LicenseChangeLog](),
-				Filter: dataverse.And(dataverse.Eq("statecode", schema.StateActive),
-					dataverse.In("csp_provisioningstatus", schema.ProvisioningAwaiting, schema.ProvisioningInProgress, schema.ProvisioningFailed))},
+				Filter: dataverse.And(dataverse.Eq("statecode", schema.StateActive), dataverse.Or(
+					dataverse.Eq("csp_provisioningstatus", schema.ProvisioningAwaiting),
+					dataverse.Eq("csp_provisioningstatus", schema.ProvisioningInProgress),
+					dataverse.Eq("csp_provisioningstatus", schema.ProvisioningFailed)))},
 		},
 	}}
 }
