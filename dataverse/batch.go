@@ -43,7 +43,7 @@ func GetOp(entitySet string, id GUID, opts *GetOptions) Op {
 	path, err := rowPath(entitySet, id)
 	op := Op{method: http.MethodGet, path: path, idempotent: true, err: err}
 	if opts != nil {
-		op.query, op.err = (&Query{Select: opts.Select}).values()
+		op.query, op.err = (&Query{Select: opts.Select, Expand: opts.Expand}).values()
 		op.header = preferHeader(opts.FormattedValues, 0)
 	}
 	return op

@@ -66,6 +66,7 @@ type budget struct {
 	total     time.Duration
 	heldUntil time.Time     // a 429's Retry-After, which holds bulk work back
 	changed   chan struct{} // closed and replaced when execution time is added or a hold is set
+	waited    time.Duration // requests' time spent waiting for room, summed
 }
 
 type spent struct {
@@ -93,6 +94,7 @@ func (b *budget) take(ctx context.Context, p Priority) (time.Time, error) {
 	if p != Bulk {
 		p = Interactive
 	}
+	asked := time.Now()
 	for {
 		b.mu.Lock()
 		now := time.Now()
@@ -100,6 +102,7 @@ func (b *budget) take(ctx context.Context, p Priority) (time.Time, error) {
 		wait := b.wait(now, p)
 		if wait <= 0 {
 			b.starts = append(b.starts, now)
+			b.waited += now.Sub(asked)
 			b.mu.Unlock()
 			return now, nil
 		}
@@ -201,4 +204,15 @@ func (c *Client) Usage() (requests int, executionTime time.Duration) {
 	defer c.budget.mu.Unlock()
 	c.budget.slide(time.Now())
 	return len(c.budget.starts), c.budget.total
+}
+
+// BudgetWaited reports how long requests have waited for room in the client's budget since it was made,
+// summed over the requests: zero when the budget never held one back.
+func (c *Client) BudgetWaited() time.Duration {
+	if c.budget == nil {
+		return 0
+	}
+	c.budget.mu.Lock()
+	defer c.budget.mu.Unlock()
+	return c.budget.waited
 }

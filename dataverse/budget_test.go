@@ -42,6 +42,7 @@ func TestBudgetPacesRequestsWithinTheWindow(t *testing.T) {
 		assert.Zero(t, throttled(srv), "the client keeps within the server's window: no 429")
 		// 10 at once, 10 when the first leave the window (300 s plus the client's 1 s of skew), 5 after.
 		assert.Equal(t, 602*time.Second, time.Since(start))
+		assert.Equal(t, 602*time.Second, c.BudgetWaited(), "one at a time: the 11th waited 301 s, the 21st 301 s")
 	})
 }
 

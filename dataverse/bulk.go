@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 )
 
 // Bulk messages: CreateMultiple, UpdateMultiple and UpsertMultiple write many rows of one table in one
@@ -52,13 +51,16 @@ type bulkTables struct {
 	logical map[string]string // entity set → logical name
 	primary map[string]string // entity set → primary key column
 
-	mu        sync.Mutex
+	// lock serializes the questions to Dataverse and guards what follows. A channel, not a sync.Mutex:
+	// the holder waits on the network, and the others wait for it without blocking past their context
+	// (and, in a testing/synctest bubble, durably: fake time still moves while they wait).
+	lock      chan struct{}
 	messages  map[string]GUID            // sdkmessage ids by name, once read
 	supported map[string]map[string]bool // logical name → message → supported
 }
 
 func newBulkTables(tables []Table) *bulkTables {
-	b := &bulkTables{logical: map[string]string{}, primary: map[string]string{}, supported: map[string]map[string]bool{}}
+	b := &bulkTables{logical: map[string]string{}, primary: map[string]string{}, supported: map[string]map[string]bool{}, lock: make(chan struct{}, 1)}
 	for _, t := range tables {
 		b.logical[t.EntitySetName] = t.LogicalName
 		b.primary[t.EntitySetName] = t.PrimaryKey()
@@ -74,8 +76,12 @@ func newBulkTables(tables []Table) *bulkTables {
 // API: GET sdkmessagefilters?$select=_sdkmessageid_value&$filter=primaryobjecttypecode eq '{table}' and (_sdkmessageid_value eq … or …)
 func (c *Client) supports(ctx context.Context, table, message string) bool {
 	b := c.bulk
-	b.mu.Lock()
-	defer b.mu.Unlock()
+	select {
+	case b.lock <- struct{}{}:
+	case <-ctx.Done():
+		return false // the write that asked fails on its own context
+	}
+	defer func() { <-b.lock }()
 	if s, ok := b.supported[table]; ok {
 		return s[message]
 	}

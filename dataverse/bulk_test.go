@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -322,4 +325,35 @@ func TestWriteBatchSendsEveryOpOfAMixedList(t *testing.T) {
 		names = append(names, r["csp_name"])
 	}
 	assert.ElementsMatch(t, []any{"a2", "b2", "c", "d"}, names)
+}
+
+// Writes that start together on a new client wait for the one that asks Dataverse which bulk messages the
+// table supports, and it is asked once. They wait durably: in a testing/synctest bubble fake time moves on
+// (a sync.Mutex held across the question froze the bubble, and the service protection benchmarks with it).
+func TestConcurrentFirstWritesAskForBulkSupportOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, srv := newMemoryEnv(t, &dataverse.ClientOptions{Tables: schema.Schema().Tables})
+		provider := createProvider(t, t.Context(), c, "Partner Center")
+		srv.SetLatency(20 * time.Millisecond)
+		srv.ResetRequests()
+		var wg sync.WaitGroup
+		for i := range 4 {
+			wg.Go(func() {
+				results, err := c.WriteBatch(t.Context(), accountUpserts(provider, 100*i, 100*i+100))
+				assert.NoError(t, err)
+				for _, r := range results {
+					assert.NoError(t, r.Err)
+				}
+			})
+		}
+		wg.Wait()
+		asked := 0
+		for _, r := range srv.Requests() {
+			if r.Path == "sdkmessages" {
+				asked++
+			}
+		}
+		assert.Equal(t, 1, asked, "the message ids are read once")
+		assert.Len(t, srv.Rows(schema.TableProviderAccount), 400)
+	})
 }

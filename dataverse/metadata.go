@@ -352,13 +352,19 @@ func (c *Client) CreateLookup(ctx context.Context, table string, col Column, tar
 	return nil
 }
 
-// relationshipName is unique per lookup: <target>_<table>_<column>, trimmed to Dataverse's 100 characters.
-func relationshipName(target, table, column string) string {
+// RelationshipName is the name CreateLookup gives the one-to-many relationship of a lookup column, and so
+// the collection-valued navigation property of its target table ($expand from the target to the rows that
+// point at it): <target>_<table>_<column>, trimmed to Dataverse's 100 characters.
+func RelationshipName(target, table, column string) string {
 	name := target + "_" + table + "_" + strings.TrimPrefix(column, strings.SplitN(table, "_", 2)[0]+"_")
 	if len(name) > 100 {
 		name = name[:100]
 	}
 	return name
+}
+
+func relationshipName(target, table, column string) string {
+	return RelationshipName(target, table, column)
 }
 
 // CreateKey adds an alternate key. Dataverse builds its index asynchronously (EntityKeyIndexStatus).

@@ -136,6 +136,25 @@ func (r Row) Lookup(col string) (Ref, bool) {
 	return Ref{Table: table, ID: id, Name: name}, true
 }
 
+// Expanded returns the row a lookup's $expand read (Expand): ok is false when the lookup was empty or not
+// expanded.
+func (r Row) Expanded(nav string) (Row, bool) {
+	m, ok := r[nav].(map[string]any)
+	return Row(m), ok
+}
+
+// ExpandedRows returns the rows a one-to-many relationship's $expand read (Expand).
+func (r Row) ExpandedRows(nav string) []Row {
+	list, _ := r[nav].([]any)
+	out := make([]Row, 0, len(list))
+	for _, item := range list {
+		if m, ok := item.(map[string]any); ok {
+			out = append(out, Row(m))
+		}
+	}
+	return out
+}
+
 // FormattedValue returns the label Dataverse shows for a column (choice label, lookup name, localized date),
 // present when the request asked for formatted values.
 func (r Row) FormattedValue(col string) string {

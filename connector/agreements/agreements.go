@@ -99,56 +99,31 @@ func New(dv *dataverse.Client, pc *partnercenter.Client, opts *Options) *Workflo
 	return g
 }
 
-// load reads the row and what the check needs: the row, then one $batch for its provider account and
-// template. It leaves f.Provider nil: only a link request reads the provider (withProvider), and the check
-// runs on thousands of rows an hour.
+// load reads the row and what the check needs, in one request: the row with its provider account and
+// template expanded ($expand of the two lookups). It leaves f.Provider nil: only a link request reads the
+// provider (withProvider), and the check runs on thousands of rows an hour.
 func (g *Workflow) load(ctx context.Context, id dataverse.GUID) (mapping.AgreementFacts, error) {
 	var f mapping.AgreementFacts
-	raw, err := g.dv.Get(ctx, schema.SetAgreements, id, &dataverse.GetOptions{Select: dataverse.Columns[schema.Agreement]()})
+	raw, err := g.dv.Get(ctx, schema.SetAgreements, id, &dataverse.GetOptions{Select: dataverse.Columns[schema.Agreement](), Expand: []dataverse.Expand{
+		{Nav: "csp_provideraccount", Select: dataverse.Columns[schema.ProviderAccount]()},
+		{Nav: "csp_agreementtemplate", Select: dataverse.Columns[schema.AgreementTemplate]()},
+	}})
 	if err != nil {
 		return f, err
 	}
 	if err := dataverse.Unmarshal(raw, &f.Agreement); err != nil {
 		return f, err
 	}
-	a := f.Agreement
-	var b dataverse.Batch
-	var kinds []string
-	if !a.ProviderAccount.IsZero() {
-		b.Add(dataverse.GetOp(schema.SetProviderAccounts, a.ProviderAccount.ID, &dataverse.GetOptions{Select: dataverse.Columns[schema.ProviderAccount]()}))
-		kinds = append(kinds, "account")
-	}
-	if !a.Template.IsZero() {
-		b.Add(dataverse.GetOp(schema.SetAgreementTemplates, a.Template.ID, &dataverse.GetOptions{Select: dataverse.Columns[schema.AgreementTemplate]()}))
-		kinds = append(kinds, "template")
-	}
-	if len(kinds) > 0 {
-		results, err := g.dv.ExecuteBatch(ctx, &b, &dataverse.BatchOptions{ContinueOnError: true})
-		if err != nil {
+	if row, ok := raw.Expanded("csp_provideraccount"); ok && !f.Agreement.ProviderAccount.IsZero() {
+		f.ProviderAccount = &schema.ProviderAccount{}
+		if err := dataverse.Unmarshal(row, f.ProviderAccount); err != nil {
 			return f, err
 		}
-		for i, res := range results {
-			if dataverse.IsNotFound(res.Err) {
-				continue
-			}
-			if res.Err != nil {
-				return f, res.Err
-			}
-			row, err := res.Row()
-			if err != nil {
-				return f, err
-			}
-			switch kinds[i] {
-			case "account":
-				f.ProviderAccount = &schema.ProviderAccount{}
-				err = dataverse.Unmarshal(row, f.ProviderAccount)
-			case "template":
-				f.Template = &schema.AgreementTemplate{}
-				err = dataverse.Unmarshal(row, f.Template)
-			}
-			if err != nil {
-				return f, err
-			}
+	}
+	if row, ok := raw.Expanded("csp_agreementtemplate"); ok && !f.Agreement.Template.IsZero() {
+		f.Template = &schema.AgreementTemplate{}
+		if err := dataverse.Unmarshal(row, f.Template); err != nil {
+			return f, err
 		}
 	}
 	return f, nil

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -42,7 +43,8 @@ const safetyNetDelay = 30 * time.Minute
 const parentSafetyNet = 2 * time.Minute
 
 // Provisioner pushes License Change Logs to Partner Center exactly once: it re-reads the
-// LCL and its context, decides with mapping.Decide, claims the row (Provisioning, a new attempt id, If-Match),
+// LCL and its context (one request, $expand; or takes them over from the change before it, which woke it:
+// handover), decides with mapping.Decide, claims the row (Provisioning, a new attempt id, If-Match),
 // makes the change idempotently and writes the outcome and a message on the row.
 type Provisioner struct {
 	dv          *dataverse.Client
@@ -56,6 +58,8 @@ type Provisioner struct {
 	log         *slog.Logger
 
 	faults provisionFaults
+
+	handover handover
 }
 
 // Options are a Provisioner's optional collaborators and settings; the zero value is ready to use.
@@ -151,8 +155,13 @@ type Outcome struct {
 // decides again, at most three times; the error is for failures worth retrying later.
 func (p *Provisioner) Provision(ctx context.Context, id dataverse.GUID) (Outcome, error) {
 	var owned claimToken // the claim this run holds, once it claimed the row
+	handed, ok := p.handover.take(id, p.now())
 	for range 3 {
-		out, claim, err := p.once(ctx, id, owned)
+		var given *mapping.LCLFacts
+		if ok {
+			given, ok = &handed, false // the first pass only: after a conflict, read
+		}
+		out, claim, err := p.once(ctx, id, owned, given)
 		if !errors.Is(err, errConflict) {
 			return out, err
 		}
@@ -174,11 +183,18 @@ func (t claimToken) holds(l schema.LicenseChangeLog) bool {
 	return t.attempt != "" && l.AttemptID == t.attempt && l.ClaimExpiresOn.Equal(t.expires)
 }
 
-// once is one read–decide–act pass. owned is the claim this run made in an earlier pass.
-func (p *Provisioner) once(ctx context.Context, id dataverse.GUID, owned claimToken) (Outcome, claimToken, error) {
+// once is one read–decide–act pass. owned is the claim this run made in an earlier pass; given, when not
+// nil, are the facts the change before it handed over (handover), used instead of reading them.
+func (p *Provisioner) once(ctx context.Context, id dataverse.GUID, owned claimToken, given *mapping.LCLFacts) (Outcome, claimToken, error) {
 	out := Outcome{LCL: id}
 	now := p.now()
-	f, err := p.load(ctx, id)
+	var f mapping.LCLFacts
+	var err error
+	if given != nil {
+		f = *given
+	} else {
+		f, err = p.load(ctx, id)
+	}
 	if dataverse.IsNotFound(err) {
 		out.Decision = mapping.Decision{Verdict: mapping.Skip, Message: "The change log no longer exists."}
 		return out, owned, nil
@@ -578,8 +594,100 @@ func (p *Provisioner) perform(ctx context.Context, f mapping.LCLFacts, d mapping
 	}
 	out.Written, out.Changed = true, message
 	out.Decision.Message = message
+	p.handOver(c.f, res)
 	p.wake(ctx, c, res)
 	return out, token, nil
+}
+
+// handoverTTL is how long facts handed over to the next change stay usable. The woken change normally
+// runs within seconds, but a Dataverse client pacing bulk work within its service protection budget may
+// hold it back for up to a window (300 s): as it may hold back the claim that follows any read. One that
+// waited longer reads its context again.
+const handoverTTL = 5 * time.Minute
+
+// handover carries what a provisioned change read and wrote to the next change of its subscription, which
+// its success wakes: that change's row (with its ETag, as read a moment ago), the subscription as the
+// change set just wrote it, the provider, provider account and parent, and the pending changes but the one
+// just provisioned. The woken change then claims without reading again: its claim and every write carry
+// the handed-over ETag (If-Match), so a row changed since is refused (412) and the run reads it and
+// decides again, as after any conflict. The handover lives in this replica's memory only: a change woken
+// elsewhere, or later than handoverTTL, reads as usual.
+type handover struct {
+	mu    sync.Mutex
+	facts map[dataverse.GUID]handed
+}
+
+type handed struct {
+	f  mapping.LCLFacts
+	at time.Time
+}
+
+// put keeps f for the next run of f.LCL, and forgets what has expired.
+func (h *handover) put(f mapping.LCLFacts, now time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.facts == nil {
+		h.facts = map[dataverse.GUID]handed{}
+	}
+	for id, x := range h.facts {
+		if now.Sub(x.at) >= handoverTTL {
+			delete(h.facts, id)
+		}
+	}
+	h.facts[f.LCL.ID] = handed{f: f, at: now}
+}
+
+// take returns and forgets the facts handed over to id, if they are fresh.
+func (h *handover) take(id dataverse.GUID, now time.Time) (mapping.LCLFacts, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	x, ok := h.facts[id]
+	delete(h.facts, id)
+	if !ok || now.Sub(x.at) >= handoverTTL || now.Before(x.at) {
+		return mapping.LCLFacts{}, false
+	}
+	return x.f, true
+}
+
+// handOver hands the facts of f, after its change res was made and written, to the next change of the
+// subscription when that one is next in line (handover).
+func (p *Provisioner) handOver(f mapping.LCLFacts, res result) {
+	if p.wakeRows == nil || f.Subscription == nil {
+		return // nothing is woken: nothing runs next
+	}
+	later := f.Later()
+	if len(later) == 0 || later[0].ProvisioningStatus != schema.ProvisioningAwaiting {
+		return
+	}
+	next := mapping.LCLFacts{LCL: later[0], Provider: f.Provider, ProviderAccount: f.ProviderAccount, Parent: f.Parent}
+	sub := wroteSubscription(*f.Subscription, subscriptionChanges(f, res, p.now().UTC()))
+	next.Subscription = &sub
+	for _, o := range f.Pending {
+		if o.ID != f.LCL.ID {
+			next.Pending = append(next.Pending, o)
+		}
+	}
+	p.handover.put(next, p.now())
+}
+
+// wroteSubscription is sub with the columns of changes (subscriptionChanges) written.
+func wroteSubscription(sub schema.Subscription, changes dataverse.Row) schema.Subscription {
+	for col, v := range changes {
+		i, _ := v.(int)
+		switch col {
+		case "csp_quantity":
+			sub.Quantity = i
+		case "csp_pcsubscriptionid":
+			sub.PCSubscriptionID, _ = v.(string)
+		case "csp_actualprovisionedon":
+			sub.ActualProvisionedOn, _ = v.(time.Time)
+		case "statecode":
+			sub.State = i
+		case "statuscode":
+			sub.Status = i
+		}
+	}
+	return sub
 }
 
 // requestID derives the MS-RequestId of one logical call of an attempt, so a retry of the same call after
@@ -1123,91 +1231,70 @@ func (p *Provisioner) wake(ctx context.Context, c *claimed, res result) {
 	}
 }
 
-// load reads the LCL and its context: the subscription, then in one $batch its provider, provider account,
-// parent subscription and the subscription's changes not yet done.
+// pendingChanges is the subscription's one-to-many relationship to its change logs: the navigation
+// property load expands to read the subscription's changes not yet done.
+func pendingChanges() string {
+	return dataverse.RelationshipName(schema.TableSubscription, schema.TableLicenseChangeLog, "csp_subscription")
+}
+
+// loadExpand is what load reads with the change log, in the same request: its subscription, and the
+// subscription's provider, provider account, parent subscription and changes not yet done.
+func loadExpand() []dataverse.Expand {
+	return []dataverse.Expand{{
+		Nav: "csp_subscription", Select: dataverse.Columns[schema.Subscription](),
+		Expand: []dataverse.Expand{
+			{Nav: "csp_provider", Select: dataverse.Columns[schema.Provider]()},
+			{Nav: "csp_provideraccount", Select: dataverse.Columns[schema.ProviderAccount]()},
+			{Nav: "csp_parentsubscription", Select: dataverse.Columns[schema.Subscription]()},
+			// Plain comparisons: Microsoft documents $filter inside $expand, not its query functions (In).
+			{Nav: pendingChanges(), Select: dataverse.Columns[schema.LicenseChangeLog](),
+				Filter: dataverse.And(dataverse.Eq("statecode", schema.StateActive), dataverse.Or(
+					dataverse.Eq("csp_provisioningstatus", schema.ProvisioningAwaiting),
+					dataverse.Eq("csp_provisioningstatus", schema.ProvisioningInProgress),
+					dataverse.Eq("csp_provisioningstatus", schema.ProvisioningFailed)))},
+		},
+	}}
+}
+
+// load reads the LCL and its context in one request ($expand, loadExpand): the subscription, its
+// provider, provider account and parent subscription, and its changes not yet done.
 func (p *Provisioner) load(ctx context.Context, id dataverse.GUID) (mapping.LCLFacts, error) {
 	var f mapping.LCLFacts
-	r, err := p.dv.Get(ctx, schema.SetLicenseChangeLogs, id, &dataverse.GetOptions{Select: dataverse.Columns[schema.LicenseChangeLog]()})
+	r, err := p.dv.Get(ctx, schema.SetLicenseChangeLogs, id, &dataverse.GetOptions{Select: dataverse.Columns[schema.LicenseChangeLog](), Expand: loadExpand()})
 	if err != nil {
 		return f, err
 	}
 	if err := dataverse.Unmarshal(r, &f.LCL); err != nil {
 		return f, err
 	}
-	if f.LCL.Subscription.ID == uuid.Nil {
-		return f, nil
-	}
-	r, err = p.dv.Get(ctx, schema.SetSubscriptions, f.LCL.Subscription.ID, &dataverse.GetOptions{Select: dataverse.Columns[schema.Subscription]()})
-	if dataverse.IsNotFound(err) {
-		return f, nil
-	}
-	if err != nil {
-		return f, fmt.Errorf("provision %s: read subscription: %w", id, err)
+	subRow, ok := r.Expanded("csp_subscription")
+	if f.LCL.Subscription.ID == uuid.Nil || !ok {
+		return f, nil // no subscription, or it no longer exists
 	}
 	var sub schema.Subscription
-	if err := dataverse.Unmarshal(r, &sub); err != nil {
+	if err := dataverse.Unmarshal(subRow, &sub); err != nil {
 		return f, err
 	}
 	f.Subscription = &sub
-
-	var b dataverse.Batch
-	type slot struct {
-		index int
-		into  any
-	}
-	var slots []slot
-	get := func(set string, ref dataverse.Ref, cols []string, into any) {
-		if ref.ID == uuid.Nil {
-			return
-		}
-		slots = append(slots, slot{b.Len(), into})
-		b.Add(dataverse.GetOp(set, ref.ID, &dataverse.GetOptions{Select: cols}))
-	}
-	var provider schema.Provider
-	var account schema.ProviderAccount
-	var parent schema.Subscription
-	get(schema.SetProviders, sub.Provider, dataverse.Columns[schema.Provider](), &provider)
-	get(schema.SetProviderAccounts, sub.ProviderAccount, dataverse.Columns[schema.ProviderAccount](), &account)
-	get(schema.SetSubscriptions, sub.Parent, dataverse.Columns[schema.Subscription](), &parent)
-	pendingAt := b.Len()
-	b.Add(dataverse.QueryOp(schema.SetLicenseChangeLogs, &dataverse.Query{
-		Select: dataverse.Columns[schema.LicenseChangeLog](),
-		Filter: dataverse.And(dataverse.LookupEq("csp_subscription", sub.ID), dataverse.Eq("statecode", schema.StateActive),
-			dataverse.In("csp_provisioningstatus", schema.ProvisioningAwaiting, schema.ProvisioningInProgress, schema.ProvisioningFailed)),
-		PageSize: 5000,
-	}))
-	results, err := p.dv.ExecuteBatch(ctx, &b, &dataverse.BatchOptions{ContinueOnError: true})
-	if err != nil {
-		return f, fmt.Errorf("provision %s: read the subscription's context: %w", id, err)
-	}
-	found := map[any]bool{}
-	for _, s := range slots {
-		row, err := results[s.index].Row()
-		if dataverse.IsNotFound(err) {
-			continue
-		}
-		if err != nil {
-			return f, fmt.Errorf("provision %s: read the subscription's context: %w", id, err)
-		}
-		if err := dataverse.Unmarshal(row, s.into); err != nil {
+	if row, ok := subRow.Expanded("csp_provider"); ok {
+		f.Provider = &schema.Provider{}
+		if err := dataverse.Unmarshal(row, f.Provider); err != nil {
 			return f, err
 		}
-		found[s.into] = true
 	}
-	if found[&provider] {
-		f.Provider = &provider
+	if row, ok := subRow.Expanded("csp_provideraccount"); ok {
+		f.ProviderAccount = &schema.ProviderAccount{}
+		if err := dataverse.Unmarshal(row, f.ProviderAccount); err != nil {
+			return f, err
+		}
 	}
-	if found[&account] {
-		f.ProviderAccount = &account
+	if row, ok := subRow.Expanded("csp_parentsubscription"); ok {
+		f.Parent = &schema.Subscription{}
+		if err := dataverse.Unmarshal(row, f.Parent); err != nil {
+			return f, err
+		}
 	}
-	if found[&parent] {
-		f.Parent = &parent
-	}
-	rows, err := results[pendingAt].Rows()
-	if err != nil {
-		return f, fmt.Errorf("provision %s: read the subscription's other changes: %w", id, err)
-	}
-	for _, row := range rows {
+	for _, row := range subRow.ExpandedRows(pendingChanges()) {
 		var o schema.LicenseChangeLog
 		if err := dataverse.Unmarshal(row, &o); err != nil {
 			return f, err

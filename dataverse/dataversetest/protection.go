@@ -156,6 +156,18 @@ func (s *Server) cost(o op, res result) time.Duration {
 // targets, otherwise one.
 func rowsTouched(o op, res result) int {
 	if m, ok := res.body.(map[string]any); ok {
+		if v, ok := m["value"].([]any); ok {
+			n := len(v)
+			for _, row := range v {
+				if r, ok := row.(map[string]any); ok {
+					n += expandedRows(r)
+				}
+			}
+			return n
+		}
+		if _, ok := m["@odata.etag"]; ok {
+			return 1 + expandedRows(m) // a row, and the rows its $expand added
+		}
 		for _, k := range []string{"value", "Ids"} {
 			if v, ok := m[k].([]any); ok {
 				return len(v)

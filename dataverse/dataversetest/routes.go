@@ -273,7 +273,12 @@ func (s *Server) rowOp(o op, t *table, inner string, undoLog *[]undo) result {
 		if inm := o.header.Get("If-None-Match"); inm != "" && inm != "null" && !formatted && inm == etag(r) {
 			return result{status: http.StatusNotModified}
 		}
+		es, e := s.expandRequested(o, t)
+		if e != nil {
+			return fail(e)
+		}
 		body := s.render(t, r, sel, formatted)
+		s.expand(t, r, body, es, formatted)
 		body["@odata.context"] = o.base() + "$metadata#" + t.def.EntitySetName + "/$entity"
 		return result{status: 200, body: body}
 	case http.MethodDelete:
@@ -759,26 +764,13 @@ func (s *Server) list(o op, t *table) result {
 	}
 	var f *Filter
 	if text := o.query.Get("$filter"); text != "" {
-		var err error
-		if f, err = ParseFilter(text); err != nil {
-			return fail(&apiError{status: 400, code: "0x80060888", message: err.Error()})
+		if f, e = parseTableFilter(t, text); e != nil {
+			return fail(e)
 		}
-		if err := f.Check(func(col string) (Kind, bool) {
-			c, ok := t.property(col)
-			if !ok {
-				return 0, false
-			}
-			if strings.HasPrefix(col, "_") {
-				return KindGUID, true
-			}
-			return kindOf(c), true
-		}); err != nil {
-			msg := err.Error()
-			if strings.HasPrefix(msg, "Could not find a property named") {
-				msg = strings.TrimSuffix(msg, ".") + " on type 'Microsoft.Dynamics.CRM." + t.def.LogicalName + "'."
-			}
-			return fail(&apiError{status: 400, code: "0x0", message: msg})
-		}
+	}
+	es, e := s.expandRequested(o, t)
+	if e != nil {
+		return fail(e)
 	}
 	order, e := parseOrderBy(t, o.query.Get("$orderby"))
 	if e != nil {
@@ -827,7 +819,9 @@ func (s *Server) list(o op, t *table) result {
 	formatted := wantsAnnotations(o.header)
 	values := make([]any, len(page))
 	for i, r := range page {
-		values[i] = s.render(t, r, sel, formatted)
+		row := s.render(t, r, sel, formatted)
+		s.expand(t, r, row, es, formatted)
+		values[i] = row
 	}
 	body := map[string]any{"@odata.context": o.base() + "$metadata#" + t.def.EntitySetName, "value": values}
 	if next != "" {
@@ -837,6 +831,31 @@ func (s *Server) list(o op, t *table) result {
 		body["@odata.count"] = min(total, 5000)
 	}
 	return result{status: 200, body: body}
+}
+
+// parseTableFilter parses a $filter and checks its properties against t.
+func parseTableFilter(t *table, text string) (*Filter, *apiError) {
+	f, err := ParseFilter(text)
+	if err != nil {
+		return nil, &apiError{status: 400, code: "0x80060888", message: err.Error()}
+	}
+	if err := f.Check(func(col string) (Kind, bool) {
+		c, ok := t.property(col)
+		if !ok {
+			return 0, false
+		}
+		if strings.HasPrefix(col, "_") {
+			return KindGUID, true
+		}
+		return kindOf(c), true
+	}); err != nil {
+		msg := err.Error()
+		if strings.HasPrefix(msg, "Could not find a property named") {
+			msg = strings.TrimSuffix(msg, ".") + " on type 'Microsoft.Dynamics.CRM." + t.def.LogicalName + "'."
+		}
+		return nil, &apiError{status: 400, code: "0x0", message: msg}
+	}
+	return f, nil
 }
 
 // Paging cookies are opaque to clients; here they carry the offset of the next page.

@@ -107,6 +107,8 @@ type Request struct {
 	// ExecutionTime is what the request added to its user's combined execution time (protection.go):
 	// zero for operations inside a $batch (the $batch carries their sum) and for refused requests.
 	ExecutionTime time.Duration
+	// At is when the request arrived, on the server's clock.
+	At time.Time
 }
 
 // IsWrite reports a request that changes data or metadata. A $batch envelope is not itself a write: its
@@ -306,7 +308,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	user := userOf(r)
-	entry := Request{Method: r.Method, Path: path, Query: r.URL.RawQuery, User: user}
+	entry := Request{Method: r.Method, Path: path, Query: r.URL.RawQuery, User: user, At: s.now()}
 	rw := &simhttp.StatusWriter{ResponseWriter: w, Status: http.StatusOK}
 	defer func() {
 		entry.Status = rw.Status
