@@ -17,9 +17,9 @@ import (
 // JavaScript action without its function or script, is refused.
 //
 // The simulator also serves what a browser needs to run those scripts against it: every web resource at
-// /WebResources/<name>, as Dynamics serves them, and, under /sandbox/, a minimal Xrm host (xrm.js: the
-// parts of the client API the scripts call, over this Web API) and a page that shows one row with its
-// form's buttons (form.html?table=<logical name>&id=<row id>&user=<systemuserid>).
+// /WebResources/<name>, as Dynamics serves them, and, at /sandbox/xrm.js, a minimal Xrm host (the parts of
+// the client API the scripts call, over this Web API). The pages (pages.go, /main.aspx) show the buttons
+// on the app's forms and views and run them through it.
 
 // commandTables are webresource and appaction.
 func commandTables() []dataverse.Table {
@@ -86,8 +86,8 @@ func (s *Server) checkAppAction(t *table, r *record) *apiError {
 //go:embed sandboxpage
 var sandboxPage embed.FS
 
-// serveApp serves web resources at /WebResources/<name> and the sandbox's Xrm host and page under
-// /sandbox/. It reports whether the request was one of those.
+// serveApp serves web resources at /WebResources/<name> and the sandbox's Xrm host under /sandbox/. It
+// reports whether the request was one of those.
 func (s *Server) serveApp(w http.ResponseWriter, r *http.Request) bool {
 	switch {
 	case strings.HasPrefix(r.URL.Path, "/WebResources/"):

@@ -5,8 +5,9 @@
 //     Dynamics; the entity set is read from EntityDefinitions)
 //   Xrm.Utility.getGlobalContext().getClientUrl(), .userSettings.userId / userName
 //   Xrm.Utility.lookupObjects (a small picker of the rows of the entity type)
-//   XrmHost.formContext(table, id, hooks): data.entity.getId / getEntityName / getIsDirty, data.refresh,
-//     data.save, ui.setFormNotification / clearFormNotification
+//
+// The form's context (the PrimaryControl the commands get) is the page's own: the simulator's pages
+// (pages/app.js) make it.
 //
 // Calls act as the user XrmHost.configure({ userId }) names (the MSCRMCallerID header), as a person signed
 // in to Dynamics would. Errors are rejected like Xrm's: an object with errorCode and message.
@@ -129,43 +130,6 @@
     Utility: { getGlobalContext: function () { return globalContext; }, lookupObjects: lookupObjects }
   };
 
-  // formContext is a form's context for one row. hooks.refresh re-reads and shows the row;
-  // hooks.notifications is the element the form's notifications go in.
-  function formContext(table, id, hooks) {
-    var notices = hooks.notifications;
-    return {
-      data: {
-        entity: {
-          getId: function () { return "{" + bare(id).toUpperCase() + "}"; },
-          getEntityName: function () { return table; },
-          getIsDirty: function () { return false; }
-        },
-        refresh: async function (save) { await hooks.refresh(); },
-        save: async function () { }
-      },
-      ui: {
-        setFormNotification: function (text, level, uniqueId) {
-          this.clearFormNotification(uniqueId);
-          var p = document.createElement("p");
-          p.className = "notification";
-          p.dataset.id = uniqueId;
-          p.dataset.level = level;
-          p.textContent = text;
-          notices.appendChild(p);
-          return true;
-        },
-        clearFormNotification: function (uniqueId) {
-          notices.querySelectorAll(".notification").forEach(function (p) {
-            if (p.dataset.id === uniqueId) {
-              p.remove();
-            }
-          });
-          return true;
-        }
-      }
-    };
-  }
-
   // configure names the user the page acts as and reads the user's name.
   async function configure(options) {
     state.userId = bare(options.userId || "");
@@ -178,5 +142,5 @@
     }
   }
 
-  global.XrmHost = { configure: configure, formContext: formContext, call: call, entitySet: entitySet };
+  global.XrmHost = { configure: configure };
 })(window);
