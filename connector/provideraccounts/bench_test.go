@@ -1,14 +1,11 @@
 package provideraccounts
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -77,60 +74,13 @@ func TestSyncBenchSimulators(t *testing.T) {
 	_, _ = io.Copy(io.Discard, os.Stdin)
 }
 
-// requestCounter counts the requests a client sends, by kind, and what service protection counts of them
-// (a $batch: each operation; a bulk message: one).
-type requestCounter struct {
-	next                                   http.RoundTripper
-	reads, batches, bulk, rest, protection atomic.Int64
-}
-
-func (c *requestCounter) RoundTrip(r *http.Request) (*http.Response, error) {
-	c.protection.Add(1) // a $batch and a bulk message each count as one request (api-limits: a batch "will avoid the number of requests limit")
-	switch {
-	case r.Method == http.MethodGet:
-		c.reads.Add(1)
-	case strings.HasSuffix(r.URL.Path, "/$batch"):
-		c.batches.Add(1)
-	case testrig.IsBulkMessage(r):
-		c.bulk.Add(1)
-	default:
-		c.rest.Add(1)
-	}
-	return c.next.RoundTrip(r)
-}
-
-func (c *requestCounter) reset() {
-	c.reads.Store(0)
-	c.batches.Store(0)
-	c.bulk.Store(0)
-	c.rest.Store(0)
-	c.protection.Store(0)
-}
-
 func benchSync(b *testing.B, n int) {
 	b.StopTimer()
-	child := exec.Command(os.Args[0], "-test.run=^TestSyncBenchSimulators$")
-	child.Env = append(os.Environ(), fmt.Sprintf("%s=%d", syncBenchChildEnv, n))
-	stdin, err := child.StdinPipe()
-	require.NoError(b, err)
-	stdout, err := child.StdoutPipe()
-	require.NoError(b, err)
-	child.Stderr = os.Stderr
-	require.NoError(b, child.Start())
-	defer func() { _ = stdin.Close(); _ = child.Wait() }()
-	var dvURL, pcURL string
-	sc := bufio.NewScanner(stdout)
-	for sc.Scan() {
-		if f := strings.Fields(sc.Text()); len(f) == 3 && f[0] == "READY" {
-			dvURL, pcURL = f[1], f[2]
-			break
-		}
-	}
-	require.NotEmpty(b, dvURL, "the simulators' child process did not start")
-	go func() { _, _ = io.Copy(io.Discard, stdout) }()
+	dvURL, pcURL, stop := testrig.StartSimulatorChild(b, "TestSyncBenchSimulators", fmt.Sprintf("%s=%d", syncBenchChildEnv, n))
+	defer stop()
 
-	dvCount := &requestCounter{next: http.DefaultTransport}
-	pcCount := &requestCounter{next: http.DefaultTransport}
+	dvCount := &testrig.RequestCounter{Next: http.DefaultTransport}
+	pcCount := &testrig.RequestCounter{Next: http.DefaultTransport}
 	dv, err := dataverse.NewClient(dvURL, nil, &dataverse.ClientOptions{HTTPClient: &http.Client{Transport: dvCount}, Tables: schema.Schema().Tables})
 	require.NoError(b, err)
 	pc, err := partnercenter.NewClient(pcURL, partnercenter.Credentials{}, &partnercenter.ClientOptions{HTTPClient: &http.Client{Transport: pcCount}, PageSize: syncBenchPCPageSize})
@@ -159,16 +109,16 @@ func benchSync(b *testing.B, n int) {
 	minSecondReads := 1 + ceil(n, syncBenchDVReadPage) + 1 + ceil(mapped, syncBenchDVReadPage) + accountReads + ceil(mapped, syncBenchDVReadPage)
 
 	measure := func() (SyncCounts, syncMeasure) {
-		dvCount.reset()
-		pcCount.reset()
+		dvCount.Reset()
+		pcCount.Reset()
 		var c SyncCounts
 		m := measureHeap(b, func() {
 			var err error
 			c, err = p.Sync(b.Context())
 			require.NoError(b, err)
 		})
-		m.dvReads, m.dvBatches, m.dvOther, m.pcRequests = int(dvCount.reads.Load()), int(dvCount.batches.Load()), int(dvCount.rest.Load()), int(pcCount.reads.Load()+pcCount.rest.Load())
-		m.dvBulk, m.dvCounted = int(dvCount.bulk.Load()), int(dvCount.protection.Load())
+		m.dvReads, m.dvBatches, m.dvOther, m.pcRequests = int(dvCount.Reads.Load()), int(dvCount.Batches.Load()), int(dvCount.Rest.Load()), int(pcCount.Reads.Load()+pcCount.Rest.Load())
+		m.dvBulk, m.dvCounted = int(dvCount.Bulk.Load()), int(dvCount.Requests())
 		return c, m
 	}
 	firstCounts, first := measure()

@@ -1,15 +1,11 @@
 package subscriptions
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"strconv"
-	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -107,63 +103,13 @@ func TestSubscriptionBenchSimulators(t *testing.T) {
 	_, _ = io.Copy(io.Discard, os.Stdin)
 }
 
-type requestCounter struct {
-	next                                              http.RoundTripper
-	reads, batches, bulk, rest, status429, protection atomic.Int64
-}
-
-func (c *requestCounter) RoundTrip(r *http.Request) (*http.Response, error) {
-	c.protection.Add(1) // a $batch and a bulk message each count as one request (api-limits: a batch "will avoid the number of requests limit")
-	switch {
-	case r.Method == http.MethodGet:
-		c.reads.Add(1)
-	case strings.HasSuffix(r.URL.Path, "/$batch"):
-		c.batches.Add(1)
-	case testrig.IsBulkMessage(r):
-		c.bulk.Add(1)
-	default:
-		c.rest.Add(1)
-	}
-	resp, err := c.next.RoundTrip(r)
-	if err == nil && resp.StatusCode == http.StatusTooManyRequests {
-		c.status429.Add(1)
-	}
-	return resp, err
-}
-
-func (c *requestCounter) reset() {
-	c.reads.Store(0)
-	c.batches.Store(0)
-	c.rest.Store(0)
-	c.bulk.Store(0)
-	c.protection.Store(0)
-	c.status429.Store(0)
-}
-
 func benchSubscriptionSync(b *testing.B, customers int) {
 	b.StopTimer()
-	child := exec.Command(os.Args[0], "-test.run=^TestSubscriptionBenchSimulators$")
-	child.Env = append(os.Environ(), fmt.Sprintf("%s=%d", subBenchChildEnv, customers))
-	stdin, err := child.StdinPipe()
-	require.NoError(b, err)
-	stdout, err := child.StdoutPipe()
-	require.NoError(b, err)
-	child.Stderr = os.Stderr
-	require.NoError(b, child.Start())
-	defer func() { _ = stdin.Close(); _ = child.Wait() }()
-	var dvURL, pcURL string
-	sc := bufio.NewScanner(stdout)
-	for sc.Scan() {
-		if f := strings.Fields(sc.Text()); len(f) == 3 && f[0] == "READY" {
-			dvURL, pcURL = f[1], f[2]
-			break
-		}
-	}
-	require.NotEmpty(b, dvURL, "the simulators' child process did not start")
-	go func() { _, _ = io.Copy(io.Discard, stdout) }()
+	dvURL, pcURL, stop := testrig.StartSimulatorChild(b, "TestSubscriptionBenchSimulators", fmt.Sprintf("%s=%d", subBenchChildEnv, customers))
+	defer stop()
 
-	dvCount := &requestCounter{next: http.DefaultTransport}
-	pcCount := &requestCounter{next: http.DefaultTransport}
+	dvCount := &testrig.RequestCounter{Next: http.DefaultTransport}
+	pcCount := &testrig.RequestCounter{Next: http.DefaultTransport}
 	dv, err := dataverse.NewClient(dvURL, nil, &dataverse.ClientOptions{HTTPClient: &http.Client{Transport: dvCount}, Tables: schema.Schema().Tables})
 	require.NoError(b, err)
 	pc, err := partnercenter.NewClient(pcURL, partnercenter.Credentials{}, &partnercenter.ClientOptions{HTTPClient: &http.Client{Transport: pcCount}})
@@ -173,17 +119,17 @@ func benchSubscriptionSync(b *testing.B, customers int) {
 	ceil := func(a, b int) int { return (a + b - 1) / b }
 	groups := ceil(customers, w.groupSize)
 	measure := func(gcPercent int) (SyncResult, subMeasure) {
-		dvCount.reset()
-		pcCount.reset()
+		dvCount.Reset()
+		pcCount.Reset()
 		var res SyncResult
 		m := measureHeap(b, gcPercent, func() {
 			var err error
 			res, err = w.Sync(b.Context(), SyncOptions{})
 			require.NoError(b, err)
 		})
-		m.dvReads, m.dvBatches, m.dvOther = int(dvCount.reads.Load()), int(dvCount.batches.Load()+dvCount.bulk.Load()), int(dvCount.rest.Load())
-		m.dvCounted = int(dvCount.protection.Load())
-		m.pcRequests, m.pc429 = int(pcCount.reads.Load()+pcCount.rest.Load()), int(pcCount.status429.Load())
+		m.dvReads, m.dvBatches, m.dvOther = int(dvCount.Reads.Load()), int(dvCount.Batches.Load()+dvCount.Bulk.Load()), int(dvCount.Rest.Load())
+		m.dvCounted = int(dvCount.Requests())
+		m.pcRequests, m.pc429 = int(pcCount.Reads.Load()+pcCount.Rest.Load()), int(pcCount.Status429.Load())
 		return res, m
 	}
 	first, fm := measure(5)
